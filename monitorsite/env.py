@@ -1,0 +1,103 @@
+"""Typed readers for environment variables.
+
+Every reader fails with ``ImproperlyConfigured`` whose message names the
+variable and says what was expected, so a typo in ``.env`` stops start-up
+with one readable line instead of surfacing later as a strange error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _raw(name: str) -> str | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    value = _raw(name)
+    return default if value is None else value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = _raw(name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {value!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = _raw(name)
+    if value is None:
+        return list(default)
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise ImproperlyConfigured(f"{name} must be a comma separated list, got {value!r}")
+    return items
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _raw(name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return lowered
+
+
+def env_path(name: str, default: Path, *, base: Path) -> Path:
+    """A filesystem path; relative values are taken from the project root."""
+    value = _raw(name)
+    path = Path(value).expanduser() if value is not None else default
+    return path if path.is_absolute() else base / path
+
+
+def env_timezone(name: str, default: str) -> str:
+    value = _raw(name) or default
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(
+            f"{name} must be an IANA time zone such as America/New_York, got {value!r}"
+        ) from None
+    return value
+
+
+def env_url(name: str) -> str | None:
+    value = _raw(name)
+    if value is None:
+        return None
+    if not value.startswith(("http://", "https://")):
+        # The value is not echoed: webhook URLs carry their secret in the path.
+        raise ImproperlyConfigured(f"{name} must be an http:// or https:// URL")
+    return value.rstrip("/")

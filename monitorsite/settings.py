@@ -1,0 +1,249 @@
+"""Settings for the monitoring site, read from the environment.
+
+Every variable is optional (see ``.env.example``); with none set the site runs
+on SQLite, the django-q2 ORM broker and local backups. A ``.env`` file in the
+project root is read first; variables already in the environment win.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+from monitorsite.env import (
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+    env_timezone,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+load_dotenv(BASE_DIR / ".env", override=False)
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+DATA_DIR = BASE_DIR / "data"
+DATABASE_PATH = env_path("DATABASE_PATH", DATA_DIR / "trades.db", base=BASE_DIR)
+LOG_DIR = env_path("LOG_DIR", DATA_DIR / "logs", base=BASE_DIR)
+DATABASE_PATH.parent.mkdir(parents=True, exist_ok=True)
+LOG_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """The key from the environment, else one generated once into a file."""
+    key = env_str("DJANGO_SECRET_KEY")
+    if key:
+        return key
+    key_file = DATA_DIR / ".secret_key"
+    try:
+        if key_file.exists():
+            return key_file.read_text().strip()
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(50)
+        # O_EXCL: two processes starting at once must not write two different keys.
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+    except FileExistsError:
+        return key_file.read_text().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY is not set and {key_file} cannot be written ({exc.strerror})"
+        ) from None
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = [
+    f"{scheme}://{host}" for host in ALLOWED_HOSTS if host not in ("*",) for scheme in ("http", "https")
+]
+
+MARKET_TIMEZONE = env_timezone("MARKET_TIMEZONE", "America/New_York")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_api_key",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "monitorsite",
+    "trades",
+    "alerts",
+    "backups",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "monitorsite.urls"
+WSGI_APPLICATION = "monitorsite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite in WAL mode: readers never block the writer. Write transactions
+# start IMMEDIATE so they queue on the busy timeout instead of failing with
+# "database is locked" when a read transaction tries to upgrade.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(DATABASE_PATH),
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
+            "init_command": (
+                "PRAGMA journal_mode=WAL;"
+                "PRAGMA synchronous=NORMAL;"
+                f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000};"
+                "PRAGMA foreign_keys=ON;"
+            ),
+        },
+        "TEST": {"NAME": str(DATA_DIR / "test_trades.db")},
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+# Stored times are UTC; the admin shows them in the market's time zone.
+TIME_ZONE = MARKET_TIMEZONE
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# Serve straight from the apps so the site works without a collectstatic step.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["trades.auth.BotKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["trades.auth.HasBotKey"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "COERCE_DECIMAL_TO_STRING": False,
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Trading bot monitor API",
+    "DESCRIPTION": "What the trading bot reports to, and what dashboards read from.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# django-q2 on the ORM broker: the queue is a table in the same SQLite file.
+Q_CLUSTER = {
+    "name": "monitorsite",
+    "orm": "default",
+    "workers": env_int("Q_WORKERS", 2, minimum=1),
+    "timeout": 300,
+    "retry": 360,
+    "max_attempts": 3,
+    "save_limit": 500,
+    "catch_up": False,
+    "poll": 0.5,
+    "ack_failures": True,
+}
+
+# Heartbeats older than this mean the task cluster is not running.
+CLUSTER_STALE_AFTER_SECONDS = 180
+
+DISCORD_WEBHOOK_URL = env_url("DISCORD_WEBHOOK_URL")
+LOKI_URL = env_url("LOKI_URL")
+LOKI_USERNAME = env_str("LOKI_USERNAME")
+LOKI_PASSWORD = env_str("LOKI_PASSWORD")
+
+CLOUD_STORAGE_PROVIDER = env_choice(
+    "CLOUD_STORAGE_PROVIDER", "local", ("local", "oracle", "azure", "aws", "gcp")
+)
+LOCAL_STORAGE_PATH = env_path("LOCAL_STORAGE_PATH", DATA_DIR / "backups", base=BASE_DIR)
+OCI_BUCKET_NAME = env_str("OCI_BUCKET_NAME")
+OCI_NAMESPACE = env_str("OCI_NAMESPACE")
+OCI_AUTH = env_choice("OCI_AUTH", "config", ("config", "instance_principal"))
+OCI_CONFIG_FILE = env_str("OCI_CONFIG_FILE", "~/.oci/config")
+OCI_CONFIG_PROFILE = env_str("OCI_CONFIG_PROFILE", "DEFAULT")
+OCI_ENDPOINT = env_url("OCI_ENDPOINT")
+AZURE_STORAGE_CONNECTION_STRING = env_str("AZURE_STORAGE_CONNECTION_STRING")
+AZURE_STORAGE_ACCOUNT = env_str("AZURE_STORAGE_ACCOUNT")
+AZURE_STORAGE_KEY = env_str("AZURE_STORAGE_KEY")
+AZURE_STORAGE_SAS_TOKEN = env_str("AZURE_STORAGE_SAS_TOKEN")
+AZURE_CONTAINER_NAME = env_str("AZURE_CONTAINER_NAME") or env_str("AZURE_CONTAINER", "backups")
+AWS_S3_BUCKET = env_str("AWS_S3_BUCKET")
+AWS_REGION = env_str("AWS_REGION")
+AWS_ENDPOINT_URL = env_url("AWS_ENDPOINT_URL")
+GCP_BUCKET_NAME = env_str("GCP_BUCKET_NAME")
+GCP_PROJECT_ID = env_str("GCP_PROJECT_ID")
+DB_SYNC_ENABLED = env_bool("DB_SYNC_ENABLED", True)
+DB_SYNC_INTERVAL = env_int("DB_SYNC_INTERVAL", 300, minimum=60)
+BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 30, minimum=1)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # The file log is always kept, whatever else ships logs elsewhere.
+        "file": {
+            "class": "logging.handlers.WatchedFileHandler",
+            "filename": str(LOG_DIR / "monitorsite.log"),
+            "formatter": "plain",
+        },
+    },
+    "root": {"handlers": ["console", "file"], "level": "INFO"},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+    },
+}
+
+if not DEBUG:
+    SESSION_COOKIE_HTTPONLY = True
+    X_FRAME_OPTIONS = "DENY"

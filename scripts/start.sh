@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install everything, prepare the database and run the site with its task cluster
+# on http://127.0.0.1:8000 (override with BIND=host:port). Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_venv.sh
+install_venv requirements.txt
+.venv/bin/python manage.py migrate --noinput
+.venv/bin/python manage.py setup_schedules
+.venv/bin/python manage.py ensure_admin
+exec scripts/serve.sh

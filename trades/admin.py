@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, StreamingHttpResponse
+from django.utils import timezone
+from django.utils.timesince import timesince
+from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
+
+from trades.models import Bot, BotEvent, BotKey, Trade
+
+# The library's own key model is unused here: every key belongs to a bot.
+admin.site.unregister(APIKey)
+
+CSV_COLUMNS = (
+    "id",
+    "bot__name",
+    "external_id",
+    "executed_at",
+    "trading_day",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "pnl",
+    "strategy",
+    "received_at",
+)
+
+
+class _Echo:
+    """A file-like object whose write() hands the line back, for streaming CSV."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+@admin.action(description="Export selected trades as CSV")
+def export_csv(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+    rows = queryset.order_by("executed_at", "id").values_list(*CSV_COLUMNS).iterator(chunk_size=2000)
+
+    def lines() -> Any:
+        yield writer.writerow([column.replace("bot__name", "bot") for column in CSV_COLUMNS])
+        for row in rows:
+            yield writer.writerow(row)
+
+    stamp = timezone.now().strftime("%Y%m%d_%H%M%S")
+    response = StreamingHttpResponse(lines(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="trades_{stamp}.csv"'
+    return response
+
+
+@admin.register(Trade)
+class TradeAdmin(admin.ModelAdmin):
+    list_display = (
+        "executed_at",
+        "bot",
+        "symbol",
+        "side",
+        "quantity",
+        "price",
+        "pnl",
+        "strategy",
+        "trading_day",
+    )
+    list_filter = ("bot", "side", "strategy", "symbol", "trading_day")
+    date_hierarchy = "trading_day"
+    search_fields = ("external_id", "symbol", "strategy")
+    list_select_related = ("bot",)
+    readonly_fields = ("bot", "external_id", "executed_at", "trading_day", "received_at")
+    actions = (export_csv,)
+    list_per_page = 100
+    # COUNT(*) over a million trades on every page view is not worth it.
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Trades come from the bot through the API, idempotent by external id.
+        return False
+
+
+class BotKeyInline(admin.TabularInline):
+    model = BotKey
+    extra = 0
+    fields = ("name", "prefix", "read_only", "created", "expiry_date", "revoked")
+    readonly_fields = ("name", "prefix", "read_only", "created")
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # New keys are made with the "issue key" actions, which show the key once.
+        return False
+
+
+def _issue_keys(request: HttpRequest, queryset: QuerySet, *, read_only: bool) -> None:
+    for bot in queryset:
+        _, key = bot.issue_key(read_only=read_only)
+        kind = "read-only" if read_only else "write"
+        messages.warning(
+            request,
+            f"New {kind} key for {bot.name}: {key} — copy it now; it will not be shown again.",
+        )
+
+
+@admin.action(description="Issue a new write key")
+def issue_write_key(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+    _issue_keys(request, queryset, read_only=False)
+
+
+@admin.action(description="Issue a new read-only key")
+def issue_read_only_key(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+    _issue_keys(request, queryset, read_only=True)
+
+
+@admin.register(Bot)
+class BotAdmin(admin.ModelAdmin):
+    list_display = ("name", "is_active", "last_heartbeat", "last_heartbeat_status", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name",)
+    readonly_fields = ("created_at", "last_heartbeat_at", "last_heartbeat_status", "last_heartbeat_details")
+    inlines = (BotKeyInline,)
+    actions = (issue_write_key, issue_read_only_key)
+
+    @admin.display(description="last heartbeat", ordering="last_heartbeat_at")
+    def last_heartbeat(self, bot: Bot) -> str:
+        if bot.last_heartbeat_at is None:
+            return "never"
+        return f"{timesince(bot.last_heartbeat_at)} ago"
+
+    def save_model(self, request: HttpRequest, obj: Bot, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            _issue_keys(request, Bot.objects.filter(pk=obj.pk), read_only=False)
+
+
+@admin.register(BotKey)
+class BotKeyAdmin(APIKeyModelAdmin):
+    list_display = ("name", "bot", "prefix", "read_only", "created", "expiry_date", "_has_expired", "revoked")
+    list_filter = ("bot", "read_only", "revoked")
+    search_fields = ("name", "prefix", "bot__name")
+    list_select_related = ("bot",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            fields += ("bot", "read_only")
+        return fields
+
+
+@admin.register(BotEvent)
+class BotEventAdmin(admin.ModelAdmin):
+    list_display = ("occurred_at", "bot", "level", "kind", "message")
+    list_filter = ("level", "kind", "bot")
+    date_hierarchy = "occurred_at"
+    search_fields = ("message",)
+    list_select_related = ("bot",)
+    readonly_fields = ("bot", "kind", "level", "message", "details", "occurred_at", "received_at")
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from trades.market import market_zone
+from trades.models import Bot, Trade
+from trades.tables import format_number as _num
+from trades.tables import parse_day, render_table
+
+
+class Command(BaseCommand):
+    help = "Show trades as a table, newest first."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--recent", type=int, default=20, metavar="N", help="how many (default 20)")
+        parser.add_argument("--date", help="trading day, YYYY-MM-DD")
+        parser.add_argument("--symbol")
+        parser.add_argument("--strategy")
+        parser.add_argument("--bot", help="only this bot's trades")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["recent"] < 1:
+            raise CommandError("--recent must be at least 1.")
+        day = parse_day(options["date"]) if options["date"] else None
+        trades = Trade.objects.matching(symbol=options["symbol"], strategy=options["strategy"], day=day)
+        if options["bot"]:
+            bot = Bot.objects.filter(name=options["bot"]).first()
+            if bot is None:
+                raise CommandError(f"No bot named {options['bot']!r}.")
+            trades = trades.for_bot(bot)
+        rows = list(trades.newest_first().select_related("bot")[: options["recent"]])
+        if not rows:
+            self.stdout.write("No trades match.")
+            return
+        zone = market_zone()
+        table = render_table(
+            ("executed (market time)", "bot", "symbol", "side", "quantity", "price", "P&L", "strategy", "id"),
+            [
+                (
+                    timezone.localtime(t.executed_at, zone).strftime("%Y-%m-%d %H:%M:%S"),
+                    t.bot.name,
+                    t.symbol,
+                    t.side,
+                    _num(t.quantity),
+                    _num(t.price),
+                    _num(t.pnl),
+                    t.strategy,
+                    t.external_id,
+                )
+                for t in rows
+            ],
+            right=(4, 5, 6),
+        )
+        self.stdout.write(table)
+        self.stdout.write(f"\n{len(rows)} trade(s), times in {zone.key}.")

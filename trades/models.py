@@ -1,0 +1,308 @@
+"""Bots, their API keys, their trades and the events they report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.db import models, transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+
+from trades.market import trading_day_of
+
+# Stocks trade in fractions of a share and sub-penny prices; eight places
+# covers both and crypto quantities without rounding what the broker reported.
+DECIMAL_PLACES = 8
+MAX_DIGITS = 20
+
+
+class Bot(models.Model):
+    """One trading bot that reports to this site."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(
+        default=True, help_text="Inactive bots' keys are refused and their trades not accepted."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_heartbeat_status = models.CharField(max_length=100, blank=True, editable=False)
+    last_heartbeat_details = models.JSONField(default=dict, blank=True, editable=False)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def heartbeat_age(self, now: dt.datetime | None = None) -> dt.timedelta | None:
+        """How long ago the bot last said it was alive, or None if it never did."""
+        if self.last_heartbeat_at is None:
+            return None
+        return (now or timezone.now()) - self.last_heartbeat_at
+
+    def is_stale(self, grace: dt.timedelta, now: dt.datetime | None = None) -> bool:
+        """True when the bot has been silent for longer than ``grace``."""
+        age = self.heartbeat_age(now)
+        return age is None or age > grace
+
+    def record_heartbeat(self, status: str = "", details: dict[str, Any] | None = None) -> dt.datetime:
+        """Store a heartbeat with one UPDATE, so a busy bot costs one write."""
+        now = timezone.now()
+        Bot.objects.filter(pk=self.pk).update(
+            last_heartbeat_at=now, last_heartbeat_status=status, last_heartbeat_details=details or {}
+        )
+        self.last_heartbeat_at, self.last_heartbeat_status = now, status
+        self.last_heartbeat_details = details or {}
+        return now
+
+    def issue_key(self, *, read_only: bool = False, name: str = "") -> tuple[BotKey, str]:
+        """Create a key for this bot; the plain key is returned once and never stored."""
+        label = name or f"{self.name} {'read-only' if read_only else 'write'} key"
+        return BotKey.objects.create_key(bot=self, read_only=read_only, name=label[:50])
+
+
+class BotKeyManager(BaseAPIKeyManager):
+    def get_usable_keys(self) -> models.QuerySet[BotKey]:
+        return self.filter(revoked=False, bot__is_active=True).select_related("bot")
+
+
+class BotKey(AbstractAPIKey):
+    """An API key of one bot, stored hashed (SHA-512 of a random key)."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="keys")
+    read_only = models.BooleanField(
+        default=False, help_text="A read-only key may query trades and summaries but not write."
+    )
+
+    objects = BotKeyManager()
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "bot API key"
+        verbose_name_plural = "bot API keys"
+
+    @property
+    def can_write(self) -> bool:
+        return not self.read_only
+
+
+class Side(models.TextChoices):
+    BUY = "BUY", "Buy"
+    SELL = "SELL", "Sell"
+
+
+class TradeQuerySet(models.QuerySet["Trade"]):
+    def for_bot(self, bot: Bot) -> TradeQuerySet:
+        return self.filter(bot=bot)
+
+    def for_day(self, day: dt.date) -> TradeQuerySet:
+        """Trades whose trading day (the date in the market's time zone) is ``day``."""
+        return self.filter(trading_day=day)
+
+    def newest_first(self) -> TradeQuerySet:
+        return self.order_by("-executed_at", "-id")
+
+    def matching(
+        self,
+        *,
+        symbol: str | None = None,
+        strategy: str | None = None,
+        side: str | None = None,
+        day: dt.date | None = None,
+    ) -> TradeQuerySet:
+        """Apply the filters the API and ``view_trades`` offer; None means no filter."""
+        qs = self
+        if symbol:
+            qs = qs.filter(symbol=symbol.upper())
+        if strategy is not None:
+            qs = qs.filter(strategy=strategy)
+        if side:
+            qs = qs.filter(side=side.upper())
+        if day is not None:
+            qs = qs.filter(trading_day=day)
+        return qs
+
+    def daily_summary(self, day: dt.date) -> dict[str, Any]:
+        """Figures for one trading day over the trades in this queryset.
+
+        A trade with a P&L is a closed trade; it is a win above zero and a loss
+        below zero (a break-even fill is closed but neither). The win rate is
+        wins over closed trades in percent, None when nothing was closed.
+        """
+        trades = self.for_day(day)
+        totals = trades.aggregate(**_outcome_aggregates())
+        return {
+            "date": day,
+            "total_trades": totals["n_trades"],
+            "closed_trades": totals["n_closed"],
+            "total_pnl": totals["pnl_sum"] or Decimal(0),
+            "wins": totals["n_wins"],
+            "losses": totals["n_losses"],
+            "win_rate": win_rate(totals["n_wins"], totals["n_closed"]),
+            "best_trade": _extreme_trade(trades, "-pnl"),
+            "worst_trade": _extreme_trade(trades, "pnl"),
+            "by_strategy": _breakdown(trades, "strategy"),
+            "by_symbol": _breakdown(trades, "symbol"),
+        }
+
+
+def _outcome_aggregates() -> dict[str, Any]:
+    return {
+        "n_trades": Count("id"),
+        "n_closed": Count("pnl"),
+        "pnl_sum": Sum("pnl"),
+        "n_wins": Count("id", filter=Q(pnl__gt=0)),
+        "n_losses": Count("id", filter=Q(pnl__lt=0)),
+    }
+
+
+def win_rate(wins: int, closed: int) -> float | None:
+    return round(100.0 * wins / closed, 2) if closed else None
+
+
+def _extreme_trade(trades: TradeQuerySet, order: str) -> dict[str, Any] | None:
+    return (
+        trades.filter(pnl__isnull=False)
+        .order_by(order, "executed_at", "id")
+        .values("symbol", "pnl", "external_id", "executed_at")
+        .first()
+    )
+
+
+def _breakdown(trades: TradeQuerySet, field: str) -> dict[str, dict[str, Any]]:
+    rows = trades.order_by().values(field).annotate(**_outcome_aggregates()).order_by(field)
+    return {
+        row[field]: {
+            "trades": row["n_trades"],
+            "pnl": row["pnl_sum"] or Decimal(0),
+            "win_rate": win_rate(row["n_wins"], row["n_closed"]),
+        }
+        for row in rows
+    }
+
+
+class TradeManager(models.Manager.from_queryset(TradeQuerySet)):  # type: ignore[misc]
+    def record_batch(self, bot: Bot, trades: list[dict[str, Any]]) -> tuple[list[int], int]:
+        """Store new trades of ``bot`` all-or-nothing; return every trade's id and the repeats.
+
+        ``trades`` are validated dicts (see ``trades.validation``). A trade whose
+        ``external_id`` is already stored for this bot, or repeats an earlier one
+        in the same batch, is not stored again; its existing id is returned. The
+        transaction is IMMEDIATE (see settings), so it holds SQLite's write lock
+        from the first statement and two concurrent posts of one id cannot both
+        insert it.
+        """
+        external_ids = list(dict.fromkeys(t["external_id"] for t in trades))
+        with transaction.atomic():
+            known = self._ids_by_external_id(bot, external_ids)
+            fresh: dict[str, Trade] = {}
+            for item in trades:
+                key = item["external_id"]
+                if key in known or key in fresh:
+                    continue
+                fresh[key] = Trade(bot=bot, trading_day=trading_day_of(item["executed_at"]), **item)
+            if fresh:
+                created = self.bulk_create(fresh.values())
+                known.update((t.external_id, t.pk) for t in created)
+        ids = [known[t["external_id"]] for t in trades]
+        return ids, len(trades) - len(fresh)
+
+    def _ids_by_external_id(self, bot: Bot, external_ids: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        # Stay well under SQLite's limit on bound parameters per statement.
+        for start in range(0, len(external_ids), 500):
+            chunk = external_ids[start : start + 500]
+            found.update(self.filter(bot=bot, external_id__in=chunk).values_list("external_id", "id"))
+        return found
+
+
+class Trade(models.Model):
+    """One fill reported by a bot."""
+
+    # No index of its own: the unique (bot, external_id) constraint serves lookups by bot.
+    bot = models.ForeignKey(Bot, on_delete=models.PROTECT, related_name="trades", db_index=False)
+    external_id = models.CharField(max_length=100, help_text="The bot's own id for this fill.")
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    quantity = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
+    price = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
+    strategy = models.CharField(max_length=100, blank=True, default="")
+    pnl = models.DecimalField(
+        "P&L",
+        max_digits=MAX_DIGITS,
+        decimal_places=DECIMAL_PLACES,
+        null=True,
+        blank=True,
+        help_text="Realized P&L of this fill; empty for opening fills.",
+    )
+    executed_at = models.DateTimeField()
+    trading_day = models.DateField(editable=False, help_text="The execution date in the market's time zone.")
+    metadata = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TradeManager()
+
+    class Meta:
+        ordering = ("-executed_at", "-id")
+        constraints = [
+            models.UniqueConstraint(fields=("bot", "external_id"), name="trade_unique_external_id"),
+        ]
+        indexes = [
+            models.Index(fields=("bot", "-executed_at"), name="trade_bot_time"),
+            models.Index(fields=("bot", "trading_day", "-executed_at"), name="trade_bot_day_time"),
+            models.Index(fields=("bot", "symbol", "-executed_at"), name="trade_bot_symbol_time"),
+            models.Index(fields=("bot", "strategy", "-executed_at"), name="trade_bot_strategy_time"),
+            models.Index(fields=("trading_day",), name="trade_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity} {self.symbol} @ {self.price}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.trading_day = trading_day_of(self.executed_at)
+        super().save(*args, **kwargs)
+
+
+class EventKind(models.TextChoices):
+    STARTUP = "startup"
+    SHUTDOWN = "shutdown"
+    MARKET_OPEN = "market_open"
+    MARKET_CLOSE = "market_close"
+    CONNECTION_RETRY = "connection_retry"
+    CONNECTION_LOST = "connection_lost"
+    DATA_QUALITY = "data_quality"
+    CRASH = "crash"
+    DB_WRITE_FAILURE = "db_write_failure"
+    RISK_LIMIT = "risk_limit"
+    CUSTOM = "custom"
+
+
+class EventLevel(models.TextChoices):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class BotEvent(models.Model):
+    """Something the bot reported about itself: a start, a lost connection, a crash."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32, choices=EventKind.choices)
+    level = models.CharField(max_length=16, choices=EventLevel.choices, default=EventLevel.INFO)
+    message = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-occurred_at", "-id")
+        indexes = [
+            models.Index(fields=("bot", "-occurred_at"), name="event_bot_time"),
+            models.Index(fields=("level", "-occurred_at"), name="event_level_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.kind}: {self.message[:60]}"

@@ -1,0 +1,147 @@
+"""Serializers for the smaller endpoints, and the shapes the API documents."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from trades.models import BotEvent, EventKind, EventLevel, Side
+from trades.validation import MAX_CLOCK_SKEW
+
+
+class TradeSerializer(serializers.Serializer):
+    """A stored trade as the API returns it (documentation; reads use ``values()``)."""
+
+    id = serializers.IntegerField()
+    bot = serializers.CharField(source="bot__name")
+    external_id = serializers.CharField()
+    symbol = serializers.CharField()
+    side = serializers.ChoiceField(choices=Side.choices)
+    quantity = serializers.DecimalField(max_digits=20, decimal_places=8)
+    price = serializers.DecimalField(max_digits=20, decimal_places=8)
+    strategy = serializers.CharField()
+    pnl = serializers.DecimalField(max_digits=20, decimal_places=8, allow_null=True)
+    executed_at = serializers.DateTimeField()
+    trading_day = serializers.DateField()
+    metadata = serializers.JSONField()
+    received_at = serializers.DateTimeField()
+
+
+class TradeInSerializer(serializers.Serializer):
+    """A trade as the bot posts it (documentation; validation is ``trades.validation``)."""
+
+    external_id = serializers.CharField(max_length=100)
+    symbol = serializers.CharField(max_length=32)
+    side = serializers.ChoiceField(choices=Side.choices)
+    quantity = serializers.DecimalField(max_digits=20, decimal_places=8, min_value=0)
+    price = serializers.DecimalField(max_digits=20, decimal_places=8, min_value=0)
+    strategy = serializers.CharField(required=False, allow_blank=True)
+    pnl = serializers.DecimalField(max_digits=20, decimal_places=8, allow_null=True, required=False)
+    executed_at = serializers.DateTimeField(required=False, help_text="ISO 8601 with an offset.")
+    metadata = serializers.DictField(required=False)
+
+
+class TradeListSerializer(serializers.Serializer):
+    limit = serializers.IntegerField()
+    results = TradeSerializer(many=True)
+
+
+class IngestResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    ids = serializers.ListField(
+        child=serializers.IntegerField(), help_text="One id per trade sent, in order."
+    )
+
+
+class TradeQuerySerializer(serializers.Serializer):
+    symbol = serializers.CharField(required=False, max_length=32)
+    strategy = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    side = serializers.ChoiceField(choices=Side.choices, required=False)
+    date = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=50)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "get") and isinstance(data.get("side"), str):
+            data = data.copy()
+            data["side"] = data["side"].upper()
+        return super().to_internal_value(data)
+
+
+class SummaryQuerySerializer(serializers.Serializer):
+    date = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
+
+
+class HeartbeatSerializer(serializers.Serializer):
+    status = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+    details = serializers.DictField(required=False, default=dict)
+
+
+class EventSerializer(serializers.ModelSerializer):
+    kind = serializers.ChoiceField(choices=EventKind.choices)
+    level = serializers.ChoiceField(choices=EventLevel.choices, default=EventLevel.INFO)
+    message = serializers.CharField(allow_blank=True, required=False, max_length=10_000)
+    details = serializers.DictField(required=False, default=dict)
+    occurred_at = serializers.DateTimeField(required=False)
+
+    class Meta:
+        model = BotEvent
+        fields = ("id", "kind", "level", "message", "details", "occurred_at", "received_at")
+        read_only_fields = ("id", "received_at")
+
+    def validate_occurred_at(self, value: dt.datetime) -> dt.datetime:
+        if timezone.is_naive(value):
+            raise serializers.ValidationError("Give the time with an offset, e.g. 2026-01-02T15:04:05Z.")
+        if value > timezone.now() + MAX_CLOCK_SKEW:
+            raise serializers.ValidationError("Must not be more than a day in the future.")
+        return value
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "get"):
+            data = dict(data)
+            for name in ("kind", "level"):
+                if isinstance(data.get(name), str):
+                    data[name] = data[name].strip().lower()
+        return super().to_internal_value(data)
+
+
+class TradeRefSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    pnl = serializers.DecimalField(max_digits=20, decimal_places=8)
+    external_id = serializers.CharField()
+    executed_at = serializers.DateTimeField()
+
+
+class BreakdownSerializer(serializers.Serializer):
+    trades = serializers.IntegerField()
+    pnl = serializers.DecimalField(max_digits=20, decimal_places=8)
+    win_rate = serializers.FloatField(allow_null=True)
+
+
+class DailySummarySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    total_trades = serializers.IntegerField()
+    closed_trades = serializers.IntegerField()
+    total_pnl = serializers.DecimalField(max_digits=20, decimal_places=8)
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    win_rate = serializers.FloatField(allow_null=True, help_text="Percent of closed trades that won.")
+    best_trade = TradeRefSerializer(allow_null=True)
+    worst_trade = TradeRefSerializer(allow_null=True)
+    by_strategy = serializers.DictField(child=BreakdownSerializer())
+    by_symbol = serializers.DictField(child=BreakdownSerializer())
+
+
+class StatusSerializer(serializers.Serializer):
+    trading_allowed = serializers.BooleanField()
+    reason = serializers.CharField()
+    bot = serializers.CharField()
+    checked_at = serializers.DateTimeField()
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "unavailable"])
+    components = serializers.DictField()

@@ -1,0 +1,157 @@
+"""Validation of trades posted by a bot.
+
+A batch of 1000 trades must be checked in a few milliseconds, so the rules are
+a pydantic model validated straight from the request's bytes (pydantic's core
+is compiled) rather than a DRF serializer per item. Errors come back keyed by
+item index and field, the shape the API promises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from django.utils import timezone
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+from trades.models import DECIMAL_PLACES
+
+MAX_BATCH = 1000
+# Larger than any real order or P&L of the bots this site serves; a value past
+# these is a unit or parsing bug in the bot, not a trade.
+MAX_QUANTITY = Decimal("1e9")
+MAX_PRICE = Decimal("1e7")
+MAX_ABS_PNL = Decimal("1e11")
+# Fills may arrive late (a replay after an outage), never from the far future.
+MAX_CLOCK_SKEW = dt.timedelta(days=1)
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+Positive = Annotated[Decimal, Field(gt=0, decimal_places=DECIMAL_PLACES, allow_inf_nan=False, strict=False)]
+
+
+class TradeIn(BaseModel):
+    """One trade as the bot sends it (see CONTRACT.md, "A trade object")."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    external_id: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    symbol: Annotated[
+        str,
+        BeforeValidator(_upper),
+        StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Z0-9][A-Z0-9.:/_-]*$"),
+    ]
+    side: Annotated[Literal["BUY", "SELL"], BeforeValidator(_upper)]
+    quantity: Annotated[Positive, Field(le=MAX_QUANTITY)]
+    price: Annotated[Positive, Field(le=MAX_PRICE)]
+    strategy: Annotated[str, StringConstraints(max_length=100)] = ""
+    pnl: (
+        Annotated[
+            Decimal,
+            Field(ge=-MAX_ABS_PNL, le=MAX_ABS_PNL, decimal_places=DECIMAL_PLACES, allow_inf_nan=False),
+        ]
+        | None
+    ) = None
+    # strict: an ISO 8601 string only, not a bare number of seconds.
+    executed_at: Annotated[AwareDatetime, Field(strict=True)] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("executed_at")
+    @classmethod
+    def _plausible_time(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is None:
+            return value
+        if value < EARLIEST:
+            raise ValueError("must be in the year 2000 or later")
+        if value > timezone.now() + MAX_CLOCK_SKEW:
+            raise ValueError("must not be more than a day in the future")
+        return value.astimezone(dt.UTC)
+
+
+_one = TypeAdapter(TradeIn)
+_many = TypeAdapter(list[TradeIn])
+
+
+class TradeDataError(Exception):
+    """The posted trades are invalid; ``errors`` is the 400 body's ``errors``."""
+
+    def __init__(self, detail: str, errors: dict[str, Any]):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+def parse_trades(body: bytes) -> tuple[list[dict[str, Any]], bool]:
+    """Validate a request body holding one trade or a list of them.
+
+    Returns the trades as dicts ready for ``Trade.objects.record_batch`` (with
+    ``executed_at`` filled in) and whether the body was a list. Raises
+    ``TradeDataError`` on any problem, so that nothing of a bad batch is stored.
+    """
+    stripped = body.lstrip()
+    if not stripped:
+        raise TradeDataError("The request body is empty.", {"body": ["Send a trade or a list of trades."]})
+    is_list = stripped[:1] == b"["
+    try:
+        parsed = _many.validate_json(body) if is_list else [_one.validate_json(body)]
+    except ValidationError as exc:
+        raise TradeDataError("Invalid trade data; nothing was stored.", _errors(exc, is_list)) from None
+    if not parsed:
+        raise TradeDataError("The batch is empty.", {"body": ["Send at least one trade."]})
+    if len(parsed) > MAX_BATCH:
+        raise TradeDataError(
+            f"A batch holds at most {MAX_BATCH} trades.",
+            {"body": [f"Got {len(parsed)} trades; split them into batches of {MAX_BATCH}."]},
+        )
+    now = timezone.now()
+    trades = []
+    for item in parsed:
+        trade = item.model_dump()
+        if trade["executed_at"] is None:
+            trade["executed_at"] = now
+        trades.append(trade)
+    return trades, is_list
+
+
+def _errors(exc: ValidationError, is_list: bool) -> dict[str, Any]:
+    """Turn pydantic's errors into ``{index: {field: [message]}}`` (or ``{field: [...]}``)."""
+    errors: dict[str, Any] = {}
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = list(error["loc"])
+        if error["type"] == "json_invalid":
+            errors.setdefault("body", []).append(f"Not valid JSON: {error['msg']}")
+            continue
+        target = errors
+        if is_list:
+            if not loc or not isinstance(loc[0], int):
+                errors.setdefault("body", []).append(_message(error))
+                continue
+            target = errors.setdefault(str(loc.pop(0)), {})
+        field = str(loc[0]) if loc else "body"
+        target.setdefault(field, []).append(_message(error))
+    return errors
+
+
+def _message(error: Any) -> str:
+    msg = str(error["msg"])
+    msg = msg.removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return "This field is required."
+    if error["type"] in ("model_type", "list_type", "dict_type") and not error["loc"]:
+        return "Expected a trade object or a list of trade objects."
+    return msg

@@ -1,0 +1,153 @@
+"""The bot API: thin views over the model layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from monitorsite import health
+from trades import market
+from trades.models import Trade
+from trades.serializers import (
+    DailySummarySerializer,
+    EventSerializer,
+    HealthSerializer,
+    HeartbeatSerializer,
+    IngestResultSerializer,
+    StatusSerializer,
+    SummaryQuerySerializer,
+    TradeInSerializer,
+    TradeListSerializer,
+    TradeQuerySerializer,
+)
+from trades.validation import TradeDataError, parse_trades
+
+TRADE_FIELDS = (
+    "id",
+    "external_id",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "strategy",
+    "pnl",
+    "executed_at",
+    "trading_day",
+    "metadata",
+    "received_at",
+)
+
+
+def _bad_request(detail: str, errors: dict[str, Any]) -> Response:
+    return Response({"detail": detail, "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+
+
+class TradesView(APIView):
+    @extend_schema(
+        request=TradeInSerializer(many=True),
+        responses={
+            201: IngestResultSerializer,
+            200: OpenApiResponse(IngestResultSerializer, description="Every trade was already stored."),
+            400: OpenApiResponse(description="Invalid input; errors keyed by item index and field."),
+        },
+        description="One trade object, or a list of up to 1000. All or nothing; idempotent by external_id.",
+    )
+    def post(self, request: Request) -> Response:
+        # The raw bytes go straight to the validator: parsing 1000 trades into
+        # Python objects first and validating them after would double the work.
+        try:
+            trades, _ = parse_trades(request.body)
+        except TradeDataError as exc:
+            return _bad_request(exc.detail, exc.errors)
+        ids, duplicates = Trade.objects.record_batch(request.user, trades)
+        created = len(trades) - duplicates
+        return Response(
+            {"created": created, "duplicates": duplicates, "ids": ids},
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(parameters=[TradeQuerySerializer], responses=TradeListSerializer)
+    def get(self, request: Request) -> Response:
+        query = TradeQuerySerializer(data=request.query_params)
+        if not query.is_valid():
+            return _bad_request("Invalid query parameters.", query.errors)
+        params = query.validated_data
+        trades = (
+            Trade.objects.for_bot(request.user)
+            .matching(
+                symbol=params.get("symbol"),
+                strategy=params.get("strategy"),
+                side=params.get("side"),
+                day=params.get("date"),
+            )
+            .newest_first()
+            .values(*TRADE_FIELDS)[: params["limit"]]
+        )
+        bot_name = request.user.name
+        results = [{**row, "bot": bot_name} for row in trades]
+        return Response({"limit": params["limit"], "results": results})
+
+
+class DailySummaryView(APIView):
+    @extend_schema(parameters=[SummaryQuerySerializer], responses=DailySummarySerializer)
+    def get(self, request: Request) -> Response:
+        query = SummaryQuerySerializer(data=request.query_params)
+        if not query.is_valid():
+            return _bad_request("Invalid query parameters.", query.errors)
+        day = query.validated_data.get("date") or market.today()
+        return Response(Trade.objects.for_bot(request.user).daily_summary(day))
+
+
+class HeartbeatView(APIView):
+    @extend_schema(request=HeartbeatSerializer, responses={200: HeartbeatSerializer})
+    def post(self, request: Request) -> Response:
+        body = HeartbeatSerializer(data=request.data if request.body else {})
+        if not body.is_valid():
+            return _bad_request("Invalid heartbeat.", body.errors)
+        received_at = request.user.record_heartbeat(**body.validated_data)
+        return Response({**body.validated_data, "received_at": received_at})
+
+
+class EventsView(APIView):
+    @extend_schema(request=EventSerializer, responses={201: EventSerializer})
+    def post(self, request: Request) -> Response:
+        body = EventSerializer(data=request.data)
+        if not body.is_valid():
+            return _bad_request("Invalid event.", body.errors)
+        body.save(bot=request.user)
+        return Response(body.data, status=status.HTTP_201_CREATED)
+
+
+class StatusView(APIView):
+    @extend_schema(responses=StatusSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "trading_allowed": True,
+                "reason": "No risk rule is configured to stop trading.",
+                "bot": request.user.name,
+                "checked_at": timezone.now(),
+            }
+        )
+
+
+class HealthView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer}, auth=[])
+    def get(self, request: Request) -> Response:
+        components = health.components()
+        healthy = all(part["ok"] for part in components.values())
+        return Response(
+            {"status": "ok" if healthy else "unavailable", "components": components},
+            status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Cache-Control": "no-store"},
+        )
