@@ -12,6 +12,15 @@ from trades.models import BotEvent, EventKind, EventLevel, Side
 from trades.validation import MAX_CLOCK_SKEW
 
 
+class AwareDateTimeField(serializers.DateTimeField):
+    """A datetime that must carry its offset: a naive time is ambiguous, so refused."""
+
+    def enforce_timezone(self, value: dt.datetime) -> dt.datetime:
+        if timezone.is_naive(value):
+            raise serializers.ValidationError("Give the time with an offset, e.g. 2026-01-02T15:04:05Z.")
+        return super().enforce_timezone(value)
+
+
 class TradeSerializer(serializers.Serializer):
     """A stored trade as the API returns it (documentation; reads use ``values()``)."""
 
@@ -85,7 +94,7 @@ class EventSerializer(serializers.ModelSerializer):
     level = serializers.ChoiceField(choices=EventLevel.choices, default=EventLevel.INFO)
     message = serializers.CharField(allow_blank=True, required=False, max_length=10_000)
     details = serializers.DictField(required=False, default=dict)
-    occurred_at = serializers.DateTimeField(required=False)
+    occurred_at = AwareDateTimeField(required=False)
 
     class Meta:
         model = BotEvent
@@ -93,8 +102,6 @@ class EventSerializer(serializers.ModelSerializer):
         read_only_fields = ("id", "received_at")
 
     def validate_occurred_at(self, value: dt.datetime) -> dt.datetime:
-        if timezone.is_naive(value):
-            raise serializers.ValidationError("Give the time with an offset, e.g. 2026-01-02T15:04:05Z.")
         if value > timezone.now() + MAX_CLOCK_SKEW:
             raise serializers.ValidationError("Must not be more than a day in the future.")
         return value

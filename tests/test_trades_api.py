@@ -1,0 +1,469 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from tests.conftest import make_trade
+from trades.models import Bot, Trade
+
+URL = "/api/v1/trades/"
+
+
+def post(client: APIClient, body: Any) -> Any:
+    raw = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return client.post(URL, raw, content_type="application/json")
+
+
+# --- authentication -----------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path", ["/api/v1/trades/", "/api/v1/summary/daily/", "/api/v1/status/", "/api/v1/heartbeat/"]
+)
+def test_requests_without_a_key_get_401_with_bearer_challenge(path: str) -> None:
+    response = APIClient().get(path) if "heartbeat" not in path else APIClient().post(path)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_wrong_key_gets_401(bot: Bot, write_key: str) -> None:
+    client = APIClient()
+    prefix = write_key.split(".")[0]
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {prefix}.not-the-secret")
+    assert post(client, make_trade()).status_code == 401
+    client.credentials(HTTP_AUTHORIZATION="Bearer nonsense")
+    assert client.get(URL).status_code == 401
+    assert Trade.objects.count() == 0
+
+
+def test_a_key_in_another_scheme_gets_401(write_key: str) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {write_key}")
+    response = client.get(URL)
+    assert response.status_code == 401
+    assert "Bearer" in response.json()["detail"]
+
+
+def test_read_only_key_may_read_but_not_write(bot: Bot, read_key: str) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {read_key}")
+    assert client.get(URL).status_code == 200
+    assert client.get("/api/v1/summary/daily/").status_code == 200
+    assert post(client, make_trade()).status_code == 403
+    assert client.post("/api/v1/heartbeat/").status_code == 403
+    assert client.post("/api/v1/events/", {"kind": "startup"}, format="json").status_code == 403
+    assert Trade.objects.count() == 0
+    bot.refresh_from_db()
+    assert bot.last_heartbeat_at is None
+
+
+def test_revoked_key_gets_401(bot: Bot, api: APIClient) -> None:
+    assert api.get(URL).status_code == 200
+    key = bot.keys.get()
+    key.revoked = True
+    key.save()
+    assert api.get(URL).status_code == 401
+
+
+def test_inactive_bot_key_gets_401(bot: Bot, api: APIClient) -> None:
+    Bot.objects.filter(pk=bot.pk).update(is_active=False)
+    assert post(api, make_trade()).status_code == 401
+
+
+def test_expired_key_gets_401(bot: Bot, api: APIClient) -> None:
+    bot.keys.update(expiry_date=timezone.now() - dt.timedelta(minutes=1))
+    assert api.get(URL).status_code == 401
+
+
+def test_keys_are_stored_hashed(bot: Bot, write_key: str) -> None:
+    stored = bot.keys.get()
+    assert write_key not in stored.hashed_key
+    assert stored.hashed_key.startswith("sha512$$")
+    assert write_key.split(".")[1] not in stored.id
+
+
+def test_a_key_only_sees_its_own_bots_trades(api: APIClient) -> None:
+    other = Bot.objects.create(name="beta")
+    other_key = other.issue_key()[1]
+    other_client = APIClient()
+    other_client.credentials(HTTP_AUTHORIZATION=f"Bearer {other_key}")
+    assert post(other_client, make_trade(1, symbol="MSFT")).status_code == 201
+    assert post(api, make_trade(1)).status_code == 201  # same external id, other bot: stored
+    symbols = [t["symbol"] for t in api.get(URL).json()["results"]]
+    assert symbols == ["AAPL"]
+
+
+# --- storing trades -------------------------------------------------------------
+
+
+def test_one_trade_is_stored_with_its_fields(bot: Bot, api: APIClient) -> None:
+    response = post(
+        api,
+        make_trade(7, symbol=" msft ", side="sell", quantity="1.5", price=410.125, pnl=-12.5),
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["created"] == 1 and body["duplicates"] == 0
+    trade = Trade.objects.get(pk=body["ids"][0])
+    assert trade.bot == bot
+    assert trade.external_id == "ord-7"
+    assert trade.symbol == "MSFT"
+    assert trade.side == "SELL"
+    assert trade.quantity == Decimal("1.5")
+    assert trade.price == Decimal("410.125")
+    assert trade.pnl == Decimal("-12.5")
+    assert trade.strategy == "momentum"
+    assert trade.metadata == {"order_type": "limit"}
+    assert trade.executed_at == dt.datetime(2026, 1, 15, 15, 31, tzinfo=dt.UTC)
+    assert trade.trading_day == dt.date(2026, 1, 15)
+
+
+def test_optional_fields_take_their_defaults(api: APIClient) -> None:
+    before = timezone.now()
+    trade = make_trade()
+    for name in ("strategy", "pnl", "executed_at", "metadata"):
+        del trade[name]
+    response = post(api, trade)
+    assert response.status_code == 201
+    stored = Trade.objects.get()
+    assert stored.strategy == "" and stored.pnl is None and stored.metadata == {}
+    assert before <= stored.executed_at <= timezone.now()
+
+
+def test_a_batch_is_stored_and_ids_come_back_in_order(api: APIClient) -> None:
+    batch = [make_trade(n) for n in range(1, 1001)]
+    response = post(api, batch)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["created"] == 1000 and body["duplicates"] == 0
+    ids = body["ids"]
+    assert len(ids) == 1000
+    stored = dict(Trade.objects.values_list("id", "external_id"))
+    assert [stored[i] for i in ids] == [t["external_id"] for t in batch]
+
+
+def test_a_batch_over_1000_is_refused_and_nothing_stored(api: APIClient) -> None:
+    response = post(api, [make_trade(n) for n in range(1001)])
+    assert response.status_code == 400
+    assert "1000" in response.json()["detail"]
+    assert Trade.objects.count() == 0
+
+
+def test_replayed_batch_stores_nothing_new(api: APIClient) -> None:
+    batch = [make_trade(n) for n in range(5)]
+    first = post(api, batch)
+    second = post(api, batch)
+    assert first.status_code == 201
+    assert second.status_code == 200
+    assert second.json() == {"created": 0, "duplicates": 5, "ids": first.json()["ids"]}
+    assert Trade.objects.count() == 5
+
+
+def test_partly_new_batch_is_201_and_counts_duplicates(api: APIClient) -> None:
+    post(api, [make_trade(1), make_trade(2)])
+    response = post(api, [make_trade(2), make_trade(3)])
+    assert response.status_code == 201
+    assert response.json()["created"] == 1 and response.json()["duplicates"] == 1
+    assert Trade.objects.count() == 3
+
+
+def test_a_repeat_inside_one_batch_is_stored_once(api: APIClient) -> None:
+    response = post(api, [make_trade(1), make_trade(1, price=1)])
+    body = response.json()
+    assert (body["created"], body["duplicates"]) == (1, 1)
+    assert body["ids"][0] == body["ids"][1]
+    assert Trade.objects.get().price == Decimal("187.25")
+
+
+def test_one_bad_item_rejects_the_whole_batch(api: APIClient) -> None:
+    batch = [make_trade(n) for n in range(10)]
+    batch[7]["price"] = 0
+    response = post(api, batch)
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["7"]
+    assert "price" in response.json()["errors"]["7"]
+    assert Trade.objects.count() == 0
+
+
+def test_errors_are_keyed_by_index_and_field(api: APIClient) -> None:
+    batch = [make_trade(0), make_trade(1, side="HOLD"), make_trade(2, quantity=-1, symbol="")]
+    del batch[0]["price"]
+    errors = post(api, batch).json()["errors"]
+    assert errors["0"] == {"price": ["This field is required."]}
+    assert set(errors["1"]) == {"side"}
+    assert set(errors["2"]) == {"quantity", "symbol"}
+
+
+def test_a_single_object_gets_errors_by_field(api: APIClient) -> None:
+    response = post(api, make_trade(side="short"))
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {"side"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("external_id", ""),
+        ("external_id", "x" * 101),
+        ("external_id", 12),
+        ("symbol", ""),
+        ("symbol", "AA PL"),
+        ("symbol", "X" * 33),
+        ("side", "long"),
+        ("side", None),
+        ("quantity", 0),
+        ("quantity", -5),
+        ("quantity", "ten"),
+        ("quantity", True),
+        ("quantity", 1e10),
+        ("quantity", "1.123456789"),
+        ("price", 0),
+        ("price", -1),
+        ("price", 1e8),
+        ("price", "NaN"),
+        ("price", "Infinity"),
+        ("pnl", "-Infinity"),
+        ("pnl", 1e12),
+        ("pnl", "lots"),
+        ("strategy", "s" * 101),
+        ("executed_at", "2026-01-15T10:31:00"),
+        ("executed_at", "yesterday"),
+        ("executed_at", 1768491060),
+        ("executed_at", "1999-12-31T23:59:59Z"),
+        ("executed_at", "2099-01-01T00:00:00Z"),
+        ("metadata", [1, 2]),
+        ("metadata", "text"),
+        ("unknown_field", 1),
+    ],
+)
+def test_invalid_field_is_rejected_by_name(api: APIClient, field: str, value: Any) -> None:
+    response = post(api, [make_trade(1), make_trade(2, **{field: value})])
+    assert response.status_code == 400, response.json()
+    assert field in response.json()["errors"]["1"]
+    assert Trade.objects.count() == 0
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+def test_non_finite_json_numbers_are_rejected(api: APIClient, literal: bytes) -> None:
+    body = json.dumps(make_trade(price=1)).encode().replace(b'"price": 1', b'"price": ' + literal)
+    response = post(api, body)
+    assert response.status_code == 400
+    assert "price" in response.json()["errors"]
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"{", b"[1, 2]", b'"trade"', b"[]", b"null", b'{"external_id": "x"'], ids=repr
+)
+def test_malformed_bodies_get_a_clear_400(api: APIClient, body: bytes) -> None:
+    response = post(api, body)
+    assert response.status_code == 400
+    assert response.json()["detail"]
+    assert response.json()["errors"]
+    assert Trade.objects.count() == 0
+
+
+def test_naive_executed_at_message_asks_for_an_offset(api: APIClient) -> None:
+    response = post(api, make_trade(executed_at="2026-01-15T10:31:00"))
+    assert "timezone" in response.json()["errors"]["executed_at"][0]
+
+
+def test_side_and_symbol_are_case_insensitive_on_input(api: APIClient) -> None:
+    post(api, make_trade(1, side="Buy", symbol="brk.b"))
+    trade = Trade.objects.get()
+    assert (trade.side, trade.symbol) == ("BUY", "BRK.B")
+
+
+# --- reading trades ---------------------------------------------------------------
+
+
+@pytest.fixture
+def mixed_trades(api: APIClient) -> list[dict[str, Any]]:
+    batch = [
+        make_trade(1, symbol="AAPL", side="BUY", strategy="momentum", executed_at="2026-01-14T15:00:00Z"),
+        make_trade(2, symbol="AAPL", side="SELL", strategy="momentum", executed_at="2026-01-15T15:00:00Z"),
+        make_trade(3, symbol="MSFT", side="BUY", strategy="meanrev", executed_at="2026-01-15T16:00:00Z"),
+        # 21:30 New York on 15 January is 02:30 UTC on the 16th: still the 15th's trading day.
+        make_trade(4, symbol="MSFT", side="SELL", strategy="meanrev", executed_at="2026-01-16T02:30:00Z"),
+        make_trade(5, symbol="TSLA", side="BUY", strategy="", executed_at="2026-01-16T15:00:00Z"),
+    ]
+    assert post(api, batch).status_code == 201
+    return batch
+
+
+def ext_ids(response: Any) -> list[str]:
+    assert response.status_code == 200, response.content
+    return [t["external_id"] for t in response.json()["results"]]
+
+
+def test_trades_come_newest_first(api: APIClient, mixed_trades: Any) -> None:
+    assert ext_ids(api.get(URL)) == ["ord-5", "ord-4", "ord-3", "ord-2", "ord-1"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("symbol=msft", ["ord-4", "ord-3"]),
+        ("strategy=momentum", ["ord-2", "ord-1"]),
+        ("strategy=", ["ord-5"]),
+        ("side=sell", ["ord-4", "ord-2"]),
+        ("date=2026-01-15", ["ord-4", "ord-3", "ord-2"]),
+        ("date=2026-01-15&side=BUY", ["ord-3"]),
+        ("limit=2", ["ord-5", "ord-4"]),
+        ("symbol=NONE", []),
+    ],
+)
+def test_trade_filters(api: APIClient, mixed_trades: Any, query: str, expected: list[str]) -> None:
+    assert ext_ids(api.get(f"{URL}?{query}")) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=x", "limit"),
+        ("date=15/01/2026", "date"),
+        ("side=HOLD", "side"),
+    ],
+)
+def test_bad_filters_get_400_naming_the_parameter(api: APIClient, query: str, field: str) -> None:
+    response = api.get(f"{URL}?{query}")
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+
+
+def test_limit_defaults_to_50(api: APIClient) -> None:
+    post(api, [make_trade(n) for n in range(60)])
+    body = api.get(URL).json()
+    assert body["limit"] == 50 and len(body["results"]) == 50
+
+
+def test_listed_trade_has_numbers_and_utc_times(api: APIClient, mixed_trades: Any) -> None:
+    trade = api.get(f"{URL}?limit=1").json()["results"][0]
+    assert trade["price"] == 187.25 and trade["quantity"] == 10
+    assert trade["executed_at"] == "2026-01-16T15:00:00Z"
+    assert trade["trading_day"] == "2026-01-16"
+    assert trade["bot"] == "alpha"
+
+
+# --- heartbeat, events, status ------------------------------------------------------
+
+
+def test_heartbeat_records_time_status_and_details(bot: Bot, api: APIClient) -> None:
+    response = api.post(
+        "/api/v1/heartbeat/", {"status": "running", "details": {"positions": 3}}, format="json"
+    )
+    assert response.status_code == 200
+    bot.refresh_from_db()
+    assert bot.last_heartbeat_status == "running"
+    assert bot.last_heartbeat_details == {"positions": 3}
+    assert timezone.now() - bot.last_heartbeat_at < dt.timedelta(seconds=5)
+
+
+def test_heartbeat_body_is_optional(bot: Bot, api: APIClient) -> None:
+    assert api.post("/api/v1/heartbeat/").status_code == 200
+    bot.refresh_from_db()
+    assert bot.last_heartbeat_at is not None
+
+
+def test_heartbeat_with_bad_details_is_400(api: APIClient) -> None:
+    response = api.post("/api/v1/heartbeat/", {"details": [1]}, format="json")
+    assert response.status_code == 400
+    assert "details" in response.json()["errors"]
+
+
+def test_event_is_stored(bot: Bot, api: APIClient) -> None:
+    body = {"kind": "CONNECTION_LOST", "level": "critical", "message": "IB gateway gone", "details": {"n": 1}}
+    response = api.post("/api/v1/events/", body, format="json")
+    assert response.status_code == 201
+    event = bot.events.get()
+    assert (event.kind, event.level, event.message) == ("connection_lost", "critical", "IB gateway gone")
+    assert event.details == {"n": 1}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "party"}, "kind"),
+        ({"level": "info"}, "kind"),
+        ({"kind": "crash", "level": "fatal"}, "level"),
+        ({"kind": "crash", "details": "x"}, "details"),
+        ({"kind": "crash", "occurred_at": "2026-01-01T10:00:00"}, "occurred_at"),
+    ],
+)
+def test_invalid_event_is_400_naming_the_field(bot: Bot, api: APIClient, body: Any, field: str) -> None:
+    response = api.post("/api/v1/events/", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+    assert bot.events.count() == 0
+
+
+def test_status_allows_trading_with_a_reason(api: APIClient) -> None:
+    body = api.get("/api/v1/status/").json()
+    assert body["trading_allowed"] is True
+    assert body["reason"]
+
+
+# --- health and schema ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_health_needs_no_key_and_is_503_without_a_task_cluster() -> None:
+    response = APIClient().get("/api/v1/health/")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["components"]["database"]["ok"] is True
+    assert body["components"]["task_cluster"]["ok"] is False
+
+
+@pytest.mark.django_db
+def test_health_is_200_after_a_recent_cluster_heartbeat() -> None:
+    from django_q.models import Success
+
+    now = timezone.now()
+    Success.objects.create(
+        id="a" * 32, name="beat", func="monitorsite.tasks.cluster_heartbeat", started=now, stopped=now
+    )
+    response = APIClient().get("/api/v1/health/")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+@pytest.mark.django_db
+def test_health_is_503_when_the_last_cluster_heartbeat_is_old() -> None:
+    from django_q.models import Success
+
+    old = timezone.now() - dt.timedelta(minutes=10)
+    Success.objects.create(
+        id="b" * 32, name="beat", func="monitorsite.tasks.cluster_heartbeat", started=old, stopped=old
+    )
+    response = APIClient().get("/api/v1/health/")
+    assert response.status_code == 503
+    assert "no heartbeat" in response.json()["components"]["task_cluster"]["reason"]
+
+
+@pytest.mark.django_db
+def test_openapi_schema_documents_the_api() -> None:
+    response = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    schema = json.loads(response.content)
+    assert schema["openapi"].startswith("3.")
+    for path in ("/api/v1/trades/", "/api/v1/summary/daily/", "/api/v1/heartbeat/", "/api/v1/health/"):
+        assert path in schema["paths"]
+
+
+@pytest.mark.django_db
+def test_api_docs_page_loads_nothing_from_a_cdn(client: Any) -> None:
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "swagger-ui-bundle.js" in page
+    assert "cdn" not in page.lower()
+    assert "//" not in "".join(part.split('"')[0] for part in page.split('src="')[1:])
