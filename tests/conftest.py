@@ -100,10 +100,11 @@ def site_env(tmp: Path, **extra: str) -> dict[str, str]:
         DATABASE_PATH=str(tmp / "trades.db"),
         LOG_DIR=str(tmp / "logs"),
         DJANGO_SECRET_KEY="test-secret-key-for-subprocesses",
-        ENV_FILE=str(tmp / ".env"),
+        # A developer's own .env must not leak into the site under test.
+        ENV_FILE=str(tmp / "no.env"),
         PYTHONUNBUFFERED="1",
-        **extra,
     )
+    env.update(extra)
     return env
 
 
