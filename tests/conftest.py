@@ -145,7 +145,7 @@ class Site:
         return self.manage("create_bot", name, *flags).stdout.strip().splitlines()[-1]
 
     def start(self, *command: str, log: str) -> subprocess.Popen[bytes]:
-        handle = open(self.tmp / log, "wb")  # noqa: SIM115 - closed with the process
+        handle = open(self.tmp / log, "wb")
         process = subprocess.Popen(
             list(command),
             cwd=ROOT,

@@ -1,0 +1,214 @@
+"""The site as users run it: gunicorn and the task cluster as real processes on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, Site, free_port, make_trade, stop, wait_for
+
+pytestmark = pytest.mark.server
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def count(site: Site, sql: str) -> int:
+    with sqlite3.connect(site.tmp / "trades.db", timeout=30) as db:
+        return db.execute(sql).fetchone()[0]
+
+
+def test_site_under_gunicorn_takes_and_lists_trades(site: Site) -> None:
+    key = site.create_bot("alpha")
+    response = requests.post(
+        f"{site.url}/api/v1/trades/",
+        json=[make_trade(1), make_trade(2, side="SELL", pnl=4.5)],
+        headers=auth(key),
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    listed = requests.get(f"{site.url}/api/v1/trades/", headers=auth(key), timeout=10).json()
+    assert {t["external_id"] for t in listed["results"]} == {"ord-1", "ord-2"}
+    summary = requests.get(
+        f"{site.url}/api/v1/summary/daily/?date=2026-01-15", headers=auth(key), timeout=10
+    ).json()
+    assert summary["total_trades"] == 2 and summary["total_pnl"] == 4.5
+    assert requests.get(f"{site.url}/api/v1/trades/", timeout=10).status_code == 401
+    assert count(site, "SELECT COUNT(*) FROM trades_trade") == 2
+
+
+def test_admin_and_its_static_files_are_served_without_debug(site: Site) -> None:
+    login = requests.get(f"{site.url}/admin/login/", timeout=10)
+    assert login.status_code == 200
+    css = requests.get(f"{site.url}/static/admin/css/base.css", timeout=10)
+    assert css.status_code == 200 and "text/css" in css.headers["Content-Type"]
+    docs = requests.get(f"{site.url}/api/docs/", timeout=10)
+    bundle = requests.get(
+        f"{site.url}/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js", timeout=10
+    )
+    assert docs.status_code == 200 and bundle.status_code == 200
+
+
+def test_concurrent_posts_of_one_batch_store_each_trade_once(site: Site) -> None:
+    key = site.create_bot("alpha")
+    batch = [make_trade(n) for n in range(200)]
+    start = threading.Barrier(8)
+
+    def post(_: int) -> requests.Response:
+        start.wait()
+        return requests.post(f"{site.url}/api/v1/trades/", json=batch, headers=auth(key), timeout=30)
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(post, range(8)))
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {200, 201}, [r.text for r in responses]
+    bodies = [r.json() for r in responses]
+    assert sum(b["created"] for b in bodies) == 200
+    assert all(b["ids"] == bodies[0]["ids"] for b in bodies)
+    assert count(site, "SELECT COUNT(*) FROM trades_trade") == 200
+
+
+def test_concurrent_posts_of_one_trade_store_one_row(site: Site) -> None:
+    key = site.create_bot("alpha")
+    start = threading.Barrier(12)
+
+    def post(_: int) -> int:
+        start.wait()
+        return requests.post(
+            f"{site.url}/api/v1/trades/", json=make_trade(1), headers=auth(key), timeout=30
+        ).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = Counter(pool.map(post, range(12)))
+    assert statuses == {201: 1, 200: 11}
+    assert count(site, "SELECT COUNT(*) FROM trades_trade") == 1
+
+
+def test_web_server_and_task_cluster_writing_at_once_never_lock(site: Site) -> None:
+    """Four gunicorn workers, a two-worker task cluster and an enqueuing process all write at once."""
+    key = site.create_bot("alpha")
+    bot_id = count(site, "SELECT id FROM trades_bot WHERE name = 'alpha'")
+    site.start_cluster()
+    tasks = 300
+    enqueue = (
+        "from django_q.tasks import async_task\n"
+        f"for n in range({tasks}):\n"
+        f"    async_task('trades.tasks.record_event', {bot_id}, 'custom', 'info', f'task {{n}}')\n"
+    )
+    enqueuer = site.start(
+        str(ROOT / ".venv/bin/python"), "manage.py", "shell", "--no-imports", "-c", enqueue, log="enqueue.log"
+    )
+    errors: list[str] = []
+    sent = Counter[str]()
+    deadline = time.monotonic() + 12
+
+    def client(worker: int) -> None:
+        session = requests.Session()
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            if n % 10 == 0:
+                response = session.post(
+                    f"{site.url}/api/v1/heartbeat/", json={"status": "ok"}, headers=auth(key), timeout=30
+                )
+            elif n % 7 == 0:
+                batch = [make_trade(f"{worker}-{n}-{i}") for i in range(100)]
+                response = session.post(
+                    f"{site.url}/api/v1/trades/", json=batch, headers=auth(key), timeout=30
+                )
+                sent["trades"] += 100
+            else:
+                response = session.post(
+                    f"{site.url}/api/v1/trades/",
+                    json=make_trade(f"{worker}-{n}"),
+                    headers=auth(key),
+                    timeout=30,
+                )
+                sent["trades"] += 1
+            if response.status_code >= 300:
+                errors.append(f"{response.status_code} {response.text[:200]}")
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(client, range(6)))
+    assert enqueuer.wait(60) == 0, site.log("enqueue.log")
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and count(site, "SELECT COUNT(*) FROM trades_botevent") < tasks:
+        time.sleep(0.5)
+
+    assert errors == []
+    assert count(site, "SELECT COUNT(*) FROM trades_trade") == sent["trades"]
+    assert count(site, "SELECT COUNT(*) FROM trades_botevent") == tasks
+    assert count(site, "SELECT COUNT(*) FROM django_q_task WHERE success = 0") == 0
+    for log in ("gunicorn.log", "qcluster.log", "enqueue.log"):
+        assert "database is locked" not in site.log(log), log
+        assert "Traceback" not in site.log(log), site.log(log)[-3000:]
+
+
+def test_serve_script_runs_site_and_cluster_and_ctrl_c_stops_both(site: Site) -> None:
+    """scripts/serve.sh is what start.sh ends with; Ctrl-C sends SIGINT to its process group."""
+    port = free_port()
+    env = dict(site.env, BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2")
+    log = open(site.tmp / "serve.log", "wb")
+    serve = subprocess.Popen(
+        ["bash", "scripts/serve.sh"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        # The cluster's scheduler first looks for due tasks about 30 s after it starts.
+        health = wait_for(f"http://127.0.0.1:{port}/api/v1/health/", timeout=90, accept=(200,))
+        assert health.json()["components"]["task_cluster"]["ok"] is True
+        os.killpg(serve.pid, signal.SIGINT)
+        assert serve.wait(30) == 0
+        time.sleep(0.5)
+        with pytest.raises(ProcessLookupError):
+            os.killpg(serve.pid, 0)  # no gunicorn or qcluster left behind
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/api/v1/health/", timeout=2)
+    finally:
+        stop(serve)
+        log.close()
+    assert "site and task cluster stopped" in (site.tmp / "serve.log").read_text()
+
+
+def test_serve_script_stops_the_site_when_the_cluster_dies(site: Site) -> None:
+    port = free_port()
+    env = dict(site.env, BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="1")
+    serve = subprocess.Popen(
+        ["bash", "scripts/serve.sh"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/api/v1/health/", timeout=30)
+        cluster = subprocess.run(
+            ["pgrep", "-s", str(serve.pid), "-f", "manage.py qcluster"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        for pid in cluster:
+            os.kill(int(pid), signal.SIGKILL)
+        assert serve.wait(30) != 0
+        time.sleep(0.5)
+        with pytest.raises(ProcessLookupError):
+            os.killpg(serve.pid, 0)
+    finally:
+        stop(serve)

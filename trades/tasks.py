@@ -1,0 +1,15 @@
+"""Task-cluster work on trades and bots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trades.models import BotEvent
+
+
+def record_event(bot_id: int, kind: str, level: str = "info", message: str = "", details: Any = None) -> int:
+    """Store a bot event from a worker, for events raised by the site's own checks rather than the bot."""
+    event = BotEvent.objects.create(
+        bot_id=bot_id, kind=kind, level=level, message=message, details=details or {}
+    )
+    return event.pk
