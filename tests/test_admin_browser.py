@@ -286,11 +286,10 @@ def test_csv_export_action_downloads_selected_trades(
     log_in(browser, live_server, "/admin/trades/trade/")
     run_changelist_action(browser, [aapl.pk, tsla.pk], "export_csv")
 
+    # Chromium writes to temporary names (".org.chromium.*", "*.crdownload") and renames
+    # the file to its final name only once the download is complete.
     deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        files = [p for p in download_dir.iterdir() if not p.name.endswith(".crdownload")]
-        if files or time.monotonic() > deadline:
-            break
+    while not (files := sorted(download_dir.glob("*.csv"))) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(files) == 1, list(download_dir.iterdir())
     assert re.fullmatch(r"trades_\d{8}_\d{6}\.csv", files[0].name)

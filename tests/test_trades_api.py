@@ -467,3 +467,22 @@ def test_api_docs_page_loads_nothing_from_a_cdn(client: Any) -> None:
     assert "swagger-ui-bundle.js" in page
     assert "cdn" not in page.lower()
     assert "//" not in "".join(part.split('"')[0] for part in page.split('src="')[1:])
+
+
+def test_record_batch_stores_what_the_orm_would(bot: Bot) -> None:
+    """The fast insert path must leave rows identical to ``Trade.save()``'s, for Grafana and backups."""
+    from django.db import connection
+
+    from tests.conftest import stored_trade
+
+    fields = {"pnl": Decimal("-1.5"), "quantity": Decimal("0.125"), "metadata": {"a": [1, "x"]}}
+    Trade.objects.record_batch(bot, [stored_trade(1, **fields)])
+    Trade(bot=bot, **stored_trade(2, **fields)).save()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT typeof(quantity), typeof(price), typeof(pnl), quantity, price, pnl, executed_at,"
+            " typeof(executed_at), trading_day, metadata, strategy, side, symbol, bot_id"
+            " FROM trades_trade ORDER BY external_id"
+        )
+        fast, orm = cursor.fetchall()
+    assert fast == orm

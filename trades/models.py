@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
-from trades.market import trading_day_of
+from trades.market import market_zone, trading_day_of
 
 # Stocks trade in fractions of a share and sub-penny prices; eight places
 # covers both and crypto quantities without rounding what the broker reported.
@@ -184,6 +185,24 @@ def _breakdown(trades: TradeQuerySet, field: str) -> dict[str, dict[str, Any]]:
     }
 
 
+# Columns written by ``TradeManager.record_batch``, in order.
+_INSERT_FIELDS = (
+    "bot",
+    "external_id",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "strategy",
+    "pnl",
+    "executed_at",
+    "trading_day",
+    "metadata",
+    "received_at",
+)
+_INSERT_CHUNK = 500  # rows per statement: 12 parameters each, well under SQLite's limit
+
+
 class TradeManager(models.Manager.from_queryset(TradeQuerySet)):  # type: ignore[misc]
     def record_batch(self, bot: Bot, trades: list[dict[str, Any]]) -> tuple[list[int], int]:
         """Store new trades of ``bot`` all-or-nothing; return every trade's id and the repeats.
@@ -196,27 +215,70 @@ class TradeManager(models.Manager.from_queryset(TradeQuerySet)):  # type: ignore
         insert it.
         """
         external_ids = list(dict.fromkeys(t["external_id"] for t in trades))
-        with transaction.atomic():
+        with transaction.atomic(using=self.db):
             known = self._ids_by_external_id(bot, external_ids)
-            fresh: dict[str, Trade] = {}
+            fresh: dict[str, dict[str, Any]] = {}
             for item in trades:
                 key = item["external_id"]
-                if key in known or key in fresh:
-                    continue
-                fresh[key] = Trade(bot=bot, trading_day=trading_day_of(item["executed_at"]), **item)
+                if key not in known and key not in fresh:
+                    fresh[key] = item
             if fresh:
-                created = self.bulk_create(fresh.values())
-                known.update((t.external_id, t.pk) for t in created)
+                known.update(self._insert(bot, list(fresh.values())))
         ids = [known[t["external_id"]] for t in trades]
         return ids, len(trades) - len(fresh)
 
     def _ids_by_external_id(self, bot: Bot, external_ids: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
-        # Stay well under SQLite's limit on bound parameters per statement.
-        for start in range(0, len(external_ids), 500):
-            chunk = external_ids[start : start + 500]
+        for start in range(0, len(external_ids), _INSERT_CHUNK):
+            chunk = external_ids[start : start + _INSERT_CHUNK]
             found.update(self.filter(bot=bot, external_id__in=chunk).values_list("external_id", "id"))
         return found
+
+    def _insert(self, bot: Bot, trades: list[dict[str, Any]]) -> dict[str, int]:
+        """Multi-row ``INSERT ... RETURNING``; returns the new ids by external id.
+
+        ``bulk_create`` would do the same, but it compiles every value through
+        the field machinery, which made it five times slower than the insert
+        itself for a batch of 1000. The values here are adapted exactly as those
+        fields would adapt them (see ``test_record_batch_stores_what_the_orm_would``).
+        """
+        connection = connections[self.db]
+        ops = connection.ops
+        meta = self.model._meta
+        columns = ", ".join(ops.quote_name(meta.get_field(name).column) for name in _INSERT_FIELDS)
+        placeholders = "(" + ", ".join(["%s"] * len(_INSERT_FIELDS)) + ")"
+        adapt_time = ops.adapt_datetimefield_value
+        received_at = adapt_time(timezone.now())
+        zone = market_zone()
+        rows = [
+            (
+                bot.pk,
+                t["external_id"],
+                t["symbol"],
+                t["side"],
+                str(t["quantity"]),
+                str(t["price"]),
+                t["strategy"],
+                None if t["pnl"] is None else str(t["pnl"]),
+                adapt_time(t["executed_at"]),
+                t["executed_at"].astimezone(zone).date().isoformat(),
+                json.dumps(t["metadata"]),
+                received_at,
+            )
+            for t in trades
+        ]
+        created: dict[str, int] = {}
+        with connection.cursor() as cursor:
+            for start in range(0, len(rows), _INSERT_CHUNK):
+                chunk = rows[start : start + _INSERT_CHUNK]
+                sql = (
+                    f"INSERT INTO {ops.quote_name(meta.db_table)} ({columns}) "
+                    f"VALUES {', '.join([placeholders] * len(chunk))} "
+                    f"RETURNING {ops.quote_name('external_id')}, {ops.quote_name('id')}"
+                )
+                cursor.execute(sql, [value for row in chunk for value in row])
+                created.update(cursor.fetchall())
+        return created
 
 
 class Trade(models.Model):

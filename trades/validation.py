@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, NotRequired
 
 from django.utils import timezone
 from pydantic import (
     AwareDatetime,
-    BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     TypeAdapter,
     ValidationError,
-    field_validator,
 )
+from typing_extensions import TypedDict
 
 from trades.models import DECIMAL_PLACES
 
@@ -36,51 +34,41 @@ MAX_ABS_PNL = Decimal("1e11")
 # Fills may arrive late (a replay after an outage), never from the far future.
 MAX_CLOCK_SKEW = dt.timedelta(days=1)
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+# (?i): pydantic checks the pattern before it upper-cases the value.
+SYMBOL_PATTERN = r"(?i)^[A-Z0-9][A-Z0-9.:/_-]*$"
 
 
-def _upper(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
+Positive = Annotated[Decimal, Field(gt=0, decimal_places=DECIMAL_PLACES, allow_inf_nan=False)]
 
 
-Positive = Annotated[Decimal, Field(gt=0, decimal_places=DECIMAL_PLACES, allow_inf_nan=False, strict=False)]
+class TradeIn(TypedDict):
+    """One trade as the bot sends it (see CONTRACT.md, "A trade object").
 
+    A TypedDict rather than a model: pydantic's core then builds plain dicts
+    without a Python call per item, which makes a batch of 1000 several times
+    cheaper to check.
+    """
 
-class TradeIn(BaseModel):
-    """One trade as the bot sends it (see CONTRACT.md, "A trade object")."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    __pydantic_config__ = ConfigDict(extra="forbid", str_strip_whitespace=True)  # type: ignore[misc]
 
     external_id: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     symbol: Annotated[
-        str,
-        BeforeValidator(_upper),
-        StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Z0-9][A-Z0-9.:/_-]*$"),
+        str, StringConstraints(strip_whitespace=True, to_upper=True, max_length=32, pattern=SYMBOL_PATTERN)
     ]
-    side: Annotated[Literal["BUY", "SELL"], BeforeValidator(_upper)]
+    side: Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"(?i)^(BUY|SELL)$")]
     quantity: Annotated[Positive, Field(le=MAX_QUANTITY)]
     price: Annotated[Positive, Field(le=MAX_PRICE)]
-    strategy: Annotated[str, StringConstraints(max_length=100)] = ""
-    pnl: (
+    strategy: NotRequired[Annotated[str, StringConstraints(max_length=100)]]
+    pnl: NotRequired[
         Annotated[
             Decimal,
             Field(ge=-MAX_ABS_PNL, le=MAX_ABS_PNL, decimal_places=DECIMAL_PLACES, allow_inf_nan=False),
         ]
         | None
-    ) = None
+    ]
     # strict: an ISO 8601 string only, not a bare number of seconds.
-    executed_at: Annotated[AwareDatetime, Field(strict=True)] | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("executed_at")
-    @classmethod
-    def _plausible_time(cls, value: dt.datetime | None) -> dt.datetime | None:
-        if value is None:
-            return value
-        if value < EARLIEST:
-            raise ValueError("must be in the year 2000 or later")
-        if value > timezone.now() + MAX_CLOCK_SKEW:
-            raise ValueError("must not be more than a day in the future")
-        return value.astimezone(dt.UTC)
+    executed_at: NotRequired[Annotated[AwareDatetime, Field(strict=True)]]
+    metadata: NotRequired[dict[str, Any]]
 
 
 _one = TypeAdapter(TradeIn)
@@ -118,14 +106,35 @@ def parse_trades(body: bytes) -> tuple[list[dict[str, Any]], bool]:
             f"A batch holds at most {MAX_BATCH} trades.",
             {"body": [f"Got {len(parsed)} trades; split them into batches of {MAX_BATCH}."]},
         )
+    return _with_defaults(parsed, is_list), is_list
+
+
+def _with_defaults(parsed: list[dict[str, Any]], is_list: bool) -> list[dict[str, Any]]:
+    """Fill in the optional fields and check what the schema cannot: the time's range."""
     now = timezone.now()
-    trades = []
-    for item in parsed:
-        trade = item.model_dump()
-        if trade["executed_at"] is None:
+    latest = now + MAX_CLOCK_SKEW
+    errors: dict[str, Any] = {}
+    for index, trade in enumerate(parsed):
+        trade.setdefault("strategy", "")
+        trade.setdefault("pnl", None)
+        trade.setdefault("metadata", {})
+        moment = trade.get("executed_at")
+        if moment is None:
             trade["executed_at"] = now
-        trades.append(trade)
-    return trades, is_list
+            continue
+        problem = None
+        if moment < EARLIEST:
+            problem = "Must be in the year 2000 or later."
+        elif moment > latest:
+            problem = "Must not be more than a day in the future."
+        if problem:
+            target = errors.setdefault(str(index), {}) if is_list else errors
+            target["executed_at"] = [problem]
+        else:
+            trade["executed_at"] = moment.astimezone(dt.UTC)
+    if errors:
+        raise TradeDataError("Invalid trade data; nothing was stored.", errors)
+    return parsed
 
 
 def _errors(exc: ValidationError, is_list: bool) -> dict[str, Any]:
@@ -152,6 +161,8 @@ def _message(error: Any) -> str:
     msg = msg.removeprefix("Value error, ")
     if error["type"] == "missing":
         return "This field is required."
-    if error["type"] in ("model_type", "list_type", "dict_type") and not error["loc"]:
+    if error["type"] == "string_pattern_mismatch" and error["loc"][-1:] == ("side",):
+        return "Must be BUY or SELL."
+    if error["type"] in ("model_type", "list_type", "dict_type") and len(error["loc"]) <= 1:
         return "Expected a trade object or a list of trade objects."
     return msg

@@ -1,0 +1,935 @@
+"""Ingestion and query benchmark of the trades API; see docs/benchmarks.md.
+
+Run as ``.venv/bin/python bench/ingest.py [--quick]`` from anywhere. It starts its own
+gunicorn on 127.0.0.1 over a throwaway SQLite database in a temp dir, measures three
+things and prints each figure next to a baseline measured in the same run, because
+the machine is shared and absolute numbers drift from one run to the next:
+
+1. bulk ingestion (batches of 1000) against raw ``sqlite3`` ``executemany``;
+2. single-trade posts from 4 client processes against ``GET /api/v1/health/``;
+3. trade queries and the daily summary over ~1M stored trades against the same
+   health request.
+
+Targets are reported as PASS/FAIL; a missed target does not change the exit status
+(0), only a broken run does (1, or 130 when interrupted).
+
+Only the standard library is used, so that client processes start fast and nothing
+here is shared with the code under test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import datetime as dt
+import http.client
+import json
+import math
+import multiprocessing as mp
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = ROOT / ".venv" / "bin" / "python"
+GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+HOST = "127.0.0.1"
+MARKET_TZ_NAME = "America/New_York"
+MARKET_TZ = ZoneInfo(MARKET_TZ_NAME)
+UTC = dt.UTC
+
+HEALTH = "/api/v1/health/"
+TRADES = "/api/v1/trades/"
+SUMMARY = "/api/v1/summary/daily/"
+BASELINE = "health (baseline)"
+
+BATCH = 1000
+SINGLE_CLIENTS = 4
+TRADING_DAYS = 250
+SYMBOLS = "AAPL MSFT NVDA AMZN GOOGL META TSLA AMD NFLX JPM BAC XOM CVX KO PEP WMT DIS INTC CSCO ORCL".split()
+STRATEGIES = ("momentum", "mean_reversion", "breakout", "pairs", "vwap")
+SESSION_MS = int(6.5 * 3600 * 1000)  # 09:30 to 16:00 in New York
+
+# Targets from the issue.
+BULK_TARGET_RATIO = 0.40
+SINGLE_TARGET_RATE = 500.0
+SINGLE_TARGET_P99_MS = 50.0
+QUERY_TARGET_MS = 20.0
+
+# Bounds, so that a hung or very slow server cannot keep the benchmark running.
+REQUEST_TIMEOUT_S = 30.0
+SERVER_START_TIMEOUT_S = 60.0
+CLIENT_START_TIMEOUT_S = 60.0
+BULK_TIME_LIMIT_S = 300.0
+QUERY_TIME_LIMIT_S = 300.0
+# Single-trade clients stop at this many requests per second of run time, far above
+# what 2 cores can serve, so the time limit is what normally ends the run.
+SINGLE_MAX_RATE_PER_CLIENT = 2500
+
+INSERT_SQL = (
+    'INSERT INTO "trades_trade" ("external_id", "symbol", "side", "quantity", "price", "strategy", "pnl",'
+    ' "executed_at", "trading_day", "metadata", "received_at", "bot_id") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)'
+)
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much work each part does; ``--quick`` is a smoke test, not a measurement."""
+
+    bulk_batches: int  # per client configuration (1 and 2 clients)
+    single_seconds: float
+    query_rows: int
+    query_repeats: int
+
+
+FULL = Plan(bulk_batches=30, single_seconds=20.0, query_rows=1_000_000, query_repeats=40)
+QUICK = Plan(bulk_batches=6, single_seconds=5.0, query_rows=100_000, query_repeats=30)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def trading_days(count: int, today: dt.date) -> list[dt.date]:
+    """The ``count`` weekdays before ``today``, oldest first (holidays are ignored)."""
+    days: list[dt.date] = []
+    day = today
+    while len(days) < count:
+        day -= dt.timedelta(days=1)
+        if day.weekday() < 5:
+            days.append(day)
+    return days[::-1]
+
+
+def session_open_utc(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(9, 30), tzinfo=MARKET_TZ).astimezone(UTC)
+
+
+def db_datetime(moment: dt.datetime) -> str:
+    """A UTC datetime as Django's SQLite backend stores it."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+
+
+@dataclass
+class Fill:
+    """The fields of one random trade, shared by the API body and the raw row."""
+
+    symbol: str
+    side: str
+    quantity: int
+    price: float
+    strategy: str
+    pnl: float | None
+    executed_at: dt.datetime
+    trading_day: dt.date
+
+
+class TradeFactory:
+    """Random but realistic trades: fixed symbols and strategies, prices near a base per symbol."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.base_price = {s: self.rng.uniform(10, 900) for s in SYMBOLS}
+
+    def fills(self, day: dt.date, count: int) -> list[Fill]:
+        """``count`` fills during ``day``'s session, in time order."""
+        rng = self.rng
+        opens = session_open_utc(day)
+        out = []
+        for ms in sorted(rng.randrange(SESSION_MS) for _ in range(count)):
+            symbol = rng.choice(SYMBOLS)
+            out.append(
+                Fill(
+                    symbol=symbol,
+                    side="BUY" if rng.random() < 0.5 else "SELL",
+                    quantity=rng.randint(1, 500),
+                    price=round(self.base_price[symbol] * rng.uniform(0.95, 1.05), 2),
+                    strategy=rng.choice(STRATEGIES),
+                    pnl=round(rng.gauss(0, 60), 2) if rng.random() < 0.5 else None,
+                    executed_at=opens + dt.timedelta(milliseconds=ms),
+                    trading_day=day,
+                )
+            )
+        return out
+
+
+def api_trade(external_id: str, fill: Fill) -> dict[str, Any]:
+    return {
+        "external_id": external_id,
+        "symbol": fill.symbol,
+        "side": fill.side,
+        "quantity": fill.quantity,
+        "price": fill.price,
+        "strategy": fill.strategy,
+        "pnl": fill.pnl,
+        "executed_at": fill.executed_at.isoformat(timespec="milliseconds"),
+        "metadata": {},
+    }
+
+
+def db_row(external_id: str, fill: Fill, received_at: str, bot_id: int) -> Row:
+    """The row the site stores for ``fill`` (decimals as numbers, JSON as text), in INSERT_SQL's order."""
+    return (
+        external_id,
+        fill.symbol,
+        fill.side,
+        fill.quantity,
+        fill.price,
+        fill.strategy,
+        fill.pnl,
+        db_datetime(fill.executed_at),
+        fill.trading_day.isoformat(),
+        "{}",
+        received_at,
+        bot_id,
+    )
+
+
+@dataclass
+class BulkBatch:
+    body: bytes
+    rows: list[Row]
+
+
+def bulk_batches(
+    factory: TradeFactory, prefix: str, count: int, days: list[dt.date], bot_id: int
+) -> list[BulkBatch]:
+    """``count`` batches of distinct trades in time order, each as a request body and as raw rows."""
+    received_at = db_datetime(dt.datetime.now(UTC))
+    batches = []
+    for number in range(count):
+        day = days[number % len(days)]
+        trades, rows = [], []
+        for i, fill in enumerate(factory.fills(day, BATCH)):
+            external_id = f"{prefix}-{number:05d}-{i:04d}"
+            trades.append(api_trade(external_id, fill))
+            rows.append(db_row(external_id, fill, received_at, bot_id))
+        batches.append(BulkBatch(json.dumps(trades, separators=(",", ":")).encode(), rows))
+    return batches
+
+
+def history_rows(factory: TradeFactory, days: list[dt.date], total: int, bot_id: int) -> Iterator[list[Row]]:
+    """``total`` rows spread evenly over ``days``, one list per day, oldest first."""
+    per_day, extra = divmod(total, len(days))
+    for index, day in enumerate(days):
+        count = per_day + (1 if index < extra else 0)
+        rows = []
+        for i, fill in enumerate(factory.fills(day, count)):
+            # Received a moment after the fill, as from a bot posting as it trades.
+            received = fill.executed_at + dt.timedelta(milliseconds=150)
+            rows.append(db_row(f"hist-{day:%Y%m%d}-{i:05d}", fill, db_datetime(received), bot_id))
+        yield rows
+
+
+# --------------------------------------------------------------------------- stats
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of ``values`` (need not be sorted); NaN when empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+# --------------------------------------------------------------------------- clients
+
+
+@dataclass
+class ClientJob:
+    """What one client process sends: ``bodies`` in order, or ``template % n`` for n from ``first``."""
+
+    port: int
+    method: str
+    path: str
+    headers: dict[str, str]
+    ok_statuses: tuple[int, ...]
+    max_requests: int
+    seconds: float
+    bodies: list[bytes] | None = None
+    template: bytes | None = None
+    first: int = 0
+
+
+@dataclass
+class ClientResult:
+    started: float = math.nan
+    ended: float = math.nan
+    ok: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    error_samples: list[str] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+
+
+def _client_main(job: ClientJob, go: Any, queue: Any) -> None:
+    """Body of a client process: get ready, wait for the common start, send, report."""
+    result = ClientResult()
+    try:
+        if job.template is not None:
+            # Encoded before the start signal, so client-side encoding stays out of the timing.
+            bodies: Sequence[bytes | None] = [job.template % (job.first + i) for i in range(job.max_requests)]
+        else:
+            bodies = job.bodies if job.bodies is not None else [None] * job.max_requests
+        conn = http.client.HTTPConnection(HOST, job.port, timeout=REQUEST_TIMEOUT_S)
+        queue.put(("ready", os.getpid()))
+        if not go.wait(CLIENT_START_TIMEOUT_S):
+            queue.put(("result", result))
+            return
+        # time.monotonic is CLOCK_MONOTONIC on Linux, so the parent can compare it across processes.
+        result.started = time.monotonic()
+        stop_at = result.started + job.seconds
+        for body in bodies[: job.max_requests]:
+            if time.monotonic() >= stop_at:
+                break
+            t0 = time.perf_counter()
+            try:
+                conn.request(job.method, job.path, body=body, headers=job.headers)
+                response = conn.getresponse()
+                data = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                result.errors += 1
+                if len(result.error_samples) < 3:
+                    result.error_samples.append(f"{type(exc).__name__}: {exc}")
+                continue
+            result.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            result.statuses[response.status] += 1
+            if response.status in job.ok_statuses:
+                result.ok += 1
+            else:
+                result.errors += 1
+                if len(result.error_samples) < 3:
+                    result.error_samples.append(f"HTTP {response.status}: {data[:200]!r}")
+        result.ended = time.monotonic()
+        conn.close()
+        queue.put(("result", result))
+    except KeyboardInterrupt:
+        pass  # the parent is shutting down and reports the interruption
+    except Exception as exc:
+        # Reported, so the parent fails at once instead of waiting out its timeout.
+        queue.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+_LIVE_CLIENTS: list[Any] = []
+
+
+def stop_clients() -> None:
+    """End any client process still running (only ours, by handle)."""
+    while _LIVE_CLIENTS:
+        proc = _LIVE_CLIENTS.pop()
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+
+
+@dataclass
+class RunResult:
+    """The clients' results together; ``wall_s`` spans from the first start to the last end."""
+
+    clients: list[ClientResult]
+
+    @property
+    def wall_s(self) -> float:
+        return max(c.ended for c in self.clients) - min(c.started for c in self.clients)
+
+    @property
+    def ok(self) -> int:
+        return sum(c.ok for c in self.clients)
+
+    @property
+    def errors(self) -> int:
+        return sum(c.errors for c in self.clients)
+
+    @property
+    def latencies_ms(self) -> list[float]:
+        return [x for c in self.clients for x in c.latencies_ms]
+
+    @property
+    def error_samples(self) -> list[str]:
+        return [s for c in self.clients for s in c.error_samples][:3]
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.wall_s if self.wall_s > 0 else math.nan
+
+
+def run_clients(jobs: list[ClientJob]) -> RunResult:
+    """Run one process per job, started together; processes, so the client's GIL is never the limit."""
+    spawn = mp.get_context("spawn")
+    go = spawn.Event()
+    queue = spawn.Queue()
+    procs = [spawn.Process(target=_client_main, args=(job, go, queue), daemon=True) for job in jobs]
+    for proc in procs:
+        _LIVE_CLIENTS.append(proc)
+        proc.start()
+    try:
+        for _ in procs:
+            kind, payload = queue.get(timeout=CLIENT_START_TIMEOUT_S)
+            if kind != "ready":
+                raise RuntimeError(f"a client process failed: {payload}")
+        go.set()
+        budget = max(job.seconds for job in jobs) + REQUEST_TIMEOUT_S + 30
+        deadline = time.monotonic() + budget
+        results = []
+        for _ in procs:
+            kind, payload = queue.get(timeout=max(1.0, deadline - time.monotonic()))
+            if kind != "result":
+                raise RuntimeError(f"a client process failed: {payload}")
+            results.append(payload)
+        for proc in procs:
+            proc.join(10)
+    finally:
+        stop_clients()
+    if any(math.isnan(r.started) for r in results):
+        raise RuntimeError("a client process never got the start signal")
+    return RunResult(results)
+
+
+def get(conn: http.client.HTTPConnection, path: str, headers: dict[str, str]) -> tuple[int, float, bytes]:
+    """One GET: status, milliseconds until the whole body was read, body."""
+    t0 = time.perf_counter()
+    conn.request("GET", path, headers=headers)
+    response = conn.getresponse()
+    body = response.read()
+    return response.status, (time.perf_counter() - t0) * 1000, body
+
+
+# --------------------------------------------------------------------------- site
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def site_env(tmp: Path) -> dict[str, str]:
+    """Environment of the site's processes: everything in the temp dir, nothing sent elsewhere."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_PATH=str(tmp / "trades.db"),
+        LOG_DIR=str(tmp / "logs"),
+        LOCAL_STORAGE_PATH=str(tmp / "backups"),
+        # Set, so settings never generate data/.secret_key in the project.
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_DEBUG="false",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        MARKET_TIMEZONE=MARKET_TZ_NAME,
+        # Empty wins over a .env file (load_dotenv does not override) and turns these off.
+        DISCORD_WEBHOOK_URL="",
+        LOKI_URL="",
+        CLOUD_STORAGE_PROVIDER="local",
+        DB_SYNC_ENABLED="false",
+        GUNICORN_ACCESS_LOG="",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    proc = subprocess.run(
+        [str(PYTHON), "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def _die_with_parent() -> None:
+    """Runs in gunicorn's process before exec: a hard-killed benchmark cannot clean up, the kernel can."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Server:
+    """The gunicorn this run started, in a process group of its own so all its workers stop with it."""
+
+    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
+        self.port = port
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                str(GUNICORN),
+                "--config",
+                "gunicorn.conf.py",
+                "--bind",
+                f"{HOST}:{port}",
+                # gunicorn's default control socket is one path per user; a second server
+                # would take it over from the one already running on this machine.
+                "--no-control-socket",
+                "monitorsite.wsgi",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+    def log_tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def workers(self) -> int:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace").count("Booting worker")
+        return 0
+
+    def wait_ready(self) -> None:
+        """Until ``GET /api/v1/health/`` answers with any status (503 without a task cluster)."""
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        for _ in range(int(SERVER_START_TIMEOUT_S / 0.1)):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.log_tail()}")
+            conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
+            try:
+                get(conn, HEALTH, {})
+                return
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                conn.close()
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(
+            f"gunicorn did not answer within {SERVER_START_TIMEOUT_S:.0f} s:\n{self.log_tail()}"
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                pass
+        # The group's id is the master's pid; a worker left behind is killed by it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        self._log.close()
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection with the site's pragmas (see DATABASES in monitorsite/settings.py)."""
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def make_raw_db(site_db: Path, raw_db: Path) -> sqlite3.Connection:
+    """A separate database with the site's trades_trade (table and indexes) and the bot rows it references."""
+    with contextlib.closing(sqlite3.connect(site_db)) as site:
+        tables = site.execute(
+            "SELECT sql FROM sqlite_master WHERE type='table' AND name IN ('trades_bot', 'trades_trade')"
+            " ORDER BY name = 'trades_trade'"
+        ).fetchall()
+        indexes = site.execute(
+            "SELECT sql FROM sqlite_master WHERE type='index' AND tbl_name='trades_trade' AND sql IS NOT NULL"
+        ).fetchall()
+        bots = site.execute("SELECT * FROM trades_bot").fetchall()
+    raw = connect(raw_db)
+    for (sql,) in [*tables, *indexes]:
+        raw.execute(sql)
+    raw.executemany(f"INSERT INTO trades_bot VALUES ({','.join('?' * len(bots[0]))})", bots)
+    return raw
+
+
+def raw_insert(raw: sqlite3.Connection, batches: Sequence[BulkBatch]) -> float:
+    """Seconds to store ``batches`` with one executemany and commit each."""
+    t0 = time.perf_counter()
+    for batch in batches:
+        raw.execute("BEGIN IMMEDIATE")
+        raw.executemany(INSERT_SQL, batch.rows)
+        raw.execute("COMMIT")
+    return time.perf_counter() - t0
+
+
+def count_rows(site_db: Path, bot_id: int, prefix: str) -> int:
+    with contextlib.closing(sqlite3.connect(site_db, timeout=30)) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM trades_trade WHERE bot_id = ? AND external_id >= ? AND external_id < ?",
+            (bot_id, f"{prefix}-", f"{prefix}."),  # '.' sorts right after '-'
+        ).fetchone()
+    return int(row[0])
+
+
+# --------------------------------------------------------------------------- parts
+
+
+@dataclass
+class Context:
+    tmp: Path
+    server: Server
+    site_db: Path
+    bot_id: int
+    key: str
+    days: list[dt.date]
+    plan: Plan
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    @property
+    def post_headers(self) -> dict[str, str]:
+        return {**self.auth, "Content-Type": "application/json"}
+
+
+def warm_up(ctx: Context) -> None:
+    """A few requests of each kind, so that no worker answers its very first request in a measurement."""
+    conn = http.client.HTTPConnection(HOST, ctx.server.port, timeout=REQUEST_TIMEOUT_S)
+    factory = TradeFactory(seed=1)
+    fills = factory.fills(ctx.days[-1], 40)
+    try:
+        for i, fill in enumerate(fills):
+            body = json.dumps(api_trade(f"warm-{i:04d}", fill)).encode()
+            conn.request("POST", TRADES, body=body, headers=ctx.post_headers)
+            conn.getresponse().read()
+            get(conn, HEALTH, {})
+            get(conn, f"{TRADES}?limit=5", ctx.auth)
+    finally:
+        conn.close()
+
+
+def part_bulk(ctx: Context) -> None:
+    print(f"\n1. Bulk ingestion: batches of {BATCH} distinct trades, bodies encoded before timing")
+    print("   baseline: raw sqlite3 executemany + commit per batch, same rows, into a copy of trades_trade")
+    print("   (same schema and indexes, WAL, synchronous=NORMAL, foreign_keys=ON) in a separate file")
+    raw = make_raw_db(ctx.site_db, ctx.tmp / "raw.db")
+    factory = TradeFactory(seed=2)
+    header = f"   {'clients':>7} {'rows':>7} {'raw rows/s':>11} {'site rows/s':>12} {'site/raw':>9}  target"
+    print(header)
+    total = 0
+    try:
+        for clients in (1, 2):
+            prefix = f"bulk{clients}"
+            batches = bulk_batches(factory, prefix, ctx.plan.bulk_batches, ctx.days[-5:], ctx.bot_id)
+            rows = len(batches) * BATCH
+            # Same rows, same order as the site stores them (batch i goes to client i % clients).
+            raw_s = raw_insert(raw, batches)
+            jobs = [
+                ClientJob(
+                    port=ctx.server.port,
+                    method="POST",
+                    path=TRADES,
+                    headers=ctx.post_headers,
+                    ok_statuses=(201,),
+                    max_requests=len(batches),
+                    seconds=BULK_TIME_LIMIT_S,
+                    bodies=[b.body for b in batches[c::clients]],
+                )
+                for c in range(clients)
+            ]
+            run = run_clients(jobs)
+            stored = count_rows(ctx.site_db, ctx.bot_id, prefix)
+            total += stored
+            raw_rate = rows / raw_s
+            site_rate = stored / run.wall_s
+            ratio = site_rate / raw_rate
+            print(
+                f"   {clients:>7} {stored:>7} {raw_rate:>11,.0f} {site_rate:>12,.0f} {ratio:>9.1%}"
+                f"  >= {BULK_TARGET_RATIO:.0%} {verdict(ratio >= BULK_TARGET_RATIO)}"
+            )
+            lat = run.latencies_ms
+            print(
+                f"           per batch: p50 {percentile(lat, 50):.0f} ms,"
+                f" max {max(lat, default=math.nan):.0f} ms; errors {run.errors}; stored {stored} of {rows}"
+            )
+            for sample in run.error_samples:
+                print(f"           error: {sample}")
+    finally:
+        raw.close()
+    print(f"   {total:,} trades stored through the site in this part")
+
+
+def single_jobs(ctx: Context, seconds: float, kind: str) -> list[ClientJob]:
+    max_requests = int(seconds * SINGLE_MAX_RATE_PER_CLIENT) + 100
+    jobs = []
+    for c in range(SINGLE_CLIENTS):
+        if kind == "health":
+            jobs.append(
+                ClientJob(
+                    port=ctx.server.port,
+                    method="GET",
+                    path=HEALTH,
+                    headers={},
+                    ok_statuses=(200, 503),  # 503: no task cluster runs, which is expected here
+                    max_requests=max_requests,
+                    seconds=seconds,
+                )
+            )
+            continue
+        fill = TradeFactory(seed=10 + c).fills(ctx.days[-1], 1)[0]
+        body = json.dumps(api_trade("@ID@", fill), separators=(",", ":")).encode()
+        jobs.append(
+            ClientJob(
+                port=ctx.server.port,
+                method="POST",
+                path=TRADES,
+                headers=ctx.post_headers,
+                ok_statuses=(201,),
+                max_requests=max_requests,
+                seconds=seconds,
+                template=body.replace(b"@ID@", f"single{c}-%08d".encode()),
+            )
+        )
+    return jobs
+
+
+def part_single(ctx: Context) -> None:
+    seconds = ctx.plan.single_seconds
+    print(
+        f"\n2. Single trades: {SINGLE_CLIENTS} client processes (not threads: the client's GIL must not"
+        f" be the limit), one trade per POST, {seconds:.0f} s"
+    )
+    print(f"   baseline: the same clients on GET {HEALTH} (no key), {seconds / 2:.0f} s before and after")
+    before = run_clients(single_jobs(ctx, seconds / 2, "health"))
+    trades = run_clients(single_jobs(ctx, seconds, "trade"))
+    after = run_clients(single_jobs(ctx, seconds / 2, "health"))
+
+    lat = trades.latencies_ms
+    p50, p95, p99 = (percentile(lat, q) for q in (50, 95, 99))
+    print(
+        f"   trades:   {trades.ok:,} in {trades.wall_s:.1f} s = {trades.rate:,.0f} trades/s;"
+        f" latency p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms; errors {trades.errors}"
+    )
+    for sample in trades.error_samples:
+        print(f"             error: {sample}")
+    health_ok = before.ok + after.ok
+    health_rate = health_ok / (before.wall_s + after.wall_s)
+    hlat = before.latencies_ms + after.latencies_ms
+    print(
+        f"   baseline: {health_ok:,} in {before.wall_s + after.wall_s:.1f} s = {health_rate:,.0f} req/s"
+        f" (before {before.rate:,.0f}, after {after.rate:,.0f}); latency p50 {percentile(hlat, 50):.1f} ms,"
+        f" p99 {percentile(hlat, 99):.1f} ms; errors {before.errors + after.errors}"
+    )
+    print(f"   ratio trades/s : health req/s = {trades.rate / health_rate:.2f}")
+    print(
+        f"   targets: >= {SINGLE_TARGET_RATE:.0f} trades/s {verdict(trades.rate >= SINGLE_TARGET_RATE)};"
+        f" p99 <= {SINGLE_TARGET_P99_MS:.0f} ms {verdict(p99 <= SINGLE_TARGET_P99_MS)};"
+        f" zero errors {verdict(trades.errors == 0)}"
+    )
+
+
+def load_history(ctx: Context) -> tuple[int, float]:
+    """Store ``plan.query_rows`` trades straight into the site's database; rows and seconds taken."""
+    factory = TradeFactory(seed=3)
+    t0 = time.perf_counter()
+    stored = 0
+    with contextlib.closing(connect(ctx.site_db)) as conn:
+        pending: list[Row] = []
+        for rows in history_rows(factory, ctx.days, ctx.plan.query_rows, ctx.bot_id):
+            pending.extend(rows)
+            if len(pending) >= 50_000:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(INSERT_SQL, pending)
+                conn.execute("COMMIT")
+                stored += len(pending)
+                pending = []
+        if pending:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(INSERT_SQL, pending)
+            conn.execute("COMMIT")
+            stored += len(pending)
+        # Leave the file as a long-running site would have it, not with a large WAL to search.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return stored, time.perf_counter() - t0
+
+
+def part_queries(ctx: Context) -> None:
+    repeats = ctx.plan.query_repeats
+    print(f"\n3. Queries: trades loaded straight into the site's database, then {repeats} GETs each")
+    loaded, seconds = load_history(ctx)
+    with contextlib.closing(sqlite3.connect(ctx.site_db, timeout=30)) as conn:
+        total = conn.execute("SELECT count(*) FROM trades_trade").fetchone()[0]
+        day = ctx.days[len(ctx.days) // 2]
+        on_day = conn.execute(
+            "SELECT count(*) FROM trades_trade WHERE bot_id = ? AND trading_day = ?",
+            (ctx.bot_id, day.isoformat()),
+        ).fetchone()[0]
+    print(
+        f"   loaded {loaded:,} trades ({len(ctx.days)} trading days, {len(SYMBOLS)} symbols,"
+        f" {len(STRATEGIES)} strategies) in {seconds:.1f} s; {total:,} trades in the table"
+    )
+    print(f"   one client, sequential, requests round-robin; day {day} has {on_day:,} trades")
+    print(f"   baseline: GET {HEALTH} in the same rounds")
+    d = day.isoformat()
+    endpoints = {
+        BASELINE: (HEALTH, {}),
+        "daily summary": (f"{SUMMARY}?date={d}", ctx.auth),
+        "trades, no filter": (TRADES, ctx.auth),
+        "trades ?symbol": (f"{TRADES}?symbol=AAPL", ctx.auth),
+        "trades ?strategy": (f"{TRADES}?strategy=momentum", ctx.auth),
+        "trades ?side": (f"{TRADES}?side=SELL", ctx.auth),
+        "trades ?date": (f"{TRADES}?date={d}", ctx.auth),
+        "trades, all four": (f"{TRADES}?symbol=AAPL&strategy=momentum&side=SELL&date={d}", ctx.auth),
+    }
+    timings: dict[str, list[float]] = {name: [] for name in endpoints}
+    errors: Counter[str] = Counter()
+    samples: dict[str, bytes] = {}
+    conn_http = http.client.HTTPConnection(HOST, ctx.server.port, timeout=REQUEST_TIMEOUT_S)
+    deadline = time.monotonic() + QUERY_TIME_LIMIT_S
+    try:
+        for round_no in range(repeats + 2):
+            if time.monotonic() > deadline:
+                break
+            for name, (path, headers) in endpoints.items():
+                try:
+                    status, ms, body = get(conn_http, path, headers)
+                except (OSError, http.client.HTTPException):
+                    conn_http.close()
+                    errors[name] += 1
+                    continue
+                # The health check answers 503 here because no task cluster runs.
+                if status not in ((200, 503) if name == BASELINE else (200,)):
+                    errors[name] += 1
+                    samples.setdefault(name, body[:200])
+                    continue
+                samples.setdefault(name, body)
+                if round_no >= 2:  # the first two rounds warm caches and are not counted
+                    timings[name].append(ms)
+    finally:
+        conn_http.close()
+    _check_answers(samples, on_day)
+
+    base = percentile(timings[BASELINE], 50)
+    print(f"   {'request':<18} {'n':>3} {'median ms':>10} {'p95 ms':>8} {'x health':>9}  target")
+    for name, values in timings.items():
+        median = percentile(values, 50)
+        line = (
+            f"   {name:<18} {len(values):>3} {median:>10.1f} {percentile(values, 95):>8.1f}"
+            f" {median / base:>9.1f}"
+        )
+        if name != BASELINE:
+            line += f"  <= {QUERY_TARGET_MS:.0f} ms {verdict(median <= QUERY_TARGET_MS and not errors[name])}"
+        if errors[name]:
+            line += f"  ({errors[name]} errors: {samples.get(name, b'')[:120]!r})"
+        print(line)
+
+
+def _check_answers(samples: dict[str, bytes], on_day: int) -> None:
+    """Warn when an answer is not what the loaded data implies, so a fast wrong answer is noticed."""
+    with contextlib.suppress(KeyError, ValueError, TypeError):
+        summary = json.loads(samples["daily summary"])
+        if summary.get("total_trades") != on_day:
+            print(f"   WARNING: the summary counts {summary.get('total_trades')} trades, the table {on_day}")
+    for name, body in samples.items():
+        if name.startswith("trades"):
+            with contextlib.suppress(ValueError):
+                if not json.loads(body).get("results"):
+                    print(f"   WARNING: {name} returned no trades")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def setup_site(env: dict[str, str], site_db: Path) -> tuple[str, int]:
+    """Migrate the database and create the bench bot; its write key and id."""
+    manage(env, "migrate", "--noinput")
+    key = manage(env, "create_bot", "bench").strip().splitlines()[-1].strip()
+    with contextlib.closing(sqlite3.connect(site_db)) as conn:
+        bot_id = int(conn.execute("SELECT id FROM trades_bot WHERE name = 'bench'").fetchone()[0])
+    return key, bot_id
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run; its figures are rough")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    server: Server | None = None
+    try:
+        env = site_env(tmp)
+        site_db = tmp / "trades.db"
+        key, bot_id = setup_site(env, site_db)
+        server = Server(env, free_port(), tmp / "gunicorn.log")
+        days = trading_days(TRADING_DAYS, dt.datetime.now(MARKET_TZ).date())
+        ctx = Context(tmp, server, site_db, bot_id, key, days, plan)
+        server.wait_ready()
+        warm_up(ctx)
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(
+            f"Trades API benchmark ({'--quick' if args.quick else 'full run'}),"
+            f" {dt.datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        )
+        print(
+            f"machine: {os.cpu_count()} CPUs, load average {load}; Python {sys.version.split()[0]},"
+            f" SQLite {sqlite3.sqlite_version}"
+        )
+        print(
+            f"site: gunicorn with {ctx.server.workers()} sync workers on {HOST}:{ctx.server.port},"
+            f" database in {tmp}; clients use http.client"
+        )
+        part_bulk(ctx)
+        part_single(ctx)
+        part_queries(ctx)
+        print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted; cleaning up", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        print(f"\nbenchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if server is not None:
+            print(f"gunicorn log tail:\n{server.log_tail()}", file=sys.stderr)
+        return 1
+    finally:
+        # Ignore a second Ctrl-C until everything started here is stopped.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_clients()
+        if server is not None:
+            server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
