@@ -125,6 +125,9 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(DATABASE_PATH),
+        # Keep each worker's connection: opening one runs the PRAGMAs below,
+        # which cost more than the single-trade insert itself.
+        "CONN_MAX_AGE": 600,
         "OPTIONS": {
             "transaction_mode": "IMMEDIATE",
             "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
