@@ -440,7 +440,10 @@ def site_env(tmp: Path) -> dict[str, str]:
         DJANGO_DEBUG="false",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         MARKET_TIMEZONE=MARKET_TZ_NAME,
-        # Empty wins over a .env file (load_dotenv does not override) and turns these off.
+        # No developer .env for the site (settings read ENV_FILE instead when set) ...
+        ENV_FILE=str(tmp / "no.env"),
+        # ... and, for code that reads .env regardless, empty wins (load_dotenv does not
+        # override) and turns these off.
         DISCORD_WEBHOOK_URL="",
         LOKI_URL="",
         CLOUD_STORAGE_PROVIDER="local",
@@ -449,6 +452,26 @@ def site_env(tmp: Path) -> dict[str, str]:
         PYTHONDONTWRITEBYTECODE="1",
     )
     return env
+
+
+def code_version() -> str:
+    """The site's git commit, so that figures can be matched to code (read-only git calls)."""
+    git = ["git", "--no-optional-locks", "-C", str(ROOT)]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            # The benchmark's own files do not change what it measures.
+            [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench", ":!docs"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head} with uncommitted changes" if dirty else head
 
 
 def manage(env: dict[str, str], *args: str) -> str:
@@ -890,6 +913,7 @@ def main(argv: list[str] | None = None) -> int:
         env = site_env(tmp)
         site_db = tmp / "trades.db"
         key, bot_id = setup_site(env, site_db)
+        version = code_version()
         server = Server(env, free_port(), tmp / "gunicorn.log")
         days = trading_days(TRADING_DAYS, dt.datetime.now(MARKET_TZ).date())
         ctx = Context(tmp, server, site_db, bot_id, key, days, plan)
@@ -908,6 +932,7 @@ def main(argv: list[str] | None = None) -> int:
             f"site: gunicorn with {ctx.server.workers()} sync workers on {HOST}:{ctx.server.port},"
             f" database in {tmp}; clients use http.client"
         )
+        print(f"code: {ROOT} at {version}")
         part_bulk(ctx)
         part_single(ctx)
         part_queries(ctx)

@@ -138,7 +138,7 @@ DATABASES = {
                 "PRAGMA foreign_keys=ON;"
             ),
         },
-        "TEST": {"NAME": str(DATA_DIR / "test_trades.db")},
+        "TEST": {"NAME": str(DATA_DIR / f"test_trades_{os.getpid()}.db")},
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -155,6 +155,10 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = MARKET_TIMEZONE
 USE_I18N = True
 USE_TZ = True
+
+# Messages live in the session, not a cookie: a newly issued API key is shown
+# once as a message, and a signed cookie is readable by anyone holding it.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"

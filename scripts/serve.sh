@@ -6,24 +6,37 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 
-.venv/bin/gunicorn --config gunicorn.conf.py monitorsite.wsgi &
+# Each in a process group of its own, so that stopping one reaches its workers
+# even when its main process was killed and they were left behind.
+setsid .venv/bin/gunicorn --config gunicorn.conf.py monitorsite.wsgi &
 web=$!
-.venv/bin/python manage.py qcluster &
+setsid .venv/bin/python manage.py qcluster &
 cluster=$!
 
-stop() {
+stop_all() {
+    kill -TERM -- "-$web" "-$cluster" 2>/dev/null
+    for _ in $(seq 100); do
+        kill -0 -- "-$web" 2>/dev/null || kill -0 -- "-$cluster" 2>/dev/null || return 0
+        sleep 0.2
+    done
+    echo "still running after 20 s; killing" >&2
+    kill -KILL -- "-$web" "-$cluster" 2>/dev/null
+}
+
+on_signal() {
     trap - INT TERM
-    kill -TERM "$web" "$cluster" 2>/dev/null
-    wait "$web" "$cluster" 2>/dev/null
+    stop_all
+    wait 2>/dev/null
     echo "site and task cluster stopped" >&2
     exit 0
 }
-trap stop INT TERM
+trap on_signal INT TERM
 
 echo "site starting (admin at /admin/, API docs at /api/docs/); Ctrl-C stops it" >&2
 wait -n "$web" "$cluster"
 status=$?
 echo "a process of the site exited with status $status; stopping the rest" >&2
-kill -TERM "$web" "$cluster" 2>/dev/null
-wait
+trap - INT TERM
+stop_all
+wait 2>/dev/null
 exit "$status"

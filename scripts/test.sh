@@ -5,13 +5,13 @@ cd "$(dirname "$0")/.."
 source scripts/_venv.sh
 install_venv requirements-dev.txt
 # --- Browser tests (tests/test_admin_browser.py): headless Chromium + chromedriver from Debian.
-# Installed only when missing; without apt-get the browser tests skip themselves.
+# Installed only when missing.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     if command -v apt-get >/dev/null; then
         echo "Installing chromium and chromium-driver with apt" >&2
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
     else
-        echo "No /usr/bin/chromium or /usr/bin/chromedriver and no apt-get: browser tests will be skipped" >&2
+        echo "No /usr/bin/chromium or /usr/bin/chromedriver and no apt-get: the browser tests will fail" >&2
     fi
 fi
 # --- end of browser tests block
