@@ -197,3 +197,24 @@ def test_daily_summary_command_prints_the_figures(bot: Bot, day_of_trades: None)
     assert "Best trade: AAPL 150.5 (ord-1)" in text
     assert "Worst trade: TSLA -200.125 (ord-5)" in text
     assert "meanrev" in text and "(none)" in text
+
+
+@pytest.mark.parametrize("field", ["symbol", "strategy"])
+def test_summary_breakdowns_read_only_the_days_trades(bot: Bot, field: str) -> None:
+    """The query plan must start from the (bot, trading day) index, not walk every trade of the bot."""
+    from django.db import connection
+
+    from trades.models import _breakdown
+
+    captured: list[str] = []
+
+    def explain(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if "GROUP BY" in sql:
+            # The raw sqlite3 connection, so that this query does not come back through the wrapper.
+            plan = connection.connection.execute("EXPLAIN QUERY PLAN " + sql.replace("%s", "?"), params)
+            captured.extend(row[-1] for row in plan.fetchall())
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(explain):
+        _breakdown(Trade.objects.for_bot(bot).for_day(DAY), field)
+    assert any("trade_bot_day_time (bot_id=? AND trading_day=?)" in step for step in captured), captured

@@ -174,7 +174,11 @@ def _extreme_trade(trades: TradeQuerySet, order: str) -> dict[str, Any] | None:
 
 
 def _breakdown(trades: TradeQuerySet, field: str) -> dict[str, dict[str, Any]]:
-    rows = trades.order_by().values(field).annotate(**_outcome_aggregates()).order_by(field)
+    # Grouped over "id IN (the day's trades)": grouped directly, SQLite walks the
+    # (bot, symbol) index through every trade the bot ever made to avoid a sort,
+    # which took over a second with a million trades instead of milliseconds.
+    day_trades = trades.model.objects.filter(pk__in=trades.order_by().values("pk"))
+    rows = day_trades.order_by().values(field).annotate(**_outcome_aggregates()).order_by(field)
     return {
         row[field]: {
             "trades": row["n_trades"],
