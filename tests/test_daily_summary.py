@@ -199,22 +199,36 @@ def test_daily_summary_command_prints_the_figures(bot: Bot, day_of_trades: None)
     assert "meanrev" in text and "(none)" in text
 
 
-@pytest.mark.parametrize("field", ["symbol", "strategy"])
-def test_summary_breakdowns_read_only_the_days_trades(bot: Bot, field: str) -> None:
-    """The query plan must start from the (bot, trading day) index, not walk every trade of the bot."""
+def query_plans(action: Any) -> list[str]:
+    """SQLite's plan for every query ``action`` runs."""
     from django.db import connection
 
-    from trades.models import _breakdown
-
-    captured: list[str] = []
+    plans: list[str] = []
 
     def explain(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if "GROUP BY" in sql:
+        if sql.lstrip().upper().startswith("SELECT"):
             # The raw sqlite3 connection, so that this query does not come back through the wrapper.
-            plan = connection.connection.execute("EXPLAIN QUERY PLAN " + sql.replace("%s", "?"), params)
-            captured.extend(row[-1] for row in plan.fetchall())
+            rows = connection.connection.execute("EXPLAIN QUERY PLAN " + sql.replace("%s", "?"), params)
+            plans.append(" | ".join(row[-1] for row in rows.fetchall()))
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(explain):
-        _breakdown(Trade.objects.for_bot(bot).for_day(DAY), field)
-    assert any("trade_bot_day_time (bot_id=? AND trading_day=?)" in step for step in captured), captured
+        action()
+    return plans
+
+
+def test_summary_reads_only_the_days_trades(bot: Bot) -> None:
+    """Every summary query starts from the (bot, trading day) index, never walking all the bot's trades."""
+    plans = query_plans(lambda: Trade.objects.for_bot(bot).daily_summary(DAY))
+    assert len(plans) == 3, plans
+    for plan in plans:
+        assert "trade_bot_day_time (bot_id=? AND trading_day=?)" in plan, plan
+        for other in ("trade_bot_time", "trade_bot_symbol_time", "trade_bot_strategy_time"):
+            assert f"{other} " not in plan, plan
+
+
+def test_repeats_are_looked_up_by_the_external_id_index(bot: Bot) -> None:
+    Trade.objects.record_batch(bot, [stored_trade(1)])
+    plans = query_plans(lambda: Trade.objects.record_batch(bot, [stored_trade(1)]))
+    assert len(plans) == 1
+    assert "INDEX sqlite_autoindex_trades_trade_1 (bot_id=? AND external_id=?)" in plans[0], plans
