@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -9,6 +10,9 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 HEARTBEAT_TASK = "monitorsite.tasks.cluster_heartbeat"
+
+logger = logging.getLogger(__name__)
+_last_down: frozenset[str] | None = None
 
 
 def database_state() -> dict[str, Any]:
@@ -52,3 +56,16 @@ def components() -> dict[str, dict[str, Any]]:
     db = database_state()
     cluster = task_cluster_state() if db["ok"] else {"ok": False, "reason": "database unreachable"}
     return {"database": db, "task_cluster": cluster}
+
+
+def report(components: dict[str, dict[str, Any]]) -> None:
+    """Log when the set of failing components changes (per process), not on every check."""
+    global _last_down
+    down = frozenset(name for name, part in components.items() if not part["ok"])
+    if down == _last_down:
+        return
+    if down:
+        logger.warning("health: %s down", ", ".join(sorted(down)))
+    elif _last_down is not None:
+        logger.info("health: all components ok again")
+    _last_down = down

@@ -228,3 +228,39 @@ def test_serve_script_stops_the_site_when_the_cluster_dies(site: Site) -> None:
         assert_gone(groups)
     finally:
         stop(serve)
+
+
+def test_a_post_waits_out_a_busy_database_instead_of_failing(site: Site) -> None:
+    """Another process holding SQLite's write lock (a backup, the cluster) only delays the bot."""
+    key = site.create_bot("alpha")
+    holder = sqlite3.connect(site.tmp / "trades.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE trades_bot SET description = 'busy'")
+    with ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        pending = pool.submit(
+            requests.post, f"{site.url}/api/v1/trades/", json=make_trade(1), headers=auth(key), timeout=60
+        )
+        time.sleep(2)
+        assert not pending.done()
+        holder.execute("COMMIT")
+        response = pending.result()
+    holder.close()
+    assert response.status_code == 201, response.text
+    assert time.monotonic() - started >= 2
+    assert count(site, "SELECT COUNT(*) FROM trades_trade") == 1
+
+
+def test_health_is_503_without_a_traceback_when_the_database_is_unreadable(site: Site) -> None:
+    (site.tmp / "trades.db").write_bytes(b"this is not an SQLite database" * 200)
+    for name in ("trades.db-wal", "trades.db-shm"):
+        (site.tmp / name).unlink(missing_ok=True)
+    # Fresh workers, so no connection opened before the damage is reused.
+    site.processes[0].send_signal(signal.SIGHUP)
+    time.sleep(3)
+    response = requests.get(f"{site.url}/api/v1/health/", timeout=10)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["components"]["database"] == {"ok": False, "error": "DatabaseError"}
+    assert body["components"]["task_cluster"]["ok"] is False
+    assert "Traceback" not in response.text

@@ -486,3 +486,15 @@ def test_record_batch_stores_what_the_orm_would(bot: Bot) -> None:
         )
         fast, orm = cursor.fetchall()
     assert fast == orm
+
+
+@pytest.mark.django_db
+def test_repeated_503s_from_health_log_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    from monitorsite import health
+
+    health._last_down = None
+    with caplog.at_level("INFO"):
+        for _ in range(5):
+            assert APIClient().get("/api/v1/health/").status_code == 503
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert messages == [("WARNING", "health: task_cluster down")]

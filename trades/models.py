@@ -297,6 +297,8 @@ class TradeManager(models.Manager.from_queryset(TradeQuerySet)):  # type: ignore
         rows = []
         for t in trades:
             moment = t["executed_at"]
+            if moment.tzinfo is not utc:  # validation hands over UTC already
+                moment = moment.astimezone(utc)
             pnl = t["pnl"]
             metadata = t["metadata"]
             rows.append(
@@ -309,7 +311,7 @@ class TradeManager(models.Manager.from_queryset(TradeQuerySet)):  # type: ignore
                     str(t["price"]),
                     t["strategy"],
                     None if pnl is None else str(pnl),
-                    str(moment.astimezone(utc).replace(tzinfo=None)),
+                    str(moment.replace(tzinfo=None)),
                     moment.astimezone(zone).date().isoformat(),
                     json.dumps(metadata) if metadata else "{}",
                     received_at,

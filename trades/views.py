@@ -146,8 +146,13 @@ class HealthView(APIView):
     def get(self, request: Request) -> Response:
         components = health.components()
         healthy = all(part["ok"] for part in components.values())
-        return Response(
+        response = Response(
             {"status": "ok" if healthy else "unavailable", "components": components},
             status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Cache-Control": "no-store"},
         )
+        # A probe polls this every few seconds: log a change of state once
+        # (health.report), not an ERROR line for every 503 (Django's default).
+        health.report(components)
+        response._has_been_logged = True  # type: ignore[attr-defined]
+        return response
