@@ -18,3 +18,6 @@ graceful_timeout = 10
 preload_app = True
 errorlog = "-"
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+# gunicorn 27's control socket defaults to one path per user; two sites (or the
+# tests' servers) on one machine would take it from each other. Nothing here uses it.
+control_socket_disable = True
