@@ -329,19 +329,26 @@ class TradeManager(models.Manager.from_queryset(TradeQuerySet)):  # type: ignore
         quote = connection.ops.quote_name
         meta = self.model._meta
         columns = ", ".join(quote(meta.get_field(name).column) for name in _INSERT_FIELDS)
-        placeholders = "(" + ", ".join(["%s"] * len(_INSERT_FIELDS)) + ")"
+        placeholders = "(" + ", ".join(["?"] * len(_INSERT_FIELDS)) + ")"
         created: dict[str, int] = {}
-        with connection.cursor() as cursor:
-            for start in range(0, len(rows), _INSERT_CHUNK):
-                chunk = rows[start : start + _INSERT_CHUNK]
-                cursor.execute(
-                    f"INSERT INTO {quote(meta.db_table)} ({columns}) "
-                    f"VALUES {', '.join([placeholders] * len(chunk))} "
-                    f"ON CONFLICT ({quote('bot_id')}, {quote('external_id')}) DO NOTHING "
-                    f"RETURNING {quote('external_id')}, {quote('id')}",
-                    [value for row in chunk for value in row],
-                )
-                created.update(cursor.fetchall())
+        # The sqlite3 cursor itself, inside the same transaction: Django's wrapper
+        # rewrites every placeholder of a 6000-parameter statement with a regex.
+        connection.ensure_connection()
+        with connection.wrap_database_errors:  # still raise Django's error classes
+            cursor = connection.connection.cursor()
+            try:
+                for start in range(0, len(rows), _INSERT_CHUNK):
+                    chunk = rows[start : start + _INSERT_CHUNK]
+                    cursor.execute(
+                        f"INSERT INTO {quote(meta.db_table)} ({columns}) "
+                        f"VALUES {', '.join([placeholders] * len(chunk))} "
+                        f"ON CONFLICT ({quote('bot_id')}, {quote('external_id')}) DO NOTHING "
+                        f"RETURNING {quote('external_id')}, {quote('id')}",
+                        [value for row in chunk for value in row],
+                    )
+                    created.update(cursor.fetchall())
+            finally:
+                cursor.close()
         return created
 
 
