@@ -879,6 +879,45 @@ def part_queries(ctx: Context) -> None:
         print(line)
 
 
+LOADED_BATCHES = 10
+
+
+def part_loaded(ctx: Context) -> None:
+    """Batches into the table part 3 filled: the repeat lookup must not slow with the table's size."""
+    print(f"\n4. Bulk into the loaded table: {LOADED_BATCHES} new batches of {BATCH}, then the same replayed")
+    print("   baseline: raw executemany of the same rows into a copy of the loaded table")
+    batches = bulk_batches(TradeFactory(seed=3), "loaded", LOADED_BATCHES, ctx.days[-3:], ctx.bot_id)
+    rows = len(batches) * BATCH
+    copy_path = ctx.tmp / "loaded-raw.db"
+    with (
+        contextlib.closing(sqlite3.connect(ctx.site_db)) as site,
+        contextlib.closing(sqlite3.connect(copy_path)) as copy,
+    ):
+        site.backup(copy)
+    with contextlib.closing(connect(copy_path)) as copy:
+        raw_s = raw_insert(copy, batches)
+    copy_path.unlink()
+    raw_rate = rows / raw_s
+    for label, statuses in (("new", (201,)), ("replayed", (200,))):
+        job = ClientJob(
+            port=ctx.server.port,
+            method="POST",
+            path=TRADES,
+            headers=ctx.post_headers,
+            ok_statuses=statuses,
+            max_requests=len(batches),
+            seconds=BULK_TIME_LIMIT_S,
+            bodies=[b.body for b in batches],
+        )
+        run = run_clients([job])
+        rate = run.ok * BATCH / run.wall_s
+        print(
+            f"   {label:<9} site {rate:>9,.0f} rows/s, raw {raw_rate:,.0f} rows/s,"
+            f" site/raw {rate / raw_rate:.1%};"
+            f" per batch p50 {percentile(run.latencies_ms, 50):.0f} ms; errors {run.errors}"
+        )
+
+
 def _check_answers(samples: dict[str, bytes], on_day: int) -> None:
     """Warn when an answer is not what the loaded data implies, so a fast wrong answer is noticed."""
     with contextlib.suppress(KeyError, ValueError, TypeError):
@@ -944,6 +983,7 @@ def main(argv: list[str] | None = None) -> int:
         part_bulk(ctx)
         part_single(ctx)
         part_queries(ctx)
+        part_loaded(ctx)
         print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         return 0
     except KeyboardInterrupt:
