@@ -14,12 +14,21 @@ setsid .venv/bin/python manage.py qcluster &
 cluster=$!
 
 stop_all() {
-    kill -TERM -- "-$web" "-$cluster" 2>/dev/null
-    for _ in $(seq 100); do
+    # The main processes first, so each stops its own workers gracefully; a
+    # group whose main process is already gone gets the signal directly.
+    local pid
+    for pid in "$web" "$cluster"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null
+        else
+            kill -TERM -- "-$pid" 2>/dev/null
+        fi
+    done
+    for _ in $(seq 150); do
         kill -0 -- "-$web" 2>/dev/null || kill -0 -- "-$cluster" 2>/dev/null || return 0
         sleep 0.2
     done
-    echo "still running after 20 s; killing" >&2
+    echo "still running after 30 s; killing" >&2
     kill -KILL -- "-$web" "-$cluster" 2>/dev/null
 }
 
