@@ -639,6 +639,20 @@ class Context:
         return {**self.auth, "Content-Type": "application/json"}
 
 
+def post_job(ctx: Context, ok_status: int, max_requests: int, seconds: float, **body: Any) -> ClientJob:
+    """A client posting trades with the bot's key; ``body`` is ``bodies=[...]`` or ``template=...``."""
+    return ClientJob(
+        port=ctx.server.port,
+        method="POST",
+        path=TRADES,
+        headers=ctx.post_headers,
+        ok_statuses=(ok_status,),
+        max_requests=max_requests,
+        seconds=seconds,
+        **body,
+    )
+
+
 def warm_up(ctx: Context) -> None:
     """A few requests of each kind, so that no worker answers its very first request in a measurement."""
     conn = http.client.HTTPConnection(HOST, ctx.server.port, timeout=REQUEST_TIMEOUT_S)
@@ -674,17 +688,10 @@ def part_bulk(ctx: Context) -> None:
             with contextlib.closing(sqlite3.connect(spare_path)) as spare:
                 raw.backup(spare)
             raw_before = raw_insert(raw, batches)
+            # Batch i goes to client i % clients: the site gets the same rows as the raw passes.
             jobs = [
-                ClientJob(
-                    port=ctx.server.port,
-                    method="POST",
-                    path=TRADES,
-                    headers=ctx.post_headers,
-                    ok_statuses=(201,),
-                    max_requests=len(batches),
-                    seconds=BULK_TIME_LIMIT_S,
-                    # Batch i goes to client i % clients: the site gets the same rows as the raw passes.
-                    bodies=[b.body for b in batches[c::clients]],
+                post_job(
+                    ctx, 201, len(batches), BULK_TIME_LIMIT_S, bodies=[b.body for b in batches[c::clients]]
                 )
                 for c in range(clients)
             ]
@@ -733,18 +740,8 @@ def single_jobs(ctx: Context, seconds: float, kind: str) -> list[ClientJob]:
             continue
         fill = TradeFactory(seed=10 + c).fills(ctx.days[-1], 1)[0]
         body = json.dumps(api_trade("@ID@", fill), separators=(",", ":")).encode()
-        jobs.append(
-            ClientJob(
-                port=ctx.server.port,
-                method="POST",
-                path=TRADES,
-                headers=ctx.post_headers,
-                ok_statuses=(201,),
-                max_requests=max_requests,
-                seconds=seconds,
-                template=body.replace(b"@ID@", f"single{c}-%08d".encode()),
-            )
-        )
+        template = body.replace(b"@ID@", f"single{c}-%08d".encode())
+        jobs.append(post_job(ctx, 201, max_requests, seconds, template=template))
     return jobs
 
 
@@ -898,17 +895,8 @@ def part_loaded(ctx: Context) -> None:
         raw_s = raw_insert(copy, batches)
     copy_path.unlink()
     raw_rate = rows / raw_s
-    for label, statuses in (("new", (201,)), ("replayed", (200,))):
-        job = ClientJob(
-            port=ctx.server.port,
-            method="POST",
-            path=TRADES,
-            headers=ctx.post_headers,
-            ok_statuses=statuses,
-            max_requests=len(batches),
-            seconds=BULK_TIME_LIMIT_S,
-            bodies=[b.body for b in batches],
-        )
+    for label, status in (("new", 201), ("replayed", 200)):
+        job = post_job(ctx, status, len(batches), BULK_TIME_LIMIT_S, bodies=[b.body for b in batches])
         run = run_clients([job])
         rate = run.ok * BATCH / run.wall_s
         print(

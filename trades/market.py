@@ -19,13 +19,14 @@ def market_zone() -> ZoneInfo:
     return _zone(settings.MARKET_TIMEZONE)
 
 
-def trading_day_of(moment: dt.datetime) -> dt.date:
+def trading_day_of(moment: dt.datetime, zone: ZoneInfo | None = None) -> dt.date:
     """The date, in the market's time zone, on which ``moment`` falls.
 
     A fill at 21:30 in New York on a winter evening is 02:30 UTC the next day;
-    it still belongs to the New York day it happened on.
+    it still belongs to the New York day it happened on. A caller converting
+    a whole batch passes ``market_zone()`` once as ``zone``.
     """
-    return moment.astimezone(market_zone()).date()
+    return moment.astimezone(zone or market_zone()).date()
 
 
 def today() -> dt.date:

@@ -229,9 +229,9 @@ def _extreme_trade(trades: TradeQuerySet, order: str) -> dict[str, Any] | None:
     )
 
 
-# Columns written by ``TradeManager.record_batch``, in order.
-_INSERT_FIELDS = (
-    "bot",
+# A trade's own fields in the order the API lists them; ``record_batch``
+# writes them in this order after ``bot``.
+TRADE_FIELDS = (
     "external_id",
     "symbol",
     "side",
@@ -244,6 +244,7 @@ _INSERT_FIELDS = (
     "metadata",
     "received_at",
 )
+_INSERT_FIELDS = ("bot", *TRADE_FIELDS)
 _INSERT_CHUNK = 500  # rows per statement: 12 parameters each, well under SQLite's limit
 
 
@@ -312,7 +313,7 @@ class TradeManager(models.Manager.from_queryset(TradeQuerySet)):  # type: ignore
                     t["strategy"],
                     None if pnl is None else str(pnl),
                     str(moment.replace(tzinfo=None)),
-                    moment.astimezone(zone).date().isoformat(),
+                    trading_day_of(moment, zone).isoformat(),
                     json.dumps(metadata) if metadata else "{}",
                     received_at,
                 )

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from monitorsite import health
 from trades import market
-from trades.models import Trade
+from trades.models import TRADE_FIELDS, Trade
 from trades.serializers import (
     DailySummarySerializer,
     EventSerializer,
@@ -29,20 +29,7 @@ from trades.serializers import (
 )
 from trades.validation import TradeDataError, parse_trades
 
-TRADE_FIELDS = (
-    "id",
-    "external_id",
-    "symbol",
-    "side",
-    "quantity",
-    "price",
-    "strategy",
-    "pnl",
-    "executed_at",
-    "trading_day",
-    "metadata",
-    "received_at",
-)
+LISTED_FIELDS = ("id", *TRADE_FIELDS)
 
 
 def _bad_request(detail: str, errors: dict[str, Any]) -> Response:
@@ -88,7 +75,7 @@ class TradesView(APIView):
                 day=params.get("date"),
             )
             .newest_first()
-            .values(*TRADE_FIELDS)[: params["limit"]]
+            .values(*LISTED_FIELDS)[: params["limit"]]
         )
         bot_name = request.user.name
         results = [{**row, "bot": bot_name} for row in trades]
