@@ -160,6 +160,10 @@ USE_TZ = True
 # once as a message, and a signed cookie is readable by anyone holding it.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
+# A batch of 1000 trades is ~250 KB; room for generous metadata, and a bound
+# on what a single request can make the validator chew through.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)

@@ -498,3 +498,17 @@ def test_repeated_503s_from_health_log_one_warning(caplog: pytest.LogCaptureFixt
             assert APIClient().get("/api/v1/health/").status_code == 503
     messages = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert messages == [("WARNING", "health: task_cluster down")]
+
+
+def test_an_oversized_body_gets_a_json_400_and_stores_nothing(api: APIClient, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 50_000
+    response = post(api, [make_trade(n, metadata={"note": "x" * 200}) for n in range(300)])
+    assert response.status_code == 400
+    assert response.json()["errors"]["body"] == ["Send at most 48.8\xa0KB per request; split the batch."]
+    assert Trade.objects.count() == 0
+
+
+def test_a_full_batch_with_a_few_kilobytes_of_metadata_each_is_accepted(api: APIClient) -> None:
+    response = post(api, [make_trade(n, metadata={"note": "x" * 3000}) for n in range(1000)])
+    assert response.status_code == 201
+    assert Trade.objects.count() == 1000

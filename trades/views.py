@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -51,6 +54,12 @@ class TradesView(APIView):
         # Python objects first and validating them after would double the work.
         try:
             trades, _ = parse_trades(request.body)
+        except RequestDataTooBig:
+            limit = filesizeformat(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+            return _bad_request(
+                "The request body is too large; nothing was stored.",
+                {"body": [f"Send at most {limit} per request; split the batch."]},
+            )
         except TradeDataError as exc:
             return _bad_request(exc.detail, exc.errors)
         ids, duplicates = Trade.objects.record_batch(request.user, trades)
