@@ -1,0 +1,98 @@
+"""The interface every storage provider implements, and its one error type."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+# Called with the number of bytes moved since the last call.
+Progress = Callable[[int], None]
+
+
+class StorageError(Exception):
+    """A storage operation failed; the message is one line a user can act on.
+
+    ``permanent`` marks failures that retrying will not fix (bad credentials,
+    missing bucket, bad settings), as opposed to an unreachable service.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ObjectNotFound(StorageError):
+    """The named object is not in storage."""
+
+    def __init__(self, name: str):
+        super().__init__(f"{name} is not in storage", permanent=True)
+        self.name = name
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object in storage, as listings return it."""
+
+    name: str
+    size: int
+    modified: dt.datetime  # aware, UTC
+
+
+def env_setting(name: str, *, required: bool = True, default: str | None = None) -> str | None:
+    """A provider's own setting from the environment (``.env`` is loaded by settings).
+
+    Each provider checks its settings when first used, so a missing one is a
+    ``StorageError`` naming the variable, not a start-up failure for everyone.
+    """
+    value = (os.environ.get(name) or "").strip() or default
+    if required and not value:
+        raise StorageError(f"{name} is not set", permanent=True)
+    return value
+
+
+class StorageProvider(ABC):
+    """Object storage holding backups, addressed by names such as ``backups/trades_20260115_163000.db``.
+
+    Every method raises ``StorageError`` (never an SDK's own exception) on failure.
+    """
+
+    #: The ``CLOUD_STORAGE_PROVIDER`` name.
+    name: str = ""
+
+    @classmethod
+    @abstractmethod
+    def from_env(cls) -> Self:
+        """Build the provider from its environment variables, checking them."""
+
+    @abstractmethod
+    def upload(self, local_path: Path, name: str, progress: Progress | None = None) -> None:
+        """Store the file at ``local_path`` as ``name``, replacing any object of that name."""
+
+    @abstractmethod
+    def download(self, name: str, local_path: Path, progress: Progress | None = None) -> None:
+        """Write object ``name`` to ``local_path``; ``ObjectNotFound`` when it does not exist."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> list[StoredObject]:
+        """Every object whose name starts with ``prefix`` (all pages), in name order."""
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Remove object ``name``; removing a missing object is not an error."""
+
+    @abstractmethod
+    def exists(self, name: str) -> bool:
+        """Whether object ``name`` is stored."""
+
+    def describe(self) -> str:
+        """Where objects go, for messages (never with credentials)."""
+        return self.name

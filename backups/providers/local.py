@@ -1,0 +1,97 @@
+"""The ``local`` provider: objects are files under ``LOCAL_STORAGE_PATH``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+from typing import Self
+
+from backups.providers.base import ObjectNotFound, Progress, StorageError, StorageProvider, StoredObject
+
+_CHUNK = 1024 * 1024
+
+
+class LocalStorage(StorageProvider):
+    name = "local"
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    @classmethod
+    def from_env(cls) -> Self:
+        from django.conf import settings
+
+        return cls(Path(settings.LOCAL_STORAGE_PATH))
+
+    def describe(self) -> str:
+        return f"local folder {self.root}"
+
+    def _path(self, name: str) -> Path:
+        path = (self.root / name).resolve()
+        root = self.root.resolve()
+        if root not in path.parents:
+            raise StorageError(f"object name {name!r} leaves the storage folder", permanent=True)
+        return path
+
+    def upload(self, local_path: Path, name: str, progress: Progress | None = None) -> None:
+        target = self._path(name)
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with open(local_path, "rb") as source, open(partial, "wb") as sink:
+                _copy(source, sink, progress)
+                sink.flush()
+                os.fsync(sink.fileno())
+            os.chmod(partial, 0o600)
+            # A reader never sees a half-written object: the name appears complete.
+            os.replace(partial, target)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+    def download(self, name: str, local_path: Path, progress: Progress | None = None) -> None:
+        source_path = self._path(name)
+        try:
+            with open(source_path, "rb") as source, open(local_path, "wb") as sink:
+                _copy(source, sink, progress)
+        except FileNotFoundError:
+            raise ObjectNotFound(name) from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {source_path}: {exc.strerror or exc}") from None
+
+    def list(self, prefix: str = "") -> list[StoredObject]:
+        if not self.root.is_dir():
+            return []
+        found = []
+        try:
+            for path in self.root.rglob("*"):
+                if not path.is_file() or path.name.startswith("."):
+                    continue
+                name = path.relative_to(self.root).as_posix()
+                if name.startswith(prefix):
+                    stat = path.stat()
+                    modified = dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.UTC)
+                    found.append(StoredObject(name, stat.st_size, modified))
+        except OSError as exc:
+            raise StorageError(f"cannot list {self.root}: {exc.strerror or exc}") from None
+        return sorted(found, key=lambda obj: obj.name)
+
+    def delete(self, name: str) -> None:
+        try:
+            self._path(name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {name}: {exc.strerror or exc}") from None
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).is_file()
+
+
+def _copy(source, sink, progress: Progress | None) -> None:  # type: ignore[no-untyped-def]
+    if progress is None:
+        shutil.copyfileobj(source, sink, _CHUNK)
+        return
+    while chunk := source.read(_CHUNK):
+        sink.write(chunk)
+        progress(len(chunk))
