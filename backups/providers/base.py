@@ -13,6 +13,17 @@ from typing import Self
 # Called with the number of bytes moved since the last call.
 Progress = Callable[[int], None]
 
+# Every cloud provider uses these, so a dead endpoint fails in about half a minute
+# (three connection attempts of five seconds and short backoffs) instead of hanging
+# a backup task until django-q2 kills it.
+CONNECT_TIMEOUT_SECONDS = 5.0
+READ_TIMEOUT_SECONDS = 30.0
+MAX_ATTEMPTS = 3
+# Files larger than this go up in parts of this size (multipart, blocks, chunks).
+PART_SIZE = 8 * 1024 * 1024
+# Names per list request; the services' own maximum is 1000.
+PAGE_SIZE = 1000
+
 
 class StorageError(Exception):
     """A storage operation failed; the message is one line a user can act on.
