@@ -180,7 +180,8 @@ class ObjectStorageServer:
             raise ServiceFault(
                 404,
                 "BucketNotFound",
-                f"Either the bucket named '{name}' does not exist in the namespace '{namespace}' or you are not authorized to access it",
+                f"Either the bucket named '{name}' does not exist in the namespace '{namespace}' "
+                "or you are not authorized to access it",
             ) from None
 
 
@@ -188,7 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
     service: ObjectStorageServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:

@@ -209,7 +209,7 @@ class _ProgressHook:
             self.reported = current
 
 
-class _errors:  # noqa: N801 - used as a context manager, like contextlib's
+class _errors:
     def __init__(self, storage: AzureStorage, name: str, *, missing_object: bool = False):
         self.storage = storage
         self.name = name

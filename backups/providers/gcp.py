@@ -138,7 +138,7 @@ class GCSStorage(StorageProvider):
     def _bucket_exists(self) -> bool:
         try:
             return bool(self._bucket.exists(timeout=_TIMEOUT, retry=_RETRY))
-        except Exception:  # noqa: BLE001 - only refines an error already being reported
+        except Exception:  # only refines an error already being reported
             return True
 
 

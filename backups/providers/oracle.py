@@ -106,7 +106,7 @@ class OracleStorage(StorageProvider):
         if self.auth == "instance_principal":
             try:
                 signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner()
-            except Exception as exc:  # noqa: BLE001 - the signer raises assorted request errors
+            except Exception as exc:  # the signer raises assorted request errors
                 raise StorageError(
                     "cannot get instance principal credentials "
                     f"({type(exc).__name__}); OCI_AUTH=instance_principal works only on an OCI instance "
@@ -174,7 +174,7 @@ class OracleStorage(StorageProvider):
             for upload in uploads:
                 if upload.object == name:
                     self._client.abort_multipart_upload(self.namespace, self.bucket, name, upload.upload_id)
-        except Exception:  # noqa: BLE001 - best effort after a failure that is already reported
+        except Exception:  # best effort after a failure that is already reported
             pass
 
     def download(self, name: str, local_path: Path, progress: Progress | None = None) -> None:
@@ -232,12 +232,12 @@ class OracleStorage(StorageProvider):
             self._client.head_bucket(self.namespace, self.bucket)
         except ServiceError as exc:
             return exc.status != 404
-        except Exception:  # noqa: BLE001 - only refines an error already being reported
+        except Exception:  # only refines an error already being reported
             return True
         return True
 
 
-class _errors:  # noqa: N801 - used as a context manager, like contextlib's
+class _errors:
     def __init__(self, storage: OracleStorage, name: str, *, missing_object: bool = False):
         self.storage = storage
         self.name = name
