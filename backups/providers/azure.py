@@ -156,6 +156,13 @@ class AzureStorage(StorageProvider):
             )
 
     def download(self, name: str, local_path: Path, progress: Progress | None = None) -> None:
+        try:
+            self._download(name, local_path, progress)
+        except _ContainerMissing:
+            # Nothing was ever uploaded here: the container is made by the first upload.
+            raise ObjectNotFound(name) from None
+
+    def _download(self, name: str, local_path: Path, progress: Progress | None) -> None:
         with _errors(self, name, missing_object=True):
             stream = self._container.download_blob(
                 name, max_concurrency=4, progress_hook=_ProgressHook(progress) if progress else None
