@@ -25,7 +25,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-
 from oci_object_storage import ObjectStorageServer
 
 HERE = Path(__file__).resolve().parent

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 import requests
-
 import storage_servers as servers
+
 from backups.providers import PIP_PACKAGES, PROVIDERS, get_provider
 from backups.providers.base import ObjectNotFound, StorageError, StorageProvider
 
@@ -326,3 +326,277 @@ def test_large_file_goes_up_in_parts_and_progress_totals_its_size(backend: Backe
     backend.provider.download("backups/trades_20260116_163000.db", restored, progress=downloaded.append)
     assert sum(downloaded) == size
     assert restored.read_bytes() == original.read_bytes()
+
+
+# --- faults: bad credentials, a service that is down, missing settings -------------
+
+
+def _broken(
+    name: str, fault: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> list[str]:
+    """Environment for provider ``name`` with ``fault`` ("credentials" or "down"); returns secrets in play."""
+    down = f"http://127.0.0.1:{servers.dead_port()}"
+    if name == "oracle":
+        service: servers.Service = request.getfixturevalue("oci_service")
+        service.extra["server"].create_bucket("backups-broken")
+        config = service.extra["wrong_config"] if fault == "credentials" else service.extra["config"]
+        _apply(
+            monkeypatch,
+            {
+                "OCI_BUCKET_NAME": "backups-broken",
+                "OCI_CONFIG_FILE": str(config),
+                "OCI_ENDPOINT": service.url if fault == "credentials" else down,
+            },
+        )
+        return [service.extra["wrong_key"]]
+    if name == "azure":
+        wrong_key = servers.b64_random_key()
+        if fault == "credentials":
+            url = request.getfixturevalue("azurite").url
+            connection = servers.azurite_connection_string(url, wrong_key)
+        else:
+            connection = servers.azurite_connection_string(f"{down}/{servers.AZURITE_ACCOUNT}")
+        _apply(
+            monkeypatch, {"AZURE_STORAGE_CONNECTION_STRING": connection, "AZURE_CONTAINER_NAME": "backups"}
+        )
+        return [wrong_key, servers.AZURITE_KEY]
+    if name == "aws":
+        wrong_secret = servers.b64_random_key()[:40]
+        if fault == "credentials":
+            service = request.getfixturevalue("moto_s3")
+            endpoint, key, secret = service.url, service.extra["access_key"], wrong_secret
+        else:
+            endpoint, key, secret = down, "AKIAEXAMPLEEXAMPLE00", wrong_secret
+        _apply(
+            monkeypatch,
+            {
+                "AWS_S3_BUCKET": "backups-broken",
+                "AWS_REGION": "us-east-1",
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ACCESS_KEY_ID": key,
+                "AWS_SECRET_ACCESS_KEY": secret,
+            },
+        )
+        return [secret]
+    if name == "gcp":
+        _apply(monkeypatch, {"GCP_BUCKET_NAME": "backups-broken", "GCP_PROJECT_ID": "trading-monitor"})
+        if fault == "credentials":
+            # A real-shaped service account key that Google's token endpoint refuses.
+            refuser = servers.start_token_refuser()
+            request.addfinalizer(refuser.stop)
+            key_file = tmp_path / "service-account.json"
+            private_key = servers.revoked_service_account_key(key_file, refuser.url)
+            monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+            return [private_key.splitlines()[1]]
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", down)
+        return []
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("name", CLOUD)
+def test_bad_credentials_are_a_permanent_error_that_names_no_secret(
+    name: str,
+    request: pytest.FixtureRequest,
+    clean_env: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secrets = _broken(name, "credentials", request, clean_env, tmp_path)
+    provider = get_provider(name)
+    caplog.set_level(logging.DEBUG)
+
+    for attempt in (
+        lambda: provider.upload(_file(tmp_path, "trades.db", 1000), "trades_latest.db"),
+        lambda: provider.list(),
+    ):
+        with pytest.raises(StorageError) as raised:
+            attempt()
+        message = str(raised.value)
+        assert raised.value.permanent, message
+        assert "credentials" in message or "signature" in message, message
+        assert "\n" not in message
+        for secret in secrets:
+            assert secret not in message
+            assert secret not in caplog.text
+    if name == "oracle":
+        assert request.getfixturevalue("oci_service").extra["server"].rejected  # the server said no
+
+
+@pytest.mark.parametrize("name", CLOUD)
+def test_a_provider_that_is_down_fails_in_bounded_time_and_may_be_retried(
+    name: str, request: pytest.FixtureRequest, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _broken(name, "down", request, clean_env, tmp_path)
+    provider = get_provider(name)
+    started = time.monotonic()
+
+    with pytest.raises(StorageError) as raised:
+        provider.upload(_file(tmp_path, "trades.db", 1000), "trades_latest.db")
+
+    # The issue asks for about 30 s at most; the bound is loose for a busy machine.
+    assert time.monotonic() - started < 60
+    assert not raised.value.permanent, str(raised.value)
+    assert "cannot reach" in str(raised.value)
+
+
+def test_an_unwritable_local_folder_is_a_storage_error(settings: Any, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
+    settings.LOCAL_STORAGE_PATH = blocker / "backups"
+
+    with pytest.raises(StorageError) as raised:
+        get_provider("local").upload(_file(tmp_path, "trades.db", 100), "trades_latest.db")
+
+    assert "cannot write" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "env", "variable"),
+    [
+        ("oracle", {"OCI_CONFIG_FILE": "/nonexistent"}, "OCI_BUCKET_NAME"),
+        ("oracle", {"OCI_BUCKET_NAME": "b", "OCI_AUTH": "password"}, "OCI_AUTH"),
+        (
+            "azure",
+            {"AZURE_CONTAINER_NAME": "backups"},
+            "AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT",
+        ),
+        (
+            "azure",
+            {"AZURE_STORAGE_ACCOUNT": "tradingbackups"},
+            "AZURE_STORAGE_KEY nor AZURE_STORAGE_SAS_TOKEN",
+        ),
+        ("aws", {"AWS_REGION": "us-east-1"}, "AWS_S3_BUCKET"),
+        ("gcp", {"GCP_PROJECT_ID": "trading-monitor"}, "GCP_BUCKET_NAME"),
+    ],
+)
+def test_a_missing_or_bad_setting_is_named_when_the_provider_is_first_used(
+    name: str, env: dict[str, str], variable: str, clean_env: pytest.MonkeyPatch
+) -> None:
+    _apply(clean_env, env)
+
+    with pytest.raises(StorageError) as raised:
+        get_provider(name)
+
+    assert variable in str(raised.value)
+    assert raised.value.permanent
+
+
+def test_an_oci_config_file_that_is_missing_is_named(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _apply(clean_env, {"OCI_BUCKET_NAME": "b", "OCI_CONFIG_FILE": str(tmp_path / "absent")})
+
+    with pytest.raises(StorageError) as raised:
+        get_provider("oracle").list()
+
+    assert "OCI_CONFIG_FILE" in str(raised.value)
+    assert raised.value.permanent
+
+
+# --- choosing a provider: by environment only, with only its SDK installed ----------
+
+
+def _site_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "DATABASE_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="monitorsite.settings",
+        DATABASE_PATH=str(tmp_path / "trades.db"),
+        LOG_DIR=str(tmp_path / "logs"),
+        DJANGO_SECRET_KEY="test-secret-key-for-subprocesses",
+        ENV_FILE=str(tmp_path / "no.env"),
+    )
+    env.update(extra)
+    return env
+
+
+_UPLOAD_WITH_CONFIGURED_PROVIDER = """
+import sys
+from pathlib import Path
+import django
+django.setup()
+from backups.providers import get_provider
+provider = get_provider()
+provider.upload(Path(sys.argv[1]), "trades_latest.db")
+print(type(provider).__name__)
+"""
+
+
+def test_switching_provider_needs_only_the_environment(backend: Backend, tmp_path: Path) -> None:
+    snapshot = _file(tmp_path, "snapshot.db", 4321)
+    env = _site_env(tmp_path, CLOUD_STORAGE_PROVIDER=backend.name, **backend.env)
+
+    result = subprocess.run(
+        [sys.executable, "-c", _UPLOAD_WITH_CONFIGURED_PROVIDER, str(snapshot)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == PROVIDERS[backend.name].rpartition(".")[2]
+    restored = tmp_path / "restored.db"
+    backend.provider.download("trades_latest.db", restored)
+    assert restored.read_bytes() == snapshot.read_bytes()
+
+
+_WITHOUT_CLOUD_SDKS = """
+import importlib.abc, sys
+
+class NotInstalled(importlib.abc.MetaPathFinder):
+    # As if only Django and the site's own requirements were installed.
+    roots = ("oci", "azure", "boto3", "botocore", "s3transfer", "google.cloud", "google.api_core",
+             "google.auth")
+
+    def find_spec(self, name, path, target=None):
+        if name.startswith(self.roots):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+import django
+django.setup()
+from django.core.management import call_command
+call_command("check")
+from backups.providers import StorageError, get_provider
+print("local:", get_provider().describe())
+for name in ("oracle", "azure", "aws", "gcp"):
+    try:
+        get_provider(name)
+    except StorageError as exc:
+        print(f"{name}: {exc}")
+"""
+
+
+def test_the_site_starts_without_cloud_sdks_and_a_missing_sdk_names_its_package(tmp_path: Path) -> None:
+    env = _site_env(tmp_path, CLOUD_STORAGE_PROVIDER="local", LOCAL_STORAGE_PATH=str(tmp_path / "store"))
+
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_CLOUD_SDKS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+    lines = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines() if ": " in line)
+    assert lines["local"] == f"local folder {tmp_path / 'store'}"
+    for name, package in PIP_PACKAGES.items():
+        assert f"pip install {package}" in lines[name]
+
+
+def test_an_unknown_provider_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=_site_env(tmp_path, CLOUD_STORAGE_PROVIDER="dropbox"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode != 0
+    assert "CLOUD_STORAGE_PROVIDER must be one of local, oracle, azure, aws, gcp" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -233,7 +233,8 @@ class _errors:
 
 def _translate(storage: AzureStorage, name: str, exc: Exception, missing_object: bool) -> StorageError:
     container = storage.container
-    code = str(getattr(exc, "error_code", None) or "")
+    code = getattr(exc, "error_code", None) or ""
+    code = str(getattr(code, "value", code))  # the SDK gives a StorageErrorCode enum or a string
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if code == "ContainerNotFound":
         return _ContainerMissing(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -48,7 +49,8 @@ class LocalStorage(StorageProvider):
             # A reader never sees a half-written object: the name appears complete.
             os.replace(partial, target)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
             raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from None
 
     def download(self, name: str, local_path: Path, progress: Progress | None = None) -> None:
