@@ -80,6 +80,8 @@ class ObjectStorageServer:
         self.keys: dict[str, rsa.RSAPublicKey] = {}
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []  # (method, operation, query)
         self.rejected: list[str] = []  # why each 401 was given
+        # operation -> how many more times it answers 503 ServiceUnavailable (fault injection)
+        self.faults: dict[str, int] = {}
         self.lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -237,6 +239,9 @@ class _Handler(BaseHTTPRequestHandler):
             body_signed = method in ("PUT", "POST") and operation not in ("PutObject", "UploadPart")
             self.service.authenticate(method, self.path, headers, body, body_signed)
             with self.service.lock:
+                if self.service.faults.get(operation, 0) > 0:
+                    self.service.faults[operation] -= 1
+                    raise ServiceFault(503, "ServiceUnavailable", "The service is temporarily unavailable")
                 status, answer_headers, payload = self._dispatch(
                     method, operation, segments, query, headers, body
                 )

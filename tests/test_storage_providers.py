@@ -326,6 +326,9 @@ def test_large_file_goes_up_in_parts_and_progress_totals_its_size(backend: Backe
     backend.provider.download("backups/trades_20260116_163000.db", restored, progress=downloaded.append)
     assert sum(downloaded) == size
     assert restored.read_bytes() == original.read_bytes()
+    # Without a progress callback too (the OCI SDK once called a None callback).
+    backend.provider.upload(original, "backups/trades_20260116_163000.db")
+    assert backend.provider.exists("backups/trades_20260116_163000.db")
 
 
 # --- faults: bad credentials, a service that is down, missing settings -------------
@@ -600,3 +603,162 @@ def test_an_unknown_provider_stops_start_up_naming_the_variable(tmp_path: Path) 
     assert result.returncode != 0
     assert "CLOUD_STORAGE_PROVIDER must be one of local, oracle, azure, aws, gcp" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- what only one provider does ------------------------------------------------------
+
+
+def _oracle(
+    clean_env: pytest.MonkeyPatch, service: servers.Service, **extra: str
+) -> tuple[StorageProvider, str]:
+    bucket = _unique("backups-")
+    service.extra["server"].create_bucket(bucket)
+    env = {
+        "OCI_BUCKET_NAME": bucket,
+        "OCI_CONFIG_FILE": str(service.extra["config"]),
+        "OCI_ENDPOINT": service.url,
+    }
+    _apply(clean_env, {**env, **extra})
+    return get_provider("oracle"), bucket
+
+
+def test_the_oci_stand_in_refuses_unsigned_and_tampered_requests(oci_service: servers.Service) -> None:
+    server = oci_service.extra["server"]
+    server.create_bucket("guarded")
+    rejected_before = len(server.rejected)
+
+    unsigned = requests.get(f"{oci_service.url}/n/{server.namespace}/b/guarded/o", timeout=10)
+
+    assert unsigned.status_code == 401
+    assert unsigned.json()["code"] == "NotAuthenticated"
+
+    import oci
+
+    config = oci.config.from_file(str(oci_service.extra["config"]))
+    signer = oci.signer.Signer.from_config(config)
+    signed = requests.Request("GET", f"{oci_service.url}/n/{server.namespace}/b/guarded/o").prepare()
+    signer(signed)
+    session = requests.Session()
+    assert session.send(signed, timeout=10).status_code == 200
+    # The same signature on another path: (request-target) is part of what is signed.
+    signed.url = f"{oci_service.url}/n/{server.namespace}/b/guarded/o?prefix=x"
+    assert session.send(signed, timeout=10).status_code == 401
+    assert len(server.rejected) == rejected_before + 2
+
+
+def test_oci_namespace_is_looked_up_when_not_set(
+    clean_env: pytest.MonkeyPatch, oci_service: servers.Service
+) -> None:
+    server = oci_service.extra["server"]
+    provider, _ = _oracle(clean_env, oci_service)
+    lookups = server.count("GET", "GetNamespace")
+
+    provider.list()
+    provider.list()
+
+    assert provider.namespace == server.namespace  # type: ignore[attr-defined]
+    assert server.count("GET", "GetNamespace") == lookups + 1  # once per provider
+
+
+def test_oci_wrong_namespace_names_the_variable(
+    clean_env: pytest.MonkeyPatch, oci_service: servers.Service
+) -> None:
+    provider, _ = _oracle(clean_env, oci_service, OCI_NAMESPACE="someoneelse")
+
+    with pytest.raises(StorageError) as raised:
+        provider.list()
+
+    assert "OCI_NAMESPACE" in str(raised.value)
+    assert raised.value.permanent
+
+
+# local makes its folder, and azure its container, on the first upload.
+@pytest.mark.parametrize(
+    ("name", "variable"),
+    [("oracle", "OCI_BUCKET_NAME"), ("aws", "AWS_S3_BUCKET"), ("gcp", "GCP_BUCKET_NAME")],
+)
+def test_a_missing_bucket_names_the_variable(
+    name: str, variable: str, request: pytest.FixtureRequest, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _backend(name, request, clean_env, tmp_path)
+    clean_env.setenv(variable, "no-such-bucket-here")
+    provider = get_provider(name)
+
+    for attempt in (
+        lambda: provider.upload(_file(tmp_path, "trades.db", 100), "trades_latest.db"),
+        lambda: provider.download("trades_latest.db", tmp_path / "restored.db"),
+        lambda: provider.list(),
+    ):
+        with pytest.raises(StorageError) as raised:
+            attempt()
+        assert variable in str(raised.value)
+        assert "no-such-bucket-here" in str(raised.value)
+        assert raised.value.permanent
+        assert not isinstance(raised.value, ObjectNotFound)
+
+
+def test_a_failed_oci_multipart_upload_is_aborted_and_stores_nothing(
+    clean_env: pytest.MonkeyPatch, oci_service: servers.Service, tmp_path: Path
+) -> None:
+    server = oci_service.extra["server"]
+    provider, bucket = _oracle(clean_env, oci_service)
+    provider.part_size = 1 * MIB  # type: ignore[attr-defined]
+    server.faults["CommitMultipartUpload"] = 10  # more than the provider's retries
+    commits = server.count("POST", "CommitMultipartUpload")
+
+    with pytest.raises(StorageError) as raised:
+        provider.upload(_file(tmp_path, "big.db", 3 * MIB), "trades_latest.db")
+
+    server.faults.clear()
+    assert not raised.value.permanent  # a 503 is worth another try next cycle
+    assert server.count("POST", "CommitMultipartUpload") - commits == 3  # bounded retries
+    assert server.buckets[bucket].uploads == {}  # aborted: no parts left behind
+    assert not provider.exists("trades_latest.db")
+
+
+def test_azure_creates_its_container_on_first_upload_and_accepts_azure_container(
+    clean_env: pytest.MonkeyPatch, azurite: servers.Service, tmp_path: Path
+) -> None:
+    container = _unique("fresh-")
+    _apply(
+        clean_env,
+        {
+            "AZURE_STORAGE_CONNECTION_STRING": servers.azurite_connection_string(azurite.url),
+            "AZURE_CONTAINER": container,
+        },
+    )
+    provider = get_provider("azure")
+    assert provider.list() == []  # no container yet: nothing stored, not an error
+    assert not provider.exists("trades_latest.db")
+    provider.delete("trades_latest.db")
+
+    provider.upload(_file(tmp_path, "trades.db", 100), "trades_latest.db")
+
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(servers.azurite_connection_string(azurite.url))
+    assert [blob.name for blob in service.get_container_client(container).list_blobs()] == [
+        "trades_latest.db"
+    ]
+
+
+@pytest.mark.parametrize("credential", ["key", "sas"])
+def test_azure_account_with_key_or_sas_token_targets_the_account(
+    credential: str, clean_env: pytest.MonkeyPatch
+) -> None:
+    secret = (
+        servers.b64_random_key() if credential == "key" else "sv=2024-08-04&ss=b&srt=co&sp=rwdlc&sig=abc%3D"
+    )
+    variable = "AZURE_STORAGE_KEY" if credential == "key" else "AZURE_STORAGE_SAS_TOKEN"
+    _apply(clean_env, {"AZURE_STORAGE_ACCOUNT": "tradingbackups", variable: secret})
+
+    provider = get_provider("azure")
+
+    assert provider.describe() == "Azure container backups in account tradingbackups"
+    assert secret not in provider.describe()
+    container = provider._container  # type: ignore[attr-defined]
+    assert container.url.startswith("https://tradingbackups.blob.core.windows.net/backups")
+    if credential == "key":
+        assert container.credential.account_key == secret
+    else:
+        assert "sig=abc" in container.url

@@ -154,13 +154,10 @@ class OracleStorage(StorageProvider):
             with _errors(self, name):
                 # UploadManager puts small files in one request and splits larger ones
                 # into parts of part_size, uploaded in parallel and committed together.
+                # The SDK calls progress_callback whenever the key is present, even as None.
+                extra = {"progress_callback": progress} if progress else {}
                 manager.upload_file(
-                    namespace,
-                    self.bucket,
-                    name,
-                    str(local_path),
-                    part_size=self.part_size,
-                    progress_callback=progress,
+                    namespace, self.bucket, name, str(local_path), part_size=self.part_size, **extra
                 )
         except StorageError:
             if multipart:
