@@ -25,7 +25,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from oci_object_storage import ObjectStorageServer
+
+from tests.harness import free_port
+from tests.oci_object_storage import ObjectStorageServer
 
 HERE = Path(__file__).resolve().parent
 EMULATORS = HERE / "emulators"
@@ -34,12 +36,6 @@ VENV_BIN = Path(sys.executable).parent
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 START_TIMEOUT = 90  # two cores shared by several engineers: be generous
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def dead_port() -> int:
