@@ -283,8 +283,12 @@ def test_overwriting_trades_latest_keeps_the_newest_copy(backend: Backend, tmp_p
     assert [(obj.name, obj.size) for obj in backend.provider.list()] == [("trades_latest.db", 7000)]
 
 
-def test_missing_object_is_object_not_found_and_leaves_no_file(backend: Backend, tmp_path: Path) -> None:
+def test_missing_object_is_object_not_found_and_touches_no_local_file(
+    backend: Backend, tmp_path: Path
+) -> None:
     target = tmp_path / "restored.db"
+    elsewhere = tmp_path / "elsewhere.db"
+    elsewhere.write_bytes(b"the live database")
 
     with pytest.raises(ObjectNotFound) as raised:
         backend.provider.download("backups/trades_19990101_163000.db", target)
@@ -292,6 +296,10 @@ def test_missing_object_is_object_not_found_and_leaves_no_file(backend: Backend,
     assert "backups/trades_19990101_163000.db" in str(raised.value)
     assert raised.value.permanent
     assert not target.exists()
+    with pytest.raises(ObjectNotFound):
+        backend.provider.download("backups/trades_19990101_163000.db", elsewhere)
+    assert elsewhere.read_bytes() == b"the live database"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["elsewhere.db"]  # no partial files
 
 
 def test_exists_and_delete(backend: Backend, tmp_path: Path) -> None:

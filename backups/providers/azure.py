@@ -36,6 +36,7 @@ from backups.providers.base import (
     StorageProvider,
     StoredObject,
     env_setting,
+    replaced_on_success,
 )
 
 _AUTH_CODES = {
@@ -167,7 +168,7 @@ class AzureStorage(StorageProvider):
             stream = self._container.download_blob(
                 name, max_concurrency=4, progress_hook=_ProgressHook(progress) if progress else None
             )
-            with open(local_path, "wb") as sink:
+            with replaced_on_success(local_path) as partial, open(partial, "wb") as sink:
                 stream.readinto(sink)
 
     def list(self, prefix: str = "") -> list[StoredObject]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -68,6 +69,21 @@ def env_setting(name: str, *, required: bool = True, default: str | None = None)
     if required and not value:
         raise StorageError(f"{name} is not set", permanent=True)
     return value
+
+
+@contextmanager
+def replaced_on_success(local_path: Path) -> Iterator[Path]:
+    """A temporary file beside ``local_path`` that takes its place only if the block succeeds.
+
+    A failed or interrupted download then never leaves a truncated file, nor
+    destroys a file that was already at ``local_path``.
+    """
+    partial = local_path.with_name(f".{local_path.name}.{os.getpid()}.partial")
+    try:
+        yield partial
+        os.replace(partial, local_path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 class StorageProvider(ABC):

@@ -32,6 +32,7 @@ from backups.providers.base import (
     StorageProvider,
     StoredObject,
     env_setting,
+    replaced_on_success,
 )
 
 # Retries of connection errors, 429 and 5xx, with short backoff, given up after 20 s
@@ -99,12 +100,12 @@ class GCSStorage(StorageProvider):
 
     def download(self, name: str, local_path: Path, progress: Progress | None = None) -> None:
         blob = self._bucket.blob(name, chunk_size=self._chunk_size())
-        try:
-            with self._errors(name, missing_object=True), open(local_path, "wb") as sink:
-                blob.download_to_file(_Counted(sink, progress), timeout=_TIMEOUT, retry=_RETRY)
-        except StorageError:
-            local_path.unlink(missing_ok=True)
-            raise
+        with (
+            self._errors(name, missing_object=True),
+            replaced_on_success(local_path) as partial,
+            open(partial, "wb") as sink,
+        ):
+            blob.download_to_file(_Counted(sink, progress), timeout=_TIMEOUT, retry=_RETRY)
 
     def list(self, prefix: str = "") -> list[StoredObject]:
         found = []

@@ -9,7 +9,14 @@ import shutil
 from pathlib import Path
 from typing import Self
 
-from backups.providers.base import ObjectNotFound, Progress, StorageError, StorageProvider, StoredObject
+from backups.providers.base import (
+    ObjectNotFound,
+    Progress,
+    StorageError,
+    StorageProvider,
+    StoredObject,
+    replaced_on_success,
+)
 
 _CHUNK = 1024 * 1024
 
@@ -56,7 +63,11 @@ class LocalStorage(StorageProvider):
     def download(self, name: str, local_path: Path, progress: Progress | None = None) -> None:
         source_path = self._path(name)
         try:
-            with open(source_path, "rb") as source, open(local_path, "wb") as sink:
+            with (
+                open(source_path, "rb") as source,
+                replaced_on_success(local_path) as partial,
+                open(partial, "wb") as sink,
+            ):
                 _copy(source, sink, progress)
         except FileNotFoundError:
             raise ObjectNotFound(name) from None

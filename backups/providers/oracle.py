@@ -39,6 +39,7 @@ from backups.providers.base import (
     StorageProvider,
     StoredObject,
     env_setting,
+    replaced_on_success,
 )
 
 _AUTH_MODES = ("config", "instance_principal")
@@ -177,15 +178,11 @@ class OracleStorage(StorageProvider):
     def download(self, name: str, local_path: Path, progress: Progress | None = None) -> None:
         with _errors(self, name, missing_object=True):
             response = self._client.get_object(self.namespace, self.bucket, name)
-            try:
-                with open(local_path, "wb") as sink:
-                    for chunk in response.data.raw.stream(_CHUNK, decode_content=False):
-                        sink.write(chunk)
-                        if progress:
-                            progress(len(chunk))
-            except BaseException:
-                local_path.unlink(missing_ok=True)
-                raise
+            with replaced_on_success(local_path) as partial, open(partial, "wb") as sink:
+                for chunk in response.data.raw.stream(_CHUNK, decode_content=False):
+                    sink.write(chunk)
+                    if progress:
+                        progress(len(chunk))
 
     def list(self, prefix: str = "") -> list[StoredObject]:
         found = []
