@@ -308,3 +308,31 @@ def start_oci(tmp: Path) -> Service:
 
 def b64_random_key() -> str:
     return base64.b64encode(os.urandom(64)).decode()
+
+
+# --- a service that accepts connections and never answers -------------------------
+
+
+def start_silent_service() -> Service:
+    """A TCP listener that accepts every connection and never sends a byte (a hung service)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return  # closed by stop()
+            held.append(connection)
+
+    Thread(target=accept, daemon=True).start()
+
+    def stop() -> None:
+        listener.close()
+        for connection in held:
+            connection.close()
+
+    return Service(f"http://127.0.0.1:{listener.getsockname()[1]}", extra={"held": held}, _stop=stop)

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -448,6 +449,42 @@ def test_a_provider_that_is_down_fails_in_bounded_time_and_may_be_retried(
     assert time.monotonic() - started < 60
     assert not raised.value.permanent, str(raised.value)
     assert "cannot reach" in str(raised.value)
+
+
+def test_a_provider_that_never_answers_gives_up_in_bounded_time(
+    request: pytest.FixtureRequest, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    silent = servers.start_silent_service()
+    request.addfinalizer(silent.stop)
+    for name in CLOUD:
+        # Each provider's own variables, all pointing at the silent service; they do not overlap.
+        _broken(name, "down", request, clean_env, tmp_path)
+    for variable in ("OCI_ENDPOINT", "AWS_ENDPOINT_URL", "STORAGE_EMULATOR_HOST"):
+        clean_env.setenv(variable, silent.url)
+    clean_env.setenv(
+        "AZURE_STORAGE_CONNECTION_STRING", servers.azurite_connection_string(f"{silent.url}/devstoreaccount1")
+    )
+    providers = {name: get_provider(name) for name in CLOUD}
+    snapshot = _file(tmp_path, "trades.db", 1000)
+
+    def attempt(provider: StorageProvider) -> tuple[float, StorageError | None]:
+        started = time.monotonic()
+        try:
+            provider.upload(snapshot, "trades_latest.db")
+        except StorageError as exc:
+            return time.monotonic() - started, exc
+        return time.monotonic() - started, None
+
+    # In parallel: each takes its read timeouts (15 s) two or three times.
+    with ThreadPoolExecutor(len(providers)) as pool:
+        outcomes = dict(zip(providers, pool.map(attempt, providers.values()), strict=True))
+
+    for name, (elapsed, error) in outcomes.items():
+        assert error is not None, name
+        assert not error.permanent, (name, str(error))
+        assert "cannot reach" in str(error), (name, str(error))
+        assert elapsed < 90, (name, elapsed)  # measured 30-50 s; loose for a busy machine
+    assert len(silent.extra["held"]) >= len(CLOUD)  # every SDK really connected and waited
 
 
 def test_an_unwritable_local_folder_is_a_storage_error(settings: Any, tmp_path: Path) -> None:

@@ -83,7 +83,8 @@ class S3Storage(StorageProvider):
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             read_timeout=READ_TIMEOUT_SECONDS,
             # "standard" retries throttling and connection errors with capped backoff.
-            retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+            # (botocore's "max_attempts" counts retries only; this counts the first try too.)
+            retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
         )
         session = boto3.session.Session(region_name=self.region)
         return session.client("s3", endpoint_url=self.endpoint_url, config=config)

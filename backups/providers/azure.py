@@ -103,8 +103,14 @@ class AzureStorage(StorageProvider):
             "connection_timeout": CONNECT_TIMEOUT_SECONDS,
             "read_timeout": READ_TIMEOUT_SECONDS,
             # The SDK's default backoff starts at 15 s; a dead endpoint must fail in ~30 s.
+            # A timed-out read is tried once more, not twice: a service that accepts
+            # connections and never answers must not hold the task for minutes.
             "retry_policy": ExponentialRetry(
-                initial_backoff=1, increment_base=2, retry_total=MAX_ATTEMPTS - 1, random_jitter_range=1
+                initial_backoff=1,
+                increment_base=2,
+                retry_total=MAX_ATTEMPTS - 1,
+                retry_read=1,
+                random_jitter_range=1,
             ),
             # Blocks of part_size once a file is larger than one part.
             "max_single_put_size": self.part_size,
