@@ -37,6 +37,11 @@ from monitor_client.logsetup import check_loki_settings
 PUSH_PATH = "/loki/api/v1/push"
 # Labels taken from a record's ``extra`` when present; anything else stays in the line.
 RECORD_LABELS = ("strategy", "symbol")
+# What of a record is queued: (created, levelname, name, EXTRAS values, line). No
+# record, args or exception: a queued traceback would keep every frame's locals
+# alive for as long as Loki is away.
+EXTRAS = ("tags", *RECORD_LABELS)
+Queued = tuple[float, str, str, tuple[Any, ...], str]
 # Loki's default limit is 2048; label values are short names, a long one is a mistake.
 LABEL_VALUE_MAX = 200
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -96,16 +101,31 @@ class LokiEmitter(LokiEmitterV1):
         payload["streams"][0]["values"][0][0] = str(int(record.created * 1e9))
         return payload
 
-    def build_batch(self, items: Iterable[tuple[logging.LogRecord, str]]) -> dict[str, Any]:
-        """One push body for many records: one stream per label set, entries in time order."""
+    def build_batch(self, items: Iterable[Queued]) -> dict[str, Any]:
+        """One push body for many queued records: one stream per label set, entries in time order.
+
+        The library's payload is built for the first record of each label set (level,
+        logger, extra labels) and the others are added to its stream: it deep-copies
+        its tags on every call, and the shipper thread's time is time the caller's
+        thread may wait for the GIL.
+        """
         streams: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
-        for record, line in items:
-            for stream in self.build_payload(record, line)["streams"]:
-                key = tuple(sorted(stream["stream"].items()))
-                if key in streams:
-                    streams[key]["values"].extend(stream["values"])
-                else:
-                    streams[key] = stream
+        stream_of: dict[tuple[str, ...], dict[str, Any]] = {}
+        for created, level, logger, extras, line in items:
+            # repr: an ``extra`` value may be unhashable; labels are made of its str anyway.
+            source = (level, logger, repr(extras))
+            stream = stream_of.get(source)
+            if stream is None:
+                fields = {"created": created, "levelname": level, "name": logger}
+                record = logging.makeLogRecord({**fields, **dict(zip(EXTRAS, extras, strict=True))})
+                first = self.build_payload(record, line)["streams"][0]
+                key = tuple(sorted(first["stream"].items()))
+                stream = streams.get(key)
+                if stream is None:
+                    streams[key] = stream_of[source] = first
+                    continue
+                stream_of[source] = stream
+            stream["values"].append([str(int(created * 1e9)), line])
         for stream in streams.values():
             stream["values"].sort(key=lambda entry: int(entry[0]))
         return {"streams": list(streams.values())}
@@ -143,7 +163,7 @@ class LokiShipper:
 
     def _reset(self) -> None:
         """Fresh state: at construction, and in a forked child (whose parent ships its own queue)."""
-        self._queue: collections.deque[tuple[logging.LogRecord, str]] = collections.deque()
+        self._queue: collections.deque[Queued] = collections.deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -161,12 +181,12 @@ class LokiShipper:
 
     # --- the caller's side ------------------------------------------------------
 
-    def enqueue(self, record: logging.LogRecord, line: str) -> None:
+    def enqueue(self, item: Queued) -> None:
         with self._lock:
             if len(self._queue) >= self.capacity:
                 self._queue.popleft()
                 self.dropped += 1
-            self._queue.append((record, line))
+            self._queue.append(item)
             full = len(self._queue) >= self.batch_size
         if self._thread is None:
             self._start()
@@ -244,10 +264,7 @@ class LokiShipper:
                 self._in_flight = count
             if not batch:
                 return True
-            try:
-                outcome = self._push(batch)
-            except Exception as exc:  # a bug here must not kill the thread for good
-                outcome = self._failed(f"{type(exc).__name__} building the push")
+            outcome = self._push(batch)
             with self._lock:
                 self._in_flight = 0
                 if outcome == "failed":
@@ -259,8 +276,13 @@ class LokiShipper:
             if outcome == "failed":
                 return False
 
-    def _push(self, batch: list[tuple[logging.LogRecord, str]]) -> str:
-        body = self.emitter.build_batch(batch)
+    def _push(self, batch: list[Queued]) -> str:
+        try:
+            body = self.emitter.build_batch(batch)
+        except Exception as exc:  # a record that cannot be encoded must not block the queue
+            self.rejected += len(batch)
+            self._warn_rejected(f"{type(exc).__name__} building the push", len(batch))
+            return "rejected"
         try:
             response = self.emitter.session.post(self.emitter.url, json=body, timeout=self.timeout)
         except requests.RequestException as exc:
@@ -275,7 +297,8 @@ class LokiShipper:
             # it again cannot help, so it is counted and dropped; the file log has it.
             self.rejected += len(batch)
             self._recovered()
-            self._warn_rejected(status, response.text, len(batch))
+            first_line = response.text.strip().splitlines()[0][:200] if response.text.strip() else ""
+            self._warn_rejected(f"HTTP {status}: {first_line}", len(batch))
             return "rejected"
         return self._failed(f"HTTP {status}")
 
@@ -301,8 +324,8 @@ class LokiShipper:
             )
             self.outage_since = None
 
-    def _warn_rejected(self, status: int, text: str, count: int) -> None:
-        self.last_error = f"HTTP {status}: {text.strip().splitlines()[0][:200] if text.strip() else ''}"
+    def _warn_rejected(self, error: str, count: int) -> None:
+        self.last_error = error
         now = time.monotonic()
         if now - self._last_rejection_warning >= 60:  # at most one a minute
             self._last_rejection_warning = now
@@ -335,20 +358,32 @@ class LokiShippingHandler(LokiHandler):
         )
         self.shipper = LokiShipper(self.emitter, **shipper_options)
 
+    def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:
+        # emit() is safe across threads by itself (the shipper's lock), so the
+        # handler-wide lock that logging.Handler.handle takes is skipped.
+        result = self.filter(record)
+        if result:
+            self.emit(result if isinstance(result, logging.LogRecord) else record)
+        return result
+
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread is not None and record.thread == self.shipper.thread_id:
             return  # the shipper's own warnings and its HTTP library's logs stay out of Loki
         try:
-            line = self.format(record)
+            if self._message_only() and not record.exc_info and not record.stack_info:
+                line = record.getMessage()  # what format() would give, at a third of the cost
+            else:
+                line = self.format(record)
         except Exception:
             logging.Handler.handleError(self, record)
             return
-        # A copy without args and exception: a queued traceback would keep every
-        # frame's locals alive for as long as Loki is away.
-        queued = logging.LogRecord.__new__(logging.LogRecord)
-        queued.__dict__.update(record.__dict__)
-        queued.args, queued.exc_info, queued.msg = None, None, line
-        self.shipper.enqueue(queued, line)
+        extra = record.__dict__
+        extras = (extra.get("tags"), extra.get("strategy"), extra.get("symbol"))  # in EXTRAS order
+        self.shipper.enqueue((record.created, record.levelname, record.name, extras, line))
+
+    def _message_only(self) -> bool:
+        formatter = self.formatter
+        return formatter is None or (type(formatter) is logging.Formatter and formatter._fmt == "%(message)s")
 
     def handleError(self, record: logging.LogRecord) -> None:
         # The library's version closes the emitter's session on every error.
