@@ -11,6 +11,11 @@ from django.utils import timezone
 
 HEARTBEAT_TASK = "monitorsite.tasks.cluster_heartbeat"
 
+# For the health registry. Log shipping is not vital: while Loki is away the site
+# is "degraded" (the file log still has everything), never unavailable. The check
+# lives with the shipper in monitor_client, which needs no Django.
+CHECKS = {"log_shipping": {"check": "monitor_client.loki.shipping_health", "vital": False}}
+
 logger = logging.getLogger(__name__)
 _last_down: frozenset[str] | None = None
 
