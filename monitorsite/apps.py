@@ -1,4 +1,5 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
+from django.db.models.signals import post_migrate
 
 
 class MonitorsiteConfig(AppConfig):
@@ -6,3 +7,11 @@ class MonitorsiteConfig(AppConfig):
 
     name = "monitorsite"
     verbose_name = "Monitor site"
+
+    def ready(self) -> None:
+        from monitorsite.grafana import create_market_views
+
+        # After the trades tables exist, on every migrate (each start runs one).
+        post_migrate.connect(
+            create_market_views, sender=apps.get_app_config("trades"), dispatch_uid="monitorsite.market_views"
+        )
