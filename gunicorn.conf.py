@@ -9,9 +9,10 @@ from dotenv import load_dotenv
 # BIND and WEB_CONCURRENCY may be set in .env like every other setting.
 load_dotenv(Path(__file__).resolve().parent / ".env", override=False)
 
-bind = os.environ.get("BIND", "127.0.0.1:8000")
+# "or": an empty value (as .env.example has them) means the default, not "".
+bind = os.environ.get("BIND") or "127.0.0.1:8000"
 # Sync workers: requests are short and SQLite serialises writes anyway.
-workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count()))
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * multiprocessing.cpu_count())
 timeout = 30
 graceful_timeout = 10
 # Loading the app once before forking keeps start-up fast and memory shared.
