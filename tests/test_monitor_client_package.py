@@ -36,6 +36,7 @@ def test_its_own_pyproject_declares_those_dependencies_at_the_sites_versions() -
         if "==" in line and not line.startswith("#")
     )
     assert "python-logging-loki==" + pins["python-logging-loki"] in project["dependencies"]
-    low, high = next(d for d in project["dependencies"] if d.startswith("requests")).split(">=")[1].split(",<")
+    requests_spec = next(d for d in project["dependencies"] if d.startswith("requests"))
+    low, high = requests_spec.split(">=")[1].split(",<")
     assert tuple(map(int, low.split("."))) <= tuple(map(int, pins["requests"].split(".")))[:2]
     assert int(pins["requests"].split(".")[0]) < int(high)
