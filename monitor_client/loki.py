@@ -44,6 +44,10 @@ EXTRAS = ("tags", *RECORD_LABELS)
 Queued = tuple[float, str, str, tuple[Any, ...], str]
 # Loki's default limit is 2048; label values are short names, a long one is a mistake.
 LABEL_VALUE_MAX = 200
+# Loki refuses a push holding a line over its max_line_size (256 KB on Grafana
+# Cloud), and with it the rest of the batch: longer lines are cut (4 bytes a
+# character at worst). The file log keeps them whole.
+LINE_MAX = 60_000
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 # The shipper reports on itself here; these records reach the file and console
@@ -377,6 +381,8 @@ class LokiShippingHandler(LokiHandler):
         except Exception:
             logging.Handler.handleError(self, record)
             return
+        if len(line) > LINE_MAX:
+            line = line[:LINE_MAX] + " [cut]"
         extra = record.__dict__
         extras = (extra.get("tags"), extra.get("strategy"), extra.get("symbol"))  # in EXTRAS order
         self.shipper.enqueue((record.created, record.levelname, record.name, extras, line))

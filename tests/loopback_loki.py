@@ -3,7 +3,8 @@
 It accepts ``POST /loki/api/v1/push`` with the v1 JSON body and answers as Loki
 does: 204 when stored; 400 when the body is not JSON, a stream has no labels or
 a label name outside ``[a-zA-Z_][a-zA-Z0-9_]*``, a label value is not a string,
-or an entry's timestamp is not a string of nanoseconds; 401 when it wants basic
+an entry's timestamp is not a string of nanoseconds, or a line is longer than
+``max_line_size`` (256 KB, Grafana Cloud's limit); 401 when it wants basic
 auth and gets other credentials. Out-of-order entries are accepted (Loki's
 default since 2.4). Modes: ``ok``, ``hang`` (the request is read and never
 answered until ``release()``), ``unavailable`` (503) and ``reject`` (400).
@@ -21,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 PUSH_PATH = "/loki/api/v1/push"
+MAX_LINE_SIZE = 256 * 1024
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
@@ -107,6 +109,8 @@ class LoopbackLoki:
                     return 400, "error parsing push request: timestamp must be a string of nanoseconds"
                 if not isinstance(line, str):
                     return 400, "error parsing push request: line must be a string"
+                if len(line.encode()) > MAX_LINE_SIZE:
+                    return 400, f"max entry size '{MAX_LINE_SIZE}' bytes exceeded for stream {labels}"
                 accepted.append(Entry(dict(labels), timestamp, line, now))
         with self.received:
             self.pushes += 1

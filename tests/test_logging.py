@@ -149,6 +149,15 @@ def test_label_names_and_values_are_cleaned_to_what_loki_accepts(
     assert handler.shipper.rejected == 0
 
 
+def test_an_overlong_line_is_cut_not_refused(loki: LoopbackLoki, shipping: Shipping) -> None:
+    logger, handler = shipping.logger(loki.url)
+    logger.info("x" * 300_000)
+    logger.info("next")
+    entries = loki.wait_for(2)
+    assert len(entries[0].line.encode()) < 256 * 1024 and entries[0].line.endswith("[cut]")
+    assert entries[1].line == "next" and handler.shipper.rejected == 0
+
+
 def test_many_records_go_in_few_pushes(loki: LoopbackLoki, shipping: Shipping) -> None:
     logger, _ = shipping.logger(loki.url, interval=0.2)
     for n in range(500):
@@ -170,6 +179,8 @@ def test_the_loopback_loki_answers_400_where_loki_does(loki: LoopbackLoki) -> No
     bad_label = {"streams": [{"stream": {"bad-name": "x"}, "values": [["1", "hi"]]}]}
     assert requests.post(push, json=bad_label, timeout=5).status_code == 400
     assert requests.post(push, data=b"not json", timeout=5).status_code == 400
+    too_long = {"streams": [{"stream": {"application": "x"}, "values": [["1", "x" * 300_000]]}]}
+    assert requests.post(push, json=too_long, timeout=5).status_code == 400
     assert loki.lines() == ["hi"]
 
 
