@@ -37,12 +37,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
 from logging_loki import LokiHandler
-from loopback_loki import LoopbackLoki
 
+from bench.common import percentile, verdict
 from monitor_client.loki import LokiShippingHandler
+from tests.loopback_loki import LoopbackLoki
 
 PAUSE = 0.0002  # between calls: a busy bot logging ~5000 lines a second, not a tight loop
 
@@ -58,8 +59,7 @@ def measure(logger: logging.Logger, count: int) -> list[float]:
 
 
 def summary(timings: list[float]) -> tuple[float, float]:
-    ordered = sorted(timings)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(timings), percentile(timings, 99)
 
 
 def fresh_logger(name: str, handler: logging.Handler) -> logging.Logger:
@@ -142,14 +142,14 @@ def main() -> int:
                 f"max {delays[-1]:.3f} s (target 2 s)"
             )
         worst = min(base_median / ok_median, base_median / hang_median)
-        verdict = "PASS" if worst >= 100 else "FAIL"
-        print(f"target >= 100x faster (whole call), answering and hanging: {verdict} (worst {worst:.0f}x)")
-        above = "PASS" if handler_ratio >= 100 else "FAIL"
-        print(f"target >= 100x (above the floor): {above} ({handler_ratio:.0f}x)")
+        print(
+            f"target >= 100x faster (whole call), answering and hanging: {verdict(worst >= 100)} {worst:.0f}x"
+        )
+        print(f"target >= 100x (above the floor): {verdict(handler_ratio >= 100)} ({handler_ratio:.0f}x)")
         steady = hang_median <= ok_median * 1.5
-        print(f"unchanged while Loki hangs (median within 1.5x): {'PASS' if steady else 'FAIL'}")
+        print(f"unchanged while Loki hangs (median within 1.5x): {verdict(steady)}")
         if delays:
-            print(f"delivery within 2 s: {'PASS' if delays[-1] <= 2 else 'FAIL'}")
+            print(f"delivery within 2 s: {verdict(delays[-1] <= 2)}")
         return 0
     finally:
         loki.stop()

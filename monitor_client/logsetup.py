@@ -58,8 +58,14 @@ class SizeRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """
 
     def __init__(self, filename: str, max_bytes: int = MAX_BYTES, backup_count: int = BACKUP_COUNT) -> None:
-        super().__init__(filename, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
-        self._identity = self._open_identity()
+        # delay: the file (and its folder) appear with the first record, not when
+        # logging is configured, so configuring creates nothing on disk.
+        super().__init__(filename, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8", delay=True)
+        self._identity: tuple[int, int] | None = None
+
+    def _open(self) -> Any:
+        Path(self.baseFilename).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return super()._open()
 
     def _open_identity(self) -> tuple[int, int] | None:
         if self.stream is None:
@@ -73,7 +79,7 @@ class SizeRotatingFileHandler(logging.handlers.RotatingFileHandler):
             current: tuple[int, int] | None = (st.st_dev, st.st_ino)
         except FileNotFoundError:
             current = None
-        if current != self._identity:
+        if self.stream is None or current != self._identity:
             if self.stream is not None:
                 self.stream.close()
             self.stream = self._open()
@@ -107,10 +113,8 @@ def file_handler(
     max_bytes: int = MAX_BYTES,
     backup_count: int = BACKUP_COUNT,
 ) -> SizeRotatingFileHandler:
-    """The always-on file log ``<log_dir>/<application>.log``; makes the folder (0700) if missing."""
-    folder = Path(log_dir)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return SizeRotatingFileHandler(str(folder / f"{application}.log"), max_bytes, backup_count)
+    """The always-on file log ``<log_dir>/<application>.log``; its folder is made (0700) on first use."""
+    return SizeRotatingFileHandler(str(Path(log_dir) / f"{application}.log"), max_bytes, backup_count)
 
 
 def logging_config(

@@ -1,9 +1,12 @@
+from typing import Any
+
 from django.apps import AppConfig, apps
+from django.core import checks
 from django.db.models.signals import post_migrate
 
 
 class MonitorsiteConfig(AppConfig):
-    """The project package as an app, for its management commands (no models)."""
+    """The project package as an app, for its management commands and checks (no models)."""
 
     name = "monitorsite"
     verbose_name = "Monitor site"
@@ -11,7 +14,22 @@ class MonitorsiteConfig(AppConfig):
     def ready(self) -> None:
         from monitorsite.grafana import create_market_views
 
+        checks.register(secret_key_check)
         # After the trades tables exist, on every migrate (each start runs one).
         post_migrate.connect(
             create_market_views, sender=apps.get_app_config("trades"), dispatch_uid="monitorsite.market_views"
         )
+
+
+def secret_key_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from django.conf import settings
+
+    if settings._wrapped.SECRET_KEY:  # type: ignore[attr-defined]  # the lazy wrapper raises on empty
+        return []
+    return [
+        checks.Error(
+            f"DJANGO_SECRET_KEY is not set and {settings.SECRET_KEY_FILE} does not exist.",
+            hint="Run `manage.py prepare_site` (scripts/start.sh does) or set DJANGO_SECRET_KEY.",
+            id="monitorsite.E001",
+        )
+    ]

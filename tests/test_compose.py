@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT
+
+from tests.harness import ROOT
 
 SERVICES = {"web", "qcluster", "loki", "grafana"}
 

@@ -16,13 +16,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from conftest import ROOT, make_trade
 from django.db import connection
 from rest_framework.test import APIClient
 
 from monitor_client import setup_logging
 from monitor_client.loki import LokiEmitter
 from monitorsite.grafana import create_market_views
+from tests.conftest import make_trade
+from tests.harness import ROOT
 from trades.models import Bot
 
 DASHBOARD = ROOT / "grafana" / "provisioning" / "dashboards" / "trading-bot.json"

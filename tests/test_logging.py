@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import ROOT, free_port
-from loopback_loki import LoopbackLoki
 
 from monitor_client.logsetup import logging_config
 from monitor_client.loki import LokiShippingHandler, shipping_health
+from tests.harness import ROOT, free_port
+from tests.loopback_loki import LoopbackLoki
 
 FAST = {"interval": 0.05, "max_backoff": 0.2, "timeout": 1.0, "exit_timeout": 1.0}
 

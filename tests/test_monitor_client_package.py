@@ -6,7 +6,7 @@ import ast
 import sys
 import tomllib
 
-from conftest import ROOT
+from tests.harness import ROOT
 
 PACKAGE = ROOT / "monitor_client"
 ALLOWED = {"requests", "logging_loki", "monitor_client"}
