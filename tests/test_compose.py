@@ -95,7 +95,12 @@ def test_web_runs_the_same_gunicorn_command_as_serve_sh(config: dict[str, Any]) 
     command = " ".join(words[words.index(next(w for w in words if w.endswith("gunicorn"))) :])
     command = command.replace(".venv/bin/gunicorn", "gunicorn")
     web = config["services"]["web"]["command"]
-    assert ("exec " + command) in (web if isinstance(web, str) else " ".join(web))
+    web = web if isinstance(web, str) else " ".join(web)
+    assert ("exec " + command) in web
+    # And what scripts/start.sh runs before it, in the same order.
+    start = (ROOT / "scripts" / "start.sh").read_text()
+    steps = re.findall(r"manage\.py (\w+)", start)
+    assert steps and re.findall(r"manage\.py (\w+)", web) == steps
 
 
 def test_every_mounted_path_exists_in_the_repository() -> None:
