@@ -215,11 +215,13 @@ class LokiShipper:
                 if not self._queue:
                     return True
             self._start()
+        # One wake-up: the thread then sends until the queue is empty, or tries once
+        # and backs off when Loki is away (not a retry every few milliseconds).
+        self._wake.set()
         while time.monotonic() < deadline:
             with self._lock:
                 if not self._queue and not self._in_flight:
                     return True
-            self._wake.set()
             time.sleep(0.005)
         return False
 
