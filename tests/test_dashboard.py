@@ -225,16 +225,20 @@ def test_time_columns_come_back_as_unix_seconds(database: Path) -> None:
 def test_today_is_the_trading_day_in_the_market_time_zone(
     transactional_db: Any, settings: Any, zone: str, moments: list[str]
 ) -> None:
+    original = settings.MARKET_TIMEZONE
     settings.MARKET_TIMEZONE = zone
     create_market_views()
-    today_sql = sql_queries()["Trades today"].split("SELECT COUNT")[0] + "SELECT today FROM market"
-    for moment in moments:
-        at = dt.datetime.fromisoformat(moment)
-        expected = at.astimezone(ZoneInfo(zone)).date().isoformat()
-        end = int(at.timestamp() * 1000)
-        assert run(Path(connection.settings_dict["NAME"]), today_sql, symbols=[], end=end) == [(expected,)], (
-            moment
-        )
+    try:
+        today_sql = sql_queries()["Trades today"].split("SELECT COUNT")[0] + "SELECT today FROM market"
+        database = Path(connection.settings_dict["NAME"])
+        for moment in moments:
+            at = dt.datetime.fromisoformat(moment)
+            expected = at.astimezone(ZoneInfo(zone)).date().isoformat()
+            end = int(at.timestamp() * 1000)
+            assert run(database, today_sql, symbols=[], end=end) == [(expected,)], moment
+    finally:  # the view lives in the test database, which later tests share
+        settings.MARKET_TIMEZONE = original
+        create_market_views()
 
 
 def test_range_queries_use_an_index(database: Path) -> None:
