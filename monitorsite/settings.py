@@ -12,11 +12,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-<<<<<<< HEAD
 from backups.providers import PROVIDERS
-=======
 from monitor_client.logsetup import logging_config
->>>>>>> main
 from monitorsite.env import (
     env_bool,
     env_choice,
