@@ -327,6 +327,10 @@ def test_heartbeat_thread_keeps_reporting_until_closed(
     eventually(lambda: last_beat()[0] != first, what="a second heartbeat")  # type: ignore[index]
     monitor.heartbeat("paused", reason="market closed")
     eventually(lambda: last_beat()[1] == "paused", what="the explicit heartbeat")  # type: ignore[index]
+    paused_at = last_beat()[0]  # type: ignore[index]
+    # The thread repeats the latest status rather than going back to "running".
+    eventually(lambda: last_beat()[0] != paused_at, what="a repeated heartbeat")  # type: ignore[index]
+    assert last_beat()[1] == "paused"  # type: ignore[index]
     monitor.close(timeout=5)
     assert not any(t.name == "monitor-heartbeat" and t.is_alive() for t in threading.enumerate())
 
