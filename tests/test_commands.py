@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
@@ -9,11 +11,10 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django_q.models import Schedule
 from rest_framework.test import APIClient
 
-from monitorsite.schedules import SCHEDULES
-from tests.conftest import manage, site_env, stored_trade
+from tests.conftest import stored_trade
+from tests.harness import ROOT, VENV_BIN, manage, site_env
 from trades.models import Bot, BotKey, Trade
 
 
@@ -118,36 +119,6 @@ def test_commands_refuse_bad_arguments_with_a_clear_message(args: tuple[str, ...
 
 
 @pytest.mark.django_db
-def test_setup_schedules_registers_every_schedule_and_is_idempotent() -> None:
-    first = run("setup_schedules")
-    second = run("setup_schedules")
-    names = set(Schedule.objects.values_list("name", flat=True))
-    assert names == {periodic.name for periodic in SCHEDULES}
-    assert Schedule.objects.count() == len(SCHEDULES)
-    assert "created" in first and "created" not in second
-    heartbeat = Schedule.objects.get(func="monitorsite.tasks.cluster_heartbeat")
-    assert heartbeat.schedule_type == Schedule.MINUTES and heartbeat.minutes == 1
-
-
-@pytest.mark.django_db
-def test_setup_schedules_repairs_a_changed_schedule_and_leaves_hand_made_ones() -> None:
-    run("setup_schedules")
-    Schedule.objects.filter(func="monitorsite.tasks.cluster_heartbeat").update(minutes=60)
-    Schedule.objects.create(name="monitorsite:retired", func="monitorsite.tasks.cluster_heartbeat")
-    Schedule.objects.create(name="operator's own", func="math.floor", args="1.5")
-    output = run("setup_schedules")
-    assert "updated" in output and "removed  monitorsite:retired" in output
-    assert (
-        Schedule.objects.get(
-            func="monitorsite.tasks.cluster_heartbeat", name__startswith="monitorsite:"
-        ).minutes
-        == 1
-    )
-    assert Schedule.objects.filter(name="operator's own").exists()
-    assert not Schedule.objects.filter(name="monitorsite:retired").exists()
-
-
-@pytest.mark.django_db
 def test_ensure_admin_uses_admin_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADMIN_PASSWORD", "correct horse battery staple")
     output = run("ensure_admin")
@@ -180,6 +151,7 @@ def test_ensure_admin_generates_and_prints_a_password_once(monkeypatch: pytest.M
         ("CLOUD_STORAGE_PROVIDER", "dropbox"),
         ("OCI_AUTH", "password"),
         ("LOKI_URL", "loki:3100"),
+        ("DJANGO_ALLOWED_HOSTS", " , "),
     ],
 )
 def test_a_malformed_setting_stops_start_up_naming_the_variable(
@@ -211,7 +183,100 @@ def test_dot_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     assert result.stdout.split() == ["Asia/Tokyo", "from-env"]
 
 
-def test_secret_key_is_generated_once_into_the_data_folder(settings: Any) -> None:
-    key_file = Path(settings.DATA_DIR) / ".secret_key"
-    assert key_file.exists()
-    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+def test_importing_settings_creates_no_folder_or_file(tmp_path: Path) -> None:
+    env = site_env(tmp_path, DATABASE_PATH=str(tmp_path / "db" / "trades.db"), LOG_DIR=str(tmp_path / "logs"))
+    result = subprocess.run(
+        [sys.executable, "-c", "import monitorsite.settings"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_prepare_site_makes_the_folders_owner_only_and_is_safe_to_rerun(tmp_path: Path) -> None:
+    env = site_env(tmp_path, DATABASE_PATH=str(tmp_path / "db" / "trades.db"), LOG_DIR=str(tmp_path / "logs"))
+    first = manage(env, "prepare_site").stdout
+    second = manage(env, "prepare_site").stdout
+    for folder in (tmp_path / "db", tmp_path / "logs"):
+        assert folder.is_dir() and oct(folder.stat().st_mode & 0o777) == "0o700"
+        assert f"created  {folder}" in first and str(folder) not in second
+
+
+@pytest.mark.django_db
+def test_prepare_site_writes_a_secret_key_file_once(
+    tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DJANGO_SECRET_KEY", raising=False)
+    settings.SECRET_KEY_FILE = tmp_path / ".secret_key"
+    run("prepare_site")
+    key = settings.SECRET_KEY_FILE.read_text()
+    assert len(key) > 40 and oct(settings.SECRET_KEY_FILE.stat().st_mode & 0o777) == "0o600"
+    run("prepare_site")
+    assert settings.SECRET_KEY_FILE.read_text() == key
+
+
+def test_without_a_secret_key_the_system_check_says_how_to_fix_it(settings: Any) -> None:
+    from monitorsite.apps import secret_key_check
+
+    assert secret_key_check() == []
+    settings.SECRET_KEY = ""
+    (error,) = secret_key_check()
+    assert error.id == "monitorsite.E001" and "prepare_site" in error.hint
+
+
+def test_gunicorn_starts_from_an_env_file_copied_from_the_example(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text((ROOT / ".env.example").read_text())
+    env = site_env(tmp_path, ENV_FILE=str(env_file))
+    for name in ("WEB_CONCURRENCY", "BIND", "GUNICORN_ACCESS_LOG"):
+        env.pop(name, None)
+    result = subprocess.run(
+        [str(VENV_BIN / "gunicorn"), "--config", "gunicorn.conf.py", "--check-config", "monitorsite.wsgi"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_gunicorn_stops_with_one_line_on_a_bad_setting_in_the_env_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("WEB_CONCURRENCY=lots\n")
+    env = site_env(tmp_path, ENV_FILE=str(tmp_path / ".env"))
+    env.pop("WEB_CONCURRENCY", None)
+    result = subprocess.run(
+        [str(VENV_BIN / "gunicorn"), "--config", "gunicorn.conf.py", "--check-config", "monitorsite.wsgi"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "Configuration error: WEB_CONCURRENCY must be a whole number, got 'lots'"
+    ]
+
+
+@pytest.fixture
+def two_bots_trades(bot: Bot) -> None:
+    other = Bot.objects.create(name="beta")
+    Trade.objects.record_batch(bot, [stored_trade(1, symbol="AAPL", pnl=Decimal("10"))])
+    Trade.objects.record_batch(other, [stored_trade(1, symbol="TSLA", pnl=Decimal("-3"))])
+
+
+def test_view_trades_bot_option_shows_only_that_bots_trades(two_bots_trades: None) -> None:
+    text = run("view_trades", "--bot", "beta")
+    assert "TSLA" in text and "AAPL" not in text and "1 trade(s)" in text
+    assert "AAPL" in run("view_trades") and "TSLA" in run("view_trades")
+
+
+def test_daily_summary_bot_option_sums_only_that_bots_trades(two_bots_trades: None) -> None:
+    text = run("daily_summary", "--date", "2026-01-15", "--bot", "beta")
+    assert "TSLA" in text and "AAPL" not in text
+    assert "-3" in text
+    assert "AAPL" in run("daily_summary", "--date", "2026-01-15")

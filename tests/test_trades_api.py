@@ -411,42 +411,7 @@ def test_status_allows_trading_with_a_reason(api: APIClient) -> None:
     assert body["reason"]
 
 
-# --- health and schema ------------------------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_health_needs_no_key_and_is_503_without_a_task_cluster() -> None:
-    response = APIClient().get("/api/v1/health/")
-    assert response.status_code == 503
-    body = response.json()
-    assert body["components"]["database"]["ok"] is True
-    assert body["components"]["task_cluster"]["ok"] is False
-
-
-@pytest.mark.django_db
-def test_health_is_200_after_a_recent_cluster_heartbeat() -> None:
-    from django_q.models import Success
-
-    now = timezone.now()
-    Success.objects.create(
-        id="a" * 32, name="beat", func="monitorsite.tasks.cluster_heartbeat", started=now, stopped=now
-    )
-    response = APIClient().get("/api/v1/health/")
-    assert response.status_code == 200
-    assert response.json()["status"] == "ok"
-
-
-@pytest.mark.django_db
-def test_health_is_503_when_the_last_cluster_heartbeat_is_old() -> None:
-    from django_q.models import Success
-
-    old = timezone.now() - dt.timedelta(minutes=10)
-    Success.objects.create(
-        id="b" * 32, name="beat", func="monitorsite.tasks.cluster_heartbeat", started=old, stopped=old
-    )
-    response = APIClient().get("/api/v1/health/")
-    assert response.status_code == 503
-    assert "no heartbeat" in response.json()["components"]["task_cluster"]["reason"]
+# --- schema ------------------------------------------------------------------
 
 
 @pytest.mark.django_db
@@ -469,37 +434,6 @@ def test_api_docs_page_loads_nothing_from_a_cdn(client: Any) -> None:
     assert "//" not in "".join(part.split('"')[0] for part in page.split('src="')[1:])
 
 
-def test_record_batch_stores_what_the_orm_would(bot: Bot) -> None:
-    """The fast insert path must leave rows identical to ``Trade.save()``'s, for Grafana and backups."""
-    from django.db import connection
-
-    from tests.conftest import stored_trade
-
-    fields = {"pnl": Decimal("-1.5"), "quantity": Decimal("0.125"), "metadata": {"a": [1, "x"]}}
-    Trade.objects.record_batch(bot, [stored_trade(1, **fields)])
-    Trade(bot=bot, **stored_trade(2, **fields)).save()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT typeof(quantity), typeof(price), typeof(pnl), quantity, price, pnl, executed_at,"
-            " typeof(executed_at), trading_day, metadata, strategy, side, symbol, bot_id"
-            " FROM trades_trade ORDER BY external_id"
-        )
-        fast, orm = cursor.fetchall()
-    assert fast == orm
-
-
-@pytest.mark.django_db
-def test_repeated_503s_from_health_log_one_warning(caplog: pytest.LogCaptureFixture) -> None:
-    from monitorsite import health
-
-    health._last_down = None
-    with caplog.at_level("INFO"):
-        for _ in range(5):
-            assert APIClient().get("/api/v1/health/").status_code == 503
-    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
-    assert messages == [("WARNING", "health: task_cluster down")]
-
-
 def test_an_oversized_body_gets_a_json_400_and_stores_nothing(api: APIClient, settings: Any) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 50_000
     response = post(api, [make_trade(n, metadata={"note": "x" * 200}) for n in range(300)])
@@ -512,3 +446,78 @@ def test_a_full_batch_with_a_few_kilobytes_of_metadata_each_is_accepted(api: API
     response = post(api, [make_trade(n, metadata={"note": "x" * 3000}) for n in range(1000)])
     assert response.status_code == 201
     assert Trade.objects.count() == 1000
+
+
+@pytest.mark.django_db
+def test_openapi_request_schema_of_trades_is_the_validators_own() -> None:
+    from trades.validation import MAX_BATCH, trade_schema
+
+    schema = json.loads(APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").content)
+    body = schema["paths"]["/api/v1/trades/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == trade_schema()
+    one, many = body["oneOf"]
+    assert many["maxItems"] == MAX_BATCH and many["items"] == one
+    assert set(one["required"]) == {"external_id", "symbol", "side", "quantity", "price"}
+    assert one["properties"]["quantity"]["anyOf"][0]["exclusiveMinimum"] == 0
+    assert one["properties"]["executed_at"]["format"] == "date-time"
+    assert "offset" in one["properties"]["executed_at"]["description"]
+    assert one["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("symbol", ["brk.b", "BRK.B", "es:cme", "0700"])
+def test_symbols_in_either_case_are_accepted_and_stored_upper(bot: Bot, api: APIClient, symbol: str) -> None:
+    assert post(api, make_trade(1, symbol=symbol)).status_code == 201
+    assert Trade.objects.get().symbol == symbol.upper()
+
+
+@pytest.mark.parametrize("side", ["buy", "Sell", " BUY "])
+def test_side_in_any_case_is_accepted(bot: Bot, api: APIClient, side: str) -> None:
+    assert post(api, make_trade(1, side=side)).status_code == 201
+    assert Trade.objects.get().side == side.strip().upper()
+
+
+# --- clock skew: a bot's clock a little ahead is fine, far ahead is a bug ---------------
+
+NOW = dt.datetime(2026, 3, 10, 15, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("ahead", "accepted"),
+    [
+        (dt.timedelta(minutes=5), True),
+        (dt.timedelta(hours=23, minutes=59), True),
+        (dt.timedelta(days=1, seconds=1), False),
+        (dt.timedelta(days=30), False),
+    ],
+)
+def test_a_trade_slightly_ahead_of_the_sites_clock_is_accepted_and_far_ahead_refused(
+    bot: Bot, api: APIClient, ahead: dt.timedelta, accepted: bool
+) -> None:
+    from unittest import mock
+
+    with mock.patch("django.utils.timezone.now", return_value=NOW):
+        response = post(api, make_trade(1, executed_at=(NOW + ahead).isoformat()))
+    assert response.status_code == (201 if accepted else 400)
+    assert Trade.objects.count() == (1 if accepted else 0)
+    if not accepted:
+        assert "future" in response.json()["errors"]["executed_at"][0]
+
+
+@pytest.mark.parametrize(
+    ("ahead", "accepted"),
+    [
+        (dt.timedelta(minutes=5), True),
+        (dt.timedelta(days=1, seconds=1), False),
+        (dt.timedelta(days=400), False),
+    ],
+)
+def test_an_event_slightly_ahead_is_accepted_and_far_ahead_refused(
+    bot: Bot, api: APIClient, ahead: dt.timedelta, accepted: bool
+) -> None:
+    from unittest import mock
+
+    body = {"kind": "startup", "occurred_at": (NOW + ahead).isoformat()}
+    with mock.patch("django.utils.timezone.now", return_value=NOW):
+        response = api.post("/api/v1/events/", body, format="json")
+    assert response.status_code == (201 if accepted else 400)
+    assert bot.events.count() == (1 if accepted else 0)

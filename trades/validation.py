@@ -34,31 +34,43 @@ MAX_ABS_PNL = Decimal("1e11")
 # Fills may arrive late (a replay after an outage), never from the far future.
 MAX_CLOCK_SKEW = dt.timedelta(days=1)
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-# (?i): pydantic checks the pattern before it upper-cases the value.
-SYMBOL_PATTERN = r"(?i)^[A-Z0-9][A-Z0-9.:/_-]*$"
+# Both cases: pydantic checks the pattern before it upper-cases the value. No
+# inline (?i) flag: the pattern is published in the OpenAPI document, whose
+# regular expressions (ECMA-262) have no inline flags.
+SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.:/_-]*$"
+SIDE_PATTERN = r"^([Bb][Uu][Yy]|[Ss][Ee][Ll][Ll])$"
 
 
 Positive = Annotated[Decimal, Field(gt=0, decimal_places=DECIMAL_PLACES, allow_inf_nan=False)]
 
 
+# A TypedDict rather than a model: pydantic's core then builds plain dicts
+# without a Python call per item, which makes a batch of 1000 several times
+# cheaper to check. Its docstring and field descriptions are published as the
+# request schema of POST /api/v1/trades/ (see ``trade_schema``).
 class TradeIn(TypedDict):
-    """One trade as the bot sends it (see CONTRACT.md, "A trade object").
-
-    A TypedDict rather than a model: pydantic's core then builds plain dicts
-    without a Python call per item, which makes a batch of 1000 several times
-    cheaper to check.
-    """
+    """One trade as the bot sends it; a repeat of an external_id already stored for the bot is not stored."""
 
     __pydantic_config__ = ConfigDict(extra="forbid", str_strip_whitespace=True)  # type: ignore[misc]
 
-    external_id: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    symbol: Annotated[
-        str, StringConstraints(strip_whitespace=True, to_upper=True, max_length=32, pattern=SYMBOL_PATTERN)
+    external_id: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=100),
+        Field(description="The bot's own id for this fill; unique per bot."),
     ]
-    side: Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"(?i)^(BUY|SELL)$")]
+    symbol: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, to_upper=True, max_length=32, pattern=SYMBOL_PATTERN),
+        Field(description="Stored upper case."),
+    ]
+    side: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, to_upper=True, pattern=SIDE_PATTERN),
+        Field(description="BUY or SELL, in any case."),
+    ]
     quantity: Annotated[Positive, Field(le=MAX_QUANTITY)]
     price: Annotated[Positive, Field(le=MAX_PRICE)]
-    strategy: NotRequired[Annotated[str, StringConstraints(max_length=100)]]
+    strategy: NotRequired[Annotated[str, StringConstraints(max_length=100), Field(description='Default "".')]]
     pnl: NotRequired[
         Annotated[
             Decimal,
@@ -67,12 +79,27 @@ class TradeIn(TypedDict):
         | None
     ]
     # strict: an ISO 8601 string only, not a bare number of seconds.
-    executed_at: NotRequired[Annotated[AwareDatetime, Field(strict=True)]]
+    executed_at: NotRequired[
+        Annotated[
+            AwareDatetime,
+            Field(strict=True, description="ISO 8601 with an offset; naive times are refused. Default: now."),
+        ]
+    ]
     metadata: NotRequired[dict[str, Any]]
 
 
 _one = TypeAdapter(TradeIn)
 _many = TypeAdapter(list[TradeIn])
+
+
+def trade_schema() -> dict[str, Any]:
+    """The JSON schema of a request body: one trade, or a list of 1 to ``MAX_BATCH`` trades.
+
+    Made from the validator itself, so the published schema cannot drift from the rules.
+    """
+    one = _one.json_schema()
+    many = {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_BATCH}
+    return {"oneOf": [one, many]}
 
 
 class TradeDataError(Exception):
