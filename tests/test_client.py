@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from monitor_client import Monitor
-from tests.conftest import ROOT, VENV_BIN, Site, free_port, stop, wait_for
+from tests.harness import ROOT, Site, free_port, start_gunicorn, stop, wait_for
 
 pytestmark = pytest.mark.server
 
@@ -50,21 +50,10 @@ def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "condi
     raise AssertionError(f"{what} not met within {timeout}s")
 
 
-def start_gunicorn(site: Site) -> subprocess.Popen[bytes]:
-    port = site.url.rsplit(":", 1)[1]
-    process = site.start(
-        str(VENV_BIN / "gunicorn"),
-        "--config",
-        "gunicorn.conf.py",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "2",
-        "monitorsite.wsgi",
-        log="gunicorn-again.log",
-    )
+def restart_site(site: Site) -> None:
+    """The site comes back on the address it had."""
+    start_gunicorn(site, int(site.url.rsplit(":", 1)[1]), workers=2)
     wait_for(f"{site.url}/api/v1/health/", timeout=60)
-    return process
 
 
 def dead_url() -> str:
@@ -183,7 +172,7 @@ def test_site_down_for_a_while_then_up_loses_and_doubles_nothing(
     assert monitor.flush(timeout=1) is False
     assert monitor.spool.pending()
 
-    start_gunicorn(site)  # and comes back on the same address
+    restart_site(site)
     after = record(monitor, 50, prefix="after")
     assert monitor.flush(timeout=60)
     stored = stored_ids(site)
