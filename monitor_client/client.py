@@ -573,6 +573,8 @@ class Monitor:
 
     def _send_trades(self, trades: list[Record]) -> None:
         """Store ``trades``; a trade the site refuses is parked, never blocking the rest."""
+        if not trades:
+            return
         body = b"[" + b",".join(record.payload for record in trades) + b"]"
         response = self._post("trades/", body)
         if response.status_code != 400 and response.status_code != 413:
@@ -586,7 +588,7 @@ class Monitor:
             for index, problem in (errors.items() if isinstance(errors, dict) else ())
             if str(index).isdigit() and int(index) < len(trades)
         }
-        if len(trades) == 1 and (bad or not errors or response.status_code == 413):
+        if len(trades) == 1:
             self._park(trades, bad.get(0) or errors or response.text[:2000])
             return
         if bad:

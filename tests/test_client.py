@@ -528,3 +528,135 @@ def test_flush_and_trading_allowed_are_bounded_when_the_site_hangs(
     assert monitor.close(timeout=1) is False
     assert time.monotonic() - started < 15
     assert monitor.spool.acked < monitor.spool.end(), "what was not shipped stays spooled"
+
+
+# --- an unhealthy site: 5xx, 429, a batch refused as a whole ----------------------
+
+
+class FlakyFront:
+    """A loopback front of the real site, like a load balancer having a bad day.
+
+    ``answers`` is a list of canned replies (status, headers, body) given in turn to
+    trade posts before they are forwarded; ``refuse_over`` answers 400 without item
+    indices (as for a too-large body) to any batch with more trades than that.
+    """
+
+    def __init__(self, target: str, answers: list[tuple[int, dict[str, str], bytes]], refuse_over: int = 0):
+        self.answers = list(answers)
+        self.refuse_over = refuse_over
+        self.log: list[tuple[float, int, int]] = []  # (time, trades in the request, status)
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                count = len(json.loads(body)) if self.path.endswith("/trades/") else 0
+                if count and front.answers:
+                    status, headers, reply = front.answers.pop(0)
+                elif count > front.refuse_over > 0:
+                    status, headers = 400, {}
+                    reply = b'{"detail": "too large", "errors": {"body": ["split the batch"]}}'
+                else:
+                    upstream = requests.post(
+                        target + self.path,
+                        data=body,
+                        headers={
+                            "Authorization": self.headers["Authorization"],
+                            "Content-Type": "application/json",
+                        },
+                        timeout=30,
+                    )
+                    status, headers, reply = upstream.status_code, {}, upstream.content
+                front.log.append((time.monotonic(), count, status))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_5xx_and_429_are_retried_honouring_retry_after(
+    site: Site, key: str, make_monitor: Callable[..., Monitor]
+) -> None:
+    front = FlakyFront(
+        site.url,
+        [
+            (503, {}, b'{"detail": "maintenance"}'),
+            (502, {}, b"bad gateway"),
+            (429, {"Retry-After": "0.5"}, b'{"detail": "slow down"}'),
+        ],
+    )
+    try:
+        monitor = make_monitor(front.url, key)
+        ids = record(monitor, 120)
+        assert monitor.flush(timeout=60)
+    finally:
+        front.close()
+    assert sorted(stored_ids(site)) == sorted(ids)
+    statuses = [status for _, _, status in front.log]
+    assert statuses[:3] == [503, 502, 429]
+    assert statuses[3] in (200, 201)
+    after_429 = front.log[3][0] - front.log[2][0]
+    assert after_429 >= 0.5, "the next try waited for Retry-After"
+
+
+def test_a_batch_refused_as_a_whole_is_split_until_it_goes_through(
+    site: Site, key: str, make_monitor: Callable[..., Monitor]
+) -> None:
+    front = FlakyFront(site.url, [], refuse_over=100)
+    try:
+        monitor = make_monitor(front.url, key)
+        ids = record(monitor, 900)
+        assert monitor.flush(timeout=60)
+    finally:
+        front.close()
+    stored = stored_ids(site)
+    assert sorted(stored) == sorted(ids)
+    assert not monitor.dead_letter_path.exists(), "nothing was parked: only the batch size was wrong"
+    assert max(count for _, count, status in front.log if status in (200, 201)) <= 100
+
+
+def test_a_full_spool_refuses_new_trades_without_raising(
+    make_monitor: Callable[..., Monitor], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="monitor_client")
+    monitor = make_monitor(dead_url(), "key", spool_max_bytes=64 * 1024)
+    results = [
+        monitor.record_trade(external_id=f"t-{n}", symbol="AAPL", side="BUY", quantity=1, price=1)
+        for n in range(600)
+    ]
+    accepted = results.index(False)
+    assert 100 < accepted and not any(results[accepted:])
+    assert "80%" in caplog.text and "full" in caplog.text
+    assert monitor.spool.used_bytes <= 64 * 1024
+
+
+def test_a_single_trade_refused_without_item_errors_is_parked(
+    site: Site, key: str, make_monitor: Callable[..., Monitor]
+) -> None:
+    front = FlakyFront(site.url, [(400, {}, b'{"detail": "refused", "errors": {"body": ["not accepted"]}}')])
+    try:
+        monitor = make_monitor(front.url, key)
+        record(monitor, 1, prefix="refused")
+        assert monitor.flush(timeout=30)
+        ids = record(monitor, 3, prefix="later")
+        assert monitor.flush(timeout=30)
+    finally:
+        front.close()
+    assert sorted(stored_ids(site)) == sorted(ids)
+    (parked,) = [json.loads(line) for line in monitor.dead_letter_path.read_text().splitlines()]
+    assert parked["record"]["external_id"] == "refused-0"
+    assert parked["error"] == {"body": ["not accepted"]}
