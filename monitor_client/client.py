@@ -148,7 +148,11 @@ class SiteConnection:
     ) -> requests.Response:
         """One attempt; raises ``_Retry`` when the site cannot be reached."""
         try:
-            return self.session.request(method, self.base + path, data=body, timeout=timeout or self.timeout)
+            # No redirects: requests would turn a redirected POST into a GET, whose 200
+            # would look like success while nothing was stored.
+            return self.session.request(
+                method, self.base + path, data=body, timeout=timeout or self.timeout, allow_redirects=False
+            )
         except requests.RequestException as exc:
             raise _Retry(f"{type(exc).__name__}: {exc}") from None
 
@@ -571,13 +575,29 @@ class Monitor:
         if response.status_code == 400:
             self._park([record], response.text)
 
+    def _check_stored(self, response: requests.Response, count: int) -> None:
+        """Only the site's own answer acknowledges trades: a proxy's or another app's 200
+        for the wrong URL must not make the spool drop them."""
+        try:
+            body = response.json()
+            answered = body["created"] + body["duplicates"]
+        except (ValueError, KeyError, TypeError):
+            answered = None
+        if answered != count:
+            raise _Retry(
+                f"unexpected answer {response.status_code} to {count} trades "
+                f"({response.text[:100]!r}): is MONITOR_URL the monitoring site?",
+                self.auth_retry,
+            )
+
     def _send_trades(self, trades: list[Record]) -> None:
         """Store ``trades``; a trade the site refuses is parked, never blocking the rest."""
         if not trades:
             return
         body = b"[" + b",".join(record.payload for record in trades) + b"]"
         response = self._post("trades/", body)
-        if response.status_code != 400 and response.status_code != 413:
+        if response.status_code < 300:
+            self._check_stored(response, len(trades))
             return
         try:
             errors = response.json().get("errors", {})
@@ -620,7 +640,8 @@ class Monitor:
             raise _Retry("429 too many requests", _retry_after(response))
         if status >= 500:
             raise _Retry(f"the site answered {status}")
-        raise _Retry(f"the site answered {status} for {path}: is MONITOR_URL right?", self.auth_retry)
+        where = f" (redirected to {response.headers.get('Location')})" if response.is_redirect else ""
+        raise _Retry(f"the site answered {status} for {path}{where}: is MONITOR_URL right?", self.auth_retry)
 
     def _park(self, records: list[Record], error: Any) -> None:
         """Move records the site refused for good to the dead-letter file, and say so."""

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from monitor_client import Monitor
-from tests.harness import ROOT, Site, free_port, start_gunicorn, stop, wait_for
+from tests.harness import ROOT, Site, free_port, start_gunicorn, stop
 
 pytestmark = pytest.mark.server
 
@@ -53,7 +53,14 @@ def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "condi
 def restart_site(site: Site) -> None:
     """The site comes back on the address it had."""
     start_gunicorn(site, int(site.url.rsplit(":", 1)[1]), workers=2)
-    wait_for(f"{site.url}/api/v1/health/", timeout=60)
+
+    def answers() -> bool:
+        try:
+            return requests.get(f"{site.url}/api/v1/health/", timeout=10).status_code in (200, 503)
+        except requests.RequestException:  # refused while starting, or slow on a busy machine
+            return False
+
+    eventually(answers, timeout=90, what="the site answering again")
 
 
 def dead_url() -> str:
@@ -660,3 +667,26 @@ def test_a_single_trade_refused_without_item_errors_is_parked(
     (parked,) = [json.loads(line) for line in monitor.dead_letter_path.read_text().splitlines()]
     assert parked["record"]["external_id"] == "refused-0"
     assert parked["error"] == {"body": ["not accepted"]}
+
+
+def test_an_answer_that_is_not_the_sites_acknowledges_nothing(
+    site: Site, key: str, make_monitor: Callable[..., Monitor], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="monitor_client")
+    front = FlakyFront(
+        site.url,
+        [
+            (200, {}, b"<html>Welcome to nginx!</html>"),
+            (301, {"Location": "https://elsewhere.example/api/v1/trades/"}, b""),
+        ],
+    )
+    try:
+        monitor = make_monitor(front.url, key)
+        ids = record(monitor, 10)
+        assert monitor.flush(timeout=60)
+    finally:
+        front.close()
+    assert sorted(stored_ids(site)) == sorted(ids)
+    assert [status for _, _, status in front.log][:2] == [200, 301]
+    assert "is MONITOR_URL the monitoring site?" in caplog.text
+    assert "redirected to https://elsewhere.example" in caplog.text
