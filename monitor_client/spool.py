@@ -149,7 +149,10 @@ class Spool:
 
     def _take_lock(self) -> int:
         path = self.directory / "spool.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise SpoolError(f"Cannot use the spool directory {self.directory}: {exc}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -212,8 +215,10 @@ class Spool:
             return None
 
     def _open_segment(self, number: int) -> None:
+        """Create segment ``number`` and write to it from now on (nothing changes if creating fails)."""
         path = self._segment_path(number)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        self._fd = fd
         self._segment = number
         self._offset = 0
         self._sizes[number] = 0
@@ -234,15 +239,15 @@ class Spool:
             if self._used + size > self.max_bytes:
                 self._refuse()
                 return False
-            if self._offset and self._offset + size > self.segment_bytes:
-                self._roll()
-            written = os.write(self._fd, data)
-            if written != size:  # a full disk mid-write; the frame's crc makes the tail skippable
-                self._offset += written
-                self._used += written
-                self._sizes[self._segment] += written
-                self._roll()
-                log.error("Spool %s: short write (disk full?); a record was not stored.", self.directory)
+            try:
+                if self._offset and self._offset + size > self.segment_bytes:
+                    self._roll()
+                written = os.write(self._fd, data)
+            except OSError as exc:
+                self._write_failed(str(exc))
+                return False
+            if written != size:
+                self._write_failed(f"short write of {written} of {size} bytes")
                 return False
             self._offset += size
             self._used += size
@@ -267,9 +272,7 @@ class Spool:
 
     def _refuse(self) -> None:
         self._refused += 1
-        now = self._clock()
-        if self._refusal_logged_at is None or now - self._refusal_logged_at >= REFUSAL_LOG_INTERVAL:
-            self._refusal_logged_at = now
+        if self._may_log_refusal():
             log.error(
                 "The spool %s is full (%d bytes, limit %d): %d record(s) refused so far. "
                 "Spooled records are kept; check that the site is reachable.",
@@ -279,11 +282,34 @@ class Spool:
                 self._refused,
             )
 
+    def _write_failed(self, problem: str) -> None:
+        """The disk refused a record (full, read-only): drop any partial bytes, never raise."""
+        self._refused += 1
+        with contextlib.suppress(OSError):
+            # A partial record must not be followed by whole ones: cut the file back.
+            os.ftruncate(self._fd, self._offset)
+        if self._may_log_refusal():
+            log.error(
+                "The spool %s cannot write (%s): %d record(s) refused so far.",
+                self.directory,
+                problem,
+                self._refused,
+            )
+
+    def _may_log_refusal(self) -> bool:
+        """At most one refusal message a minute: a full disk must not flood the log too."""
+        now = self._clock()
+        if self._refusal_logged_at is not None and now - self._refusal_logged_at < REFUSAL_LOG_INTERVAL:
+            return False
+        self._refusal_logged_at = now
+        return True
+
     def _roll(self) -> None:
         """Close the current segment for writing and start the next (holding the lock)."""
-        self._ends[self._segment] = self._offset
-        self._retired.append(self._fd)
-        self._open_segment(self._segment + 1)
+        old_fd, old_segment, old_end = self._fd, self._segment, self._offset
+        self._open_segment(old_segment + 1)  # raises before changing anything if it cannot
+        self._ends[old_segment] = old_end
+        self._retired.append(old_fd)
         self._dir_dirty = True
 
     # --- reading and acknowledging (the shipper's thread) ---------------------

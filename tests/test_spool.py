@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor_client import spool as spool_module
 from monitor_client.spool import HEADER, Spool, SpoolError, frame
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,3 +204,28 @@ def test_sync_and_close_leave_nothing_running(tmp_path: Path) -> None:
     spool.close()
     assert threading.active_count() == before
     assert spool.append(b"T", b"{}") is False
+
+
+def test_a_full_disk_refuses_the_record_without_raising_and_leaves_no_torn_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = Spool(tmp_path)
+    assert spool.append(b"T", b"before")
+    real_write = os.write
+
+    def disk_full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def half_then_full(fd: int, data: bytes) -> int:
+        return real_write(fd, data[: len(data) // 2])  # what write(2) does when the disk fills mid-way
+
+    caplog.set_level(logging.ERROR, logger="monitor_client.spool")
+    for failing in (disk_full, half_then_full):
+        monkeypatch.setattr(spool_module.os, "write", failing)
+        assert spool.append(b"T", b"lost to a full disk") is False
+        monkeypatch.setattr(spool_module.os, "write", real_write)
+    assert "No space left on device" in caplog.text
+    assert spool.append(b"T", b"after")
+    assert drain(spool) == [b"before", b"after"]
+    assert "damaged" not in caplog.text
+    spool.close()
