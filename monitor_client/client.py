@@ -161,7 +161,17 @@ class SiteConnection:
 
 
 class Monitor:
-    """Reports one bot's trades, heartbeats and events to the site; see docs/BOT_INTEGRATION.md."""
+    """Reports one bot's trades, heartbeats and events to the site; see docs/BOT_INTEGRATION.md.
+
+    ``url`` and ``key`` default to ``MONITOR_URL`` and ``MONITOR_KEY``; without them
+    everything is spooled and nothing shipped. ``spool_dir`` (default ``data/spool``
+    under the working directory) belongs to this process alone. ``fail_open`` decides
+    ``trading_allowed`` before the site ever answered. ``timeout`` bounds each request
+    of the shipper, ``status_timeout`` the status check, cached ``status_ttl`` seconds.
+    ``backoff_base``/``backoff_max`` shape the retries while the site is down;
+    ``auth_retry`` is the slower pace after a 401/403 or a wrong URL. ``clock`` is for
+    tests.
+    """
 
     def __init__(
         self,
@@ -255,11 +265,11 @@ class Monitor:
             raise ValueError(f"external_id must be a string of 1 to 100 characters; got {external_id!r}.")
         if type(symbol) is not str or not symbol.strip():
             raise ValueError(f"symbol must be a non-empty string; got {symbol!r}.")
-        normal_side = _SIDES.get(side) if type(side) is str else None
+        normal_side = (
+            (_SIDES.get(side) or _SIDES.get(side.strip().upper())) if isinstance(side, str) else None
+        )
         if normal_side is None:
-            normal_side = _SIDES.get(side.strip().upper()) if isinstance(side, str) else None
-            if normal_side is None:
-                raise ValueError(f"side must be BUY or SELL; got {side!r}.")
+            raise ValueError(f"side must be BUY or SELL; got {side!r}.")
         if type(strategy) is not str:
             raise ValueError(f"strategy must be a string; got {strategy!r}.")
         moment = _now(_UTC).isoformat() if executed_at is None else _aware_time("executed_at", executed_at)
