@@ -115,7 +115,7 @@ class Spool:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         # Deletion works on whole segments, so they must be small beside the bound.
-        self.segment_bytes = segment_bytes or max(64 * 1024, min(DEFAULT_SEGMENT_BYTES, max_bytes // 16))
+        self.segment_bytes = segment_bytes or max(4096, min(DEFAULT_SEGMENT_BYTES, max_bytes // 16))
         self.sync_interval = sync_interval
         self.warn_ratio = warn_ratio
         self._clock = clock

@@ -114,7 +114,7 @@ def test_disk_bound_warns_first_then_refuses_new_records_keeping_the_old(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     payload = b"x" * 990  # 1000 bytes a record with its header
-    spool = Spool(tmp_path, max_bytes=100_000, segment_bytes=10_000)
+    spool = Spool(tmp_path, max_bytes=100_000)
     caplog.set_level(logging.WARNING, logger="monitor_client.spool")
     accepted = 0
     while spool.append(b"T", payload):
