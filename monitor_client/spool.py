@@ -54,6 +54,7 @@ MAX_RECORD = 4 * 1024 * 1024
 SEGMENT_SUFFIX = ".seg"
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024
+READ_CHUNK = 512 * 1024
 REFUSAL_LOG_INTERVAL = 60.0
 
 
@@ -81,12 +82,20 @@ def frame(kind: bytes, payload: bytes) -> bytes:
     return HEADER.pack(MAGIC, kind[0], len(payload), zlib.crc32(payload, kind[0])) + payload
 
 
-def _scan(data: bytes | memoryview, start: int, limit: int) -> tuple[list[tuple[int, bytes, int]], int, bool]:
-    """Records in ``data[start:limit]`` as (kind, payload, end); the valid end; whether it stopped early."""
+def _scan(
+    data: bytes | memoryview, start: int, limit: int, max_records: int
+) -> tuple[list[tuple[int, bytes, int]], int, bool]:
+    """Up to ``max_records`` records in ``data[start:limit]`` as (kind, payload, end).
+
+    Also returns where the valid records end and whether a frame that does not check
+    out (or is cut off by ``limit``) stopped the scan.
+    """
     records: list[tuple[int, bytes, int]] = []
     offset = start
     size = HEADER.size
-    while offset + size <= limit:
+    while len(records) < max_records:
+        if offset + size > limit:
+            return records, offset, offset != limit
         magic, kind, length, crc = HEADER.unpack_from(data, offset)
         end = offset + size + length
         if magic != MAGIC or kind not in KINDS or length > MAX_RECORD or end > limit:
@@ -96,7 +105,7 @@ def _scan(data: bytes | memoryview, start: int, limit: int) -> tuple[list[tuple[
             return records, offset, True
         records.append((kind, payload, end))
         offset = end
-    return records, offset, offset != limit
+    return records, offset, False
 
 
 class Spool:
@@ -188,7 +197,7 @@ class Spool:
             start = acked.offset if number == acked.segment else 0
             start = min(start, len(data))
             # Offsets before the acknowledged position were valid when shipped; scan the rest.
-            _, end, torn = _scan(data, start, len(data))
+            _, end, torn = _scan(data, start, len(data), len(data))
             if torn:
                 log.warning(
                     "Spool segment %s has a torn or corrupt record at byte %d (of %d); "
@@ -341,6 +350,7 @@ class Spool:
         records: list[Record] = []
         total = 0
         position = self._acked
+        chunk = READ_CHUNK
         while len(records) < limit and total < max_bytes:
             with self._lock:
                 current = self._segment
@@ -350,24 +360,28 @@ class Spool:
                     break
                 position = Position(self._next_segment(position.segment), 0)
                 continue
-            if position.offset >= end:
+            available = end - position.offset
+            if available <= 0:
                 break
-            # Room for at least one whole record, so a cut-off read is never taken for damage.
-            wanted = min(end - position.offset, max_bytes - total + MAX_RECORD + HEADER.size)
+            # Read and parse only about what this batch needs: the shipper's thread holds
+            # the GIL while it parses, and the bot's thread is waiting for it then.
             with open(self._segment_path(position.segment), "rb") as handle:
                 handle.seek(position.offset)
-                data = handle.read(wanted)
-            found, valid_end, stopped = _scan(data, 0, len(data))
+                data = handle.read(min(available, chunk))
+            found, valid_end, stopped = _scan(data, 0, len(data), limit - len(records))
             for kind, payload, stop in found:
-                if len(records) >= limit or (records and total + len(payload) > max_bytes):
+                if records and total + len(payload) > max_bytes:
                     return records
                 records.append(Record(chr(kind), payload, Position(position.segment, position.offset + stop)))
                 total += len(payload)
-            damaged = stopped and len(data) == end - position.offset
             position = Position(position.segment, position.offset + valid_end)
-            if damaged:
+            if found:
+                chunk = READ_CHUNK
+            elif stopped and len(data) == available:
                 self._skip_damage(position)
-            elif not found:
+            elif len(data) < available and chunk < MAX_RECORD + HEADER.size:
+                chunk = MAX_RECORD + HEADER.size  # one record larger than a chunk
+            else:
                 break
         return records
 

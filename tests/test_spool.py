@@ -229,3 +229,13 @@ def test_a_full_disk_refuses_the_record_without_raising_and_leaves_no_torn_bytes
     assert drain(spool) == [b"before", b"after"]
     assert "damaged" not in caplog.text
     spool.close()
+
+
+def test_records_larger_than_a_read_chunk_come_back_whole(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    big = [bytes([65 + n]) * (spool_module.READ_CHUNK + 1000 * n) for n in range(3)]
+    small = [b"%d" % n for n in range(5000)]
+    for payload in [small[0], *big, *small[1:]]:
+        assert spool.append(b"E", payload)
+    assert drain(spool, limit=700) == [small[0], *big, *small[1:]]
+    spool.close()
