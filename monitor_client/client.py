@@ -232,6 +232,8 @@ class Monitor:
         self._status: bool | None = None
         self._status_reason = ""
         self._status_checked_at: float | None = None
+        self._status_failing = False
+        self._crash_hook_installed = False
         self._problem: str | None = None  # the shipper's current trouble, logged once per change
         self._closed = False
         self._shipper: threading.Thread | None = None
@@ -349,14 +351,18 @@ class Monitor:
             self._status_checked_at = now  # a failed check is not retried before the ttl either
             answer = self._fetch_status()
             if answer is not None:
-                self._status = answer
-            elif self._status is not None:
-                log.warning("Trading status unavailable; keeping the last answer (%s).", self._status)
-            else:
-                log.warning(
-                    "Trading status unavailable and none known yet; failing %s.",
-                    "open (allowed)" if fallback else "closed (not allowed)",
-                )
+                if self._status_failing:
+                    log.info("Trading status available again.")
+                self._status, self._status_failing = answer, False
+            elif not self._status_failing:  # said once per outage, not every few seconds
+                self._status_failing = True
+                if self._status is not None:
+                    log.warning("Trading status unavailable; keeping the last answer (%s).", self._status)
+                else:
+                    log.warning(
+                        "Trading status unavailable and none known yet; failing %s.",
+                        "open (allowed)" if fallback else "closed (not allowed)",
+                    )
             return fallback if self._status is None else self._status
 
     def _fetch_status(self) -> bool | None:
@@ -391,6 +397,9 @@ class Monitor:
         ``timeout`` seconds for it to reach the site before the default handling
         (printing the traceback, the process ending) goes on.
         """
+        if self._crash_hook_installed:
+            return
+        self._crash_hook_installed = True
         previous_sys = sys.excepthook
         previous_threading = threading.excepthook
 
