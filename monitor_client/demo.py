@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor_client.client import Monitor
+from monitor_client.logsetup import setup_logging
 from monitor_client.spool import SpoolError
 
 log = logging.getLogger("demo_bot")
@@ -229,24 +230,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str) -> str | None:
+    """The bot's logging setup (file, console, Loki when LOKI_URL is set); a problem as one line."""
     try:
-        from monitor_client import setup_logging  # type: ignore[attr-defined]
-    except ImportError:  # TEMPORARY until the logging part of monitor_client is merged
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-        return
-    setup_logging(application="demo-bot", level=level)
-    root = logging.getLogger()
-    if not any(type(h) is logging.StreamHandler for h in root.handlers):
-        # The demo is watched in a terminal: show its fills there too.
-        console = logging.StreamHandler()
-        console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        root.addHandler(console)
+        setup_logging(application="demo-bot", level=level)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging(args.log_level.upper())
+    problem = configure_logging(args.log_level.upper())
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     if not args.key:
         print(
             "Set MONITOR_KEY to the bot's write key (python manage.py create_bot demo-bot prints one), "
