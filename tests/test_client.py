@@ -690,3 +690,50 @@ def test_an_answer_that_is_not_the_sites_acknowledges_nothing(
     assert [status for _, _, status in front.log][:2] == [200, 301]
     assert "is MONITOR_URL the monitoring site?" in caplog.text
     assert "redirected to https://elsewhere.example" in caplog.text
+
+
+def test_trades_recorded_from_many_bot_threads_are_each_stored_once(
+    site: Site, key: str, make_monitor: Callable[..., Monitor]
+) -> None:
+    monitor = make_monitor(site.url, key)
+    errors: list[BaseException] = []
+
+    def strategy(name: str) -> None:
+        try:
+            record(monitor, 400, prefix=name, strategy=name)
+        except BaseException as exc:  # surfaced below; a thread's exception is otherwise lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=strategy, args=(f"strategy{n}",)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert monitor.flush(timeout=60)
+    stored = stored_ids(site)
+    assert len(stored) == len(set(stored)) == 2400
+
+
+def test_without_url_and_key_trades_wait_in_the_spool_for_a_configured_monitor(
+    site: Site,
+    key: str,
+    tmp_path: Path,
+    make_monitor: Callable[..., Monitor],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.delenv("MONITOR_URL", raising=False)
+    monkeypatch.delenv("MONITOR_KEY", raising=False)
+    caplog.set_level(logging.WARNING, logger="monitor_client")
+    unconfigured = Monitor(spool_dir=tmp_path / "spool")
+    assert "MONITOR_URL or MONITOR_KEY is not set" in caplog.text
+    ids = record(unconfigured, 5)
+    assert unconfigured.flush(timeout=1) is False
+    unconfigured.close(timeout=1)
+
+    monkeypatch.setenv("MONITOR_URL", site.url)
+    monkeypatch.setenv("MONITOR_KEY", key)
+    configured = make_monitor(None, None, spool_dir=tmp_path / "spool")  # from the environment
+    assert configured.flush(timeout=30)
+    assert sorted(stored_ids(site)) == sorted(ids)
