@@ -16,19 +16,13 @@ Target (issue 10): median at most 50 µs, at least 5 times faster than the direc
 insert. A missed target prints FAIL; only a broken run exits non-zero.
 """
 
-# ruff: noqa: E402
-
 from __future__ import annotations
 
 import os
 import sys
 
-# Run as a script, bench/ comes first on the import path, where bench/logging.py (the
-# logging benchmark) would stand in for the standard library's logging, which
-# requests and monitor_client import. Keep bench/ off the path; import bench.common.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
-sys.path.insert(0, os.path.dirname(_HERE))
+# The project root, for monitor_client and bench.common.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 import contextlib
