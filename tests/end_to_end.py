@@ -128,9 +128,10 @@ class Stack:
         env = {k: v for k, v in self.env.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
         env.update(MONITOR_URL=self.url, MONITOR_KEY=self.key, LOG_DIR=str(self.tmp / "bot-logs"))
         output = self.tmp / f"demo-{len(self.demos) + 1}.out"
+        command = [str(VENV_BIN / "python"), "-m", "monitor_client.demo", "--spool-dir", str(self.spool)]
         with open(output, "wb") as handle:
             process = subprocess.Popen(
-                [str(VENV_BIN / "python"), "-m", "monitor_client.demo", "--spool-dir", str(self.spool), *args],
+                [*command, *args],
                 cwd=ROOT,
                 env=env,
                 stdout=handle,
@@ -163,8 +164,8 @@ class Stack:
         return [
             external_id
             for (external_id,) in self.sql(
-                "SELECT external_id FROM trades_trade WHERE bot_id = (SELECT id FROM trades_bot WHERE name = ?)"
-                " ORDER BY id",
+                "SELECT external_id FROM trades_trade"
+                " WHERE bot_id = (SELECT id FROM trades_bot WHERE name = ?) ORDER BY id",
                 BOT,
             )
         ]
@@ -181,7 +182,8 @@ class Stack:
     def logs(self) -> str:
         """The tail of every process's log, for a failing test's report."""
         parts = []
-        for path in sorted([*self.tmp.glob("*.log"), *self.tmp.glob("*.out"), *self.tmp.glob("*-logs/*.log")]):
+        found = [*self.tmp.glob("*.log"), *self.tmp.glob("*.out"), *self.tmp.glob("*-logs/*.log")]
+        for path in sorted(found):
             parts.append(f"----- {path.name} -----\n{path.read_text(errors='replace')[-4000:]}")
         return "\n".join(parts)
 

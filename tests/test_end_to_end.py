@@ -69,7 +69,7 @@ def test_site_down_and_back_up_while_the_bot_trades_loses_and_doubles_nothing(st
 
     stack.stop_web()
     logged_at_outage = len(stack.logged_fills())
-    eventually(lambda: fills_logged_since(stack, logged_at_outage, 20), "20 fills recorded while the site is down")
+    eventually(lambda: fills_logged_since(stack, logged_at_outage, 20), "20 fills recorded, the site down")
     eventually(lambda: "Cannot ship to" in stack.bot_log_text(), "the client reporting the outage")
     down_fills = stack.logged_fills()[logged_at_outage:]
     assert not set(down_fills) & set(stack.stored_fills())
@@ -126,7 +126,7 @@ def test_bot_killed_mid_run_and_restarted_on_its_spool_loses_and_doubles_nothing
     assert int(closed) == len(logged) - len(logged_by_first)
 
 
-def test_loki_down_leaves_the_bot_trading_and_its_shipper_reports_it(loki: LoopbackLoki, stack: Stack) -> None:
+def test_loki_down_leaves_the_bot_trading_and_its_shipper_says_so(loki: LoopbackLoki, stack: Stack) -> None:
     loki.set_mode("hang")  # the harder way to be down: a request that never gets an answer
     stack.env["LOKI_URL"] = loki.url
     stack.start_web()
