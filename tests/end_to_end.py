@@ -26,6 +26,7 @@ T = TypeVar("T")
 BOT = "demo-bot"
 FILL = re.compile(r" Fill (demo-[\w-]+): ")
 SESSION_CLOSED = re.compile(r"Session closed: (\d+) fills")
+SITE_ONLY = ("DJANGO_", "DATABASE_", "DISCORD_", "LOKI_", "MONITOR_", "AWS_", "CLOUD_", "LOG_DIR")
 
 
 def eventually(check: Callable[[], T], what: str, timeout: float = 60, every: float = 0.2) -> T:
@@ -125,8 +126,15 @@ class Stack:
     # --- the bot ------------------------------------------------------------------
 
     def start_demo(self, *args: str) -> Demo:
-        env = {k: v for k, v in self.env.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
-        env.update(MONITOR_URL=self.url, MONITOR_KEY=self.key, LOG_DIR=str(self.tmp / "bot-logs"))
+        # The bot's machine knows the site's URL, its key and Loki; nothing of the site's own settings.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(SITE_ONLY)}
+        env.update(
+            MONITOR_URL=self.url,
+            MONITOR_KEY=self.key,
+            LOG_DIR=str(self.tmp / "bot-logs"),
+            LOKI_URL=self.env.get("LOKI_URL", ""),
+            PYTHONUNBUFFERED="1",
+        )
         output = self.tmp / f"demo-{len(self.demos) + 1}.out"
         command = [str(VENV_BIN / "python"), "-m", "monitor_client.demo", "--spool-dir", str(self.spool)]
         with open(output, "wb") as handle:
@@ -199,3 +207,32 @@ def assert_each_fill_stored_once(stack: Stack, logged: list[str], stored: list[s
     unexpected = sorted(set(stored) - set(logged))
     assert not missing, f"{len(missing)} recorded fills never reached the site: {missing[:5]}"
     assert not unexpected, f"{len(unexpected)} stored trades the demo never logged: {unexpected[:5]}"
+
+
+# --- alerts ---------------------------------------------------------------------
+
+# Room for every alert of a run in the channel's window, so each arrives as its own
+# message: the default (5 a minute) folds the overflow into a digest, which is
+# tested where the rate limit is (tests/test_alert_delivery.py).
+ALERTS_YAML = """\
+channels:
+  discord:
+    kind: discord
+    min_level: info
+    enabled: true
+    rate_limit_per_minute: 100
+"""
+
+
+def allow_alert_bursts(stack: Stack) -> None:
+    """Raise the Discord channel's rate limit the way an operator does: ``import_alerts``."""
+    path = stack.tmp / "alerts.yaml"
+    path.write_text(ALERTS_YAML)
+    stack.manage("import_alerts", str(path))
+
+
+def cluster_idle(stack: Stack) -> bool:
+    """Nothing queued for the task cluster and no alert waiting to be sent."""
+    (queued,) = stack.sql("SELECT COUNT(*) FROM django_q_ormq")[0]
+    (unsent,) = stack.sql("SELECT COUNT(*) FROM alerts_alert WHERE state IN ('pending', 'sending', 'held')")[0]
+    return queued == 0 and unsent == 0
