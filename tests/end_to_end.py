@@ -233,6 +233,7 @@ def allow_alert_bursts(stack: Stack) -> None:
 
 def cluster_idle(stack: Stack) -> bool:
     """Nothing queued for the task cluster and no alert waiting to be sent."""
-    (queued,) = stack.sql("SELECT COUNT(*) FROM django_q_ormq")[0]
-    (unsent,) = stack.sql("SELECT COUNT(*) FROM alerts_alert WHERE state IN ('pending', 'sending', 'held')")[0]
+    ((queued,),) = stack.sql("SELECT COUNT(*) FROM django_q_ormq")
+    unsent_states = "('pending', 'sending', 'held')"
+    ((unsent,),) = stack.sql(f"SELECT COUNT(*) FROM alerts_alert WHERE state IN {unsent_states}")
     return queued == 0 and unsent == 0
