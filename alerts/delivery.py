@@ -24,11 +24,11 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
+from alerts.conf import setting
 from alerts.models import LEVEL_RANK, Alert, AlertState, Channel, DeliveryAttempt
 from alerts.transports import TransportError, transport_for
 
@@ -82,7 +82,7 @@ def _clock(now: dt.datetime | None) -> Callable[[], dt.datetime]:
 
 
 def _lease_length() -> dt.timedelta:
-    return dt.timedelta(seconds=settings.ALERT_SEND_LEASE_SECONDS)
+    return dt.timedelta(seconds=setting("ALERT_SEND_LEASE_SECONDS"))
 
 
 def _take_lease(channel: Channel, now: dt.datetime) -> dt.datetime | None:
@@ -164,7 +164,10 @@ def _drain(channel: Channel, clock: Callable[[], dt.datetime], lease: dt.datetim
 def fold(channel: Channel, alerts: list[Alert], now: dt.datetime) -> Alert:
     """One digest for ``alerts``; each is marked folded into it (the exact set stays linked)."""
     top = max(alerts, key=lambda a: LEVEL_RANK[a.level]).level
-    lines = [f"{a.created_at.astimezone(timezone.get_current_timezone()):%H:%M:%S} [{a.level}] {a.title}" for a in alerts]
+    lines = [
+        f"{a.created_at.astimezone(timezone.get_current_timezone()):%H:%M:%S} [{a.level}] {a.title}"
+        for a in alerts
+    ]
     shown = lines[:DIGEST_LINES]
     if len(lines) > len(shown):
         shown.append(f"… and {len(lines) - len(shown)} more (see the alert history in the admin)")
@@ -229,11 +232,13 @@ def send_alert(alert: Alert, channel: Channel, clock: Callable[[], dt.datetime])
         return "sent"
     logger.warning("alerts: alert %s to channel %s not sent: %s", alert.pk, channel.name, error.message)
     if error.disables_channel:
-        Channel.objects.filter(pk=channel.pk).update(disabled_reason=error.message[:500], disabled_at=finished)
+        Channel.objects.filter(pk=channel.pk).update(
+            disabled_reason=error.message[:500], disabled_at=finished
+        )
         mine.update(state=AlertState.PENDING, claimed_at=None, last_error=error.message[:500])
         return "channel_disabled"
     attempts = alert.attempts + 1
-    if error.permanent or attempts >= settings.ALERT_MAX_ATTEMPTS:
+    if error.permanent or attempts >= setting("ALERT_MAX_ATTEMPTS"):
         mine.update(state=AlertState.FAILED, attempts=attempts, last_error=error.message[:500])
         return "failed"
     wait = error.retry_after if error.retry_after is not None else retry_delay(attempts)
@@ -250,3 +255,34 @@ def send_alert(alert: Alert, channel: Channel, clock: Callable[[], dt.datetime])
 def retry_delay(attempts: int) -> float:
     """Seconds before the next delivery run retries: 30 s, 1 min, 2 min … at most 30 min."""
     return min(30.0 * 2 ** (attempts - 1), 1800.0)
+
+
+def send_test_alert(channels: list[Channel] | None = None, level: str = "info") -> list[tuple[Channel, str]]:
+    """One test alert through each enabled channel (whatever its minimum level), sent now.
+
+    Returns each channel with the alert's state afterwards (``sent``, or why not).
+    """
+    if channels is None:
+        channels = list(Channel.objects.filter(enabled=True))
+    now = timezone.now()
+    results = []
+    for channel in channels:
+        alert = Alert.objects.create(
+            channel=channel,
+            source="test",
+            subject=f"test-{now.isoformat()}",
+            level=level,
+            title=f"Test alert ({level})",
+            message="If you can read this, alerts reach this channel.",
+            fields=[["Channel", channel.name], ["Level", level]],
+            created_at=now,
+        )
+        if not channel.destination:
+            Alert.objects.filter(pk=alert.pk).update(state=AlertState.STORED)
+        elif not channel.is_suspended:
+            deliver_channel(channel)
+        alert.refresh_from_db()
+        results.append(
+            (channel, alert.state if not alert.last_error else f"{alert.state}: {alert.last_error}")
+        )
+    return results

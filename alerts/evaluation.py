@@ -16,9 +16,10 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import DecimalField, ExpressionWrapper, F, Sum
+from django.db.models import DecimalField, ExpressionWrapper, F
 from django.utils import timezone
 
+from alerts.conf import setting
 from alerts.models import (
     DAILY_KINDS,
     Alert,
@@ -33,7 +34,7 @@ from alerts.models import (
     mask_url,
 )
 from trades import market
-from trades.models import Bot, BotEvent, Trade
+from trades.models import Bot, BotEvent, Trade, TradeQuerySet
 from trades.tables import format_number
 
 logger = logging.getLogger(__name__)
@@ -145,16 +146,12 @@ def _clear(rule: AlertRule, subject: str, now: dt.datetime) -> Condition | None:
 # --- rules over a trading day --------------------------------------------------
 
 
-def _scoped(rule: AlertRule, trades: Trade.objects.__class__) -> object:
+def _scoped(rule: AlertRule, trades: TradeQuerySet) -> TradeQuerySet:
     if rule.strategy:
         trades = trades.filter(strategy=rule.strategy)
     if rule.symbol:
         trades = trades.filter(symbol=rule.symbol)
     return trades
-
-
-def realized_pnl(trades: object) -> Decimal:
-    return trades.aggregate(total=Sum("pnl"))["total"] or Decimal(0)  # type: ignore[attr-defined]
 
 
 def judge_day(rule: AlertRule, bot: Bot, day: dt.date, now: dt.datetime) -> list[Alert]:
@@ -164,10 +161,11 @@ def judge_day(rule: AlertRule, bot: Bot, day: dt.date, now: dt.datetime) -> list
     threshold = rule.threshold if rule.threshold is not None else Decimal(0)
     fields: list[tuple[str, object]] = [("Bot", bot.name), ("Trading day", day.isoformat())]
     if rule.kind in (RuleKind.DAILY_LOSS, RuleKind.MAX_DAILY_LOSS):
-        pnl = realized_pnl(trades)
+        pnl = trades.realized_pnl(day)
         breached = pnl <= threshold
         title = f"{bot.name}: realized P&L {format_number(pnl)} on {day}"
-        message = f"Realized P&L is at or below the {rule.get_kind_display().split(' (')[0]} limit of {format_number(threshold)}."
+        limit = "max daily loss" if rule.kind == RuleKind.MAX_DAILY_LOSS else "daily loss"
+        message = f"Realized P&L is at or below the {limit} limit of {format_number(threshold)}."
         fields += [("Realized P&L", format_number(pnl)), ("Limit", format_number(threshold))]
     else:
         count = trades.count()
@@ -186,9 +184,16 @@ def judge_day(rule: AlertRule, bot: Bot, day: dt.date, now: dt.datetime) -> list
     if not _breach_alerts_now(rule, subject, now):
         return []
     return raise_alert(
-        source=rule.kind, subject=subject, level=rule.level, title=title, message=message,
-        fields=fields, rule=rule, bot=bot, now=now,
-    )  # fmt: skip
+        source=rule.kind,
+        subject=subject,
+        level=rule.level,
+        title=title,
+        message=message,
+        fields=fields,
+        rule=rule,
+        bot=bot,
+        now=now,
+    )
 
 
 def next_trading_day(day: dt.date) -> dt.date:
@@ -213,7 +218,9 @@ def halt_trading(bot: Bot, day: dt.date, reason: str, now: dt.datetime) -> Tradi
 
 def judge_position_sizes(rule: AlertRule, bot: Bot, trade_ids: list[int], now: dt.datetime) -> list[Alert]:
     """Fills whose notional (quantity x price) is above the threshold."""
-    notional = ExpressionWrapper(F("quantity") * F("price"), output_field=DecimalField(max_digits=40, decimal_places=8))
+    notional = ExpressionWrapper(
+        F("quantity") * F("price"), output_field=DecimalField(max_digits=40, decimal_places=8)
+    )
     trades = (
         _scoped(rule, Trade.objects.filter(bot=bot, pk__in=trade_ids))
         .annotate(notional=notional)
@@ -222,7 +229,9 @@ def judge_position_sizes(rule: AlertRule, bot: Bot, trade_ids: list[int], now: d
     )
     alerts: list[Alert] = []
     for trade in trades:
-        subject = f"trade-{trade.pk}" if rule.per_trade else f"bot-{bot.pk}:{trade.trading_day}:{trade.symbol}"
+        subject = (
+            f"trade-{trade.pk}" if rule.per_trade else f"bot-{bot.pk}:{trade.trading_day}:{trade.symbol}"
+        )
         if not _breach_alerts_now(rule, subject, now):
             continue
         notional_text = format_number(Decimal(trade.quantity) * Decimal(trade.price))
@@ -233,10 +242,15 @@ def judge_position_sizes(rule: AlertRule, bot: Bot, trade_ids: list[int], now: d
             title=f"{bot.name}: large position {trade.side} {format_number(trade.quantity)} {trade.symbol}",
             message=f"Notional {notional_text} is above the limit of {format_number(rule.threshold or 0)}.",
             fields=[
-                ("Bot", bot.name), ("Symbol", trade.symbol), ("Side", trade.side),
-                ("Quantity", format_number(trade.quantity)), ("Price", format_number(trade.price)),
-                ("Notional", notional_text), ("Strategy", trade.strategy or "-"), ("Trade", trade.external_id),
-            ],  # fmt: skip
+                ("Bot", bot.name),
+                ("Symbol", trade.symbol),
+                ("Side", trade.side),
+                ("Quantity", format_number(trade.quantity)),
+                ("Price", format_number(trade.price)),
+                ("Notional", notional_text),
+                ("Strategy", trade.strategy or "-"),
+                ("Trade", trade.external_id),
+            ],
             rule=rule,
             bot=bot,
             now=now,
@@ -250,11 +264,15 @@ def evaluate_trades(bot_id: int, trade_ids: list[int], now: dt.datetime | None =
     bot = Bot.objects.filter(pk=bot_id).first()
     if bot is None or not trade_ids:
         return []
-    rules = list(AlertRule.objects.enabled().for_bot(bot).filter(kind__in=[*DAILY_KINDS, RuleKind.POSITION_SIZE]))
+    rules = list(
+        AlertRule.objects.enabled().for_bot(bot).filter(kind__in=[*DAILY_KINDS, RuleKind.POSITION_SIZE])
+    )
     if not rules:
         return []
     days = sorted(
-        set(Trade.objects.filter(pk__in=trade_ids).order_by().values_list("trading_day", flat=True).distinct())
+        set(
+            Trade.objects.filter(pk__in=trade_ids).order_by().values_list("trading_day", flat=True).distinct()
+        )
     )
     alerts: list[Alert] = []
     for rule in rules:
@@ -304,8 +322,11 @@ def judge_bot_stopped(rule: AlertRule, bot: Bot, now: dt.datetime) -> list[Alert
         level=rule.level,
         title=f"{bot.name} has stopped reporting",
         message=f"No heartbeat for {_minutes(now - bot.last_heartbeat_at)} during market hours.",
-        fields=[("Bot", bot.name), ("Last heartbeat", _local(bot.last_heartbeat_at)),
-                ("Limit", f"{format_number(rule.threshold or 10)} min")],  # fmt: skip
+        fields=[
+            ("Bot", bot.name),
+            ("Last heartbeat", _local(bot.last_heartbeat_at)),
+            ("Limit", f"{format_number(rule.threshold or 10)} min"),
+        ],
         rule=rule,
         bot=bot,
         now=now,
@@ -313,7 +334,7 @@ def judge_bot_stopped(rule: AlertRule, bot: Bot, now: dt.datetime) -> list[Alert
 
 
 def evaluate_schedule(now: dt.datetime | None = None) -> list[Alert]:
-    """The periodic pass: bot stopped, and today's daily thresholds (a threshold edited in the admin counts)."""
+    """The periodic pass: bot stopped, and today's daily thresholds (so an edited threshold counts)."""
     now = now or timezone.now()
     today = market.trading_day_of(now)
     alerts: list[Alert] = []
@@ -338,7 +359,9 @@ def evaluate_schedule(now: dt.datetime | None = None) -> list[Alert]:
 def alert_for_event(event: BotEvent, now: dt.datetime | None = None) -> list[Alert]:
     """A bot event becomes an alert by its kind's rule (the rule sets the level)."""
     now = now or timezone.now()
-    rules = AlertRule.objects.enabled().for_bot(event.bot).filter(kind=RuleKind.BOT_EVENT, event_kind=event.kind)
+    rules = (
+        AlertRule.objects.enabled().for_bot(event.bot).filter(kind=RuleKind.BOT_EVENT, event_kind=event.kind)
+    )
     alerts: list[Alert] = []
     for rule in rules:
         if not _breach_alerts_now(rule, f"bot-{event.bot_id}", now, each_time=True):
@@ -372,13 +395,10 @@ def alert_for_site_problem(
     *, kind: str, level: str, title: str, message: str, subject: str, now: dt.datetime | None = None
 ) -> list[Alert]:
     """A ``site_alert`` signal: one alert per kind and subject per ``SITE_ALERT_COOLDOWN``."""
-    from django.conf import settings
-
     now = now or timezone.now()
     source = f"site:{kind}"
-    recent = Alert.objects.filter(
-        source=source, subject=subject, created_at__gt=now - dt.timedelta(minutes=settings.SITE_ALERT_COOLDOWN_MINUTES)
-    )
+    cooldown = dt.timedelta(minutes=setting("SITE_ALERT_COOLDOWN_MINUTES"))
+    recent = Alert.objects.filter(source=source, subject=subject, created_at__gt=now - cooldown)
     if recent.exists():
         return []
     if level not in Level.values:
@@ -393,4 +413,3 @@ def _minutes(delta: dt.timedelta) -> str:
 
 def _local(moment: dt.datetime) -> str:
     return f"{moment.astimezone(market.market_zone()):%Y-%m-%d %H:%M:%S %Z}"
-

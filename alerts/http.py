@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
-from django.conf import settings
 
+from alerts.conf import setting
 from alerts.transports.base import Outcome, TransportError
 
 # One pooled session per process: a kept-alive connection saves the TLS
@@ -54,9 +54,9 @@ def post_json(
     (``ALERT_HTTP_MAX_WAIT``): the caller then schedules the next try.
     ``record`` is called once per request with its status, error and duration.
     """
-    attempts = settings.ALERT_HTTP_ATTEMPTS
-    timeout = settings.ALERT_HTTP_TIMEOUT
-    max_wait = settings.ALERT_HTTP_MAX_WAIT
+    attempts = setting("ALERT_HTTP_ATTEMPTS")
+    timeout = setting("ALERT_HTTP_TIMEOUT")
+    max_wait = setting("ALERT_HTTP_MAX_WAIT")
     last_error = ""
     for attempt in range(1, attempts + 1):
         started = time.monotonic()

@@ -119,9 +119,10 @@ class ChannelKind(models.TextChoices):
 class ChannelQuerySet(models.QuerySet["Channel"]):
     def for_level(self, level: str) -> list[Channel]:
         """Enabled channels with a destination that take alerts of ``level``."""
-        channels = self.filter(enabled=True, min_level__in=[
-            name for name, rank in LEVEL_RANK.items() if rank <= LEVEL_RANK[level]
-        ])
+        channels = self.filter(
+            enabled=True,
+            min_level__in=[name for name, rank in LEVEL_RANK.items() if rank <= LEVEL_RANK[level]],
+        )
         return [channel for channel in channels if channel.destination]
 
 
@@ -133,9 +134,7 @@ class Channel(models.Model):
     webhook_url = models.CharField(
         max_length=500, blank=True, help_text="Empty: the DISCORD_WEBHOOK_URL environment variable."
     )
-    min_level = models.CharField(
-        "minimum level", max_length=16, choices=Level.choices, default=Level.INFO
-    )
+    min_level = models.CharField("minimum level", max_length=16, choices=Level.choices, default=Level.INFO)
     enabled = models.BooleanField(default=True)
     rate_limit_per_minute = models.PositiveIntegerField(
         default=5,

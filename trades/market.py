@@ -32,3 +32,33 @@ def trading_day_of(moment: dt.datetime, zone: ZoneInfo | None = None) -> dt.date
 def today() -> dt.date:
     """Today's date in the market's time zone."""
     return trading_day_of(timezone.now())
+
+
+# --- trading calendar (stand-in until main's version lands; same names and meaning) ---
+
+
+@lru_cache(maxsize=1)
+def _calendar() -> object:
+    import exchange_calendars
+
+    return exchange_calendars.get_calendar("XNYS")
+
+
+def is_trading_day(day: dt.date) -> bool:
+    """True on NYSE sessions: not a weekend, not an exchange holiday."""
+    calendar = _calendar()
+    try:
+        return bool(calendar.is_session(day.isoformat()))  # type: ignore[attr-defined]
+    except Exception:  # outside the calendar's range: weekdays count
+        return day.weekday() < 5
+
+
+def market_hours(day: dt.date) -> tuple[dt.datetime, dt.datetime] | None:
+    """The session's open and close as aware datetimes (early closes included), None when closed."""
+    if not is_trading_day(day):
+        return None
+    try:
+        opens, closes = _calendar().session_open_close(day.isoformat())  # type: ignore[attr-defined]
+    except Exception:
+        return None
+    return opens.to_pydatetime(), closes.to_pydatetime()

@@ -1,0 +1,51 @@
+"""How alerts hears about trades, bot events and site problems (connected in AlertsConfig.ready).
+
+Each receiver only queues work or writes an outbox row; none may raise into
+the request or task that sent the signal.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from alerts.models import DAILY_KINDS, AlertRule, RuleKind
+from alerts.tasks import enqueue
+from trades.models import Bot, BotEvent
+
+logger = logging.getLogger(__name__)
+
+TRADE_RULE_KINDS = (*DAILY_KINDS, RuleKind.POSITION_SIZE)
+
+
+def on_trades_recorded(sender: Any, bot: Bot, trade_ids: list[int], **kwargs: Any) -> None:
+    """One evaluation task per stored batch, and none while no trade rule is enabled."""
+    try:
+        if AlertRule.objects.enabled().filter(kind__in=TRADE_RULE_KINDS).exists():
+            enqueue("alerts.tasks.evaluate_trades", bot.pk, list(trade_ids))
+    except Exception:
+        logger.exception("alerts: could not queue the evaluation of %d trade(s)", len(trade_ids))
+
+
+def on_bot_event(sender: Any, instance: BotEvent, created: bool, raw: bool = False, **kwargs: Any) -> None:
+    if created and not raw:
+        enqueue("alerts.tasks.alert_for_event", instance.pk)
+
+
+def on_site_alert(
+    sender: Any, kind: str, level: str, title: str, message: str = "", subject: str = "", **kwargs: Any
+) -> None:
+    from alerts.evaluation import alert_for_site_problem
+
+    try:
+        if alert_for_site_problem(kind=kind, level=level, title=title, message=message, subject=subject):
+            enqueue("alerts.tasks.deliver")
+    except Exception:
+        logger.exception("alerts: could not record the site alert %s", kind)
+
+
+def on_summary_requested(sender: Any, day: Any, bot: Bot | None = None, **kwargs: Any) -> str:
+    """``daily_summary --send``: write the summary to the outbox and send it now."""
+    from alerts.summary import send_now
+
+    return send_now(day, bot)
