@@ -63,14 +63,14 @@ def deliver_channel(channel: Channel, now: dt.datetime | None = None) -> int:
     clock = _clock(now)
     sent = 0
     for _ in range(10):  # bounded: a flood is drained over several runs, never forever
-        lease = _take_lease(channel, clock())
+        lease = _Lease.take(channel, clock())
         if lease is None:
             return sent
         newest_seen = Alert.objects.filter(channel=channel).aggregate(Max("pk"))["pk__max"] or 0
         try:
             sent += _drain(channel, clock, lease)
         finally:
-            Channel.objects.filter(pk=channel.pk, lease_until=lease).update(lease_until=None)
+            lease.release()
         arrived = Alert.objects.filter(channel=channel, state=AlertState.PENDING, pk__gt=newest_seen)
         if not arrived.exists():
             break
@@ -85,19 +85,30 @@ def _lease_length() -> dt.timedelta:
     return dt.timedelta(seconds=setting("ALERT_SEND_LEASE_SECONDS"))
 
 
-def _take_lease(channel: Channel, now: dt.datetime) -> dt.datetime | None:
-    until = now + _lease_length()
-    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-    if Channel.objects.filter(free, pk=channel.pk).update(lease_until=until) != 1:
-        return None
-    return until
+class _Lease:
+    """A channel's send lease: its expiry time is also its owner's token."""
 
+    def __init__(self, channel: Channel, until: dt.datetime) -> None:
+        self.channel, self.until = channel, until
 
-def _renew_lease(channel: Channel, lease: dt.datetime, now: dt.datetime) -> dt.datetime | None:
-    until = max(now + _lease_length(), lease + dt.timedelta(microseconds=1))
-    if Channel.objects.filter(pk=channel.pk, lease_until=lease).update(lease_until=until) != 1:
-        return None
-    return until
+    @classmethod
+    def take(cls, channel: Channel, now: dt.datetime) -> _Lease | None:
+        until = now + _lease_length()
+        free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+        if Channel.objects.filter(free, pk=channel.pk).update(lease_until=until) != 1:
+            return None
+        return cls(channel, until)
+
+    def renew(self, now: dt.datetime) -> bool:
+        """Extend before each send; False when another worker took it over (ours had expired)."""
+        until = max(now + _lease_length(), self.until + dt.timedelta(microseconds=1))
+        if Channel.objects.filter(pk=self.channel.pk, lease_until=self.until).update(lease_until=until) != 1:
+            return False
+        self.until = until
+        return True
+
+    def release(self) -> None:
+        Channel.objects.filter(pk=self.channel.pk, lease_until=self.until).update(lease_until=None)
 
 
 def reclaim_abandoned(channel: Channel, now: dt.datetime) -> int:
@@ -107,7 +118,7 @@ def reclaim_abandoned(channel: Channel, now: dt.datetime) -> int:
     ).update(state=AlertState.PENDING, claimed_at=None)
 
 
-def _drain(channel: Channel, clock: Callable[[], dt.datetime], lease: dt.datetime) -> int:
+def _drain(channel: Channel, clock: Callable[[], dt.datetime], lease: _Lease) -> int:
     now = clock()
     if reclaimed := reclaim_abandoned(channel, now):
         logger.warning("alerts: reclaimed %d alert(s) left unsent by a stopped worker", reclaimed)
@@ -124,11 +135,9 @@ def _drain(channel: Channel, clock: Callable[[], dt.datetime], lease: dt.datetim
     sent = 0
 
     def send(alert: Alert) -> bool:
-        nonlocal lease, sent
-        renewed = _renew_lease(channel, lease, clock())
-        if renewed is None:
+        nonlocal sent
+        if not lease.renew(clock()):
             return False
-        lease = renewed
         outcome = send_alert(alert, channel, clock)
         sent += outcome == "sent"
         return outcome != "channel_disabled"

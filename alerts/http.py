@@ -5,6 +5,8 @@ Nothing here logs or returns the URL: for a webhook the URL is the secret.
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +21,21 @@ from alerts.transports.base import Outcome, TransportError
 _session = requests.Session()
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+_WEBHOOK_TOKEN = re.compile(r"(/api/webhooks/[^/\s]+/)[^/\s?\"']+")
+
+
+class _HideWebhookTokens(logging.Filter):
+    """urllib3 logs each request line at DEBUG, webhook token included; mask it wherever it goes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/api/webhooks/" in message:
+            record.msg, record.args = _WEBHOOK_TOKEN.sub(r"\1***", message), ()
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_HideWebhookTokens())
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:
