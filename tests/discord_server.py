@@ -195,7 +195,9 @@ class DiscordServer:
                 return self._answer(handler, 429, None, Retry_After=f"{value:g}")
             if kind == "status":
                 messages = {401: "Invalid Webhook Token", 404: "Unknown Webhook"}
-                return self._answer(handler, value, {"message": messages.get(value, "Server error"), "code": 0})
+                return self._answer(
+                    handler, value, {"message": messages.get(value, "Server error"), "code": 0}
+                )
         now = time.monotonic()
         with self._lock:
             while self._recent and now - self._recent[0] > self.burst_window:

@@ -32,7 +32,11 @@ def test_the_loopback_webhook_refuses_what_discord_refuses(discord: DiscordServe
     assert requests.post(discord.url, json=too_long, timeout=5).status_code == 400
     many_fields = {"embeds": [{"title": "t", "fields": [{"name": "n", "value": "v"}] * 26}]}
     assert requests.post(discord.url, json=many_fields, timeout=5).status_code == 400
-    total = {"embeds": [{"title": "t", "description": "d" * 4000, "fields": [{"name": "n", "value": "v" * 1000}] * 3}]}
+    total = {
+        "embeds": [
+            {"title": "t", "description": "d" * 4000, "fields": [{"name": "n", "value": "v" * 1000}] * 3}
+        ]
+    }
     assert requests.post(discord.url, json=total, timeout=5).status_code == 400
     assert requests.post(discord.url, json={"content": "ok"}, timeout=5).status_code == 204
     assert len(discord.messages) == 1
@@ -53,7 +57,9 @@ def test_each_level_has_its_emoji_and_colour(channel: Channel, discord: DiscordS
     assert message["allowed_mentions"] == {"parse": []}
 
 
-def test_an_oversized_alert_is_cut_to_the_limits_and_accepted(channel: Channel, discord: DiscordServer) -> None:
+def test_an_oversized_alert_is_cut_to_the_limits_and_accepted(
+    channel: Channel, discord: DiscordServer
+) -> None:
     fields = [(f"field {i} " + "n" * 300, "v" * 2000) for i in range(40)]
     alert = send(title="🚨" * 300, message="m" * 10_000, fields=fields)
     assert alert.state == AlertState.SENT
@@ -155,7 +161,9 @@ def test_discord_down_is_survived(channel: Channel, discord: DiscordServer) -> N
     Channel.objects.filter(pk=channel.pk).update(webhook_url=url)
     alert = send()
     assert alert.state == AlertState.PENDING
-    assert set(alert.delivery_attempts.values_list("error", flat=True)) == {"connection failed (ConnectionError)"}
+    assert set(alert.delivery_attempts.values_list("error", flat=True)) == {
+        "connection failed (ConnectionError)"
+    }
 
 
 def test_no_webhook_secret_reaches_logs_attempts_or_alert_text(
@@ -167,7 +175,10 @@ def test_no_webhook_secret_reaches_logs_attempts_or_alert_text(
     send(message=f"the bot printed {discord.url} and {WEBHOOK_TOKEN}")
     send()
     texts = [caplog.text]
-    texts += [" ".join(map(str, row)) for row in Alert.objects.values_list("title", "message", "fields", "last_error")]
+    texts += [
+        " ".join(map(str, row))
+        for row in Alert.objects.values_list("title", "message", "fields", "last_error")
+    ]
     texts += list(DeliveryAttempt.objects.values_list("error", flat=True))
     texts += list(Channel.objects.values_list("disabled_reason", flat=True))
     assert not [t for t in texts if WEBHOOK_TOKEN in t or discord.url in t]
