@@ -32,7 +32,9 @@ class HealthView(APIView):
     def get(self, request: Request) -> Response:
         state, components = run_health_checks()
         warnings = [
-            f"{name}: {part.get('reason') or 'failing'}" for name, part in components.items() if not part["ok"]
+            f"{name}: {part.get('reason') or 'failing'}"
+            for name, part in components.items()
+            if not part["ok"]
         ]
         response = Response(
             {"status": state, "components": components, "warnings": warnings},

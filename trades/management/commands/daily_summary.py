@@ -7,8 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from trades import market
 from trades.models import Bot, Trade
 from trades.signals import daily_summary_send
-from trades.tables import format_number as _num
-from trades.tables import parse_day, render_table
+from trades.tables import parse_day
 
 
 class Command(BaseCommand):
@@ -28,7 +27,7 @@ class Command(BaseCommand):
             if bot is None:
                 raise CommandError(f"No bot named {options['bot']!r}.")
             trades = trades.for_bot(bot)
-        self.stdout.write(format_summary(trades.daily_summary(day)))
+        self.stdout.write(trades.daily_summary(day).render_text())
         if options["send"]:
             self.stdout.write(send_summary(day, bot))
 
@@ -42,46 +41,3 @@ def send_summary(day: Any, bot: Bot | None) -> str:
         if isinstance(answer, Exception):
             raise CommandError(f"sending the summary failed: {answer}")
     return "\n".join(str(answer) for _, answer in answers)
-
-
-def _rate(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}%"
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    lines = [
-        f"Daily summary for {summary['date']:%A %Y-%m-%d}",
-        "",
-        render_table(
-            ("trades", "closed", "wins", "losses", "win rate", "total P&L"),
-            [
-                (
-                    summary["total_trades"],
-                    summary["closed_trades"],
-                    summary["wins"],
-                    summary["losses"],
-                    _rate(summary["win_rate"]),
-                    _num(summary["total_pnl"]),
-                )
-            ],
-            right=range(6),
-        ),
-    ]
-    for label, key in (("Best trade", "best_trade"), ("Worst trade", "worst_trade")):
-        trade = summary[key]
-        if trade:
-            lines.append(f"{label}: {trade['symbol']} {_num(trade['pnl'])} ({trade['external_id']})")
-    for title, key in (("strategy", "by_strategy"), ("symbol", "by_symbol")):
-        if summary[key]:
-            lines += [
-                "",
-                render_table(
-                    (title, "trades", "P&L", "win rate"),
-                    [
-                        (name or "(none)", row["trades"], _num(row["pnl"]), _rate(row["win_rate"]))
-                        for name, row in summary[key].items()
-                    ],
-                    right=(1, 2, 3),
-                ),
-            ]
-    return "\n".join(lines)
