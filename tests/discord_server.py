@@ -126,7 +126,7 @@ class DiscordServer:
         return f"{self.base}/api/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}"
 
     def then(self, action: str, value: Any = None, times: int = 1) -> DiscordServer:
-        """Queue an answer for the next requests: ``status`` (e.g. 500, 401), ``429`` or ``hang`` (seconds)."""
+        """Queue answers for the next requests: ``status`` (e.g. 500, 401), ``429`` or ``hang`` (s)."""
         for _ in range(times):
             self._plan.append((action, value))
         return self

@@ -1,4 +1,4 @@
-"""The outbox: claims, retries, the per-channel rate limit and its digest, reclaiming a killed worker's alerts."""
+"""The outbox: claims, retries, the rate limit and its digest, reclaiming a killed worker's alerts."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from alerts.delivery import deliver_pending
 from alerts.evaluation import raise_alert
 from alerts.health import outbox
 from alerts.models import Alert, AlertState, Channel
-from tests.alert_fixtures import channel, discord, fast_http  # noqa: F401
 from monitorsite.health import HEARTBEAT_TASK
+from tests.alert_fixtures import *  # noqa: F403  (the discord, channel and fast_http fixtures)
 from tests.discord_server import DiscordServer
 
 T = dt.datetime(2026, 1, 15, 15, 0, tzinfo=dt.UTC)

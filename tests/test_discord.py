@@ -12,7 +12,7 @@ from alerts.delivery import deliver_pending
 from alerts.evaluation import raise_alert
 from alerts.models import Alert, AlertState, Channel, DeliveryAttempt
 from alerts.transports.discord import STYLE, embed_length, fit_embed
-from tests.alert_fixtures import channel, discord, fast_http  # noqa: F401
+from tests.alert_fixtures import *  # noqa: F403  (the discord, channel and fast_http fixtures)
 from tests.discord_server import WEBHOOK_TOKEN, DiscordServer, limit_errors
 
 pytestmark = pytest.mark.django_db
