@@ -71,6 +71,7 @@ class Parsed:
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     summary: dict[str, Any] | None = None
+    sections: set[str] = field(default_factory=set)
 
 
 # --- reading -------------------------------------------------------------------
@@ -244,7 +245,10 @@ def parse(text: str) -> Parsed:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}: " if mark else ""
-        raise ConfigFileError(f"{line}not valid YAML: {exc.problem or exc.context}") from None
+        where = ""
+        if exc.context and exc.context_mark and exc.context_mark is not mark:
+            where = f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
+        raise ConfigFileError(f"{line}not valid YAML: {exc.problem or exc.context}{where}") from None
     except yaml.YAMLError as exc:
         raise ConfigFileError(f"not valid YAML: {exc}") from None
     parsed = Parsed()
@@ -253,6 +257,7 @@ def parse(text: str) -> Parsed:
     for section, key_node, value_node in _mapping(root, "file"):
         if section not in SECTIONS:
             raise _error(key_node, section, f"unknown section; expected one of {', '.join(SECTIONS)}")
+        parsed.sections.add(section)
         if section == "daily_summary":
             parsed.summary = _summary(value_node, section)
             continue
@@ -280,10 +285,16 @@ class ImportReport:
 
 
 def apply(parsed: Parsed, *, replace: bool = False) -> ImportReport:
-    """Write a parsed file in one transaction: rules and channels by name; ``replace`` removes the others."""
+    """Write a parsed file in one transaction, rules and channels by name.
+
+    ``replace`` removes the rules (channels) the file does not name, in the
+    sections the file has: a file of rules alone never removes a channel.
+    """
     report = ImportReport()
     with transaction.atomic():
         for model, items, label in ((AlertRule, parsed.rules, "rule"), (Channel, parsed.channels, "channel")):
+            if f"{label}s" not in parsed.sections:
+                continue
             for name, values in items.items():
                 current = model.objects.filter(name=name).first()
                 if current is None:
