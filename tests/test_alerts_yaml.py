@@ -124,7 +124,8 @@ GOOD_HEAD = "rules:\n  daily-loss-warning:\n    kind: daily_loss\n    threshold:
     [
         (
             GOOD_HEAD + "  broken:\n    kind: daily_loss\n    threshold: [1\n",
-            "line 9: not valid YAML: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence that starts on line 8)",
+            "line 9: not valid YAML: expected ',' or ']', but got '<stream end>' "
+            "(while parsing a flow sequence that starts on line 8)",
         ),
         (
             GOOD_HEAD + "  x:\n    kind: daily_loss\n    treshold: -5\n    level: info\n",
