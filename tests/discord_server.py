@@ -110,6 +110,10 @@ class DiscordServer:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
+    def stop_hanging(self) -> None:
+        """Answer every request held by a ``hang`` now (its client may be long gone)."""
+        self._release.set()
+
     def stop(self) -> None:
         self._release.set()
         if self._server:
