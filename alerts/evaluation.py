@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import DecimalField, ExpressionWrapper, F
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Sum
 from django.utils import timezone
 
 from alerts.conf import setting
@@ -28,6 +28,7 @@ from alerts.models import (
     Channel,
     Condition,
     Level,
+    PendingEvaluation,
     RuleKind,
     Silence,
     TradingHalt,
@@ -108,29 +109,26 @@ def _breach_alerts_now(rule: AlertRule, subject: str, now: dt.datetime, *, each_
 
     It alerts when the breach starts, and again once the cooldown has passed
     since its last alert (``each_time``: events with no cooldown alert every time).
+    A breach that goes on within its cooldown costs one SELECT and no write.
     """
-    try:
-        with transaction.atomic():
-            Condition.objects.create(rule=rule, subject=subject, started_at=now, last_alert_at=now)
-        return True
-    except IntegrityError:
-        pass
-    condition = Condition.objects.get(rule=rule, subject=subject)
+    condition = Condition.objects.filter(rule=rule, subject=subject).first()
+    if condition is None:
+        try:
+            with transaction.atomic():
+                Condition.objects.create(rule=rule, subject=subject, started_at=now, last_alert_at=now)
+            return True
+        except IntegrityError:  # another worker recorded it first: its alert is the one
+            return False
     mine = Condition.objects.filter(pk=condition.pk)
     if not condition.active:
         return (
-            mine.filter(active=False).update(
-                active=True, started_at=now, last_alert_at=now, cleared_at=None, suppressed=0
-            )
+            mine.filter(active=False).update(active=True, started_at=now, last_alert_at=now, cleared_at=None)
             == 1
         )
     due = (each_time and rule.cooldown_minutes == 0) or (
         rule.cooldown_minutes > 0 and now - condition.last_alert_at >= rule.cooldown
     )
-    if due:
-        return mine.filter(last_alert_at=condition.last_alert_at).update(last_alert_at=now, suppressed=0) == 1
-    mine.update(suppressed=F("suppressed") + 1)
-    return False
+    return due and mine.filter(last_alert_at=condition.last_alert_at).update(last_alert_at=now) == 1
 
 
 def _clear(rule: AlertRule, subject: str, now: dt.datetime) -> Condition | None:
@@ -154,21 +152,34 @@ def _scoped(rule: AlertRule, trades: TradeQuerySet) -> TradeQuerySet:
     return trades
 
 
-def judge_day(rule: AlertRule, bot: Bot, day: dt.date, now: dt.datetime) -> list[Alert]:
+DayFigures = dict[tuple[int, dt.date, str, str], tuple[Decimal, int]]
+
+
+def _day_figures(rule: AlertRule, bot: Bot, day: dt.date, cache: DayFigures) -> tuple[Decimal, int]:
+    """Realized P&L and trade count of the day in the rule's scope: one query, shared by the day rules."""
+    key = (bot.pk, day, rule.strategy, rule.symbol)
+    if key not in cache:
+        trades = _scoped(rule, Trade.objects.for_bot(bot).for_day(day))
+        figures = trades.order_by().aggregate(pnl=Sum("pnl"), count=Count("id"))
+        cache[key] = (figures["pnl"] if figures["pnl"] is not None else Decimal(0), figures["count"])
+    return cache[key]
+
+
+def judge_day(
+    rule: AlertRule, bot: Bot, day: dt.date, now: dt.datetime, cache: DayFigures | None = None
+) -> list[Alert]:
     """Daily loss, max daily loss and trade frequency over ``bot``'s trading ``day``."""
-    trades = _scoped(rule, Trade.objects.for_bot(bot).for_day(day))
+    pnl, count = _day_figures(rule, bot, day, {} if cache is None else cache)
     subject = f"bot-{bot.pk}:{day.isoformat()}"
     threshold = rule.threshold if rule.threshold is not None else Decimal(0)
     fields: list[tuple[str, object]] = [("Bot", bot.name), ("Trading day", day.isoformat())]
     if rule.kind in (RuleKind.DAILY_LOSS, RuleKind.MAX_DAILY_LOSS):
-        pnl = trades.realized_pnl(day)
         breached = pnl <= threshold
         title = f"{bot.name}: realized P&L {format_number(pnl)} on {day}"
         limit = "max daily loss" if rule.kind == RuleKind.MAX_DAILY_LOSS else "daily loss"
         message = f"Realized P&L is at or below the {limit} limit of {format_number(threshold)}."
         fields += [("Realized P&L", format_number(pnl)), ("Limit", format_number(threshold))]
     else:
-        count = trades.count()
         breached = count > threshold
         title = f"{bot.name}: {count} trades on {day}"
         message = f"More trades in one trading day than the limit of {format_number(threshold)}."
@@ -275,13 +286,22 @@ def evaluate_trades(bot_id: int, trade_ids: list[int], now: dt.datetime | None =
         )
     )
     alerts: list[Alert] = []
+    cache: DayFigures = {}
     for rule in rules:
         if rule.kind == RuleKind.POSITION_SIZE:
             alerts += judge_position_sizes(rule, bot, trade_ids, now)
         else:
             for day in days:
-                alerts += judge_day(rule, bot, day, now)
+                alerts += judge_day(rule, bot, day, now, cache)
     return alerts
+
+
+def evaluate_new_trades(bot_id: int, first_trade_id: int, now: dt.datetime | None = None) -> list[Alert]:
+    """Every trade of the bot from ``first_trade_id`` on (ids grow with each stored batch)."""
+    trade_ids = list(
+        Trade.objects.filter(bot_id=bot_id, pk__gte=first_trade_id).order_by().values_list("pk", flat=True)
+    )
+    return evaluate_trades(bot_id, trade_ids, now=now)
 
 
 # --- the schedule ------------------------------------------------------------------
@@ -334,14 +354,22 @@ def judge_bot_stopped(rule: AlertRule, bot: Bot, now: dt.datetime) -> list[Alert
 
 
 def evaluate_schedule(now: dt.datetime | None = None) -> list[Alert]:
-    """The periodic pass: bot stopped, and today's daily thresholds (so an edited threshold counts)."""
+    """The periodic pass: bot stopped, and today's daily thresholds (so an edited threshold counts).
+
+    It also judges trades whose evaluation task was lost (a request left waiting too long).
+    """
     now = now or timezone.now()
     today = market.trading_day_of(now)
     alerts: list[Alert] = []
+    for pending in PendingEvaluation.objects.filter(queued_at__lt=now - PendingEvaluation.STALE):
+        first_id = PendingEvaluation.objects.claim(pending.bot_id)
+        if first_id is not None:
+            alerts += evaluate_new_trades(pending.bot_id, first_id, now=now)
     rules = list(AlertRule.objects.enabled().filter(kind__in=[*DAILY_KINDS, RuleKind.BOT_STOPPED]))
     if not rules:
         return alerts
     bots = list(Bot.objects.filter(is_active=True))
+    cache: DayFigures = {}
     for rule in rules:
         for bot in bots:
             if rule.bot_id is not None and rule.bot_id != bot.pk:
@@ -349,7 +377,7 @@ def evaluate_schedule(now: dt.datetime | None = None) -> list[Alert]:
             if rule.kind == RuleKind.BOT_STOPPED:
                 alerts += judge_bot_stopped(rule, bot, now)
             else:
-                alerts += judge_day(rule, bot, today, now)
+                alerts += judge_day(rule, bot, today, now, cache)
     return alerts
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
-from django.db import models
+from django.db import connections, models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -223,7 +223,6 @@ class Condition(models.Model):
     started_at = models.DateTimeField()
     last_alert_at = models.DateTimeField()
     cleared_at = models.DateTimeField(null=True, blank=True)
-    suppressed = models.PositiveIntegerField(default=0, help_text="Repeats not alerted during cooldown.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=("rule", "subject"), name="condition_unique_subject")]
@@ -352,6 +351,62 @@ class TradingHalt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bot} halted on {self.trading_day}"
+
+
+class PendingEvaluationQuerySet(models.QuerySet["PendingEvaluation"]):
+    def request(self, bot: Bot, first_trade_id: int, now: dt.datetime) -> bool:
+        """Ask for an evaluation of ``bot``'s trades from ``first_trade_id`` on; True: queue a task.
+
+        False when an evaluation is already waiting for this bot: it will see
+        these trades too (it evaluates every trade of the bot from its first id
+        on, and these were committed before this call). The read comes first,
+        so under load a request costs one SELECT and no write. A request
+        older than ``STALE`` is taken over, in case its task was lost.
+        """
+        stale = now - self.model.STALE
+        if self.filter(bot=bot, queued_at__gte=stale).exists():
+            return False
+        table = self.model._meta.db_table
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (bot_id, first_trade_id, queued_at) VALUES (%s, %s, %s) "
+                f"ON CONFLICT (bot_id) DO UPDATE SET queued_at = excluded.queued_at, "
+                f"first_trade_id = min({table}.first_trade_id, excluded.first_trade_id) "
+                f"WHERE {table}.queued_at < %s RETURNING bot_id",
+                [bot.pk, first_trade_id, _db_time(now), _db_time(stale)],
+            )
+            return cursor.fetchone() is not None
+
+    def claim(self, bot_id: int) -> int | None:
+        """Take the bot's waiting request (one task gets it); the first trade id to evaluate from."""
+        table = self.model._meta.db_table
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE bot_id = %s RETURNING first_trade_id", [bot_id])
+            row = cursor.fetchone()
+        return None if row is None else row[0]
+
+
+def _db_time(moment: dt.datetime) -> str:
+    """A datetime as Django's SQLite backend stores it (naive UTC text), for raw SQL."""
+    return str(moment.astimezone(dt.UTC).replace(tzinfo=None))
+
+
+class PendingEvaluation(models.Model):
+    """A bot whose new trades wait for an evaluation task: batches that arrive meanwhile join it.
+
+    One task per batch while the cluster keeps up; under load, the batches
+    that arrive while a bot's evaluation waits in the queue are judged by that
+    one task, so rules cost the cluster one evaluation per queue wait, not one
+    per request.
+    """
+
+    STALE = dt.timedelta(seconds=30)
+
+    bot = models.OneToOneField(Bot, on_delete=models.CASCADE, primary_key=True)
+    first_trade_id = models.BigIntegerField()
+    queued_at = models.DateTimeField()
+
+    objects = PendingEvaluationQuerySet.as_manager()
 
 
 class SummarySchedule(models.Model):

@@ -7,9 +7,12 @@ the request or task that sent the signal.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from alerts.models import DAILY_KINDS, AlertRule, RuleKind
+from django.utils import timezone
+
+from alerts.models import DAILY_KINDS, AlertRule, PendingEvaluation, RuleKind
 from alerts.tasks import enqueue
 from trades.models import Bot, BotEvent
 
@@ -19,12 +22,19 @@ TRADE_RULE_KINDS = (*DAILY_KINDS, RuleKind.POSITION_SIZE)
 
 
 def on_trades_recorded(sender: Any, bot: Bot, trade_ids: list[int], **kwargs: Any) -> None:
-    """One evaluation task per stored batch, and none while no trade rule is enabled."""
+    """Queue an evaluation of the batch, unless one for this bot already waits (it covers the batch)."""
     try:
-        if AlertRule.objects.enabled().filter(kind__in=TRADE_RULE_KINDS).exists():
-            enqueue("alerts.tasks.evaluate_trades", bot.pk, list(trade_ids))
+        if not trade_ids or not AlertRule.objects.enabled().filter(kind__in=TRADE_RULE_KINDS).exists():
+            return
+        if PendingEvaluation.objects.request(bot, min(trade_ids), timezone.now()):
+            enqueue("alerts.tasks.evaluate_trades", bot.pk, list(trade_ids), on_failure=_forget(bot.pk))
     except Exception:
         logger.exception("alerts: could not queue the evaluation of %d trade(s)", len(trade_ids))
+
+
+def _forget(bot_id: int) -> Callable[[], None]:
+    """If the task cannot be queued, drop the request, so the next batch queues one."""
+    return lambda: PendingEvaluation.objects.filter(bot_id=bot_id).delete()
 
 
 def on_bot_event(sender: Any, instance: BotEvent, created: bool, raw: bool = False, **kwargs: Any) -> None:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from django.db import transaction
 
 from alerts import delivery, evaluation, summary
+from alerts.models import PendingEvaluation
 from trades.models import BotEvent
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,14 @@ def _logged(func: Callable[..., T]) -> Callable[..., T | None]:
 
 @_logged
 def evaluate_trades(bot_id: int, trade_ids: list[int]) -> int:
-    """One batch's evaluation; what it raises is sent from this same task (no second queue hop)."""
-    raised = evaluation.evaluate_trades(bot_id, trade_ids)
+    """The evaluation of the bot's new trades (this batch, and any that joined it while it waited).
+
+    What it raises is sent from this same task: no second queue hop.
+    """
+    first_id = PendingEvaluation.objects.claim(bot_id)
+    if first_id is None:
+        return 0  # an earlier task took the request over and judged these trades
+    raised = evaluation.evaluate_new_trades(bot_id, first_id)
     return delivery.deliver_pending() if raised else 0
 
 
@@ -62,7 +69,7 @@ def send_daily_summary_if_due() -> int:
     return len(summary.send_if_due())
 
 
-def enqueue(func: str, *args: Any) -> None:
+def enqueue(func: str, *args: Any, on_failure: Callable[[], Any] | None = None) -> None:
     """Queue a task once the current transaction commits; a failure to queue is logged, never raised."""
 
     def submit() -> None:
@@ -72,6 +79,11 @@ def enqueue(func: str, *args: Any) -> None:
             async_task(func, *args)
         except Exception:
             logger.exception("alerts: could not queue %s", func)
+            if on_failure is not None:
+                try:
+                    on_failure()
+                except Exception:
+                    logger.exception("alerts: could not undo the queueing of %s", func)
 
     try:
         transaction.on_commit(submit)
