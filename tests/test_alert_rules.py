@@ -15,7 +15,8 @@ from django_q.models import OrmQ
 from rest_framework.test import APIClient
 
 from alerts.evaluation import alert_for_event, evaluate_schedule, evaluate_trades
-from alerts.models import Alert, AlertRule, AlertState, Silence, TradingHalt
+from alerts.models import Alert, AlertRule, AlertState, PendingEvaluation, Silence, TradingHalt
+from alerts.tasks import evaluate_trades as evaluate_trades_task
 from tests.conftest import make_trade, stored_trade
 from trades.models import Bot, BotEvent, Trade
 from trades.signals import site_alert
@@ -394,3 +395,58 @@ def test_a_site_alert_becomes_one_alert_per_subject_and_cooldown(db: Any) -> Non
         )
     (alert,) = alerts()
     assert (alert.source, alert.level, alert.title) == ("site:backup_failed", "critical", "Backup failed")
+
+
+# --- one evaluation per waiting batch ---------------------------------------------------
+
+
+def post_batch(api: APIClient, capture: Any, *trades: dict[str, Any]) -> list[int]:
+    with capture(execute=True):
+        response = api.post("/api/v1/trades/", list(trades), format="json")
+    assert response.status_code == 201
+    return response.json()["ids"]
+
+
+def test_batches_arriving_while_an_evaluation_waits_join_it(
+    bot: Bot, api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    only("daily-loss-warning")
+    first = post_batch(api, django_capture_on_commit_callbacks, make_trade(1, side="SELL", pnl=-300))
+    second = post_batch(api, django_capture_on_commit_callbacks, make_trade(2, side="SELL", pnl=-300))
+    (task,) = OrmQ.objects.all()  # the second batch joined the waiting evaluation
+    assert task.args() == (bot.pk, first)
+    evaluate_trades_task(*task.args())
+    (alert,) = alerts()
+    assert "-600" in alert.title  # both batches were judged by that one task
+    # The evaluation has run: the next batch queues a task of its own.
+    third = post_batch(api, django_capture_on_commit_callbacks, make_trade(3))
+    assert [t.args() for t in OrmQ.objects.order_by("id")][1:] == [(bot.pk, third)]
+    assert second != third
+
+
+def test_a_lost_evaluation_task_is_made_up_for(
+    bot: Bot, api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    only("daily-loss-warning")
+    post_batch(api, django_capture_on_commit_callbacks, make_trade(1, side="SELL", pnl=-600))
+    OrmQ.objects.all().delete()  # the task was lost (a broker wiped, a worker killed while dequeuing)
+    later = timezone.now() + PendingEvaluation.STALE + dt.timedelta(seconds=1)
+    # The periodic pass judges what waited too long ...
+    evaluate_schedule(now=later)
+    assert len(alerts()) == 1
+    # ... and a new batch after a stale request queues a task again.
+    PendingEvaluation.objects.create(
+        bot=bot, first_trade_id=1, queued_at=timezone.now() - dt.timedelta(minutes=5)
+    )
+    post_batch(api, django_capture_on_commit_callbacks, make_trade(2))
+    assert OrmQ.objects.count() == 1
+
+
+def test_a_failed_enqueue_leaves_no_request_behind(
+    bot: Bot, api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    with mock.patch("django_q.tasks.async_task", side_effect=RuntimeError("database is locked")):
+        post_batch(api, django_capture_on_commit_callbacks, make_trade(1))
+    assert not PendingEvaluation.objects.exists()
+    post_batch(api, django_capture_on_commit_callbacks, make_trade(2))
+    assert OrmQ.objects.count() == 1
