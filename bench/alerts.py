@@ -185,9 +185,8 @@ def main() -> int:
                 f"  {verdict(p95 <= LATENCY_TARGET_P95_S)}"
             )
 
-            print(
-                f"\n2. Single-trade POSTs, {CLIENTS} client processes, {args.rounds} x {args.seconds:g} s per mode"
-            )
+            rounds = f"{args.rounds} x {args.seconds:g} s per mode"
+            print(f"\n2. Single-trade POSTs, {CLIENTS} client processes, {rounds}")
             rates: dict[str, list[float]] = {"off": [], "on": []}
             posted_on, errors = 0, 0
             tasks_before = evaluations(cluster_log)
@@ -204,9 +203,7 @@ def main() -> int:
             off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
             print(f"   rules off (baseline) {off:7.1f} trades/s  rounds {[round(r) for r in rates['off']]}")
             print(f"   rules on             {on:7.1f} trades/s  rounds {[round(r) for r in rates['on']]}")
-            print(
-                f"   evaluation tasks run: {tasks} for {posted_on} batches posted with rules on; errors {errors}"
-            )
+            print(f"   evaluation tasks run: {tasks} for {posted_on} batches with rules on, errors {errors}")
             ratio = on / off
             print(
                 f"   on / off = {ratio:.2f} (target >= {THROUGHPUT_TARGET_RATIO:.2f})"
