@@ -191,7 +191,10 @@ def judge_day(
         return []
     if rule.kind == RuleKind.MAX_DAILY_LOSS:
         halt = halt_trading(bot, day, f"max daily loss: realized P&L {format_number(pnl)} on {day}", now)
-        message += f" Trading is halted until {halt.ends_on}, or until an admin resumes it."
+        if halt.resumed_at is None:
+            message += f" Trading is halted until {halt.ends_on}, or until an admin resumes it."
+        else:
+            message += f" An admin resumed trading after the halt ({halt.resumed_by or 'admin'})."
     if not _breach_alerts_now(rule, subject, now):
         return []
     return raise_alert(
@@ -218,6 +221,9 @@ def next_trading_day(day: dt.date) -> dt.date:
 
 def halt_trading(bot: Bot, day: dt.date, reason: str, now: dt.datetime) -> TradingHalt:
     """The status endpoint says "stop" for ``bot`` until the next trading day (once per day)."""
+    existing = TradingHalt.objects.filter(bot=bot, trading_day=day).first()
+    if existing is not None:
+        return existing  # set once a day; an admin's resume stands
     try:
         with transaction.atomic():
             return TradingHalt.objects.create(
