@@ -92,7 +92,14 @@ def test_a_killed_task_cluster_leaves_no_alert_unsent_and_none_sent_twice(
     site.start_cluster()
     # The next run after the lease (8 s) expired reclaims and sends it: the alerts schedule
     # runs every minute, and the cluster's scheduler first looks about 30 s after it starts.
-    discord.wait_for_messages(1, timeout=150)
+    try:
+        discord.wait_for_messages(1, timeout=180)
+    except AssertionError as exc:
+        rows = sql(site, "SELECT state, claimed_at, attempts, last_error FROM alerts_alert")
+        schedules = sql(site, "SELECT name, next_run FROM django_q_schedule")
+        raise AssertionError(
+            f"{exc}; alerts {rows}; schedules {schedules}; {site.log('qcluster.log')[-3000:]}"
+        )
     time.sleep(3)
     assert discord.titles() == ["🚨 alpha: Crash"]
     assert sql(site, "SELECT state, attempts FROM alerts_alert") == [("sent", 1)]
