@@ -16,6 +16,8 @@ DEFAULTS: dict[str, Any] = {
     # A claim older than this is a killed worker's: the alert is sent again.
     # Longer than one send can take: attempts x timeout + waits = 3 x 10 + 2 x 10 s.
     "ALERT_SEND_LEASE_SECONDS": 120,
+    # One delivery run stops starting new sends after this long (the cluster kills a task at 300 s).
+    "ALERT_DRAIN_SECONDS": 120,
     # Delivery runs an alert may fail before it is marked failed (resend from the admin).
     "ALERT_MAX_ATTEMPTS": 10,
     # A site problem (site_alert) of one kind and subject alerts at most this often.

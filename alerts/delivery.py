@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 
 from django.db import transaction
@@ -134,9 +135,13 @@ def _drain(channel: Channel, clock: Callable[[], dt.datetime], lease: _Lease) ->
     capacity = channel.rate_limit_per_minute - Alert.objects.sent_since(channel, now - RATE_WINDOW)
     sent = 0
 
+    # Bounded, so a task sending to a hanging Discord ends well inside the cluster's task
+    # timeout (300 s) instead of being killed by it; the next run carries on.
+    stop_at = time.monotonic() + setting("ALERT_DRAIN_SECONDS")
+
     def send(alert: Alert) -> bool:
         nonlocal sent
-        if not lease.renew(clock()):
+        if time.monotonic() > stop_at or not lease.renew(clock()):
             return False
         outcome = send_alert(alert, channel, clock)
         sent += outcome == "sent"

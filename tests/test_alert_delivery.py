@@ -253,3 +253,19 @@ def test_health_is_degraded_while_alerts_wait_unsent(channel: Channel, discord: 
     deliver_pending()
     old.refresh_from_db()
     assert old.state == AlertState.SENT and outbox()["ok"] is True
+
+
+@pytest.mark.django_db
+def test_a_delivery_run_stops_starting_sends_after_its_time_budget(
+    channel: Channel, discord: DiscordServer, settings: Any
+) -> None:
+    settings.ALERT_DRAIN_SECONDS = 1.5
+    settings.ALERT_HTTP_ATTEMPTS = 1
+    discord.then("hang", 5, times=5)  # each send times out after 1 s
+    for n in range(5):
+        new_alert(level="critical", title=f"crash {n}")
+    deliver_pending(now=T)
+    # One or two sends fit in the budget (however slow the machine); the rest wait for the next run.
+    assert sorted(states().values()) == [AlertState.PENDING] * 5
+    assert 1 <= Alert.objects.filter(attempts=1).count() <= 2
+    assert Alert.objects.filter(attempts=0).count() >= 3

@@ -99,7 +99,7 @@ def test_a_killed_task_cluster_leaves_no_alert_unsent_and_none_sent_twice(
         schedules = sql(site, "SELECT name, next_run FROM django_q_schedule")
         raise AssertionError(
             f"{exc}; alerts {rows}; schedules {schedules}; {site.log('qcluster.log')[-3000:]}"
-        )
+        ) from exc
     time.sleep(3)
     assert discord.titles() == ["🚨 alpha: Crash"]
     assert sql(site, "SELECT state, attempts FROM alerts_alert") == [("sent", 1)]
