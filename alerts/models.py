@@ -7,7 +7,6 @@ pending rows with a conditional UPDATE and record every delivery attempt.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -26,10 +25,6 @@ class Level(models.TextChoices):
 
 
 LEVEL_RANK = {Level.INFO: 0, Level.WARNING: 1, Level.CRITICAL: 2}
-
-
-def levels_at_least(level: str) -> list[str]:
-    return [name for name, rank in LEVEL_RANK.items() if rank >= LEVEL_RANK[level]]
 
 
 class RuleKind(models.TextChoices):
@@ -294,10 +289,6 @@ class Alert(models.Model):
         return f"{self.level} {self.title}"
 
     @property
-    def priority(self) -> int:
-        return LEVEL_RANK[self.level]
-
-    @property
     def foldable(self) -> bool:
         """Critical alerts and daily summaries always go out on their own, never in a digest."""
         return self.level != Level.CRITICAL and self.source not in ("daily_summary", "digest")
@@ -427,7 +418,3 @@ class SummarySchedule(models.Model):
     def current(cls) -> SummarySchedule:
         schedule, _ = cls.objects.get_or_create(pk=1)
         return schedule
-
-
-def as_decimal(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))
