@@ -38,8 +38,15 @@ def _forget(bot_id: int) -> Callable[[], None]:
 
 
 def on_bot_event(sender: Any, instance: BotEvent, created: bool, raw: bool = False, **kwargs: Any) -> None:
-    if created and not raw:
-        enqueue("alerts.tasks.alert_for_event", instance.pk)
+    """Queue the event's alert, when a rule for its kind is on (no task for events nobody alerts on)."""
+    if not created or raw:
+        return
+    try:
+        rules = AlertRule.objects.enabled().filter(kind=RuleKind.BOT_EVENT, event_kind=instance.kind)
+        if rules.exists():
+            enqueue("alerts.tasks.alert_for_event", instance.pk)
+    except Exception:
+        logger.exception("alerts: could not queue the alert for event %s", instance.pk)
 
 
 def on_site_alert(

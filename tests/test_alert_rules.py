@@ -450,3 +450,12 @@ def test_a_failed_enqueue_leaves_no_request_behind(
     assert not PendingEvaluation.objects.exists()
     post_batch(api, django_capture_on_commit_callbacks, make_trade(2))
     assert OrmQ.objects.count() == 1
+
+
+def test_an_event_kind_without_a_rule_queues_nothing(
+    api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/v1/events/", {"kind": "custom", "message": "note"}, format="json")
+    assert response.status_code == 201
+    assert OrmQ.objects.count() == 0

@@ -199,7 +199,6 @@ DEFAULT_RULES = [
     ("event-shutdown", "bot_event", "shutdown", None, "info", 0),
     ("event-market-open", "bot_event", "market_open", None, "info", 0),
     ("event-market-close", "bot_event", "market_close", None, "info", 0),
-    ("event-custom", "bot_event", "custom", None, "info", 0),
 ]
 
 
