@@ -235,6 +235,8 @@ GCP_PROJECT_ID = env_str("GCP_PROJECT_ID")
 DB_SYNC_ENABLED = env_bool("DB_SYNC_ENABLED", True)
 DB_SYNC_INTERVAL = env_int("DB_SYNC_INTERVAL", 300, minimum=60)
 BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 30, minimum=1)
+# gzip backups (objects named *.db.gz); restore reads either form.
+BACKUP_COMPRESS = env_bool("BACKUP_COMPRESS", False)
 
 LOGGING = {
     "version": 1,
