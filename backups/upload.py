@@ -85,17 +85,37 @@ def back_up(
     workdir = Path(tempfile.mkdtemp(prefix=".snapshot-", dir=live_database_path().parent))
     try:
         try:
-            snapshot = take_snapshot(live_database_path(), workdir, compress=compressed)
             provider = provider or get_provider()
+            snapshot = take_snapshot(
+                live_database_path(),
+                workdir,
+                compress=compressed,
+                unless_fingerprint=_unchanged_since(claimed, provider.name, force=force),
+            )
         except (BackupError, StorageError) as exc:
             for record in claimed:
                 outcomes.append(_failed(record, str(exc), time.monotonic() - started))
             return outcomes
         for record in claimed:
-            outcomes.append(_upload(record, snapshot, provider, force=force, progress=progress))
+            if snapshot is None:
+                record.delete()  # the claim only; a skipped sync leaves no record
+                outcomes.append(Outcome(record.kind, "skipped", record.object_name, "nothing changed"))
+            else:
+                outcomes.append(_upload(record, snapshot, provider, progress=progress))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return outcomes
+
+
+def _unchanged_since(claimed: list[BackupRecord], provider: str, *, force: bool) -> str | None:
+    """The fingerprint that makes this run unnecessary: only a sync of ``trades_latest.db``
+    is skipped, when its last good upload (to the same provider) saw the same data."""
+    if force or [record.kind for record in claimed] != [Kind.LATEST]:
+        return None
+    last = BackupRecord.objects.last_good(Kind.LATEST)
+    if last is None or last.provider != provider:
+        return None
+    return last.fingerprint or None
 
 
 def _upload(
@@ -103,14 +123,8 @@ def _upload(
     snapshot: Snapshot,
     provider: StorageProvider,
     *,
-    force: bool,
     progress: ProgressFactory | None,
 ) -> Outcome:
-    if record.kind == Kind.LATEST and not force and snapshot.fingerprint is not None:
-        last = BackupRecord.objects.last_good(Kind.LATEST)
-        if last is not None and last.fingerprint == snapshot.fingerprint and last.provider == record.provider:
-            record.delete()  # the claim only; a skipped sync leaves no record
-            return Outcome(record.kind, "skipped", record.object_name, "nothing changed since the last sync")
     started = time.monotonic()
     try:
         upload_with_checksum(
