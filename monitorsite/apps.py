@@ -1,8 +1,28 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.core import checks
 
 
 class MonitorsiteConfig(AppConfig):
-    """The project package as an app, for its management commands (no models)."""
+    """The project package as an app, for its management commands and checks (no models)."""
 
     name = "monitorsite"
     verbose_name = "Monitor site"
+
+    def ready(self) -> None:
+        checks.register(secret_key_check)
+
+
+def secret_key_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from django.conf import settings
+
+    if settings._wrapped.SECRET_KEY:  # type: ignore[attr-defined]  # the lazy wrapper raises on empty
+        return []
+    return [
+        checks.Error(
+            f"DJANGO_SECRET_KEY is not set and {settings.SECRET_KEY_FILE} does not exist.",
+            hint="Run `manage.py prepare_site` (scripts/start.sh does) or set DJANGO_SECRET_KEY.",
+            id="monitorsite.E001",
+        )
+    ]

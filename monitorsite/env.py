@@ -12,9 +12,18 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+
+
+def load_env_file(project_root: Path) -> None:
+    """Read ``.env`` (or the file ``ENV_FILE`` names) into the environment; variables already set win.
+
+    The tests point ``ENV_FILE`` elsewhere to stay clear of a developer's ``.env``.
+    """
+    load_dotenv(os.environ.get("ENV_FILE") or project_root / ".env", override=False)
 
 
 def _raw(name: str) -> str | None:

@@ -1,4 +1,8 @@
-"""What ``GET /api/v1/health/`` reports: can the site store data, and is the task cluster working."""
+"""The site's own health checks: can it store data, and is the task cluster working.
+
+Collected with every app's checks by ``monitorsite.registry``; ``/api/v1/health/``
+answers them all.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,13 @@ from django.utils import timezone
 
 HEARTBEAT_TASK = "monitorsite.tasks.cluster_heartbeat"
 
+CHECKS = {
+    "database": {"check": "monitorsite.health.database_state", "vital": True},
+    "task_cluster": {"check": "monitorsite.health.task_cluster_state", "vital": True},
+}
+
 logger = logging.getLogger(__name__)
-_last_down: frozenset[str] | None = None
+_last_state: tuple[str, frozenset[str]] | None = None
 
 
 def database_state() -> dict[str, Any]:
@@ -21,11 +30,11 @@ def database_state() -> dict[str, Any]:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError as exc:
-        return {"ok": False, "error": type(exc).__name__}
+        return {"ok": False, "error": type(exc).__name__, "reason": "the database cannot be read"}
     return {"ok": True}
 
 
-def task_cluster_state() -> dict[str, Any]:
+def task_cluster_state(now: Any = None) -> dict[str, Any]:
     """Alive when the cluster ran its heartbeat task recently.
 
     A finished task proves more than a running process: the scheduler fired,
@@ -41,10 +50,10 @@ def task_cluster_state() -> dict[str, Any]:
             .first()
         )
     except DatabaseError as exc:
-        return {"ok": False, "error": type(exc).__name__}
+        return {"ok": False, "error": type(exc).__name__, "reason": "the database cannot be read"}
     if last is None:
         return {"ok": False, "last_heartbeat": None, "reason": "the task cluster has not run yet"}
-    age = (timezone.now() - last).total_seconds()
+    age = ((now or timezone.now()) - last).total_seconds()
     state: dict[str, Any] = {"ok": age <= settings.CLUSTER_STALE_AFTER_SECONDS}
     state.update(last_heartbeat=last, age_seconds=round(age, 1))
     if not state["ok"]:
@@ -52,20 +61,15 @@ def task_cluster_state() -> dict[str, Any]:
     return state
 
 
-def components() -> dict[str, dict[str, Any]]:
-    db = database_state()
-    cluster = task_cluster_state() if db["ok"] else {"ok": False, "reason": "database unreachable"}
-    return {"database": db, "task_cluster": cluster}
-
-
-def report(components: dict[str, dict[str, Any]]) -> None:
-    """Log when the set of failing components changes (per process), not on every check."""
-    global _last_down
+def report(state: str, components: dict[str, dict[str, Any]]) -> None:
+    """Log when the site's state or its set of failing components changes (per process)."""
+    global _last_state
     down = frozenset(name for name, part in components.items() if not part["ok"])
-    if down == _last_down:
+    if (state, down) == _last_state:
         return
     if down:
-        logger.warning("health: %s down", ", ".join(sorted(down)))
-    elif _last_down is not None:
+        log = logger.warning if state == "unavailable" else logger.info
+        log("health: %s (%s failing)", state, ", ".join(sorted(down)))
+    elif _last_state is not None:
         logger.info("health: all components ok again")
-    _last_down = down
+    _last_state = (state, down)

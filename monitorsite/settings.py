@@ -8,11 +8,9 @@ project root is read first; variables already in the environment win.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
-from dotenv import load_dotenv
 
 from monitorsite.env import (
     env_bool,
@@ -23,41 +21,36 @@ from monitorsite.env import (
     env_str,
     env_timezone,
     env_url,
+    load_env_file,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-# ENV_FILE points elsewhere (the tests use it to stay clear of a developer's .env).
-load_dotenv(os.environ.get("ENV_FILE") or BASE_DIR / ".env", override=False)
+load_env_file(BASE_DIR)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
+# Nothing here creates a folder or a file: ``manage.py prepare_site`` (run by
+# scripts/start.sh) makes data/, the log folder and the secret key file.
 DATA_DIR = BASE_DIR / "data"
 DATABASE_PATH = env_path("DATABASE_PATH", DATA_DIR / "trades.db", base=BASE_DIR)
 LOG_DIR = env_path("LOG_DIR", DATA_DIR / "logs", base=BASE_DIR)
-DATABASE_PATH.parent.mkdir(parents=True, exist_ok=True)
-LOG_DIR.mkdir(parents=True, exist_ok=True)
+SECRET_KEY_FILE = DATA_DIR / ".secret_key"
 
 
 def _secret_key() -> str:
-    """The key from the environment, else one generated once into a file."""
+    """The key from the environment, else the one ``prepare_site`` wrote; empty when neither exists.
+
+    An empty key fails the system check ``monitorsite.E001`` with a message saying how to fix it.
+    """
     key = env_str("DJANGO_SECRET_KEY")
     if key:
         return key
-    key_file = DATA_DIR / ".secret_key"
     try:
-        if key_file.exists():
-            return key_file.read_text().strip()
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(50)
-        # O_EXCL: two processes starting at once must not write two different keys.
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key)
-        return key
-    except FileExistsError:
-        return key_file.read_text().strip()
+        return SECRET_KEY_FILE.read_text().strip()
+    except FileNotFoundError:
+        return ""
     except OSError as exc:
         raise ImproperlyConfigured(
-            f"DJANGO_SECRET_KEY is not set and {key_file} cannot be written ({exc.strerror})"
+            f"DJANGO_SECRET_KEY is not set and {SECRET_KEY_FILE} cannot be read ({exc.strerror})"
         ) from None
 
 
@@ -166,7 +159,6 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Serve straight from the apps so the site works without a collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
@@ -202,6 +194,8 @@ Q_CLUSTER = {
     "catch_up": False,
     "poll": 0.5,
     "ack_failures": True,
+    # Cron schedules ("16:05 on trading days") are in market time.
+    "time_zone": MARKET_TIMEZONE,
 }
 
 # Heartbeats older than this mean the task cluster is not running.
@@ -248,9 +242,11 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
         # The file log is always kept, whatever else ships logs elsewhere.
         "file": {
-            "class": "logging.handlers.WatchedFileHandler",
+            "class": "monitorsite.logfiles.SiteFileHandler",
             "filename": str(LOG_DIR / "monitorsite.log"),
             "formatter": "plain",
+            # Opened on the first record, not when settings are loaded.
+            "delay": True,
         },
     },
     "root": {"handlers": ["console", "file"], "level": "INFO"},

@@ -1,3 +1,5 @@
+"""The site's URLs: each app's API under /api/v1/, the schema and docs, the admin."""
+
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -8,14 +10,13 @@ from drf_spectacular.views import (
 )
 from rest_framework.permissions import AllowAny
 
-from trades import views
+import alerts.urls
+import trades.urls
+from monitorsite import views
 
 api_v1 = [
-    path("trades/", views.TradesView.as_view(), name="trades"),
-    path("summary/daily/", views.DailySummaryView.as_view(), name="daily-summary"),
-    path("heartbeat/", views.HeartbeatView.as_view(), name="heartbeat"),
-    path("events/", views.EventsView.as_view(), name="events"),
-    path("status/", views.StatusView.as_view(), name="status"),
+    *trades.urls.urlpatterns,
+    *alerts.urls.urlpatterns,
     path("health/", views.HealthView.as_view(), name="health"),
 ]
 

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
 install_venv requirements.txt
+.venv/bin/python manage.py prepare_site
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py setup_schedules
 .venv/bin/python manage.py ensure_admin

@@ -1,27 +1,19 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
+import json
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from rest_framework.test import APIClient
 
+from tests.harness import Site, free_port, manage, site_env, start_gunicorn, stop, wait_for
 from trades.models import Bot
-
-ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
+from trades.validation import parse_trades
 
 
 @pytest.fixture
@@ -64,60 +56,22 @@ def make_trade(n: int = 1, **overrides: Any) -> dict[str, Any]:
 
 
 def stored_trade(n: int = 1, **overrides: Any) -> dict[str, Any]:
-    """A validated trade dict as ``Trade.objects.record_batch`` takes it."""
-    trade: dict[str, Any] = {
-        "external_id": f"ord-{n}",
-        "symbol": "AAPL",
-        "side": "BUY",
-        "quantity": Decimal("10"),
-        "price": Decimal("187.25"),
-        "strategy": "momentum",
-        "pnl": None,
-        "executed_at": dt.datetime(2026, 1, 15, 15, 31, tzinfo=dt.UTC),
-        "metadata": {},
-    }
-    trade.update(overrides)
-    return trade
+    """``make_trade`` as the validator hands it to ``Trade.objects.record_batch``.
+
+    Overrides may be Python values (``Decimal``, aware ``datetime``); they are
+    sent through the real validator as a bot would send them.
+    """
+    body = json.dumps(make_trade(n, **overrides), default=_as_json)
+    trades, _ = parse_trades(body.encode())
+    return trades[0]
 
 
-# --- real processes on loopback ---------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def site_env(tmp: Path, **extra: str) -> dict[str, str]:
-    """Environment for a site process with its own database, logs and secret key."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "DATABASE_", "DISCORD_", "LOKI_"))
-    }
-    env.update(
-        DATABASE_PATH=str(tmp / "trades.db"),
-        LOG_DIR=str(tmp / "logs"),
-        DJANGO_SECRET_KEY="test-secret-key-for-subprocesses",
-        # A developer's own .env must not leak into the site under test.
-        ENV_FILE=str(tmp / "no.env"),
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
-
-
-def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(VENV_BIN / "python"), "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=check,
-    )
+def _as_json(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
 
 
 @pytest.fixture(scope="session")
@@ -129,82 +83,13 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "trades.db"
 
 
-@dataclass
-class Site:
-    """A site started as users run it: its own database, gunicorn on a loopback port."""
-
-    url: str
-    env: dict[str, str]
-    tmp: Path
-    processes: list[subprocess.Popen[bytes]]
-
-    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return manage(self.env, *args, check=check)
-
-    def create_bot(self, name: str, *flags: str) -> str:
-        return self.manage("create_bot", name, *flags).stdout.strip().splitlines()[-1]
-
-    def start(self, *command: str, log: str) -> subprocess.Popen[bytes]:
-        handle = open(self.tmp / log, "wb")
-        process = subprocess.Popen(
-            list(command),
-            cwd=ROOT,
-            env=self.env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.processes.append(process)
-        return process
-
-    def start_cluster(self) -> subprocess.Popen[bytes]:
-        return self.start(str(VENV_BIN / "python"), "manage.py", "qcluster", log="qcluster.log")
-
-    def log(self, name: str) -> str:
-        return (self.tmp / name).read_text(errors="replace")
-
-
-def wait_for(url: str, *, timeout: float = 30, accept: tuple[int, ...] = (200, 503)) -> requests.Response:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            response = requests.get(url, timeout=2)
-            if response.status_code in accept:
-                return response
-        except requests.ConnectionError as exc:
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer in {timeout}s ({last})")
-
-
-def stop(process: subprocess.Popen[Any], timeout: float = 15) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-
-
 @pytest.fixture
 def site(tmp_path: Path, migrated_template: Path) -> Iterator[Site]:
     """gunicorn with 4 sync workers serving a fresh copy of the migrated database."""
     shutil.copy(migrated_template, tmp_path / "trades.db")
     port = free_port()
     instance = Site(url=f"http://127.0.0.1:{port}", env=site_env(tmp_path), tmp=tmp_path, processes=[])
-    instance.start(
-        str(VENV_BIN / "gunicorn"),
-        "--config",
-        "gunicorn.conf.py",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "4",
-        "monitorsite.wsgi",
-        log="gunicorn.log",
-    )
+    start_gunicorn(instance, port)
     try:
         wait_for(f"{instance.url}/api/v1/health/")
         yield instance

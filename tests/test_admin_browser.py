@@ -28,6 +28,7 @@ import pytest
 import requests
 from django.contrib.auth import get_user_model
 
+from tests.conftest import stored_trade
 from trades.models import Bot, BotKey, Trade
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -109,18 +110,16 @@ def alpha(transactional_db: None) -> Bot:
 
 
 def _trade(external_id: str, symbol: str, side: str, pnl: str | None, minute: int) -> dict[str, Any]:
-    return {
-        "external_id": external_id,
-        "symbol": symbol,
-        "side": side,
-        "quantity": Decimal("10"),
-        "price": Decimal("187.25"),
-        "strategy": "momentum",
-        "pnl": None if pnl is None else Decimal(pnl),
-        # 15:00 UTC is 10:00/11:00 in New York: one trading day whatever the season.
-        "executed_at": dt.datetime(2025, 3, 14, 15, minute, tzinfo=dt.UTC),
-        "metadata": {"source": "browser-test"},
-    }
+    # 15:00 UTC is 10:00/11:00 in New York: one trading day whatever the season.
+    return stored_trade(
+        0,
+        external_id=external_id,
+        symbol=symbol,
+        side=side,
+        pnl=None if pnl is None else Decimal(pnl),
+        executed_at=dt.datetime(2025, 3, 14, 15, minute, tzinfo=dt.UTC),
+        metadata={"source": "browser-test"},
+    )
 
 
 @pytest.fixture
@@ -131,9 +130,9 @@ def recorded_trades(alpha: Bot) -> list[Trade]:
         _trade("t-3", "TSLA", "SELL", "12.50", 3),
         _trade("t-4", "NVDA", "SELL", "-4.75", 4),
     ]
-    ids, repeats = Trade.objects.record_batch(alpha, batch)
-    assert repeats == 0
-    return list(Trade.objects.filter(pk__in=ids).order_by("executed_at"))
+    result = Trade.objects.record_batch(alpha, batch)
+    assert result.duplicates == 0
+    return list(Trade.objects.filter(pk__in=result.ids).order_by("executed_at"))
 
 
 # --- helpers ----------------------------------------------------------------------------

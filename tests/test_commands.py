@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django_q.models import Schedule
 from rest_framework.test import APIClient
 
-from monitorsite.schedules import SCHEDULES
-from tests.conftest import manage, site_env, stored_trade
+from tests.conftest import stored_trade
+from tests.harness import manage, site_env
 from trades.models import Bot, BotKey, Trade
 
 
@@ -115,36 +114,6 @@ def test_view_trades_says_when_nothing_matches(some_trades: None) -> None:
 def test_commands_refuse_bad_arguments_with_a_clear_message(args: tuple[str, ...], message: str) -> None:
     with pytest.raises(CommandError, match=message):
         run(*args)
-
-
-@pytest.mark.django_db
-def test_setup_schedules_registers_every_schedule_and_is_idempotent() -> None:
-    first = run("setup_schedules")
-    second = run("setup_schedules")
-    names = set(Schedule.objects.values_list("name", flat=True))
-    assert names == {periodic.name for periodic in SCHEDULES}
-    assert Schedule.objects.count() == len(SCHEDULES)
-    assert "created" in first and "created" not in second
-    heartbeat = Schedule.objects.get(func="monitorsite.tasks.cluster_heartbeat")
-    assert heartbeat.schedule_type == Schedule.MINUTES and heartbeat.minutes == 1
-
-
-@pytest.mark.django_db
-def test_setup_schedules_repairs_a_changed_schedule_and_leaves_hand_made_ones() -> None:
-    run("setup_schedules")
-    Schedule.objects.filter(func="monitorsite.tasks.cluster_heartbeat").update(minutes=60)
-    Schedule.objects.create(name="monitorsite:retired", func="monitorsite.tasks.cluster_heartbeat")
-    Schedule.objects.create(name="operator's own", func="math.floor", args="1.5")
-    output = run("setup_schedules")
-    assert "updated" in output and "removed  monitorsite:retired" in output
-    assert (
-        Schedule.objects.get(
-            func="monitorsite.tasks.cluster_heartbeat", name__startswith="monitorsite:"
-        ).minutes
-        == 1
-    )
-    assert Schedule.objects.filter(name="operator's own").exists()
-    assert not Schedule.objects.filter(name="monitorsite:retired").exists()
 
 
 @pytest.mark.django_db

@@ -44,7 +44,7 @@ def day_of_trades(bot: Bot) -> None:
 
 
 def test_summary_figures_match_hand_computed_ones(bot: Bot, day_of_trades: None) -> None:
-    summary = Trade.objects.daily_summary(DAY)
+    summary = Trade.objects.daily_summary(DAY).as_dict()
     assert summary["date"] == DAY
     assert summary["total_trades"] == 7
     assert summary["closed_trades"] == 6  # ord-3 has no P&L
@@ -70,7 +70,7 @@ def test_summary_figures_match_hand_computed_ones(bot: Bot, day_of_trades: None)
 
 
 def test_summary_of_an_empty_day(db: Any) -> None:
-    summary = Trade.objects.daily_summary(DAY)
+    summary = Trade.objects.daily_summary(DAY).as_dict()
     assert summary["total_trades"] == 0 and summary["closed_trades"] == 0
     assert summary["total_pnl"] == 0
     assert summary["win_rate"] is None
@@ -80,7 +80,7 @@ def test_summary_of_an_empty_day(db: Any) -> None:
 
 def test_a_day_of_only_opening_fills_has_no_win_rate(bot: Bot) -> None:
     Trade.objects.record_batch(bot, [stored_trade(1, executed_at=at(10))])
-    summary = Trade.objects.daily_summary(DAY)
+    summary = Trade.objects.daily_summary(DAY).as_dict()
     assert summary["total_trades"] == 1 and summary["closed_trades"] == 0
     assert summary["win_rate"] is None
     assert summary["by_symbol"]["AAPL"] == {"trades": 1, "pnl": Decimal(0), "win_rate": None}
@@ -116,7 +116,7 @@ def test_summary_api_is_per_bot(bot: Bot, api: APIClient, day_of_trades: None) -
     other = Bot.objects.create(name="beta")
     Trade.objects.record_batch(other, [stored_trade(1, pnl=Decimal("999"), executed_at=at(10))])
     assert api.get("/api/v1/summary/daily/?date=2026-01-15").json()["total_trades"] == 7
-    assert Trade.objects.daily_summary(DAY)["total_trades"] == 8
+    assert Trade.objects.daily_summary(DAY).total_trades == 8
 
 
 def test_summary_api_defaults_to_today_in_market_time(bot: Bot, api: APIClient) -> None:
@@ -232,3 +232,30 @@ def test_repeats_are_looked_up_by_the_external_id_index(bot: Bot) -> None:
     plans = query_plans(lambda: Trade.objects.record_batch(bot, [stored_trade(1)]))
     assert len(plans) == 1
     assert "INDEX sqlite_autoindex_trades_trade_1 (bot_id=? AND external_id=?)" in plans[0], plans
+
+
+# --- the value ---------------------------------------------------------------------------
+
+
+def test_summary_is_an_immutable_value(bot: Bot, day_of_trades: None) -> None:
+    import dataclasses
+
+    summary = Trade.objects.daily_summary(DAY)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        summary.total_trades = 0  # type: ignore[misc]
+    assert summary.best_trade is not None and summary.best_trade.external_id == "ord-1"
+    assert summary.by_strategy["meanrev"].win_rate == 33.33
+
+
+def test_the_command_prints_the_values_own_rendering(bot: Bot, day_of_trades: None) -> None:
+    out = StringIO()
+    call_command("daily_summary", "--date", "2026-01-15", stdout=out)
+    assert out.getvalue().rstrip("\n") == Trade.objects.daily_summary(DAY).render_text()
+
+
+def test_realized_pnl_sums_the_days_closed_trades_of_the_bot(bot: Bot, day_of_trades: None) -> None:
+    other = Bot.objects.create(name="other")
+    Trade.objects.record_batch(other, [stored_trade(1, pnl=Decimal("-999"), executed_at=at(10))])
+    assert Trade.objects.for_bot(bot).realized_pnl(DAY) == Decimal("-74.875")
+    assert Trade.objects.realized_pnl(DAY) == Decimal("-1073.875")
+    assert Trade.objects.for_bot(bot).realized_pnl(dt.date(2026, 1, 13)) == Decimal(0)

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, Site, free_port, make_trade, stop, wait_for
+from tests.conftest import make_trade
+from tests.harness import ROOT, Site, free_port, stop, wait_for
 
 pytestmark = pytest.mark.server
 
@@ -263,6 +264,11 @@ def test_health_is_503_without_a_traceback_when_the_database_is_unreadable(site:
     response = requests.get(f"{site.url}/api/v1/health/", timeout=10)
     assert response.status_code == 503
     body = response.json()
-    assert body["components"]["database"] == {"ok": False, "error": "DatabaseError"}
+    assert body["components"]["database"] == {
+        "ok": False,
+        "vital": True,
+        "error": "DatabaseError",
+        "reason": "the database cannot be read",
+    }
     assert body["components"]["task_cluster"]["ok"] is False
     assert "Traceback" not in response.text

@@ -411,42 +411,7 @@ def test_status_allows_trading_with_a_reason(api: APIClient) -> None:
     assert body["reason"]
 
 
-# --- health and schema ------------------------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_health_needs_no_key_and_is_503_without_a_task_cluster() -> None:
-    response = APIClient().get("/api/v1/health/")
-    assert response.status_code == 503
-    body = response.json()
-    assert body["components"]["database"]["ok"] is True
-    assert body["components"]["task_cluster"]["ok"] is False
-
-
-@pytest.mark.django_db
-def test_health_is_200_after_a_recent_cluster_heartbeat() -> None:
-    from django_q.models import Success
-
-    now = timezone.now()
-    Success.objects.create(
-        id="a" * 32, name="beat", func="monitorsite.tasks.cluster_heartbeat", started=now, stopped=now
-    )
-    response = APIClient().get("/api/v1/health/")
-    assert response.status_code == 200
-    assert response.json()["status"] == "ok"
-
-
-@pytest.mark.django_db
-def test_health_is_503_when_the_last_cluster_heartbeat_is_old() -> None:
-    from django_q.models import Success
-
-    old = timezone.now() - dt.timedelta(minutes=10)
-    Success.objects.create(
-        id="b" * 32, name="beat", func="monitorsite.tasks.cluster_heartbeat", started=old, stopped=old
-    )
-    response = APIClient().get("/api/v1/health/")
-    assert response.status_code == 503
-    assert "no heartbeat" in response.json()["components"]["task_cluster"]["reason"]
+# --- schema ------------------------------------------------------------------
 
 
 @pytest.mark.django_db
@@ -467,37 +432,6 @@ def test_api_docs_page_loads_nothing_from_a_cdn(client: Any) -> None:
     assert "swagger-ui-bundle.js" in page
     assert "cdn" not in page.lower()
     assert "//" not in "".join(part.split('"')[0] for part in page.split('src="')[1:])
-
-
-def test_record_batch_stores_what_the_orm_would(bot: Bot) -> None:
-    """The fast insert path must leave rows identical to ``Trade.save()``'s, for Grafana and backups."""
-    from django.db import connection
-
-    from tests.conftest import stored_trade
-
-    fields = {"pnl": Decimal("-1.5"), "quantity": Decimal("0.125"), "metadata": {"a": [1, "x"]}}
-    Trade.objects.record_batch(bot, [stored_trade(1, **fields)])
-    Trade(bot=bot, **stored_trade(2, **fields)).save()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT typeof(quantity), typeof(price), typeof(pnl), quantity, price, pnl, executed_at,"
-            " typeof(executed_at), trading_day, metadata, strategy, side, symbol, bot_id"
-            " FROM trades_trade ORDER BY external_id"
-        )
-        fast, orm = cursor.fetchall()
-    assert fast == orm
-
-
-@pytest.mark.django_db
-def test_repeated_503s_from_health_log_one_warning(caplog: pytest.LogCaptureFixture) -> None:
-    from monitorsite import health
-
-    health._last_down = None
-    with caplog.at_level("INFO"):
-        for _ in range(5):
-            assert APIClient().get("/api/v1/health/").status_code == 503
-    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
-    assert messages == [("WARNING", "health: task_cluster down")]
 
 
 def test_an_oversized_body_gets_a_json_400_and_stores_nothing(api: APIClient, settings: Any) -> None:

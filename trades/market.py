@@ -1,13 +1,22 @@
-"""The market's calendar as far as this site needs it: which day a moment belongs to."""
+"""The market's calendar as far as this site needs it.
+
+Which trading day a moment belongs to (the date in ``MARKET_TIMEZONE``), whether
+the exchange trades on a day, and its hours (early closes included). Sessions,
+holidays and early closes come from ``exchange_calendars`` (the NYSE calendar,
+XNYS), a maintained package, rather than a holiday list kept here by hand.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.utils import timezone
+
+EXCHANGE = "XNYS"
 
 
 @lru_cache(maxsize=4)
@@ -29,6 +38,44 @@ def trading_day_of(moment: dt.datetime, zone: ZoneInfo | None = None) -> dt.date
     return moment.astimezone(zone or market_zone()).date()
 
 
-def today() -> dt.date:
-    """Today's date in the market's time zone."""
-    return trading_day_of(timezone.now())
+def today(now: dt.datetime | None = None) -> dt.date:
+    """Today's date in the market's time zone (``now`` defaults to the current time)."""
+    return trading_day_of(now or timezone.now())
+
+
+@lru_cache(maxsize=8)
+def _calendar(year: int) -> Any:
+    # One calendar per year, with a month's margin (its first and last day must
+    # be sessions): exchange_calendars builds its sessions eagerly, and its
+    # default range (a year either side of today) misses old replays and
+    # holidays more than a year ahead. Imported here: pandas costs ~0.5 s to import,
+    # which the site pays only when a calendar question is first asked.
+    import exchange_calendars
+
+    return exchange_calendars.get_calendar(EXCHANGE, start=f"{year - 1}-12-01", end=f"{year + 1}-01-31")
+
+
+def is_trading_day(day: dt.date) -> bool:
+    """Whether the exchange holds a session on ``day`` (no weekends, no exchange holidays)."""
+    if day.weekday() >= 5:
+        return False
+    return bool(_calendar(day.year).is_session(day.isoformat()))
+
+
+def market_hours(day: dt.date) -> tuple[dt.datetime, dt.datetime] | None:
+    """The session's open and close in the market's time zone, or None when closed.
+
+    An early close (the day after Thanksgiving, Christmas Eve) ends at 13:00 New York time.
+    """
+    if not is_trading_day(day):
+        return None
+    opens, closes = _calendar(day.year).session_open_close(day.isoformat())
+    zone = market_zone()
+    return opens.to_pydatetime().astimezone(zone), closes.to_pydatetime().astimezone(zone)
+
+
+def is_market_open(now: dt.datetime | None = None) -> bool:
+    """Whether ``now`` (default: the current time) falls inside a trading session."""
+    moment = now or timezone.now()
+    hours = market_hours(trading_day_of(moment))
+    return hours is not None and hours[0] <= moment < hours[1]

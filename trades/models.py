@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import connections, models, transaction
+from django.db import models
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
-from trades.market import market_zone, trading_day_of
+from trades.ingest import BatchResult, store_batch
+from trades.market import trading_day_of
+from trades.summary import Breakdown, DailySummary, TradeRef, win_rate
 
 # Stocks trade in fractions of a share and sub-penny prices; eight places
 # covers both and crypto quantities without rounding what the broker reported.
@@ -128,33 +129,29 @@ class TradeQuerySet(models.QuerySet["Trade"]):
             qs = qs.filter(trading_day=day)
         return qs
 
-    def daily_summary(self, day: dt.date) -> dict[str, Any]:
-        """Figures for one trading day over the trades in this queryset.
-
-        A trade with a P&L is a closed trade; it is a win above zero and a loss
-        below zero (a break-even fill is closed but neither). The win rate is
-        wins over closed trades in percent, None when nothing was closed.
-        """
+    def daily_summary(self, day: dt.date) -> DailySummary:
+        """Figures for one trading day over the trades in this queryset (see ``DailySummary``)."""
         trades = self.for_day(day)
         groups = _tallies_by_strategy_and_symbol(trades)
         totals = _Tally.total(groups.values())
-        return {
-            "date": day,
-            "total_trades": totals.trades,
-            "closed_trades": totals.closed,
-            "total_pnl": totals.pnl,
-            "wins": totals.wins,
-            "losses": totals.losses,
-            "win_rate": totals.win_rate,
-            "best_trade": _extreme_trade(trades, "-pnl"),
-            "worst_trade": _extreme_trade(trades, "pnl"),
-            "by_strategy": _breakdown(groups, 0),
-            "by_symbol": _breakdown(groups, 1),
-        }
+        return DailySummary(
+            date=day,
+            total_trades=totals.trades,
+            closed_trades=totals.closed,
+            total_pnl=totals.pnl,
+            wins=totals.wins,
+            losses=totals.losses,
+            win_rate=totals.win_rate,
+            best_trade=_extreme_trade(trades, "-pnl"),
+            worst_trade=_extreme_trade(trades, "pnl"),
+            by_strategy=_breakdown(groups, 0),
+            by_symbol=_breakdown(groups, 1),
+        )
 
-
-def win_rate(wins: int, closed: int) -> float | None:
-    return round(100.0 * wins / closed, 2) if closed else None
+    def realized_pnl(self, day: dt.date) -> Decimal:
+        """The sum of the day's realized P&L (trades without a P&L count as zero)."""
+        total = self.for_day(day).order_by().aggregate(total=Sum("pnl"))["total"]
+        return total if total is not None else Decimal(0)
 
 
 @dataclass
@@ -208,7 +205,7 @@ def _tallies_by_strategy_and_symbol(trades: TradeQuerySet) -> dict[tuple[str, st
     }
 
 
-def _breakdown(groups: dict[tuple[str, str], _Tally], key: int) -> dict[str, dict[str, Any]]:
+def _breakdown(groups: dict[tuple[str, str], _Tally], key: int) -> dict[str, Breakdown]:
     """Totals per strategy (key 0) or per symbol (key 1), in name order."""
     by_name: dict[str, list[_Tally]] = {}
     for names, tally in groups.items():
@@ -216,141 +213,28 @@ def _breakdown(groups: dict[tuple[str, str], _Tally], key: int) -> dict[str, dic
     result = {}
     for name in sorted(by_name):
         tally = _Tally.total(by_name[name])
-        result[name] = {"trades": tally.trades, "pnl": tally.pnl, "win_rate": tally.win_rate}
+        result[name] = Breakdown(tally.trades, tally.pnl, tally.win_rate)
     return result
 
 
-def _extreme_trade(trades: TradeQuerySet, order: str) -> dict[str, Any] | None:
-    return (
+def _extreme_trade(trades: TradeQuerySet, order: str) -> TradeRef | None:
+    row = (
         trades.filter(pnl__isnull=False)
         .order_by(order, "executed_at", "id")
         .values("symbol", "pnl", "external_id", "executed_at")
         .first()
     )
-
-
-# A trade's own fields in the order the API lists them; ``record_batch``
-# writes them in this order after ``bot``.
-TRADE_FIELDS = (
-    "external_id",
-    "symbol",
-    "side",
-    "quantity",
-    "price",
-    "strategy",
-    "pnl",
-    "executed_at",
-    "trading_day",
-    "metadata",
-    "received_at",
-)
-_INSERT_FIELDS = ("bot", *TRADE_FIELDS)
-_INSERT_CHUNK = 500  # rows per statement: 12 parameters each, well under SQLite's limit
+    return TradeRef(**row) if row else None
 
 
 class TradeManager(models.Manager.from_queryset(TradeQuerySet)):  # type: ignore[misc]
-    def record_batch(self, bot: Bot, trades: list[dict[str, Any]]) -> tuple[list[int], int]:
-        """Store new trades of ``bot`` all-or-nothing; return every trade's id and the repeats.
+    def record_batch(self, bot: Bot, trades: Sequence[dict[str, Any]]) -> BatchResult:
+        """Store new trades of ``bot`` all-or-nothing; see ``trades.ingest.store_batch``.
 
-        ``trades`` are validated dicts (see ``trades.validation``). A trade whose
-        ``external_id`` is already stored for this bot, or repeats an earlier one
-        in the same batch, is not stored again; its existing id is returned.
-        New trades go in with ``ON CONFLICT DO NOTHING``, so a trade that a
-        concurrent request stored first is a repeat, never an error; only the
-        repeats are looked up afterwards.
+        After the transaction commits, ``trades.signals.trades_recorded`` announces
+        the new ones (never ``post_save``: this path does not go through ``save()``).
         """
-        unique: dict[str, dict[str, Any]] = {}
-        for trade in trades:
-            unique.setdefault(trade["external_id"], trade)
-        # Built before the transaction, so SQLite's write lock covers only the SQL.
-        rows = self._rows(bot, list(unique.values()))
-        with transaction.atomic(using=self.db):
-            ids = self._insert(rows)
-            repeats = [key for key in unique if key not in ids]
-            if repeats:
-                ids.update(self._ids_by_external_id(bot, repeats))
-        created = len(unique) - len(repeats)
-        return [ids[t["external_id"]] for t in trades], len(trades) - created
-
-    def _ids_by_external_id(self, bot: Bot, external_ids: list[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for start in range(0, len(external_ids), _INSERT_CHUNK):
-            chunk = external_ids[start : start + _INSERT_CHUNK]
-            # order_by(): the default ordering would make SQLite walk the bot's
-            # trades by time (0.3 s per chunk at a million trades) instead of
-            # using the (bot, external_id) index.
-            rows = self.filter(bot=bot, external_id__in=chunk).order_by().values_list("external_id", "id")
-            found.update(rows)
-        return found
-
-    @staticmethod
-    def _rows(bot: Bot, trades: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        """Parameter rows for ``_INSERT_FIELDS``, adapted as the model's fields would adapt them.
-
-        Times are stored as naive UTC text, as Django's SQLite backend stores
-        them (``str(datetime)``); decimals as text that SQLite's NUMERIC
-        affinity turns into numbers. ``test_record_batch_stores_what_the_orm_would``
-        holds this to the ORM's output.
-        """
-        zone = market_zone()
-        utc = dt.UTC
-        received_at = str(timezone.now().replace(tzinfo=None))
-        rows = []
-        for t in trades:
-            moment = t["executed_at"]
-            if moment.tzinfo is not utc:  # validation hands over UTC already
-                moment = moment.astimezone(utc)
-            pnl = t["pnl"]
-            metadata = t["metadata"]
-            rows.append(
-                (
-                    bot.pk,
-                    t["external_id"],
-                    t["symbol"],
-                    t["side"],
-                    str(t["quantity"]),
-                    str(t["price"]),
-                    t["strategy"],
-                    None if pnl is None else str(pnl),
-                    str(moment.replace(tzinfo=None)),
-                    trading_day_of(moment, zone).isoformat(),
-                    json.dumps(metadata) if metadata else "{}",
-                    received_at,
-                )
-            )
-        return rows
-
-    def _insert(self, rows: list[tuple[Any, ...]]) -> dict[str, int]:
-        """Multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING``; the new ids by external id.
-
-        ``bulk_create`` would compile every value through the field machinery,
-        which made it five times slower than the insert itself for 1000 trades.
-        """
-        connection = connections[self.db]
-        quote = connection.ops.quote_name
-        meta = self.model._meta
-        columns = ", ".join(quote(meta.get_field(name).column) for name in _INSERT_FIELDS)
-        placeholders = "(" + ", ".join(["?"] * len(_INSERT_FIELDS)) + ")"
-        created: dict[str, int] = {}
-        # The sqlite3 cursor itself, inside the same transaction: Django's wrapper
-        # rewrites every placeholder of a 6000-parameter statement with a regex.
-        connection.ensure_connection()
-        with connection.wrap_database_errors:  # still raise Django's error classes
-            cursor = connection.connection.cursor()
-            try:
-                for start in range(0, len(rows), _INSERT_CHUNK):
-                    chunk = rows[start : start + _INSERT_CHUNK]
-                    cursor.execute(
-                        f"INSERT INTO {quote(meta.db_table)} ({columns}) "
-                        f"VALUES {', '.join([placeholders] * len(chunk))} "
-                        f"ON CONFLICT ({quote('bot_id')}, {quote('external_id')}) DO NOTHING "
-                        f"RETURNING {quote('external_id')}, {quote('id')}",
-                        [value for row in chunk for value in row],
-                    )
-                    created.update(cursor.fetchall())
-            finally:
-                cursor.close()
-        return created
+        return store_batch(self.model, self.db, bot, trades)
 
 
 class Trade(models.Model):

@@ -140,15 +140,3 @@ class DailySummarySerializer(serializers.Serializer):
     worst_trade = TradeRefSerializer(allow_null=True)
     by_strategy = serializers.DictField(child=BreakdownSerializer())
     by_symbol = serializers.DictField(child=BreakdownSerializer())
-
-
-class StatusSerializer(serializers.Serializer):
-    trading_allowed = serializers.BooleanField()
-    reason = serializers.CharField()
-    bot = serializers.CharField()
-    checked_at = serializers.DateTimeField()
-
-
-class HealthSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["ok", "unavailable"])
-    components = serializers.DictField()

@@ -1,11 +1,18 @@
-"""Hooks the higher apps listen to; ``trades`` sends or defines them and knows no listener."""
+"""Hooks that let higher apps hear about what happens in trades, without trades importing them."""
 
 from __future__ import annotations
 
 from django.dispatch import Signal
 
-# A problem of the site itself that should become an alert (the alerts app
-# listens; backups sends it). Keyword arguments: ``kind`` (e.g.
-# "backup_failed"), ``level`` ("info" | "warning" | "critical"), ``title``,
-# ``message`` (no secrets) and ``subject`` (the dedup key).
+#: Sent once, after the transaction that stored new trades has committed.
+#: kwargs: ``bot`` (the ``Bot``) and ``trade_ids`` (the ids that request newly
+#: stored, in the order sent). Never sent when every trade was a repeat, and
+#: never for trades stored by a transaction that rolled back.
+trades_recorded = Signal()
+
+#: A problem of the site itself that an operator should be alerted to (a backup
+#: failing again and again, say). kwargs: ``kind`` (str, e.g. "backup_failed"),
+#: ``level`` ("info", "warning" or "critical"), ``title``, ``message`` and
+#: ``subject`` (the key under which repeats of the same problem are folded).
+#: Backups sends it and alerts listens, so neither imports the other.
 site_alert = Signal()

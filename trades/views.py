@@ -7,24 +7,20 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.template.defaultfilters import filesizeformat
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from monitorsite import health
 from trades import market
-from trades.models import TRADE_FIELDS, Trade
+from trades.ingest import insert_fields
+from trades.models import Trade
 from trades.serializers import (
     DailySummarySerializer,
     EventSerializer,
-    HealthSerializer,
     HeartbeatSerializer,
     IngestResultSerializer,
-    StatusSerializer,
     SummaryQuerySerializer,
     TradeInSerializer,
     TradeListSerializer,
@@ -32,7 +28,8 @@ from trades.serializers import (
 )
 from trades.validation import TradeDataError, parse_trades
 
-LISTED_FIELDS = ("id", *TRADE_FIELDS)
+# What a trade answers with: its stored fields, the bot by name (added per row).
+LISTED_FIELDS = ("id", *(field.name for field in insert_fields(Trade) if field.name != "bot"))
 
 
 def _bad_request(detail: str, errors: dict[str, Any]) -> Response:
@@ -62,11 +59,10 @@ class TradesView(APIView):
             )
         except TradeDataError as exc:
             return _bad_request(exc.detail, exc.errors)
-        ids, duplicates = Trade.objects.record_batch(request.user, trades)
-        created = len(trades) - duplicates
+        result = Trade.objects.record_batch(request.user, trades)
         return Response(
-            {"created": created, "duplicates": duplicates, "ids": ids},
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            {"created": result.created, "duplicates": result.duplicates, "ids": result.ids},
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
     @extend_schema(parameters=[TradeQuerySerializer], responses=TradeListSerializer)
@@ -98,7 +94,7 @@ class DailySummaryView(APIView):
         if not query.is_valid():
             return _bad_request("Invalid query parameters.", query.errors)
         day = query.validated_data.get("date") or market.today()
-        return Response(Trade.objects.for_bot(request.user).daily_summary(day))
+        return Response(Trade.objects.for_bot(request.user).daily_summary(day).as_dict())
 
 
 class HeartbeatView(APIView):
@@ -119,36 +115,3 @@ class EventsView(APIView):
             return _bad_request("Invalid event.", body.errors)
         body.save(bot=request.user)
         return Response(body.data, status=status.HTTP_201_CREATED)
-
-
-class StatusView(APIView):
-    @extend_schema(responses=StatusSerializer)
-    def get(self, request: Request) -> Response:
-        return Response(
-            {
-                "trading_allowed": True,
-                "reason": "No risk rule is configured to stop trading.",
-                "bot": request.user.name,
-                "checked_at": timezone.now(),
-            }
-        )
-
-
-class HealthView(APIView):
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-
-    @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer}, auth=[])
-    def get(self, request: Request) -> Response:
-        components = health.components()
-        healthy = all(part["ok"] for part in components.values())
-        response = Response(
-            {"status": "ok" if healthy else "unavailable", "components": components},
-            status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Cache-Control": "no-store"},
-        )
-        # A probe polls this every few seconds: log a change of state once
-        # (health.report), not an ERROR line for every 503 (Django's default).
-        health.report(components)
-        response._has_been_logged = True  # type: ignore[attr-defined]
-        return response

@@ -6,8 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from trades import market
 from trades.models import Bot, Trade
-from trades.tables import format_number as _num
-from trades.tables import parse_day, render_table
+from trades.tables import parse_day
 
 
 class Command(BaseCommand):
@@ -28,47 +27,4 @@ class Command(BaseCommand):
             trades = trades.for_bot(bot)
         if options["send"]:
             raise CommandError("--send needs the Discord integration, which is not built yet.")
-        self.stdout.write(format_summary(trades.daily_summary(day)))
-
-
-def _rate(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}%"
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    lines = [
-        f"Daily summary for {summary['date']:%A %Y-%m-%d}",
-        "",
-        render_table(
-            ("trades", "closed", "wins", "losses", "win rate", "total P&L"),
-            [
-                (
-                    summary["total_trades"],
-                    summary["closed_trades"],
-                    summary["wins"],
-                    summary["losses"],
-                    _rate(summary["win_rate"]),
-                    _num(summary["total_pnl"]),
-                )
-            ],
-            right=range(6),
-        ),
-    ]
-    for label, key in (("Best trade", "best_trade"), ("Worst trade", "worst_trade")):
-        trade = summary[key]
-        if trade:
-            lines.append(f"{label}: {trade['symbol']} {_num(trade['pnl'])} ({trade['external_id']})")
-    for title, key in (("strategy", "by_strategy"), ("symbol", "by_symbol")):
-        if summary[key]:
-            lines += [
-                "",
-                render_table(
-                    (title, "trades", "P&L", "win rate"),
-                    [
-                        (name or "(none)", row["trades"], _num(row["pnl"]), _rate(row["win_rate"]))
-                        for name, row in summary[key].items()
-                    ],
-                    right=(1, 2, 3),
-                ),
-            ]
-    return "\n".join(lines)
+        self.stdout.write(trades.daily_summary(day).render_text())

@@ -1,0 +1,133 @@
+"""Real processes on loopback for the tests: a free port, a site's environment,
+gunicorn and the task cluster started as users run them, and stopped cleanly.
+
+Fixtures that use these live in ``conftest.py``; benchmarks have their own in ``bench/common.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def site_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """Environment for a site process with its own database, logs and secret key."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "DATABASE_", "DISCORD_", "LOKI_"))
+    }
+    env.update(
+        DATABASE_PATH=str(tmp / "trades.db"),
+        LOG_DIR=str(tmp / "logs"),
+        DJANGO_SECRET_KEY="test-secret-key-for-subprocesses",
+        # A developer's own .env must not leak into the site under test.
+        ENV_FILE=str(tmp / "no.env"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
+    )
+
+
+@dataclass
+class Site:
+    """A site started as users run it: its own database, gunicorn on a loopback port."""
+
+    url: str
+    env: dict[str, str]
+    tmp: Path
+    processes: list[subprocess.Popen[bytes]]
+
+    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return manage(self.env, *args, check=check)
+
+    def create_bot(self, name: str, *flags: str) -> str:
+        return self.manage("create_bot", name, *flags).stdout.strip().splitlines()[-1]
+
+    def start(self, *command: str, log: str) -> subprocess.Popen[bytes]:
+        handle = open(self.tmp / log, "wb")
+        process = subprocess.Popen(
+            list(command),
+            cwd=ROOT,
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def start_cluster(self) -> subprocess.Popen[bytes]:
+        return self.start(str(VENV_BIN / "python"), "manage.py", "qcluster", log="qcluster.log")
+
+    def log(self, name: str) -> str:
+        return (self.tmp / name).read_text(errors="replace")
+
+
+def wait_for(url: str, *, timeout: float = 30, accept: tuple[int, ...] = (200, 503)) -> requests.Response:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            response = requests.get(url, timeout=2)
+            if response.status_code in accept:
+                return response
+        except requests.ConnectionError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer in {timeout}s ({last})")
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 15) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def start_gunicorn(site: Site, port: int, *, workers: int = 4) -> subprocess.Popen[bytes]:
+    """gunicorn as ``scripts/serve.sh`` runs it, on ``port``."""
+    return site.start(
+        str(VENV_BIN / "gunicorn"),
+        "--config",
+        "gunicorn.conf.py",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "monitorsite.wsgi",
+        log="gunicorn.log",
+    )

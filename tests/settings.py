@@ -1,0 +1,15 @@
+"""The site's settings for the test run (pytest-django loads this module).
+
+The tests run without ``prepare_site``: the key comes from here and the test
+database's folder is made here, where a side effect on import is harmless.
+"""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key")
+
+from monitorsite.settings import *  # noqa: F403
+from monitorsite.settings import DATABASES
+
+Path(DATABASES["default"]["TEST"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,125 @@
+"""/api/v1/health/: every app's registered checks; vital ones decide 503, the others degrade."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from django_q.models import Success
+from rest_framework.test import APIClient
+
+from monitorsite import health, registry
+from monitorsite.registry import HealthCheck
+
+pytestmark = pytest.mark.django_db
+
+HEARTBEAT = "monitorsite.tasks.cluster_heartbeat"
+
+
+def beat(at: dt.datetime, n: int = 0) -> None:
+    Success.objects.create(id=f"{n:032d}", name=f"beat-{n}", func=HEARTBEAT, started=at, stopped=at)
+
+
+def get_health() -> tuple[int, dict[str, Any]]:
+    response = APIClient().get("/api/v1/health/")
+    return response.status_code, response.json()
+
+
+@pytest.fixture
+def extra_checks(monkeypatch: pytest.MonkeyPatch) -> list[HealthCheck]:
+    """Checks added to the registered ones for one test."""
+    added: list[HealthCheck] = []
+    registered = registry.health_checks()
+    monkeypatch.setattr(registry, "health_checks", lambda: (*registered, *added))
+    return added
+
+
+def test_health_needs_no_key_and_is_503_without_a_task_cluster() -> None:
+    status, body = get_health()
+    assert status == 503
+    assert body["status"] == "unavailable"
+    assert body["components"]["database"] == {"ok": True, "vital": True}
+    assert body["components"]["task_cluster"]["ok"] is False
+    assert body["warnings"] == ["task_cluster: the task cluster has not run yet"]
+
+
+def test_health_is_200_after_a_recent_cluster_heartbeat() -> None:
+    beat(timezone.now())
+    status, body = get_health()
+    assert (status, body["status"], body["warnings"]) == (200, "ok", [])
+
+
+def test_health_is_503_when_the_last_cluster_heartbeat_is_old() -> None:
+    beat(timezone.now() - dt.timedelta(minutes=10))
+    status, body = get_health()
+    assert status == 503
+    assert body["components"]["task_cluster"]["reason"] == "no heartbeat for 600 s"
+
+
+def test_cluster_age_comes_from_the_newest_of_many_old_heartbeats() -> None:
+    now = dt.datetime(2026, 3, 10, 15, 0, tzinfo=dt.UTC)
+    for n, days in enumerate([9, 3, 30, 5, 4]):
+        beat(now - dt.timedelta(days=days), n)
+    state = health.task_cluster_state(now=now)
+    assert state["ok"] is False
+    assert state["age_seconds"] == 3 * 86400
+    assert state["last_heartbeat"] == now - dt.timedelta(days=3)
+
+
+def test_cluster_is_alive_just_inside_the_stale_limit_and_dead_just_past_it(settings: Any) -> None:
+    now = dt.datetime(2026, 3, 10, 15, 0, tzinfo=dt.UTC)
+    beat(now)
+    limit = dt.timedelta(seconds=settings.CLUSTER_STALE_AFTER_SECONDS)
+    assert health.task_cluster_state(now=now + limit)["ok"] is True
+    assert health.task_cluster_state(now=now + limit + dt.timedelta(seconds=1))["ok"] is False
+
+
+def test_a_failing_warning_check_degrades_the_site_but_keeps_it_200(extra_checks: list[HealthCheck]) -> None:
+    beat(timezone.now())
+    extra_checks.append(
+        HealthCheck("backup", lambda: {"ok": False, "reason": "last good backup 2 h ago"}, vital=False)
+    )
+    status, body = get_health()
+    assert status == 200
+    assert body["status"] == "degraded"
+    assert body["components"]["backup"] == {"ok": False, "vital": False, "reason": "last good backup 2 h ago"}
+    assert body["warnings"] == ["backup: last good backup 2 h ago"]
+
+
+def test_a_failing_vital_check_wins_over_a_warning(extra_checks: list[HealthCheck]) -> None:
+    extra_checks.append(HealthCheck("backlog", lambda: {"ok": False, "reason": "42 unsent"}, vital=False))
+    status, body = get_health()
+    assert (status, body["status"]) == (503, "unavailable")
+
+
+def test_a_check_that_raises_is_a_failing_component_not_a_500(extra_checks: list[HealthCheck]) -> None:
+    beat(timezone.now())
+
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("secret-token-in-message")
+
+    extra_checks.append(HealthCheck("broken", broken, vital=False))
+    status, body = get_health()
+    assert status == 200
+    assert body["components"]["broken"] == {
+        "ok": False,
+        "vital": False,
+        "reason": "check failed: RuntimeError",
+    }
+    assert "secret" not in str(body)
+
+
+def test_checks_are_collected_from_each_apps_health_module() -> None:
+    names = {check.name: check.vital for check in registry.health_checks()}
+    assert names["database"] is True and names["task_cluster"] is True
+
+
+def test_repeated_503s_from_health_log_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    health._last_state = None
+    with caplog.at_level("INFO"):
+        for _ in range(5):
+            assert get_health()[0] == 503
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert messages == [("WARNING", "health: unavailable (task_cluster failing)")]
