@@ -20,7 +20,8 @@ from backups.models import BackupRecord
 from backups.progress import TransferProgress
 from backups.providers.local import LocalStorage
 from backups.upload import upload_with_checksum
-from tests.conftest import manage, site_env, stored_trade
+from tests.conftest import stored_trade
+from tests.harness import manage, site_env
 from trades.models import Bot, Trade
 
 
