@@ -386,3 +386,23 @@ def test_backup_schedules_follow_the_registry_convention() -> None:
     for schedule in SCHEDULES:
         module, _, func = schedule["func"].rpartition(".")
         assert callable(getattr(__import__(module, fromlist=[func]), func))
+
+
+@pytest.mark.django_db
+@override_settings(DB_SYNC_ENABLED=True, DB_SYNC_INTERVAL=300)
+def test_a_late_backup_degrades_the_health_endpoint_but_keeps_it_200(client: Any) -> None:
+    from django_q.models import Success
+
+    now = dt.datetime.now(dt.UTC)
+    Success.objects.create(
+        id="0" * 32, name="beat", func="monitorsite.tasks.cluster_heartbeat", started=now, stopped=now
+    )
+    good_record(now - dt.timedelta(seconds=700))
+    response = client.get("/api/v1/health/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["components"]["backup"]["ok"] is False
+    assert body["components"]["backup"]["object_name"] == "trades_latest.db"
+    good_record(now)
+    assert client.get("/api/v1/health/").json()["status"] == "ok"
