@@ -38,7 +38,6 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 RESTORE_TARGET_S = 60.0
 INSERT_TARGET_MS = 100.0
 INSERT_EVERY_S = 0.005
-IDLE_SECONDS = 5.0
 COPY_ROUNDS = 5
 
 
@@ -134,12 +133,20 @@ def insert_loop(tmp: str, stop: mp.Event, ready: mp.Event, out: mp.Queue) -> Non
     out.put(samples)
 
 
-def worst_ms(samples: list[tuple[float, float]], start: float, end: float) -> tuple[float, float, int]:
-    window = sorted(latency for began, latency in samples if start <= began <= end)
+def latency_in(
+    samples: list[tuple[float, float]], spans: list[tuple[float, float]]
+) -> tuple[float, int, float, float]:
+    """Seconds covered, inserts started, p99 ms and worst ms of the inserts started within ``spans``."""
+    window = sorted(latency for began, latency in samples if any(a <= began <= b for a, b in spans))
+    seconds = sum(b - a for a, b in spans)
     if not window:
-        return float("nan"), float("nan"), 0
+        return seconds, 0, float("nan"), float("nan")
     p99 = window[min(len(window) - 1, int(len(window) * 0.99))]
-    return window[-1] * 1000, p99 * 1000, len(window)
+    return seconds, len(window), p99 * 1000, window[-1] * 1000
+
+
+def latency_row(seconds: float, n: int, p99: float, worst: float, baseline: float) -> str:
+    return f"{seconds:7.1f} {n:7d} {p99:7.1f} {worst:8.1f} {ratio(worst, baseline):>13}"
 
 
 def timed(func, *args, **kwargs) -> float:  # type: ignore[no-untyped-def]
@@ -216,65 +223,55 @@ def run(tmp: Path, trade_count: int) -> int:
         f"{ratio(restore_s, copy_s):>14}  {verdict}"
     )
 
-    # Insert latency: idle, during a backup-API snapshot, idle, during VACUUM INTO.
+    # Insert latency. Every measured step is followed by an idle spell of the same
+    # length, so each figure has a baseline of as many inserts under the same
+    # machine load (the maximum of a longer window is larger by chance alone).
+    # The copy is the only step that reads the live database; the two methods
+    # alternate, COPY_ROUNDS times each.
     ctx = mp.get_context("spawn")
     stop, ready, out = ctx.Event(), ctx.Event(), ctx.Queue()
     writer = ctx.Process(target=insert_loop, args=(str(tmp), stop, ready, out))
     writer.start()
     ready.wait(120)
     time.sleep(1.0)  # past the first inserts' warm-up
-    windows: dict[str, tuple[float, float]] = {}
-    began = time.monotonic()
-    time.sleep(IDLE_SECONDS)
-    windows["idle (baseline)"] = (began, time.monotonic())
-    # The copy is the only step that reads the live database; each method runs COPY_ROUNDS
-    # times, alternating, so a burst of load on the shared machine hits both.
-    copies: dict[str, list[tuple[float, float]]] = {"backup": [], "vacuum": []}
+    spans: dict[str, list[tuple[float, float]]] = {}
+
+    def measured(label: str, step) -> None:  # type: ignore[no-untyped-def]
+        began = time.monotonic()
+        step()
+        ended = time.monotonic()
+        spans.setdefault(label, []).append((began, ended))
+        time.sleep(ended - began)
+        spans.setdefault(f"{label}/idle", []).append((ended, time.monotonic()))
+
+    run_dir = tmp / "during-snapshot"
+    run_dir.mkdir()
+    measured("snapshot", lambda: take_snapshot(db_path, run_dir))
     for round_ in range(COPY_ROUNDS):
         for method in ("backup", "vacuum"):
             target = tmp / f"during-{method}-{round_}.db"
-            began = time.monotonic()
-            copy_database(db_path, target, method=method)  # type: ignore[arg-type]
-            copies[method].append((began, time.monotonic()))
+            measured(method, lambda: copy_database(db_path, target, method=method))  # noqa: B023
             target.unlink()
-            time.sleep(1.0)
-    run_dir = tmp / "during-snapshot"
-    run_dir.mkdir()
-    began = time.monotonic()
-    take_snapshot(db_path, run_dir)
-    windows["during whole snapshot (backup API)"] = (began, time.monotonic())
-    shutil.rmtree(run_dir)
-    began = time.monotonic()
-    time.sleep(IDLE_SECONDS)
-    windows["idle again (baseline)"] = (began, time.monotonic())
     stop.set()
     samples = out.get(timeout=120)
     writer.join(60)
 
-    idle = [worst_ms(samples, *windows[k]) for k in ("idle (baseline)", "idle again (baseline)")]
-    idle_worst = max(w for w, _, _ in idle)
-    rows: list[tuple[str, float, int, float, float]] = []
-    for label, (start, end) in windows.items():
-        worst, p99, n = worst_ms(samples, start, end)
-        rows.append((label, end - start, n, p99, worst))
-    for method, label in (
+    print()
+    print(
+        f"{'single-trade insert (record_batch of 1)':<36} {'seconds':>7} {'inserts':>7} {'p99 ms':>7}"
+        f" {'worst ms':>8} {'worst vs idle':>13}"
+    )
+    for key, label in (
+        ("snapshot", "during a whole snapshot (backup API)"),
         ("backup", f"during backup-API copy, {COPY_ROUNDS} runs"),
         ("vacuum", f"during VACUUM INTO, {COPY_ROUNDS} runs"),
     ):
-        spans = copies[method]
-        picked = [s for s in samples if any(a <= s[0] <= b for a, b in spans)]
-        worst, p99, n = worst_ms(picked, spans[0][0], spans[-1][1])
-        rows.append((label, sum(b - a for a, b in spans), n, p99, worst))
-    print()
-    print(
-        f"{'single-trade insert (record_batch of 1)':<40} {'seconds':>7} {'inserts':>7} {'p99 ms':>7}"
-        f" {'worst ms':>8} {'worst vs idle':>13}"
-    )
-    for label, seconds, n, p99, worst in rows:
-        line = f"{label:<40} {seconds:7.1f} {n:7d} {p99:7.1f} {worst:8.1f} {ratio(worst, idle_worst):>13}"
-        if label.startswith("during"):
-            line += "  " + ("PASS" if worst <= INSERT_TARGET_MS else "FAIL") + " (target <= 100 ms)"
-        print(line)
+        busy = latency_in(samples, spans[key])
+        idle = latency_in(samples, spans[f"{key}/idle"])
+        verdict = "PASS" if busy[3] <= INSERT_TARGET_MS else "FAIL"
+        print(f"{'  idle, same length (baseline)':<36} " + latency_row(*idle, idle[3]))
+        print(f"{label:<36} " + latency_row(*busy, idle[3]) + f"  {verdict} (target <= 100 ms)")
+    print(f"(load average at the end: {os.getloadavg()[0]:.2f})")
     return 0
 
 
