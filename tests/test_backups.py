@@ -406,3 +406,28 @@ def test_a_late_backup_degrades_the_health_endpoint_but_keeps_it_200(client: Any
     assert body["components"]["backup"]["object_name"] == "trades_latest.db"
     good_record(now)
     assert client.get("/api/v1/health/").json()["status"] == "ok"
+
+
+@pytest.mark.django_db
+def test_admin_lists_backup_records_with_filters_and_never_edits_them(admin_client: Any) -> None:
+    finished = dt.datetime(2026, 1, 15, 21, 0, tzinfo=dt.UTC)
+    record = good_record(finished)
+    record.size, record.trade_count, record.duration = 3 * 1024 * 1024, 1234, 2.5
+    record.save()
+    failed = BackupRecord.objects.claim(Kind.DAILY, "backups/trades_20260115_163000.db", "local", finished)
+    assert failed is not None
+    failed.fail("storage.example unreachable")
+    page = admin_client.get("/admin/backups/backuprecord/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "trades_latest.db" in text and "3.0 MB" in text and "2.5 s" in text and "1234" in text
+    only_failed = admin_client.get("/admin/backups/backuprecord/?state__exact=failed").content.decode()
+    assert "backups/trades_20260115_163000.db" in only_failed and "3.0 MB" not in only_failed
+    assert admin_client.get("/admin/backups/backuprecord/add/").status_code == 403
+    detail = admin_client.get(f"/admin/backups/backuprecord/{failed.pk}/change/")
+    assert detail.status_code == 200 and "storage.example unreachable" in detail.content.decode()
+    assert (
+        admin_client.post(f"/admin/backups/backuprecord/{failed.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    assert BackupRecord.objects.count() == 2
