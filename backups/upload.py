@@ -16,7 +16,7 @@ from django.db import connections
 from django.utils import timezone
 
 from backups import objects
-from backups.models import BackupRecord, Kind
+from backups.models import BackupRecord, Kind, State
 from backups.progress import ProgressFactory
 from backups.providers import StorageError, StorageProvider, get_provider
 from backups.snapshot import BackupError, Snapshot, take_snapshot
@@ -82,29 +82,38 @@ def back_up(
         return outcomes
 
     started = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix=".snapshot-", dir=live_database_path().parent))
+    workdir: Path | None = None
     try:
-        try:
-            provider = provider or get_provider()
-            snapshot = take_snapshot(
-                live_database_path(),
-                workdir,
-                compress=compressed,
-                unless_fingerprint=_unchanged_since(claimed, provider.name, force=force),
-            )
-        except (BackupError, StorageError) as exc:
-            for record in claimed:
-                outcomes.append(_failed(record, str(exc), time.monotonic() - started))
-            return outcomes
+        provider = provider or get_provider()
+        # Next to the database: the snapshot needs about its size in free space.
+        workdir = Path(tempfile.mkdtemp(prefix=".snapshot-", dir=live_database_path().parent))
+        snapshot = take_snapshot(
+            live_database_path(),
+            workdir,
+            compress=compressed,
+            unless_fingerprint=_unchanged_since(claimed, provider.name, force=force),
+        )
         for record in claimed:
             if snapshot is None:
                 record.delete()  # the claim only; a skipped sync leaves no record
                 outcomes.append(Outcome(record.kind, "skipped", record.object_name, "nothing changed"))
             else:
                 outcomes.append(_upload(record, snapshot, provider, progress=progress))
+    except (BackupError, StorageError, OSError) as exc:
+        message = str(exc) if not isinstance(exc, OSError) else f"cannot make the snapshot: {exc}"
+        outcomes += _fail_unfinished(claimed, message, time.monotonic() - started)
+    except Exception as exc:
+        # A bug must not leave the claim held (no backup for an hour) or kill the task.
+        logger.exception("backup failed unexpectedly")
+        outcomes += _fail_unfinished(claimed, f"unexpected {type(exc).__name__}: {exc}", 0.0)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
     return outcomes
+
+
+def _fail_unfinished(claimed: list[BackupRecord], error: str, duration: float) -> list[Outcome]:
+    return [_failed(record, error, duration) for record in claimed if record.state == State.RUNNING]
 
 
 def _unchanged_since(claimed: list[BackupRecord], provider: str, *, force: bool) -> str | None:
@@ -185,7 +194,8 @@ def _failed(record: BackupRecord, error: str, duration: float) -> Outcome:
     logger.warning("backup %s failed: %s", record.object_name, error)
     streak = BackupRecord.objects.failure_streak(record.kind)
     if streak == ALERT_AFTER_FAILURES:  # once per streak: the fourth failure does not repeat it
-        site_alert.send(
+        # Robust: a listener that breaks must not break the backup task.
+        answers = site_alert.send_robust(
             sender=BackupRecord,
             kind="backup_failed",
             level="warning",
@@ -193,4 +203,7 @@ def _failed(record: BackupRecord, error: str, duration: float) -> Outcome:
             message=f"The last attempt said: {error}",
             subject=f"backup:{record.kind}",
         )
+        for receiver, answer in answers:
+            if isinstance(answer, Exception):
+                logger.error("site_alert receiver %r failed: %r", receiver, answer)
     return Outcome(record.kind, "failed", record.object_name, error, record)

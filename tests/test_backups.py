@@ -216,6 +216,32 @@ def test_storage_down_is_recorded_retried_and_alerted_once_per_streak(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_broken_alert_listener_does_not_break_the_backup_task(tmp_path: Path) -> None:
+    def broken(sender: Any, **kwargs: Any) -> None:
+        raise RuntimeError("listener bug")
+
+    site_alert.connect(broken)
+    try:
+        storage = Unreachable(tmp_path / "store")
+        storage.down = True
+        states = [back_up([Kind.LATEST], provider=storage)[0].state for _ in range(3)]
+    finally:
+        site_alert.disconnect(broken)
+    assert states == ["failed"] * 3
+    assert BackupRecord.objects.filter(state=State.FAILED).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unexpected_error_is_recorded_and_releases_the_claim(store: Path) -> None:
+    add_trade(1)
+    with mock.patch("backups.upload.take_snapshot", side_effect=RuntimeError("a bug")):
+        outcomes = back_up([Kind.LATEST])
+    assert [(o.state, o.detail) for o in outcomes] == [("failed", "unexpected RuntimeError: a bug")]
+    assert BackupRecord.objects.get().state == State.FAILED
+    assert back_up([Kind.LATEST])[0].state == "succeeded"  # the claim was released
+
+
+@pytest.mark.django_db(transaction=True)
 def test_misconfigured_storage_fails_the_backup_with_the_reason(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
