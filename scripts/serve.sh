@@ -5,6 +5,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
+# gunicorn parses WEB_CONCURRENCY itself when it starts, and an empty value (as
+# an env file copied from .env.example gives) would stop it with a traceback;
+# gunicorn.conf.py reads it through monitorsite/env.py instead.
+if [ -z "${WEB_CONCURRENCY:-}" ]; then unset WEB_CONCURRENCY; fi
 
 # Each in a process group of its own, so that stopping one reaches its workers
 # even when its main process was killed and they were left behind.

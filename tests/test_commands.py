@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
@@ -12,7 +14,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from tests.conftest import stored_trade
-from tests.harness import manage, site_env
+from tests.harness import ROOT, VENV_BIN, manage, site_env
 from trades.models import Bot, BotKey, Trade
 
 
@@ -149,6 +151,7 @@ def test_ensure_admin_generates_and_prints_a_password_once(monkeypatch: pytest.M
         ("CLOUD_STORAGE_PROVIDER", "dropbox"),
         ("OCI_AUTH", "password"),
         ("LOKI_URL", "loki:3100"),
+        ("DJANGO_ALLOWED_HOSTS", " , "),
     ],
 )
 def test_a_malformed_setting_stops_start_up_naming_the_variable(
@@ -180,7 +183,97 @@ def test_dot_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     assert result.stdout.split() == ["Asia/Tokyo", "from-env"]
 
 
-def test_secret_key_is_generated_once_into_the_data_folder(settings: Any) -> None:
-    key_file = Path(settings.DATA_DIR) / ".secret_key"
-    assert key_file.exists()
-    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+def test_importing_settings_creates_no_folder_or_file(tmp_path: Path) -> None:
+    env = site_env(tmp_path, DATABASE_PATH=str(tmp_path / "db" / "trades.db"), LOG_DIR=str(tmp_path / "logs"))
+    result = subprocess.run(
+        [sys.executable, "-c", "import monitorsite.settings"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_prepare_site_makes_the_folders_owner_only_and_is_safe_to_rerun(tmp_path: Path) -> None:
+    env = site_env(tmp_path, DATABASE_PATH=str(tmp_path / "db" / "trades.db"), LOG_DIR=str(tmp_path / "logs"))
+    first = manage(env, "prepare_site").stdout
+    second = manage(env, "prepare_site").stdout
+    for folder in (tmp_path / "db", tmp_path / "logs"):
+        assert folder.is_dir() and oct(folder.stat().st_mode & 0o777) == "0o700"
+        assert f"created  {folder}" in first and str(folder) not in second
+
+
+@pytest.mark.django_db
+def test_prepare_site_writes_a_secret_key_file_once(
+    tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DJANGO_SECRET_KEY", raising=False)
+    settings.SECRET_KEY_FILE = tmp_path / ".secret_key"
+    run("prepare_site")
+    key = settings.SECRET_KEY_FILE.read_text()
+    assert len(key) > 40 and oct(settings.SECRET_KEY_FILE.stat().st_mode & 0o777) == "0o600"
+    run("prepare_site")
+    assert settings.SECRET_KEY_FILE.read_text() == key
+
+
+def test_without_a_secret_key_the_system_check_says_how_to_fix_it(settings: Any) -> None:
+    from monitorsite.apps import secret_key_check
+
+    assert secret_key_check() == []
+    settings.SECRET_KEY = ""
+    (error,) = secret_key_check()
+    assert error.id == "monitorsite.E001" and "prepare_site" in error.hint
+
+
+def check_gunicorn_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [
+        str(VENV_BIN / "gunicorn"),
+        "--config",
+        "gunicorn.conf.py",
+        "--check-config",
+        "monitorsite.wsgi",
+    ]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_gunicorn_starts_from_an_env_file_copied_from_the_example(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text((ROOT / ".env.example").read_text())
+    env = site_env(tmp_path, ENV_FILE=str(env_file))
+    for name in ("WEB_CONCURRENCY", "BIND", "GUNICORN_ACCESS_LOG"):
+        env.pop(name, None)
+    result = check_gunicorn_config(env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_gunicorn_stops_with_one_line_on_a_bad_setting_in_the_env_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("WEB_CONCURRENCY=lots\n")
+    env = site_env(tmp_path, ENV_FILE=str(tmp_path / ".env"))
+    env.pop("WEB_CONCURRENCY", None)
+    result = check_gunicorn_config(env)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "Configuration error: WEB_CONCURRENCY must be a whole number, got 'lots'"
+    ]
+
+
+@pytest.fixture
+def two_bots_trades(bot: Bot) -> None:
+    other = Bot.objects.create(name="beta")
+    Trade.objects.record_batch(bot, [stored_trade(1, symbol="AAPL", pnl=Decimal("10"))])
+    Trade.objects.record_batch(other, [stored_trade(1, symbol="TSLA", pnl=Decimal("-3"))])
+
+
+def test_view_trades_bot_option_shows_only_that_bots_trades(two_bots_trades: None) -> None:
+    text = run("view_trades", "--bot", "beta")
+    assert "TSLA" in text and "AAPL" not in text and "1 trade(s)" in text
+    assert "AAPL" in run("view_trades") and "TSLA" in run("view_trades")
+
+
+def test_daily_summary_bot_option_sums_only_that_bots_trades(two_bots_trades: None) -> None:
+    text = run("daily_summary", "--date", "2026-01-15", "--bot", "beta")
+    assert "TSLA" in text and "AAPL" not in text
+    assert "-3" in text
+    assert "AAPL" in run("daily_summary", "--date", "2026-01-15")

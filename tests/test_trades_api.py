@@ -446,3 +446,102 @@ def test_a_full_batch_with_a_few_kilobytes_of_metadata_each_is_accepted(api: API
     response = post(api, [make_trade(n, metadata={"note": "x" * 3000}) for n in range(1000)])
     assert response.status_code == 201
     assert Trade.objects.count() == 1000
+
+
+@pytest.mark.django_db
+def test_openapi_request_schema_of_trades_is_the_validators_own() -> None:
+    from trades.validation import MAX_BATCH, trade_schema
+
+    schema = json.loads(APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").content)
+    body = schema["paths"]["/api/v1/trades/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == trade_schema()
+    one, many = body["oneOf"]
+    assert many["maxItems"] == MAX_BATCH and many["items"] == one
+    assert set(one["required"]) == {"external_id", "symbol", "side", "quantity", "price"}
+    assert one["properties"]["quantity"]["anyOf"][0]["exclusiveMinimum"] == 0
+    assert one["properties"]["executed_at"]["format"] == "date-time"
+    assert "offset" in one["properties"]["executed_at"]["description"]
+    assert one["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("symbol", ["brk.b", "BRK.B", "es:cme", "0700"])
+def test_symbols_in_either_case_are_accepted_and_stored_upper(bot: Bot, api: APIClient, symbol: str) -> None:
+    assert post(api, make_trade(1, symbol=symbol)).status_code == 201
+    assert Trade.objects.get().symbol == symbol.upper()
+
+
+@pytest.mark.parametrize("side", ["buy", "Sell", " BUY "])
+def test_side_in_any_case_is_accepted(bot: Bot, api: APIClient, side: str) -> None:
+    assert post(api, make_trade(1, side=side)).status_code == 201
+    assert Trade.objects.get().side == side.strip().upper()
+
+
+# --- clock skew: a bot's clock a little ahead is fine, far ahead is a bug ---------------
+
+NOW = dt.datetime(2026, 3, 10, 15, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("ahead", "accepted"),
+    [
+        (dt.timedelta(minutes=5), True),
+        (dt.timedelta(hours=23, minutes=59), True),
+        (dt.timedelta(days=1, seconds=1), False),
+        (dt.timedelta(days=30), False),
+    ],
+)
+def test_a_trade_slightly_ahead_of_the_sites_clock_is_accepted_and_far_ahead_refused(
+    bot: Bot, api: APIClient, ahead: dt.timedelta, accepted: bool
+) -> None:
+    from unittest import mock
+
+    with mock.patch("django.utils.timezone.now", return_value=NOW):
+        response = post(api, make_trade(1, executed_at=(NOW + ahead).isoformat()))
+    assert response.status_code == (201 if accepted else 400)
+    assert Trade.objects.count() == (1 if accepted else 0)
+    if not accepted:
+        assert "future" in response.json()["errors"]["executed_at"][0]
+
+
+@pytest.mark.parametrize(
+    ("ahead", "accepted"),
+    [
+        (dt.timedelta(minutes=5), True),
+        (dt.timedelta(days=1, seconds=1), False),
+        (dt.timedelta(days=400), False),
+    ],
+)
+def test_an_event_slightly_ahead_is_accepted_and_far_ahead_refused(
+    bot: Bot, api: APIClient, ahead: dt.timedelta, accepted: bool
+) -> None:
+    from unittest import mock
+
+    body = {"kind": "startup", "occurred_at": (NOW + ahead).isoformat()}
+    with mock.patch("django.utils.timezone.now", return_value=NOW):
+        response = api.post("/api/v1/events/", body, format="json")
+    assert response.status_code == (201 if accepted else 400)
+    assert bot.events.count() == (1 if accepted else 0)
+
+
+@pytest.mark.parametrize(
+    ("executed_at", "message"),
+    [
+        ("1999-12-31T23:59:59Z", "Must be in the year 2000 or later."),
+        ("2000-01-01T00:00:00+01:00", "Must be in the year 2000 or later."),  # 1999-12-31 23:00 UTC
+        ("2099-01-01T00:00:00Z", "Must not be more than a day in the future."),
+    ],
+)
+def test_out_of_range_times_are_refused_with_a_readable_message(
+    bot: Bot, api: APIClient, executed_at: str, message: str
+) -> None:
+    response = post(api, [make_trade(1), make_trade(2, executed_at=executed_at)])
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"1": {"executed_at": [message]}}
+    assert Trade.objects.count() == 0
+
+
+def test_a_time_sent_with_an_offset_is_stored_as_the_same_instant(bot: Bot, api: APIClient) -> None:
+    post(api, make_trade(1, executed_at="2026-01-15T10:31:00.250-05:00"))
+    stored = Trade.objects.get()
+    assert stored.executed_at == dt.datetime(2026, 1, 15, 15, 31, 0, 250000, tzinfo=dt.UTC)
+    assert stored.trading_day == dt.date(2026, 1, 15)

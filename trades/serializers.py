@@ -39,20 +39,6 @@ class TradeSerializer(serializers.Serializer):
     received_at = serializers.DateTimeField()
 
 
-class TradeInSerializer(serializers.Serializer):
-    """A trade as the bot posts it (documentation; validation is ``trades.validation``)."""
-
-    external_id = serializers.CharField(max_length=100)
-    symbol = serializers.CharField(max_length=32)
-    side = serializers.ChoiceField(choices=Side.choices)
-    quantity = serializers.DecimalField(max_digits=20, decimal_places=8, min_value=0)
-    price = serializers.DecimalField(max_digits=20, decimal_places=8, min_value=0)
-    strategy = serializers.CharField(required=False, allow_blank=True)
-    pnl = serializers.DecimalField(max_digits=20, decimal_places=8, allow_null=True, required=False)
-    executed_at = serializers.DateTimeField(required=False, help_text="ISO 8601 with an offset.")
-    metadata = serializers.DictField(required=False)
-
-
 class TradeListSerializer(serializers.Serializer):
     limit = serializers.IntegerField()
     results = TradeSerializer(many=True)

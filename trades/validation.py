@@ -34,31 +34,43 @@ MAX_ABS_PNL = Decimal("1e11")
 # Fills may arrive late (a replay after an outage), never from the far future.
 MAX_CLOCK_SKEW = dt.timedelta(days=1)
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-# (?i): pydantic checks the pattern before it upper-cases the value.
-SYMBOL_PATTERN = r"(?i)^[A-Z0-9][A-Z0-9.:/_-]*$"
+# Both cases: pydantic checks the pattern before it upper-cases the value. No
+# inline (?i) flag: the pattern is published in the OpenAPI document, whose
+# regular expressions (ECMA-262) have no inline flags.
+SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.:/_-]*$"
+SIDE_PATTERN = r"^([Bb][Uu][Yy]|[Ss][Ee][Ll][Ll])$"
 
 
 Positive = Annotated[Decimal, Field(gt=0, decimal_places=DECIMAL_PLACES, allow_inf_nan=False)]
 
 
+# A TypedDict rather than a model: pydantic's core then builds plain dicts
+# without a Python call per item, which makes a batch of 1000 several times
+# cheaper to check. Its docstring and field descriptions are published as the
+# request schema of POST /api/v1/trades/ (see ``trade_schema``).
 class TradeIn(TypedDict):
-    """One trade as the bot sends it (see CONTRACT.md, "A trade object").
-
-    A TypedDict rather than a model: pydantic's core then builds plain dicts
-    without a Python call per item, which makes a batch of 1000 several times
-    cheaper to check.
-    """
+    """One trade as the bot sends it; a repeat of an external_id already stored for the bot is not stored."""
 
     __pydantic_config__ = ConfigDict(extra="forbid", str_strip_whitespace=True)  # type: ignore[misc]
 
-    external_id: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    symbol: Annotated[
-        str, StringConstraints(strip_whitespace=True, to_upper=True, max_length=32, pattern=SYMBOL_PATTERN)
+    external_id: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=100),
+        Field(description="The bot's own id for this fill; unique per bot."),
     ]
-    side: Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"(?i)^(BUY|SELL)$")]
+    symbol: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, to_upper=True, max_length=32, pattern=SYMBOL_PATTERN),
+        Field(description="Stored upper case."),
+    ]
+    side: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, to_upper=True, pattern=SIDE_PATTERN),
+        Field(description="BUY or SELL, in any case."),
+    ]
     quantity: Annotated[Positive, Field(le=MAX_QUANTITY)]
     price: Annotated[Positive, Field(le=MAX_PRICE)]
-    strategy: NotRequired[Annotated[str, StringConstraints(max_length=100)]]
+    strategy: NotRequired[Annotated[str, StringConstraints(max_length=100), Field(description='Default "".')]]
     pnl: NotRequired[
         Annotated[
             Decimal,
@@ -67,12 +79,31 @@ class TradeIn(TypedDict):
         | None
     ]
     # strict: an ISO 8601 string only, not a bare number of seconds.
-    executed_at: NotRequired[Annotated[AwareDatetime, Field(strict=True)]]
+    executed_at: NotRequired[
+        Annotated[
+            AwareDatetime,
+            Field(
+                strict=True,
+                ge=EARLIEST,
+                description="ISO 8601 with an offset; naive times are refused. Default: now.",
+            ),
+        ]
+    ]
     metadata: NotRequired[dict[str, Any]]
 
 
 _one = TypeAdapter(TradeIn)
 _many = TypeAdapter(list[TradeIn])
+
+
+def trade_schema() -> dict[str, Any]:
+    """The JSON schema of a request body: one trade, or a list of 1 to ``MAX_BATCH`` trades.
+
+    Made from the validator itself, so the published schema cannot drift from the rules.
+    """
+    one = _one.json_schema()
+    many = {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_BATCH}
+    return {"oneOf": [one, many]}
 
 
 class TradeDataError(Exception):
@@ -110,28 +141,26 @@ def parse_trades(body: bytes) -> tuple[list[dict[str, Any]], bool]:
 
 
 def _with_defaults(parsed: list[dict[str, Any]], is_list: bool) -> list[dict[str, Any]]:
-    """Fill in the optional fields and check what the schema cannot: the time's range."""
+    """Fill in the optional fields and check what the schema cannot: a time too far ahead of ours.
+
+    Times keep the offset they were sent with; storing converts them to UTC.
+    """
     now = timezone.now()
     latest = now + MAX_CLOCK_SKEW
     errors: dict[str, Any] = {}
     for index, trade in enumerate(parsed):
-        trade.setdefault("strategy", "")
-        trade.setdefault("pnl", None)
-        trade.setdefault("metadata", {})
+        if "strategy" not in trade:
+            trade["strategy"] = ""
+        if "pnl" not in trade:
+            trade["pnl"] = None
+        if "metadata" not in trade:
+            trade["metadata"] = {}
         moment = trade.get("executed_at")
         if moment is None:
             trade["executed_at"] = now
-            continue
-        problem = None
-        if moment < EARLIEST:
-            problem = "Must be in the year 2000 or later."
         elif moment > latest:
-            problem = "Must not be more than a day in the future."
-        if problem:
             target = errors.setdefault(str(index), {}) if is_list else errors
-            target["executed_at"] = [problem]
-        else:
-            trade["executed_at"] = moment.astimezone(dt.UTC)
+            target["executed_at"] = ["Must not be more than a day in the future."]
     if errors:
         raise TradeDataError("Invalid trade data; nothing was stored.", errors)
     return parsed
@@ -161,6 +190,8 @@ def _message(error: Any) -> str:
     msg = msg.removeprefix("Value error, ")
     if error["type"] == "missing":
         return "This field is required."
+    if error["type"] == "greater_than_equal" and error["loc"][-1:] == ("executed_at",):
+        return "Must be in the year 2000 or later."
     if error["type"] == "string_pattern_mismatch" and error["loc"][-1:] == ("side",):
         return "Must be BUY or SELL."
     if error["type"] in ("model_type", "list_type", "dict_type") and len(error["loc"]) <= 1:

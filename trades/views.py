@@ -22,11 +22,10 @@ from trades.serializers import (
     HeartbeatSerializer,
     IngestResultSerializer,
     SummaryQuerySerializer,
-    TradeInSerializer,
     TradeListSerializer,
     TradeQuerySerializer,
 )
-from trades.validation import TradeDataError, parse_trades
+from trades.validation import TradeDataError, parse_trades, trade_schema
 
 # What a trade answers with: its stored fields, the bot by name (added per row).
 LISTED_FIELDS = ("id", *(field.name for field in insert_fields(Trade) if field.name != "bot"))
@@ -38,7 +37,7 @@ def _bad_request(detail: str, errors: dict[str, Any]) -> Response:
 
 class TradesView(APIView):
     @extend_schema(
-        request=TradeInSerializer(many=True),
+        request={"application/json": trade_schema()},
         responses={
             201: IngestResultSerializer,
             200: OpenApiResponse(IngestResultSerializer, description="Every trade was already stored."),
