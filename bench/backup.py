@@ -26,37 +26,23 @@ import multiprocessing as mp
 import os
 import random
 import shutil
+import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = ROOT / ".venv" / "bin" / "python"
+from common import ROOT, code_version, interrupt, machine_line, manage, percentile, site_env, verdict
+
 RESTORE_TARGET_S = 60.0
 INSERT_TARGET_MS = 100.0
 INSERT_EVERY_S = 0.005
 COPY_ROUNDS = 5
 
 
-def site_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
-    env.update(
-        DATABASE_PATH=str(tmp / "trades.db"),
-        LOG_DIR=str(tmp / "logs"),
-        LOCAL_STORAGE_PATH=str(tmp / "store"),
-        DJANGO_SECRET_KEY="bench-secret-key",
-        ENV_FILE=str(tmp / "no.env"),
-        CLOUD_STORAGE_PROVIDER="local",
-        BACKUP_COMPRESS="false",
-    )
-    return env
-
-
 def setup_django(tmp: Path) -> None:
-    os.environ.update(site_env(tmp))
+    os.environ.update(site_env(tmp), BACKUP_COMPRESS="false")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitorsite.settings")
     sys.path.insert(0, str(ROOT))
     import django
@@ -137,12 +123,9 @@ def latency_in(
     samples: list[tuple[float, float]], spans: list[tuple[float, float]]
 ) -> tuple[float, int, float, float]:
     """Seconds covered, inserts started, p99 ms and worst ms of the inserts started within ``spans``."""
-    window = sorted(latency for began, latency in samples if any(a <= began <= b for a, b in spans))
+    window = [latency * 1000 for began, latency in samples if any(a <= began <= b for a, b in spans)]
     seconds = sum(b - a for a, b in spans)
-    if not window:
-        return seconds, 0, float("nan"), float("nan")
-    p99 = window[min(len(window) - 1, int(len(window) * 0.99))]
-    return seconds, len(window), p99 * 1000, window[-1] * 1000
+    return seconds, len(window), percentile(window, 99), max(window, default=float("nan"))
 
 
 def latency_row(seconds: float, n: int, p99: float, worst: float, baseline: float) -> str:
@@ -163,6 +146,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trades", type=int, default=1_000_000)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, interrupt)
     tmp = Path(tempfile.mkdtemp(prefix="bench-backup-"))
     try:
         return run(tmp, args.trades)
@@ -172,17 +156,16 @@ def main() -> int:
 
 def run(tmp: Path, trade_count: int) -> int:
     env = site_env(tmp)
-    for command in (["migrate", "--noinput", "-v0"], ["create_bot", "bench"]):
-        subprocess.run(
-            [str(PYTHON), "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True
-        )
+    manage(env, "migrate", "--noinput", "-v0")
+    manage(env, "create_bot", "bench")
     db_path = tmp / "trades.db"
     load_seconds = timed(load_trades, db_path, trade_count)
     size = db_path.stat().st_size
-    print(f"backup benchmark: {trade_count:,} trades, database {size / 2**20:.0f} MB")
     print(
-        f"  (loaded in {load_seconds:.1f} s; load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores)"
+        f"backup benchmark: {trade_count:,} trades, database {size / 2**20:.0f} MB"
+        f" (loaded in {load_seconds:.1f} s)"
     )
+    print(f"code {code_version()}; {machine_line()}")
 
     setup_django(tmp)
     from backups.providers.local import LocalStorage
@@ -217,10 +200,9 @@ def run(tmp: Path, trade_count: int) -> int:
     print(f"{'  PRAGMA integrity_check':<44} {check_s:8.2f} {ratio(check_s, copy_s):>14}")
     print(f"{'  change fingerprint':<44} {fingerprint_s:8.2f} {ratio(fingerprint_s, copy_s):>14}")
     print(f"{'upload to local provider':<44} {upload_s:8.2f} {ratio(upload_s, copy_s):>14}")
-    verdict = "PASS" if restore_s <= RESTORE_TARGET_S else "FAIL"
     print(
         f"{'restore end to end (target <= 60 s)':<44} {restore_s:8.2f} "
-        f"{ratio(restore_s, copy_s):>14}  {verdict}"
+        f"{ratio(restore_s, copy_s):>14}  {verdict(restore_s <= RESTORE_TARGET_S)}"
     )
 
     # Insert latency. Every measured step is followed by an idle spell of the same
@@ -268,10 +250,10 @@ def run(tmp: Path, trade_count: int) -> int:
     ):
         busy = latency_in(samples, spans[key])
         idle = latency_in(samples, spans[f"{key}/idle"])
-        verdict = "PASS" if busy[3] <= INSERT_TARGET_MS else "FAIL"
         print(f"{'  idle, same length (baseline)':<36} " + latency_row(*idle, idle[3]))
-        print(f"{label:<36} " + latency_row(*busy, idle[3]) + f"  {verdict} (target <= 100 ms)")
-    print(f"(load average at the end: {os.getloadavg()[0]:.2f})")
+        passed = verdict(busy[3] <= INSERT_TARGET_MS)
+        print(f"{label:<36} " + latency_row(*busy, idle[3]) + f"  {passed} (target <= 100 ms)")
+    print(f"at the end: {machine_line()}")
     return 0
 
 
