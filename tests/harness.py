@@ -102,7 +102,8 @@ def wait_for(url: str, *, timeout: float = 30, accept: tuple[int, ...] = (200, 5
             response = requests.get(url, timeout=2)
             if response.status_code in accept:
                 return response
-        except requests.ConnectionError as exc:
+        # A server still starting on a loaded machine may accept and answer late.
+        except (requests.ConnectionError, requests.Timeout) as exc:
             last = exc
         time.sleep(0.1)
     raise AssertionError(f"{url} did not answer in {timeout}s ({last})")
