@@ -16,7 +16,7 @@ from django.db import connections
 from django.utils import timezone
 
 from backups import objects
-from backups.models import BackupRecord, Kind, State
+from backups.models import ABANDONED_AFTER, BackupRecord, Kind, State
 from backups.progress import ProgressFactory
 from backups.providers import StorageError, StorageProvider, get_provider
 from backups.snapshot import BackupError, Snapshot, take_snapshot
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 # Uploads of one kind that fail in a row before a warning alert is raised; a
 # single failure is usually a blip that the next cycle's retry gets past.
 ALERT_AFTER_FAILURES = 3
+WORKDIR_PREFIX = ".snapshot-"
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,9 @@ def back_up(
     workdir: Path | None = None
     try:
         provider = provider or get_provider()
+        remove_abandoned_workdirs(live_database_path().parent)
         # Next to the database: the snapshot needs about its size in free space.
-        workdir = Path(tempfile.mkdtemp(prefix=".snapshot-", dir=live_database_path().parent))
+        workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=live_database_path().parent))
         snapshot = take_snapshot(
             live_database_path(),
             workdir,
@@ -110,6 +112,18 @@ def back_up(
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
     return outcomes
+
+
+def remove_abandoned_workdirs(folder: Path) -> None:
+    """Delete snapshot folders a killed worker left behind: each holds a whole database."""
+    cutoff = time.time() - ABANDONED_AFTER.total_seconds()
+    for path in folder.glob(f"{WORKDIR_PREFIX}*"):
+        try:
+            if path.is_dir() and path.stat().st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
+                logger.info("removed %s, left by a backup that did not finish", path)
+        except OSError:
+            continue
 
 
 def _fail_unfinished(claimed: list[BackupRecord], error: str, duration: float) -> list[Outcome]:

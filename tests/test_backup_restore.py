@@ -278,6 +278,24 @@ def test_disaster_recovery_onto_a_fresh_machine_with_an_empty_data_dir(
     assert "alpha" in manage(env, "view_trades").stdout
 
 
+def test_restore_with_yes_takes_the_live_database_back_to_the_backup(
+    site_with_backup: dict[str, str],
+) -> None:
+    live = Path(site_with_backup["DATABASE_PATH"])
+    db = sqlite3.connect(live)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("DELETE FROM trades_trade")  # the mistake to undo
+    db.commit()
+    assert Path(f"{live}-wal").exists()
+    result = manage(site_with_backup, "restore_backup", "latest", "--yes")
+    db.close()
+    assert result.returncode == 0, result.stderr
+    assert f"restored trades_latest.db to {live}: 2 trades" in result.stdout
+    assert not Path(f"{live}-wal").exists()
+    assert trade_count(live) == 2
+    assert "alpha" in manage(site_with_backup, "view_trades").stdout
+
+
 def test_command_errors_are_one_line_with_a_non_zero_exit(
     site_with_backup: dict[str, str], tmp_path: Path
 ) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from backups.providers import StorageError, StoredObject
 from backups.providers.local import LocalStorage
 from backups.retention import expired, prune
 from backups.snapshot import sha256_file
-from backups.upload import back_up
+from backups.upload import WORKDIR_PREFIX, back_up, live_database_path
 from tests.conftest import stored_trade
 from trades.models import Bot, Trade
 from trades.signals import site_alert
@@ -130,7 +133,27 @@ def test_daily_backup_is_named_by_market_time_and_records_everything(store: Path
     assert record.size == stored.stat().st_size and record.sha256 == sha256_file(stored)
     assert record.trade_count == 1 and record.duration is not None and record.duration >= 0
     assert record.error == "" and record.finished_at is not None
-    assert not list(store.parent.glob("data/.snapshot-*"))  # the work directory is gone
+    assert not list(live_database_path().parent.glob(f"{WORKDIR_PREFIX}*"))  # the work folder is gone
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_snapshot_folder_left_by_a_killed_worker_is_removed_by_the_next_backup(store: Path) -> None:
+    folder = live_database_path().parent
+    left = folder / f"{WORKDIR_PREFIX}killed"
+    left.mkdir()
+    (left / "trades.db").write_bytes(b"x" * 1000)
+    recent = folder / f"{WORKDIR_PREFIX}running"
+    recent.mkdir()
+    try:
+        two_hours_ago = time.time() - 7200
+        os.utime(left, (two_hours_ago, two_hours_ago))
+        add_trade(1)
+        back_up([Kind.LATEST])
+        assert not left.exists()
+        assert recent.exists()  # perhaps another worker's, still at work
+    finally:
+        shutil.rmtree(left, ignore_errors=True)
+        shutil.rmtree(recent, ignore_errors=True)
 
 
 @pytest.mark.django_db(transaction=True)
