@@ -1,7 +1,8 @@
 from typing import Any
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.core import checks
+from django.db.models.signals import post_migrate
 
 
 class MonitorsiteConfig(AppConfig):
@@ -11,7 +12,13 @@ class MonitorsiteConfig(AppConfig):
     verbose_name = "Monitor site"
 
     def ready(self) -> None:
+        from monitorsite.grafana import create_market_views
+
         checks.register(secret_key_check)
+        # After the trades tables exist, on every migrate (each start runs one).
+        post_migrate.connect(
+            create_market_views, sender=apps.get_app_config("trades"), dispatch_uid="monitorsite.market_views"
+        )
 
 
 def secret_key_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from monitor_client.logsetup import logging_config
 from monitorsite.env import (
     env_bool,
     env_choice,
@@ -232,28 +233,22 @@ BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 30, minimum=1)
 # gzip backups (objects named *.db.gz); restore reads either form.
 BACKUP_COMPRESS = env_bool("BACKUP_COMPRESS", False)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        # The file log is always kept, whatever else ships logs elsewhere.
-        "file": {
-            "class": "monitorsite.logfiles.SiteFileHandler",
-            "filename": str(LOG_DIR / "monitorsite.log"),
-            "formatter": "plain",
-            # Opened on the first record, not when settings are loaded.
-            "delay": True,
-        },
-    },
-    "root": {"handlers": ["console", "file"], "level": "INFO"},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-    },
-}
+# The bot's logging setup (monitor_client) with the site's name: a rotating file
+# log always, Loki when LOKI_URL is set. dictConfig builds the handlers when
+# Django sets up, not here; the shipper thread starts with the first record of
+# each process, so every gunicorn worker forked from the preloaded app has its own.
+try:
+    LOGGING = logging_config(
+        "monitorsite",
+        "INFO",
+        log_dir=LOG_DIR,
+        loki_url=LOKI_URL,
+        loki_username=LOKI_USERNAME,
+        loki_password=LOKI_PASSWORD,
+        loggers={"django.db.backends": {"level": "WARNING"}},
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 
 if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
