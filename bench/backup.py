@@ -41,20 +41,7 @@ INSERT_EVERY_S = 0.005
 COPY_ROUNDS = 5
 
 
-def import_standard_logging() -> None:
-    """Python puts bench/ first on the import path, where bench/logging.py (the logging
-    benchmark) would stand in for the standard library's module that Django imports."""
-    here = Path(__file__).resolve().parent
-    saved = sys.path[:]
-    sys.path[:] = [entry for entry in sys.path if Path(entry or os.curdir).resolve() != here]
-    try:
-        import logging  # noqa: F401
-    finally:
-        sys.path[:] = saved
-
-
 def setup_django(tmp: Path) -> None:
-    import_standard_logging()
     os.environ.update(site_env(tmp), BACKUP_COMPRESS="false")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitorsite.settings")
     sys.path.insert(0, str(ROOT))

@@ -99,10 +99,10 @@ def wait_for(url: str, *, timeout: float = 30, accept: tuple[int, ...] = (200, 5
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            response = requests.get(url, timeout=2)
+            response = requests.get(url, timeout=5)
             if response.status_code in accept:
                 return response
-        # A server still starting on a loaded machine may accept and answer late.
+        # A server still starting on a busy machine may accept and answer late.
         except (requests.ConnectionError, requests.Timeout) as exc:
             last = exc
         time.sleep(0.1)
