@@ -1,7 +1,8 @@
 """Ingestion and query benchmark of the trades API; see docs/benchmarks.md.
 
 Run as ``.venv/bin/python bench/ingest.py [--quick]`` from anywhere. It starts its own
-gunicorn on 127.0.0.1 over a throwaway SQLite database in a temp dir, measures three
+web server (``python -m monitorsite.serve``) on 127.0.0.1 over a throwaway SQLite
+database in a temp dir, measures three
 things and prints each figure next to a baseline measured in the same run, because
 the machine is shared and absolute numbers drift from one run to the next:
 
@@ -47,7 +48,6 @@ from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
-GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 HOST = "127.0.0.1"
 MARKET_TZ_NAME = "America/New_York"
 MARKET_TZ = ZoneInfo(MARKET_TZ_NAME)
@@ -490,32 +490,23 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 
 def _die_with_parent() -> None:
-    """Runs in gunicorn's process before exec: a hard-killed benchmark cannot clean up, the kernel can."""
+    """Runs in the server's process before exec: a hard-killed benchmark cannot clean up, the kernel can."""
     with contextlib.suppress(Exception):
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Server:
-    """The gunicorn this run started, in a process group of its own so all its workers stop with it."""
+    """The web server this run started, in a process group of its own."""
 
     def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
         self.port = port
         self.log_path = log_path
         self._log = log_path.open("wb")
+        # The site's own web server command, as scripts/serve.sh runs it.
         self.proc = subprocess.Popen(
-            [
-                str(GUNICORN),
-                "--config",
-                "gunicorn.conf.py",
-                "--bind",
-                f"{HOST}:{port}",
-                # gunicorn's default control socket is one path per user; a second server
-                # would take it over from the one already running on this machine.
-                "--no-control-socket",
-                "monitorsite.wsgi",
-            ],
+            [str(PYTHON), "-m", "monitorsite.serve"],
             cwd=ROOT,
-            env=env,
+            env={**env, "BIND": f"{HOST}:{port}"},
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -528,17 +519,16 @@ class Server:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         return ""
 
-    def workers(self) -> int:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace").count("Booting worker")
-        return 0
+    def threads(self) -> str:
+        """The server's worker threads: ``WEB_CONCURRENCY``, else monitorsite.serve's default."""
+        return os.environ.get("WEB_CONCURRENCY", "").strip() or "8 (default)"
 
     def wait_ready(self) -> None:
         """Until ``GET /api/v1/health/`` answers with any status (503 without a task cluster)."""
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         for _ in range(int(SERVER_START_TIMEOUT_S / 0.1)):
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(f"the web server exited with {self.proc.returncode}:\n{self.log_tail()}")
             conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
             try:
                 get(conn, HEALTH, {})
@@ -551,7 +541,7 @@ class Server:
                 break
             time.sleep(0.1)
         raise RuntimeError(
-            f"gunicorn did not answer within {SERVER_START_TIMEOUT_S:.0f} s:\n{self.log_tail()}"
+            f"the web server did not answer within {SERVER_START_TIMEOUT_S:.0f} s:\n{self.log_tail()}"
         )
 
     def stop(self) -> None:
@@ -949,7 +939,7 @@ def main(argv: list[str] | None = None) -> int:
         site_db = tmp / "trades.db"
         key, bot_id = setup_site(env, site_db)
         version = code_version()
-        server = Server(env, free_port(), tmp / "gunicorn.log")
+        server = Server(env, free_port(), tmp / "web.log")
         days = trading_days(TRADING_DAYS, dt.datetime.now(MARKET_TZ).date())
         ctx = Context(tmp, server, site_db, bot_id, key, days, plan)
         server.wait_ready()
@@ -964,7 +954,8 @@ def main(argv: list[str] | None = None) -> int:
             f" SQLite {sqlite3.sqlite_version}"
         )
         print(
-            f"site: gunicorn with {ctx.server.workers()} sync workers on {HOST}:{ctx.server.port},"
+            f"site: waitress (monitorsite.serve) with {ctx.server.threads()} threads"
+            f" on {HOST}:{ctx.server.port},"
             f" database in {tmp}; clients use http.client"
         )
         print(f"code: {ROOT} at {version}")
@@ -980,7 +971,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         print(f"\nbenchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         if server is not None:
-            print(f"gunicorn log tail:\n{server.log_tail()}", file=sys.stderr)
+            print(f"web server log tail:\n{server.log_tail()}", file=sys.stderr)
         return 1
     finally:
         # Ignore a second Ctrl-C until everything started here is stopped.

@@ -1,18 +1,17 @@
 #!/usr/bin/env bash
-# Run gunicorn and the django-q2 cluster side by side. Ctrl-C (or SIGTERM) stops
+# Run the web server (waitress, python -m monitorsite.serve) and the django-q2
+# cluster side by side. Ctrl-C (or SIGTERM) stops
 # both and waits for them; if either dies on its own, the other is stopped too,
 # so a supervisor sees the failure instead of a half-running site.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
-# gunicorn parses WEB_CONCURRENCY itself when it starts, and an empty value (as
-# an env file copied from .env.example gives) would stop it with a traceback;
-# gunicorn.conf.py reads it through monitorsite/env.py instead.
-if [ -z "${WEB_CONCURRENCY:-}" ]; then unset WEB_CONCURRENCY; fi
+# The database, its WAL, the logs and local backups are the owner's alone.
+umask 077
 
 # Each in a process group of its own, so that stopping one reaches its workers
 # even when its main process was killed and they were left behind.
-setsid .venv/bin/gunicorn --config gunicorn.conf.py monitorsite.wsgi &
+setsid .venv/bin/python -m monitorsite.serve &
 web=$!
 setsid .venv/bin/python manage.py qcluster &
 cluster=$!

@@ -3,6 +3,8 @@
 # on http://127.0.0.1:8000 (override with BIND=host:port). Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Everything this creates (data/, the database, the secret key, logs) is the owner's alone.
+umask 077
 source scripts/_venv.sh
 install_venv requirements.txt
 .venv/bin/python manage.py prepare_site

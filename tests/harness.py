@@ -1,5 +1,5 @@
 """Real processes on loopback for the tests: a free port, a site's environment,
-gunicorn and the task cluster started as users run them, and stopped cleanly.
+the web server and the task cluster started as users run them, and stopped cleanly.
 
 Fixtures that use these live in ``conftest.py``; benchmarks have their own in ``bench/common.py``.
 """
@@ -61,7 +61,7 @@ def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Co
 
 @dataclass
 class Site:
-    """A site started as users run it: its own database, gunicorn on a loopback port."""
+    """A site started as users run it: its own database, the web server on a loopback port."""
 
     url: str
     env: dict[str, str]
@@ -102,7 +102,8 @@ def wait_for(url: str, *, timeout: float = 30, accept: tuple[int, ...] = (200, 5
             response = requests.get(url, timeout=2)
             if response.status_code in accept:
                 return response
-        except requests.ConnectionError as exc:
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            # A loaded machine may take longer than the read timeout for the first answer.
             last = exc
         time.sleep(0.1)
     raise AssertionError(f"{url} did not answer in {timeout}s ({last})")
@@ -118,16 +119,14 @@ def stop(process: subprocess.Popen[Any], timeout: float = 15) -> None:
             process.wait(5)
 
 
-def start_gunicorn(site: Site, port: int, *, workers: int = 4) -> subprocess.Popen[bytes]:
-    """gunicorn as ``scripts/serve.sh`` runs it, on ``port``."""
-    return site.start(
-        str(VENV_BIN / "gunicorn"),
-        "--config",
-        "gunicorn.conf.py",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "monitorsite.wsgi",
-        log="gunicorn.log",
-    )
+def start_web(site: Site, port: int, *, threads: int = 4, **env: str) -> subprocess.Popen[bytes]:
+    """The web server as ``scripts/serve.sh`` runs it (``python -m monitorsite.serve``), on ``port``.
+
+    ``env`` adds server settings such as ``WEB_CLIENT_TIMEOUT``.
+    """
+    site.env.update(BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY=str(threads), **env)
+    return site.start(str(VENV_BIN / "python"), "-m", "monitorsite.serve", log="web.log")
+
+
+# The name this helper had while the site ran under gunicorn; other branches' tests use it.
+start_gunicorn = start_web
