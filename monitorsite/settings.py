@@ -167,7 +167,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["trades.auth.BotKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["trades.auth.HasBotKey"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["trades.parsers.BotJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": False,
     "UNAUTHENTICATED_USER": None,
@@ -180,6 +180,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Every endpoint also answers without its final slash; document it once.
+    "PREPROCESSING_HOOKS": ["monitorsite.urls.documented_endpoints"],
 }
 
 # django-q2 on the ORM broker: the queue is a table in the same SQLite file.
@@ -256,3 +258,16 @@ LOGGING = {
 if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
     X_FRAME_OPTIONS = "DENY"
+
+# Served over HTTPS (directly or behind a proxy that sets X-Forwarded-Proto):
+# secure cookies, and plain HTTP redirected, except the health probe, which a
+# container's check or a load balancer calls over plain HTTP.
+HTTPS = env_bool("DJANGO_HTTPS", False)
+if HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/?$"]
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Browsers then refuse plain HTTP for this long; hard to undo, so a separate choice.
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0, minimum=0)
