@@ -11,7 +11,12 @@ class MonitorsiteConfig(AppConfig):
     verbose_name = "Monitor site"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
+        from monitorsite.dbfiles import restrict_database_files
+
         checks.register(secret_key_check)
+        connection_created.connect(restrict_database_files, dispatch_uid="restrict_database_files")
 
 
 def secret_key_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

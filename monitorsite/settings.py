@@ -238,13 +238,20 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
     },
+    "filters": {
+        # A flood of refused requests (401, 404, a bad Host) is one summary line a
+        # minute, not a line each. Keep it on every handler (see monitorsite/logfilters.py).
+        "refusals": {"()": "monitorsite.logfilters.RefusalSummary", "interval": 60},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        # The file log is always kept, whatever else ships logs elsewhere.
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["refusals"]},
+        # The file log is always kept, whatever else ships logs elsewhere; it
+        # rotates by size (monitorsite/logfiles.py).
         "file": {
             "class": "monitorsite.logfiles.SiteFileHandler",
             "filename": str(LOG_DIR / "monitorsite.log"),
             "formatter": "plain",
+            "filters": ["refusals"],
             # Opened on the first record, not when settings are loaded.
             "delay": True,
         },
