@@ -64,7 +64,7 @@ def server_options() -> dict[str, Any]:
 
 def request_deadline(client_timeout: int) -> float:
     """How long one request may take to arrive in total, however it trickles in."""
-    return max(30.0, 3.0 * client_timeout)
+    return 3.0 * client_timeout
 
 
 def build_server(application: Any, options: dict[str, Any]) -> Any:

@@ -93,6 +93,31 @@ class Site:
     def log(self, name: str) -> str:
         return (self.tmp / name).read_text(errors="replace")
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def admin_session(self) -> requests.Session:
+        """A browser-like session logged in to the admin of this site (an admin user is made once)."""
+        password = "admin-password-for-tests"
+        manage(dict(self.env, ADMIN_USERNAME="admin", ADMIN_PASSWORD=password), "ensure_admin")
+        session = requests.Session()
+        login = f"{self.url}/admin/login/"
+        session.get(login, timeout=30).raise_for_status()
+        response = session.post(
+            login,
+            data={
+                "username": "admin",
+                "password": password,
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+                "next": "/admin/",
+            },
+            headers={"Referer": login},
+            timeout=30,
+        )
+        assert response.ok and "sessionid" in session.cookies, response.text[:500]
+        return session
+
 
 def wait_for(url: str, *, timeout: float = 30, accept: tuple[int, ...] = (200, 503)) -> requests.Response:
     deadline = time.monotonic() + timeout

@@ -52,6 +52,10 @@ class BotWriteView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
+        # DRF's parser reads the stream itself, past Django's size check on request.body.
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            raise RequestDataTooBig()
         if request.method == "POST" and _has_body(request):
             content_type = request._request.content_type
             if content_type != "application/json":
