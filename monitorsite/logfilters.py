@@ -20,7 +20,6 @@ import threading
 from collections import Counter
 
 SUMMARY_LOGGER = "monitorsite.refusals"
-_DECISION = "_refusal_summary_passes"
 
 
 class RefusalSummary(logging.Filter):
@@ -35,12 +34,14 @@ class RefusalSummary(logging.Filter):
         self._folded: Counter[str] = Counter()
         self._last: dict[str, str] = {}
         self._timer: threading.Timer | None = None
+        # Where this filter notes its decision on a record (other instances keep their own).
+        self._decision = f"_refusal_summary_{id(self)}"
 
     def filter(self, record: logging.LogRecord) -> bool:
-        decided = getattr(record, _DECISION, None)
+        decided = getattr(record, self._decision, None)
         if decided is None:
             decided = self._decide(record)
-            setattr(record, _DECISION, decided)
+            setattr(record, self._decision, decided)
         return decided
 
     @staticmethod
@@ -84,8 +85,8 @@ class RefusalSummary(logging.Filter):
         if folded:
             parts = "; ".join(f"{kind} x{count} (last: {last[kind]})" for kind, count in folded.most_common())
             logging.getLogger(SUMMARY_LOGGER).warning(
-                "%d refused requests in the last %d s not logged one by one: %s",
+                "%d refused requests in the last %g s not logged one by one: %s",
                 sum(folded.values()),
-                round(self.interval),
+                self.interval,
                 parts,
             )

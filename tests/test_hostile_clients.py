@@ -403,6 +403,16 @@ def test_unknown_paths_oversized_bodies_and_server_errors_answer_json(site: Site
     assert "exceeds max_body" in json.loads(response.read())["detail"]
     connection.close()
 
+    # A request the web server itself cannot parse.
+    with socket.create_connection(("127.0.0.1", site.port), timeout=30) as sock:
+        sock.sendall(b"POST /api/v1/trades/ HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"Content-Type: application/json" in head
+    assert json.loads(body)["detail"].startswith("Bad Request")
+
     with sqlite3.connect(site.tmp / "trades.db") as db:
         db.execute("ALTER TABLE trades_trade RENAME TO trades_trade_gone")
     response = requests.get(f"{site.url}/api/v1/trades/", headers=auth(key), timeout=10)
