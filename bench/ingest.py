@@ -22,38 +22,51 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import datetime as dt
 import http.client
 import json
 import math
-import multiprocessing as mp
 import os
 import random
-import secrets
 import shutil
 import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = ROOT / ".venv" / "bin" / "python"
-HOST = "127.0.0.1"
-MARKET_TZ_NAME = "America/New_York"
+from common import (
+    HEALTH,
+    HOST,
+    MARKET_TZ_NAME,
+    REQUEST_TIMEOUT_S,
+    ROOT,
+    ClientJob,
+    Server,
+    code_version,
+    connect,
+    free_port,
+    get,
+    insert_sql,
+    interrupt,
+    machine_line,
+    manage,
+    percentile,
+    run_clients,
+    site_env,
+    stop_clients,
+    verdict,
+)
+
 MARKET_TZ = ZoneInfo(MARKET_TZ_NAME)
 UTC = dt.UTC
 
-HEALTH = "/api/v1/health/"
 TRADES = "/api/v1/trades/"
 SUMMARY = "/api/v1/summary/daily/"
 BASELINE = "health (baseline)"
@@ -71,22 +84,14 @@ SINGLE_TARGET_RATE = 500.0
 SINGLE_TARGET_P99_MS = 50.0
 QUERY_TARGET_MS = 20.0
 
-# Bounds, so that a hung or very slow server cannot keep the benchmark running.
-REQUEST_TIMEOUT_S = 30.0
-SERVER_START_TIMEOUT_S = 60.0
-CLIENT_START_TIMEOUT_S = 60.0
 BULK_TIME_LIMIT_S = 300.0
 QUERY_TIME_LIMIT_S = 300.0
 # Single-trade clients stop at this many requests per second of run time, far above
 # what 2 cores can serve, so the time limit is what normally ends the run.
 SINGLE_MAX_RATE_PER_CLIENT = 2500
 
-INSERT_SQL = (
-    'INSERT INTO "trades_trade" ("external_id", "symbol", "side", "quantity", "price", "strategy", "pnl",'
-    ' "executed_at", "trading_day", "metadata", "received_at", "bot_id") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)'
-)
-
-Row = tuple[Any, ...]
+# A stored trade as column name -> value; put in the migrated table's column order by ``params``.
+Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,44 @@ class TradeFactory:
         return out
 
 
+# What one real bot sends: a handful of symbols and strategies, fills in time order,
+# each batch continuing where the last one stopped.
+BOT_SYMBOLS = ("AAPL", "MSFT", "NVDA", "SPY")
+BOT_STRATEGIES = ("momentum", "mean_reversion")
+
+
+class BotSession:
+    """Fills as one bot makes them: time moves forward across batches, a few symbols, round prices."""
+
+    def __init__(self, seed: int, day: dt.date) -> None:
+        self.rng = random.Random(seed)
+        self.clock = session_open_utc(day)
+        self.day = day
+        self.price = {s: self.rng.uniform(50, 500) for s in BOT_SYMBOLS}
+
+    def fills(self, count: int) -> list[Fill]:
+        rng = self.rng
+        out = []
+        for _ in range(count):
+            self.clock += dt.timedelta(milliseconds=rng.randint(5, 25))
+            symbol = rng.choice(BOT_SYMBOLS)
+            self.price[symbol] *= 1 + rng.gauss(0, 0.0005)
+            closing = rng.random() < 0.5
+            out.append(
+                Fill(
+                    symbol=symbol,
+                    side="SELL" if closing else "BUY",
+                    quantity=rng.randint(1, 200),
+                    price=round(self.price[symbol], 2),
+                    strategy=rng.choice(BOT_STRATEGIES),
+                    pnl=round(rng.gauss(0, 40), 2) if closing else None,
+                    executed_at=self.clock,
+                    trading_day=self.day,
+                )
+            )
+        return out
+
+
 def api_trade(external_id: str, fill: Fill) -> dict[str, Any]:
     return {
         "external_id": external_id,
@@ -184,21 +227,32 @@ def api_trade(external_id: str, fill: Fill) -> dict[str, Any]:
 
 
 def db_row(external_id: str, fill: Fill, received_at: str, bot_id: int) -> Row:
-    """The row the site stores for ``fill`` (decimals as numbers, JSON as text), in INSERT_SQL's order."""
-    return (
-        external_id,
-        fill.symbol,
-        fill.side,
-        fill.quantity,
-        fill.price,
-        fill.strategy,
-        fill.pnl,
-        db_datetime(fill.executed_at),
-        fill.trading_day.isoformat(),
-        "{}",
-        received_at,
-        bot_id,
-    )
+    """The row the site stores for ``fill`` (decimals as numbers, JSON as text)."""
+    return {
+        "external_id": external_id,
+        "symbol": fill.symbol,
+        "side": fill.side,
+        "quantity": fill.quantity,
+        "price": fill.price,
+        "strategy": fill.strategy,
+        "pnl": fill.pnl,
+        "executed_at": db_datetime(fill.executed_at),
+        "trading_day": fill.trading_day.isoformat(),
+        "metadata": "{}",
+        "received_at": received_at,
+        "bot_id": bot_id,
+    }
+
+
+def insert_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
+    """One ``executemany`` of ``rows`` in one immediate transaction, columns from the migrated schema.
+
+    A column the site has and ``db_row`` lacks is a ``KeyError`` here, not a silently different table.
+    """
+    sql, columns = insert_sql(conn, "trades_trade")
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(sql, [tuple(row[c] for c in columns) for row in rows])
+    conn.execute("COMMIT")
 
 
 @dataclass
@@ -208,15 +262,22 @@ class BulkBatch:
 
 
 def bulk_batches(
-    factory: TradeFactory, prefix: str, count: int, days: list[dt.date], bot_id: int
+    factory: TradeFactory | BotSession, prefix: str, count: int, days: list[dt.date], bot_id: int
 ) -> list[BulkBatch]:
-    """``count`` batches of distinct trades in time order, each as a request body and as raw rows."""
+    """``count`` batches of distinct trades in time order, each as a request body and as raw rows.
+
+    From a ``TradeFactory``: each batch on one of ``days`` in turn, 20 symbols and 5 strategies at
+    random (indexes written all over). From a ``BotSession``: what one bot sends over a day.
+    """
     received_at = db_datetime(dt.datetime.now(UTC))
     batches = []
     for number in range(count):
-        day = days[number % len(days)]
+        if isinstance(factory, BotSession):
+            fills = factory.fills(BATCH)
+        else:
+            fills = factory.fills(days[number % len(days)], BATCH)
         trades, rows = [], []
-        for i, fill in enumerate(factory.fills(day, BATCH)):
+        for i, fill in enumerate(fills):
             external_id = f"{prefix}-{number:05d}-{i:04d}"
             trades.append(api_trade(external_id, fill))
             rows.append(db_row(external_id, fill, received_at, bot_id))
@@ -235,339 +296,6 @@ def history_rows(factory: TradeFactory, days: list[dt.date], total: int, bot_id:
             received = fill.executed_at + dt.timedelta(milliseconds=150)
             rows.append(db_row(f"hist-{day:%Y%m%d}-{i:05d}", fill, db_datetime(received), bot_id))
         yield rows
-
-
-# --------------------------------------------------------------------------- stats
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of ``values`` (need not be sorted); NaN when empty."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-# --------------------------------------------------------------------------- clients
-
-
-@dataclass
-class ClientJob:
-    """What one client process sends: ``bodies`` in order, or ``template % n`` for n from ``first``."""
-
-    port: int
-    method: str
-    path: str
-    headers: dict[str, str]
-    ok_statuses: tuple[int, ...]
-    max_requests: int
-    seconds: float
-    bodies: list[bytes] | None = None
-    template: bytes | None = None
-    first: int = 0
-
-
-@dataclass
-class ClientResult:
-    started: float = math.nan
-    ended: float = math.nan
-    ok: int = 0
-    errors: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    error_samples: list[str] = field(default_factory=list)
-    statuses: Counter[int] = field(default_factory=Counter)
-
-
-def _client_main(job: ClientJob, go: Any, queue: Any) -> None:
-    """Body of a client process: get ready, wait for the common start, send, report."""
-    result = ClientResult()
-    try:
-        if job.template is not None:
-            # Encoded before the start signal, so client-side encoding stays out of the timing.
-            bodies: Sequence[bytes | None] = [job.template % (job.first + i) for i in range(job.max_requests)]
-        else:
-            bodies = job.bodies if job.bodies is not None else [None] * job.max_requests
-        conn = http.client.HTTPConnection(HOST, job.port, timeout=REQUEST_TIMEOUT_S)
-        queue.put(("ready", os.getpid()))
-        if not go.wait(CLIENT_START_TIMEOUT_S):
-            queue.put(("result", result))
-            return
-        # time.monotonic is CLOCK_MONOTONIC on Linux, so the parent can compare it across processes.
-        result.started = time.monotonic()
-        stop_at = result.started + job.seconds
-        for body in bodies[: job.max_requests]:
-            if time.monotonic() >= stop_at:
-                break
-            t0 = time.perf_counter()
-            try:
-                conn.request(job.method, job.path, body=body, headers=job.headers)
-                response = conn.getresponse()
-                data = response.read()
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                result.errors += 1
-                if len(result.error_samples) < 3:
-                    result.error_samples.append(f"{type(exc).__name__}: {exc}")
-                continue
-            result.latencies_ms.append((time.perf_counter() - t0) * 1000)
-            result.statuses[response.status] += 1
-            if response.status in job.ok_statuses:
-                result.ok += 1
-            else:
-                result.errors += 1
-                if len(result.error_samples) < 3:
-                    result.error_samples.append(f"HTTP {response.status}: {data[:200]!r}")
-        result.ended = time.monotonic()
-        conn.close()
-        queue.put(("result", result))
-    except KeyboardInterrupt:
-        pass  # the parent is shutting down and reports the interruption
-    except Exception as exc:
-        # Reported, so the parent fails at once instead of waiting out its timeout.
-        queue.put(("error", f"{type(exc).__name__}: {exc}"))
-
-
-_LIVE_CLIENTS: list[Any] = []
-
-
-def stop_clients() -> None:
-    """End any client process still running (only ours, by handle)."""
-    while _LIVE_CLIENTS:
-        proc = _LIVE_CLIENTS.pop()
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(5)
-
-
-@dataclass
-class RunResult:
-    """The clients' results together; ``wall_s`` spans from the first start to the last end."""
-
-    clients: list[ClientResult]
-
-    @property
-    def wall_s(self) -> float:
-        return max(c.ended for c in self.clients) - min(c.started for c in self.clients)
-
-    @property
-    def ok(self) -> int:
-        return sum(c.ok for c in self.clients)
-
-    @property
-    def errors(self) -> int:
-        return sum(c.errors for c in self.clients)
-
-    @property
-    def latencies_ms(self) -> list[float]:
-        return [x for c in self.clients for x in c.latencies_ms]
-
-    @property
-    def error_samples(self) -> list[str]:
-        return [s for c in self.clients for s in c.error_samples][:3]
-
-    @property
-    def rate(self) -> float:
-        return self.ok / self.wall_s if self.wall_s > 0 else math.nan
-
-
-def run_clients(jobs: list[ClientJob]) -> RunResult:
-    """Run one process per job, started together; processes, so the client's GIL is never the limit."""
-    spawn = mp.get_context("spawn")
-    go = spawn.Event()
-    queue = spawn.Queue()
-    procs = [spawn.Process(target=_client_main, args=(job, go, queue), daemon=True) for job in jobs]
-    for proc in procs:
-        _LIVE_CLIENTS.append(proc)
-        proc.start()
-    try:
-        for _ in procs:
-            kind, payload = queue.get(timeout=CLIENT_START_TIMEOUT_S)
-            if kind != "ready":
-                raise RuntimeError(f"a client process failed: {payload}")
-        go.set()
-        budget = max(job.seconds for job in jobs) + REQUEST_TIMEOUT_S + 30
-        deadline = time.monotonic() + budget
-        results = []
-        for _ in procs:
-            kind, payload = queue.get(timeout=max(1.0, deadline - time.monotonic()))
-            if kind != "result":
-                raise RuntimeError(f"a client process failed: {payload}")
-            results.append(payload)
-        for proc in procs:
-            proc.join(10)
-    finally:
-        stop_clients()
-    if any(math.isnan(r.started) for r in results):
-        raise RuntimeError("a client process never got the start signal")
-    return RunResult(results)
-
-
-def get(conn: http.client.HTTPConnection, path: str, headers: dict[str, str]) -> tuple[int, float, bytes]:
-    """One GET: status, milliseconds until the whole body was read, body."""
-    t0 = time.perf_counter()
-    conn.request("GET", path, headers=headers)
-    response = conn.getresponse()
-    body = response.read()
-    return response.status, (time.perf_counter() - t0) * 1000, body
-
-
-# --------------------------------------------------------------------------- site
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def site_env(tmp: Path) -> dict[str, str]:
-    """Environment of the site's processes: everything in the temp dir, nothing sent elsewhere."""
-    env = dict(os.environ)
-    env.update(
-        DATABASE_PATH=str(tmp / "trades.db"),
-        LOG_DIR=str(tmp / "logs"),
-        LOCAL_STORAGE_PATH=str(tmp / "backups"),
-        # Set, so settings never generate data/.secret_key in the project.
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        DJANGO_DEBUG="false",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        MARKET_TIMEZONE=MARKET_TZ_NAME,
-        # No developer .env for the site (settings read ENV_FILE instead when set) ...
-        ENV_FILE=str(tmp / "no.env"),
-        # ... and, for code that reads .env regardless, empty wins (load_dotenv does not
-        # override) and turns these off.
-        DISCORD_WEBHOOK_URL="",
-        LOKI_URL="",
-        CLOUD_STORAGE_PROVIDER="local",
-        DB_SYNC_ENABLED="false",
-        GUNICORN_ACCESS_LOG="",
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    return env
-
-
-def code_version() -> str:
-    """The site's git commit, so that figures can be matched to code (read-only git calls)."""
-    git = ["git", "--no-optional-locks", "-C", str(ROOT)]
-    try:
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            # The benchmark's own files do not change what it measures.
-            [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench", ":!docs"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{head} with uncommitted changes" if dirty else head
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    proc = subprocess.run(
-        [str(PYTHON), "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return proc.stdout
-
-
-def _die_with_parent() -> None:
-    """Runs in the server's process before exec: a hard-killed benchmark cannot clean up, the kernel can."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-class Server:
-    """The web server this run started, in a process group of its own."""
-
-    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
-        self.port = port
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        # The site's own web server command, as scripts/serve.sh runs it.
-        self.proc = subprocess.Popen(
-            [str(PYTHON), "-m", "monitorsite.serve"],
-            cwd=ROOT,
-            env={**env, "BIND": f"{HOST}:{port}"},
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-
-    def log_tail(self, lines: int = 20) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-    def threads(self) -> str:
-        """The server's worker threads: ``WEB_CONCURRENCY``, else monitorsite.serve's default."""
-        return os.environ.get("WEB_CONCURRENCY", "").strip() or "8 (default)"
-
-    def wait_ready(self) -> None:
-        """Until ``GET /api/v1/health/`` answers with any status (503 without a task cluster)."""
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        for _ in range(int(SERVER_START_TIMEOUT_S / 0.1)):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the web server exited with {self.proc.returncode}:\n{self.log_tail()}")
-            conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
-            try:
-                get(conn, HEALTH, {})
-                return
-            except (OSError, http.client.HTTPException):
-                pass
-            finally:
-                conn.close()
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(
-            f"the web server did not answer within {SERVER_START_TIMEOUT_S:.0f} s:\n{self.log_tail()}"
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                pass
-        # The group's id is the master's pid; a worker left behind is killed by it.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(5)
-        self._log.close()
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection with the site's pragmas (see DATABASES in monitorsite/settings.py)."""
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
 
 
 def make_raw_db(site_db: Path, raw_db: Path) -> sqlite3.Connection:
@@ -590,10 +318,12 @@ def make_raw_db(site_db: Path, raw_db: Path) -> sqlite3.Connection:
 
 def raw_insert(raw: sqlite3.Connection, batches: Sequence[BulkBatch]) -> float:
     """Seconds to store ``batches`` with one executemany and commit each."""
+    sql, columns = insert_sql(raw, "trades_trade")
+    params = [[tuple(row[c] for c in columns) for row in batch.rows] for batch in batches]
     t0 = time.perf_counter()
-    for batch in batches:
+    for rows in params:
         raw.execute("BEGIN IMMEDIATE")
-        raw.executemany(INSERT_SQL, batch.rows)
+        raw.executemany(sql, rows)
         raw.execute("COMMIT")
     return time.perf_counter() - t0
 
@@ -664,17 +394,23 @@ def part_bulk(ctx: Context) -> None:
     print("   baseline: raw sqlite3 executemany + commit per batch, same rows, into a copy of trades_trade")
     print("   (same schema and indexes, WAL, synchronous=NORMAL, foreign_keys=ON) in a separate file,")
     print("   timed before and after the site's run (into two copies of the table) and averaged")
+    print("   random: 20 symbols, 5 strategies, batches spread over 5 days; bot-like: one bot's day,")
+    print(
+        f"   {len(BOT_SYMBOLS)} symbols, {len(BOT_STRATEGIES)} strategies, fills in time order across batches"
+    )
     raw = make_raw_db(ctx.site_db, ctx.tmp / "raw.db")
     factory = TradeFactory(seed=2)
-    print(f"   {'clients':>7} {'rows':>7} {'raw rows/s':>11} {'site rows/s':>12} {'site/raw':>9}  target")
+    header = f"{'shape':>9} {'clients':>7} {'rows':>7} {'raw rows/s':>11} {'site rows/s':>12} {'site/raw':>9}"
+    print(f"   {header}  target")
     total = 0
     try:
-        for clients in (1, 2):
-            prefix = f"bulk{clients}"
-            batches = bulk_batches(factory, prefix, ctx.plan.bulk_batches, ctx.days[-5:], ctx.bot_id)
+        for shape, clients in (("random", 1), ("random", 2), ("bot-like", 1), ("bot-like", 2)):
+            prefix = f"bulk-{shape}-{clients}"
+            source = factory if shape == "random" else BotSession(seed=clients, day=ctx.days[-1 - clients])
+            batches = bulk_batches(source, prefix, ctx.plan.bulk_batches, ctx.days[-5:], ctx.bot_id)
             rows = len(batches) * BATCH
             # The table as it is now, for the second raw pass, so both passes insert into the same state.
-            spare_path = ctx.tmp / f"raw-{clients}-after.db"
+            spare_path = ctx.tmp / f"raw-{shape}-{clients}-after.db"
             with contextlib.closing(sqlite3.connect(spare_path)) as spare:
                 raw.backup(spare)
             raw_before = raw_insert(raw, batches)
@@ -695,12 +431,12 @@ def part_bulk(ctx: Context) -> None:
             site_rate = stored / run.wall_s
             ratio = site_rate / raw_rate
             print(
-                f"   {clients:>7} {stored:>7} {raw_rate:>11,.0f} {site_rate:>12,.0f} {ratio:>9.1%}"
+                f"   {shape:>9} {clients:>7} {stored:>7} {raw_rate:>11,.0f} {site_rate:>12,.0f} {ratio:>9.1%}"
                 f"  >= {BULK_TARGET_RATIO:.0%} {verdict(ratio >= BULK_TARGET_RATIO)}"
             )
             lat = run.latencies_ms
             print(
-                f"           raw before {rows / raw_before:,.0f}, after {rows / raw_after:,.0f} rows/s;"
+                f"{'':>21}raw before {rows / raw_before:,.0f}, after {rows / raw_after:,.0f} rows/s;"
                 f" site per batch p50 {percentile(lat, 50):.0f} ms, max {max(lat, default=math.nan):.0f} ms;"
                 f" errors {run.errors}; stored {stored} of {rows}"
             )
@@ -780,15 +516,11 @@ def load_history(ctx: Context) -> tuple[int, float]:
         for rows in history_rows(factory, ctx.days, ctx.plan.query_rows, ctx.bot_id):
             pending.extend(rows)
             if len(pending) >= 50_000:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(INSERT_SQL, pending)
-                conn.execute("COMMIT")
+                insert_rows(conn, pending)
                 stored += len(pending)
                 pending = []
         if pending:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(INSERT_SQL, pending)
-            conn.execute("COMMIT")
+            insert_rows(conn, pending)
             stored += len(pending)
         # Leave the file as a long-running site would have it, not with a large WAL to search.
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -912,10 +644,6 @@ def _check_answers(samples: dict[str, bytes], on_day: int) -> None:
 # --------------------------------------------------------------------------- main
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def setup_site(env: dict[str, str], site_db: Path) -> tuple[str, int]:
     """Migrate the database and create the bench bot; its write key and id."""
     manage(env, "migrate", "--noinput")
@@ -928,9 +656,18 @@ def setup_site(env: dict[str, str], site_db: Path) -> tuple[str, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run; its figures are rough")
+    parser.add_argument(
+        "--parts",
+        default="bulk,single,queries,loaded",
+        help="comma separated parts to run (default: all): bulk, single, queries, loaded",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
-    signal.signal(signal.SIGTERM, _interrupt)
+    parts = {"bulk": part_bulk, "single": part_single, "queries": part_queries, "loaded": part_loaded}
+    chosen = [name.strip() for name in args.parts.split(",") if name.strip()]
+    if set(chosen) - set(parts) or ("loaded" in chosen and "queries" not in chosen):
+        parser.error(f"--parts takes {', '.join(parts)} (loaded needs queries); got {args.parts!r}")
+    signal.signal(signal.SIGTERM, interrupt)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     server: Server | None = None
@@ -944,25 +681,18 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(tmp, server, site_db, bot_id, key, days, plan)
         server.wait_ready()
         warm_up(ctx)
-        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(
             f"Trades API benchmark ({'--quick' if args.quick else 'full run'}),"
             f" {dt.datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
         )
+        print(machine_line())
         print(
-            f"machine: {os.cpu_count()} CPUs, load average {load}; Python {sys.version.split()[0]},"
-            f" SQLite {sqlite3.sqlite_version}"
-        )
-        print(
-            f"site: waitress (monitorsite.serve) with {ctx.server.threads()} threads"
-            f" on {HOST}:{ctx.server.port},"
+            f"site: waitress (monitorsite.serve), {ctx.server.threads()} threads, on {HOST}:{ctx.server.port},"
             f" database in {tmp}; clients use http.client"
         )
         print(f"code: {ROOT} at {version}")
-        part_bulk(ctx)
-        part_single(ctx)
-        part_queries(ctx)
-        part_loaded(ctx)
+        for name in chosen:
+            parts[name](ctx)
         print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         return 0
     except KeyboardInterrupt:

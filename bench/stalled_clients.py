@@ -10,8 +10,8 @@ throwaway database, then measures ``GET /api/v1/health/`` from one client:
 3. how long the server takes to drop those 50 (``WEB_CLIENT_TIMEOUT``, default 10 s).
 
 Each figure is printed with its ratio to the baseline of the same run. Exit status 0
-unless the run breaks. Standard library only, like bench/ingest.py, whose server and
-site set-up it reuses.
+unless the run breaks. Standard library only; the server and site set-up are
+bench/common.py's and bench/ingest.py's.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import ingest  # the benchmark next door: site env, server, set-up
+import common
+import ingest  # for its site set-up (migrate, the bench bot)
 
 STALLED = 50
 REQUESTS = 100
@@ -39,9 +40,9 @@ DROP_WAIT_S = 120.0
 def health_latencies(port: int, n: int) -> list[float]:
     latencies = []
     for _ in range(n):
-        connection = http.client.HTTPConnection(ingest.HOST, port, timeout=60)
+        connection = http.client.HTTPConnection(common.HOST, port, timeout=60)
         started = time.perf_counter()
-        connection.request("GET", ingest.HEALTH)
+        connection.request("GET", common.HEALTH)
         connection.getresponse().read()
         latencies.append(time.perf_counter() - started)
         connection.close()
@@ -51,7 +52,7 @@ def health_latencies(port: int, n: int) -> list[float]:
 def open_stalled(port: int, key: str) -> list[socket.socket]:
     sockets = []
     for n in range(STALLED):
-        sock = socket.create_connection((ingest.HOST, port), timeout=10)
+        sock = socket.create_connection((common.HOST, port), timeout=10)
         if n % 2:
             sock.sendall(b"GET /api/v1/health/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Waiting: ")
         else:
@@ -85,12 +86,12 @@ def seconds_until_dropped(sockets: list[socket.socket], opened: float) -> float 
 
 def describe(name: str, values: list[float], baseline: list[float] | None) -> str:
     p50 = statistics.median(values) * 1000
-    p95 = ingest.percentile(values, 95) * 1000
+    p95 = common.percentile(values, 95) * 1000
     line = f"   {name:<22} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   max {max(values) * 1000:7.1f} ms"
     if baseline:
         line += (
             f"   x baseline: p50 {p50 / (statistics.median(baseline) * 1000):.2f},"
-            f" p95 {p95 / (ingest.percentile(baseline, 95) * 1000):.2f}"
+            f" p95 {p95 / (common.percentile(baseline, 95) * 1000):.2f}"
         )
     return line
 
@@ -100,9 +101,9 @@ def main() -> int:
     server = None
     sockets: list[socket.socket] = []
     try:
-        env = ingest.site_env(tmp)
+        env = common.site_env(tmp)
         key, _ = ingest.setup_site(env, tmp / "trades.db")
-        server = ingest.Server(env, ingest.free_port(), tmp / "web.log")
+        server = common.Server(env, common.free_port(), tmp / "web.log")
         server.wait_ready()
         timeout = os.environ.get("WEB_CLIENT_TIMEOUT", "").strip() or "10 (default)"
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -110,7 +111,7 @@ def main() -> int:
         print(f"machine: {os.cpu_count()} CPUs, load average {load}")
         print(
             f"site: waitress (monitorsite.serve) with {server.threads()} threads,"
-            f" WEB_CLIENT_TIMEOUT {timeout}; code {ingest.code_version()}"
+            f" WEB_CLIENT_TIMEOUT {timeout}; code {common.code_version()}"
         )
         health_latencies(server.port, 10)  # warm up
         baseline = health_latencies(server.port, REQUESTS)

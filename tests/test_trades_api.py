@@ -521,3 +521,27 @@ def test_an_event_slightly_ahead_is_accepted_and_far_ahead_refused(
         response = api.post("/api/v1/events/", body, format="json")
     assert response.status_code == (201 if accepted else 400)
     assert bot.events.count() == (1 if accepted else 0)
+
+
+@pytest.mark.parametrize(
+    ("executed_at", "message"),
+    [
+        ("1999-12-31T23:59:59Z", "Must be in the year 2000 or later."),
+        ("2000-01-01T00:00:00+01:00", "Must be in the year 2000 or later."),  # 1999-12-31 23:00 UTC
+        ("2099-01-01T00:00:00Z", "Must not be more than a day in the future."),
+    ],
+)
+def test_out_of_range_times_are_refused_with_a_readable_message(
+    bot: Bot, api: APIClient, executed_at: str, message: str
+) -> None:
+    response = post(api, [make_trade(1), make_trade(2, executed_at=executed_at)])
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"1": {"executed_at": [message]}}
+    assert Trade.objects.count() == 0
+
+
+def test_a_time_sent_with_an_offset_is_stored_as_the_same_instant(bot: Bot, api: APIClient) -> None:
+    post(api, make_trade(1, executed_at="2026-01-15T10:31:00.250-05:00"))
+    stored = Trade.objects.get()
+    assert stored.executed_at == dt.datetime(2026, 1, 15, 15, 31, 0, 250000, tzinfo=dt.UTC)
+    assert stored.trading_day == dt.date(2026, 1, 15)

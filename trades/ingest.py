@@ -35,10 +35,13 @@ COMPUTED = ("bot", "trading_day", "received_at")
 
 
 def _naive_utc_text(moment: dt.datetime) -> str:
-    # Django's SQLite backend stores aware times as naive UTC text (str(datetime)).
-    if moment.tzinfo is not dt.UTC:
-        moment = moment.astimezone(dt.UTC)
-    return str(moment.replace(tzinfo=None))
+    # Django's SQLite backend stores aware times as naive UTC text, str(naive datetime).
+    return str(moment.astimezone(dt.UTC).replace(tzinfo=None))
+
+
+def _json_text(value: Any) -> str:
+    # As Django's JSONField adapts it (json.dumps, default separators); most trades carry no metadata.
+    return "{}" if value == {} else json.dumps(value)
 
 
 # How Django's SQLite backend adapts each field type (None: stored as given).
@@ -55,7 +58,7 @@ _ADAPTERS: dict[str, Callable[[Any], Any] | None] = {
     "DecimalField": str,
     "DateTimeField": _naive_utc_text,
     "DateField": dt.date.isoformat,
-    "JSONField": json.dumps,
+    "JSONField": _json_text,
 }
 
 
@@ -129,7 +132,8 @@ def _rows(model: type[models.Model], bot: Bot, trades: list[dict[str, Any]]) -> 
         elif field.name == "trading_day":
             column = [trading_day_of(t["executed_at"], zone).isoformat() for t in trades]
         else:
-            column = _adapted(field, [t.get(field.name, field.get_default()) for t in trades])
+            name, default = field.name, field.get_default()
+            column = _adapted(field, [t.get(name, default) for t in trades])
         columns.append(column)
     return list(zip(*columns, strict=True))
 

@@ -134,7 +134,11 @@ class TradeIn(TypedDict):
     executed_at: NotRequired[
         Annotated[
             AwareDatetime,
-            Field(strict=True, description="ISO 8601 with an offset; naive times are refused. Default: now."),
+            Field(
+                strict=True,
+                ge=EARLIEST,
+                description="ISO 8601 with an offset; naive times are refused. Default: now.",
+            ),
         ]
     ]
     metadata: NotRequired[
@@ -264,28 +268,26 @@ def _check_exact_numbers(body: bytes, parsed: list[dict[str, Any]], is_list: boo
 
 
 def _with_defaults(parsed: list[dict[str, Any]], is_list: bool) -> list[dict[str, Any]]:
-    """Fill in the optional fields and check what the schema cannot: the time's range."""
+    """Fill in the optional fields and check what the schema cannot: a time too far ahead of ours.
+
+    Times keep the offset they were sent with; storing converts them to UTC.
+    """
     now = timezone.now()
     latest = now + MAX_CLOCK_SKEW
     errors: dict[str, Any] = {}
     for index, trade in enumerate(parsed):
-        trade.setdefault("strategy", "")
-        trade.setdefault("pnl", None)
-        trade.setdefault("metadata", {})
+        if "strategy" not in trade:
+            trade["strategy"] = ""
+        if "pnl" not in trade:
+            trade["pnl"] = None
+        if "metadata" not in trade:
+            trade["metadata"] = {}
         moment = trade.get("executed_at")
         if moment is None:
             trade["executed_at"] = now
-            continue
-        problem = None
-        if moment < EARLIEST:
-            problem = "Must be in the year 2000 or later."
         elif moment > latest:
-            problem = "Must not be more than a day in the future."
-        if problem:
             target = errors.setdefault(str(index), {}) if is_list else errors
-            target["executed_at"] = [problem]
-        else:
-            trade["executed_at"] = moment.astimezone(dt.UTC)
+            target["executed_at"] = ["Must not be more than a day in the future."]
     if errors:
         raise TradeDataError("Invalid trade data; nothing was stored.", errors)
     return parsed
@@ -363,6 +365,8 @@ def _message(error: Any) -> str:
     msg = msg.removeprefix("Value error, ")
     if error["type"] == "missing":
         return "This field is required."
+    if error["type"] == "greater_than_equal" and error["loc"][-1:] == ("executed_at",):
+        return "Must be in the year 2000 or later."
     if error["type"] == "string_pattern_mismatch":
         field = error["loc"][-1:]
         if field == ("side",):
