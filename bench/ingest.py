@@ -687,7 +687,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(machine_line())
         print(
-            f"site: waitress (monitorsite.serve), {ctx.server.threads()} threads, on {HOST}:{ctx.server.port},"
+            f"site: waitress (monitorsite.serve), {ctx.server.threads()} threads,"
+            f" on {HOST}:{ctx.server.port},"
             f" database in {tmp}; clients use http.client"
         )
         print(f"code: {ROOT} at {version}")
