@@ -1,7 +1,8 @@
 from typing import Any
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.core import checks
+from django.db.models.signals import post_migrate
 
 
 class MonitorsiteConfig(AppConfig):
@@ -14,8 +15,13 @@ class MonitorsiteConfig(AppConfig):
         from django.db.backends.signals import connection_created
 
         from monitorsite.dbfiles import restrict_database_files
+        from monitorsite.grafana import create_market_views
 
         checks.register(secret_key_check)
+        # After the trades tables exist, on every migrate (each start runs one).
+        post_migrate.connect(
+            create_market_views, sender=apps.get_app_config("trades"), dispatch_uid="monitorsite.market_views"
+        )
         connection_created.connect(restrict_database_files, dispatch_uid="restrict_database_files")
 
 

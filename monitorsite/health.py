@@ -18,6 +18,10 @@ HEARTBEAT_TASK = "monitorsite.tasks.cluster_heartbeat"
 CHECKS = {
     "database": {"check": "monitorsite.health.database_state", "vital": True},
     "task_cluster": {"check": "monitorsite.health.task_cluster_state", "vital": True},
+    # Not vital: while Loki is away the site is "degraded" (the file log still has
+    # everything), never unavailable. The check lives with the shipper in
+    # monitor_client, which needs no Django.
+    "log_shipping": {"check": "monitor_client.loki.shipping_health", "vital": False},
 }
 
 logger = logging.getLogger(__name__)

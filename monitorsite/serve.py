@@ -8,7 +8,7 @@ and is dropped after ``WEB_CLIENT_TIMEOUT`` seconds without a byte. With
 gunicorn's sync workers (before) 4 such clients held all 4 workers for the
 30 s worker timeout and health took 30 s for everyone else; gunicorn's gthread
 worker only protects against a client that sends nothing at all (a thread
-then blocks reading the rest of the headers). See docs/deployment.md.
+then blocks reading the rest of the headers). See docs/web-server.md.
 
 Settings (environment, or ``.env``, through ``monitorsite/env.py``):
 ``BIND`` (host:port, default 127.0.0.1:8000), ``WEB_CONCURRENCY`` (worker

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from monitor_client.logsetup import logging_config
 from monitorsite.env import (
     env_bool,
     env_choice,
@@ -232,35 +233,28 @@ DB_SYNC_ENABLED = env_bool("DB_SYNC_ENABLED", True)
 DB_SYNC_INTERVAL = env_int("DB_SYNC_INTERVAL", 300, minimum=60)
 BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 30, minimum=1)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
-    },
-    "filters": {
-        # A flood of refused requests (401, 404, a bad Host) is one summary line a
-        # minute, not a line each. Keep it on every handler (see monitorsite/logfilters.py).
-        "refusals": {"()": "monitorsite.logfilters.RefusalSummary", "interval": 60},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["refusals"]},
-        # The file log is always kept, whatever else ships logs elsewhere; it
-        # rotates by size (monitorsite/logfiles.py).
-        "file": {
-            "class": "monitorsite.logfiles.SiteFileHandler",
-            "filename": str(LOG_DIR / "monitorsite.log"),
-            "formatter": "plain",
-            "filters": ["refusals"],
-            # Opened on the first record, not when settings are loaded.
-            "delay": True,
-        },
-    },
-    "root": {"handlers": ["console", "file"], "level": "INFO"},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-    },
-}
+# The bot's logging setup (monitor_client) with the site's name: a rotating file
+# log always, Loki when LOKI_URL is set. dictConfig builds the handlers when
+# Django sets up, not here; the shipper thread starts with the first record of
+# each process, so each process of the site (web server, task cluster) has its own.
+try:
+    LOGGING = logging_config(
+        "monitorsite",
+        "INFO",
+        log_dir=LOG_DIR,
+        loki_url=LOKI_URL,
+        loki_username=LOKI_USERNAME,
+        loki_password=LOKI_PASSWORD,
+        loggers={"django.db.backends": {"level": "WARNING"}},
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+# A flood of refused requests (401, 404, a bad Host) is logged as its first few
+# lines and then one summary line a minute, on every handler (file, console,
+# Loki): see monitorsite/logfilters.py.
+LOGGING["filters"] = {"refusals": {"()": "monitorsite.logfilters.RefusalSummary", "interval": 60}}
+for _handler in LOGGING["handlers"].values():
+    _handler.setdefault("filters", []).append("refusals")
 
 if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True

@@ -15,6 +15,17 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     fi
 fi
 # --- end of browser tests block
+# --- Compose file check (tests/test_compose.py): Debian's docker-compose validates
+# docker-compose.yml with "config" and needs no Docker engine. Installed only when missing.
+if ! command -v docker-compose >/dev/null; then
+    if command -v apt-get >/dev/null; then
+        echo "Installing docker-compose with apt" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+    else
+        echo "No docker-compose and no apt-get: the compose file tests will fail" >&2
+    fi
+fi
+# --- end of compose file check block
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/python manage.py makemigrations --check --dry-run

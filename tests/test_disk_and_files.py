@@ -1,4 +1,4 @@
-"""What the site writes to disk: the summarised and size-rotated log, and the admin's CSV export."""
+"""What the site writes to disk: the summarised log, and the admin's CSV export."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import io
 import logging
 import time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from monitorsite.logfiles import SiteFileHandler
 from monitorsite.logfilters import SUMMARY_LOGGER, RefusalSummary
 from tests.conftest import stored_trade
 from trades.models import Bot, Trade
@@ -80,24 +78,6 @@ def test_repeated_refusals_are_one_summary_line_per_interval(summarised: Any) ->
     # A new interval starts afresh: its first refusals are logged again.
     refused(401, "/api/v1/trades/")
     assert first.lines[-1] == "django.request Refused: /api/v1/trades/"
-
-
-def test_the_file_log_rotates_by_size_and_every_process_follows_the_rotation(tmp_path: Path) -> None:
-    path = tmp_path / "logs" / "monitorsite.log"
-    web = SiteFileHandler(str(path), maxBytes=2000, backupCount=2, delay=True)
-    cluster = SiteFileHandler(str(path), maxBytes=2000, backupCount=2, delay=True)
-    record = logging.LogRecord("trades", logging.INFO, __file__, 1, "x" * 99, None, None)
-    try:
-        for n in range(200):
-            (web if n % 2 else cluster).emit(record)
-    finally:
-        web.close()
-        cluster.close()
-    files = sorted(p.name for p in path.parent.iterdir())
-    assert files == ["monitorsite.log", "monitorsite.log.1", "monitorsite.log.2"]
-    assert all(p.stat().st_size <= 2100 for p in path.parent.iterdir())
-    # Both wrote on into the current file after the other rotated it.
-    assert path.stat().st_size > 0 and oct(path.parent.stat().st_mode & 0o777) == "0o700"
 
 
 def test_csv_export_neutralises_formulas_and_keeps_numbers_numeric(bot: Bot) -> None:

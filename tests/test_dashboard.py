@@ -1,0 +1,308 @@
+"""The provisioned Grafana dashboard: each SQL query run with sqlite3 over trades posted through the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import json
+import logging
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+from django.db import connection
+from rest_framework.test import APIClient
+
+from monitor_client import setup_logging
+from monitor_client.loki import LokiEmitter
+from monitorsite.grafana import create_market_views
+from tests.conftest import make_trade
+from tests.harness import ROOT
+from trades.models import Bot
+
+DASHBOARD = ROOT / "grafana" / "provisioning" / "dashboards" / "trading-bot.json"
+NOW = dt.datetime(2026, 1, 15, 20, 0, tzinfo=dt.UTC)  # 15:00 in New York
+TO_MS = int(NOW.timestamp() * 1000)
+FROM_MS = TO_MS - 24 * 3600 * 1000  # the dashboard's default range: the last 24 hours
+ALL_SYMBOLS = ["AAPL", "MSFT", "NVDA", "TSLA"]
+# The only placeholders the queries may use: Grafana's global $__from / $__to
+# (epoch milliseconds, what the plugin's own examples use) and the variable.
+PLACEHOLDERS = re.compile(r"\$__from|\$__to|\$\{symbol:sqlstring\}")
+
+
+def dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD.read_text())
+
+
+def sql_queries() -> dict[str, str]:
+    queries = {
+        panel["title"]: target["rawQueryText"]
+        for panel in dashboard()["panels"]
+        for target in panel["targets"]
+        if target["datasource"]["type"] == "frser-sqlite-datasource"
+    }
+    for variable in dashboard()["templating"]["list"]:
+        queries[f"variable {variable['name']}"] = variable["query"]
+    return queries
+
+
+def render(sql: str, *, symbols: list[str], start: int = FROM_MS, end: int = TO_MS) -> str:
+    quoted = ",".join("'" + symbol.replace("'", "''") + "'" for symbol in symbols)
+    rendered = (
+        sql.replace("${symbol:sqlstring}", quoted).replace("$__from", str(start)).replace("$__to", str(end))
+    )
+    assert "$" not in rendered, f"an unknown placeholder is left: {rendered}"
+    return rendered
+
+
+def run(database: Path, sql: str, **kwargs: Any) -> list[tuple[Any, ...]]:
+    # As Grafana's data source opens it: read-only (see the data source YAML).
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as reader:
+        return reader.execute(render(sql, **kwargs)).fetchall()
+
+
+def heartbeat(bot: Bot, at: dt.datetime) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {bot.issue_key()[1]}")
+    with patch("django.utils.timezone.now", return_value=at):
+        assert client.post("/api/v1/heartbeat/", {"status": "trading"}, format="json").status_code in (
+            200,
+            201,
+        )
+
+
+@pytest.fixture
+def database(transactional_db: Any) -> Iterator[Path]:
+    """Trades and heartbeats posted through the API, committed, in the test database file."""
+    alpha = Bot.objects.create(name="alpha")
+    fills = [  # external id, symbol, side, quantity, price, P&L, executed at
+        ("y1", "AAPL", "SELL", 10, 187.25, 25, "2026-01-14T14:00:00-05:00"),
+        # 22:00 in New York on the 14th is already the 15th in UTC: yesterday's trading day.
+        ("e1", "NVDA", "SELL", 10, 187.25, 5, "2026-01-14T22:00:00-05:00"),
+        ("t1", "TSLA", "SELL", 10, 187.25, 60, "2026-01-15T00:30:00-05:00"),
+        ("t2", "AAPL", "BUY", 10, 100, None, "2026-01-15T10:00:00-05:00"),
+        ("t3", "AAPL", "SELL", 10, 110, 100, "2026-01-15T11:00:00-05:00"),
+        ("t4", "MSFT", "SELL", 5, 400, -40, "2026-01-15T12:00:00-05:00"),
+        ("o1", "MSFT", "SELL", 10, 187.25, 1000, "2026-01-10T12:00:00-05:00"),
+    ]
+    fields = ("external_id", "symbol", "side", "quantity", "price", "pnl", "executed_at")
+    trades = [make_trade(**dict(zip(fields, fill, strict=True))) for fill in fills]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {alpha.issue_key()[1]}")
+    assert client.post("/api/v1/trades/", trades, format="json").status_code == 201
+    heartbeat(alpha, NOW - dt.timedelta(seconds=120))
+    heartbeat(Bot.objects.create(name="beta"), NOW - dt.timedelta(hours=1))
+    Bot.objects.create(name="gamma")
+    Bot.objects.create(name="delta", is_active=False)
+    yield Path(connection.settings_dict["NAME"])
+
+
+def test_the_dashboard_has_the_eight_panels_refreshes_every_30s_over_24h() -> None:
+    board = dashboard()
+    assert [(panel["title"], panel["type"]) for panel in board["panels"]] == [
+        ("Bot status", "stat"),
+        ("Today's P&L", "stat"),
+        ("Trades today", "stat"),
+        ("Win rate today", "gauge"),
+        ("Cumulative P&L", "timeseries"),
+        ("Trades by symbol", "piechart"),
+        ("Recent trades", "table"),
+        ("Live logs", "logs"),
+    ]
+    assert board["refresh"] == "30s"
+    assert board["time"] == {"from": "now-24h", "to": "now"}
+    (variable,) = board["templating"]["list"]
+    assert variable["name"] == "symbol" and variable["multi"] and variable["includeAll"]
+    for title, sql in sql_queries().items():
+        leftover = PLACEHOLDERS.sub("", sql)
+        assert "$" not in leftover, f"{title}: uses a placeholder the test does not know"
+
+
+def test_every_sql_query_gives_the_known_figures(database: Path) -> None:
+    def query(title: str) -> Any:
+        return lambda **kw: run(database, sql_queries()[title], **{"symbols": ALL_SYMBOLS, **kw})
+
+    q = {title: query(title) for title in sql_queries()}
+
+    assert q["variable symbol"]() == [(s,) for s in ALL_SYMBOLS]
+    assert [(bot, state) for bot, state, *_ in q["Bot status"]()] == [
+        ("alpha", "RUNNING"),
+        ("beta", "STOPPED"),
+        ("delta", "INACTIVE"),
+        ("gamma", "NO HEARTBEAT"),
+    ]
+    alpha = q["Bot status"]()[0]
+    assert alpha[2] == int((NOW - dt.timedelta(seconds=120)).timestamp()) and alpha[3] == "trading"
+
+    # Today is the 15th in New York: t1..t4. Not y1 and not e1 (the 14th there), not o1.
+    assert q["Today's P&L"]() == [(pytest.approx(120),)]
+    assert q["Trades today"]() == [(4,)]
+    assert q["Win rate today"]() == [(pytest.approx(66.67),)]
+    assert q["Today's P&L"](symbols=["AAPL"]) == [(pytest.approx(100),)]
+    assert q["Trades today"](symbols=["AAPL"]) == [(2,)]
+    assert q["Win rate today"](symbols=["AAPL"]) == [(pytest.approx(100),)]
+    assert q["Win rate today"](symbols=["NVDA"]) == [(None,)]  # nothing closed: empty, not 0
+
+    def epoch(text: str) -> int:
+        return int(dt.datetime.fromisoformat(text).timestamp())
+
+    # The last 24 hours: from 20:00 UTC on the 14th, so e1 is in and y1 is not.
+    assert q["Cumulative P&L"]() == [
+        (epoch("2026-01-14T22:00:00-05:00"), pytest.approx(5)),
+        (epoch("2026-01-15T00:30:00-05:00"), pytest.approx(65)),
+        (epoch("2026-01-15T11:00:00-05:00"), pytest.approx(165)),
+        (epoch("2026-01-15T12:00:00-05:00"), pytest.approx(125)),
+    ]
+    assert q["Cumulative P&L"](symbols=["AAPL"]) == [(epoch("2026-01-15T11:00:00-05:00"), pytest.approx(100))]
+    assert q["Trades by symbol"]() == [("AAPL", 2), ("MSFT", 1), ("NVDA", 1), ("TSLA", 1)]
+
+    recent = q["Recent trades"]()
+    assert [(row[0], row[1], row[2], row[3]) for row in recent] == [
+        (epoch("2026-01-15T12:00:00-05:00"), "alpha", "MSFT", "SELL"),
+        (epoch("2026-01-15T11:00:00-05:00"), "alpha", "AAPL", "SELL"),
+        (epoch("2026-01-15T10:00:00-05:00"), "alpha", "AAPL", "BUY"),
+        (epoch("2026-01-15T00:30:00-05:00"), "alpha", "TSLA", "SELL"),
+        (epoch("2026-01-14T22:00:00-05:00"), "alpha", "NVDA", "SELL"),
+    ]
+    assert recent[0][4:] == (
+        pytest.approx(5),
+        pytest.approx(400),
+        pytest.approx(2000),
+        pytest.approx(-40),
+        "momentum",
+    )
+    assert recent[2][7] is None  # an opening fill has no P&L
+
+    # An earlier range moves "today" with its end: the 14th in New York.
+    earlier = {"start": FROM_MS - 24 * 3600 * 1000, "end": FROM_MS}
+    assert q["Today's P&L"](**earlier) == [(pytest.approx(30),)]  # y1 25 + e1 5
+
+
+def test_queries_run_on_an_empty_database(database: Path) -> None:
+    with sqlite3.connect(database) as writer:
+        writer.execute("DELETE FROM trades_trade")
+    for sql in sql_queries().values():
+        run(database, sql, symbols=[])  # Grafana renders "All" of no values as nothing: IN ()
+
+
+def test_time_columns_come_back_as_unix_seconds(database: Path) -> None:
+    """Django stores 'YYYY-MM-DD HH:MM:SS[.ffffff]' text, which the plugin cannot parse as a time."""
+    for panel in dashboard()["panels"]:
+        for target in panel["targets"]:
+            if target["datasource"]["type"] != "frser-sqlite-datasource":
+                continue
+            with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as reader:
+                cursor = reader.execute(render(target["rawQueryText"], symbols=ALL_SYMBOLS))
+                columns = [column[0] for column in cursor.description]
+                rows = cursor.fetchall()
+            for name in target["timeColumns"]:
+                assert name in columns, f"{panel['title']}: no column {name}"
+                values = [row[columns.index(name)] for row in rows if row[columns.index(name)] is not None]
+                assert values and all(isinstance(v, int) and v > 1_500_000_000 for v in values), panel[
+                    "title"
+                ]
+
+
+@pytest.mark.parametrize(
+    ("zone", "moments"),
+    [
+        (
+            "America/New_York",
+            # Around the spring and autumn clock changes and the late-evening hours.
+            ["2026-03-08T04:59:59Z", "2026-03-08T05:00:00Z", "2026-03-09T03:59:59Z", "2026-03-09T04:00:00Z",
+             "2026-11-01T04:30:00Z", "2026-11-02T04:59:59Z", "2026-11-02T05:00:00Z", "2026-07-04T03:30:00Z"],
+        ),
+        ("Asia/Tokyo", ["2026-01-15T14:59:59Z", "2026-01-15T15:00:00Z"]),
+        ("Europe/London", ["2026-03-29T00:59:59Z", "2026-03-29T01:00:00Z", "2026-10-25T23:30:00Z"]),
+    ],
+)  # fmt: skip
+def test_today_is_the_trading_day_in_the_market_time_zone(
+    transactional_db: Any, settings: Any, zone: str, moments: list[str]
+) -> None:
+    original = settings.MARKET_TIMEZONE
+    settings.MARKET_TIMEZONE = zone
+    create_market_views()
+    try:
+        today_sql = sql_queries()["Trades today"].split("SELECT COUNT")[0] + "SELECT today FROM market"
+        database = Path(connection.settings_dict["NAME"])
+        for moment in moments:
+            at = dt.datetime.fromisoformat(moment)
+            expected = at.astimezone(ZoneInfo(zone)).date().isoformat()
+            end = int(at.timestamp() * 1000)
+            assert run(database, today_sql, symbols=[], end=end) == [(expected,)], moment
+    finally:  # the view lives in the test database, which later tests share
+        settings.MARKET_TIMEZONE = original
+        create_market_views()
+
+
+def test_range_queries_use_an_index(database: Path) -> None:
+    for title in ("Cumulative P&L", "Trades by symbol", "Recent trades", "Today's P&L"):
+        plan = run(database, "EXPLAIN QUERY PLAN " + sql_queries()[title], symbols=ALL_SYMBOLS)
+        details = " | ".join(row[-1] for row in plan)
+        assert re.search(r"SEARCH t USING (COVERING )?INDEX", details), f"{title}: {details}"
+
+
+# --- the logs panel -------------------------------------------------------------------
+
+
+def emitted_labels() -> set[str]:
+    """The label names the logging setup puts on a record that carries every optional one."""
+    record = logging.LogRecord("bot.orders", logging.INFO, __file__, 1, "x", None, None)
+    record.strategy, record.symbol = "momentum", "AAPL"
+    return set(LokiEmitter("http://loki", {"application": "trading-bot"}).build_tags(record))
+
+
+def applications() -> set[str]:
+    from django.conf import settings
+
+    return {
+        inspect.signature(setup_logging).parameters["application"].default,
+        settings.LOGGING["handlers"]["file"]["application"],
+    }
+
+
+def test_logql_queries_name_only_labels_the_logging_setup_emits() -> None:
+    exprs = [
+        target["expr"]
+        for panel in dashboard()["panels"]
+        for target in panel["targets"]
+        if target["datasource"]["type"] == "loki"
+    ]
+    assert exprs
+    assert emitted_labels() == {"application", "level", "logger", "strategy", "symbol"}
+    for expr in exprs:
+        selector = re.fullmatch(r"\{(.*)\}.*", expr, re.S)
+        assert selector, expr
+        matchers = re.findall(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"', selector.group(1))
+        assert matchers, expr
+        for name, _operator, value in matchers:
+            assert name in emitted_labels(), f"{expr}: {name} is not a label the setup emits"
+            if name == "application":
+                matched = {app for app in applications() if re.fullmatch(value, app)}
+                assert matched == applications(), f"{expr} misses {applications() - matched}"
+
+
+# --- provisioning files -----------------------------------------------------------------
+
+
+def test_datasources_point_at_loki_and_the_read_only_database() -> None:
+    (config,) = [
+        yaml.safe_load(path.read_text())
+        for path in (ROOT / "grafana/provisioning/datasources").glob("*.yaml")
+    ]
+    by_uid = {source["uid"]: source for source in config["datasources"]}
+    assert by_uid["loki"]["url"] == "http://loki:3100"
+    assert by_uid["trades-sqlite"]["type"] == "frser-sqlite-datasource"
+    assert by_uid["trades-sqlite"]["jsonData"]["pathOptions"] == "mode=ro"
+    used = {target["datasource"]["uid"] for panel in dashboard()["panels"] for target in panel["targets"]} | {
+        variable["datasource"]["uid"] for variable in dashboard()["templating"]["list"]
+    }
+    assert used == set(by_uid)
+    provider = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboard.yaml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/etc/grafana/provisioning/dashboards"
