@@ -90,7 +90,7 @@ def test_health_checks(config: dict[str, Any]) -> None:
 
 def test_web_runs_the_same_web_server_command_as_serve_sh(config: dict[str, Any]) -> None:
     serve = (ROOT / "scripts" / "serve.sh").read_text()
-    (line,) = [line for line in serve.splitlines() if line.startswith("setsid") and "monitorsite.serve" in line]
+    (line,) = [line for line in serve.splitlines() if line.startswith("setsid") and "serve" in line]
     words = shlex.split(line.split("&")[0])
     command = " ".join(words[words.index(next(w for w in words if w.endswith("python"))) :])
     command = command.replace(".venv/bin/python", "python")
