@@ -3,10 +3,10 @@
 # on http://127.0.0.1:8000 (override with BIND=host:port). Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Everything this creates (data/, the database, the secret key, logs) is the owner's alone.
-umask 077
 source scripts/_venv.sh
 install_venv requirements.txt
+# Everything made from here on (data/, the database, the secret key, logs) is the owner's alone.
+umask 077
 .venv/bin/python manage.py prepare_site
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py setup_schedules
