@@ -3,11 +3,71 @@
 # cluster side by side. Ctrl-C (or SIGTERM) stops
 # both and waits for them; if either dies on its own, the other is stopped too,
 # so a supervisor sees the failure instead of a half-running site.
+#
+# --demo also runs the paper-trading demo bot (python -m monitor_client.demo) as
+# the bot "demo-bot"; its key is made once and kept next to the database in
+# demo-bot.key. Extra demo options go in DEMO_ARGS (e.g. DEMO_ARGS="--tick 0.2 --losing").
+# The demo is stopped first, so its last trades reach the site; the demo ending by
+# itself does not stop the site.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 # The database, its WAL, the logs and local backups are the owner's alone.
 umask 077
+demo_wanted=0
+for arg in "$@"; do
+    case "$arg" in
+        --demo) demo_wanted=1 ;;
+        *) echo "usage: scripts/serve.sh [--demo]" >&2; exit 2 ;;
+    esac
+done
+
+# Prints the site's URL for a local client and the demo bot's key file, from the
+# same settings the site uses (.env included).
+demo_settings() {
+    .venv/bin/python - <<'PY'
+import os
+from pathlib import Path
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitorsite.settings")
+import django
+
+django.setup()
+from django.conf import settings
+
+from monitorsite.serve import server_options
+
+bind = str(server_options()["listen"]).split()[0]
+host, _, port = bind.rpartition(":")
+if host in ("", "0.0.0.0", "::", "[::]") or host.startswith("unix"):
+    host = "127.0.0.1"
+print(f"http://{host}:{port}")
+print(Path(settings.DATABASE_PATH).with_name("demo-bot.key"))
+PY
+}
+
+prepare_demo() {
+    local settings key_file name key
+    settings=$(demo_settings) || return 1
+    MONITOR_URL=$(sed -n 1p <<<"$settings")
+    key_file=$(sed -n 2p <<<"$settings")
+    if [ ! -s "$key_file" ]; then
+        # A bot named demo-bot whose key file was lost gets a fresh name: keys are shown once.
+        for name in demo-bot "demo-bot-$(date +%Y%m%d%H%M%S)"; do
+            if key=$(.venv/bin/python manage.py create_bot "$name" 2>/dev/null | tail -n 1) && [ -n "$key" ]; then
+                (umask 077 && printf '%s\n' "$key" >"$key_file")
+                echo "created the bot $name for the demo; its key is in $key_file" >&2
+                break
+            fi
+        done
+    fi
+    MONITOR_KEY=$(head -n 1 "$key_file" 2>/dev/null)
+    if [ -z "$MONITOR_KEY" ]; then
+        echo "could not create a key for the demo bot" >&2
+        return 1
+    fi
+    export MONITOR_URL MONITOR_KEY
+}
 
 # Each in a process group of its own, so that stopping one reaches its workers
 # even when its main process was killed and they were left behind.
@@ -15,8 +75,32 @@ setsid .venv/bin/python -m monitorsite.serve &
 web=$!
 setsid .venv/bin/python manage.py qcluster &
 cluster=$!
+demo=
+if [ "$demo_wanted" = 1 ]; then
+    if prepare_demo; then
+        # shellcheck disable=SC2086 # DEMO_ARGS is a list of options
+        setsid .venv/bin/python -m monitor_client.demo ${DEMO_ARGS:-} &
+        demo=$!
+        echo "demo bot trading on $MONITOR_URL (paper money)" >&2
+    else
+        echo "the demo bot is not started; the site runs without it" >&2
+    fi
+fi
+
+stop_demo() {
+    # Before the site, so that the demo's final flush still reaches it.
+    [ -n "$demo" ] || return 0
+    kill -TERM "$demo" 2>/dev/null
+    for _ in $(seq 100); do
+        kill -0 -- "-$demo" 2>/dev/null || return 0
+        sleep 0.2
+    done
+    echo "demo bot still running after 20 s; killing (its spool keeps its trades)" >&2
+    kill -KILL -- "-$demo" 2>/dev/null
+}
 
 stop_all() {
+    stop_demo
     # The main processes first, so each stops its own workers gracefully; a
     # group whose main process is already gone gets the signal directly.
     local pid

@@ -124,11 +124,11 @@ def wait_for(url: str, *, timeout: float = 30, accept: tuple[int, ...] = (200, 5
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            response = requests.get(url, timeout=2)
+            response = requests.get(url, timeout=5)
             if response.status_code in accept:
                 return response
+        # A server still starting on a busy machine may accept and answer late.
         except (requests.ConnectionError, requests.Timeout) as exc:
-            # A loaded machine may take longer than the read timeout for the first answer.
             last = exc
         time.sleep(0.1)
     raise AssertionError(f"{url} did not answer in {timeout}s ({last})")
@@ -153,5 +153,6 @@ def start_web(site: Site, port: int, *, threads: int = 4, **env: str) -> subproc
     return site.start(str(VENV_BIN / "python"), "-m", "monitorsite.serve", log="web.log")
 
 
-# The name this helper had while the site ran under gunicorn; other branches' tests use it.
-start_gunicorn = start_web
+def start_gunicorn(site: Site, port: int, *, workers: int = 4, **env: str) -> subprocess.Popen[bytes]:
+    """The name this helper had while the site ran under gunicorn (other branches' tests use it)."""
+    return start_web(site, port, threads=workers, **env)

@@ -1,6 +1,6 @@
 """What one ``logger.info`` costs the caller with Loki shipping attached; see docs/benchmarks.md.
 
-Run as ``.venv/bin/python bench/logging.py [--quick]``. Everything talks to the
+Run as ``.venv/bin/python bench/log_shipping.py [--quick]``. Everything talks to the
 loopback Loki of the tests (``tests/loopback_loki.py``) on 127.0.0.1; figures are
 per call, on the caller's thread, in the same run:
 
@@ -21,17 +21,11 @@ Target: part 2 and part 3 at least 100x faster than the baseline (median).
 
 from __future__ import annotations
 
-import os
-import sys
-
-# This file is named like the stdlib module it measures: keep its folder off the
-# import path, or "import logging" below would import this script.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
-
 import argparse
 import logging
+import os
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
