@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from backups.providers import PROVIDERS
 from monitor_client.logsetup import logging_config
 from monitorsite.env import (
     env_bool,
@@ -209,26 +210,10 @@ LOKI_URL = env_url("LOKI_URL")
 LOKI_USERNAME = env_str("LOKI_USERNAME")
 LOKI_PASSWORD = env_str("LOKI_PASSWORD")
 
-CLOUD_STORAGE_PROVIDER = env_choice(
-    "CLOUD_STORAGE_PROVIDER", "local", ("local", "oracle", "azure", "aws", "gcp")
-)
+# Each provider reads and checks its own variables (OCI_*, AZURE_*, AWS_*, GCP_*)
+# when first used: see backups/providers/ and .env.example.
+CLOUD_STORAGE_PROVIDER = env_choice("CLOUD_STORAGE_PROVIDER", "local", tuple(PROVIDERS))
 LOCAL_STORAGE_PATH = env_path("LOCAL_STORAGE_PATH", DATA_DIR / "backups", base=BASE_DIR)
-OCI_BUCKET_NAME = env_str("OCI_BUCKET_NAME")
-OCI_NAMESPACE = env_str("OCI_NAMESPACE")
-OCI_AUTH = env_choice("OCI_AUTH", "config", ("config", "instance_principal"))
-OCI_CONFIG_FILE = env_str("OCI_CONFIG_FILE", "~/.oci/config")
-OCI_CONFIG_PROFILE = env_str("OCI_CONFIG_PROFILE", "DEFAULT")
-OCI_ENDPOINT = env_url("OCI_ENDPOINT")
-AZURE_STORAGE_CONNECTION_STRING = env_str("AZURE_STORAGE_CONNECTION_STRING")
-AZURE_STORAGE_ACCOUNT = env_str("AZURE_STORAGE_ACCOUNT")
-AZURE_STORAGE_KEY = env_str("AZURE_STORAGE_KEY")
-AZURE_STORAGE_SAS_TOKEN = env_str("AZURE_STORAGE_SAS_TOKEN")
-AZURE_CONTAINER_NAME = env_str("AZURE_CONTAINER_NAME") or env_str("AZURE_CONTAINER", "backups")
-AWS_S3_BUCKET = env_str("AWS_S3_BUCKET")
-AWS_REGION = env_str("AWS_REGION")
-AWS_ENDPOINT_URL = env_url("AWS_ENDPOINT_URL")
-GCP_BUCKET_NAME = env_str("GCP_BUCKET_NAME")
-GCP_PROJECT_ID = env_str("GCP_PROJECT_ID")
 DB_SYNC_ENABLED = env_bool("DB_SYNC_ENABLED", True)
 DB_SYNC_INTERVAL = env_int("DB_SYNC_INTERVAL", 300, minimum=60)
 BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 30, minimum=1)

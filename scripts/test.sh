@@ -26,6 +26,21 @@ if ! command -v docker-compose >/dev/null; then
     fi
 fi
 # --- end of compose file check block
+# --- Storage emulators (tests/test_storage_providers.py): Azurite from npm, pinned by
+# tests/emulators/package-lock.json. Installed only when missing.
+if [ ! -x tests/emulators/node_modules/.bin/azurite-blob ]; then
+    if ! command -v npm >/dev/null && command -v apt-get >/dev/null; then
+        echo "Installing nodejs and npm with apt" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    fi
+    if command -v npm >/dev/null; then
+        echo "Installing Azurite with npm ci" >&2
+        npm ci --prefix tests/emulators --no-audit --no-fund --loglevel=error >/dev/null
+    else
+        echo "No npm and no apt-get: the Azure storage tests will fail" >&2
+    fi
+fi
+# --- end of storage emulators block
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/python manage.py makemigrations --check --dry-run

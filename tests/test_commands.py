@@ -149,7 +149,6 @@ def test_ensure_admin_generates_and_prints_a_password_once(monkeypatch: pytest.M
         ("BACKUP_RETENTION_DAYS", "0"),
         ("MARKET_TIMEZONE", "Mars/Olympus"),
         ("CLOUD_STORAGE_PROVIDER", "dropbox"),
-        ("OCI_AUTH", "password"),
         ("LOKI_URL", "loki:3100"),
         ("DJANGO_ALLOWED_HOSTS", " , "),
     ],

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
 from pathlib import Path
 from typing import Self
 
-from backups.providers.base import ObjectNotFound, Progress, StorageError, StorageProvider, StoredObject
+from backups.providers.base import (
+    ObjectNotFound,
+    Progress,
+    StorageError,
+    StorageProvider,
+    StoredObject,
+    replaced_on_success,
+)
 
 _CHUNK = 1024 * 1024
 
@@ -48,13 +56,18 @@ class LocalStorage(StorageProvider):
             # A reader never sees a half-written object: the name appears complete.
             os.replace(partial, target)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
             raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from None
 
     def download(self, name: str, local_path: Path, progress: Progress | None = None) -> None:
         source_path = self._path(name)
         try:
-            with open(source_path, "rb") as source, open(local_path, "wb") as sink:
+            with (
+                open(source_path, "rb") as source,
+                replaced_on_success(local_path) as partial,
+                open(partial, "wb") as sink,
+            ):
                 _copy(source, sink, progress)
         except FileNotFoundError:
             raise ObjectNotFound(name) from None
