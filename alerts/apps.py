@@ -4,3 +4,15 @@ from django.apps import AppConfig
 class AlertsConfig(AppConfig):
     name = "alerts"
     verbose_name = "Alerts"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_save
+
+        from alerts import receivers
+        from trades import signals
+        from trades.models import BotEvent
+
+        signals.trades_recorded.connect(receivers.on_trades_recorded, dispatch_uid="alerts.trades_recorded")
+        signals.site_alert.connect(receivers.on_site_alert, dispatch_uid="alerts.site_alert")
+        signals.daily_summary_send.connect(receivers.on_summary_requested, dispatch_uid="alerts.summary")
+        post_save.connect(receivers.on_bot_event, sender=BotEvent, dispatch_uid="alerts.bot_event")

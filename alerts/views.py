@@ -9,22 +9,31 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from alerts.models import TradingHalt
+from trades import market
+
 
 class StatusSerializer(serializers.Serializer):
     trading_allowed = serializers.BooleanField()
     reason = serializers.CharField()
     bot = serializers.CharField()
     checked_at = serializers.DateTimeField()
+    halted_until = serializers.DateField(
+        required=False, help_text="With trading_allowed false: the trading day trading resumes."
+    )
 
 
 class StatusView(APIView):
     @extend_schema(responses=StatusSerializer)
     def get(self, request: Request) -> Response:
-        return Response(
-            {
-                "trading_allowed": True,
-                "reason": "No risk rule is configured to stop trading.",
-                "bot": request.user.name,
-                "checked_at": timezone.now(),
+        now = timezone.now()
+        halt = TradingHalt.objects.in_force(request.user, market.trading_day_of(now))
+        if halt is None:
+            body = {"trading_allowed": True, "reason": "No risk limit is breached."}
+        else:
+            body = {
+                "trading_allowed": False,
+                "reason": f"{halt.reason}; halted until {halt.ends_on} or until an admin resumes trading",
+                "halted_until": halt.ends_on,
             }
-        )
+        return Response({**body, "bot": request.user.name, "checked_at": now})

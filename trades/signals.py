@@ -16,3 +16,8 @@ trades_recorded = Signal()
 #: ``subject`` (the key under which repeats of the same problem are folded).
 #: Backups sends it and alerts listens, so neither imports the other.
 site_alert = Signal()
+
+#: ``manage.py daily_summary --send``: the command asks whoever sends summaries
+#: (the alerts app) to send one. kwargs: ``day`` (date) and ``bot`` (a ``Bot`` or
+#: None for every bot). A receiver returns one line saying what it did.
+daily_summary_send = Signal()

@@ -1,0 +1,302 @@
+"""Sending the outbox: claim, send, record, retry; fold what the rate limit holds back.
+
+Guarantees and their limits:
+
+* One worker at a time sends for a channel (a lease taken with a conditional
+  UPDATE), so the channel's rate limit holds however many workers run.
+* Each alert is claimed ``pending -> sending`` with a conditional UPDATE; only
+  the worker whose UPDATE changed one row sends it.
+* A worker killed mid-send leaves its alert ``sending``. Once the claim is
+  older than ``ALERT_SEND_LEASE_SECONDS`` the next worker puts it back to
+  ``pending`` and sends it. The lease is longer than one send can take
+  (attempts x timeout + waits), so a slow but living worker is never
+  overtaken. The window where a message can arrive twice is the moment
+  between Discord accepting the POST and our UPDATE to ``sent``: a worker
+  killed exactly there (or a database write failing there) leads to a second
+  copy. Webhooks have no idempotency key, so at-least-once is the best any
+  client can do; everywhere else delivery is exactly once.
+* Nothing here raises to the caller: errors are recorded on the alert and logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+
+from django.db import transaction
+from django.db.models import F, Max, Q
+from django.utils import timezone
+
+from alerts.conf import setting
+from alerts.models import LEVEL_RANK, Alert, AlertState, Channel, DeliveryAttempt
+from alerts.transports import TransportError, transport_for
+
+logger = logging.getLogger(__name__)
+
+RATE_WINDOW = dt.timedelta(minutes=1)
+DIGEST_LINES = 60  # past this the digest says "and N more"; every alert stays linked to it
+
+
+def deliver_pending(now: dt.datetime | None = None) -> int:
+    """Send what waits for every channel; returns the number of messages sent. Never raises."""
+    sent = 0
+    try:
+        channels = list(Channel.objects.filter(enabled=True, disabled_reason=""))
+    except Exception:
+        logger.exception("alerts: cannot read channels")
+        return 0
+    for channel in channels:
+        try:
+            sent += deliver_channel(channel, now=now)
+        except Exception:
+            logger.exception("alerts: delivery to channel %s failed", channel.name)
+    return sent
+
+
+def deliver_channel(channel: Channel, now: dt.datetime | None = None) -> int:
+    """Drain the channel's outbox under its lease.
+
+    Another worker holding the lease is left to it; it looks again for alerts
+    that arrived while it worked before it lets go, so none is stranded.
+    """
+    clock = _clock(now)
+    sent = 0
+    for _ in range(10):  # bounded: a flood is drained over several runs, never forever
+        lease = _Lease.take(channel, clock())
+        if lease is None:
+            return sent
+        newest_seen = Alert.objects.filter(channel=channel).aggregate(Max("pk"))["pk__max"] or 0
+        try:
+            sent += _drain(channel, clock, lease)
+        finally:
+            lease.release()
+        arrived = Alert.objects.filter(channel=channel, state=AlertState.PENDING, pk__gt=newest_seen)
+        if not arrived.exists():
+            break
+    return sent
+
+
+def _clock(now: dt.datetime | None) -> Callable[[], dt.datetime]:
+    return (lambda: now) if now is not None else timezone.now
+
+
+def _lease_length() -> dt.timedelta:
+    return dt.timedelta(seconds=setting("ALERT_SEND_LEASE_SECONDS"))
+
+
+class _Lease:
+    """A channel's send lease: its expiry time is also its owner's token."""
+
+    def __init__(self, channel: Channel, until: dt.datetime) -> None:
+        self.channel, self.until = channel, until
+
+    @classmethod
+    def take(cls, channel: Channel, now: dt.datetime) -> _Lease | None:
+        until = now + _lease_length()
+        free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+        if Channel.objects.filter(free, pk=channel.pk).update(lease_until=until) != 1:
+            return None
+        return cls(channel, until)
+
+    def renew(self, now: dt.datetime) -> bool:
+        """Extend before each send; False when another worker took it over (ours had expired)."""
+        until = max(now + _lease_length(), self.until + dt.timedelta(microseconds=1))
+        if Channel.objects.filter(pk=self.channel.pk, lease_until=self.until).update(lease_until=until) != 1:
+            return False
+        self.until = until
+        return True
+
+    def release(self) -> None:
+        Channel.objects.filter(pk=self.channel.pk, lease_until=self.until).update(lease_until=None)
+
+
+def reclaim_abandoned(channel: Channel, now: dt.datetime) -> int:
+    """Alerts a killed worker left ``sending`` go back to ``pending`` once their claim expired."""
+    return Alert.objects.filter(
+        channel=channel, state=AlertState.SENDING, claimed_at__lt=now - _lease_length()
+    ).update(state=AlertState.PENDING, claimed_at=None)
+
+
+def _drain(channel: Channel, clock: Callable[[], dt.datetime], lease: _Lease) -> int:
+    now = clock()
+    if reclaimed := reclaim_abandoned(channel, now):
+        logger.warning("alerts: reclaimed %d alert(s) left unsent by a stopped worker", reclaimed)
+    due = list(
+        Alert.objects.filter(channel=channel, state=AlertState.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by("created_at", "pk")
+    )
+    if not due:
+        return 0
+    # Priority order: a critical alert never waits behind info ones.
+    due.sort(key=lambda a: (-LEVEL_RANK[a.level], a.created_at, a.pk))
+    capacity = channel.rate_limit_per_minute - Alert.objects.sent_since(channel, now - RATE_WINDOW)
+    sent = 0
+
+    # Bounded, so a task sending to a hanging Discord ends well inside the cluster's task
+    # timeout (300 s) instead of being killed by it; the next run carries on.
+    stop_at = time.monotonic() + setting("ALERT_DRAIN_SECONDS")
+
+    def send(alert: Alert) -> bool:
+        nonlocal sent
+        if time.monotonic() > stop_at or not lease.renew(clock()):
+            return False
+        outcome = send_alert(alert, channel, clock)
+        sent += outcome == "sent"
+        return outcome != "channel_disabled"
+
+    for alert in [a for a in due if not a.foldable]:
+        if not send(alert):
+            return sent
+        capacity -= 1
+    foldable = [a for a in due if a.foldable]
+    held = [a for a in foldable if a.held]
+    fresh = [a for a in foldable if not a.held]
+    if capacity > 0 and len(held) > 1:
+        try:
+            digest = fold(channel, held, clock())
+        except _FoldConflict:
+            return sent  # the next run sees the alerts as they are now
+        if not send(digest):
+            return sent
+        capacity -= 1
+    else:
+        fresh = held + fresh
+    for index, alert in enumerate(fresh):
+        if capacity <= 0:
+            waiting = [a.pk for a in fresh[index:] if not a.held]
+            Alert.objects.filter(pk__in=waiting).update(held=True)
+            break
+        if not send(alert):
+            return sent
+        capacity -= 1
+    return sent
+
+
+def fold(channel: Channel, alerts: list[Alert], now: dt.datetime) -> Alert:
+    """One digest for ``alerts``; each is marked folded into it (the exact set stays linked)."""
+    top = max(alerts, key=lambda a: LEVEL_RANK[a.level]).level
+    lines = [
+        f"{a.created_at.astimezone(timezone.get_current_timezone()):%H:%M:%S} [{a.level}] {a.title}"
+        for a in alerts
+    ]
+    shown = lines[:DIGEST_LINES]
+    if len(lines) > len(shown):
+        shown.append(f"… and {len(lines) - len(shown)} more (see the alert history in the admin)")
+    with transaction.atomic():
+        digest = Alert.objects.create(
+            channel=channel,
+            source="digest",
+            level=top,
+            title=f"{len(alerts)} alerts held back by the rate limit",
+            message="\n".join(shown),
+            fields=[["Channel limit", f"{channel.rate_limit_per_minute} per minute"]],
+            created_at=now,
+        )
+        folded = Alert.objects.filter(
+            pk__in=[a.pk for a in alerts], channel=channel, state=AlertState.PENDING
+        ).update(state=AlertState.FOLDED, folded_into=digest, held=False)
+        if folded != len(alerts):
+            # Someone else changed one of them (an admin resend, a second worker
+            # after a lost lease): keep only what we really folded.
+            raise _FoldConflict()
+    return digest
+
+
+class _FoldConflict(Exception):
+    pass
+
+
+def send_alert(alert: Alert, channel: Channel, clock: Callable[[], dt.datetime]) -> str:
+    """Claim, send, record. Returns ``sent``, ``skipped``, ``retry``, ``failed`` or ``channel_disabled``."""
+    now = clock()
+    claimed = Alert.objects.filter(pk=alert.pk, state=AlertState.PENDING).update(
+        state=AlertState.SENDING, claimed_at=now
+    )
+    if claimed != 1:
+        return "skipped"
+    transport = None
+    error: TransportError | None = None
+    try:
+        transport = transport_for(channel)
+        transport.send(alert)
+    except TransportError as exc:
+        error = exc
+    except Exception as exc:  # a bug in a transport must not stop the outbox
+        logger.exception("alerts: transport %s crashed on alert %s", channel.kind, alert.pk)
+        error = TransportError(f"internal error ({type(exc).__name__})")
+    finished = clock()
+    if transport is not None and transport.outcomes:
+        DeliveryAttempt.objects.bulk_create(
+            DeliveryAttempt(
+                alert_id=alert.pk,
+                channel=channel,
+                status_code=o.status_code,
+                error=o.error[:500],
+                duration_ms=o.duration_ms,
+                at=finished,
+            )
+            for o in transport.outcomes
+        )
+    mine = Alert.objects.filter(pk=alert.pk, state=AlertState.SENDING, claimed_at=now)
+    if error is None:
+        mine.update(state=AlertState.SENT, sent_at=finished, attempts=F("attempts") + 1, last_error="")
+        return "sent"
+    logger.warning("alerts: alert %s to channel %s not sent: %s", alert.pk, channel.name, error.message)
+    if error.disables_channel:
+        Channel.objects.filter(pk=channel.pk).update(
+            disabled_reason=error.message[:500], disabled_at=finished
+        )
+        mine.update(state=AlertState.PENDING, claimed_at=None, last_error=error.message[:500])
+        return "channel_disabled"
+    attempts = alert.attempts + 1
+    if error.permanent or attempts >= setting("ALERT_MAX_ATTEMPTS"):
+        mine.update(state=AlertState.FAILED, attempts=attempts, last_error=error.message[:500])
+        return "failed"
+    wait = error.retry_after if error.retry_after is not None else retry_delay(attempts)
+    mine.update(
+        state=AlertState.PENDING,
+        claimed_at=None,
+        attempts=attempts,
+        last_error=error.message[:500],
+        next_attempt_at=finished + dt.timedelta(seconds=wait),
+    )
+    return "retry"
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before the next delivery run retries: 30 s, 1 min, 2 min … at most 30 min."""
+    return min(30.0 * 2 ** (attempts - 1), 1800.0)
+
+
+def send_test_alert(channels: list[Channel] | None = None, level: str = "info") -> list[tuple[Channel, str]]:
+    """One test alert through each enabled channel (whatever its minimum level), sent now.
+
+    Returns each channel with the alert's state afterwards (``sent``, or why not).
+    """
+    if channels is None:
+        channels = list(Channel.objects.filter(enabled=True))
+    now = timezone.now()
+    results = []
+    for channel in channels:
+        alert = Alert.objects.create(
+            channel=channel,
+            source="test",
+            subject=f"test-{now.isoformat()}",
+            level=level,
+            title=f"Test alert ({level})",
+            message="If you can read this, alerts reach this channel.",
+            fields=[["Channel", channel.name], ["Level", level]],
+            created_at=now,
+        )
+        if not channel.destination:
+            Alert.objects.filter(pk=alert.pk).update(state=AlertState.STORED)
+        elif not channel.is_suspended:
+            deliver_channel(channel)
+        alert.refresh_from_db()
+        results.append(
+            (channel, alert.state if not alert.last_error else f"{alert.state}: {alert.last_error}")
+        )
+    return results

@@ -1,0 +1,34 @@
+"""The outbox's health: alerts that should have gone out by now."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.utils import timezone
+
+from alerts.conf import setting
+from alerts.models import Alert, Channel
+
+CHECKS = {"alerts": {"check": "alerts.health.outbox", "vital": False}}
+
+
+def outbox() -> dict[str, Any]:
+    """Degraded when alerts have waited unsent longer than ``ALERT_OUTBOX_STALE_MINUTES``."""
+    minutes = setting("ALERT_OUTBOX_STALE_MINUTES")
+    stale = (
+        Alert.objects.unsent().filter(created_at__lt=timezone.now() - dt.timedelta(minutes=minutes)).count()
+    )
+    suspended = list(
+        Channel.objects.filter(enabled=True).exclude(disabled_reason="").values_list("name", flat=True)
+    )
+    state: dict[str, Any] = {"ok": stale == 0 and not suspended, "unsent": stale}
+    reasons = []
+    if stale:
+        reasons.append(f"{stale} alert(s) unsent for over {minutes} min")
+    if suspended:
+        state["disabled_channels"] = suspended
+        reasons.append(f"channel(s) disabled after a permanent failure: {', '.join(suspended)}")
+    if reasons:
+        state["reason"] = "; ".join(reasons)
+    return state

@@ -1,0 +1,420 @@
+"""Alert rules, channels, silences, the alert outbox and its delivery records, trading halts.
+
+An alert row is written before anything is sent (the outbox); workers claim
+pending rows with a conditional UPDATE and record every delivery attempt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import connections, models
+from django.db.models import Q
+from django.utils import timezone
+
+from trades.models import Bot, EventKind
+
+
+class Level(models.TextChoices):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+LEVEL_RANK = {Level.INFO: 0, Level.WARNING: 1, Level.CRITICAL: 2}
+
+
+class RuleKind(models.TextChoices):
+    DAILY_LOSS = "daily_loss", "daily loss (realized P&L at or below the threshold)"
+    MAX_DAILY_LOSS = "max_daily_loss", "max daily loss (also halts trading)"
+    TRADE_FREQUENCY = "trade_frequency", "trade frequency (more trades in a day than the threshold)"
+    POSITION_SIZE = "position_size", "position size (a fill's notional above the threshold)"
+    BOT_STOPPED = "bot_stopped", "bot stopped (no heartbeat for threshold minutes in market hours)"
+    BOT_EVENT = "bot_event", "bot event (an event of the chosen kind)"
+
+
+# Kinds judged over one bot's trading day, after new trades and on the schedule.
+DAILY_KINDS = (RuleKind.DAILY_LOSS, RuleKind.MAX_DAILY_LOSS, RuleKind.TRADE_FREQUENCY)
+THRESHOLD_KINDS = (*DAILY_KINDS, RuleKind.POSITION_SIZE, RuleKind.BOT_STOPPED)
+
+
+class AlertRuleQuerySet(models.QuerySet["AlertRule"]):
+    def enabled(self) -> AlertRuleQuerySet:
+        return self.filter(enabled=True)
+
+    def for_bot(self, bot: Bot) -> AlertRuleQuerySet:
+        """Rules that apply to ``bot``: its own and those for every bot."""
+        return self.filter(Q(bot__isnull=True) | Q(bot=bot))
+
+
+class AlertRule(models.Model):
+    """A condition over a bot's trades, heartbeats or events that raises an alert."""
+
+    name = models.SlugField(max_length=100, unique=True, help_text="Unique; the key in alerts.yaml.")
+    kind = models.CharField(max_length=32, choices=RuleKind.choices)
+    event_kind = models.CharField(
+        max_length=32, choices=EventKind.choices, blank=True, help_text="For bot event rules only."
+    )
+    threshold = models.DecimalField(
+        max_digits=20,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Daily loss: P&L at or below it. Trade frequency: trades above it. "
+        "Position size: notional above it. Bot stopped: minutes without a heartbeat.",
+    )
+    level = models.CharField(max_length=16, choices=Level.choices, default=Level.WARNING)
+    enabled = models.BooleanField(default=True)
+    cooldown_minutes = models.PositiveIntegerField(
+        default=60,
+        help_text="While a condition lasts, repeat its alert this often (0: once). "
+        "For events: at most one alert per this many minutes (0: every event).",
+    )
+    per_trade = models.BooleanField(
+        default=False,
+        help_text="Position size only: one alert per large fill, instead of one per symbol and day.",
+    )
+    bot = models.ForeignKey(
+        Bot, null=True, blank=True, on_delete=models.CASCADE, help_text="Empty: every bot."
+    )
+    strategy = models.CharField(max_length=100, blank=True, help_text="Empty: every strategy.")
+    symbol = models.CharField(max_length=32, blank=True, help_text="Empty: every symbol.")
+
+    objects = AlertRuleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("kind", "event_kind", "name")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.symbol = self.symbol.upper()
+        super().save(*args, **kwargs)
+
+    @property
+    def cooldown(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.cooldown_minutes)
+
+    @property
+    def scope(self) -> str:
+        """A short description of what the rule is limited to, for alert texts."""
+        parts = [f"bot {self.bot}" if self.bot_id else "", self.strategy and f"strategy {self.strategy}"]
+        parts.append(self.symbol and f"symbol {self.symbol}")
+        return ", ".join(p for p in parts if p) or "all trades"
+
+
+class ChannelKind(models.TextChoices):
+    DISCORD = "discord", "Discord webhook"
+
+
+class ChannelQuerySet(models.QuerySet["Channel"]):
+    def for_level(self, level: str) -> list[Channel]:
+        """Enabled channels with a destination that take alerts of ``level``."""
+        channels = self.filter(
+            enabled=True,
+            min_level__in=[name for name, rank in LEVEL_RANK.items() if rank <= LEVEL_RANK[level]],
+        )
+        return [channel for channel in channels if channel.destination]
+
+
+class Channel(models.Model):
+    """Where alerts go: for now a Discord webhook."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    kind = models.CharField(max_length=32, choices=ChannelKind.choices, default=ChannelKind.DISCORD)
+    webhook_url = models.CharField(
+        max_length=500, blank=True, help_text="Empty: the DISCORD_WEBHOOK_URL environment variable."
+    )
+    min_level = models.CharField("minimum level", max_length=16, choices=Level.choices, default=Level.INFO)
+    enabled = models.BooleanField(default=True)
+    rate_limit_per_minute = models.PositiveIntegerField(
+        default=5,
+        validators=[MinValueValidator(1)],
+        help_text="Messages per minute; alerts beyond it wait and go out as one digest.",
+    )
+    disabled_reason = models.TextField(
+        blank=True,
+        help_text="Set when the destination refused us for good (e.g. the webhook was deleted); "
+        "alerts wait until it is fixed. Clear it to resume.",
+    )
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    # One worker at a time sends for a channel, so its rate limit holds across workers.
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ChannelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def destination(self) -> str:
+        """The webhook URL: the channel's own, else the environment's. A secret: never log it."""
+        return self.webhook_url or (settings.DISCORD_WEBHOOK_URL or "")
+
+    @property
+    def masked_destination(self) -> str:
+        return mask_url(self.destination)
+
+    @property
+    def is_suspended(self) -> bool:
+        return bool(self.disabled_reason)
+
+
+def mask_url(url: str) -> str:
+    """``https://discord.com/api/webhooks/1234…/abc…``: enough to recognise, not enough to use."""
+    if not url:
+        return ""
+    head, _, tail = url.rpartition("/")
+    if not head:
+        return url[:8] + "…"
+    return f"{head[:45]}…/{tail[:3]}…"
+
+
+class SilenceQuerySet(models.QuerySet["Silence"]):
+    def covering(self, rule: AlertRule | None, now: dt.datetime) -> SilenceQuerySet:
+        """Silences in force at ``now`` for ``rule`` (a silence without a rule mutes everything)."""
+        scope = Q(rule__isnull=True)
+        if rule is not None:
+            scope |= Q(rule=rule)
+        return self.filter(scope, until__gt=now)
+
+
+class Silence(models.Model):
+    """Mute one rule, or everything, until a given time."""
+
+    rule = models.ForeignKey(
+        AlertRule, null=True, blank=True, on_delete=models.CASCADE, help_text="Empty: every alert."
+    )
+    until = models.DateTimeField()
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SilenceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-until",)
+
+    def __str__(self) -> str:
+        return f"{self.rule or 'everything'} until {self.until:%Y-%m-%d %H:%M}"
+
+
+class Condition(models.Model):
+    """The state of one rule for one subject: is it breached, since when, when did it last alert.
+
+    Dedup and cooldown live here: a breach alerts once when it starts, again
+    after the rule's cooldown while it lasts, and clears when it ends.
+    """
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="conditions")
+    subject = models.CharField(max_length=200)
+    active = models.BooleanField(default=True)
+    started_at = models.DateTimeField()
+    last_alert_at = models.DateTimeField()
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("rule", "subject"), name="condition_unique_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.rule} {self.subject}"
+
+
+class AlertState(models.TextChoices):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    FOLDED = "folded", "folded into a digest"
+    SILENCED = "silenced"
+    STORED = "stored", "stored (no channel)"
+
+
+UNSENT_STATES = (AlertState.PENDING, AlertState.SENDING)
+
+
+class AlertQuerySet(models.QuerySet["Alert"]):
+    def unsent(self) -> AlertQuerySet:
+        return self.filter(state__in=UNSENT_STATES)
+
+    def sent_since(self, channel: Channel, moment: dt.datetime) -> int:
+        """Messages the channel received since ``moment`` (a digest is one message)."""
+        return self.filter(channel=channel, state=AlertState.SENT, sent_at__gte=moment).count()
+
+
+class Alert(models.Model):
+    """One message to one channel: written first, then sent by a worker (the outbox)."""
+
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.SET_NULL)
+    channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.SET_NULL)
+    bot = models.ForeignKey(Bot, null=True, blank=True, on_delete=models.SET_NULL)
+    source = models.CharField(
+        max_length=64, help_text="What raised it: a rule kind, event:<kind>, site:<kind>, test, digest…"
+    )
+    subject = models.CharField(max_length=200, blank=True, help_text="Dedup key within the source.")
+    level = models.CharField(max_length=16, choices=Level.choices)
+    title = models.CharField(max_length=300)
+    message = models.TextField(blank=True)
+    fields = models.JSONField(default=list, blank=True, help_text="[[name, value], …] shown as embed fields.")
+    state = models.CharField(max_length=16, choices=AlertState.choices, default=AlertState.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    # Waited for the channel's rate-limit window; goes out in the next digest.
+    held = models.BooleanField(default=False)
+    folded_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="folded"
+    )
+
+    objects = AlertQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [
+            models.Index(fields=("state", "channel", "created_at"), name="alert_outbox"),
+            models.Index(fields=("channel", "state", "sent_at"), name="alert_channel_sent"),
+            models.Index(fields=("source", "subject", "-created_at"), name="alert_source_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.title}"
+
+    @property
+    def foldable(self) -> bool:
+        """Critical alerts and daily summaries always go out on their own, never in a digest."""
+        return self.level != Level.CRITICAL and self.source not in ("daily_summary", "digest")
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP request that tried to deliver an alert."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="delivery_attempts")
+    channel = models.ForeignKey(Channel, null=True, on_delete=models.SET_NULL)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    duration_ms = models.FloatField(default=0)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("at", "id")
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class TradingHaltQuerySet(models.QuerySet["TradingHalt"]):
+    def in_force(self, bot: Bot, today: dt.date) -> TradingHalt | None:
+        """The halt that stops ``bot`` trading on ``today``, if any."""
+        for halt in self.filter(bot=bot, resumed_at__isnull=True, trading_day__lte=today).order_by(
+            "-trading_day"
+        )[:5]:
+            if today < halt.ends_on:
+                return halt
+        return None
+
+
+class TradingHalt(models.Model):
+    """Raised by the max-daily-loss rule: the bot is told to stop trading until the next trading day."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="trading_halts")
+    trading_day = models.DateField()
+    ends_on = models.DateField(help_text="The next trading day, when trading is allowed again.")
+    reason = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    resumed_by = models.CharField(max_length=150, blank=True)
+
+    objects = TradingHaltQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-trading_day", "bot")
+        constraints = [models.UniqueConstraint(fields=("bot", "trading_day"), name="halt_once_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.bot} halted on {self.trading_day}"
+
+
+class PendingEvaluationQuerySet(models.QuerySet["PendingEvaluation"]):
+    def request(self, bot: Bot, first_trade_id: int, now: dt.datetime) -> bool:
+        """Ask for an evaluation of ``bot``'s trades from ``first_trade_id`` on; True: queue a task.
+
+        False when an evaluation is already waiting for this bot: it will see
+        these trades too (it evaluates every trade of the bot from its first id
+        on, and these were committed before this call). The read comes first,
+        so under load a request costs one SELECT and no write. A request
+        older than ``STALE`` is taken over, in case its task was lost.
+        """
+        stale = now - self.model.STALE
+        if self.filter(bot=bot, queued_at__gte=stale).exists():
+            return False
+        table = self.model._meta.db_table
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (bot_id, first_trade_id, queued_at) VALUES (%s, %s, %s) "
+                f"ON CONFLICT (bot_id) DO UPDATE SET queued_at = excluded.queued_at, "
+                f"first_trade_id = min({table}.first_trade_id, excluded.first_trade_id) "
+                f"WHERE {table}.queued_at < %s RETURNING bot_id",
+                [bot.pk, first_trade_id, _db_time(now), _db_time(stale)],
+            )
+            return cursor.fetchone() is not None
+
+    def claim(self, bot_id: int) -> int | None:
+        """Take the bot's waiting request (one task gets it); the first trade id to evaluate from."""
+        table = self.model._meta.db_table
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE bot_id = %s RETURNING first_trade_id", [bot_id])
+            row = cursor.fetchone()
+        return None if row is None else row[0]
+
+
+def _db_time(moment: dt.datetime) -> str:
+    """A datetime as Django's SQLite backend stores it (naive UTC text), for raw SQL."""
+    return str(moment.astimezone(dt.UTC).replace(tzinfo=None))
+
+
+class PendingEvaluation(models.Model):
+    """A bot whose new trades wait for an evaluation task: batches that arrive meanwhile join it.
+
+    One task per batch while the cluster keeps up; under load, the batches
+    that arrive while a bot's evaluation waits in the queue are judged by that
+    one task, so rules cost the cluster one evaluation per queue wait, not one
+    per request.
+    """
+
+    STALE = dt.timedelta(seconds=30)
+
+    bot = models.OneToOneField(Bot, on_delete=models.CASCADE, primary_key=True)
+    first_trade_id = models.BigIntegerField()
+    queued_at = models.DateTimeField()
+
+    objects = PendingEvaluationQuerySet.as_manager()
+
+
+class SummarySchedule(models.Model):
+    """When the daily summary goes out (one row, edited in the admin)."""
+
+    enabled = models.BooleanField(default=True)
+    send_at = models.TimeField(default=dt.time(16, 5), help_text="Market time, on trading days.")
+    last_sent_day = models.DateField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "daily summary schedule"
+
+    def __str__(self) -> str:
+        state = "on" if self.enabled else "off"
+        return f"daily summary at {self.send_at:%H:%M} ({state})"
+
+    @classmethod
+    def current(cls) -> SummarySchedule:
+        schedule, _ = cls.objects.get_or_create(pk=1)
+        return schedule

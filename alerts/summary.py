@@ -1,0 +1,114 @@
+"""The daily summary: one embed per bot, from the ``DailySummary`` value, once per trading day.
+
+The send time lives in the database (edited in the admin), so the cluster
+cannot carry it as a cron schedule. A task runs every minute instead and
+sends when the time has come on a trading day and that day's summary has
+not gone out; the day is claimed with a conditional UPDATE, so two workers
+(or a re-run) send it once. If the cluster was down at the send time, the
+first run after it comes back, the same day, catches up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db.models import Q
+from django.utils import timezone
+
+from alerts import delivery
+from alerts.evaluation import raise_alert
+from alerts.models import Alert, AlertState, Level, SummarySchedule
+from trades import market
+from trades.models import Bot, Trade
+from trades.summary import DailySummary, format_rate
+from trades.tables import format_number
+
+logger = logging.getLogger(__name__)
+
+
+def summary_fields(summary: DailySummary) -> list[tuple[str, str]]:
+    """The contract's figures as embed fields."""
+    fields = [
+        ("Trades", str(summary.total_trades)),
+        ("Closed", str(summary.closed_trades)),
+        ("Wins / losses", f"{summary.wins} / {summary.losses}"),
+        ("Win rate", format_rate(summary.win_rate)),
+        ("Total P&L", format_number(summary.total_pnl)),
+    ]
+    for label, trade in (("Best trade", summary.best_trade), ("Worst trade", summary.worst_trade)):
+        if trade is not None:
+            fields.append((label, f"{trade.symbol} {format_number(trade.pnl)} ({trade.external_id})"))
+    return fields
+
+
+def summary_lines(summary: DailySummary) -> str:
+    """A line per strategy (and per symbol), as the embed's description."""
+    lines = []
+    for title, groups in (("Strategy", summary.by_strategy), ("Symbol", summary.by_symbol)):
+        if groups:
+            lines.append(f"**By {title.lower()}**")
+            lines += [
+                f"{name or '(none)'}: {row.trades} trades, P&L {format_number(row.pnl)}, "
+                f"win rate {format_rate(row.win_rate)}"
+                for name, row in groups.items()
+            ]
+    return "\n".join(lines) or "No trades on this trading day."
+
+
+def summary_alerts(day: dt.date, bot: Bot | None = None, now: dt.datetime | None = None) -> list[Alert]:
+    """Write one summary per bot (or for ``bot`` alone) to the outbox."""
+    bots = [bot] if bot is not None else list(Bot.objects.filter(is_active=True))
+    alerts: list[Alert] = []
+    for each in bots:
+        summary = Trade.objects.for_bot(each).daily_summary(day)
+        alerts += raise_alert(
+            source="daily_summary",
+            subject=f"bot-{each.pk}:{day.isoformat()}",
+            level=Level.INFO,
+            title=f"Daily summary: {each.name}, {day:%A %Y-%m-%d}",
+            message=summary_lines(summary),
+            fields=summary_fields(summary),
+            bot=each,
+            now=now,
+            silenceable=False,  # a report, not an alarm: silences do not hold it back
+        )
+    return alerts
+
+
+def send_if_due(now: dt.datetime | None = None) -> list[Alert]:
+    """Send today's summary if it is a trading day, the time has come, and it has not gone out yet."""
+    now = now or timezone.now()
+    local = now.astimezone(market.market_zone())
+    today = local.date()
+    schedule = SummarySchedule.current()
+    if not schedule.enabled or local.time() < schedule.send_at or schedule.last_sent_day == today:
+        return []
+    if not market.is_trading_day(today):
+        return []
+    claimed = (
+        SummarySchedule.objects.filter(pk=schedule.pk)
+        .filter(Q(last_sent_day__isnull=True) | Q(last_sent_day__lt=today))
+        .update(last_sent_day=today)
+    )
+    if claimed != 1:
+        return []
+    alerts = summary_alerts(today, now=now)
+    logger.info("alerts: daily summary for %s written for %d bot(s)", today, len(alerts))
+    delivery.deliver_pending()
+    return alerts
+
+
+def send_now(day: dt.date, bot: Bot | None = None) -> str:
+    """``daily_summary --send``: write and deliver at once; one line on what happened."""
+    alerts = summary_alerts(day, bot)
+    delivery.deliver_pending()
+    states = [Alert.objects.get(pk=a.pk).state for a in alerts]
+    if not states:
+        return "No active bot: nothing to send."
+    if all(state == AlertState.SENT for state in states):
+        return f"Sent {len(states)} summary message(s)."
+    if all(state == AlertState.STORED for state in states):
+        return "Stored in the alert history; not sent: no channel is configured (set DISCORD_WEBHOOK_URL)."
+    counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
+    return f"Summary messages: {counts} (see the alert history in the admin)."

@@ -1,0 +1,91 @@
+"""Work the task cluster does for alerts. Every task logs its failure instead of raising it:
+a broken rule or an unreachable Discord must not fill the cluster's failure table or stop it."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.db import transaction
+
+from alerts import delivery, evaluation, summary
+from alerts.models import PendingEvaluation
+from trades.models import BotEvent
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _logged(func: Callable[..., T]) -> Callable[..., T | None]:
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> T | None:
+        try:
+            return func(*args, **kwargs)
+        except Exception:
+            logger.exception("alerts: task %s failed", func.__name__)
+            return None
+
+    return run
+
+
+@_logged
+def evaluate_trades(bot_id: int, trade_ids: list[int]) -> int:
+    """The evaluation of the bot's new trades (this batch, and any that joined it while it waited).
+
+    What it raises is sent from this same task: no second queue hop.
+    """
+    first_id = PendingEvaluation.objects.claim(bot_id)
+    if first_id is None:
+        return 0  # an earlier task took the request over and judged these trades
+    raised = evaluation.evaluate_new_trades(bot_id, first_id)
+    return delivery.deliver_pending() if raised else 0
+
+
+@_logged
+def alert_for_event(event_id: int) -> int:
+    event = BotEvent.objects.select_related("bot").filter(pk=event_id).first()
+    if event is None:
+        return 0
+    raised = evaluation.alert_for_event(event)
+    return delivery.deliver_pending() if raised else 0
+
+
+@_logged
+def evaluate_schedule() -> int:
+    """The periodic pass (bot stopped, daily thresholds), then whatever waits in the outbox."""
+    evaluation.evaluate_schedule()
+    return delivery.deliver_pending()
+
+
+@_logged
+def deliver() -> int:
+    return delivery.deliver_pending()
+
+
+@_logged
+def send_daily_summary_if_due() -> int:
+    return len(summary.send_if_due())
+
+
+def enqueue(func: str, *args: Any, on_failure: Callable[[], Any] | None = None) -> None:
+    """Queue a task once the current transaction commits; a failure to queue is logged, never raised."""
+
+    def submit() -> None:
+        try:
+            from django_q.tasks import async_task
+
+            async_task(func, *args)
+        except Exception:
+            logger.exception("alerts: could not queue %s", func)
+            if on_failure is not None:
+                try:
+                    on_failure()
+                except Exception:
+                    logger.exception("alerts: could not undo the queueing of %s", func)
+
+    try:
+        transaction.on_commit(submit)
+    except Exception:
+        logger.exception("alerts: could not queue %s", func)

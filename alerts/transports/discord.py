@@ -1,0 +1,157 @@
+"""Discord webhooks: one embed per alert, always inside Discord's documented limits.
+
+Limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits):
+content 2000; per embed title 256, description 4096, 25 fields, field name 256,
+field value 1024, footer 2048, author name 256; 6000 characters over all embeds
+of a message; 10 embeds. Discord counts JavaScript string length (UTF-16 code
+units), so an emoji may count twice; we measure the same way.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from alerts.http import post_json
+from alerts.transports.base import Transport, TransportError
+
+if TYPE_CHECKING:
+    from alerts.models import Alert
+
+CONTENT_LIMIT = 2000
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELDS_LIMIT = 25
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FOOTER_LIMIT = 2048
+AUTHOR_LIMIT = 256
+EMBED_TOTAL_LIMIT = 6000
+EMBEDS_LIMIT = 10
+
+STYLE = {
+    "info": ("🔔", 0x3498DB),  # blue
+    "warning": ("⚠️", 0xE67E22),  # orange
+    "critical": ("🚨", 0xE74C3C),  # red
+}
+ELLIPSIS = "…"
+EMPTY = "\u200b"  # Discord refuses an empty field name or value
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` shortened to ``limit`` UTF-16 units, ending in an ellipsis when shortened."""
+    if utf16_len(text) <= limit:
+        return text
+    if limit <= 0:
+        return ""
+    budget = limit - 1  # room for the ellipsis
+    out: list[str] = []
+    used = 0
+    for char in text:
+        size = 2 if ord(char) > 0xFFFF else 1
+        if used + size > budget:
+            break
+        out.append(char)
+        used += size
+    return "".join(out) + ELLIPSIS
+
+
+def embed_length(embed: dict[str, Any]) -> int:
+    """What Discord counts toward the 6000-character total."""
+    total = utf16_len(embed.get("title", "")) + utf16_len(embed.get("description", ""))
+    total += sum(utf16_len(f["name"]) + utf16_len(f["value"]) for f in embed.get("fields", []))
+    total += utf16_len(embed.get("footer", {}).get("text", ""))
+    total += utf16_len(embed.get("author", {}).get("name", ""))
+    return total
+
+
+def fit_embed(embed: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``embed`` cut to every per-part limit and to the total.
+
+    Over the total, the description gives way first, then fields from the
+    end: the title and the first fields carry what matters most.
+    """
+    embed = dict(embed)
+    if "title" in embed:
+        embed["title"] = cut(embed["title"], TITLE_LIMIT)
+    if "description" in embed:
+        embed["description"] = cut(embed["description"], DESCRIPTION_LIMIT)
+    if "footer" in embed:
+        embed["footer"] = {**embed["footer"], "text": cut(embed["footer"]["text"], FOOTER_LIMIT)}
+    if "author" in embed:
+        embed["author"] = {**embed["author"], "name": cut(embed["author"]["name"], AUTHOR_LIMIT)}
+    fields = [
+        {
+            **field,
+            "name": cut(str(field["name"]), FIELD_NAME_LIMIT) or EMPTY,
+            "value": cut(str(field["value"]), FIELD_VALUE_LIMIT) or EMPTY,
+        }
+        for field in embed.get("fields", [])[:FIELDS_LIMIT]
+    ]
+    if fields or "fields" in embed:
+        embed["fields"] = fields
+    excess = embed_length(embed) - EMBED_TOTAL_LIMIT
+    if excess > 0 and embed.get("description"):
+        keep = max(0, utf16_len(embed["description"]) - excess)
+        embed["description"] = cut(embed["description"], keep)
+        if not embed["description"]:
+            del embed["description"]
+    while embed_length(embed) > EMBED_TOTAL_LIMIT and embed.get("fields"):
+        embed["fields"] = embed["fields"][:-1]
+    return embed
+
+
+def fit_message(payload: dict[str, Any]) -> dict[str, Any]:
+    """The whole message inside the limits: content, at most 10 embeds, 6000 over all of them."""
+    payload = dict(payload)
+    if "content" in payload:
+        payload["content"] = cut(payload["content"], CONTENT_LIMIT)
+    embeds = [fit_embed(e) for e in payload.get("embeds", [])[:EMBEDS_LIMIT]]
+    while len(embeds) > 1 and sum(embed_length(e) for e in embeds) > EMBED_TOTAL_LIMIT:
+        embeds.pop()
+    payload["embeds"] = embeds
+    return payload
+
+
+def render(alert: Alert) -> dict[str, Any]:
+    """The webhook message for one alert: one embed, mentions switched off."""
+    emoji, colour = STYLE.get(alert.level, STYLE["info"])
+    embed: dict[str, Any] = {
+        "title": f"{emoji} {alert.title}",
+        "color": colour,
+        "timestamp": alert.created_at.isoformat(),
+        "footer": {"text": f"{alert.level} · {alert.source} · alert #{alert.pk}"},
+    }
+    if alert.message:
+        embed["description"] = alert.message
+    fields = [
+        {"name": str(name), "value": str(value), "inline": len(str(value)) <= 40}
+        for name, value in (alert.fields or [])
+    ]
+    if fields:
+        embed["fields"] = fields
+    # Alert text may quote what a bot sent: no @everyone or role pings, ever.
+    return fit_message({"embeds": [embed], "allowed_mentions": {"parse": []}})
+
+
+class DiscordTransport(Transport):
+    def send(self, alert: Alert) -> None:
+        url = self.channel.destination
+        if not url:
+            raise TransportError("no webhook URL: set DISCORD_WEBHOOK_URL or enter one on the channel")
+        # wait=true: Discord answers 200 once the message is stored, not 204 before.
+        response = post_json(url, render(alert), params={"wait": "true"}, record=self.outcomes.append)
+        if response.ok:
+            return
+        status = response.status_code
+        detail = self.outcomes[-1].error if self.outcomes else ""
+        if status in (401, 403, 404):
+            raise TransportError(
+                f"Discord refused the webhook (HTTP {status}: {detail}); check the channel's webhook URL",
+                disables_channel=True,
+                status_code=status,
+            )
+        raise TransportError(f"Discord answered HTTP {status}: {detail}", permanent=True, status_code=status)

@@ -1,0 +1,461 @@
+"""Rule evaluation: each rule kind, dedup and cooldown, recovery, silences, the calendar, halts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal
+from typing import Any
+from unittest import mock
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import timezone
+from django_q.models import OrmQ
+from rest_framework.test import APIClient
+
+from alerts.evaluation import alert_for_event, evaluate_schedule, evaluate_trades
+from alerts.models import Alert, AlertRule, AlertState, PendingEvaluation, Silence, TradingHalt
+from alerts.tasks import evaluate_trades as evaluate_trades_task
+from tests.conftest import make_trade, stored_trade
+from trades.models import Bot, BotEvent, Trade
+from trades.signals import site_alert
+
+pytestmark = pytest.mark.django_db
+NY = ZoneInfo("America/New_York")
+DAY = dt.date(2026, 1, 15)  # a Thursday, a trading day
+
+
+def at(hour: int, minute: int = 0, day: dt.date = DAY) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=NY)
+
+
+def record(bot: Bot, *trades: dict[str, Any]) -> list[int]:
+    return Trade.objects.record_batch(bot, list(trades)).ids
+
+
+def losses(bot: Bot, *amounts: str, start: int = 1, when: dt.datetime | None = None) -> list[int]:
+    return record(
+        bot,
+        *[
+            stored_trade(start + i, side="SELL", pnl=Decimal(amount), executed_at=when or at(11, i))
+            for i, amount in enumerate(amounts)
+        ],
+    )
+
+
+def alerts(source: str | None = None) -> list[Alert]:
+    qs = Alert.objects.order_by("pk")
+    return list(qs.filter(source=source) if source else qs)
+
+
+def only(*names: str) -> None:
+    """Switch every default rule off except ``names``, so each test sees one rule at work."""
+    AlertRule.objects.exclude(name__in=names).update(enabled=False)
+
+
+# --- daily loss ------------------------------------------------------------------------
+
+
+def test_a_daily_loss_past_the_warning_threshold_alerts_once(bot: Bot) -> None:
+    only("daily-loss-warning")
+    evaluate_trades(bot.pk, losses(bot, "-300"), now=at(11, 5))
+    assert alerts() == []
+    evaluate_trades(bot.pk, losses(bot, "-250", start=10), now=at(11, 10))
+    (alert,) = alerts()
+    assert (alert.source, alert.level, alert.bot) == ("daily_loss", "warning", bot)
+    assert "-550" in alert.title and alert.subject == f"bot-{bot.pk}:2026-01-15"
+    assert ["Limit", "-500"] in alert.fields
+    # Another losing trade while the breach lasts: no second alert.
+    evaluate_trades(bot.pk, losses(bot, "-10", start=20), now=at(11, 20))
+    assert len(alerts()) == 1
+
+
+def test_a_breach_that_lasts_is_repeated_after_the_cooldown(bot: Bot) -> None:
+    only("daily-loss-warning")  # cooldown 60 minutes
+    evaluate_trades(bot.pk, losses(bot, "-600"), now=at(11, 0))
+    evaluate_schedule(now=at(11, 59))
+    assert len(alerts()) == 1
+    evaluate_schedule(now=at(12, 0))
+    assert len(alerts()) == 2
+    evaluate_schedule(now=at(12, 30))
+    assert len(alerts()) == 2
+    evaluate_schedule(now=at(13, 1))
+    assert len(alerts()) == 3
+
+
+def test_a_breach_that_ends_alerts_again_when_it_returns(bot: Bot) -> None:
+    only("daily-loss-warning")
+    evaluate_trades(bot.pk, losses(bot, "-600"), now=at(11))
+    evaluate_trades(bot.pk, losses(bot, "400", start=5), now=at(11, 10))  # back to -200: cleared
+    evaluate_trades(bot.pk, losses(bot, "-400", start=9), now=at(11, 20))  # -600 again
+    assert len(alerts()) == 2
+
+
+def test_an_edited_threshold_judges_the_next_trade(bot: Bot) -> None:
+    only("daily-loss-warning")
+    AlertRule.objects.filter(name="daily-loss-warning").update(threshold=Decimal("-100"))
+    evaluate_trades(bot.pk, losses(bot, "-150"), now=at(11))
+    assert len(alerts()) == 1
+
+
+def test_a_loss_at_21_30_new_york_counts_for_that_new_york_day(bot: Bot) -> None:
+    only("daily-loss-warning")
+    losses(bot, "-300")  # Thursday morning
+    # 21:30 in New York is 02:30 UTC on Friday: still Thursday's trading day.
+    late = losses(bot, "-300", start=5, when=at(21, 30))
+    evaluate_trades(bot.pk, late, now=at(21, 31))
+    (alert,) = alerts()
+    assert alert.subject == f"bot-{bot.pk}:2026-01-15"
+    assert "-600" in alert.title
+    # A loss just after midnight New York time belongs to Friday and starts afresh.
+    friday = losses(bot, "-300", start=9, when=at(0, 1, day=dt.date(2026, 1, 16)))
+    evaluate_trades(bot.pk, friday, now=at(0, 2, day=dt.date(2026, 1, 16)))
+    assert len(alerts()) == 1
+
+
+def test_a_scoped_rule_only_counts_its_strategy(bot: Bot) -> None:
+    only("daily-loss-warning")
+    AlertRule.objects.filter(name="daily-loss-warning").update(strategy="meanrev")
+    ids = record(bot, stored_trade(1, pnl=Decimal("-600"), strategy="momentum"))
+    evaluate_trades(bot.pk, ids, now=at(11))
+    assert alerts() == []
+    ids = record(bot, stored_trade(2, pnl=Decimal("-600"), strategy="meanrev"))
+    evaluate_trades(bot.pk, ids, now=at(11))
+    assert len(alerts()) == 1
+
+
+def test_a_rule_for_another_bot_does_not_judge_this_one(bot: Bot) -> None:
+    only("daily-loss-warning")
+    other = Bot.objects.create(name="beta")
+    AlertRule.objects.filter(name="daily-loss-warning").update(bot=other)
+    evaluate_trades(bot.pk, losses(bot, "-600"), now=at(11))
+    assert alerts() == []
+
+
+# --- max daily loss and the trading status ------------------------------------------
+
+
+def status(client: APIClient) -> dict[str, Any]:
+    response = client.get("/api/v1/status/")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_max_daily_loss_alerts_critical_and_halts_trading_until_the_next_trading_day(
+    bot: Bot, api: APIClient
+) -> None:
+    only("max-daily-loss")
+    assert status(api)["trading_allowed"] is True
+    friday = dt.date(2026, 1, 16)
+    with mock.patch("django.utils.timezone.now", return_value=at(14, day=friday)):
+        evaluate_trades(bot.pk, losses(bot, "-1200", when=at(13, day=friday)), now=at(14, day=friday))
+        body = status(api)
+    (alert,) = alerts()
+    assert alert.level == "critical" and alert.source == "max_daily_loss"
+    assert "halted" in alert.message
+    assert body["trading_allowed"] is False
+    assert "max daily loss" in body["reason"] and "-1200" in body["reason"]
+    # Monday 19 January 2026 is Martin Luther King Jr. Day: the halt holds through it.
+    assert body["halted_until"] == "2026-01-20"
+    for moment, allowed in (
+        (at(20, day=friday), False),
+        (at(12, day=dt.date(2026, 1, 17)), False),  # Saturday
+        (at(12, day=dt.date(2026, 1, 19)), False),  # the holiday
+        (at(8, day=dt.date(2026, 1, 20)), True),  # Tuesday, the next trading day
+    ):
+        with mock.patch("django.utils.timezone.now", return_value=moment):
+            assert status(api)["trading_allowed"] is allowed, moment
+
+
+def test_an_admin_resume_lets_the_bot_trade_again_the_same_day(bot: Bot, api: APIClient) -> None:
+    only("max-daily-loss")
+    now = timezone.now()
+    evaluate_trades(bot.pk, losses(bot, "-1500", when=now), now=now)
+    assert status(api)["trading_allowed"] is False
+    TradingHalt.objects.update(resumed_at=now, resumed_by="admin")
+    assert status(api)["trading_allowed"] is True
+    # Further losses the same day raise alerts but do not halt again: the admin decided.
+    evaluate_trades(bot.pk, losses(bot, "-100", start=50, when=now), now=now + dt.timedelta(hours=2))
+    assert status(api)["trading_allowed"] is True
+
+
+# --- trade frequency and position size -------------------------------------------------
+
+
+def test_more_than_fifty_trades_in_a_day_alerts(bot: Bot) -> None:
+    only("trade-frequency")
+    ids = record(bot, *[stored_trade(i, executed_at=at(10, i % 60)) for i in range(50)])
+    evaluate_trades(bot.pk, ids, now=at(11))
+    assert alerts() == []
+    evaluate_trades(bot.pk, record(bot, stored_trade(99, executed_at=at(10, 59))), now=at(11))
+    (alert,) = alerts()
+    assert alert.source == "trade_frequency" and "51 trades" in alert.title
+
+
+def test_large_positions_alert_once_per_symbol_and_day_by_default(bot: Bot) -> None:
+    only("position-size")
+    big = {"quantity": Decimal("10"), "price": Decimal("150")}  # notional 1500 > 1000
+    ids = record(bot, stored_trade(1, **big), stored_trade(2, **big), stored_trade(3, quantity=Decimal(1)))
+    evaluate_trades(bot.pk, ids, now=at(11))
+    evaluate_trades(bot.pk, record(bot, stored_trade(4, **big)), now=at(11, 5))
+    (alert,) = alerts()
+    assert alert.source == "position_size" and ["Notional", "1500"] in alert.fields
+    evaluate_trades(bot.pk, record(bot, stored_trade(5, symbol="MSFT", **big)), now=at(11, 6))
+    assert len(alerts()) == 2
+
+
+def test_per_trade_position_alerts_when_switched_on(bot: Bot) -> None:
+    only("position-size")
+    AlertRule.objects.filter(name="position-size").update(per_trade=True)
+    big = {"quantity": Decimal("10"), "price": Decimal("150")}
+    evaluate_trades(bot.pk, record(bot, stored_trade(1, **big), stored_trade(2, **big)), now=at(11))
+    assert [a.subject for a in alerts()] == [f"trade-{t.pk}" for t in Trade.objects.order_by("pk")]
+
+
+# --- bot stopped ----------------------------------------------------------------------------
+
+
+def heartbeat(bot: Bot, moment: dt.datetime) -> None:
+    Bot.objects.filter(pk=bot.pk).update(last_heartbeat_at=moment)
+
+
+def test_a_silent_bot_during_market_hours_alerts_then_recovers(bot: Bot) -> None:
+    only("bot-stopped")  # 10 minutes, cooldown 30
+    heartbeat(bot, at(10))
+    evaluate_schedule(now=at(10, 9))
+    assert alerts() == []
+    evaluate_schedule(now=at(10, 11))
+    (stopped,) = alerts()
+    assert stopped.source == "bot_stopped" and stopped.level == "critical"
+    evaluate_schedule(now=at(10, 30))
+    assert len(alerts()) == 1  # within the cooldown
+    heartbeat(bot, at(10, 35))
+    evaluate_schedule(now=at(10, 36))
+    recovered = alerts()[-1]
+    assert recovered.source == "bot_recovered" and recovered.level == "info"
+    assert "reporting again" in recovered.title
+    evaluate_schedule(now=at(10, 37))
+    assert len(alerts()) == 2  # recovery is said once
+
+
+def test_a_bot_that_never_reported_is_not_called_stopped(bot: Bot) -> None:
+    only("bot-stopped")
+    evaluate_schedule(now=at(12))
+    assert alerts() == []
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        at(12, day=dt.date(2026, 11, 26)),  # Thanksgiving
+        at(12, day=dt.date(2026, 4, 3)),  # Good Friday
+        at(12, day=dt.date(2026, 1, 17)),  # a Saturday
+        at(12, day=dt.date(2026, 1, 18)),  # a Sunday
+        at(8, day=DAY),  # before the open
+        at(16, 30, day=DAY),  # after the close
+        at(13, 30, day=dt.date(2026, 11, 27)),  # the early close after Thanksgiving (13:00)
+    ],
+)
+def test_silence_outside_market_hours_is_not_a_stopped_bot(bot: Bot, moment: dt.datetime) -> None:
+    only("bot-stopped")
+    heartbeat(bot, moment - dt.timedelta(hours=3))
+    evaluate_schedule(now=moment)
+    assert alerts() == []
+
+
+def test_the_open_bell_itself_is_not_a_breach(bot: Bot) -> None:
+    only("bot-stopped")
+    heartbeat(bot, at(16, day=dt.date(2026, 1, 14)))  # last seen yesterday's close
+    evaluate_schedule(now=at(9, 35))
+    assert alerts() == []
+    evaluate_schedule(now=at(9, 41))
+    assert len(alerts()) == 1
+
+
+# --- bot events ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "level"),
+    [
+        ("crash", "critical"),
+        ("connection_lost", "critical"),
+        ("db_write_failure", "critical"),
+        ("risk_limit", "critical"),
+        ("connection_retry", "warning"),
+        ("data_quality", "warning"),
+        ("startup", "info"),
+        ("shutdown", "info"),
+        ("market_open", "info"),
+        ("market_close", "info"),
+    ],
+)
+def test_each_event_kind_alerts_with_its_rules_level(bot: Bot, kind: str, level: str) -> None:
+    event = BotEvent.objects.create(
+        bot=bot, kind=kind, level="info", message="from the bot", details={"n": 1}
+    )
+    alert_for_event(event, now=at(11))
+    (alert,) = alerts()
+    assert (alert.source, alert.level, alert.message) == (f"event:{kind}", level, "from the bot")
+    assert ["Details", '{"n": 1}'] in alert.fields
+
+
+def test_every_crash_alerts_but_a_cooldown_folds_repeated_events(bot: Bot) -> None:
+    for minute in (1, 2):
+        alert_for_event(BotEvent.objects.create(bot=bot, kind="crash"), now=at(11, minute))
+    assert len(alerts("event:crash")) == 2
+    AlertRule.objects.filter(name="event-connection-retry").update(cooldown_minutes=10)
+    for minute in (1, 2, 3, 12):
+        alert_for_event(BotEvent.objects.create(bot=bot, kind="connection_retry"), now=at(11, minute))
+    assert len(alerts("event:connection_retry")) == 2
+
+
+def test_a_disabled_event_rule_raises_nothing(bot: Bot) -> None:
+    AlertRule.objects.filter(name="event-startup").update(enabled=False)
+    alert_for_event(BotEvent.objects.create(bot=bot, kind="startup"), now=at(11))
+    assert alerts() == []
+
+
+# --- silences ---------------------------------------------------------------------------
+
+
+def test_a_silenced_rule_is_recorded_but_not_sent(bot: Bot) -> None:
+    only("daily-loss-warning", "event-crash")
+    rule = AlertRule.objects.get(name="daily-loss-warning")
+    Silence.objects.create(rule=rule, until=at(12))
+    evaluate_trades(bot.pk, losses(bot, "-600"), now=at(11))
+    alert_for_event(BotEvent.objects.create(bot=bot, kind="crash"), now=at(11))
+    states = {a.source: a.state for a in alerts()}
+    assert states == {"daily_loss": AlertState.SILENCED, "event:crash": AlertState.STORED}
+
+
+def test_silencing_everything_mutes_every_rule_until_it_ends(bot: Bot) -> None:
+    Silence.objects.create(rule=None, until=at(12))
+    alert_for_event(BotEvent.objects.create(bot=bot, kind="crash"), now=at(11, 59))
+    alert_for_event(BotEvent.objects.create(bot=bot, kind="crash"), now=at(12, 0))
+    assert [a.state for a in alerts()] == [AlertState.SILENCED, AlertState.STORED]
+
+
+# --- hooks: new trades, bot events, site problems ---------------------------------------
+
+
+def test_a_posted_batch_queues_one_evaluation_task(
+    api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/v1/trades/", [make_trade(n) for n in range(3)], format="json")
+    assert response.status_code == 201
+    assert OrmQ.objects.count() == 1
+    (task,) = OrmQ.objects.all()
+    assert task.func() == "alerts.tasks.evaluate_trades"
+    assert task.args()[1] == response.json()["ids"]
+
+
+def test_no_task_is_queued_while_no_trade_rule_is_enabled(
+    api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    AlertRule.objects.update(enabled=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.post("/api/v1/trades/", make_trade(1), format="json").status_code == 201
+    assert OrmQ.objects.count() == 0
+
+
+def test_a_queue_that_cannot_be_written_never_fails_the_request(
+    api: APIClient, django_capture_on_commit_callbacks: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        mock.patch("django_q.tasks.async_task", side_effect=RuntimeError("database is locked")),
+        caplog.at_level(logging.ERROR),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = api.post("/api/v1/trades/", make_trade(1), format="json")
+    assert response.status_code == 201
+    assert Trade.objects.count() == 1
+    assert "could not queue alerts.tasks.evaluate_trades" in caplog.text
+
+
+def test_a_posted_event_queues_its_alert(api: APIClient, django_capture_on_commit_callbacks: Any) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/v1/events/", {"kind": "crash", "level": "critical"}, format="json")
+    assert response.status_code == 201
+    (task,) = OrmQ.objects.all()
+    assert task.func() == "alerts.tasks.alert_for_event" and task.args() == (response.json()["id"],)
+
+
+def test_a_site_alert_becomes_one_alert_per_subject_and_cooldown(db: Any) -> None:
+    for _ in range(3):
+        site_alert.send(
+            sender=None,
+            kind="backup_failed",
+            level="critical",
+            title="Backup failed",
+            message="upload refused",
+            subject="backup:aws",
+        )
+    (alert,) = alerts()
+    assert (alert.source, alert.level, alert.title) == ("site:backup_failed", "critical", "Backup failed")
+
+
+# --- one evaluation per waiting batch ---------------------------------------------------
+
+
+def post_batch(api: APIClient, capture: Any, *trades: dict[str, Any]) -> list[int]:
+    with capture(execute=True):
+        response = api.post("/api/v1/trades/", list(trades), format="json")
+    assert response.status_code == 201
+    return response.json()["ids"]
+
+
+def test_batches_arriving_while_an_evaluation_waits_join_it(
+    bot: Bot, api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    only("daily-loss-warning")
+    first = post_batch(api, django_capture_on_commit_callbacks, make_trade(1, side="SELL", pnl=-300))
+    second = post_batch(api, django_capture_on_commit_callbacks, make_trade(2, side="SELL", pnl=-300))
+    (task,) = OrmQ.objects.all()  # the second batch joined the waiting evaluation
+    assert task.args() == (bot.pk, first)
+    evaluate_trades_task(*task.args())
+    (alert,) = alerts()
+    assert "-600" in alert.title  # both batches were judged by that one task
+    # The evaluation has run: the next batch queues a task of its own.
+    third = post_batch(api, django_capture_on_commit_callbacks, make_trade(3))
+    assert [t.args() for t in OrmQ.objects.order_by("id")][1:] == [(bot.pk, third)]
+    assert second != third
+
+
+def test_a_lost_evaluation_task_is_made_up_for(
+    bot: Bot, api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    only("daily-loss-warning")
+    post_batch(api, django_capture_on_commit_callbacks, make_trade(1, side="SELL", pnl=-600))
+    OrmQ.objects.all().delete()  # the task was lost (a broker wiped, a worker killed while dequeuing)
+    later = timezone.now() + PendingEvaluation.STALE + dt.timedelta(seconds=1)
+    # The periodic pass judges what waited too long ...
+    evaluate_schedule(now=later)
+    assert len(alerts()) == 1
+    # ... and a new batch after a stale request queues a task again.
+    PendingEvaluation.objects.create(
+        bot=bot, first_trade_id=1, queued_at=timezone.now() - dt.timedelta(minutes=5)
+    )
+    post_batch(api, django_capture_on_commit_callbacks, make_trade(2))
+    assert OrmQ.objects.count() == 1
+
+
+def test_a_failed_enqueue_leaves_no_request_behind(
+    bot: Bot, api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    with mock.patch("django_q.tasks.async_task", side_effect=RuntimeError("database is locked")):
+        post_batch(api, django_capture_on_commit_callbacks, make_trade(1))
+    assert not PendingEvaluation.objects.exists()
+    post_batch(api, django_capture_on_commit_callbacks, make_trade(2))
+    assert OrmQ.objects.count() == 1
+
+
+def test_an_event_kind_without_a_rule_queues_nothing(
+    api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/v1/events/", {"kind": "custom", "message": "note"}, format="json")
+    assert response.status_code == 201
+    assert OrmQ.objects.count() == 0
