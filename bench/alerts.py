@@ -171,7 +171,8 @@ def main() -> int:
             print(f"Alerts benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
             print(machine_line())
             print(
-                f"site: waitress (monitorsite.serve), {server.threads()} threads, qcluster with 2 workers (poll 0.5 s)"
+                f"site: waitress (monitorsite.serve), {server.threads()} threads,"
+                " qcluster with 2 workers (poll 0.5 s)"
             )
             print(f"code: {ROOT} at {code_version()}")
 
