@@ -217,6 +217,8 @@ LOCAL_STORAGE_PATH = env_path("LOCAL_STORAGE_PATH", DATA_DIR / "backups", base=B
 DB_SYNC_ENABLED = env_bool("DB_SYNC_ENABLED", True)
 DB_SYNC_INTERVAL = env_int("DB_SYNC_INTERVAL", 300, minimum=60)
 BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 30, minimum=1)
+# gzip backups (objects named *.db.gz); restore reads either form.
+BACKUP_COMPRESS = env_bool("BACKUP_COMPRESS", False)
 
 # The bot's logging setup (monitor_client) with the site's name: a rotating file
 # log always, Loki when LOKI_URL is set. dictConfig builds the handlers when

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from backups.cli import BackupCommand
+from backups.progress import human_size
+from backups.restore import verify
+
+
+class Command(BackupCommand):
+    help = "Download a backup and check its checksum and integrity, changing nothing."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name", nargs="?", default="latest", help="an object name, or latest (default)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        checked = verify(self.provider(), options["name"], progress=self.progress)
+        against = ", ".join(checked.checked_against) or "nothing (no checksum stored; integrity only)"
+        self.stdout.write(
+            f"{checked.name} is sound: {human_size(checked.size)}"
+            f"{' gzip' if checked.compressed else ''}, {checked.trade_count} trades, "
+            f"integrity_check ok, sha256 {checked.sha256} matches {against}"
+        )

@@ -1,0 +1,180 @@
+"""Fetch a backup, prove it sound, and put it in place of the live database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db import DatabaseError, connections
+
+from backups import objects
+from backups.models import BackupRecord
+from backups.progress import ProgressFactory
+from backups.providers import ObjectNotFound, StorageProvider
+from backups.snapshot import BackupError, check_database, gunzip_file, is_gzip, sha256_file
+
+
+@dataclass(frozen=True)
+class VerifiedBackup:
+    """A downloaded backup that passed every check."""
+
+    name: str
+    path: Path  # the plain SQLite file, in the work directory
+    size: int  # of the object as stored
+    sha256: str  # of the object as stored
+    checked_against: tuple[str, ...]  # where the expected checksum came from; empty when none was known
+    trade_count: int
+    compressed: bool
+
+
+def resolve(provider: StorageProvider, name: str) -> str:
+    """The object ``name`` stands for: ``latest`` is the newest form of ``trades_latest.db``,
+    and a timestamped backup may be named without its ``backups/`` folder."""
+    if name == "latest":
+        present = [obj for obj in provider.list(objects.LATEST) if obj.name in objects.LATEST_NAMES]
+        if not present:
+            raise BackupError(f"there is no {objects.LATEST} in {provider.describe()}; see list_backups")
+        return max(present, key=lambda obj: obj.modified).name
+    if not provider.exists(name) and provider.exists(objects.DAILY_PREFIX + name):
+        return objects.DAILY_PREFIX + name
+    return name
+
+
+def expected_checksums(provider: StorageProvider, name: str, workdir: Path) -> dict[str, str]:
+    """Checksums the object must have, by source: its sidecar, and its backup record.
+
+    On a fresh machine there are no records (no database), so the sidecar
+    stored next to each backup carries the checksum. A record is used only
+    when it describes the object as it is now: the newest attempt for that
+    name succeeded. After a failed upload the object may be newer than the last
+    good record says.
+    """
+    found: dict[str, str] = {}
+    sidecar = workdir / "expected.sha256"
+    try:
+        provider.download(objects.checksum_name(name), sidecar)
+        checksum = objects.parse_checksum(sidecar.read_text(errors="replace"))
+        if checksum is None:
+            raise BackupError(f"{objects.checksum_name(name)} holds no sha256 checksum")
+        found[objects.checksum_name(name)] = checksum
+    except ObjectNotFound:
+        pass
+    record = _newest_record(name, provider.name)
+    if record is not None and record.state == "succeeded" and record.sha256:
+        found[f"backup record #{record.pk}"] = record.sha256
+    return found
+
+
+def _newest_record(name: str, provider: str) -> BackupRecord | None:
+    """The newest record of ``name``, or None when the site's database is missing or not migrated."""
+    path = Path(connections["default"].settings_dict["NAME"])
+    # Opening a missing SQLite file would create it: a fresh machine's data/
+    # must stay empty until the restore puts the database there.
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        return BackupRecord.objects.filter(object_name=name, provider=provider).newest()
+    except DatabaseError:
+        return None
+
+
+def fetch_verified(
+    provider: StorageProvider, name: str, workdir: Path, progress: ProgressFactory | None = None
+) -> VerifiedBackup:
+    """Download ``name`` into ``workdir`` and check its checksum and ``PRAGMA integrity_check``.
+
+    Raises ``BackupError`` (or ``StorageError``) when anything is wrong; nothing
+    outside ``workdir`` is touched.
+    """
+    name = resolve(provider, name)
+    if not objects.is_backup(name):
+        raise BackupError(f"{name} is not a backup of this site ({objects.LATEST} or backups/trades_*.db)")
+    expected = expected_checksums(provider, name, workdir)
+    download = workdir / "download"
+    size = next((obj.size for obj in provider.list(name) if obj.name == name), 0)
+    provider.download(name, download, progress(name, size) if progress else None)
+    size = download.stat().st_size
+    actual = sha256_file(download)
+    for source, checksum in expected.items():
+        if checksum != actual:
+            raise BackupError(
+                f"{name} is damaged: its sha256 is {actual[:12]}…, {source} says {checksum[:12]}…"
+            )
+    compressed = is_gzip(download)
+    plain = download
+    if compressed:
+        plain = workdir / "restored.db"
+        gunzip_file(download, plain)
+        download.unlink()
+    trade_count = check_database(plain)
+    return VerifiedBackup(
+        name=name,
+        path=plain,
+        size=size,
+        sha256=actual,
+        checked_against=tuple(expected),
+        trade_count=trade_count,
+        compressed=compressed,
+    )
+
+
+def restore(
+    provider: StorageProvider,
+    name: str,
+    target: Path,
+    *,
+    overwrite: bool,
+    progress: ProgressFactory | None = None,
+) -> VerifiedBackup:
+    """Replace the database at ``target`` with the verified backup ``name``.
+
+    Nothing is replaced unless every check passed, and the new file appears
+    under ``target``'s name in one rename, so ``target`` is always either the
+    old database or the whole new one. The old ``-wal`` and ``-shm`` go first:
+    SQLite would otherwise replay the old database's log into the new file.
+    The site must be stopped while this runs (docs/BACKUP_RESTORE.md).
+    """
+    if target.is_dir():
+        target = target / "trades.db"
+    if target.exists() and target.stat().st_size > 0 and not overwrite:
+        raise BackupError(f"{target} exists; run again with --yes to replace it")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # In the target's directory, so the final rename stays on one filesystem.
+        workdir = Path(tempfile.mkdtemp(prefix=".restore-", dir=target.parent))
+    except OSError as exc:
+        raise BackupError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
+    try:
+        verified = fetch_verified(provider, name, workdir, progress)
+        connections.close_all()  # this process must not keep the old file open
+        try:
+            os.chmod(verified.path, 0o600)
+            with open(verified.path, "rb+") as handle:
+                os.fsync(handle.fileno())
+            for suffix in ("-wal", "-shm", "-journal"):
+                Path(f"{target}{suffix}").unlink(missing_ok=True)
+            os.replace(verified.path, target)
+            _fsync_directory(target.parent)
+        except OSError as exc:
+            raise BackupError(f"cannot put the backup in place at {target}: {exc.strerror or exc}") from None
+        return VerifiedBackup(**{**verified.__dict__, "path": target})
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def verify(provider: StorageProvider, name: str, progress: ProgressFactory | None = None) -> VerifiedBackup:
+    """Download and check ``name`` in a temporary directory, changing nothing."""
+    with tempfile.TemporaryDirectory(prefix="verify-backup-") as tmp:
+        return fetch_verified(provider, name, Path(tmp), progress)
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make the rename itself durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
