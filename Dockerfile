@@ -25,4 +25,4 @@ RUN mkdir -p data/db && chown -R app:app data
 
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "monitorsite.wsgi"]
+CMD ["python", "-m", "monitorsite.serve"]

@@ -1,7 +1,7 @@
 """Alerts benchmark: breach-to-Discord latency, and what rules cost single-trade ingestion.
 
 Run as ``.venv/bin/python bench/alerts.py [--alerts N] [--seconds S] [--rounds R]``.
-It starts the site as users run it (gunicorn, and a real ``manage.py qcluster``) over
+It starts the site as users run it (its web server, and a real ``manage.py qcluster``) over
 a throwaway SQLite database, and the tests' loopback Discord webhook, then measures:
 
 1. latency: from the API's answer to a trade that breaches the max daily loss, to the
@@ -165,13 +165,14 @@ def main() -> int:
             manage(env, "setup_schedules")
             key = manage(env, "create_bot", "bench").strip().splitlines()[-1].strip()
             sql(db, "UPDATE alerts_channel SET webhook_url = ?", discord.url)
-            server = Server(env, free_port(), tmp / "gunicorn.log")
+            server = Server(env, free_port(), tmp / "web.log")
             server.wait_ready()
             cluster = start_cluster(env, cluster_log)
             print(f"Alerts benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
             print(machine_line())
             print(
-                f"site: gunicorn with {server.workers()} sync workers, qcluster with 2 workers (poll 0.5 s)"
+                f"site: waitress (monitorsite.serve), {server.threads()} threads,"
+                " qcluster with 2 workers (poll 0.5 s)"
             )
             print(f"code: {ROOT} at {code_version()}")
 

@@ -10,7 +10,7 @@ drift:
 
 ``record_trade`` is measured twice: while the site is unreachable (everything stays
 in the spool, the shipper backs off) and while the shipper sends to the real site
-under gunicorn (so its thread competes with the bot's for the GIL).
+under the site's web server (so its thread competes with the bot's for the GIL).
 
 Target (issue 10): median at most 50 µs, at least 5 times faster than the direct
 insert. A missed target prints FAIL; only a broken run exits non-zero.
@@ -177,7 +177,7 @@ def main() -> int:
         results[DOWN] = timed(record_trades(monitor), spooled)
         monitor.close(timeout=0)
 
-        server = Server(env, free_port(), tmp / "gunicorn.log")
+        server = Server(env, free_port(), tmp / "web.log")
         server.wait_ready()
         monitor = Monitor(f"http://{HOST}:{server.port}", key, tmp / "spool-up")
         results[UP] = timed(record_trades(monitor), spooled)

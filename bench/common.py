@@ -29,7 +29,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
-GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 HOST = "127.0.0.1"
 MARKET_TZ_NAME = "America/New_York"
 HEALTH = "/api/v1/health/"
@@ -251,7 +250,6 @@ def site_env(tmp: Path) -> dict[str, str]:
         LOKI_URL="",
         CLOUD_STORAGE_PROVIDER="local",
         DB_SYNC_ENABLED="false",
-        GUNICORN_ACCESS_LOG="",
         PYTHONDONTWRITEBYTECODE="1",
     )
     return env
@@ -293,32 +291,25 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 
 def _die_with_parent() -> None:
-    """Runs in gunicorn's process before exec: a hard-killed benchmark cannot clean up, the kernel can."""
+    """Runs in the server's process before exec: a hard-killed benchmark cannot clean up, the kernel can."""
     with contextlib.suppress(Exception):
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Server:
-    """The gunicorn this run started, in a process group of its own so all its workers stop with it."""
+    """The site's web server (``python -m monitorsite.serve``, as scripts/serve.sh runs it) for this run.
+
+    In a process group of its own, so that everything it started stops with it.
+    """
 
     def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
         self.port = port
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [
-                str(GUNICORN),
-                "--config",
-                "gunicorn.conf.py",
-                "--bind",
-                f"{HOST}:{port}",
-                # gunicorn's default control socket is one path per user; a second server
-                # would take it over from the one already running on this machine.
-                "--no-control-socket",
-                "monitorsite.wsgi",
-            ],
+            [str(ROOT / ".venv" / "bin" / "python"), "-m", "monitorsite.serve"],
             cwd=ROOT,
-            env=env,
+            env={**env, "BIND": f"{HOST}:{port}"},
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -331,17 +322,16 @@ class Server:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         return ""
 
-    def workers(self) -> int:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace").count("Booting worker")
-        return 0
+    def threads(self) -> str:
+        """The server's worker threads: ``WEB_CONCURRENCY``, else monitorsite.serve's default."""
+        return os.environ.get("WEB_CONCURRENCY", "").strip() or "8 (default)"
 
     def wait_ready(self) -> None:
         """Until ``GET /api/v1/health/`` answers with any status (503 without a task cluster)."""
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         for _ in range(int(SERVER_START_TIMEOUT_S / 0.1)):
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(f"the web server exited with {self.proc.returncode}:\n{self.log_tail()}")
             conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
             try:
                 get(conn, HEALTH, {})
@@ -354,7 +344,7 @@ class Server:
                 break
             time.sleep(0.1)
         raise RuntimeError(
-            f"gunicorn did not answer within {SERVER_START_TIMEOUT_S:.0f} s:\n{self.log_tail()}"
+            f"the web server did not answer within {SERVER_START_TIMEOUT_S:.0f} s:\n{self.log_tail()}"
         )
 
     def stop(self) -> None:
@@ -365,7 +355,7 @@ class Server:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 pass
-        # The group's id is the master's pid; a worker left behind is killed by it.
+        # The group's id is the server's pid; anything it left behind is killed with it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -1,7 +1,8 @@
 """Ingestion and query benchmark of the trades API; see docs/benchmarks.md.
 
 Run as ``.venv/bin/python bench/ingest.py [--quick]`` from anywhere. It starts its own
-gunicorn on 127.0.0.1 over a throwaway SQLite database in a temp dir, measures three
+web server (``python -m monitorsite.serve``) on 127.0.0.1 over a throwaway SQLite
+database in a temp dir, measures three
 things and prints each figure next to a baseline measured in the same run, because
 the machine is shared and absolute numbers drift from one run to the next:
 
@@ -675,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
         site_db = tmp / "trades.db"
         key, bot_id = setup_site(env, site_db)
         version = code_version()
-        server = Server(env, free_port(), tmp / "gunicorn.log")
+        server = Server(env, free_port(), tmp / "web.log")
         days = trading_days(TRADING_DAYS, dt.datetime.now(MARKET_TZ).date())
         ctx = Context(tmp, server, site_db, bot_id, key, days, plan)
         server.wait_ready()
@@ -686,7 +687,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(machine_line())
         print(
-            f"site: gunicorn with {ctx.server.workers()} sync workers on {HOST}:{ctx.server.port},"
+            f"site: waitress (monitorsite.serve), {ctx.server.threads()} threads,"
+            f" on {HOST}:{ctx.server.port},"
             f" database in {tmp}; clients use http.client"
         )
         print(f"code: {ROOT} at {version}")
@@ -700,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         print(f"\nbenchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         if server is not None:
-            print(f"gunicorn log tail:\n{server.log_tail()}", file=sys.stderr)
+            print(f"web server log tail:\n{server.log_tail()}", file=sys.stderr)
         return 1
     finally:
         # Ignore a second Ctrl-C until everything started here is stopped.

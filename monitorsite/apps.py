@@ -12,6 +12,9 @@ class MonitorsiteConfig(AppConfig):
     verbose_name = "Monitor site"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
+        from monitorsite.dbfiles import restrict_database_files
         from monitorsite.grafana import create_market_views
 
         checks.register(secret_key_check)
@@ -19,6 +22,7 @@ class MonitorsiteConfig(AppConfig):
         post_migrate.connect(
             create_market_views, sender=apps.get_app_config("trades"), dispatch_uid="monitorsite.market_views"
         )
+        connection_created.connect(restrict_database_files, dispatch_uid="restrict_database_files")
 
 
 def secret_key_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

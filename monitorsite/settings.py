@@ -169,7 +169,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["trades.auth.BotKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["trades.auth.HasBotKey"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["trades.parsers.BotJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": False,
     "UNAUTHENTICATED_USER": None,
@@ -182,6 +182,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Every endpoint also answers without its final slash; document it once.
+    "PREPROCESSING_HOOKS": ["monitorsite.urls.documented_endpoints"],
 }
 
 # django-q2 on the ORM broker: the queue is a table in the same SQLite file.
@@ -221,7 +223,7 @@ BACKUP_COMPRESS = env_bool("BACKUP_COMPRESS", False)
 # The bot's logging setup (monitor_client) with the site's name: a rotating file
 # log always, Loki when LOKI_URL is set. dictConfig builds the handlers when
 # Django sets up, not here; the shipper thread starts with the first record of
-# each process, so every gunicorn worker forked from the preloaded app has its own.
+# each process, so each process of the site (web server, task cluster) has its own.
 try:
     LOGGING = logging_config(
         "monitorsite",
@@ -234,7 +236,26 @@ try:
     )
 except ValueError as exc:
     raise ImproperlyConfigured(str(exc)) from None
+# A flood of refused requests (401, 404, a bad Host) is logged as its first few
+# lines and then one summary line a minute, on every handler (file, console,
+# Loki): see monitorsite/logfilters.py.
+LOGGING["filters"] = {"refusals": {"()": "monitorsite.logfilters.RefusalSummary", "interval": 60}}
+for _handler in LOGGING["handlers"].values():
+    _handler.setdefault("filters", []).append("refusals")
 
 if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
     X_FRAME_OPTIONS = "DENY"
+
+# Served over HTTPS (directly or behind a proxy that sets X-Forwarded-Proto):
+# secure cookies, and plain HTTP redirected, except the health probe, which a
+# container's check or a load balancer calls over plain HTTP.
+HTTPS = env_bool("DJANGO_HTTPS", False)
+if HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/?$"]
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Browsers then refuse plain HTTP for this long; hard to undo, so a separate choice.
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0, minimum=0)

@@ -1,7 +1,9 @@
 """The site's URLs: each app's API under /api/v1/, the schema and docs, the admin."""
 
+from typing import Any
+
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import (
     SpectacularAPIView,
@@ -20,6 +22,28 @@ api_v1 = [
     path("health/", views.HealthView.as_view(), name="health"),
 ]
 
+
+def _also_without_trailing_slash(patterns: list[URLPattern]) -> list[URLPattern]:
+    """Each endpoint also at its path without the final slash.
+
+    Django would answer ``POST /api/v1/trades`` with a 301 to the slashed path,
+    and a client following it re-sends a GET: the trade is lost behind a 200.
+    """
+    twins = [
+        path(str(pattern.pattern)[:-1], pattern.callback)
+        for pattern in patterns
+        if str(pattern.pattern).endswith("/")
+    ]
+    return [*patterns, *twins]
+
+
+def documented_endpoints(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> list[tuple[Any, ...]]:
+    """drf-spectacular preprocessing hook: the OpenAPI document lists each endpoint once, slashed."""
+    return [endpoint for endpoint in endpoints if endpoint[0].endswith("/")]
+
+
+api_v1 = _also_without_trailing_slash(api_v1)
+
 public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
 urlpatterns = [
@@ -30,3 +54,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
 ]
+
+handler400 = "monitorsite.errors.bad_request"
+handler403 = "monitorsite.errors.permission_denied"
+handler404 = "monitorsite.errors.not_found"
+handler500 = "monitorsite.errors.server_error"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run gunicorn and the django-q2 cluster side by side. Ctrl-C (or SIGTERM) stops
+# Run the web server (waitress, python -m monitorsite.serve) and the django-q2
+# cluster side by side. Ctrl-C (or SIGTERM) stops
 # both and waits for them; if either dies on its own, the other is stopped too,
 # so a supervisor sees the failure instead of a half-running site.
 #
@@ -11,6 +12,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
+# The database, its WAL, the logs and local backups are the owner's alone.
+umask 077
 demo_wanted=0
 for arg in "$@"; do
     case "$arg" in
@@ -24,7 +27,6 @@ done
 demo_settings() {
     .venv/bin/python - <<'PY'
 import os
-import runpy
 from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitorsite.settings")
@@ -33,7 +35,9 @@ import django
 django.setup()
 from django.conf import settings
 
-bind = str(runpy.run_path("gunicorn.conf.py").get("bind", "127.0.0.1:8000")).split(",")[0]
+from monitorsite.serve import server_options
+
+bind = str(server_options()["listen"]).split()[0]
 host, _, port = bind.rpartition(":")
 if host in ("", "0.0.0.0", "::", "[::]") or host.startswith("unix"):
     host = "127.0.0.1"
@@ -64,14 +68,10 @@ prepare_demo() {
     fi
     export MONITOR_URL MONITOR_KEY
 }
-# gunicorn parses WEB_CONCURRENCY itself when it starts, and an empty value (as
-# an env file copied from .env.example gives) would stop it with a traceback;
-# gunicorn.conf.py reads it through monitorsite/env.py instead.
-if [ -z "${WEB_CONCURRENCY:-}" ]; then unset WEB_CONCURRENCY; fi
 
 # Each in a process group of its own, so that stopping one reaches its workers
 # even when its main process was killed and they were left behind.
-setsid .venv/bin/gunicorn --config gunicorn.conf.py monitorsite.wsgi &
+setsid .venv/bin/python -m monitorsite.serve &
 web=$!
 setsid .venv/bin/python manage.py qcluster &
 cluster=$!

@@ -12,6 +12,8 @@ for arg in "$@"; do
 done
 source scripts/_venv.sh
 install_venv requirements.txt
+# Everything made from here on (data/, the database, the secret key, logs) is the owner's alone.
+umask 077
 .venv/bin/python manage.py prepare_site
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py setup_schedules

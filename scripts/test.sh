@@ -43,5 +43,7 @@ fi
 # --- end of storage emulators block
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# The start-up step start.sh runs too: data/ and the secret key that manage.py needs.
+.venv/bin/python manage.py prepare_site
 .venv/bin/python manage.py makemigrations --check --dry-run
 .venv/bin/python -m pytest "$@"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from tests.harness import Site, free_port, manage, site_env, start_gunicorn, stop, wait_for
+from tests.harness import Site, free_port, manage, site_env, start_web, stop, wait_for
 from trades.models import Bot
 from trades.validation import parse_trades
 
@@ -85,11 +85,11 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def site(tmp_path: Path, migrated_template: Path) -> Iterator[Site]:
-    """gunicorn with 4 sync workers serving a fresh copy of the migrated database."""
+    """The web server (4 threads) serving a fresh copy of the migrated database."""
     shutil.copy(migrated_template, tmp_path / "trades.db")
     port = free_port()
     instance = Site(url=f"http://127.0.0.1:{port}", env=site_env(tmp_path), tmp=tmp_path, processes=[])
-    start_gunicorn(instance, port)
+    start_web(instance, port)
     try:
         wait_for(f"{instance.url}/api/v1/health/")
         yield instance

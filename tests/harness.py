@@ -1,5 +1,5 @@
 """Real processes on loopback for the tests: a free port, a site's environment,
-gunicorn and the task cluster started as users run them, and stopped cleanly.
+the web server and the task cluster started as users run them, and stopped cleanly.
 
 Fixtures that use these live in ``conftest.py``; benchmarks have their own in ``bench/common.py``.
 """
@@ -62,7 +62,7 @@ def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Co
 
 @dataclass
 class Site:
-    """A site started as users run it: its own database, gunicorn on a loopback port."""
+    """A site started as users run it: its own database, the web server on a loopback port."""
 
     url: str
     env: dict[str, str]
@@ -93,6 +93,31 @@ class Site:
 
     def log(self, name: str) -> str:
         return (self.tmp / name).read_text(errors="replace")
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def admin_session(self) -> requests.Session:
+        """A browser-like session logged in to the admin of this site (an admin user is made once)."""
+        password = "admin-password-for-tests"
+        manage(dict(self.env, ADMIN_USERNAME="admin", ADMIN_PASSWORD=password), "ensure_admin")
+        session = requests.Session()
+        login = f"{self.url}/admin/login/"
+        session.get(login, timeout=30).raise_for_status()
+        response = session.post(
+            login,
+            data={
+                "username": "admin",
+                "password": password,
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+                "next": "/admin/",
+            },
+            headers={"Referer": login},
+            timeout=30,
+        )
+        assert response.ok and "sessionid" in session.cookies, response.text[:500]
+        return session
 
 
 def wait_for(url: str, *, timeout: float = 30, accept: tuple[int, ...] = (200, 503)) -> requests.Response:
@@ -141,16 +166,15 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def start_gunicorn(site: Site, port: int, *, workers: int = 4) -> subprocess.Popen[bytes]:
-    """gunicorn as ``scripts/serve.sh`` runs it, on ``port``."""
-    return site.start(
-        str(VENV_BIN / "gunicorn"),
-        "--config",
-        "gunicorn.conf.py",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "monitorsite.wsgi",
-        log="gunicorn.log",
-    )
+def start_web(site: Site, port: int, *, threads: int = 4, **env: str) -> subprocess.Popen[bytes]:
+    """The web server as ``scripts/serve.sh`` runs it (``python -m monitorsite.serve``), on ``port``.
+
+    ``env`` adds server settings such as ``WEB_CLIENT_TIMEOUT``.
+    """
+    site.env.update(BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY=str(threads), **env)
+    return site.start(str(VENV_BIN / "python"), "-m", "monitorsite.serve", log="web.log")
+
+
+def start_gunicorn(site: Site, port: int, *, workers: int = 4, **env: str) -> subprocess.Popen[bytes]:
+    """The name this helper had while the site ran under gunicorn (other branches' tests use it)."""
+    return start_web(site, port, threads=workers, **env)

@@ -1,4 +1,4 @@
-"""Alerts end to end: gunicorn, a real task cluster and the loopback Discord webhook."""
+"""Alerts end to end: the web server, a real task cluster and the loopback Discord webhook."""
 
 from __future__ import annotations
 

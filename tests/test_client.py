@@ -1,4 +1,4 @@
-"""The bot-side client against the real site under gunicorn, over real sockets."""
+"""The bot-side client against the real site under its web server, over real sockets."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from monitor_client import Monitor
-from tests.harness import ROOT, Site, free_port, start_gunicorn, stop
+from tests.harness import ROOT, Site, free_port, start_web, stop
 
 pytestmark = pytest.mark.server
 
@@ -52,7 +52,7 @@ def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "condi
 
 def restart_site(site: Site) -> None:
     """The site comes back on the address it had."""
-    start_gunicorn(site, int(site.url.rsplit(":", 1)[1]), workers=2)
+    start_web(site, int(site.url.rsplit(":", 1)[1]), threads=2)
 
     def answers() -> bool:
         try:

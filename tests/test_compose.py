@@ -88,12 +88,12 @@ def test_health_checks(config: dict[str, Any]) -> None:
     assert services["qcluster"]["depends_on"]["web"]["condition"] == "service_healthy"
 
 
-def test_web_runs_the_same_gunicorn_command_as_serve_sh(config: dict[str, Any]) -> None:
+def test_web_runs_the_same_web_server_command_as_serve_sh(config: dict[str, Any]) -> None:
     serve = (ROOT / "scripts" / "serve.sh").read_text()
-    (line,) = [line for line in serve.splitlines() if "gunicorn" in line and "--config" in line]
+    (line,) = [line for line in serve.splitlines() if line.startswith("setsid") and "serve" in line]
     words = shlex.split(line.split("&")[0])
-    command = " ".join(words[words.index(next(w for w in words if w.endswith("gunicorn"))) :])
-    command = command.replace(".venv/bin/gunicorn", "gunicorn")
+    command = " ".join(words[words.index(next(w for w in words if w.endswith("python"))) :])
+    command = command.replace(".venv/bin/python", "python")
     web = config["services"]["web"]["command"]
     web = web if isinstance(web, str) else " ".join(web)
     assert ("exec " + command) in web

@@ -1,4 +1,4 @@
-"""The site as users run it: gunicorn and the task cluster as real processes on loopback."""
+"""The site as users run it: the web server and the task cluster as real processes on loopback."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import make_trade
-from tests.harness import ROOT, Site, free_port, stop, wait_for
+from tests.harness import ROOT, Site, free_port, start_web, stop, wait_for
 
 pytestmark = pytest.mark.server
 
@@ -30,7 +30,7 @@ def count(site: Site, sql: str) -> int:
         return db.execute(sql).fetchone()[0]
 
 
-def test_site_under_gunicorn_takes_and_lists_trades(site: Site) -> None:
+def test_site_under_its_web_server_takes_and_lists_trades(site: Site) -> None:
     key = site.create_bot("alpha")
     response = requests.post(
         f"{site.url}/api/v1/trades/",
@@ -97,7 +97,7 @@ def test_concurrent_posts_of_one_trade_store_one_row(site: Site) -> None:
 
 
 def test_web_server_and_task_cluster_writing_at_once_never_lock(site: Site) -> None:
-    """Four gunicorn workers, a two-worker task cluster and an enqueuing process all write at once."""
+    """Four web server threads, a two-worker task cluster and an enqueuing process all write at once."""
     key = site.create_bot("alpha")
     bot_id = count(site, "SELECT id FROM trades_bot WHERE name = 'alpha'")
     site.start_cluster()
@@ -152,7 +152,7 @@ def test_web_server_and_task_cluster_writing_at_once_never_lock(site: Site) -> N
     assert count(site, "SELECT COUNT(*) FROM trades_trade") == sent["trades"]
     assert count(site, "SELECT COUNT(*) FROM trades_botevent") == tasks
     assert count(site, "SELECT COUNT(*) FROM django_q_task WHERE success = 0") == 0
-    for log in ("gunicorn.log", "qcluster.log", "enqueue.log"):
+    for log in ("web.log", "qcluster.log", "enqueue.log"):
         assert "database is locked" not in site.log(log), log
         assert "Traceback" not in site.log(log), site.log(log)[-3000:]
 
@@ -163,7 +163,7 @@ def children(pid: int) -> list[int]:
 
 
 def assert_gone(groups: list[int]) -> None:
-    """No process of these groups (gunicorn's or the cluster's workers included) is left."""
+    """No process of these groups (the cluster's workers included) is left."""
     deadline = time.monotonic() + 5
     left = list(groups)
     while left and time.monotonic() < deadline:
@@ -196,7 +196,7 @@ def test_serve_script_runs_site_and_cluster_and_ctrl_c_stops_both(site: Site) ->
         health = wait_for(f"http://127.0.0.1:{port}/api/v1/health/", timeout=90, accept=(200,))
         assert health.json()["components"]["task_cluster"]["ok"] is True
         groups = children(serve.pid)
-        assert len(groups) == 2  # gunicorn and qcluster, each leading its own group
+        assert len(groups) == 2  # the web server and qcluster, each leading its own group
         os.killpg(serve.pid, signal.SIGINT)
         assert serve.wait(45) == 0
         assert_gone(groups)
@@ -258,9 +258,10 @@ def test_health_is_503_without_a_traceback_when_the_database_is_unreadable(site:
     (site.tmp / "trades.db").write_bytes(b"this is not an SQLite database" * 200)
     for name in ("trades.db-wal", "trades.db-shm"):
         (site.tmp / name).unlink(missing_ok=True)
-    # Fresh workers, so no connection opened before the damage is reused.
-    site.processes[0].send_signal(signal.SIGHUP)
-    time.sleep(3)
+    # A fresh server, so no connection opened before the damage is reused.
+    stop(site.processes.pop(0))
+    start_web(site, int(site.url.rsplit(":", 1)[1]))
+    wait_for(f"{site.url}/api/v1/health/", accept=(503,))
     response = requests.get(f"{site.url}/api/v1/health/", timeout=10)
     assert response.status_code == 503
     body = response.json()

@@ -1,4 +1,4 @@
-"""The site logs through monitor_client: file log always, Loki from every gunicorn worker."""
+"""The site logs through monitor_client: file log always, Loki from the web server."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from tests.harness import Site, free_port, manage, site_env, start_gunicorn, stop, wait_for
+from tests.harness import Site, free_port, manage, site_env, start_web, stop, wait_for
 from tests.loopback_loki import Entry, LoopbackLoki
 
 pytestmark = pytest.mark.server
@@ -34,7 +34,7 @@ def test_site_settings_use_the_shared_setup_and_build_nothing_at_import() -> Non
     assert settings.LOGGING["loggers"]["django.db.backends"] == {"level": "WARNING"}
 
 
-def test_every_preloaded_gunicorn_worker_ships_to_loki(
+def test_the_web_server_ships_what_it_logs_to_loki(
     tmp_path: Path, migrated_template: Path, loki: LoopbackLoki
 ) -> None:
     shutil.copy(migrated_template, tmp_path / "trades.db")
@@ -45,14 +45,13 @@ def test_every_preloaded_gunicorn_worker_ships_to_loki(
         tmp=tmp_path,
         processes=[],
     )
-    # preload_app (gunicorn.conf.py): Django and its logging are set up once in the
-    # master, then the workers are forked.
-    start_gunicorn(site, port, workers=3)
+    # monitorsite.serve sets up Django (and its logging) before it serves.
+    start_web(site, port)
     try:
         wait_for(f"{site.url}/api/v1/health/")
-        # No task cluster runs: each worker logs that once, on its first health check.
+        # No task cluster runs: the server logs that once, on its first health check.
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(_health_entries(loki)) < 2:
+        while time.monotonic() < deadline and len(_health_entries(loki)) < 1:
             requests.get(f"{site.url}/api/v1/health/", timeout=10)
             time.sleep(0.1)
         file_log = tmp_path / "logs" / "monitorsite.log"
@@ -60,12 +59,12 @@ def test_every_preloaded_gunicorn_worker_ships_to_loki(
         def health_lines() -> list[str]:
             return [line for line in file_log.read_text().splitlines() if " monitorsite.health " in line]
 
-        # Every line the file log has reaches Loki too, from each worker.
+        # Every line the file log has reaches Loki too.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and len(_health_entries(loki)) < len(health_lines()):
             time.sleep(0.1)
         entries = _health_entries(loki)
-        assert len(entries) >= 2, site.log("gunicorn.log")
+        assert len(entries) >= 1, site.log("web.log")
         assert entries[0].labels == {
             "application": "monitorsite",
             "level": "warning",
@@ -73,7 +72,6 @@ def test_every_preloaded_gunicorn_worker_ships_to_loki(
         }
         lines = health_lines()
         assert sorted(line.split(" ", 5)[5] for line in lines) == sorted(entry.line for entry in entries)
-        assert len({line.split()[4] for line in lines}) == len(lines)  # one per worker process
     finally:
         for process in site.processes:
             stop(process)

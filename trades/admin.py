@@ -32,6 +32,21 @@ CSV_COLUMNS = (
 )
 
 
+# A spreadsheet runs a text cell starting with one of these as a formula
+# (OWASP "CSV injection"); tab and carriage return can smuggle one in.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, prefixed with ' so it shows as text.
+
+    Only text: numbers (a P&L of -12.5) stay numbers.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 class _Echo:
     """A file-like object whose write() hands the line back, for streaming CSV."""
 
@@ -49,7 +64,7 @@ def export_csv(
     def lines() -> Any:
         yield writer.writerow([column.replace("bot__name", "bot") for column in CSV_COLUMNS])
         for row in rows:
-            yield writer.writerow(row)
+            yield writer.writerow([spreadsheet_safe(value) for value in row])
 
     stamp = timezone.now().strftime("%Y%m%d_%H%M%S")
     response = StreamingHttpResponse(lines(), content_type="text/csv")

@@ -21,6 +21,9 @@ from trades.summary import Breakdown, DailySummary, TradeRef, win_rate
 # covers both and crypto quantities without rounding what the broker reported.
 DECIMAL_PLACES = 8
 MAX_DIGITS = 20
+# SQLite keeps a decimal column as a 64-bit float (or integer): exact to 15
+# significant digits, so the API refuses more (see trades.validation).
+SIGNIFICANT_DIGITS = 15
 
 
 class Bot(models.Model):
@@ -71,7 +74,16 @@ class Bot(models.Model):
 
 class BotKeyManager(BaseAPIKeyManager):
     def get_usable_keys(self) -> models.QuerySet[BotKey]:
-        return self.filter(revoked=False, bot__is_active=True).select_related("bot")
+        """Keys that may be used, with their bot, as every API request looks them up.
+
+        The bot's free-form columns are left out: loading a large heartbeat
+        ``details`` on every request once made each request of that bot slow.
+        """
+        return (
+            self.filter(revoked=False, bot__is_active=True)
+            .select_related("bot")
+            .defer("bot__last_heartbeat_details", "bot__description")
+        )
 
 
 class BotKey(AbstractAPIKey):

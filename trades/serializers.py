@@ -8,8 +8,31 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
+from trades.jsonvalues import DETAILS_MAX_BYTES, MAX_DEPTH, json_field_problem
 from trades.models import BotEvent, EventKind, EventLevel, Side
 from trades.validation import MAX_CLOCK_SKEW
+
+HEARTBEAT_STATUS_MAX_LENGTH = 100
+EVENT_MESSAGE_MAX_LENGTH = 10_000
+
+
+class DetailsField(serializers.DictField):
+    """A free-form JSON object, within the rules of ``trades.jsonvalues``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "help_text",
+            f"Free-form JSON object, at most {DETAILS_MAX_BYTES // 1024} KB, nested at most {MAX_DEPTH} deep;"
+            " no NaN, Infinity, out-of-range numbers, NUL or unpaired surrogates.",
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value = super().to_internal_value(data)
+        problem = json_field_problem(value, max_bytes=DETAILS_MAX_BYTES)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -71,15 +94,18 @@ class SummaryQuerySerializer(serializers.Serializer):
 
 
 class HeartbeatSerializer(serializers.Serializer):
-    status = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
-    details = serializers.DictField(required=False, default=dict)
+    # DRF's CharField refuses NUL and unpaired surrogates itself.
+    status = serializers.CharField(
+        required=False, allow_blank=True, max_length=HEARTBEAT_STATUS_MAX_LENGTH, default=""
+    )
+    details = DetailsField(required=False, default=dict)
 
 
 class EventSerializer(serializers.ModelSerializer):
     kind = serializers.ChoiceField(choices=EventKind.choices)
     level = serializers.ChoiceField(choices=EventLevel.choices, default=EventLevel.INFO)
-    message = serializers.CharField(allow_blank=True, required=False, max_length=10_000)
-    details = serializers.DictField(required=False, default=dict)
+    message = serializers.CharField(allow_blank=True, required=False, max_length=EVENT_MESSAGE_MAX_LENGTH)
+    details = DetailsField(required=False, default=dict)
     occurred_at = AwareDateTimeField(required=False)
 
     class Meta:

@@ -9,11 +9,14 @@ item index and field, the shape the API promises.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from decimal import Decimal
 from typing import Annotated, Any, NotRequired
 
 from django.utils import timezone
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     ConfigDict,
     Field,
@@ -23,7 +26,8 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from trades.models import DECIMAL_PLACES
+from trades.jsonvalues import METADATA_MAX_BYTES, json_field_problem, text_problem
+from trades.models import DECIMAL_PLACES, SIGNIFICANT_DIGITS
 
 MAX_BATCH = 1000
 # Larger than any real order or P&L of the bots this site serves; a value past
@@ -39,8 +43,35 @@ EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 # regular expressions (ECMA-262) have no inline flags.
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.:/_-]*$"
 SIDE_PATTERN = r"^([Bb][Uu][Yy]|[Ss][Ee][Ll][Ll])$"
+# What was sent is what is stored: no control characters, and no spaces at either
+# end (stripping them would silently merge " ord-1" with "ord-1").
+EXTERNAL_ID_PATTERN = r"^[^\x00-\x1F\x7F\s](?:[^\x00-\x1F\x7F]*[^\x00-\x1F\x7F\s])?$"
+TEXT_PATTERN = r"^[^\x00-\x1F\x7F]*$"
+# The error answer lists the problems of this many items at most, then a count.
+MAX_LISTED_ITEMS = 25
+# A list body with more commas than this may hold more than MAX_BATCH items, and
+# is counted item by item before pydantic parses the whole of it: a 10 MB body
+# of 5 million tiny items took pydantic 2 s and 500 MB just to refuse.
+_COUNT_ITEMS_ABOVE_COMMAS = MAX_BATCH * 32
+DIGITS_MESSAGE = (
+    f"At most {SIGNIFICANT_DIGITS} significant digits, {DECIMAL_PLACES} of them after the point"
+    " (what the database stores exactly)."
+)
 
 
+def _too_many_digits(value: Decimal) -> bool:
+    # SQLite keeps these columns as 64-bit floats or integers: exact to 15 digits.
+    return len(value.normalize().as_tuple().digits) > SIGNIFICANT_DIGITS
+
+
+def _storable_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    problem = json_field_problem(value, max_bytes=METADATA_MAX_BYTES)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# The 15 significant digits are checked after validation (``_check_digits``).
 Positive = Annotated[Decimal, Field(gt=0, decimal_places=DECIMAL_PLACES, allow_inf_nan=False)]
 
 
@@ -55,26 +86,41 @@ class TradeIn(TypedDict):
 
     external_id: Annotated[
         str,
-        StringConstraints(min_length=1, max_length=100),
-        Field(description="The bot's own id for this fill; unique per bot."),
+        StringConstraints(strip_whitespace=False, min_length=1, max_length=100, pattern=EXTERNAL_ID_PATTERN),
+        Field(
+            description="The bot's own id for this fill; unique per bot. Stored exactly as sent:"
+            " no spaces at either end, no control characters."
+        ),
     ]
     symbol: Annotated[
         str,
         StringConstraints(strip_whitespace=True, to_upper=True, max_length=32, pattern=SYMBOL_PATTERN),
-        Field(description="Stored upper case."),
+        Field(description="ASCII letters, digits and . : / _ -; stored upper case."),
     ]
     side: Annotated[
         str,
         StringConstraints(strip_whitespace=True, to_upper=True, pattern=SIDE_PATTERN),
         Field(description="BUY or SELL, in any case."),
     ]
-    quantity: Annotated[Positive, Field(le=MAX_QUANTITY)]
-    price: Annotated[Positive, Field(le=MAX_PRICE)]
-    strategy: NotRequired[Annotated[str, StringConstraints(max_length=100), Field(description='Default "".')]]
+    quantity: Annotated[Positive, Field(le=MAX_QUANTITY, description=DIGITS_MESSAGE)]
+    price: Annotated[Positive, Field(le=MAX_PRICE, description=DIGITS_MESSAGE)]
+    strategy: NotRequired[
+        Annotated[
+            str,
+            StringConstraints(max_length=100, pattern=TEXT_PATTERN),
+            Field(description='Default "". No control characters.'),
+        ]
+    ]
     pnl: NotRequired[
         Annotated[
             Decimal,
-            Field(ge=-MAX_ABS_PNL, le=MAX_ABS_PNL, decimal_places=DECIMAL_PLACES, allow_inf_nan=False),
+            Field(
+                ge=-MAX_ABS_PNL,
+                le=MAX_ABS_PNL,
+                decimal_places=DECIMAL_PLACES,
+                allow_inf_nan=False,
+                description=DIGITS_MESSAGE,
+            ),
         ]
         | None
     ]
@@ -89,11 +135,23 @@ class TradeIn(TypedDict):
             ),
         ]
     ]
-    metadata: NotRequired[dict[str, Any]]
+    metadata: NotRequired[
+        Annotated[
+            dict[str, Any],
+            AfterValidator(_storable_metadata),
+            Field(
+                description=f"Free-form JSON object, at most {METADATA_MAX_BYTES // 1024} KB, nested at most"
+                " 8 deep; no NaN, Infinity, out-of-range numbers, NUL or unpaired surrogates."
+            ),
+        ]
+    ]
 
 
 _one = TypeAdapter(TradeIn)
-_many = TypeAdapter(list[TradeIn])
+_many = TypeAdapter(Annotated[list[TradeIn], Field(max_length=MAX_BATCH)])
+_DECIMAL_FIELDS = ("quantity", "price", "pnl")
+# Bytes that can be part of a JSON number's digits, all mapped to "0"; the rest to " ".
+_DIGIT_RUNS = bytes(48 if (48 <= i <= 57 or i == 46) else 32 for i in range(256))
 
 
 def trade_schema() -> dict[str, Any]:
@@ -126,18 +184,84 @@ def parse_trades(body: bytes) -> tuple[list[dict[str, Any]], bool]:
     if not stripped:
         raise TradeDataError("The request body is empty.", {"body": ["Send a trade or a list of trades."]})
     is_list = stripped[:1] == b"["
+    if is_list and body.count(b",") > _COUNT_ITEMS_ABOVE_COMMAS:
+        if _count_items(stripped, MAX_BATCH) > MAX_BATCH:
+            raise _too_many()
     try:
         parsed = _many.validate_json(body) if is_list else [_one.validate_json(body)]
     except ValidationError as exc:
-        raise TradeDataError("Invalid trade data; nothing was stored.", _errors(exc, is_list)) from None
+        if exc.error_count() == 1 and exc.errors()[0]["type"] == "too_long":
+            raise _too_many() from None
+        raise TradeDataError("Invalid trade data; nothing was stored.", _errors(exc, is_list, body)) from None
     if not parsed:
         raise TradeDataError("The batch is empty.", {"body": ["Send at least one trade."]})
-    if len(parsed) > MAX_BATCH:
-        raise TradeDataError(
-            f"A batch holds at most {MAX_BATCH} trades.",
-            {"body": [f"Got {len(parsed)} trades; split them into batches of {MAX_BATCH}."]},
-        )
+    _check_digits(body, parsed, is_list)
     return _with_defaults(parsed, is_list), is_list
+
+
+def _too_many() -> TradeDataError:
+    return TradeDataError(
+        f"A batch holds at most {MAX_BATCH} trades.",
+        {"body": [f"Got more than {MAX_BATCH} trades; split them into batches of {MAX_BATCH}."]},
+    )
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def _count_items(body: bytes, limit: int) -> int:
+    """The items of a JSON list body, counted no further than ``limit + 1``.
+
+    Each item is parsed on its own by the standard library's C scanner, so the
+    work stops after ``limit + 1`` items however long the list is. A body that is
+    not a well-formed list gives the count so far; pydantic then reports it.
+    """
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return 0
+    index = _WHITESPACE.match(text, 1).end()  # type: ignore[union-attr]
+    count = 0
+    while index < len(text) and text[index] != "]":
+        try:
+            _, index = _DECODER.raw_decode(text, index)
+        except (ValueError, RecursionError):
+            return count
+        count += 1
+        if count > limit:
+            return count
+        index = _WHITESPACE.match(text, index).end()  # type: ignore[union-attr]
+        if text[index : index + 1] != ",":
+            break
+        index = _WHITESPACE.match(text, index + 1).end()  # type: ignore[union-attr]
+    return count
+
+
+def _check_digits(body: bytes, parsed: list[dict[str, Any]], is_list: bool) -> None:
+    """Refuse a quantity, price or P&L with more digits than the database stores exactly.
+
+    A value with more than 15 significant digits, sent as a string or a JSON
+    number, has a run of more than 15 digits (and a point) in the body; no run,
+    no check, which keeps the usual batch free of 3000 Python calls. pydantic
+    reads a JSON number through a 64-bit float, so ``0.30000000000000001``
+    arrives as 0.3: with such a run, the body is read again with exact decimals
+    and a number that changed on the way in is refused too.
+    """
+    if b"0" * (SIGNIFICANT_DIGITS + 1) not in body.translate(_DIGIT_RUNS):
+        return
+    exact = json.loads(body, parse_float=Decimal)
+    items = exact if is_list else [exact]
+    errors: dict[str, Any] = {}
+    for index, (sent, trade) in enumerate(zip(items, parsed, strict=True)):
+        for name in _DECIMAL_FIELDS:
+            value, literal = trade.get(name), sent.get(name)
+            rounded = isinstance(literal, Decimal) and literal != value
+            if value is not None and (rounded or _too_many_digits(value)):
+                target = errors.setdefault(str(index), {}) if is_list else errors
+                target[name] = [DIGITS_MESSAGE]
+    if errors:
+        raise TradeDataError("Invalid trade data; nothing was stored.", errors)
 
 
 def _with_defaults(parsed: list[dict[str, Any]], is_list: bool) -> list[dict[str, Any]]:
@@ -166,12 +290,20 @@ def _with_defaults(parsed: list[dict[str, Any]], is_list: bool) -> list[dict[str
     return parsed
 
 
-def _errors(exc: ValidationError, is_list: bool) -> dict[str, Any]:
-    """Turn pydantic's errors into ``{index: {field: [message]}}`` (or ``{field: [...]}``)."""
+def _errors(exc: ValidationError, is_list: bool, body: bytes) -> dict[str, Any]:
+    """Turn pydantic's errors into ``{index: {field: [message]}}`` (or ``{field: [...]}``).
+
+    Only the first ``MAX_LISTED_ITEMS`` items with errors are listed; ``body``
+    says how many more there are, so a bad batch never gets a huge answer.
+    """
     errors: dict[str, Any] = {}
+    unlisted: set[int] = set()
     for error in exc.errors(include_url=False, include_input=False):
         loc = list(error["loc"])
         if error["type"] == "json_invalid":
+            located = _locate_json_problem(body, is_list)
+            if located:
+                return located
             errors.setdefault("body", []).append(f"Not valid JSON: {error['msg']}")
             continue
         target = errors
@@ -179,10 +311,50 @@ def _errors(exc: ValidationError, is_list: bool) -> dict[str, Any]:
             if not loc or not isinstance(loc[0], int):
                 errors.setdefault("body", []).append(_message(error))
                 continue
-            target = errors.setdefault(str(loc.pop(0)), {})
+            index = loc.pop(0)
+            key = str(index)
+            if key not in errors and len(errors) - ("body" in errors) >= MAX_LISTED_ITEMS:
+                unlisted.add(index)
+                continue
+            target = errors.setdefault(key, {})
         field = str(loc[0]) if loc else "body"
-        target.setdefault(field, []).append(_message(error))
+        messages = target.setdefault(field, [])
+        if len(messages) < 3:
+            messages.append(_message(error))
+    if unlisted:
+        errors.setdefault("body", []).append(
+            f"{len(unlisted)} more items have errors; only the first {MAX_LISTED_ITEMS} are listed."
+        )
     return errors
+
+
+def _locate_json_problem(body: bytes, is_list: bool) -> dict[str, Any] | None:
+    """The field holding what pydantic's JSON parser refused, where the standard library can tell.
+
+    pydantic refuses unpaired surrogates (``"\\ud800"``) and nesting deeper than
+    its limit while parsing, where it knows a line and column but not the field.
+    Python's parser accepts both, so the field rules can then name the field.
+    """
+    if len(body) > 2 * 1024 * 1024:
+        return None
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    items = value if is_list and isinstance(value, list) else [value]
+    for index, item in enumerate(items[:MAX_BATCH]):
+        if not isinstance(item, dict):
+            continue
+        for name, field_value in item.items():
+            if isinstance(field_value, str):
+                problem = text_problem(field_value)
+            elif name == "metadata":
+                problem = json_field_problem(field_value, max_bytes=METADATA_MAX_BYTES)
+            else:
+                problem = None
+            if problem:
+                return {str(index): {name: [problem]}} if is_list else {name: [problem]}
+    return None
 
 
 def _message(error: Any) -> str:
@@ -192,8 +364,16 @@ def _message(error: Any) -> str:
         return "This field is required."
     if error["type"] == "greater_than_equal" and error["loc"][-1:] == ("executed_at",):
         return "Must be in the year 2000 or later."
-    if error["type"] == "string_pattern_mismatch" and error["loc"][-1:] == ("side",):
-        return "Must be BUY or SELL."
+    if error["type"] == "string_pattern_mismatch":
+        field = error["loc"][-1:]
+        if field == ("side",):
+            return "Must be BUY or SELL."
+        if field == ("external_id",):
+            return "Must not start or end with spaces or contain control characters; it is stored as sent."
+        if field == ("symbol",):
+            return "Must be ASCII letters, digits and . : / _ - (starting with a letter or digit)."
+        if field == ("strategy",):
+            return "Must not contain control characters."
     if error["type"] in ("model_type", "list_type", "dict_type") and len(error["loc"]) <= 1:
         return "Expected a trade object or a list of trade objects."
     return msg

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.template.defaultfilters import filesizeformat
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,13 +35,57 @@ def _bad_request(detail: str, errors: dict[str, Any]) -> Response:
     return Response({"detail": detail, "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
 
 
-class TradesView(APIView):
+def _too_large() -> Response:
+    limit = filesizeformat(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    return _bad_request(
+        "The request body is too large; nothing was stored.",
+        {"body": [f"Send at most {limit} per request; split the batch."]},
+    )
+
+
+class BotWriteView(APIView):
+    """The body rules every write endpoint shares: JSON only (else 415), a bounded size (else 400).
+
+    The Content-Type is checked whether or not the view parses the body through
+    DRF (the trades view validates the raw bytes), once the key has been checked.
+    """
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # DRF's parser reads the stream itself, past Django's size check on request.body.
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            raise RequestDataTooBig()
+        if request.method == "POST" and _has_body(request):
+            content_type = request._request.content_type
+            if content_type != "application/json":
+                raise exceptions.UnsupportedMediaType(
+                    content_type or "(none)",
+                    detail=f"Send the body as application/json, not {content_type or 'no Content-Type'}.",
+                )
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, RequestDataTooBig):
+            return _too_large()
+        return super().handle_exception(exc)
+
+
+def _has_body(request: Request) -> bool:
+    meta = request.META
+    return meta.get("CONTENT_LENGTH", "") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in meta
+
+
+class TradesView(BotWriteView):
     @extend_schema(
         request={"application/json": trade_schema()},
         responses={
             201: IngestResultSerializer,
             200: OpenApiResponse(IngestResultSerializer, description="Every trade was already stored."),
-            400: OpenApiResponse(description="Invalid input; errors keyed by item index and field."),
+            400: OpenApiResponse(
+                description="Invalid input; errors keyed by item index and field (the first 25 items"
+                " with errors, then a count under `body`). Nothing was stored."
+            ),
+            415: OpenApiResponse(description="The body is not application/json."),
         },
         description="One trade object, or a list of up to 1000. All or nothing; idempotent by external_id.",
     )
@@ -51,11 +95,7 @@ class TradesView(APIView):
         try:
             trades, _ = parse_trades(request.body)
         except RequestDataTooBig:
-            limit = filesizeformat(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-            return _bad_request(
-                "The request body is too large; nothing was stored.",
-                {"body": [f"Send at most {limit} per request; split the batch."]},
-            )
+            return _too_large()
         except TradeDataError as exc:
             return _bad_request(exc.detail, exc.errors)
         result = Trade.objects.record_batch(request.user, trades)
@@ -96,7 +136,7 @@ class DailySummaryView(APIView):
         return Response(Trade.objects.for_bot(request.user).daily_summary(day).as_dict())
 
 
-class HeartbeatView(APIView):
+class HeartbeatView(BotWriteView):
     @extend_schema(request=HeartbeatSerializer, responses={200: HeartbeatSerializer})
     def post(self, request: Request) -> Response:
         body = HeartbeatSerializer(data=request.data if request.body else {})
@@ -106,7 +146,7 @@ class HeartbeatView(APIView):
         return Response({**body.validated_data, "received_at": received_at})
 
 
-class EventsView(APIView):
+class EventsView(BotWriteView):
     @extend_schema(request=EventSerializer, responses={201: EventSerializer})
     def post(self, request: Request) -> Response:
         body = EventSerializer(data=request.data)

@@ -1,0 +1,33 @@
+"""The SQLite database and its WAL and shared-memory files are readable by their owner only.
+
+``scripts/serve.sh`` and ``monitorsite.serve`` set a umask of 077, so files
+they create start that way; this covers the rest (a database made by another
+command, a container with a different umask, a file copied in with a restore).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+SUFFIXES = ("", "-wal", "-shm")
+
+
+def restrict_database_files(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    """``connection_created`` receiver: chmod 600 what others could read (once per connection)."""
+    if connection.vendor != "sqlite":
+        return
+    name = str(connection.settings_dict["NAME"])
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    for suffix in SUFFIXES:
+        path = name + suffix
+        try:
+            mode = os.stat(path).st_mode
+            if mode & 0o077:
+                os.chmod(path, 0o600)
+        except OSError:
+            # Not there yet (SQLite makes the WAL on the first write) or not ours to change.
+            continue
