@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests import harness
-from tests.harness import ROOT, VENV_BIN, Site, free_port, site_env, stop, wait_for
+from tests.harness import ROOT, VENV_BIN, Site, free_port, site_env, start_web, stop, wait_for
 
 T = TypeVar("T")
 BOT = "demo-bot"
@@ -39,12 +38,6 @@ def eventually(check: Callable[[], T], what: str, timeout: float = 60, every: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout:g} s: {what}")
         time.sleep(every)
-
-
-def start_web_server(site: Site, port: int) -> subprocess.Popen[bytes]:
-    """The site's web server as ``scripts/serve.sh`` runs it."""
-    start = getattr(harness, "start_web", None) or harness.start_gunicorn
-    return start(site, port)
 
 
 @dataclass
@@ -112,7 +105,7 @@ class Stack:
     # --- the site -----------------------------------------------------------------
 
     def start_web(self) -> None:
-        self.web = start_web_server(self.site, self.port)
+        self.web = start_web(self.site, self.port)  # as scripts/serve.sh runs it
         wait_for(f"{self.url}/api/v1/health/", timeout=90)
 
     def stop_web(self) -> None:
