@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import random
+import secrets
 import signal
 import statistics
 import sys
@@ -72,7 +73,9 @@ class PaperBot:
         self.args = args
         self.rng = random.Random(args.seed)
         self.instruments = [Instrument(s, START_PRICES.get(s, 100.0)) for s in args.symbols]
-        self.run_id = time.strftime("%Y%m%d%H%M%S")
+        # The time alone is not unique: a bot killed and restarted within the same second
+        # would reuse its external ids, and the site would drop the new fills as repeats.
+        self.run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
         self.fills = 0
         self.realized = Decimal(0)
         self.halted = False
@@ -175,8 +178,9 @@ class PaperBot:
         self.fills += 1
         if pnl is not None:
             self.realized += pnl
+        external_id = f"demo-{self.run_id}-{self.fills}"
         self.monitor.record_trade(
-            external_id=f"demo-{self.run_id}-{self.fills}",
+            external_id=external_id,
             symbol=symbol,
             side=side,
             quantity=quantity,
@@ -187,7 +191,8 @@ class PaperBot:
             paper=True,
         )
         result = "" if pnl is None else f", P&L {pnl:+.2f} (day {self.realized:+.2f})"
-        log.info("%s %d %s @ %s (%s)%s", side, quantity, symbol, price, note, result)
+        # The order id in the log, as a real bot logs it: the record to check the site against.
+        log.info("Fill %s: %s %d %s @ %s (%s)%s", external_id, side, quantity, symbol, price, note, result)
 
     def glitch(self) -> None:
         """What real feeds do now and then, so the event views have something to show."""
@@ -233,7 +238,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def configure_logging(level: str) -> str | None:
     """The bot's logging setup (file, console, Loki when LOKI_URL is set); a problem as one line."""
     try:
-        setup_logging(application="demo-bot", level=level)
+        # "trading-bot", the contract's default: the dashboard's log panel and the docs' Loki
+        # queries select the bot's logs by application="trading-bot".
+        setup_logging(application="trading-bot", level=level)
     except ValueError as exc:
         return str(exc)
     return None

@@ -114,6 +114,11 @@ class DiscordServer:
         """Answer every request held by a ``hang`` now (its client may be long gone)."""
         self._release.set()
 
+    def back_up(self) -> None:
+        """Drop the answers still queued by ``then``: from the next request on, served normally."""
+        with self._lock:
+            self._plan.clear()
+
     def stop(self) -> None:
         self._release.set()
         if self._server:
