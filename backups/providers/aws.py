@@ -36,6 +36,7 @@ from backups.providers.base import (
     StorageError,
     StorageProvider,
     StoredObject,
+    TranslatedErrors,
     env_setting,
 )
 
@@ -145,21 +146,8 @@ class S3Storage(StorageProvider):
         return True
 
 
-class _S3Errors:
+class _S3Errors(TranslatedErrors):
     """Turns boto3's exceptions into ``StorageError`` with a message a user can act on."""
-
-    def __init__(self, storage: S3Storage, name: str, missing_object: bool):
-        self.storage = storage
-        self.name = name
-        self.missing_object = missing_object
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
-        if exc is None or isinstance(exc, StorageError) or not isinstance(exc, Exception):
-            return False
-        raise self.translate(exc) from None
 
     def translate(self, exc: Exception) -> StorageError:
         # The transfer manager wraps the client's error; the cause says what happened.

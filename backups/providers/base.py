@@ -126,3 +126,28 @@ class StorageProvider(ABC):
     def describe(self) -> str:
         """Where objects go, for messages (never with credentials)."""
         return self.name
+
+
+class TranslatedErrors:
+    """A ``with`` block in which an SDK's exception becomes the provider's one-line ``StorageError``.
+
+    Each provider subclasses it with its own ``translate``; ``name`` is the object (or the
+    listing) being worked on, and ``missing_object`` says that a 404 means ``ObjectNotFound``.
+    A ``StorageError`` raised inside, and anything not an ``Exception``, pass through.
+    """
+
+    def __init__(self, storage: StorageProvider, name: str, missing_object: bool = False):
+        self.storage = storage
+        self.name = name
+        self.missing_object = missing_object
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is None or isinstance(exc, StorageError) or not isinstance(exc, Exception):
+            return False
+        raise self.translate(exc) from None
+
+    def translate(self, exc: Exception) -> StorageError:
+        raise NotImplementedError

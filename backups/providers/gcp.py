@@ -31,6 +31,7 @@ from backups.providers.base import (
     StorageError,
     StorageProvider,
     StoredObject,
+    TranslatedErrors,
     env_setting,
     replaced_on_success,
 )
@@ -171,20 +172,7 @@ class _Counted:
         return written
 
 
-class _GCSErrors:
-    def __init__(self, storage: GCSStorage, name: str, missing_object: bool):
-        self.storage = storage
-        self.name = name
-        self.missing_object = missing_object
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
-        if exc is None or isinstance(exc, StorageError) or not isinstance(exc, Exception):
-            return False
-        raise self.translate(exc) from None
-
+class _GCSErrors(TranslatedErrors):
     def translate(self, exc: Exception) -> StorageError:
         bucket = self.storage.bucket
         if isinstance(exc, auth_errors.RefreshError):

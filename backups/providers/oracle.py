@@ -38,6 +38,7 @@ from backups.providers.base import (
     StorageError,
     StorageProvider,
     StoredObject,
+    TranslatedErrors,
     env_setting,
     replaced_on_success,
 )
@@ -231,19 +232,9 @@ class OracleStorage(StorageProvider):
         return True
 
 
-class _errors:
-    def __init__(self, storage: OracleStorage, name: str, *, missing_object: bool = False):
-        self.storage = storage
-        self.name = name
-        self.missing_object = missing_object
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
-        if exc is None or isinstance(exc, StorageError) or not isinstance(exc, Exception):
-            return False
-        raise _translate(self.storage, self.name, exc, self.missing_object) from None
+class _errors(TranslatedErrors):
+    def translate(self, exc: Exception) -> StorageError:
+        return _translate(self.storage, self.name, exc, self.missing_object)  # type: ignore[arg-type]
 
 
 def _translate(storage: OracleStorage, name: str, exc: Exception, missing_object: bool) -> StorageError:
