@@ -88,6 +88,7 @@ class DiscordServer:
     retry_after: float = 0.3
     messages: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    held: int = 0  # requests a ``hang`` has taken hold of so far
     _plan: deque[tuple[str, Any]] = field(default_factory=deque)
     _recent: deque[float] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -147,6 +148,14 @@ class DiscordServer:
     def titles(self) -> list[str]:
         return [e.get("title", "") for e in self.embeds()]
 
+    def wait_until_held(self, count: int = 1, timeout: float = 30) -> None:
+        """Wait until ``count`` requests are held by a ``hang`` (they reached the server)."""
+        deadline = time.monotonic() + timeout
+        while self.held < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} held request(s), got {self.held}")
+            time.sleep(0.02)
+
     def wait_for_messages(self, count: int, timeout: float = 30) -> list[Received]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -196,6 +205,8 @@ class DiscordServer:
         if action is not None:
             kind, value = action
             if kind == "hang":
+                with self._lock:
+                    self.held += 1
                 self._release.wait(value)
                 return self._answer(handler, 204)
             if kind == "429":

@@ -84,6 +84,8 @@ def test_a_killed_task_cluster_leaves_no_alert_unsent_and_none_sent_twice(
     while not sql(site, "SELECT 1 FROM alerts_alert WHERE state = 'sending'") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert sql(site, "SELECT state FROM alerts_alert") == [("sending",)]
+    # The row says "sending" a moment before the request leaves: wait until Discord holds it.
+    discord.wait_until_held(1, timeout=30)
     # Mid-send: kill the whole cluster (sentinel and workers) as the OOM killer would.
     os.killpg(cluster.pid, signal.SIGKILL)
     cluster.wait(10)
