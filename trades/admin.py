@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import csv
+import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
@@ -72,6 +75,23 @@ def export_csv(
     return response
 
 
+class JSONText(forms.JSONField):
+    """The admin's JSON box, shown as UTF-8 when it can be, escaped when it cannot.
+
+    Django writes the value back into the form with ``ensure_ascii=False``; a
+    lone surrogate (``"\\ud800"`` typed in, then refused) cannot be encoded as
+    UTF-8, and the page answering "invalid" became a 500.
+    """
+
+    def prepare_value(self, value: object) -> str:
+        text = super().prepare_value(value)
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return json.dumps(value, cls=self.encoder)
+        return text
+
+
 @admin.register(Trade)
 class TradeAdmin(admin.ModelAdmin):
     list_display = (
@@ -90,6 +110,7 @@ class TradeAdmin(admin.ModelAdmin):
     search_fields = ("external_id", "symbol", "strategy")
     list_select_related = ("bot",)
     readonly_fields = ("bot", "external_id", "executed_at", "trading_day", "received_at")
+    formfield_overrides = {models.JSONField: {"form_class": JSONText}}
     actions = (export_csv,)
     list_per_page = 100
     # Facet counts would run a COUNT per filter value over every trade.

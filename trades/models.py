@@ -14,16 +14,17 @@ from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
 from trades.ingest import BatchResult, store_batch
+from trades.limits import (
+    DECIMAL_PLACES,
+    MAX_ABS_PNL,
+    MAX_DIGITS,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    StorableDecimal,
+    validate_metadata,
+)
 from trades.market import trading_day_of
 from trades.summary import Breakdown, DailySummary, TradeRef, win_rate
-
-# Stocks trade in fractions of a share and sub-penny prices; eight places
-# covers both and crypto quantities without rounding what the broker reported.
-DECIMAL_PLACES = 8
-MAX_DIGITS = 20
-# SQLite keeps a decimal column as a 64-bit float (or integer): exact to 15
-# significant digits, so the API refuses more (see trades.validation).
-SIGNIFICANT_DIGITS = 15
 
 
 class Bot(models.Model):
@@ -257,8 +258,16 @@ class Trade(models.Model):
     external_id = models.CharField(max_length=100, help_text="The bot's own id for this fill.")
     symbol = models.CharField(max_length=32)
     side = models.CharField(max_length=4, choices=Side.choices)
-    quantity = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
-    price = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
+    quantity = models.DecimalField(
+        max_digits=MAX_DIGITS,
+        decimal_places=DECIMAL_PLACES,
+        validators=[StorableDecimal(MAX_QUANTITY, positive=True)],
+    )
+    price = models.DecimalField(
+        max_digits=MAX_DIGITS,
+        decimal_places=DECIMAL_PLACES,
+        validators=[StorableDecimal(MAX_PRICE, positive=True)],
+    )
     strategy = models.CharField(max_length=100, blank=True, default="")
     pnl = models.DecimalField(
         "P&L",
@@ -266,11 +275,12 @@ class Trade(models.Model):
         decimal_places=DECIMAL_PLACES,
         null=True,
         blank=True,
+        validators=[StorableDecimal(MAX_ABS_PNL, positive=False)],
         help_text="Realized P&L of this fill; empty for opening fills.",
     )
     executed_at = models.DateTimeField()
     trading_day = models.DateField(editable=False, help_text="The execution date in the market's time zone.")
-    metadata = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True, validators=[validate_metadata])
     received_at = models.DateTimeField(auto_now_add=True)
 
     objects = TradeManager()

@@ -27,14 +27,17 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from trades.jsonvalues import METADATA_MAX_BYTES, json_field_problem, text_problem
-from trades.models import DECIMAL_PLACES, SIGNIFICANT_DIGITS
+from trades.limits import (
+    DECIMAL_PLACES,
+    DIGITS_MESSAGE,
+    MAX_ABS_PNL,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    SIGNIFICANT_DIGITS,
+    too_many_digits,
+)
 
 MAX_BATCH = 1000
-# Larger than any real order or P&L of the bots this site serves; a value past
-# these is a unit or parsing bug in the bot, not a trade.
-MAX_QUANTITY = Decimal("1e9")
-MAX_PRICE = Decimal("1e7")
-MAX_ABS_PNL = Decimal("1e11")
 # Fills may arrive late (a replay after an outage), never from the far future.
 MAX_CLOCK_SKEW = dt.timedelta(days=1)
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -53,15 +56,6 @@ MAX_LISTED_ITEMS = 25
 # is counted item by item before pydantic parses the whole of it: a 10 MB body
 # of 5 million tiny items took pydantic 2 s and 500 MB just to refuse.
 _COUNT_ITEMS_ABOVE_COMMAS = MAX_BATCH * 32
-DIGITS_MESSAGE = (
-    f"At most {SIGNIFICANT_DIGITS} significant digits, {DECIMAL_PLACES} of them after the point"
-    " (what the database stores exactly)."
-)
-
-
-def _too_many_digits(value: Decimal) -> bool:
-    # SQLite keeps these columns as 64-bit floats or integers: exact to 15 digits.
-    return len(value.normalize().as_tuple().digits) > SIGNIFICANT_DIGITS
 
 
 def _storable_metadata(value: dict[str, Any]) -> dict[str, Any]:
@@ -257,7 +251,7 @@ def _check_digits(body: bytes, parsed: list[dict[str, Any]], is_list: bool) -> N
         for name in _DECIMAL_FIELDS:
             value, literal = trade.get(name), sent.get(name)
             rounded = isinstance(literal, Decimal) and literal != value
-            if value is not None and (rounded or _too_many_digits(value)):
+            if value is not None and (rounded or too_many_digits(value)):
                 target = errors.setdefault(str(index), {}) if is_list else errors
                 target[name] = [DIGITS_MESSAGE]
     if errors:
