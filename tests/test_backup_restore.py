@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import resource
 import shutil
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -21,7 +23,7 @@ from backups.progress import TransferProgress
 from backups.providers.local import LocalStorage
 from backups.upload import upload_with_checksum
 from tests.conftest import stored_trade
-from tests.harness import manage, site_env
+from tests.harness import ROOT, VENV_BIN, manage, site_env
 from trades.models import Bot, Trade
 
 
@@ -53,6 +55,14 @@ def trade_count(path: Path) -> int:
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def beside(database: Path) -> list[str]:
+    """The files in the database's folder, the time in a safety copy's name as ``*``."""
+    return sorted(
+        re.sub(r"before-restore-\d{8}_\d{6}$", "before-restore-*", path.name)
+        for path in database.parent.iterdir()
+    )
 
 
 def flip_a_byte(path: Path) -> None:
@@ -112,7 +122,8 @@ def test_restore_replaces_the_database_and_drops_its_stale_wal(store: Path, live
     db = sqlite3.connect(live)
     assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     db.close()
-    assert sorted(path.name for path in live.parent.iterdir()) == ["trades.db"]  # no work files left
+    # No work files left: the database, the safety copy of the one it replaced, the lock file.
+    assert beside(live) == ["trades.db", "trades.db.before-restore-*"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -126,7 +137,7 @@ def test_a_flipped_byte_is_rejected_by_the_checksum_and_the_live_database_is_unt
     with pytest.raises(CommandError, match=re.escape("trades_latest.db is damaged: its sha256 is")):
         run("restore_backup", "--output", str(live), "--yes")
     assert digest(live) == before
-    assert sorted(path.name for path in live.parent.iterdir()) == ["trades.db"]
+    assert beside(live) == ["trades.db"]  # no safety copy of an unchanged database
     with pytest.raises(CommandError, match="damaged"):
         run("verify_backup", "latest")
 
@@ -348,3 +359,141 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise() -> None:
     assert text.startswith("\rtrades_latest.db [############------------]  50% 1.0 MB of 2.0 MB")
     assert "\rtrades_latest.db [########################] 100% 2.0 MB of 2.0 MB, " in text
     assert text.endswith(" KB/s  \n")
+
+
+# --- the database a restore replaces is kept ------------------------------------
+
+
+def keep_writes_in_the_wal(path: Path) -> sqlite3.Connection:
+    """A connection whose commits stay in the ``-wal`` while it is open, as a killed site leaves them."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    return db
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_replaced_database_is_kept_whole_with_what_was_only_in_its_wal(
+    store: Path, live: Path, tmp_path: Path
+) -> None:
+    add_trades(1)
+    run("backup_now")
+    db = keep_writes_in_the_wal(live)
+    db.executemany("INSERT INTO keep VALUES (?)", [(f"row {n}",) for n in range(50)])
+    # What a file copy of trades.db alone would have kept: not the 50 rows.
+    shutil.copy(live, tmp_path / "file-copy.db")
+    assert sqlite3.connect(tmp_path / "file-copy.db").execute("SELECT count(*) FROM keep").fetchone() == (1,)
+
+    out, _ = run("restore_backup", "--output", str(live), "--yes")
+    db.close()
+
+    kept = next(live.parent.glob("trades.db.before-restore-*"))
+    assert re.fullmatch(r"trades\.db\.before-restore-\d{8}_\d{6}", kept.name)
+    assert (
+        f"the database it replaced is kept as {kept} (to undo the restore, see docs/BACKUP_RESTORE.md)" in out
+    )
+    assert trade_count(live) == 1
+    copy = sqlite3.connect(kept)
+    assert copy.execute("SELECT count(*) FROM keep").fetchone() == (51,)
+    assert copy.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    # One self-contained file: put back by renaming it, no -wal to carry along.
+    assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    copy.close()
+    assert kept.stat().st_mode & 0o777 == 0o600
+
+    out, _ = run("restore_backup", "--output", str(live), "--yes")
+    assert len(list(live.parent.glob("trades.db.before-restore-*"))) == 2  # none is ever deleted
+    assert "1 safety copies of earlier restores beside it take" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_cannot_be_read_is_not_replaced_without_its_safety_copy(
+    store: Path, live: Path
+) -> None:
+    add_trades(1)
+    run("backup_now")
+    live.write_bytes(b"\x00damaged" * 4096)
+    before = digest(live)
+    with pytest.raises(CommandError) as raised:
+        run("restore_backup", "--output", str(live), "--yes")
+    assert str(raised.value) == (
+        f"cannot keep a safety copy of {live} before replacing it (file is not a database); nothing was "
+        "changed (free some space, or move the database and its -wal aside yourself, and run again)"
+    )
+    assert digest(live) == before
+    assert beside(live) == ["trades.db"]
+
+
+def test_a_disk_that_fills_during_the_safety_copy_leaves_the_database_as_it_was(
+    site_with_backup: dict[str, str],
+) -> None:
+    live = Path(site_with_backup["DATABASE_PATH"])
+    db = sqlite3.connect(live)
+    db.execute("CREATE TABLE ballast (data BLOB)")
+    db.executemany("INSERT INTO ballast VALUES (randomblob(100000))", [()] * 40)  # 4 MB
+    db.commit()
+    db.close()
+    before = digest(live)
+    limit = 2 * 1024 * 1024  # room for the 0.4 MB download, not for a copy of the 4 MB database
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", "restore_backup", "--yes"],
+        cwd=ROOT,
+        env=site_with_backup,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=small_disk,
+    )
+
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("CommandError: ")]
+    assert errors and errors[0].startswith(
+        f"CommandError: cannot keep a safety copy of {live} before replacing it ("
+    )
+    assert "nothing was changed" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert digest(live) == before
+    assert trade_count(live) == 2
+    assert beside(live) == ["logs", "trades.db"]
+
+
+def test_a_restore_is_undone_with_its_safety_copy_as_the_docs_say(site_with_backup: dict[str, str]) -> None:
+    live = Path(site_with_backup["DATABASE_PATH"])
+    db = keep_writes_in_the_wal(live)
+    db.execute(
+        "INSERT INTO trades_trade (bot_id, external_id, symbol, side, quantity, price, strategy, pnl,"
+        " executed_at, trading_day, metadata, received_at) VALUES (1, 'after-the-backup', 'MSFT', 'SELL', 1,"
+        " 400, '', 12.5, '2026-01-16 15:31:00', '2026-01-16', '{}', '2026-01-16 15:31:00')"
+    )
+    result = manage(site_with_backup, "restore_backup", "latest", "--yes")
+    db.close()
+    kept = Path(re.search(r"the database it replaced is kept as (\S+) ", result.stdout)[1])  # type: ignore[index]
+    assert "after-the-backup" not in manage(site_with_backup, "view_trades").stdout
+
+    # docs/BACKUP_RESTORE.md, "Undo a restore", with the site stopped.
+    data = live.parent
+    (data / "trades.db").rename(data / "trades.db.undone")
+    for suffix in ("-wal", "-shm"):
+        if (data / f"trades.db{suffix}").exists():
+            (data / f"trades.db{suffix}").rename(data / f"trades.db.undone{suffix}")
+    shutil.copy2(kept, data / "trades.db")
+
+    assert "after-the-backup" in manage(site_with_backup, "view_trades").stdout
+    assert trade_count(live) == 3
+
+
+def test_list_backups_of_a_local_storage_path_that_is_a_file_fails_naming_it(
+    site_with_backup: dict[str, str], tmp_path: Path
+) -> None:
+    afile = tmp_path / "backups.tar"
+    afile.write_text("not the folder")
+    result = manage({**site_with_backup, "LOCAL_STORAGE_PATH": str(afile)}, "list_backups", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"CommandError: LOCAL_STORAGE_PATH is {afile}, which is a file, not a folder: "
+        "point LOCAL_STORAGE_PATH at the folder that holds the backups"
+    ]
