@@ -15,6 +15,7 @@ from backups import objects
 from backups.models import BackupRecord
 from backups.progress import ProgressFactory, human_size
 from backups.providers import ObjectNotFound, StorageProvider
+from backups.site_lock import held_for_restore
 from backups.snapshot import BackupError, check_database, copy_database, gunzip_file, is_gzip, sha256_file
 
 SAFETY_COPY_MARK = ".before-restore-"
@@ -39,6 +40,7 @@ class Restored:
 
     backup: VerifiedBackup  # its ``path`` is the restored database
     safety_copy: Path | None  # the replaced database, kept beside it; None when there was none
+    site_was_running: bool  # replaced under a running site (``while_running``)
 
 
 def resolve(provider: StorageProvider, name: str) -> str:
@@ -138,6 +140,7 @@ def restore(
     target: Path,
     *,
     overwrite: bool,
+    while_running: bool = False,
     progress: ProgressFactory | None = None,
 ) -> Restored:
     """Replace the database at ``target`` with the verified backup ``name``.
@@ -146,8 +149,9 @@ def restore(
     is kept as a safety copy beside it, and the new file appears under ``target``'s
     name in one rename, so ``target`` is always either the old database or the whole
     new one. The old ``-wal`` and ``-shm`` go first: SQLite would otherwise replay
-    the old database's log into the new file. The site must be stopped while this
-    runs (docs/BACKUP_RESTORE.md).
+    the old database's log into the new file. A site running on ``target`` makes it
+    refuse before anything is downloaded, unless ``while_running``
+    (``backups.site_lock``).
     """
     if target.is_dir():
         target = target / "trades.db"
@@ -158,31 +162,36 @@ def restore(
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BackupError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
-    try:
-        # In the target's directory, so the final rename stays on one filesystem.
-        workdir = Path(tempfile.mkdtemp(prefix=".restore-", dir=target.parent))
-    except OSError as exc:
-        raise BackupError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
-    try:
-        verified = fetch_verified(provider, name, workdir, progress)
-        connections.close_all()  # this process must not keep the old file open
-        # Last, so that it holds every trade written up to the swap.
-        safety_copy = keep_safety_copy(target, workdir) if replacing else None
+    # Held until the new file is in place: a site starting meanwhile waits for it.
+    with held_for_restore(target, while_running=while_running) as site_was_running:
         try:
-            os.chmod(verified.path, 0o600)
-            with open(verified.path, "rb+") as handle:
-                os.fsync(handle.fileno())
-            for suffix in ("-wal", "-shm", "-journal"):
-                Path(f"{target}{suffix}").unlink(missing_ok=True)
-            os.replace(verified.path, target)
-            _fsync_directory(target.parent)
+            # In the target's directory, so the final rename stays on one filesystem.
+            workdir = Path(tempfile.mkdtemp(prefix=".restore-", dir=target.parent))
         except OSError as exc:
-            raise BackupError(f"cannot put the backup in place at {target}: {exc.strerror or exc}") from None
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+            raise BackupError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
+        try:
+            verified = fetch_verified(provider, name, workdir, progress)
+            connections.close_all()  # this process must not keep the old file open
+            # Last, so that it holds every trade written up to the swap.
+            safety_copy = keep_safety_copy(target, workdir) if replacing else None
+            try:
+                os.chmod(verified.path, 0o600)
+                with open(verified.path, "rb+") as handle:
+                    os.fsync(handle.fileno())
+                for suffix in ("-wal", "-shm", "-journal"):
+                    Path(f"{target}{suffix}").unlink(missing_ok=True)
+                os.replace(verified.path, target)
+                _fsync_directory(target.parent)
+            except OSError as exc:
+                raise BackupError(
+                    f"cannot put the backup in place at {target}: {exc.strerror or exc}"
+                ) from None
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     return Restored(
         backup=VerifiedBackup(**{**verified.__dict__, "path": target}),
         safety_copy=safety_copy,
+        site_was_running=site_was_running,
     )
 
 

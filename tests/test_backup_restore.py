@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
+import os
 import re
 import resource
 import shutil
+import signal
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 from unittest import mock
 
 import pytest
+import requests
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from backups.models import BackupRecord
 from backups.progress import TransferProgress
 from backups.providers.local import LocalStorage
+from backups.site_lock import held_for_restore
 from backups.upload import upload_with_checksum
-from tests.conftest import stored_trade
-from tests.harness import ROOT, VENV_BIN, manage, site_env
+from tests.conftest import make_trade, stored_trade
+from tests.harness import ROOT, VENV_BIN, Site, free_port, manage, site_env, start_web, stop, wait_for
 from trades.models import Bot, Trade
 
 
@@ -123,7 +129,7 @@ def test_restore_replaces_the_database_and_drops_its_stale_wal(store: Path, live
     assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     db.close()
     # No work files left: the database, the safety copy of the one it replaced, the lock file.
-    assert beside(live) == ["trades.db", "trades.db.before-restore-*"]
+    assert beside(live) == ["trades.db", "trades.db.before-restore-*", "trades.db.site-lock"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -137,7 +143,7 @@ def test_a_flipped_byte_is_rejected_by_the_checksum_and_the_live_database_is_unt
     with pytest.raises(CommandError, match=re.escape("trades_latest.db is damaged: its sha256 is")):
         run("restore_backup", "--output", str(live), "--yes")
     assert digest(live) == before
-    assert beside(live) == ["trades.db"]  # no safety copy of an unchanged database
+    assert beside(live) == ["trades.db", "trades.db.site-lock"]  # no safety copy of an unchanged database
     with pytest.raises(CommandError, match="damaged"):
         run("verify_backup", "latest")
 
@@ -421,7 +427,7 @@ def test_a_database_that_cannot_be_read_is_not_replaced_without_its_safety_copy(
         "changed (free some space, or move the database and its -wal aside yourself, and run again)"
     )
     assert digest(live) == before
-    assert beside(live) == ["trades.db"]
+    assert beside(live) == ["trades.db", "trades.db.site-lock"]
 
 
 def test_a_disk_that_fills_during_the_safety_copy_leaves_the_database_as_it_was(
@@ -458,7 +464,7 @@ def test_a_disk_that_fills_during_the_safety_copy_leaves_the_database_as_it_was(
     assert "Traceback" not in result.stderr
     assert digest(live) == before
     assert trade_count(live) == 2
-    assert beside(live) == ["logs", "trades.db"]
+    assert beside(live) == ["logs", "trades.db", "trades.db.site-lock"]
 
 
 def test_a_restore_is_undone_with_its_safety_copy_as_the_docs_say(site_with_backup: dict[str, str]) -> None:
@@ -484,6 +490,140 @@ def test_a_restore_is_undone_with_its_safety_copy_as_the_docs_say(site_with_back
 
     assert "after-the-backup" in manage(site_with_backup, "view_trades").stdout
     assert trade_count(live) == 3
+
+
+# --- a running site keeps restore away ------------------------------------------
+
+
+@pytest.fixture
+def stopped_site(site_with_backup: dict[str, str]) -> Iterator[Site]:
+    """The site with a backup, not started; the test starts what it needs."""
+    data = Path(site_with_backup["DATABASE_PATH"]).parent
+    port = free_port()
+    site = Site(url=f"http://127.0.0.1:{port}", env=dict(site_with_backup), tmp=data, processes=[])
+    try:
+        yield site
+    finally:
+        for process in site.processes:
+            stop(process)
+
+
+def refusal(database: Path, holders: str) -> list[str]:
+    return [
+        f"CommandError: the site is running on {database}: stop {holders} first (docker compose stop web "
+        "qcluster, or Ctrl-C scripts/serve.sh), or pass --while-running to replace the database under it "
+        "and lose what it writes afterwards"
+    ]
+
+
+def site_lock_taken(database: Path) -> bool:
+    with open(f"{database}.site-lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def test_restore_refuses_while_the_web_server_runs_and_goes_ahead_once_it_is_killed(
+    stopped_site: Site,
+) -> None:
+    site = stopped_site
+    live = Path(site.env["DATABASE_PATH"])
+    web = start_web(site, site.port)
+    wait_for(f"{site.url}/api/v1/health/")
+    key = site.create_bot("beta")
+    posted = requests.post(
+        f"{site.url}/api/v1/trades/",
+        json=make_trade(7, external_id="after-the-backup"),
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert posted.status_code == 201
+
+    refused = site.manage("restore_backup", "--yes", check=False)
+
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == refusal(live, f"the web server (pid {web.pid})")
+    assert trade_count(live) == 3
+    assert not list(live.parent.glob("trades.db.before-restore-*"))
+
+    os.kill(web.pid, signal.SIGKILL)  # the instance died: no clean shutdown, no checkpoint
+    web.wait(10)
+    result = site.manage("restore_backup", "--yes")
+
+    assert "restored trades_latest.db" in result.stdout and "2 trades" in result.stdout
+    assert trade_count(live) == 2
+    kept = next(live.parent.glob("trades.db.before-restore-*"))
+    assert trade_count(kept) == 3  # the trade the killed site took after the backup is kept
+
+
+def test_the_task_cluster_keeps_restore_away_until_its_last_worker_is_gone(stopped_site: Site) -> None:
+    site = stopped_site
+    live = Path(site.env["DATABASE_PATH"])
+    cluster = site.start_cluster()
+    deadline = time.monotonic() + 60
+    while not site_lock_taken(live):
+        assert cluster.poll() is None and time.monotonic() < deadline, site.log("qcluster.log")
+        time.sleep(0.2)
+
+    refused = site.manage("restore_backup", "--yes", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == refusal(live, f"the task cluster (pid {cluster.pid})")
+
+    # The sentinel (which runs the scheduler) and the workers outlive their parent and
+    # may still write: they were forked holding the lock, so it stays taken.
+    os.kill(cluster.pid, signal.SIGKILL)
+    cluster.wait(10)
+    refused = site.manage("restore_backup", "--yes", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == refusal(live, "the web server and the task cluster")
+
+    os.killpg(cluster.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while site_lock_taken(live):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    result = site.manage("restore_backup", "--yes")
+    assert "2 trades" in result.stdout
+
+
+def test_while_running_replaces_the_database_under_the_site_and_says_to_restart_it(
+    stopped_site: Site,
+) -> None:
+    site = stopped_site
+    live = Path(site.env["DATABASE_PATH"])
+    start_web(site, site.port)
+    wait_for(f"{site.url}/api/v1/health/")
+
+    result = site.manage("restore_backup", "--yes", "--while-running")
+
+    assert "2 trades" in result.stdout
+    assert (
+        "the site was running: restart the web server and the task cluster now, "
+        "until then what they write goes to the replaced file"
+    ) in result.stdout
+    assert len(list(live.parent.glob("trades.db.before-restore-*"))) == 1
+
+
+def test_a_web_server_started_during_a_restore_waits_for_it(stopped_site: Site) -> None:
+    site = stopped_site
+    live = Path(site.env["DATABASE_PATH"])
+    with held_for_restore(live) as running:
+        assert not running
+        web = start_web(site, site.port)
+        deadline = time.monotonic() + 60
+        while "waiting for the restore" not in site.log("web.log"):
+            assert web.poll() is None and time.monotonic() < deadline, site.log("web.log")
+            time.sleep(0.1)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{site.url}/api/v1/health/", timeout=5)
+    assert site.log("web.log").splitlines()[0] == (
+        f"waiting for the restore of {live} to finish ({live}.site-lock is held)"
+    )
+    wait_for(f"{site.url}/api/v1/health/")
+    assert site_lock_taken(live)
 
 
 def test_list_backups_of_a_local_storage_path_that_is_a_file_fails_naming_it(
