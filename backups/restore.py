@@ -9,12 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import DatabaseError, connections
+from django.utils import timezone
 
 from backups import objects
 from backups.models import BackupRecord
-from backups.progress import ProgressFactory
+from backups.progress import ProgressFactory, human_size
 from backups.providers import ObjectNotFound, StorageProvider
-from backups.snapshot import BackupError, check_database, gunzip_file, is_gzip, sha256_file
+from backups.site_lock import held_for_restore
+from backups.snapshot import BackupError, check_database, copy_database, gunzip_file, is_gzip, sha256_file
+
+SAFETY_COPY_MARK = ".before-restore-"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,15 @@ class VerifiedBackup:
     checked_against: tuple[str, ...]  # where the expected checksum came from; empty when none was known
     trade_count: int
     compressed: bool
+
+
+@dataclass(frozen=True)
+class Restored:
+    """A backup put in place, and what became of the database it replaced."""
+
+    backup: VerifiedBackup  # its ``path`` is the restored database
+    safety_copy: Path | None  # the replaced database, kept beside it; None when there was none
+    site_was_running: bool  # replaced under a running site (``while_running``)
 
 
 def resolve(provider: StorageProvider, name: str) -> str:
@@ -127,42 +140,103 @@ def restore(
     target: Path,
     *,
     overwrite: bool,
+    while_running: bool = False,
     progress: ProgressFactory | None = None,
-) -> VerifiedBackup:
+) -> Restored:
     """Replace the database at ``target`` with the verified backup ``name``.
 
-    Nothing is replaced unless every check passed, and the new file appears
-    under ``target``'s name in one rename, so ``target`` is always either the
-    old database or the whole new one. The old ``-wal`` and ``-shm`` go first:
-    SQLite would otherwise replay the old database's log into the new file.
-    The site must be stopped while this runs (docs/BACKUP_RESTORE.md).
+    Nothing is replaced unless every check passed and the database there (if any)
+    is kept as a safety copy beside it, and the new file appears under ``target``'s
+    name in one rename, so ``target`` is always either the old database or the whole
+    new one. The old ``-wal`` and ``-shm`` go first: SQLite would otherwise replay
+    the old database's log into the new file. A site running on ``target`` makes it
+    refuse before anything is downloaded, unless ``while_running``
+    (``backups.site_lock``).
     """
     if target.is_dir():
         target = target / "trades.db"
-    if target.exists() and target.stat().st_size > 0 and not overwrite:
+    replacing = target.exists() and target.stat().st_size > 0
+    if replacing and not overwrite:
         raise BackupError(f"{target} exists; run again with --yes to replace it")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        # In the target's directory, so the final rename stays on one filesystem.
-        workdir = Path(tempfile.mkdtemp(prefix=".restore-", dir=target.parent))
     except OSError as exc:
         raise BackupError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
-    try:
-        verified = fetch_verified(provider, name, workdir, progress)
-        connections.close_all()  # this process must not keep the old file open
+    # Held until the new file is in place: a site starting meanwhile waits for it.
+    with held_for_restore(target, while_running=while_running) as site_was_running:
         try:
-            os.chmod(verified.path, 0o600)
-            with open(verified.path, "rb+") as handle:
-                os.fsync(handle.fileno())
-            for suffix in ("-wal", "-shm", "-journal"):
-                Path(f"{target}{suffix}").unlink(missing_ok=True)
-            os.replace(verified.path, target)
-            _fsync_directory(target.parent)
+            # In the target's directory, so the final rename stays on one filesystem.
+            workdir = Path(tempfile.mkdtemp(prefix=".restore-", dir=target.parent))
         except OSError as exc:
-            raise BackupError(f"cannot put the backup in place at {target}: {exc.strerror or exc}") from None
-        return VerifiedBackup(**{**verified.__dict__, "path": target})
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+            raise BackupError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
+        try:
+            verified = fetch_verified(provider, name, workdir, progress)
+            connections.close_all()  # this process must not keep the old file open
+            # Last, so that it holds every trade written up to the swap.
+            safety_copy = keep_safety_copy(target, workdir) if replacing else None
+            try:
+                os.chmod(verified.path, 0o600)
+                with open(verified.path, "rb+") as handle:
+                    os.fsync(handle.fileno())
+                for suffix in ("-wal", "-shm", "-journal"):
+                    Path(f"{target}{suffix}").unlink(missing_ok=True)
+                os.replace(verified.path, target)
+                _fsync_directory(target.parent)
+            except OSError as exc:
+                raise BackupError(
+                    f"cannot put the backup in place at {target}: {exc.strerror or exc}"
+                ) from None
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return Restored(
+        backup=VerifiedBackup(**{**verified.__dict__, "path": target}),
+        safety_copy=safety_copy,
+        site_was_running=site_was_running,
+    )
+
+
+def keep_safety_copy(database: Path, workdir: Path) -> Path:
+    """Copy ``database`` beside itself as ``trades.db.before-restore-YYYYMMDD_HHMMSS`` (market time).
+
+    With SQLite's backup API, like every snapshot: the trades still in the ``-wal``
+    are in the copy, which is one self-contained file (rollback journal mode) that
+    can be put back by renaming it. Made in ``workdir`` and renamed, so a copy under
+    that name is always whole. Raises ``BackupError`` when it cannot be made; the
+    database is then left as it was. Copies are never deleted here: one may hold
+    the only record of trades made after the newest backup.
+    """
+    size = sum(path.stat().st_size for path in (database, Path(f"{database}-wal")) if path.exists())
+    free = shutil.disk_usage(database.parent).free
+    if free < size:
+        raise BackupError(
+            f"cannot keep a safety copy of {database} before replacing it: it needs up to "
+            f"{human_size(size)} and {database.parent} has {human_size(free)} free; "
+            "nothing was changed (free some space and run again)"
+        )
+    staging = workdir / "before-restore.db"
+    try:
+        copy_database(database, staging)
+        stamp = f"{database.name}{SAFETY_COPY_MARK}{timezone.localtime():%Y%m%d_%H%M%S}"
+        kept, n = database.with_name(stamp), 1
+        while kept.exists():  # two restores within a second
+            n += 1
+            kept = database.with_name(f"{stamp}-{n}")
+        os.rename(staging, kept)
+    except (BackupError, OSError) as exc:
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc)
+        else:
+            reason = str(exc).removeprefix(f"cannot copy the database {database}: ")
+        raise BackupError(
+            f"cannot keep a safety copy of {database} before replacing it ({reason}); nothing was changed "
+            "(free some space, or move the database and its -wal aside yourself, and run again)"
+        ) from None
+    return kept
+
+
+def safety_copies(database: Path) -> list[Path]:
+    """The safety copies earlier restores left beside ``database``, oldest first."""
+    return sorted(database.parent.glob(f"{database.name}{SAFETY_COPY_MARK}*"))
 
 
 def verify(provider: StorageProvider, name: str, progress: ProgressFactory | None = None) -> VerifiedBackup:

@@ -8,9 +8,14 @@ command, a container with a different umask, a file copied in with a restore).
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+from backups.site_lock import hold_while_running
 
 SUFFIXES = ("", "-wal", "-shm")
 
@@ -31,3 +36,14 @@ def restrict_database_files(sender: Any, connection: BaseDatabaseWrapper, **kwar
         except OSError:
             # Not there yet (SQLite makes the WAL on the first write) or not ours to change.
             continue
+
+
+def mark_site_running() -> None:
+    """Hold the running-site lock beside the database until this process ends (``backups.site_lock``).
+
+    The web server and the task cluster call it as they start, so that a restore
+    refuses to replace the database under them. It waits while a restore runs.
+    ``OSError`` (its ``filename`` the lock file) when the lock file cannot be made.
+    """
+    database = Path(settings.DATABASES["default"]["NAME"])
+    hold_while_running(database, on_wait=lambda message: print(message, file=sys.stderr, flush=True))

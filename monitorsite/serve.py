@@ -135,6 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.check_config:
         return 0
+    from monitorsite.dbfiles import mark_site_running
+
+    try:
+        mark_site_running()
+    except OSError as exc:
+        sys.stderr.write(f"Cannot take the running-site lock {exc.filename}: {exc.strerror or exc}\n")
+        return 2
     # The URLs (and with them every view, the admin and the API schema's
     # imports) load now, not on the first client's request.
     from django.urls import get_resolver

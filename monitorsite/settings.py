@@ -76,8 +76,9 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_q",
+    # Before django_q: its qcluster command wraps django-q2's (monitorsite/management/commands/qcluster.py).
     "monitorsite",
+    "django_q",
     "trades",
     "alerts",
     "backups",

@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
+import os
 import re
+import resource
 import shutil
+import signal
 import sqlite3
+import subprocess
+import time
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 from unittest import mock
 
 import pytest
+import requests
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from backups.models import BackupRecord
 from backups.progress import TransferProgress
 from backups.providers.local import LocalStorage
+from backups.site_lock import held_for_restore
 from backups.upload import upload_with_checksum
-from tests.conftest import stored_trade
-from tests.harness import manage, site_env
+from tests.conftest import make_trade, stored_trade
+from tests.harness import ROOT, VENV_BIN, Site, free_port, manage, site_env, start_web, stop, wait_for
 from trades.models import Bot, Trade
 
 
@@ -53,6 +61,14 @@ def trade_count(path: Path) -> int:
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def beside(database: Path) -> list[str]:
+    """The files in the database's folder, the time in a safety copy's name as ``*``."""
+    return sorted(
+        re.sub(r"before-restore-\d{8}_\d{6}$", "before-restore-*", path.name)
+        for path in database.parent.iterdir()
+    )
 
 
 def flip_a_byte(path: Path) -> None:
@@ -112,7 +128,8 @@ def test_restore_replaces_the_database_and_drops_its_stale_wal(store: Path, live
     db = sqlite3.connect(live)
     assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     db.close()
-    assert sorted(path.name for path in live.parent.iterdir()) == ["trades.db"]  # no work files left
+    # No work files left: the database, the safety copy of the one it replaced, the lock file.
+    assert beside(live) == ["trades.db", "trades.db.before-restore-*", "trades.db.site-lock"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -126,7 +143,7 @@ def test_a_flipped_byte_is_rejected_by_the_checksum_and_the_live_database_is_unt
     with pytest.raises(CommandError, match=re.escape("trades_latest.db is damaged: its sha256 is")):
         run("restore_backup", "--output", str(live), "--yes")
     assert digest(live) == before
-    assert sorted(path.name for path in live.parent.iterdir()) == ["trades.db"]
+    assert beside(live) == ["trades.db", "trades.db.site-lock"]  # no safety copy of an unchanged database
     with pytest.raises(CommandError, match="damaged"):
         run("verify_backup", "latest")
 
@@ -348,3 +365,275 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise() -> None:
     assert text.startswith("\rtrades_latest.db [############------------]  50% 1.0 MB of 2.0 MB")
     assert "\rtrades_latest.db [########################] 100% 2.0 MB of 2.0 MB, " in text
     assert text.endswith(" KB/s  \n")
+
+
+# --- the database a restore replaces is kept ------------------------------------
+
+
+def keep_writes_in_the_wal(path: Path) -> sqlite3.Connection:
+    """A connection whose commits stay in the ``-wal`` while it is open, as a killed site leaves them."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    return db
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_replaced_database_is_kept_whole_with_what_was_only_in_its_wal(
+    store: Path, live: Path, tmp_path: Path
+) -> None:
+    add_trades(1)
+    run("backup_now")
+    db = keep_writes_in_the_wal(live)
+    db.executemany("INSERT INTO keep VALUES (?)", [(f"row {n}",) for n in range(50)])
+    # What a file copy of trades.db alone would have kept: not the 50 rows.
+    shutil.copy(live, tmp_path / "file-copy.db")
+    assert sqlite3.connect(tmp_path / "file-copy.db").execute("SELECT count(*) FROM keep").fetchone() == (1,)
+
+    out, _ = run("restore_backup", "--output", str(live), "--yes")
+    db.close()
+
+    kept = next(live.parent.glob("trades.db.before-restore-*"))
+    assert re.fullmatch(r"trades\.db\.before-restore-\d{8}_\d{6}", kept.name)
+    assert (
+        f"the database it replaced is kept as {kept} (to undo the restore, see docs/BACKUP_RESTORE.md)" in out
+    )
+    assert trade_count(live) == 1
+    copy = sqlite3.connect(kept)
+    assert copy.execute("SELECT count(*) FROM keep").fetchone() == (51,)
+    assert copy.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    # One self-contained file: put back by renaming it, no -wal to carry along.
+    assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    copy.close()
+    assert kept.stat().st_mode & 0o777 == 0o600
+
+    out, _ = run("restore_backup", "--output", str(live), "--yes")
+    assert len(list(live.parent.glob("trades.db.before-restore-*"))) == 2  # none is ever deleted
+    assert "1 safety copies of earlier restores beside it take" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_cannot_be_read_is_not_replaced_without_its_safety_copy(
+    store: Path, live: Path
+) -> None:
+    add_trades(1)
+    run("backup_now")
+    live.write_bytes(b"\x00damaged" * 4096)
+    before = digest(live)
+    with pytest.raises(CommandError) as raised:
+        run("restore_backup", "--output", str(live), "--yes")
+    assert str(raised.value) == (
+        f"cannot keep a safety copy of {live} before replacing it (file is not a database); nothing was "
+        "changed (free some space, or move the database and its -wal aside yourself, and run again)"
+    )
+    assert digest(live) == before
+    assert beside(live) == ["trades.db", "trades.db.site-lock"]
+
+
+def test_a_disk_that_fills_during_the_safety_copy_leaves_the_database_as_it_was(
+    site_with_backup: dict[str, str],
+) -> None:
+    live = Path(site_with_backup["DATABASE_PATH"])
+    db = sqlite3.connect(live)
+    db.execute("CREATE TABLE ballast (data BLOB)")
+    db.executemany("INSERT INTO ballast VALUES (randomblob(100000))", [()] * 40)  # 4 MB
+    db.commit()
+    db.close()
+    before = digest(live)
+    limit = 2 * 1024 * 1024  # room for the 0.4 MB download, not for a copy of the 4 MB database
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", "restore_backup", "--yes"],
+        cwd=ROOT,
+        env=site_with_backup,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=small_disk,
+    )
+
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("CommandError: ")]
+    assert errors and errors[0].startswith(
+        f"CommandError: cannot keep a safety copy of {live} before replacing it ("
+    )
+    assert "nothing was changed" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert digest(live) == before
+    assert trade_count(live) == 2
+    assert beside(live) == ["logs", "trades.db", "trades.db.site-lock"]
+
+
+def test_a_restore_is_undone_with_its_safety_copy_as_the_docs_say(site_with_backup: dict[str, str]) -> None:
+    live = Path(site_with_backup["DATABASE_PATH"])
+    db = keep_writes_in_the_wal(live)
+    db.execute(
+        "INSERT INTO trades_trade (bot_id, external_id, symbol, side, quantity, price, strategy, pnl,"
+        " executed_at, trading_day, metadata, received_at) VALUES (1, 'after-the-backup', 'MSFT', 'SELL', 1,"
+        " 400, '', 12.5, '2026-01-16 15:31:00', '2026-01-16', '{}', '2026-01-16 15:31:00')"
+    )
+    result = manage(site_with_backup, "restore_backup", "latest", "--yes")
+    db.close()
+    kept = Path(re.search(r"the database it replaced is kept as (\S+) ", result.stdout)[1])  # type: ignore[index]
+    assert "after-the-backup" not in manage(site_with_backup, "view_trades").stdout
+
+    # docs/BACKUP_RESTORE.md, "Undo a restore", with the site stopped.
+    data = live.parent
+    (data / "trades.db").rename(data / "trades.db.undone")
+    for suffix in ("-wal", "-shm"):
+        if (data / f"trades.db{suffix}").exists():
+            (data / f"trades.db{suffix}").rename(data / f"trades.db.undone{suffix}")
+    shutil.copy2(kept, data / "trades.db")
+
+    assert "after-the-backup" in manage(site_with_backup, "view_trades").stdout
+    assert trade_count(live) == 3
+
+
+# --- a running site keeps restore away ------------------------------------------
+
+
+@pytest.fixture
+def stopped_site(site_with_backup: dict[str, str]) -> Iterator[Site]:
+    """The site with a backup, not started; the test starts what it needs."""
+    data = Path(site_with_backup["DATABASE_PATH"]).parent
+    port = free_port()
+    site = Site(url=f"http://127.0.0.1:{port}", env=dict(site_with_backup), tmp=data, processes=[])
+    try:
+        yield site
+    finally:
+        for process in site.processes:
+            stop(process)
+
+
+def refusal(database: Path, holders: str) -> list[str]:
+    return [
+        f"CommandError: the site is running on {database}: stop {holders} first (docker compose stop web "
+        "qcluster, or Ctrl-C scripts/serve.sh), or pass --while-running to replace the database under it "
+        "and lose what it writes afterwards"
+    ]
+
+
+def site_lock_taken(database: Path) -> bool:
+    with open(f"{database}.site-lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def test_restore_refuses_while_the_web_server_runs_and_goes_ahead_once_it_is_killed(
+    stopped_site: Site,
+) -> None:
+    site = stopped_site
+    live = Path(site.env["DATABASE_PATH"])
+    web = start_web(site, site.port)
+    wait_for(f"{site.url}/api/v1/health/")
+    key = site.create_bot("beta")
+    posted = requests.post(
+        f"{site.url}/api/v1/trades/",
+        json=make_trade(7, external_id="after-the-backup"),
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert posted.status_code == 201
+
+    refused = site.manage("restore_backup", "--yes", check=False)
+
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == refusal(live, f"the web server (pid {web.pid})")
+    assert trade_count(live) == 3
+    assert not list(live.parent.glob("trades.db.before-restore-*"))
+
+    os.kill(web.pid, signal.SIGKILL)  # the instance died: no clean shutdown, no checkpoint
+    web.wait(10)
+    result = site.manage("restore_backup", "--yes")
+
+    assert "restored trades_latest.db" in result.stdout and "2 trades" in result.stdout
+    assert trade_count(live) == 2
+    kept = next(live.parent.glob("trades.db.before-restore-*"))
+    assert trade_count(kept) == 3  # the trade the killed site took after the backup is kept
+
+
+def test_the_task_cluster_keeps_restore_away_until_its_last_worker_is_gone(stopped_site: Site) -> None:
+    site = stopped_site
+    live = Path(site.env["DATABASE_PATH"])
+    cluster = site.start_cluster()
+    deadline = time.monotonic() + 60
+    while not site_lock_taken(live):
+        assert cluster.poll() is None and time.monotonic() < deadline, site.log("qcluster.log")
+        time.sleep(0.2)
+
+    refused = site.manage("restore_backup", "--yes", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == refusal(live, f"the task cluster (pid {cluster.pid})")
+
+    # The sentinel (which runs the scheduler) and the workers outlive their parent and
+    # may still write: they were forked holding the lock, so it stays taken.
+    os.kill(cluster.pid, signal.SIGKILL)
+    cluster.wait(10)
+    refused = site.manage("restore_backup", "--yes", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == refusal(live, "the web server and the task cluster")
+
+    os.killpg(cluster.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while site_lock_taken(live):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    result = site.manage("restore_backup", "--yes")
+    assert "2 trades" in result.stdout
+
+
+def test_while_running_replaces_the_database_under_the_site_and_says_to_restart_it(
+    stopped_site: Site,
+) -> None:
+    site = stopped_site
+    live = Path(site.env["DATABASE_PATH"])
+    start_web(site, site.port)
+    wait_for(f"{site.url}/api/v1/health/")
+
+    result = site.manage("restore_backup", "--yes", "--while-running")
+
+    assert "2 trades" in result.stdout
+    assert (
+        "the site was running: restart the web server and the task cluster now, "
+        "until then what they write goes to the replaced file"
+    ) in result.stdout
+    assert len(list(live.parent.glob("trades.db.before-restore-*"))) == 1
+
+
+def test_a_web_server_started_during_a_restore_waits_for_it(stopped_site: Site) -> None:
+    site = stopped_site
+    live = Path(site.env["DATABASE_PATH"])
+    with held_for_restore(live) as running:
+        assert not running
+        web = start_web(site, site.port)
+        deadline = time.monotonic() + 60
+        while "waiting for the restore" not in site.log("web.log"):
+            assert web.poll() is None and time.monotonic() < deadline, site.log("web.log")
+            time.sleep(0.1)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{site.url}/api/v1/health/", timeout=5)
+    assert site.log("web.log").splitlines()[0] == (
+        f"waiting for the restore of {live} to finish ({live}.site-lock is held)"
+    )
+    wait_for(f"{site.url}/api/v1/health/")
+    assert site_lock_taken(live)
+
+
+def test_list_backups_of_a_local_storage_path_that_is_a_file_fails_naming_it(
+    site_with_backup: dict[str, str], tmp_path: Path
+) -> None:
+    afile = tmp_path / "backups.tar"
+    afile.write_text("not the folder")
+    result = manage({**site_with_backup, "LOCAL_STORAGE_PATH": str(afile)}, "list_backups", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"CommandError: LOCAL_STORAGE_PATH is {afile}, which is a file, not a folder: "
+        "point LOCAL_STORAGE_PATH at the folder that holds the backups"
+    ]

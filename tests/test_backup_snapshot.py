@@ -140,7 +140,7 @@ def test_snapshot_under_continuous_writers_holds_a_prefix_of_each_writers_trades
 
     provider = LocalStorage(tmp_path / "store")
     upload_with_checksum(provider, snapshots[-1].path, "trades_latest.db", snapshots[-1].sha256)
-    restored = restore(provider, "latest", tmp_path / "restored" / "trades.db", overwrite=False)
+    restored = restore(provider, "latest", tmp_path / "restored" / "trades.db", overwrite=False).backup
     assert count(restored.path) == snapshots[-1].trade_count == restored.trade_count
     db = sqlite3.connect(restored.path)
     assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]

@@ -498,6 +498,45 @@ def test_an_unwritable_local_folder_is_a_storage_error(settings: Any, tmp_path: 
     assert "cannot write" in str(raised.value)
 
 
+def test_a_local_storage_path_that_is_not_a_folder_is_an_error_naming_the_variable(
+    settings: Any, tmp_path: Path
+) -> None:
+    afile = tmp_path / "backups.tar"
+    afile.write_text("a file where the folder should be")
+    dangling = tmp_path / "mnt-backups"
+    dangling.symlink_to(tmp_path / "unmounted")
+    expected = {
+        afile: f"LOCAL_STORAGE_PATH is {afile}, which is a file, not a folder: "
+        "point LOCAL_STORAGE_PATH at the folder that holds the backups",
+        afile / "store": f"cannot list LOCAL_STORAGE_PATH {afile / 'store'}: Not a directory",
+        dangling: f"LOCAL_STORAGE_PATH is {dangling}, a link to {tmp_path / 'unmounted'}, which does not "
+        "exist (a disk not mounted?)",
+    }
+    for path, message in expected.items():
+        settings.LOCAL_STORAGE_PATH = path
+        # An empty listing would pass for storage without backups.
+        with pytest.raises(StorageError) as raised:
+            get_provider("local").list()
+        assert str(raised.value) == message
+        assert raised.value.permanent
+
+
+def test_a_local_storage_folder_not_made_yet_lists_empty_and_says_so(settings: Any, tmp_path: Path) -> None:
+    # A new site before its first upload, which makes the folder, as azure makes its container.
+    settings.LOCAL_STORAGE_PATH = tmp_path / "data" / "backups"
+    provider = get_provider("local")
+    assert provider.list() == []
+    assert (
+        provider.describe()
+        == f"local folder {tmp_path / 'data' / 'backups'} (does not exist yet; LOCAL_STORAGE_PATH)"
+    )
+
+    provider.upload(_file(tmp_path, "trades.db", 100), "trades_latest.db")
+
+    assert [obj.name for obj in provider.list()] == ["trades_latest.db"]
+    assert provider.describe() == f"local folder {tmp_path / 'data' / 'backups'}"
+
+
 @pytest.mark.parametrize(
     ("name", "env", "variable"),
     [
@@ -627,7 +666,7 @@ def test_the_site_starts_without_cloud_sdks_and_a_missing_sdk_names_its_package(
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
     lines = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines() if ": " in line)
-    assert lines["local"] == f"local folder {tmp_path / 'store'}"
+    assert lines["local"] == f"local folder {tmp_path / 'store'} (does not exist yet; LOCAL_STORAGE_PATH)"
     for name, package in PIP_PACKAGES.items():
         assert f"pip install {package}" in lines[name]
 

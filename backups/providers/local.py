@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import os
 import shutil
+import stat
 from pathlib import Path
 from typing import Self
 
@@ -34,6 +35,9 @@ class LocalStorage(StorageProvider):
         return cls(Path(settings.LOCAL_STORAGE_PATH))
 
     def describe(self) -> str:
+        if not self.root.exists():
+            # Listed as empty (see ``list``); a mistyped path should still catch the eye.
+            return f"local folder {self.root} (does not exist yet; LOCAL_STORAGE_PATH)"
         return f"local folder {self.root}"
 
     def _path(self, name: str) -> Path:
@@ -75,8 +79,33 @@ class LocalStorage(StorageProvider):
             raise StorageError(f"cannot read {source_path}: {exc.strerror or exc}") from None
 
     def list(self, prefix: str = "") -> list[StoredObject]:
-        if not self.root.is_dir():
+        """What the folder holds; nothing when it does not exist yet, as on a new site before its
+        first upload (which makes it), the way a cloud provider's missing bucket lists empty.
+
+        A path that exists but is not a folder, or cannot be looked at, is a ``StorageError``:
+        listed as empty it would pass for storage without backups.
+        """
+        try:
+            mode = self.root.stat().st_mode
+        except FileNotFoundError:
+            if self.root.is_symlink():
+                raise StorageError(
+                    f"LOCAL_STORAGE_PATH is {self.root}, a link to {os.readlink(self.root)}, which does not "
+                    "exist (a disk not mounted?)",
+                    permanent=True,
+                ) from None
             return []
+        except OSError as exc:
+            # NotADirectoryError: a part of the path is a file.
+            raise StorageError(
+                f"cannot list LOCAL_STORAGE_PATH {self.root}: {exc.strerror or exc}", permanent=True
+            ) from None
+        if not stat.S_ISDIR(mode):
+            raise StorageError(
+                f"LOCAL_STORAGE_PATH is {self.root}, which is a file, not a folder: "
+                "point LOCAL_STORAGE_PATH at the folder that holds the backups",
+                permanent=True,
+            )
         found = []
         try:
             for path in self.root.rglob("*"):
@@ -84,9 +113,9 @@ class LocalStorage(StorageProvider):
                     continue
                 name = path.relative_to(self.root).as_posix()
                 if name.startswith(prefix):
-                    stat = path.stat()
-                    modified = dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.UTC)
-                    found.append(StoredObject(name, stat.st_size, modified))
+                    info = path.stat()
+                    modified = dt.datetime.fromtimestamp(info.st_mtime, tz=dt.UTC)
+                    found.append(StoredObject(name, info.st_size, modified))
         except OSError as exc:
             raise StorageError(f"cannot list {self.root}: {exc.strerror or exc}") from None
         return sorted(found, key=lambda obj: obj.name)

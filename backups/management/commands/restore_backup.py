@@ -6,30 +6,61 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from backups.cli import BackupCommand
-from backups.restore import restore
+from backups.progress import human_size
+from backups.restore import restore, safety_copies
 from backups.upload import live_database_path
 
 
 class Command(BackupCommand):
     help = (
-        "Download a backup, verify it, and put it in place of the database (stop the site first). "
-        "Refuses to replace an existing database without --yes."
+        "Download a backup, verify it, and put it in place of the database, keeping the one it "
+        "replaces as a safety copy beside it. Refuses to replace an existing database without --yes, "
+        "and while the site runs on it without --while-running."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", nargs="?", default="latest", help="an object name, or latest (default)")
         parser.add_argument("--output", type=Path, help="restore to this file instead of the site's database")
         parser.add_argument("--yes", action="store_true", help="replace an existing database")
+        parser.add_argument(
+            "--while-running",
+            action="store_true",
+            help="replace the database even though the web server or the task cluster runs on it "
+            "(what they write until restarted is lost)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         target = options["output"] or live_database_path()
         restored = restore(
-            self.provider(), options["name"], target, overwrite=options["yes"], progress=self.progress
+            self.provider(),
+            options["name"],
+            target,
+            overwrite=options["yes"],
+            while_running=options["while_running"],
+            progress=self.progress,
         )
-        against = ", ".join(restored.checked_against) or "no stored checksum"
+        backup = restored.backup
+        against = ", ".join(backup.checked_against) or "no stored checksum"
         self.stdout.write(
-            f"restored {restored.name} to {restored.path}: {restored.trade_count} trades, "
+            f"restored {backup.name} to {backup.path}: {backup.trade_count} trades, "
             f"integrity_check ok, sha256 checked against {against}"
         )
+        if restored.safety_copy is not None:
+            self.stdout.write(
+                f"the database it replaced is kept as {restored.safety_copy} "
+                "(to undo the restore, see docs/BACKUP_RESTORE.md)"
+            )
+            earlier = [path for path in safety_copies(backup.path) if path != restored.safety_copy]
+            if earlier:
+                size = sum(path.stat().st_size for path in earlier)
+                self.stdout.write(
+                    f"{len(earlier)} safety copies of earlier restores beside it take {human_size(size)}; "
+                    "delete them once you no longer need them"
+                )
+        if restored.site_was_running:
+            self.stdout.write(
+                "the site was running: restart the web server and the task cluster now, "
+                "until then what they write goes to the replaced file"
+            )
         if options["output"] is None:
             self.stdout.write("run manage.py migrate before starting the site, in case the backup is older")
