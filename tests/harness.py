@@ -39,6 +39,9 @@ def site_env(tmp: Path, **extra: str) -> dict[str, str]:
     env.update(
         DATABASE_PATH=str(tmp / "trades.db"),
         LOG_DIR=str(tmp / "logs"),
+        # The scheduled sync of a task cluster under test uploads here, not to the
+        # checkout's data/backups (a developer's real latest backup, shared by every run).
+        LOCAL_STORAGE_PATH=str(tmp / "backups"),
         DJANGO_SECRET_KEY="test-secret-key-for-subprocesses",
         # A developer's own .env must not leak into the site under test.
         ENV_FILE=str(tmp / "no.env"),
