@@ -7,6 +7,7 @@ Fixtures that use these live in ``conftest.py``; benchmarks have their own in ``
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import signal
 import socket
@@ -16,11 +17,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+MARKET_ZONE = ZoneInfo("America/New_York")  # MARKET_TIMEZONE of every site under test
 
 
 def free_port() -> int:
@@ -136,6 +139,19 @@ def wait_for(url: str, *, timeout: float = 30, accept: tuple[int, ...] = (200, 5
             last = exc
         time.sleep(0.1)
     raise AssertionError(f"{url} did not answer in {timeout}s ({last})")
+
+
+def clear_of_market_midnight(minutes: float) -> None:
+    """Return once the next ``minutes`` cannot cross midnight in the market's time zone.
+
+    Waits (up to ``minutes``) when called just before midnight: a test that runs a
+    trading day's rules in real time (daily loss, the halt until the next trading
+    day) would otherwise see its day end half way through.
+    """
+    now = dt.datetime.now(MARKET_ZONE)
+    midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), MARKET_ZONE)
+    if (midnight - now).total_seconds() < minutes * 60:
+        time.sleep((midnight - now).total_seconds() + 1)
 
 
 def stop(process: subprocess.Popen[Any], timeout: float = 15) -> None:
