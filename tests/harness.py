@@ -126,7 +126,7 @@ class Site:
         return session
 
 
-def wait_for(url: str, *, timeout: float = 30, accept: tuple[int, ...] = (200, 503)) -> requests.Response:
+def wait_for(url: str, *, timeout: float = 90, accept: tuple[int, ...] = (200, 503)) -> requests.Response:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
