@@ -39,7 +39,7 @@ def point_channel_at(site: Site, discord: DiscordServer) -> None:
 
 
 def wait_for_rows(
-    site: Site, statement: str, expected: list[tuple[object, ...]], timeout: float = 60
+    site: Site, statement: str, expected: list[tuple[object, ...]], timeout: float = 120
 ) -> None:
     """Wait until ``statement`` gives ``expected``: a worker records a send after Discord answered it."""
     deadline = time.monotonic() + timeout
@@ -71,7 +71,7 @@ def test_a_trade_past_the_max_daily_loss_reaches_discord_and_halts_trading(
     }
     response = requests.post(f"{site.url}/api/v1/trades/", json=trade, headers=auth(key), timeout=10)
     assert response.status_code == 201
-    discord.wait_for_messages(2, timeout=60)
+    discord.wait_for_messages(2, timeout=120)
     titles = sorted(discord.titles())
     assert titles[0].startswith("⚠️ alpha: realized P&L -1200") and titles[1].startswith(
         "🚨 alpha: realized P&L"
@@ -96,7 +96,7 @@ def test_a_killed_task_cluster_leaves_no_alert_unsent_and_none_sent_twice(
         requests.post(f"{site.url}/api/v1/events/", json=event, headers=auth(key), timeout=10).status_code
         == 201
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not sql(site, "SELECT 1 FROM alerts_alert WHERE state = 'sending'") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert sql(site, "SELECT state FROM alerts_alert") == [("sending",)]
