@@ -349,7 +349,7 @@ def run_python(code: str, *args: str, timeout: float = 60) -> subprocess.Complet
     )
 
 
-def test_importing_the_package_needs_no_django() -> None:
+def test_importing_the_package_needs_no_django(tmp_path: Path) -> None:
     result = run_python(
         """
         import sys
@@ -358,7 +358,7 @@ def test_importing_the_package_needs_no_django() -> None:
         setup_logging(log_dir=sys.argv[1], loki_url="http://127.0.0.1:9", console=False)
         print(sorted(m for m in ("django", "rest_framework", "trades", "monitorsite") if m in sys.modules))
         """,
-        "/tmp/monitor-client-import-check",
+        str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
