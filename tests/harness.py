@@ -26,6 +26,16 @@ VENV_BIN = Path(sys.executable).parent
 MARKET_ZONE = ZoneInfo("America/New_York")  # MARKET_TIMEZONE of every site under test
 
 
+def with_default_sigint() -> None:
+    """``preexec_fn`` for a process a test stops with SIGINT, as Ctrl-C would.
+
+    A shell started in the background (CI runners, ``cmd &``) runs with SIGINT
+    ignored, and everything it starts inherits that: bash then cannot even trap it,
+    so ``scripts/serve.sh`` would never see the test's Ctrl-C.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import make_trade
-from tests.harness import ROOT, Site, free_port, start_web, stop, wait_for
+from tests.harness import ROOT, Site, free_port, start_web, stop, wait_for, with_default_sigint
 
 pytestmark = pytest.mark.server
 
@@ -190,6 +190,7 @@ def test_serve_script_runs_site_and_cluster_and_ctrl_c_stops_both(site: Site) ->
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=with_default_sigint,
     )
     try:
         # The cluster's scheduler first looks for due tasks about 30 s after it starts.
