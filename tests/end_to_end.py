@@ -206,7 +206,9 @@ def assert_each_fill_stored_once(stack: Stack, logged: list[str], stored: list[s
 
 # Room for every alert of a run in the channel's window, so each arrives as its own
 # message: the default (5 a minute) folds the overflow into a digest, which is
-# tested where the rate limit is (tests/test_alert_delivery.py).
+# tested where the rate limit is (tests/test_alert_delivery.py). No daily summary:
+# from 16:05 on a trading day it would join a run's messages at a moment of its own
+# choosing (tests/test_alert_summary.py tests it).
 ALERTS_YAML = """\
 channels:
   discord:
@@ -214,11 +216,14 @@ channels:
     min_level: info
     enabled: true
     rate_limit_per_minute: 100
+daily_summary:
+  enabled: false
 """
 
 
 def allow_alert_bursts(stack: Stack) -> None:
-    """Raise the Discord channel's rate limit the way an operator does: ``import_alerts``."""
+    """Raise the Discord channel's rate limit (and turn the daily summary off) the way an
+    operator does: ``import_alerts``."""
     path = stack.tmp / "alerts.yaml"
     path.write_text(ALERTS_YAML)
     stack.manage("import_alerts", str(path))

@@ -7,6 +7,7 @@ Fixtures that use these live in ``conftest.py``; benchmarks have their own in ``
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import signal
 import socket
@@ -16,11 +17,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+MARKET_ZONE = ZoneInfo("America/New_York")  # MARKET_TIMEZONE of every site under test
+
+
+def with_default_sigint() -> None:
+    """``preexec_fn`` for a process a test stops with SIGINT, as Ctrl-C would.
+
+    A shell started in the background (CI runners, ``cmd &``) runs with SIGINT
+    ignored, and everything it starts inherits that: bash then cannot even trap it,
+    so ``scripts/serve.sh`` would never see the test's Ctrl-C.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port() -> int:
@@ -39,6 +52,9 @@ def site_env(tmp: Path, **extra: str) -> dict[str, str]:
     env.update(
         DATABASE_PATH=str(tmp / "trades.db"),
         LOG_DIR=str(tmp / "logs"),
+        # The scheduled sync of a task cluster under test uploads here, not to the
+        # checkout's data/backups (a developer's real latest backup, shared by every run).
+        LOCAL_STORAGE_PATH=str(tmp / "backups"),
         DJANGO_SECRET_KEY="test-secret-key-for-subprocesses",
         # A developer's own .env must not leak into the site under test.
         ENV_FILE=str(tmp / "no.env"),
@@ -120,7 +136,7 @@ class Site:
         return session
 
 
-def wait_for(url: str, *, timeout: float = 30, accept: tuple[int, ...] = (200, 503)) -> requests.Response:
+def wait_for(url: str, *, timeout: float = 90, accept: tuple[int, ...] = (200, 503)) -> requests.Response:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -133,6 +149,19 @@ def wait_for(url: str, *, timeout: float = 30, accept: tuple[int, ...] = (200, 5
             last = exc
         time.sleep(0.1)
     raise AssertionError(f"{url} did not answer in {timeout}s ({last})")
+
+
+def clear_of_market_midnight(minutes: float) -> None:
+    """Return once the next ``minutes`` cannot cross midnight in the market's time zone.
+
+    Waits (up to ``minutes``) when called just before midnight: a test that runs a
+    trading day's rules in real time (daily loss, the halt until the next trading
+    day) would otherwise see its day end half way through.
+    """
+    now = dt.datetime.now(MARKET_ZONE)
+    midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), MARKET_ZONE)
+    if (midnight - now).total_seconds() < minutes * 60:
+        time.sleep((midnight - now).total_seconds() + 1)
 
 
 def stop(process: subprocess.Popen[Any], timeout: float = 15) -> None:

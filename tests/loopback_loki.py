@@ -65,7 +65,7 @@ class LoopbackLoki:
         """Let hanging requests go (they then fail with 503, as a Loki coming back from a stall might)."""
         self._release.set()
 
-    def wait_for(self, count: int, timeout: float = 10) -> list[Entry]:
+    def wait_for(self, count: int, timeout: float = 30) -> list[Entry]:
         """Wait until at least ``count`` entries have arrived; return them all."""
         with self.received:
             self.received.wait_for(lambda: len(self.entries) >= count, timeout)

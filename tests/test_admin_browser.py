@@ -49,7 +49,7 @@ pytestmark = pytest.mark.usefixtures("transactional_db")
 
 ADMIN_USERNAME = "ops"
 ADMIN_PASSWORD = "correct horse battery staple"
-WAIT_SECONDS = 15
+WAIT_SECONDS = 60  # only waited out when the page never comes; a loaded machine is slow
 # "New write key for alpha: <key> — copy it now; ..." (see trades.admin._issue_keys)
 NEW_KEY_MESSAGE = re.compile(r"New (write|read-only) key for (?P<bot>.+?): (?P<key>\S+) — copy it now")
 
@@ -91,7 +91,7 @@ def browser(download_dir: Path) -> Iterator[WebDriver]:
         {"download.default_directory": str(download_dir), "download.prompt_for_download": False},
     )
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
+    driver.set_page_load_timeout(90)
     try:
         yield driver
     finally:

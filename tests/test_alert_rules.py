@@ -170,14 +170,18 @@ def test_max_daily_loss_alerts_critical_and_halts_trading_until_the_next_trading
 
 def test_an_admin_resume_lets_the_bot_trade_again_the_same_day(bot: Bot, api: APIClient) -> None:
     only("max-daily-loss")
-    now = timezone.now()
+    now = at(11)  # a fixed trading day: the real clock could pass midnight in New York mid-test
     evaluate_trades(bot.pk, losses(bot, "-1500", when=now), now=now)
-    assert status(api)["trading_allowed"] is False
+    with mock.patch("django.utils.timezone.now", return_value=now):
+        assert status(api)["trading_allowed"] is False
     TradingHalt.objects.update(resumed_at=now, resumed_by="admin")
-    assert status(api)["trading_allowed"] is True
+    with mock.patch("django.utils.timezone.now", return_value=now):
+        assert status(api)["trading_allowed"] is True
     # Further losses the same day raise alerts but do not halt again: the admin decided.
-    evaluate_trades(bot.pk, losses(bot, "-100", start=50, when=now), now=now + dt.timedelta(hours=2))
-    assert status(api)["trading_allowed"] is True
+    later = now + dt.timedelta(hours=2)
+    evaluate_trades(bot.pk, losses(bot, "-100", start=50, when=now), now=later)
+    with mock.patch("django.utils.timezone.now", return_value=later):
+        assert status(api)["trading_allowed"] is True
 
 
 # --- trade frequency and position size -------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.discord_server import DiscordServer
-from tests.harness import Site, stop
+from tests.harness import Site, clear_of_market_midnight, stop
 
 pytestmark = pytest.mark.server
 
@@ -33,6 +33,20 @@ def sql(site: Site, statement: str, *params: object) -> list[tuple[object, ...]]
 
 def point_channel_at(site: Site, discord: DiscordServer) -> None:
     sql(site, "UPDATE alerts_channel SET webhook_url = ? WHERE name = 'discord'", discord.url)
+    # Otherwise, from 16:05 New York time on a trading day, the cluster's first pass sends
+    # the daily summary to this channel mid-test (tests/test_alert_summary.py tests it).
+    sql(site, "UPDATE alerts_summaryschedule SET enabled = 0")
+
+
+def wait_for_rows(
+    site: Site, statement: str, expected: list[tuple[object, ...]], timeout: float = 120
+) -> None:
+    """Wait until ``statement`` gives ``expected``: a worker records a send after Discord answered it."""
+    deadline = time.monotonic() + timeout
+    while (rows := sql(site, statement)) != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{statement}: {rows}, expected {expected} within {timeout} s")
+        time.sleep(0.1)
 
 
 def auth(key: str) -> dict[str, str]:
@@ -42,6 +56,7 @@ def auth(key: str) -> dict[str, str]:
 def test_a_trade_past_the_max_daily_loss_reaches_discord_and_halts_trading(
     site: Site, discord: DiscordServer
 ) -> None:
+    clear_of_market_midnight(5)  # the halt lasts until the next trading day: asked for the same day
     point_channel_at(site, discord)
     key = site.create_bot("alpha")
     site.start_cluster()
@@ -56,14 +71,15 @@ def test_a_trade_past_the_max_daily_loss_reaches_discord_and_halts_trading(
     }
     response = requests.post(f"{site.url}/api/v1/trades/", json=trade, headers=auth(key), timeout=10)
     assert response.status_code == 201
-    discord.wait_for_messages(2, timeout=60)
+    discord.wait_for_messages(2, timeout=120)
     titles = sorted(discord.titles())
     assert titles[0].startswith("⚠️ alpha: realized P&L -1200") and titles[1].startswith(
         "🚨 alpha: realized P&L"
     )
     status = requests.get(f"{site.url}/api/v1/status/", headers=auth(key), timeout=10).json()
     assert status["trading_allowed"] is False and "max daily loss" in status["reason"]
-    assert sql(site, "SELECT state, COUNT(*) FROM alerts_alert GROUP BY state") == [("sent", 2)]
+    # Discord has both messages a moment before the worker records the second as sent.
+    wait_for_rows(site, "SELECT state, COUNT(*) FROM alerts_alert GROUP BY state", [("sent", 2)])
     assert "Traceback" not in site.log("qcluster.log")
 
 
@@ -80,7 +96,7 @@ def test_a_killed_task_cluster_leaves_no_alert_unsent_and_none_sent_twice(
         requests.post(f"{site.url}/api/v1/events/", json=event, headers=auth(key), timeout=10).status_code
         == 201
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not sql(site, "SELECT 1 FROM alerts_alert WHERE state = 'sending'") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert sql(site, "SELECT state FROM alerts_alert") == [("sending",)]
@@ -102,7 +118,9 @@ def test_a_killed_task_cluster_leaves_no_alert_unsent_and_none_sent_twice(
         raise AssertionError(
             f"{exc}; alerts {rows}; schedules {schedules}; {site.log('qcluster.log')[-3000:]}"
         ) from exc
-    time.sleep(3)
+    # The row says "sent" a moment after Discord has the message.
+    wait_for_rows(site, "SELECT state, attempts FROM alerts_alert", [("sent", 1)])
+    time.sleep(3)  # room for a second copy to show up, were there one
     assert discord.titles() == ["🚨 alpha: Crash"]
     assert sql(site, "SELECT state, attempts FROM alerts_alert") == [("sent", 1)]
     for process in site.processes:

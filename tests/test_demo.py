@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.harness import ROOT, Site, free_port, stop, wait_for
+from tests.harness import ROOT, Site, free_port, stop, wait_for, with_default_sigint
 
 pytestmark = pytest.mark.server
 
@@ -53,6 +53,7 @@ def test_serve_with_demo_trades_reports_and_stops_cleanly(site: Site) -> None:
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=with_default_sigint,
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/api/v1/health/", timeout=90)

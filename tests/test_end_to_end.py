@@ -31,7 +31,7 @@ from tests.end_to_end import (
     eventually,
     new_stack,
 )
-from tests.harness import wait_for
+from tests.harness import clear_of_market_midnight, wait_for
 from tests.loopback_loki import LoopbackLoki
 from tests.storage_servers import Service, start_moto
 
@@ -134,6 +134,7 @@ def test_the_demo_bot_trades_alerts_logs_and_its_trades_restore_from_a_backup(
         **credentials,
     )
     allow_alert_bursts(stack)
+    clear_of_market_midnight(15)  # one trading day: its loss alerts once each, the halt in force
     stack.start_web()
     stack.start_cluster()
 
@@ -285,6 +286,7 @@ def test_discord_down_then_up_delivers_each_late_alert_once(discord: DiscordServ
     discord.then("status", 503, times=100_000)  # down: every webhook request answered 503
     stack.env["DISCORD_WEBHOOK_URL"] = discord.url
     allow_alert_bursts(stack)
+    clear_of_market_midnight(15)  # one trading day: one daily-loss and one max-daily-loss alert
     stack.start_web()
     stack.env["DJANGO_SETTINGS_MODULE"] = "tests.e2e_cluster_settings"
     stack.start_cluster()

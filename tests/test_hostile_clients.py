@@ -126,13 +126,14 @@ def test_fifty_stalled_clients_neither_delay_others_nor_stay_connected(quick_sit
         stalled.append(sock)
     opened = time.monotonic()
     during = health_latencies(site, 30)
-    # Loose bound (the machine is shared): before, one answer took the 30 s worker timeout.
-    assert p95(during) < 0.5, (p95(baseline), sorted(during))
-    trade = requests.post(f"{site.url}/api/v1/trades/", json=make_trade(999), headers=auth(key), timeout=10)
+    # Before, an answer waited for a stalled client to time out (30 s, 2 s here). Against
+    # the baseline, as a busy shared machine slows every answer; 0.5 s on a quiet one.
+    assert p95(during) < max(0.5, 4 * p95(baseline)), (p95(baseline), sorted(during))
+    trade = requests.post(f"{site.url}/api/v1/trades/", json=make_trade(999), headers=auth(key), timeout=30)
     assert trade.status_code == 201, trade.text
 
     # Dropped after the client timeout (checked every second), not kept for ever.
-    deadline = opened + CLIENT_TIMEOUT + 15
+    deadline = opened + CLIENT_TIMEOUT + 30
     assert all(is_closed_by_server(sock, deadline) for sock in stalled)
     assert time.monotonic() - opened >= CLIENT_TIMEOUT - 0.5
     for sock in stalled:

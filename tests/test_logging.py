@@ -60,7 +60,7 @@ def shipping() -> Iterator[Shipping]:
     instance.close()
 
 
-def wait_until(condition: Any, timeout: float = 10) -> bool:
+def wait_until(condition: Any, timeout: float = 30) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -285,12 +285,15 @@ def test_one_warning_per_outage_and_it_never_reaches_loki(
         root.removeHandler(handler)
 
 
-def _latencies(logger: logging.Logger, count: int = 600) -> list[float]:
-    timings = []
+def _latencies(baseline: logging.Logger, logger: logging.Logger, count: int = 600) -> tuple[list[float], ...]:
+    """The time each call takes, one to ``baseline`` and one to ``logger`` in turn, so that
+    both meet the same load of a shared machine."""
+    timings: tuple[list[float], list[float]] = ([], [])
     for n in range(count):
-        start = time.perf_counter()
-        logger.info("order %d filled", n, extra={"symbol": "AAPL"})
-        timings.append(time.perf_counter() - start)
+        for timed, each in zip(timings, (baseline, logger), strict=True):
+            start = time.perf_counter()
+            each.info("order %d filled", n, extra={"symbol": "AAPL"})
+            timed.append(time.perf_counter() - start)
         time.sleep(0.001)  # a busy bot, not a tight loop: the shipper gets its turns
     return timings
 
@@ -317,13 +320,13 @@ def test_a_log_call_does_not_wait_for_loki(
     if fault == "down":
         assert wait_until(lambda: handler.shipper.outage_since is not None)
     try:
-        base = _latencies(baseline)
-        timed = _latencies(logger)
+        base, timed = _latencies(baseline, logger)
         if fault == "hanging":
             assert loki.hanging >= 1 and handler.shipper.sent <= 1  # Loki really was stuck throughout
-        # Loose on purpose (shared machine): what is measured is "never waits for
-        # the network", which would show as whole timeouts (seconds).
-        assert _p99(timed) < 0.005, (fault, _p99(timed), _p99(base))
+        # What is measured is "never waits for the network", which would show as whole
+        # timeouts (seconds) or a round trip on every call. Against a file write timed
+        # alongside, as a busy machine slows both; 5 ms is the floor on a quiet one.
+        assert _p99(timed) < max(0.005, _p99(base) * 5), (fault, _p99(timed), _p99(base))
         assert statistics.median(timed) < statistics.median(base) * 10 + 0.0005
     finally:
         baseline.handlers[0].close()
@@ -346,7 +349,7 @@ def run_python(code: str, *args: str, timeout: float = 60) -> subprocess.Complet
     )
 
 
-def test_importing_the_package_needs_no_django() -> None:
+def test_importing_the_package_needs_no_django(tmp_path: Path) -> None:
     result = run_python(
         """
         import sys
@@ -355,7 +358,7 @@ def test_importing_the_package_needs_no_django() -> None:
         setup_logging(log_dir=sys.argv[1], loki_url="http://127.0.0.1:9", console=False)
         print(sorted(m for m in ("django", "rest_framework", "trades", "monitorsite") if m in sys.modules))
         """,
-        "/tmp/monitor-client-import-check",
+        str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
