@@ -64,7 +64,10 @@ def site_env(tmp: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def manage(
+    env: dict[str, str], *args: str, check: bool = True, **run_options: Any
+) -> subprocess.CompletedProcess[str]:
+    """``manage.py *args`` in a subprocess; ``run_options`` go to ``subprocess.run`` (e.g. ``preexec_fn``)."""
     return subprocess.run(
         [str(VENV_BIN / "python"), "manage.py", *args],
         cwd=ROOT,
@@ -73,6 +76,7 @@ def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Co
         text=True,
         timeout=120,
         check=check,
+        **run_options,
     )
 
 

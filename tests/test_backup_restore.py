@@ -11,7 +11,6 @@ import resource
 import shutil
 import signal
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from io import StringIO
@@ -29,7 +28,7 @@ from backups.providers.local import LocalStorage
 from backups.site_lock import held_for_restore
 from backups.upload import upload_with_checksum
 from tests.conftest import make_trade, stored_trade
-from tests.harness import ROOT, VENV_BIN, Site, free_port, manage, site_env, start_web, stop, wait_for
+from tests.harness import Site, free_port, manage, site_env, start_web, stop, wait_for
 from trades.models import Bot, Trade
 
 
@@ -445,15 +444,7 @@ def test_a_disk_that_fills_during_the_safety_copy_leaves_the_database_as_it_was(
     def small_disk() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    result = subprocess.run(
-        [str(VENV_BIN / "python"), "manage.py", "restore_backup", "--yes"],
-        cwd=ROOT,
-        env=site_with_backup,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=small_disk,
-    )
+    result = manage(site_with_backup, "restore_backup", "--yes", check=False, preexec_fn=small_disk)
 
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("CommandError: ")]
