@@ -38,7 +38,6 @@ class RuleKind(models.TextChoices):
 
 # Kinds judged over one bot's trading day, after new trades and on the schedule.
 DAILY_KINDS = (RuleKind.DAILY_LOSS, RuleKind.MAX_DAILY_LOSS, RuleKind.TRADE_FREQUENCY)
-THRESHOLD_KINDS = (*DAILY_KINDS, RuleKind.POSITION_SIZE, RuleKind.BOT_STOPPED)
 
 
 class AlertRuleQuerySet(models.QuerySet["AlertRule"]):
@@ -48,6 +47,14 @@ class AlertRuleQuerySet(models.QuerySet["AlertRule"]):
     def for_bot(self, bot: Bot) -> AlertRuleQuerySet:
         """Rules that apply to ``bot``: its own and those for every bot."""
         return self.filter(Q(bot__isnull=True) | Q(bot=bot))
+
+    def judged(self) -> list[AlertRule]:
+        """The rules their kind's judge accepts: a broken stored rule is skipped, never read as 0."""
+        return [rule for rule in self if not rule.problems]
+
+    def broken(self) -> list[AlertRule]:
+        """Enabled rules their kind's judge refuses (stored before a check existed): not evaluated."""
+        return [rule for rule in self.enabled() if rule.problems]
 
 
 class AlertRule(models.Model):
@@ -98,6 +105,13 @@ class AlertRule(models.Model):
     @property
     def cooldown(self) -> dt.timedelta:
         return dt.timedelta(minutes=self.cooldown_minutes)
+
+    @property
+    def problems(self) -> dict[str, str]:
+        """Field -> what its kind's judge (``alerts.rules``) finds wrong; empty for a valid rule."""
+        from alerts.rules import rule_problems  # the judges know the kinds defined here
+
+        return rule_problems(self)
 
     @property
     def scope(self) -> str:

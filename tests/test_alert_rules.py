@@ -50,8 +50,9 @@ def alerts(source: str | None = None) -> list[Alert]:
 
 
 def only(*names: str) -> None:
-    """Switch every default rule off except ``names``, so each test sees one rule at work."""
+    """Switch every default rule off except ``names`` (on), so each test sees one rule at work."""
     AlertRule.objects.exclude(name__in=names).update(enabled=False)
+    AlertRule.objects.filter(name__in=names).update(enabled=True)
 
 
 # --- daily loss ------------------------------------------------------------------------
@@ -84,12 +85,61 @@ def test_a_breach_that_lasts_is_repeated_after_the_cooldown(bot: Bot) -> None:
     assert len(alerts()) == 3
 
 
-def test_a_breach_that_ends_alerts_again_when_it_returns(bot: Bot) -> None:
-    only("daily-loss-warning")
+def test_pnl_crossing_the_limit_back_and_forth_alerts_once_per_cooldown(bot: Bot) -> None:
+    only("daily-loss-warning")  # cooldown 60 minutes
     evaluate_trades(bot.pk, losses(bot, "-600"), now=at(11))
-    evaluate_trades(bot.pk, losses(bot, "400", start=5), now=at(11, 10))  # back to -200: cleared
-    evaluate_trades(bot.pk, losses(bot, "-400", start=9), now=at(11, 20))  # -600 again
+    # Each win lifts the day back above -500, the next loss pushes it below again.
+    for n in range(6):
+        evaluate_trades(bot.pk, losses(bot, "400", start=10 + 2 * n), now=at(11, 5 + 8 * n))
+        evaluate_trades(bot.pk, losses(bot, "-400", start=11 + 2 * n), now=at(11, 9 + 8 * n))
+    assert len(alerts()) == 1
+    # Above the limit when the cooldown ends: nothing to say.
+    evaluate_trades(bot.pk, losses(bot, "400", start=40), now=at(12, 1))
+    evaluate_schedule(now=at(12, 2))
+    assert len(alerts()) == 1
+    # Breached again after the cooldown: one more alert, then quiet again.
+    evaluate_trades(bot.pk, losses(bot, "-400", start=41), now=at(12, 3))
+    evaluate_trades(bot.pk, losses(bot, "400", start=42), now=at(12, 4))
+    evaluate_trades(bot.pk, losses(bot, "-400", start=43), now=at(12, 5))
     assert len(alerts()) == 2
+    # The next trading day is a fresh start.
+    friday = dt.date(2026, 1, 16)
+    evaluate_trades(bot.pk, losses(bot, "-600", start=60, when=at(10, day=friday)), now=at(10, 1, friday))
+    assert len(alerts()) == 3
+
+
+def test_a_flapping_max_daily_loss_alerts_once_and_its_halt_stays(bot: Bot, api: APIClient) -> None:
+    only("max-daily-loss")
+    now = at(11)
+    evaluate_trades(bot.pk, losses(bot, "-1000", when=now), now=now)
+    halt = TradingHalt.objects.get()
+    evaluate_trades(bot.pk, losses(bot, "500", start=5, when=now), now=at(11, 5))
+    evaluate_trades(bot.pk, losses(bot, "-500", start=6, when=now), now=at(11, 10))
+    evaluate_schedule(now=at(11, 11))
+    assert len(alerts()) == 1
+    assert list(TradingHalt.objects.values_list("pk", "created_at")) == [(halt.pk, halt.created_at)]
+    with mock.patch("django.utils.timezone.now", return_value=at(11, 12)):
+        assert status(api)["trading_allowed"] is False  # P&L back above the limit: the halt stays
+
+
+@pytest.mark.parametrize(
+    ("rule", "pnl", "alerted"),
+    [
+        ("daily-loss-warning", "-500", True),  # at the limit: "at or below" alerts
+        ("daily-loss-warning", "-499.99", False),
+        ("max-daily-loss", "-1000", True),
+        ("max-daily-loss", "-999.99", False),
+    ],
+)
+def test_realized_pnl_exactly_at_a_loss_limit_alerts_and_halts(
+    bot: Bot, api: APIClient, rule: str, pnl: str, alerted: bool
+) -> None:
+    only(rule)
+    evaluate_trades(bot.pk, losses(bot, pnl, when=at(11)), now=at(11))
+    assert len(alerts()) == int(alerted)
+    if rule == "max-daily-loss":
+        with mock.patch("django.utils.timezone.now", return_value=at(11, 1)):
+            assert status(api)["trading_allowed"] is not alerted
 
 
 def test_an_edited_threshold_judges_the_next_trade(bot: Bot) -> None:
