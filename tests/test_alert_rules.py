@@ -513,3 +513,33 @@ def test_an_event_kind_without_a_rule_queues_nothing(
         response = api.post("/api/v1/events/", {"kind": "custom", "message": "note"}, format="json")
     assert response.status_code == 201
     assert OrmQ.objects.count() == 0
+
+
+# --- rules stored before the judges existed --------------------------------------------
+
+
+def test_a_stored_loss_rule_without_threshold_is_skipped_never_read_as_zero(bot: Bot, api: APIClient) -> None:
+    only("max-daily-loss", "daily-loss-warning")
+    AlertRule.objects.filter(name="max-daily-loss").update(threshold=None)
+    AlertRule.objects.filter(name="daily-loss-warning").update(threshold=Decimal("500"))  # sign forgotten
+    record(bot, stored_trade(1, pnl=Decimal(0), executed_at=at(10)))  # realized P&L exactly 0
+    with mock.patch("django.utils.timezone.now", return_value=at(11)):
+        evaluate_schedule(now=at(11))
+        evaluate_trades(bot.pk, list(Trade.objects.values_list("pk", flat=True)), now=at(11))
+        assert status(api)["trading_allowed"] is True
+    assert alerts() == [] and not TradingHalt.objects.exists()
+
+
+def test_a_stored_bot_event_rule_without_its_kind_alerts_nothing(bot: Bot) -> None:
+    only("event-crash")
+    AlertRule.objects.filter(name="event-crash").update(event_kind="")
+    assert AlertRule.objects.get(name="event-crash").problems.keys() == {"event_kind"}
+    event = BotEvent.objects.create(bot=bot, kind="crash", level="critical", message="boom")
+    assert alert_for_event(event, now=at(11)) == []
+
+
+def test_every_rule_kind_has_a_judge() -> None:
+    from alerts.models import RuleKind
+    from alerts.rules import JUDGES
+
+    assert set(JUDGES) == set(RuleKind.values)
