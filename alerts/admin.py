@@ -13,11 +13,13 @@ from django.utils.html import format_html
 
 from alerts.delivery import send_test_alert
 from alerts.models import (
+    WEEKDAY_NAMES,
     Alert,
     AlertRule,
     AlertState,
     Channel,
     DeliveryAttempt,
+    Repeat,
     Silence,
     SummarySchedule,
     TradingHalt,
@@ -313,18 +315,55 @@ class AlertAdmin(admin.ModelAdmin):
         return False
 
 
+class SilenceForm(forms.ModelForm):
+    """Days of the week as boxes to tick; the model's ``problems`` judge the whole silence."""
+
+    days = forms.MultipleChoiceField(
+        required=False,
+        choices=[(day, day.capitalize()) for day in WEEKDAY_NAMES],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="For 'on the chosen days'.",
+    )
+
+    class Meta:
+        model = Silence
+        fields = ("rule", "until", "repeat", "days", "start_time", "end_time", "reason")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["days"] = self.instance.weekdays
+
+    def clean_days(self) -> str:
+        chosen = set(self.cleaned_data.get("days") or [])
+        return ",".join(day for day in WEEKDAY_NAMES if day in chosen)
+
+
 @admin.register(Silence)
 class SilenceAdmin(admin.ModelAdmin):
-    list_display = ("rule_shown", "until", "reason", "in_force")
-    list_filter = ("rule",)
+    form = SilenceForm
+    list_display = ("rule_shown", "when", "reason", "in_force")
+    list_filter = ("rule", "repeat")
+    fieldsets = (
+        (None, {"fields": ("rule", "reason", "until")}),
+        ("Repeating (market time)", {"fields": ("repeat", "days", "start_time", "end_time")}),
+    )
 
     @admin.display(description="rule")
     def rule_shown(self, silence: Silence) -> str:
         return str(silence.rule or "everything")
 
+    @admin.display(description="when")
+    def when(self, silence: Silence) -> str:
+        if not silence.repeat:
+            return f"until {timezone.localtime(silence.until):%Y-%m-%d %H:%M}" if silence.until else ""
+        days = "trading days" if silence.repeat == Repeat.TRADING_DAYS else silence.days
+        end = f", until {timezone.localtime(silence.until):%Y-%m-%d}" if silence.until else ""
+        return f"{days} {silence.start_time:%H:%M}-{silence.end_time:%H:%M}{end}"
+
     @admin.display(boolean=True, description="in force")
     def in_force(self, silence: Silence) -> bool:
-        return silence.until > timezone.now()
+        return silence.in_force(timezone.now())
 
 
 @admin.action(description="Resume trading for the selected halts")

@@ -78,7 +78,7 @@ def raise_alert(
         "fields": [[scrub(str(n), secrets), scrub(str(v), secrets)] for n, v in fields],
         "created_at": now,
     }
-    if silenceable and Silence.objects.covering(rule, now).exists():
+    if silenceable and Silence.objects.covering(rule, now):
         return [Alert.objects.create(**row, state=AlertState.SILENCED)]
     channels = Channel.objects.for_level(level)
     if not channels:

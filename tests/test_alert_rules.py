@@ -391,6 +391,64 @@ def test_silencing_everything_mutes_every_rule_until_it_ends(bot: Bot) -> None:
     assert [a.state for a in alerts()] == [AlertState.SILENCED, AlertState.STORED]
 
 
+def crash_at(bot: Bot, moment: dt.datetime) -> str:
+    (alert,) = alert_for_event(BotEvent.objects.create(bot=bot, kind="crash"), now=moment)
+    return alert.state
+
+
+def test_a_silence_repeating_every_trading_day_mutes_its_window_in_market_time(bot: Bot) -> None:
+    only("event-crash")
+    rule = AlertRule.objects.get(name="event-crash")
+    Silence.objects.create(
+        rule=rule, repeat="trading_days", start_time=dt.time(9, 30), end_time=dt.time(9, 35), reason="open"
+    )
+    thanksgiving, saturday, friday = dt.date(2026, 11, 26), dt.date(2026, 1, 17), dt.date(2026, 1, 16)
+    cases = [
+        (at(9, 29), AlertState.STORED),
+        (at(9, 30), AlertState.SILENCED),  # the window's first minute
+        (at(9, 34) + dt.timedelta(seconds=59), AlertState.SILENCED),
+        (at(9, 35), AlertState.STORED),  # the end is not part of it
+        (at(9, 31, friday), AlertState.SILENCED),  # again the next trading day
+        (at(9, 31, saturday), AlertState.STORED),
+        (at(9, 31, thanksgiving), AlertState.STORED),  # a holiday is not a trading day
+    ]
+    for moment, state in cases:
+        assert crash_at(bot, moment) == state, moment
+    # What the silence held back stays in the history, as muted alerts.
+    assert Alert.objects.filter(state=AlertState.SILENCED, rule=rule).count() == 3
+
+
+def test_a_weekly_maintenance_silence_mutes_every_rule_on_its_days_until_it_ends(bot: Bot) -> None:
+    only("event-crash")
+    saturday, next_saturday = dt.date(2026, 1, 17), dt.date(2026, 1, 24)
+    Silence.objects.create(
+        rule=None,
+        repeat="weekdays",
+        days="sat",
+        start_time=dt.time(0, 0),
+        end_time=dt.time(6, 0),
+        until=at(0, day=dt.date(2026, 1, 25)),
+    )
+    cases = [
+        (at(0, 0, saturday), AlertState.SILENCED),
+        (at(5, 59, saturday), AlertState.SILENCED),
+        (at(6, 0, saturday), AlertState.STORED),
+        (at(5, 0, dt.date(2026, 1, 16)), AlertState.STORED),  # a Friday
+        (at(3, 0, next_saturday), AlertState.SILENCED),
+        (at(3, 0, dt.date(2026, 1, 31)), AlertState.STORED),  # after the silence's end
+    ]
+    for moment, state in cases:
+        assert crash_at(bot, moment) == state, moment
+
+
+def test_a_window_to_the_end_of_the_day_is_written_as_midnight(bot: Bot) -> None:
+    only("event-crash")
+    Silence.objects.create(repeat="weekdays", days="sun", start_time=dt.time(20, 0), end_time=dt.time(0, 0))
+    sunday = dt.date(2026, 1, 18)
+    assert crash_at(bot, at(23, 59, sunday)) == AlertState.SILENCED
+    assert crash_at(bot, at(0, 0, dt.date(2026, 1, 19))) == AlertState.STORED
+
+
 # --- hooks: new trades, bot events, site problems ---------------------------------------
 
 

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 from django_q.models import Success
 
-from alerts.models import Alert, AlertRule, AlertState, Channel, DeliveryAttempt, TradingHalt
+from alerts.models import Alert, AlertRule, AlertState, Channel, DeliveryAttempt, Silence, TradingHalt
 from monitorsite.health import HEARTBEAT_TASK
 from tests.alert_fixtures import *  # noqa: F403  (the discord, channel and fast_http fixtures)
 from tests.alert_fixtures import RULE_CASES
@@ -299,3 +299,57 @@ def test_a_stored_rule_that_breaks_its_kinds_rules_is_flagged_in_the_list_and_in
     response = admin_client.get("/api/v1/health/")
     assert response.status_code == 200 and response.json()["status"] == "degraded"
     assert response.json()["components"]["alert_rules"]["broken_rules"] == ["max-daily-loss"]
+
+
+# --- silences ---------------------------------------------------------------------------
+
+
+def silence_form(**fields: Any) -> dict[str, Any]:
+    data = {
+        "rule": "",
+        "reason": "",
+        "until_0": "",
+        "until_1": "",
+        "repeat": "",
+        "start_time": "",
+        "end_time": "",
+    }
+    return data | fields
+
+
+@pytest.mark.parametrize(
+    ("fields", "refused"),
+    [
+        ({"until_0": "2026-01-20", "until_1": "12:00"}, None),
+        ({}, "until"),  # once, with no end
+        ({"until_0": "2026-01-20", "until_1": "12:00", "start_time": "09:30"}, "start_time"),
+        ({"repeat": "trading_days", "start_time": "09:30", "end_time": "09:35"}, None),
+        ({"repeat": "trading_days", "start_time": "09:30"}, "end_time"),
+        ({"repeat": "trading_days", "start_time": "09:35", "end_time": "09:30"}, "end_time"),
+        ({"repeat": "trading_days", "start_time": "09:30", "end_time": "09:30"}, "end_time"),
+        ({"repeat": "trading_days", "start_time": "09:30", "end_time": "09:35", "days": ["sat"]}, "days"),
+        ({"repeat": "weekdays", "days": ["sat"], "start_time": "00:00", "end_time": "06:00"}, None),
+        ({"repeat": "weekdays", "days": ["sun"], "start_time": "20:00", "end_time": "00:00"}, None),
+        ({"repeat": "weekdays", "start_time": "00:00", "end_time": "06:00"}, "days"),
+    ],
+)
+def test_the_silence_form_checks_a_repeating_window(
+    admin_client: Client, fields: dict[str, Any], refused: str | None
+) -> None:
+    response = admin_client.post("/admin/alerts/silence/add/", silence_form(**fields))
+    if refused is None:
+        assert response.status_code == 302, form_errors(response)
+        assert Silence.objects.count() == 1
+    else:
+        assert response.status_code == 200
+        assert refused in form_errors(response)
+        assert not Silence.objects.exists()
+
+
+def test_a_repeating_silence_shows_its_window_in_the_list(admin_client: Client) -> None:
+    Silence.objects.create(repeat="weekdays", days="sat", start_time=dt.time(0), end_time=dt.time(6))
+    page = admin_client.get("/admin/alerts/silence/")
+    assert "sat 00:00-06:00" in page.content.decode()
+    silence = Silence.objects.get()
+    page = admin_client.get(f"/admin/alerts/silence/{silence.pk}/change/")
+    assert page.status_code == 200 and page.context["adminform"].form.initial["days"] == ["sat"]

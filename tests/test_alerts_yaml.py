@@ -44,6 +44,10 @@ def test_migrate_creates_the_original_defaults() -> None:
     assert (rules["max-daily-loss"].threshold, rules["max-daily-loss"].level) == (-1000, "critical")
     assert rules["trade-frequency"].threshold == 50
     assert rules["position-size"].threshold == 1000 and rules["position-size"].per_trade is False
+    # Quiet by default, as the original trade_alerts were: switched off, and info when on.
+    assert (rules["position-size"].enabled, rules["position-size"].level) == (False, "info")
+    assert all(rule.enabled for name, rule in rules.items() if name != "position-size")
+    assert all(rule.problems == {} for rule in rules.values())  # every default passes its judge
     assert rules["bot-stopped"].kind == "bot_stopped"
     levels = {r.event_kind: r.level for r in rules.values() if r.kind == "bot_event"}
     assert levels == {
