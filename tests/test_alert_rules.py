@@ -495,6 +495,16 @@ def test_a_posted_event_queues_its_alert(api: APIClient, django_capture_on_commi
     assert task.func() == "alerts.tasks.alert_for_event" and task.args() == (response.json()["id"],)
 
 
+def test_an_event_retried_with_its_event_id_queues_one_alert(
+    api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    body = {"kind": "crash", "level": "critical", "event_id": "crash-7"}
+    with django_capture_on_commit_callbacks(execute=True):
+        statuses = [api.post("/api/v1/events/", body, format="json").status_code for _ in range(3)]
+    assert statuses == [201, 200, 200]
+    assert OrmQ.objects.count() == 1 and BotEvent.objects.count() == 1
+
+
 def test_a_site_alert_becomes_one_alert_per_subject_and_cooldown(db: Any) -> None:
     for _ in range(3):
         site_alert.send(
