@@ -293,6 +293,15 @@ def test_a_silent_bot_during_market_hours_alerts_then_recovers(bot: Bot) -> None
     assert len(alerts()) == 2  # recovery is said once
 
 
+def test_a_bot_silent_for_exactly_the_threshold_is_stopped(bot: Bot) -> None:
+    only("bot-stopped")  # 10 minutes
+    heartbeat(bot, at(10))
+    evaluate_schedule(now=at(10, 10) - dt.timedelta(seconds=1))
+    assert alerts() == []
+    evaluate_schedule(now=at(10, 10))  # "no heartbeat for 10 minutes": at least that long
+    assert [a.source for a in alerts()] == ["bot_stopped"]
+
+
 def test_a_bot_that_never_reported_is_not_called_stopped(bot: Bot) -> None:
     only("bot-stopped")
     evaluate_schedule(now=at(12))
