@@ -328,9 +328,8 @@ def judge_bot_stopped(rule: AlertRule, bot: Bot, now: dt.datetime) -> list[Alert
     if bot.last_heartbeat_at is None or rule.threshold is None:
         return []  # a bot that never reported cannot have stopped
     judge = judge_for(rule.kind)
-    grace = dt.timedelta(minutes=float(rule.threshold))
     subject = f"bot-{bot.pk}"
-    if bot.last_heartbeat_at >= now - grace:
+    if not judge.breached(_minutes_between(bot.last_heartbeat_at, now), rule.threshold):
         condition = _clear(rule, subject, now)
         if condition is None:
             return []
@@ -351,8 +350,9 @@ def judge_bot_stopped(rule: AlertRule, bot: Bot, now: dt.datetime) -> list[Alert
         return []  # outside market hours silence is expected; an open breach stays open
     # Silent since before the open: count from the open, so the bell itself is not a breach.
     silent_since = max(bot.last_heartbeat_at, hours[0])
-    silent_minutes = Decimal(str((now - silent_since).total_seconds())) / 60
-    if not judge.breached(silent_minutes, rule.threshold) or not _breach_alerts_now(rule, subject, now):
+    if not judge.breached(_minutes_between(silent_since, now), rule.threshold):
+        return []
+    if not _breach_alerts_now(rule, subject, now):
         return []
     return raise_alert(
         source=rule.kind,
@@ -453,6 +453,10 @@ def alert_for_site_problem(
     if level not in Level.values:
         level = Level.WARNING
     return raise_alert(source=source, subject=subject, level=level, title=title, message=message, now=now)
+
+
+def _minutes_between(start: dt.datetime, end: dt.datetime) -> Decimal:
+    return Decimal(str((end - start).total_seconds())) / 60
 
 
 def _minutes(delta: dt.timedelta) -> str:

@@ -104,10 +104,10 @@ class Notional(Judge):
 
 
 class MissedHeartbeats(Judge):
-    """Bot stopped: no heartbeat for at least the threshold, in minutes of market hours."""
+    """Bot stopped: no heartbeat for longer than the threshold, in minutes of market hours."""
 
     def breached(self, value: Decimal | int, threshold: Decimal) -> bool:
-        return value >= threshold
+        return value > threshold
 
 
 JUDGES: dict[str, Judge] = {
