@@ -259,6 +259,14 @@ def test_large_positions_alert_once_per_symbol_and_day_by_default(bot: Bot) -> N
     assert len(alerts()) == 2
 
 
+def test_a_fill_exactly_at_the_position_limit_does_not_alert(bot: Bot) -> None:
+    only("position-size")  # notional above 1000
+    at_limit = stored_trade(1, symbol="AAPL", quantity=Decimal("10"), price=Decimal("100"))
+    above = stored_trade(2, symbol="MSFT", quantity=Decimal("10"), price=Decimal("100.01"))
+    evaluate_trades(bot.pk, record(bot, at_limit, above), now=at(11))
+    assert [a.title for a in alerts()] == ["alpha: large position BUY 10 MSFT"]
+
+
 def test_per_trade_position_alerts_when_switched_on(bot: Bot) -> None:
     only("position-size")
     AlertRule.objects.filter(name="position-size").update(per_trade=True)
