@@ -13,20 +13,51 @@ from django.utils.html import format_html
 
 from alerts.delivery import send_test_alert
 from alerts.models import (
+    WEEKDAY_NAMES,
     Alert,
     AlertRule,
     AlertState,
     Channel,
     DeliveryAttempt,
+    Repeat,
     Silence,
     SummarySchedule,
     TradingHalt,
 )
+from alerts.rules import describe, problems
 from alerts.tasks import enqueue
+
+
+class AlertRuleForm(forms.ModelForm):
+    """Add, change and the rule list's inline edits: the kind's judge (``alerts.rules``) decides.
+
+    An inline edit holds only some fields; the rest are the stored rule's, so a
+    list edit is judged as the whole rule it would make. A refusal names the
+    field, and the admin then saves nothing of the list.
+    """
+
+    JUDGED = ("kind", "threshold", "event_kind", "per_trade")
+
+    class Meta:
+        model = AlertRule
+        fields = "__all__"
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if any(name in self.errors for name in self.JUDGED):
+            return cleaned  # a field already refused on its own: judge once it parses
+        candidate = {name: cleaned.get(name, getattr(self.instance, name)) for name in self.JUDGED}
+        for name, problem in problems(candidate).items():
+            if name in self.fields:
+                self.add_error(name, problem)
+            else:
+                self.add_error(None, f"{name}: {problem} (open the rule to change it)")
+        return cleaned
 
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
+    form = AlertRuleForm
     list_display = (
         "name",
         "kind",
@@ -36,6 +67,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
         "enabled",
         "cooldown_minutes",
         "scope",
+        "problem",
     )
     # An operator changes a threshold straight from the list; the next trade is judged by it.
     list_editable = ("threshold", "level", "enabled", "cooldown_minutes")
@@ -48,6 +80,32 @@ class AlertRuleAdmin(admin.ModelAdmin):
         ),
         ("Scope", {"fields": ("bot", "strategy", "symbol", "per_trade")}),
     )
+
+    def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type[forms.ModelForm]:
+        return super().get_changelist_form(request, form=AlertRuleForm, **kwargs)
+
+    @admin.display(description="problem")
+    def problem(self, rule: AlertRule) -> str:
+        found = rule.problems
+        if not found:
+            return ""
+        return format_html('<strong style="color:#ba2121">⚠ not judged: {}</strong>', describe(found))
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        if request.method == "GET":
+            for rule in AlertRule.objects.broken():
+                messages.warning(
+                    request,
+                    f"Rule {rule.name} is not evaluated until it is fixed: {describe(rule.problems)}",
+                )
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request: HttpRequest, object_id: str, *args: Any, **kwargs: Any) -> HttpResponse:
+        rule = AlertRule.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        if request.method == "GET" and rule is not None and rule.problems:
+            found = describe(rule.problems)
+            messages.warning(request, f"This rule is not evaluated until it is fixed: {found}")
+        return super().change_view(request, object_id, *args, **kwargs)
 
 
 class ChannelForm(forms.ModelForm):
@@ -257,18 +315,55 @@ class AlertAdmin(admin.ModelAdmin):
         return False
 
 
+class SilenceForm(forms.ModelForm):
+    """Days of the week as boxes to tick; the model's ``problems`` judge the whole silence."""
+
+    days = forms.MultipleChoiceField(
+        required=False,
+        choices=[(day, day.capitalize()) for day in WEEKDAY_NAMES],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="For 'on the chosen days'.",
+    )
+
+    class Meta:
+        model = Silence
+        fields = ("rule", "until", "repeat", "days", "start_time", "end_time", "reason")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["days"] = self.instance.weekdays
+
+    def clean_days(self) -> str:
+        chosen = set(self.cleaned_data.get("days") or [])
+        return ",".join(day for day in WEEKDAY_NAMES if day in chosen)
+
+
 @admin.register(Silence)
 class SilenceAdmin(admin.ModelAdmin):
-    list_display = ("rule_shown", "until", "reason", "in_force")
-    list_filter = ("rule",)
+    form = SilenceForm
+    list_display = ("rule_shown", "when", "reason", "in_force")
+    list_filter = ("rule", "repeat")
+    fieldsets = (
+        (None, {"fields": ("rule", "reason", "until")}),
+        ("Repeating (market time)", {"fields": ("repeat", "days", "start_time", "end_time")}),
+    )
 
     @admin.display(description="rule")
     def rule_shown(self, silence: Silence) -> str:
         return str(silence.rule or "everything")
 
+    @admin.display(description="when")
+    def when(self, silence: Silence) -> str:
+        if not silence.repeat:
+            return f"until {timezone.localtime(silence.until):%Y-%m-%d %H:%M}" if silence.until else ""
+        days = "trading days" if silence.repeat == Repeat.TRADING_DAYS else silence.days
+        end = f", until {timezone.localtime(silence.until):%Y-%m-%d}" if silence.until else ""
+        return f"{days} {silence.start_time:%H:%M}-{silence.end_time:%H:%M}{end}"
+
     @admin.display(boolean=True, description="in force")
     def in_force(self, silence: Silence) -> bool:
-        return silence.until > timezone.now()
+        return silence.in_force(timezone.now())
 
 
 @admin.action(description="Resume trading for the selected halts")

@@ -40,7 +40,8 @@ from typing import Any
 import yaml
 from django.db import transaction
 
-from alerts.models import THRESHOLD_KINDS, AlertRule, Channel, ChannelKind, Level, RuleKind, SummarySchedule
+from alerts.models import AlertRule, Channel, ChannelKind, Level, RuleKind, SummarySchedule
+from alerts.rules import problems
 from trades.models import Bot, EventKind
 
 RULE_KEYS = (
@@ -57,6 +58,7 @@ RULE_KEYS = (
 )
 CHANNEL_KEYS = ("kind", "min_level", "enabled", "rate_limit_per_minute")
 SUMMARY_KEYS = ("enabled", "time")
+YAML_KEYS = {"event_kind": "event"}  # a model field whose key in the file differs
 SECTIONS = ("rules", "channels", "daily_summary")
 NAME = re.compile(r"^[-a-zA-Z0-9_]{1,100}$")
 HEADER = "# Alert rules, channels and the daily summary of the trading-bot monitor (see docs/ALERTS.md).\n"
@@ -182,14 +184,12 @@ def _rule(name: str, node: yaml.Node, path: str) -> dict[str, Any]:
         if required not in values:
             raise _error(node, path, f"'{required}' is missing")
     kind = values["kind"]
-    if kind == RuleKind.BOT_EVENT and "event_kind" not in values:
-        raise _error(node, path, "'event' is missing (which bot event kind this rule is for)")
-    if kind != RuleKind.BOT_EVENT and "event_kind" in values:
-        raise _error(nodes["event"], f"{path}.event", "only bot_event rules take an event kind")
-    if kind in THRESHOLD_KINDS and values.get("threshold") is None:
-        raise _error(node, path, f"'threshold' is missing (a {kind} rule needs one)")
-    if "per_trade" in values and kind != RuleKind.POSITION_SIZE:
-        raise _error(nodes["per_trade"], f"{path}.per_trade", "only position_size rules take per_trade")
+    # The kind's judge decides, as it does for the admin's forms and for evaluation.
+    for name, problem in problems({"kind": kind, **values}).items():
+        key = YAML_KEYS.get(name, name)
+        if key in nodes:
+            raise _error(nodes[key], f"{path}.{key}", problem)
+        raise _error(node, path, f"'{key}' is missing: {problem}")
     defaults = {"event_kind": "", "threshold": None, "enabled": True, "per_trade": False, "bot": None}
     defaults |= {"strategy": "", "symbol": "", "cooldown_minutes": 0 if kind == RuleKind.BOT_EVENT else 60}
     return defaults | values

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 RATE_WINDOW = dt.timedelta(minutes=1)
 DIGEST_LINES = 60  # past this the digest says "and N more"; every alert stays linked to it
+DIGEST_LINE_WIDTH = 200  # a line per folded alert, its message shortened to fit a phone's screen or two
 
 
 def deliver_pending(now: dt.datetime | None = None) -> int:
@@ -151,17 +152,29 @@ def _drain(channel: Channel, clock: Callable[[], dt.datetime], lease: _Lease) ->
         if not send(alert):
             return sent
         capacity -= 1
-    foldable = [a for a in due if a.foldable]
+    foldable = [a for a in due if a.foldable]  # in priority order, like ``due``
     held = [a for a in foldable if a.held]
     fresh = [a for a in foldable if not a.held]
     if capacity > 0 and len(held) > 1:
-        try:
-            digest = fold(channel, held, clock())
-        except _FoldConflict:
-            return sent  # the next run sees the alerts as they are now
-        if not send(digest):
-            return sent
-        capacity -= 1
+        # The window's digest folds the least severe of the held alerts; the more severe
+        # ones go out on their own first (severest, then oldest), while one message is
+        # kept free for the digest. A warning held behind older info alerts is read as
+        # itself; the info ones are what gets folded.
+        alone, to_fold = _split_held(held, capacity - 1)
+        for alert in alone:
+            if not send(alert):
+                return sent
+            capacity -= 1
+        if len(to_fold) > 1:
+            try:
+                digest = fold(channel, to_fold, clock())
+            except _FoldConflict:
+                return sent  # the next run sees the alerts as they are now
+            if not send(digest):
+                return sent
+            capacity -= 1
+        else:
+            fresh = to_fold + fresh
     else:
         fresh = held + fresh
     for index, alert in enumerate(fresh):
@@ -175,23 +188,66 @@ def _drain(channel: Channel, clock: Callable[[], dt.datetime], lease: _Lease) ->
     return sent
 
 
+def _split_held(held: list[Alert], room: int) -> tuple[list[Alert], list[Alert]]:
+    """Held alerts (priority order) into those sent alone and those folded.
+
+    Only alerts more severe than the least severe level held go alone, at most
+    ``room`` of them; the rest, the least severe first among them, are folded.
+    """
+    lowest = min(LEVEL_RANK[a.level] for a in held)
+    severe = [a for a in held if LEVEL_RANK[a.level] > lowest][: max(room, 0)]
+    chosen = {a.pk for a in severe}
+    return severe, [a for a in held if a.pk not in chosen]
+
+
+def digest_line(alert: Alert) -> str:
+    """``09:33:01 [warning] demo-bot: Data Quality: missing candles for AAPL…`` on one line."""
+    when = alert.created_at.astimezone(timezone.get_current_timezone())
+    line = f"{when:%H:%M:%S} [{alert.level}] {alert.title}"
+    if alert.message:
+        line += ": " + " ".join(alert.message.split())
+    return line if len(line) <= DIGEST_LINE_WIDTH else line[: DIGEST_LINE_WIDTH - 1] + "…"
+
+
+def digest_text(lines: list[str], limit: int | None, length: Callable[[str], int] = len) -> str:
+    """As many whole lines as fit in ``limit`` (measured by ``length``), then "… and N more"."""
+
+    def more(count: int) -> str:
+        return f"… and {count} more (see the alert history in the admin)"
+
+    shown: list[str] = []
+    for index, line in enumerate(lines[:DIGEST_LINES]):
+        candidate = "\n".join([*shown, line])
+        rest = len(lines) - index - 1
+        tail = "\n" + more(rest) if rest else ""
+        if limit is not None and length(candidate + tail) > limit:
+            break
+        shown.append(line)
+    if len(shown) < len(lines):
+        shown.append(more(len(lines) - len(shown)))
+    return "\n".join(shown)
+
+
 def fold(channel: Channel, alerts: list[Alert], now: dt.datetime) -> Alert:
-    """One digest for ``alerts``; each is marked folded into it (the exact set stays linked)."""
+    """One digest for ``alerts``; each is marked folded into it (the exact set stays linked).
+
+    Each line carries its alert's message, shortened to ``DIGEST_LINE_WIDTH``; the
+    whole fits the channel's transport (its ``text_limit``), whole lines only.
+    """
     top = max(alerts, key=lambda a: LEVEL_RANK[a.level]).level
-    lines = [
-        f"{a.created_at.astimezone(timezone.get_current_timezone()):%H:%M:%S} [{a.level}] {a.title}"
-        for a in alerts
-    ]
-    shown = lines[:DIGEST_LINES]
-    if len(lines) > len(shown):
-        shown.append(f"… and {len(lines) - len(shown)} more (see the alert history in the admin)")
+    try:
+        transport = type(transport_for(channel))
+        limit, length = transport.text_limit, transport.text_length
+    except TransportError:
+        limit, length = None, len
+    message = digest_text([digest_line(a) for a in alerts], limit, length)
     with transaction.atomic():
         digest = Alert.objects.create(
             channel=channel,
             source="digest",
             level=top,
             title=f"{len(alerts)} alerts held back by the rate limit",
-            message="\n".join(shown),
+            message=message,
             fields=[["Channel limit", f"{channel.rate_limit_per_minute} per minute"]],
             created_at=now,
         )

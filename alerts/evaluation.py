@@ -34,6 +34,7 @@ from alerts.models import (
     TradingHalt,
     mask_url,
 )
+from alerts.rules import judge_for
 from trades import market
 from trades.models import Bot, BotEvent, Trade, TradeQuerySet
 from trades.tables import format_number
@@ -77,7 +78,7 @@ def raise_alert(
         "fields": [[scrub(str(n), secrets), scrub(str(v), secrets)] for n, v in fields],
         "created_at": now,
     }
-    if silenceable and Silence.objects.covering(rule, now).exists():
+    if silenceable and Silence.objects.covering(rule, now):
         return [Alert.objects.create(**row, state=AlertState.SILENCED)]
     channels = Channel.objects.for_level(level)
     if not channels:
@@ -168,26 +169,34 @@ def _day_figures(rule: AlertRule, bot: Bot, day: dt.date, cache: DayFigures) -> 
 def judge_day(
     rule: AlertRule, bot: Bot, day: dt.date, now: dt.datetime, cache: DayFigures | None = None
 ) -> list[Alert]:
-    """Daily loss, max daily loss and trade frequency over ``bot``'s trading ``day``."""
+    """Daily loss, max daily loss and trade frequency over ``bot``'s trading ``day``.
+
+    No flapping: the breach's condition is the bot's trading day, and it is not
+    cleared when the figure crosses back within that day, so however often P&L
+    crosses the limit it alerts at the first breach and then at most once per
+    cooldown (while breached). The next trading day is a new subject.
+    """
     pnl, count = _day_figures(rule, bot, day, {} if cache is None else cache)
     subject = f"bot-{bot.pk}:{day.isoformat()}"
-    threshold = rule.threshold if rule.threshold is not None else Decimal(0)
+    judge = judge_for(rule.kind)
+    threshold = rule.threshold
+    if threshold is None:  # callers pass judged rules only; never read a missing limit as 0
+        return []
     fields: list[tuple[str, object]] = [("Bot", bot.name), ("Trading day", day.isoformat())]
     if rule.kind in (RuleKind.DAILY_LOSS, RuleKind.MAX_DAILY_LOSS):
-        breached = pnl <= threshold
+        breached = judge.breached(pnl, threshold)
         title = f"{bot.name}: realized P&L {format_number(pnl)} on {day}"
         limit = "max daily loss" if rule.kind == RuleKind.MAX_DAILY_LOSS else "daily loss"
         message = f"Realized P&L is at or below the {limit} limit of {format_number(threshold)}."
         fields += [("Realized P&L", format_number(pnl)), ("Limit", format_number(threshold))]
     else:
-        breached = count > threshold
+        breached = judge.breached(count, threshold)
         title = f"{bot.name}: {count} trades on {day}"
         message = f"More trades in one trading day than the limit of {format_number(threshold)}."
         fields += [("Trades", count), ("Limit", format_number(threshold))]
     if rule.strategy or rule.symbol:
         fields.append(("Scope", rule.scope))
     if not breached:
-        _clear(rule, subject, now)
         return []
     if rule.kind == RuleKind.MAX_DAILY_LOSS:
         halt = halt_trading(bot, day, f"max daily loss: realized P&L {format_number(pnl)} on {day}", now)
@@ -234,14 +243,16 @@ def halt_trading(bot: Bot, day: dt.date, reason: str, now: dt.datetime) -> Tradi
 
 
 def judge_position_sizes(rule: AlertRule, bot: Bot, trade_ids: list[int], now: dt.datetime) -> list[Alert]:
-    """Fills whose notional (quantity x price) is above the threshold."""
+    """Fills whose notional (quantity x price) is above the threshold (the judge's SQL lookup)."""
+    if rule.threshold is None:
+        return []
     notional = ExpressionWrapper(
         F("quantity") * F("price"), output_field=DecimalField(max_digits=40, decimal_places=8)
     )
     trades = (
         _scoped(rule, Trade.objects.filter(bot=bot, pk__in=trade_ids))
         .annotate(notional=notional)
-        .filter(notional__gt=rule.threshold or 0)
+        .filter(**{f"notional__{judge_for(rule.kind).lookup}": rule.threshold})
         .order_by("executed_at", "pk")
     )
     alerts: list[Alert] = []
@@ -257,7 +268,7 @@ def judge_position_sizes(rule: AlertRule, bot: Bot, trade_ids: list[int], now: d
             subject=subject,
             level=rule.level,
             title=f"{bot.name}: large position {trade.side} {format_number(trade.quantity)} {trade.symbol}",
-            message=f"Notional {notional_text} is above the limit of {format_number(rule.threshold or 0)}.",
+            message=f"Notional {notional_text} is above the limit of {format_number(rule.threshold)}.",
             fields=[
                 ("Bot", bot.name),
                 ("Symbol", trade.symbol),
@@ -281,9 +292,8 @@ def evaluate_trades(bot_id: int, trade_ids: list[int], now: dt.datetime | None =
     bot = Bot.objects.filter(pk=bot_id).first()
     if bot is None or not trade_ids:
         return []
-    rules = list(
-        AlertRule.objects.enabled().for_bot(bot).filter(kind__in=[*DAILY_KINDS, RuleKind.POSITION_SIZE])
-    )
+    kinds = [*DAILY_KINDS, RuleKind.POSITION_SIZE]
+    rules = AlertRule.objects.enabled().for_bot(bot).filter(kind__in=kinds).judged()
     if not rules:
         return []
     days = sorted(
@@ -315,11 +325,11 @@ def evaluate_new_trades(bot_id: int, first_trade_id: int, now: dt.datetime | Non
 
 def judge_bot_stopped(rule: AlertRule, bot: Bot, now: dt.datetime) -> list[Alert]:
     """No heartbeat for ``threshold`` minutes of market hours; a recovery notice when they return."""
-    if bot.last_heartbeat_at is None:
+    if bot.last_heartbeat_at is None or rule.threshold is None:
         return []  # a bot that never reported cannot have stopped
-    grace = dt.timedelta(minutes=float(rule.threshold or 10))
+    judge = judge_for(rule.kind)
     subject = f"bot-{bot.pk}"
-    if bot.last_heartbeat_at >= now - grace:
+    if not judge.breached(_minutes_between(bot.last_heartbeat_at, now), rule.threshold):
         condition = _clear(rule, subject, now)
         if condition is None:
             return []
@@ -340,7 +350,9 @@ def judge_bot_stopped(rule: AlertRule, bot: Bot, now: dt.datetime) -> list[Alert
         return []  # outside market hours silence is expected; an open breach stays open
     # Silent since before the open: count from the open, so the bell itself is not a breach.
     silent_since = max(bot.last_heartbeat_at, hours[0])
-    if now - silent_since < grace or not _breach_alerts_now(rule, subject, now):
+    if not judge.breached(_minutes_between(silent_since, now), rule.threshold):
+        return []
+    if not _breach_alerts_now(rule, subject, now):
         return []
     return raise_alert(
         source=rule.kind,
@@ -351,7 +363,7 @@ def judge_bot_stopped(rule: AlertRule, bot: Bot, now: dt.datetime) -> list[Alert
         fields=[
             ("Bot", bot.name),
             ("Last heartbeat", _local(bot.last_heartbeat_at)),
-            ("Limit", f"{format_number(rule.threshold or 10)} min"),
+            ("Limit", f"{format_number(rule.threshold)} min"),
         ],
         rule=rule,
         bot=bot,
@@ -371,7 +383,7 @@ def evaluate_schedule(now: dt.datetime | None = None) -> list[Alert]:
         first_id = PendingEvaluation.objects.claim(pending.bot_id)
         if first_id is not None:
             alerts += evaluate_new_trades(pending.bot_id, first_id, now=now)
-    rules = list(AlertRule.objects.enabled().filter(kind__in=[*DAILY_KINDS, RuleKind.BOT_STOPPED]))
+    rules = AlertRule.objects.enabled().filter(kind__in=[*DAILY_KINDS, RuleKind.BOT_STOPPED]).judged()
     if not rules:
         return alerts
     bots = list(Bot.objects.filter(is_active=True))
@@ -394,7 +406,10 @@ def alert_for_event(event: BotEvent, now: dt.datetime | None = None) -> list[Ale
     """A bot event becomes an alert by its kind's rule (the rule sets the level)."""
     now = now or timezone.now()
     rules = (
-        AlertRule.objects.enabled().for_bot(event.bot).filter(kind=RuleKind.BOT_EVENT, event_kind=event.kind)
+        AlertRule.objects.enabled()
+        .for_bot(event.bot)
+        .filter(kind=RuleKind.BOT_EVENT, event_kind=event.kind)
+        .judged()
     )
     alerts: list[Alert] = []
     for rule in rules:
@@ -438,6 +453,10 @@ def alert_for_site_problem(
     if level not in Level.values:
         level = Level.WARNING
     return raise_alert(source=source, subject=subject, level=level, title=title, message=message, now=now)
+
+
+def _minutes_between(start: dt.datetime, end: dt.datetime) -> Decimal:
+    return Decimal(str((end - start).total_seconds())) / 60
 
 
 def _minutes(delta: dt.timedelta) -> str:

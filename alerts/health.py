@@ -8,9 +8,13 @@ from typing import Any
 from django.utils import timezone
 
 from alerts.conf import setting
-from alerts.models import Alert, Channel
+from alerts.models import Alert, AlertRule, Channel
+from alerts.rules import describe
 
-CHECKS = {"alerts": {"check": "alerts.health.outbox", "vital": False}}
+CHECKS = {
+    "alerts": {"check": "alerts.health.outbox", "vital": False},
+    "alert_rules": {"check": "alerts.health.rules", "vital": False},
+}
 
 
 def outbox() -> dict[str, Any]:
@@ -32,3 +36,18 @@ def outbox() -> dict[str, Any]:
     if reasons:
         state["reason"] = "; ".join(reasons)
     return state
+
+
+def rules() -> dict[str, Any]:
+    """Degraded while an enabled rule breaks its kind's rules: it is skipped, so it guards nothing."""
+    broken = AlertRule.objects.broken()
+    if not broken:
+        return {"ok": True}
+    names = [rule.name for rule in broken]
+    first = broken[0]
+    return {
+        "ok": False,
+        "broken_rules": names,
+        "reason": f"{len(names)} alert rule(s) not evaluated until fixed in the admin: "
+        f"{', '.join(names)} ({first.name}: {describe(first.problems)})",
+    }

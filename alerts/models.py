@@ -10,11 +10,13 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import connections, models
 from django.db.models import Q
 from django.utils import timezone
 
+from trades import market
 from trades.models import Bot, EventKind
 
 
@@ -38,7 +40,6 @@ class RuleKind(models.TextChoices):
 
 # Kinds judged over one bot's trading day, after new trades and on the schedule.
 DAILY_KINDS = (RuleKind.DAILY_LOSS, RuleKind.MAX_DAILY_LOSS, RuleKind.TRADE_FREQUENCY)
-THRESHOLD_KINDS = (*DAILY_KINDS, RuleKind.POSITION_SIZE, RuleKind.BOT_STOPPED)
 
 
 class AlertRuleQuerySet(models.QuerySet["AlertRule"]):
@@ -48,6 +49,14 @@ class AlertRuleQuerySet(models.QuerySet["AlertRule"]):
     def for_bot(self, bot: Bot) -> AlertRuleQuerySet:
         """Rules that apply to ``bot``: its own and those for every bot."""
         return self.filter(Q(bot__isnull=True) | Q(bot=bot))
+
+    def judged(self) -> list[AlertRule]:
+        """The rules their kind's judge accepts: a broken stored rule is skipped, never read as 0."""
+        return [rule for rule in self if not rule.problems]
+
+    def broken(self) -> list[AlertRule]:
+        """Enabled rules their kind's judge refuses (stored before a check existed): not evaluated."""
+        return [rule for rule in self.enabled() if rule.problems]
 
 
 class AlertRule(models.Model):
@@ -98,6 +107,13 @@ class AlertRule(models.Model):
     @property
     def cooldown(self) -> dt.timedelta:
         return dt.timedelta(minutes=self.cooldown_minutes)
+
+    @property
+    def problems(self) -> dict[str, str]:
+        """Field -> what its kind's judge (``alerts.rules``) finds wrong; empty for a valid rule."""
+        from alerts.rules import rule_problems  # the judges know the kinds defined here
+
+        return rule_problems(self)
 
     @property
     def scope(self) -> str:
@@ -178,21 +194,54 @@ def mask_url(url: str) -> str:
 
 
 class SilenceQuerySet(models.QuerySet["Silence"]):
-    def covering(self, rule: AlertRule | None, now: dt.datetime) -> SilenceQuerySet:
-        """Silences in force at ``now`` for ``rule`` (a silence without a rule mutes everything)."""
+    def covering(self, rule: AlertRule | None, now: dt.datetime) -> list[Silence]:
+        """Silences in force at ``now`` for ``rule`` (a silence without a rule mutes everything).
+
+        The database narrows to the rule's silences that have not ended; whether a
+        repeating one's window is open now is judged in market time, in Python.
+        """
         scope = Q(rule__isnull=True)
         if rule is not None:
             scope |= Q(rule=rule)
-        return self.filter(scope, until__gt=now)
+        candidates = self.filter(scope).filter(Q(until__isnull=True) | Q(until__gt=now))
+        return [silence for silence in candidates if silence.in_force(now)]
+
+
+class Repeat(models.TextChoices):
+    ONCE = "", "no: once, until the time above"
+    TRADING_DAYS = "trading_days", "every trading day (NYSE calendar)"
+    WEEKDAYS = "weekdays", "on the chosen days of the week"
+
+
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
 
 
 class Silence(models.Model):
-    """Mute one rule, or everything, until a given time."""
+    """Mute one rule, or everything: until a given time, or in a window that repeats.
+
+    A repeating silence works like Alertmanager's time intervals: a window of
+    market time (``MARKET_TIMEZONE``) on every trading day, or on chosen days of
+    the week, e.g. 09:30-09:35 on trading days for the opening noise, or
+    Saturdays 00:00-06:00 for maintenance. Muted alerts are still recorded
+    (state ``silenced``), so the history shows what a silence held back.
+    """
 
     rule = models.ForeignKey(
         AlertRule, null=True, blank=True, on_delete=models.CASCADE, help_text="Empty: every alert."
     )
-    until = models.DateTimeField()
+    until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Once: muted until then. Repeating: repeats until then (empty: until removed).",
+    )
+    repeat = models.CharField(max_length=16, choices=Repeat.choices, blank=True, default=Repeat.ONCE)
+    days = models.CharField(
+        max_length=27, blank=True, help_text="For 'on the chosen days': e.g. sat or mon,wed,fri."
+    )
+    start_time = models.TimeField(null=True, blank=True, help_text="Repeating: from, market time.")
+    end_time = models.TimeField(
+        null=True, blank=True, help_text="Repeating: until, market time (00:00: the end of the day)."
+    )
     reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -202,7 +251,69 @@ class Silence(models.Model):
         ordering = ("-until",)
 
     def __str__(self) -> str:
-        return f"{self.rule or 'everything'} until {self.until:%Y-%m-%d %H:%M}"
+        target = self.rule or "everything"
+        if not self.repeat:
+            return f"{target} until {self.until:%Y-%m-%d %H:%M}" if self.until else str(target)
+        when = "trading days" if self.repeat == Repeat.TRADING_DAYS else self.days
+        return f"{target} {when} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
+
+    @property
+    def weekdays(self) -> list[str]:
+        return [day.strip().lower() for day in self.days.split(",") if day.strip()]
+
+    @property
+    def problems(self) -> dict[str, str]:
+        """Field -> what is wrong; the admin's form and ``clean`` use it."""
+        found: dict[str, str] = {}
+        if not self.repeat:
+            if self.until is None:
+                found["until"] = "A silence that does not repeat needs an end."
+            for name in ("days", "start_time", "end_time"):
+                if getattr(self, name) not in ("", None):
+                    found[name] = "Only a repeating silence takes days and times; choose how it repeats."
+            return found
+        if self.repeat not in Repeat.values:
+            found["repeat"] = f"One of {', '.join(v for v in Repeat.values if v)}."
+        if self.start_time is None:
+            found["start_time"] = "A repeating silence needs the time its window starts (market time)."
+        if self.end_time is None:
+            found["end_time"] = "A repeating silence needs the time its window ends (market time)."
+        elif self.start_time is not None and self._end() <= self.start_time:
+            found["end_time"] = (
+                "Must be after the start (00:00 is the end of the day); "
+                "a window over midnight is two silences."
+            )
+        unknown = [day for day in self.weekdays if day not in WEEKDAY_NAMES]
+        if self.repeat == Repeat.WEEKDAYS and (unknown or not self.weekdays):
+            found["days"] = f"Days of the week from {', '.join(WEEKDAY_NAMES)}, comma separated."
+        if self.repeat == Repeat.TRADING_DAYS and self.days:
+            found["days"] = "Every trading day takes no days of the week; leave it empty."
+        return found
+
+    def clean(self) -> None:
+        if found := self.problems:
+            raise ValidationError(found)
+
+    def _end(self) -> dt.time:
+        assert self.end_time is not None
+        return dt.time.max if self.end_time == dt.time(0, 0) else self.end_time
+
+    def in_force(self, now: dt.datetime) -> bool:
+        """Does it mute alerts at ``now``? Repeating windows are judged in market time."""
+        if self.until is not None and now >= self.until:
+            return False
+        if not self.repeat:
+            return self.until is not None
+        if self.problems:
+            return False  # a window that cannot be read mutes nothing
+        local = now.astimezone(market.market_zone())
+        if self.repeat == Repeat.TRADING_DAYS:
+            if not market.is_trading_day(local.date()):
+                return False
+        elif WEEKDAY_NAMES[local.weekday()] not in self.weekdays:
+            return False
+        assert self.start_time is not None
+        return self.start_time <= local.time().replace(tzinfo=None) < self._end()
 
 
 class Condition(models.Model):

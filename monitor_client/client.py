@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -286,9 +287,9 @@ class Monitor:
 
     def event(self, kind: str, level: str = "info", message: str = "", **details: Any) -> bool:
         """Report something about the bot (kinds and levels of the API), through the spool,
-        so that an event from a crash is not lost while the site is down. Delivered at
-        least once: the site has no id for events, so a crash right after sending one
-        may send it again."""
+        so that an event from a crash is not lost while the site is down. Each event gets a
+        fresh ``event_id`` stored with it in the spool, so a retry after a timeout or an
+        outage (or after a restart) sends the same id and the site stores and alerts it once."""
         kind = kind.strip().lower() if isinstance(kind, str) else kind
         level = level.strip().lower() if isinstance(level, str) else level
         if kind not in EVENT_KINDS:
@@ -296,6 +297,7 @@ class Monitor:
         if level not in EVENT_LEVELS:
             raise ValueError(f"level must be one of info, warning, critical; got {level!r}.")
         body = {
+            "event_id": uuid.uuid4().hex,
             "kind": kind,
             "level": level,
             "message": str(message)[:MAX_MESSAGE],

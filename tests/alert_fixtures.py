@@ -36,3 +36,30 @@ def channel(db: Any, discord: DiscordServer, fast_http: Any) -> Channel:
     channel.webhook_url = discord.url
     channel.save()
     return channel
+
+
+# Every rule of the judges (alerts/rules.py), tried the same way through the admin's forms
+# and the YAML import: kind, threshold ("" = none), event kind, per_trade, the field refused.
+RULE_CASES: list[tuple[str, str, str, bool, str | None]] = [
+    ("max_daily_loss", "", "", False, "threshold"),  # the halt-everything bug: no threshold
+    ("max_daily_loss", "0", "", False, "threshold"),  # a loss limit of 0 halts a bot with no trades
+    ("max_daily_loss", "-0.01", "", False, None),
+    ("daily_loss", "500", "", False, "threshold"),  # the sign forgotten
+    ("daily_loss", "", "", False, "threshold"),
+    ("daily_loss", "-500", "", False, None),
+    ("daily_loss", "-500", "crash", False, "event_kind"),
+    ("daily_loss", "-500", "", True, "per_trade"),
+    ("trade_frequency", "-5", "", False, "threshold"),
+    ("trade_frequency", "0", "", False, "threshold"),
+    ("trade_frequency", "2.5", "", False, "threshold"),
+    ("trade_frequency", "1", "", False, None),
+    ("position_size", "0", "", False, "threshold"),
+    ("position_size", "", "", True, "threshold"),
+    ("position_size", "0.01", "", True, None),
+    ("bot_stopped", "0", "", False, "threshold"),
+    ("bot_stopped", "", "", False, "threshold"),
+    ("bot_stopped", "1", "", False, None),
+    ("bot_event", "", "", False, "event_kind"),
+    ("bot_event", "5", "crash", False, "threshold"),
+    ("bot_event", "", "crash", False, None),
+]

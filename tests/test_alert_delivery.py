@@ -126,6 +126,83 @@ def test_a_critical_alert_never_waits_behind_info_ones(channel: Channel, discord
 
 
 @pytest.mark.django_db
+def test_a_warning_held_behind_older_info_alerts_goes_out_first_and_the_info_ones_are_folded(
+    channel: Channel, discord: DiscordServer
+) -> None:
+    for n in range(5):
+        new_alert(title=f"startup {n}", now=later(n))
+    deliver_pending(now=later(5))  # the window is full
+    for n in range(3):
+        new_alert(title=f"market open {n}", now=later(10 + n))
+    new_alert(level="warning", title="daily loss", now=later(20))
+    deliver_pending(now=later(21))
+    assert len(discord.messages) == 5 and Alert.objects.filter(held=True).count() == 4
+    deliver_pending(now=later(66))  # the next window
+    assert discord.titles()[5:] == ["⚠️ daily loss", "🔔 3 alerts held back by the rate limit"]
+    assert states()["daily loss"] == AlertState.SENT
+    digest = Alert.objects.get(source="digest")
+    assert set(digest.folded.values_list("title", flat=True)) == {f"market open {n}" for n in range(3)}
+
+
+@pytest.mark.django_db
+def test_each_digest_line_carries_its_alerts_message_within_discords_limits(
+    channel: Channel, discord: DiscordServer
+) -> None:
+    for n in range(5):
+        new_alert(title=f"filler {n}")
+    deliver_pending(now=later(1))
+    problems = [f"missing candles for SYM{n} 10:31-10:33 " + "x" * 300 for n in range(12)]
+    for n, problem in enumerate(problems):
+        raise_alert(
+            source="test", level="warning", title=f"demo-bot: Data Quality {n}", message=problem, now=later(2)
+        )
+    deliver_pending(now=later(3))
+    deliver_pending(now=later(63))
+    embed = discord.embeds()[-1]
+    lines = embed["description"].splitlines()
+    assert len(lines) == 12
+    for n, line in enumerate(lines):
+        assert f"demo-bot: Data Quality {n}: missing candles for SYM{n} 10:31-10:33" in line
+        assert len(line) <= 200 and line.endswith("…")
+
+
+@pytest.mark.django_db
+def test_a_digest_too_long_for_discord_keeps_whole_lines_and_says_how_many_more(
+    channel: Channel, discord: DiscordServer
+) -> None:
+    for n in range(5):
+        new_alert(title=f"filler {n}")
+    deliver_pending(now=later(1))
+    for n in range(50):  # emoji count twice in Discord's UTF-16 measure
+        raise_alert(source="test", level="info", title=f"feed {n}", message="🚨" * 150, now=later(2))
+    deliver_pending(now=later(3))
+    deliver_pending(now=later(63))
+    digest = Alert.objects.get(source="digest")
+    assert digest.state == AlertState.SENT and digest.folded.count() == 50
+    description = discord.embeds()[-1]["description"]
+    assert description == digest.message  # fitted by the digest, not cut by the transport
+    assert len(description.encode("utf-16-le")) // 2 <= 4096
+    *lines, more = description.splitlines()
+    assert all(line.startswith(f"{line[:8]} [info] feed ") for line in lines)
+    assert more == f"… and {50 - len(lines)} more (see the alert history in the admin)"
+
+
+@pytest.mark.django_db
+def test_a_worker_holding_a_stale_list_never_sends_an_alert_that_is_no_longer_pending(
+    channel: Channel, discord: DiscordServer
+) -> None:
+    from alerts.delivery import send_alert
+
+    alert = new_alert(title="daily loss")
+    stale = Alert.objects.get(pk=alert.pk)  # read while it was pending
+    assert deliver_pending(now=T) == 1  # another worker sent it meanwhile
+    for state in (AlertState.SENT, AlertState.SENDING, AlertState.FOLDED, AlertState.FAILED):
+        Alert.objects.filter(pk=alert.pk).update(state=state)
+        assert send_alert(stale, channel, lambda: later(1)) == "skipped"
+    assert len(discord.messages) == 1
+
+
+@pytest.mark.django_db
 def test_the_rate_limit_is_editable_per_channel(channel: Channel, discord: DiscordServer) -> None:
     Channel.objects.filter(pk=channel.pk).update(rate_limit_per_minute=20)
     for n in range(12):

@@ -50,8 +50,9 @@ def alerts(source: str | None = None) -> list[Alert]:
 
 
 def only(*names: str) -> None:
-    """Switch every default rule off except ``names``, so each test sees one rule at work."""
+    """Switch every default rule off except ``names`` (on), so each test sees one rule at work."""
     AlertRule.objects.exclude(name__in=names).update(enabled=False)
+    AlertRule.objects.filter(name__in=names).update(enabled=True)
 
 
 # --- daily loss ------------------------------------------------------------------------
@@ -84,12 +85,61 @@ def test_a_breach_that_lasts_is_repeated_after_the_cooldown(bot: Bot) -> None:
     assert len(alerts()) == 3
 
 
-def test_a_breach_that_ends_alerts_again_when_it_returns(bot: Bot) -> None:
-    only("daily-loss-warning")
+def test_pnl_crossing_the_limit_back_and_forth_alerts_once_per_cooldown(bot: Bot) -> None:
+    only("daily-loss-warning")  # cooldown 60 minutes
     evaluate_trades(bot.pk, losses(bot, "-600"), now=at(11))
-    evaluate_trades(bot.pk, losses(bot, "400", start=5), now=at(11, 10))  # back to -200: cleared
-    evaluate_trades(bot.pk, losses(bot, "-400", start=9), now=at(11, 20))  # -600 again
+    # Each win lifts the day back above -500, the next loss pushes it below again.
+    for n in range(6):
+        evaluate_trades(bot.pk, losses(bot, "400", start=10 + 2 * n), now=at(11, 5 + 8 * n))
+        evaluate_trades(bot.pk, losses(bot, "-400", start=11 + 2 * n), now=at(11, 9 + 8 * n))
+    assert len(alerts()) == 1
+    # Above the limit when the cooldown ends: nothing to say.
+    evaluate_trades(bot.pk, losses(bot, "400", start=40), now=at(12, 1))
+    evaluate_schedule(now=at(12, 2))
+    assert len(alerts()) == 1
+    # Breached again after the cooldown: one more alert, then quiet again.
+    evaluate_trades(bot.pk, losses(bot, "-400", start=41), now=at(12, 3))
+    evaluate_trades(bot.pk, losses(bot, "400", start=42), now=at(12, 4))
+    evaluate_trades(bot.pk, losses(bot, "-400", start=43), now=at(12, 5))
     assert len(alerts()) == 2
+    # The next trading day is a fresh start.
+    friday = dt.date(2026, 1, 16)
+    evaluate_trades(bot.pk, losses(bot, "-600", start=60, when=at(10, day=friday)), now=at(10, 1, friday))
+    assert len(alerts()) == 3
+
+
+def test_a_flapping_max_daily_loss_alerts_once_and_its_halt_stays(bot: Bot, api: APIClient) -> None:
+    only("max-daily-loss")
+    now = at(11)
+    evaluate_trades(bot.pk, losses(bot, "-1000", when=now), now=now)
+    halt = TradingHalt.objects.get()
+    evaluate_trades(bot.pk, losses(bot, "500", start=5, when=now), now=at(11, 5))
+    evaluate_trades(bot.pk, losses(bot, "-500", start=6, when=now), now=at(11, 10))
+    evaluate_schedule(now=at(11, 11))
+    assert len(alerts()) == 1
+    assert list(TradingHalt.objects.values_list("pk", "created_at")) == [(halt.pk, halt.created_at)]
+    with mock.patch("django.utils.timezone.now", return_value=at(11, 12)):
+        assert status(api)["trading_allowed"] is False  # P&L back above the limit: the halt stays
+
+
+@pytest.mark.parametrize(
+    ("rule", "pnl", "alerted"),
+    [
+        ("daily-loss-warning", "-500", True),  # at the limit: "at or below" alerts
+        ("daily-loss-warning", "-499.99", False),
+        ("max-daily-loss", "-1000", True),
+        ("max-daily-loss", "-999.99", False),
+    ],
+)
+def test_realized_pnl_exactly_at_a_loss_limit_alerts_and_halts(
+    bot: Bot, api: APIClient, rule: str, pnl: str, alerted: bool
+) -> None:
+    only(rule)
+    evaluate_trades(bot.pk, losses(bot, pnl, when=at(11)), now=at(11))
+    assert len(alerts()) == int(alerted)
+    if rule == "max-daily-loss":
+        with mock.patch("django.utils.timezone.now", return_value=at(11, 1)):
+            assert status(api)["trading_allowed"] is not alerted
 
 
 def test_an_edited_threshold_judges_the_next_trade(bot: Bot) -> None:
@@ -209,6 +259,14 @@ def test_large_positions_alert_once_per_symbol_and_day_by_default(bot: Bot) -> N
     assert len(alerts()) == 2
 
 
+def test_a_fill_exactly_at_the_position_limit_does_not_alert(bot: Bot) -> None:
+    only("position-size")  # notional above 1000
+    at_limit = stored_trade(1, symbol="AAPL", quantity=Decimal("10"), price=Decimal("100"))
+    above = stored_trade(2, symbol="MSFT", quantity=Decimal("10"), price=Decimal("100.01"))
+    evaluate_trades(bot.pk, record(bot, at_limit, above), now=at(11))
+    assert [a.title for a in alerts()] == ["alpha: large position BUY 10 MSFT"]
+
+
 def test_per_trade_position_alerts_when_switched_on(bot: Bot) -> None:
     only("position-size")
     AlertRule.objects.filter(name="position-size").update(per_trade=True)
@@ -241,6 +299,15 @@ def test_a_silent_bot_during_market_hours_alerts_then_recovers(bot: Bot) -> None
     assert "reporting again" in recovered.title
     evaluate_schedule(now=at(10, 37))
     assert len(alerts()) == 2  # recovery is said once
+
+
+def test_a_bot_is_stopped_once_silent_longer_than_the_threshold(bot: Bot) -> None:
+    only("bot-stopped")  # 10 minutes
+    heartbeat(bot, at(10))
+    evaluate_schedule(now=at(10, 10))  # silent exactly 10 minutes: not yet
+    assert alerts() == []
+    evaluate_schedule(now=at(10, 10) + dt.timedelta(seconds=1))
+    assert [a.source for a in alerts()] == ["bot_stopped"]
 
 
 def test_a_bot_that_never_reported_is_not_called_stopped(bot: Bot) -> None:
@@ -341,6 +408,64 @@ def test_silencing_everything_mutes_every_rule_until_it_ends(bot: Bot) -> None:
     assert [a.state for a in alerts()] == [AlertState.SILENCED, AlertState.STORED]
 
 
+def crash_at(bot: Bot, moment: dt.datetime) -> str:
+    (alert,) = alert_for_event(BotEvent.objects.create(bot=bot, kind="crash"), now=moment)
+    return alert.state
+
+
+def test_a_silence_repeating_every_trading_day_mutes_its_window_in_market_time(bot: Bot) -> None:
+    only("event-crash")
+    rule = AlertRule.objects.get(name="event-crash")
+    Silence.objects.create(
+        rule=rule, repeat="trading_days", start_time=dt.time(9, 30), end_time=dt.time(9, 35), reason="open"
+    )
+    thanksgiving, saturday, friday = dt.date(2026, 11, 26), dt.date(2026, 1, 17), dt.date(2026, 1, 16)
+    cases = [
+        (at(9, 29), AlertState.STORED),
+        (at(9, 30), AlertState.SILENCED),  # the window's first minute
+        (at(9, 34) + dt.timedelta(seconds=59), AlertState.SILENCED),
+        (at(9, 35), AlertState.STORED),  # the end is not part of it
+        (at(9, 31, friday), AlertState.SILENCED),  # again the next trading day
+        (at(9, 31, saturday), AlertState.STORED),
+        (at(9, 31, thanksgiving), AlertState.STORED),  # a holiday is not a trading day
+    ]
+    for moment, state in cases:
+        assert crash_at(bot, moment) == state, moment
+    # What the silence held back stays in the history, as muted alerts.
+    assert Alert.objects.filter(state=AlertState.SILENCED, rule=rule).count() == 3
+
+
+def test_a_weekly_maintenance_silence_mutes_every_rule_on_its_days_until_it_ends(bot: Bot) -> None:
+    only("event-crash")
+    saturday, next_saturday = dt.date(2026, 1, 17), dt.date(2026, 1, 24)
+    Silence.objects.create(
+        rule=None,
+        repeat="weekdays",
+        days="sat",
+        start_time=dt.time(0, 0),
+        end_time=dt.time(6, 0),
+        until=at(0, day=dt.date(2026, 1, 25)),
+    )
+    cases = [
+        (at(0, 0, saturday), AlertState.SILENCED),
+        (at(5, 59, saturday), AlertState.SILENCED),
+        (at(6, 0, saturday), AlertState.STORED),
+        (at(5, 0, dt.date(2026, 1, 16)), AlertState.STORED),  # a Friday
+        (at(3, 0, next_saturday), AlertState.SILENCED),
+        (at(3, 0, dt.date(2026, 1, 31)), AlertState.STORED),  # after the silence's end
+    ]
+    for moment, state in cases:
+        assert crash_at(bot, moment) == state, moment
+
+
+def test_a_window_to_the_end_of_the_day_is_written_as_midnight(bot: Bot) -> None:
+    only("event-crash")
+    Silence.objects.create(repeat="weekdays", days="sun", start_time=dt.time(20, 0), end_time=dt.time(0, 0))
+    sunday = dt.date(2026, 1, 18)
+    assert crash_at(bot, at(23, 59, sunday)) == AlertState.SILENCED
+    assert crash_at(bot, at(0, 0, dt.date(2026, 1, 19))) == AlertState.STORED
+
+
 # --- hooks: new trades, bot events, site problems ---------------------------------------
 
 
@@ -385,6 +510,16 @@ def test_a_posted_event_queues_its_alert(api: APIClient, django_capture_on_commi
     assert response.status_code == 201
     (task,) = OrmQ.objects.all()
     assert task.func() == "alerts.tasks.alert_for_event" and task.args() == (response.json()["id"],)
+
+
+def test_an_event_retried_with_its_event_id_queues_one_alert(
+    api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    body = {"kind": "crash", "level": "critical", "event_id": "crash-7"}
+    with django_capture_on_commit_callbacks(execute=True):
+        statuses = [api.post("/api/v1/events/", body, format="json").status_code for _ in range(3)]
+    assert statuses == [201, 200, 200]
+    assert OrmQ.objects.count() == 1 and BotEvent.objects.count() == 1
 
 
 def test_a_site_alert_becomes_one_alert_per_subject_and_cooldown(db: Any) -> None:
@@ -463,3 +598,33 @@ def test_an_event_kind_without_a_rule_queues_nothing(
         response = api.post("/api/v1/events/", {"kind": "custom", "message": "note"}, format="json")
     assert response.status_code == 201
     assert OrmQ.objects.count() == 0
+
+
+# --- rules stored before the judges existed --------------------------------------------
+
+
+def test_a_stored_loss_rule_without_threshold_is_skipped_never_read_as_zero(bot: Bot, api: APIClient) -> None:
+    only("max-daily-loss", "daily-loss-warning")
+    AlertRule.objects.filter(name="max-daily-loss").update(threshold=None)
+    AlertRule.objects.filter(name="daily-loss-warning").update(threshold=Decimal("500"))  # sign forgotten
+    record(bot, stored_trade(1, pnl=Decimal(0), executed_at=at(10)))  # realized P&L exactly 0
+    with mock.patch("django.utils.timezone.now", return_value=at(11)):
+        evaluate_schedule(now=at(11))
+        evaluate_trades(bot.pk, list(Trade.objects.values_list("pk", flat=True)), now=at(11))
+        assert status(api)["trading_allowed"] is True
+    assert alerts() == [] and not TradingHalt.objects.exists()
+
+
+def test_a_stored_bot_event_rule_without_its_kind_alerts_nothing(bot: Bot) -> None:
+    only("event-crash")
+    AlertRule.objects.filter(name="event-crash").update(event_kind="")
+    assert AlertRule.objects.get(name="event-crash").problems.keys() == {"event_kind"}
+    event = BotEvent.objects.create(bot=bot, kind="crash", level="critical", message="boom")
+    assert alert_for_event(event, now=at(11)) == []
+
+
+def test_every_rule_kind_has_a_judge() -> None:
+    from alerts.models import RuleKind
+    from alerts.rules import JUDGES
+
+    assert set(JUDGES) == set(RuleKind.values)

@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from io import StringIO
 from typing import Any
+from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -100,6 +101,17 @@ def test_the_send_time_is_market_time_not_utc(bot: Bot) -> None:
 def test_two_workers_at_the_same_minute_send_one_summary(bot: Bot) -> None:
     first, second = send_if_due(now=at(16, 5)), send_if_due(now=at(16, 5))
     assert len(first) + len(second) == 1
+
+
+def test_two_workers_racing_for_the_claim_in_the_same_minute_send_one_summary(bot: Bot) -> None:
+    # Both read the schedule before either claims it: only the conditional UPDATE decides.
+    stale = SummarySchedule.current()
+    first = send_if_due(now=at(16, 5))
+    with mock.patch.object(SummarySchedule, "current", return_value=stale):
+        assert stale.last_sent_day is None
+        second = send_if_due(now=at(16, 5) + dt.timedelta(seconds=30))
+    assert (len(first), len(second)) == (1, 0)
+    assert Alert.objects.filter(source="daily_summary").count() == 1
 
 
 def test_one_message_per_active_bot(bot: Bot) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.utils import timezone
+from django_q.models import Success
 
-from alerts.models import Alert, AlertRule, AlertState, Channel, DeliveryAttempt, TradingHalt
+from alerts.models import Alert, AlertRule, AlertState, Channel, DeliveryAttempt, Silence, TradingHalt
+from monitorsite.health import HEARTBEAT_TASK
 from tests.alert_fixtures import *  # noqa: F403  (the discord, channel and fast_http fixtures)
+from tests.alert_fixtures import RULE_CASES
 from tests.discord_server import WEBHOOK_TOKEN, DiscordServer
 from trades.models import Bot
 
@@ -143,3 +147,209 @@ def test_every_alerts_admin_page_renders(admin_client: Client) -> None:
     for model in ("alertrule", "channel", "silence", "alert", "tradinghalt", "summaryschedule"):
         assert admin_client.get(f"/admin/alerts/{model}/").status_code == 200, model
         assert admin_client.get(f"/admin/alerts/{model}/add/").status_code in (200, 403), model
+
+
+# --- every rule of a rule kind's judge, through the admin's real forms ------------------
+
+
+def rule_form(kind: str, threshold: str, event_kind: str, per_trade: bool, **extra: str) -> dict[str, str]:
+    data = {
+        "name": "new-rule",
+        "kind": kind,
+        "event_kind": event_kind,
+        "threshold": threshold,
+        "level": "warning",
+        "enabled": "on",
+        "cooldown_minutes": "60",
+        "bot": "",
+        "strategy": "",
+        "symbol": "",
+        **extra,
+    }
+    if per_trade:
+        data["per_trade"] = "on"
+    return data
+
+
+def form_errors(response: Any) -> dict[str, Any]:
+    return dict(response.context["adminform"].form.errors)
+
+
+@pytest.mark.parametrize(("kind", "threshold", "event_kind", "per_trade", "refused"), RULE_CASES)
+def test_the_add_form_applies_the_rule_kinds_judge(
+    admin_client: Client, kind: str, threshold: str, event_kind: str, per_trade: bool, refused: str | None
+) -> None:
+    before = AlertRule.objects.count()
+    response = admin_client.post(
+        "/admin/alerts/alertrule/add/", rule_form(kind, threshold, event_kind, per_trade)
+    )
+    if refused is None:
+        assert response.status_code == 302, form_errors(response)
+        rule = AlertRule.objects.get(name="new-rule")
+        assert rule.problems == {} and rule.threshold == (Decimal(threshold) if threshold else None)
+    else:
+        assert response.status_code == 200
+        assert list(form_errors(response)) == [refused]  # the field is named, and only it
+        assert AlertRule.objects.count() == before
+
+
+@pytest.mark.parametrize(("kind", "threshold", "event_kind", "per_trade", "refused"), RULE_CASES)
+def test_the_change_form_applies_the_rule_kinds_judge(
+    admin_client: Client, kind: str, threshold: str, event_kind: str, per_trade: bool, refused: str | None
+) -> None:
+    rule = AlertRule.objects.get(name="trade-frequency")
+    before = list(AlertRule.objects.filter(pk=rule.pk).values())
+    response = admin_client.post(
+        f"/admin/alerts/alertrule/{rule.pk}/change/",
+        rule_form(kind, threshold, event_kind, per_trade, name="trade-frequency"),
+    )
+    if refused is None:
+        assert response.status_code == 302, form_errors(response)
+        rule.refresh_from_db()
+        assert (rule.kind, rule.event_kind, rule.problems) == (kind, event_kind, {})
+    else:
+        assert response.status_code == 200
+        assert list(form_errors(response)) == [refused]
+        assert list(AlertRule.objects.filter(pk=rule.pk).values()) == before
+
+
+def list_edit(admin_client: Client, rows: list[tuple[AlertRule, str]]) -> Any:
+    data = {"form-TOTAL_FORMS": str(len(rows)), "form-INITIAL_FORMS": str(len(rows)), "_save": "Save"}
+    for n, (rule, threshold) in enumerate(rows):
+        data |= {
+            f"form-{n}-id": str(rule.pk),
+            f"form-{n}-threshold": threshold,
+            f"form-{n}-level": rule.level,
+            f"form-{n}-cooldown_minutes": str(rule.cooldown_minutes),
+        }
+        if rule.enabled:
+            data[f"form-{n}-enabled"] = "on"
+    return admin_client.post("/admin/alerts/alertrule/", data)
+
+
+@pytest.mark.parametrize(
+    ("name", "threshold", "refused"),
+    [
+        ("max-daily-loss", "", True),  # cleared from the list: would read as 0 and halt every bot
+        ("max-daily-loss", "0", True),
+        ("max-daily-loss", "-0.01", False),
+        ("daily-loss-warning", "500", True),
+        ("trade-frequency", "-5", True),
+        ("trade-frequency", "0", True),
+        ("trade-frequency", "1", False),
+        ("position-size", "0", True),
+        ("position-size", "0.01", False),
+        ("bot-stopped", "", True),
+        ("bot-stopped", "0", True),
+        ("bot-stopped", "1", False),
+        ("event-crash", "5", True),  # a bot event rule takes no threshold
+        ("event-crash", "", False),
+    ],
+)
+def test_the_rule_lists_inline_edit_applies_the_judge_and_a_refusal_changes_nothing(
+    admin_client: Client, name: str, threshold: str, refused: bool
+) -> None:
+    rule = AlertRule.objects.get(name=name)
+    # A valid edit of another row in the same save: refused with it, or saved with it.
+    other = AlertRule.objects.get(
+        name="daily-loss-warning" if name != "daily-loss-warning" else "trade-frequency"
+    )
+    other_new = "-321" if other.kind == "daily_loss" else "77"
+    before = list(AlertRule.objects.order_by("pk").values())
+    response = list_edit(admin_client, [(rule, threshold), (other, other_new)])
+    if refused:
+        assert response.status_code == 200
+        formset = response.context["cl"].formset
+        errors = [form.errors for form in formset.forms]
+        assert errors[0].keys() == {"threshold"} and not errors[1], errors
+        assert b"threshold" in response.content
+        assert list(AlertRule.objects.order_by("pk").values()) == before
+    else:
+        assert response.status_code == 302
+        rule.refresh_from_db()
+        other.refresh_from_db()
+        assert rule.threshold == (Decimal(threshold) if threshold else None)
+        assert str(other.threshold) == f"{other_new}.00"
+
+
+def test_a_list_edit_of_a_rule_broken_elsewhere_names_the_field_it_cannot_show(admin_client: Client) -> None:
+    AlertRule.objects.filter(name="event-crash").update(event_kind="")
+    rule = AlertRule.objects.get(name="event-crash")
+    response = list_edit(admin_client, [(rule, "")])
+    assert response.status_code == 200
+    (form,) = response.context["cl"].formset.forms
+    assert "event_kind" in " ".join(form.non_field_errors())
+
+
+def test_a_stored_rule_that_breaks_its_kinds_rules_is_flagged_in_the_list_and_in_health(
+    admin_client: Client,
+) -> None:
+    from alerts.health import rules as rules_health
+
+    assert rules_health() == {"ok": True}
+    AlertRule.objects.filter(name="max-daily-loss").update(threshold=None)
+    page = admin_client.get("/admin/alerts/alertrule/")
+    text = page.content.decode()
+    assert "not judged" in text and "max-daily-loss is not evaluated until it is fixed" in text
+    state = rules_health()
+    assert state["ok"] is False and state["broken_rules"] == ["max-daily-loss"]
+    assert "threshold" in state["reason"]
+    now = timezone.now()  # the task cluster is alive: only the rule is wrong
+    Success.objects.create(id="0" * 32, name="beat", func=HEARTBEAT_TASK, started=now, stopped=now)
+    response = admin_client.get("/api/v1/health/")
+    assert response.status_code == 200 and response.json()["status"] == "degraded"
+    assert response.json()["components"]["alert_rules"]["broken_rules"] == ["max-daily-loss"]
+
+
+# --- silences ---------------------------------------------------------------------------
+
+
+def silence_form(**fields: Any) -> dict[str, Any]:
+    data = {
+        "rule": "",
+        "reason": "",
+        "until_0": "",
+        "until_1": "",
+        "repeat": "",
+        "start_time": "",
+        "end_time": "",
+    }
+    return data | fields
+
+
+@pytest.mark.parametrize(
+    ("fields", "refused"),
+    [
+        ({"until_0": "2026-01-20", "until_1": "12:00"}, None),
+        ({}, "until"),  # once, with no end
+        ({"until_0": "2026-01-20", "until_1": "12:00", "start_time": "09:30"}, "start_time"),
+        ({"repeat": "trading_days", "start_time": "09:30", "end_time": "09:35"}, None),
+        ({"repeat": "trading_days", "start_time": "09:30"}, "end_time"),
+        ({"repeat": "trading_days", "start_time": "09:35", "end_time": "09:30"}, "end_time"),
+        ({"repeat": "trading_days", "start_time": "09:30", "end_time": "09:30"}, "end_time"),
+        ({"repeat": "trading_days", "start_time": "09:30", "end_time": "09:35", "days": ["sat"]}, "days"),
+        ({"repeat": "weekdays", "days": ["sat"], "start_time": "00:00", "end_time": "06:00"}, None),
+        ({"repeat": "weekdays", "days": ["sun"], "start_time": "20:00", "end_time": "00:00"}, None),
+        ({"repeat": "weekdays", "start_time": "00:00", "end_time": "06:00"}, "days"),
+    ],
+)
+def test_the_silence_form_checks_a_repeating_window(
+    admin_client: Client, fields: dict[str, Any], refused: str | None
+) -> None:
+    response = admin_client.post("/admin/alerts/silence/add/", silence_form(**fields))
+    if refused is None:
+        assert response.status_code == 302, form_errors(response)
+        assert Silence.objects.count() == 1
+    else:
+        assert response.status_code == 200
+        assert refused in form_errors(response)
+        assert not Silence.objects.exists()
+
+
+def test_a_repeating_silence_shows_its_window_in_the_list(admin_client: Client) -> None:
+    Silence.objects.create(repeat="weekdays", days="sat", start_time=dt.time(0), end_time=dt.time(6))
+    page = admin_client.get("/admin/alerts/silence/")
+    assert "sat 00:00-06:00" in page.content.decode()
+    silence = Silence.objects.get()
+    page = admin_client.get(f"/admin/alerts/silence/{silence.pk}/change/")
+    assert page.status_code == 200 and page.context["adminform"].form.initial["days"] == ["sat"]

@@ -10,6 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from alerts.models import AlertRule, Channel, SummarySchedule
+from tests.alert_fixtures import RULE_CASES
 from trades.models import Bot
 
 pytestmark = pytest.mark.django_db
@@ -43,6 +44,10 @@ def test_migrate_creates_the_original_defaults() -> None:
     assert (rules["max-daily-loss"].threshold, rules["max-daily-loss"].level) == (-1000, "critical")
     assert rules["trade-frequency"].threshold == 50
     assert rules["position-size"].threshold == 1000 and rules["position-size"].per_trade is False
+    # Quiet by default, as the original trade_alerts were: switched off, and info when on.
+    assert (rules["position-size"].enabled, rules["position-size"].level) == (False, "info")
+    assert all(rule.enabled for name, rule in rules.items() if name != "position-size")
+    assert all(rule.problems == {} for rule in rules.values())  # every default passes its judge
     assert rules["bot-stopped"].kind == "bot_stopped"
     levels = {r.event_kind: r.level for r in rules.values() if r.kind == "bot_event"}
     assert levels == {
@@ -195,3 +200,38 @@ def test_a_missing_file_is_one_readable_line(tmp_path: Path) -> None:
 def test_export_to_a_file(tmp_path: Path) -> None:
     call_command("export_alerts", str(tmp_path / "out.yaml"), stdout=StringIO())
     assert (tmp_path / "out.yaml").read_text() == export()
+
+
+def rule_yaml(kind: str, threshold: str, event_kind: str, per_trade: bool) -> str:
+    text = f"rules:\n  new-rule:\n    kind: {kind}\n    level: warning\n"
+    if threshold:
+        text += f"    threshold: {threshold}\n"
+    if event_kind:
+        text += f"    event: {event_kind}\n"
+    if per_trade:
+        text += "    per_trade: true\n"
+    return text
+
+
+YAML_KEY = {"event_kind": "event"}
+
+
+@pytest.mark.parametrize(("kind", "threshold", "event_kind", "per_trade", "refused"), RULE_CASES)
+def test_the_import_applies_the_same_judge_as_the_admin(
+    tmp_path: Path, kind: str, threshold: str, event_kind: str, per_trade: bool, refused: str | None
+) -> None:
+    before = snapshot()
+    text = rule_yaml(kind, threshold, event_kind, per_trade)
+    if refused is None:
+        import_file(tmp_path, text)
+        rule = AlertRule.objects.get(name="new-rule")
+        assert rule.problems == {} and rule.kind == kind
+        return
+    with pytest.raises(CommandError) as error:
+        import_file(tmp_path, text)
+    key = YAML_KEY.get(refused, refused)
+    assert f"rules.new-rule.{key}:" in str(error.value) or f"rules.new-rule: '{key}' is missing" in str(
+        error.value
+    )
+    assert "nothing was changed" in str(error.value)
+    assert snapshot() == before

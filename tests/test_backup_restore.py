@@ -628,3 +628,20 @@ def test_list_backups_of_a_local_storage_path_that_is_a_file_fails_naming_it(
         f"CommandError: LOCAL_STORAGE_PATH is {afile}, which is a file, not a folder: "
         "point LOCAL_STORAGE_PATH at the folder that holds the backups"
     ]
+
+
+@pytest.mark.django_db
+def test_a_backup_that_counts_fine_but_fails_integrity_check_is_not_restored(
+    store: Path, tmp_path: Path, migrated_template: Path
+) -> None:
+    from tests.test_backup_snapshot import add_bot, corrupt_an_index
+
+    damaged = tmp_path / "damaged.db"
+    shutil.copy(migrated_template, damaged)
+    add_bot(damaged)
+    corrupt_an_index(damaged)
+    upload_with_checksum(LocalStorage(store), damaged, "trades_latest.db", digest(damaged))
+    target = tmp_path / "restored.db"
+    with pytest.raises(CommandError, match="integrity_check failed"):
+        run("restore_backup", "--output", str(target))
+    assert not target.exists()

@@ -235,3 +235,40 @@ def test_fingerprint_of_a_snapshot_is_stable(live_db: Path, tmp_path: Path) -> N
     workdir.mkdir()
     snapshot = take_snapshot(live_db, workdir)
     assert content_fingerprint(snapshot.path) == snapshot.fingerprint
+
+
+def corrupt_an_index(path: Path, trades: int = 20) -> None:
+    """A database that opens and counts fine but fails ``PRAGMA integrity_check``.
+
+    An index is redefined under its stored entries (the way SQLite's own tests
+    damage one), so its b-tree is intact and every query that does not use it works.
+    """
+    db = sqlite3.connect(path)
+    try:
+        for n in range(trades):
+            db.execute(
+                "INSERT INTO trades_trade (bot_id, external_id, symbol, side, quantity, price, strategy, pnl,"
+                " executed_at, trading_day, metadata, received_at) VALUES (1, ?, ?, ?, 1, 100, '', NULL,"
+                " '2026-01-15 15:31:00', '2026-01-15', '{}', '2026-01-15 15:31:00')",
+                (f"c-{n}", f"S{n}", "BUY" if n % 2 else "SELL"),
+            )
+        db.execute("CREATE INDEX test_damaged ON trades_trade (symbol)")
+        db.commit()
+        db.execute("PRAGMA writable_schema=ON")
+        db.execute(
+            "UPDATE sqlite_schema SET sql = replace(sql, '(symbol)', '(side)') WHERE name = 'test_damaged'"
+        )
+        db.commit()
+    finally:
+        db.close()
+    assert count(path) == trades  # it opens and counts fine
+
+
+def test_a_database_that_counts_fine_but_fails_integrity_check_is_not_backed_up(
+    live_db: Path, tmp_path: Path
+) -> None:
+    corrupt_an_index(live_db)
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    with pytest.raises(BackupError, match="integrity_check failed: row 1 missing from index test_damaged"):
+        take_snapshot(live_db, workdir, method="backup")

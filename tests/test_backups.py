@@ -480,3 +480,13 @@ def test_admin_lists_backup_records_with_filters_and_never_edits_them(admin_clie
         == 403
     )
     assert BackupRecord.objects.count() == 2
+
+
+def test_a_backup_exactly_retention_days_old_is_kept() -> None:
+    now = dt.datetime(2026, 2, 3, 16, 30, tzinfo=NEW_YORK)
+    listing = [
+        stored("backups/trades_20260104_162959.db"),  # 30 days and one second old
+        stored("backups/trades_20260104_163000.db"),  # exactly 30 days old
+        stored("backups/trades_20260203_163000.db"),
+    ]
+    assert [obj.name for obj in expired(listing, now, 30)] == ["backups/trades_20260104_162959.db"]

@@ -549,9 +549,19 @@ class FlakyFront:
     indices (as for a too-large body) to any batch with more trades than that.
     """
 
-    def __init__(self, target: str, answers: list[tuple[int, dict[str, str], bytes]], refuse_over: int = 0):
+    def __init__(
+        self,
+        target: str,
+        answers: list[tuple[int, dict[str, str], bytes]],
+        refuse_over: int = 0,
+        lose_event_answers: int = 0,
+    ):
         self.answers = list(answers)
         self.refuse_over = refuse_over
+        # Events forwarded to the site whose answer is then lost (a 504 from a proxy that
+        # gave up waiting): the site stored them, the bot cannot know.
+        self.lose_event_answers = lose_event_answers
+        self.event_bodies: list[bytes] = []
         self.log: list[tuple[float, int, int]] = []  # (time, trades in the request, status)
         front = self
 
@@ -575,6 +585,11 @@ class FlakyFront:
                         timeout=30,
                     )
                     status, headers, reply = upstream.status_code, {}, upstream.content
+                    if self.path.endswith("/events/"):
+                        front.event_bodies.append(body)
+                        if front.lose_event_answers > 0:
+                            front.lose_event_answers -= 1
+                            status, reply = 504, b'{"detail": "gateway timeout"}'
                 front.log.append((time.monotonic(), count, status))
                 self.send_response(status)
                 for name, value in headers.items():
@@ -619,6 +634,40 @@ def test_5xx_and_429_are_retried_honouring_retry_after(
     assert statuses[3] in (200, 201)
     after_429 = front.log[3][0] - front.log[2][0]
     assert after_429 >= 0.5, "the next try waited for Retry-After"
+
+
+def test_an_event_whose_answer_was_lost_is_stored_and_alerted_once(
+    site: Site, key: str, make_monitor: Callable[..., Monitor]
+) -> None:
+    front = FlakyFront(site.url, [], lose_event_answers=2)
+    try:
+        monitor = make_monitor(front.url, key)
+        monitor.event("crash", "critical", "strategy thread died")
+        assert monitor.flush(timeout=60)
+    finally:
+        front.close()
+    sent = [json.loads(body) for body in front.event_bodies]
+    assert len(sent) == 3  # two answers lost, so sent three times, always with the same id
+    assert len({item["event_id"] for item in sent}) == 1 and len(sent[0]["event_id"]) == 32
+    assert [status for _, _, status in front.log] == [504, 504, 200]
+    rows = query(site, "SELECT kind, event_id FROM trades_botevent")
+    assert rows == [("crash", sent[0]["event_id"])]
+    # The alert follows the stored row: one alert task queued, not three.
+    assert query(site, "SELECT count(*) FROM django_q_ormq") == [(1,)]
+
+
+def test_each_event_gets_its_own_id_kept_in_the_spool_across_a_restart(
+    site: Site, key: str, make_monitor: Callable[..., Monitor], tmp_path: Path
+) -> None:
+    down = make_monitor(dead_url(), key, spool_dir=tmp_path / "spool")
+    down.event("startup", "info", "one")
+    down.event("startup", "info", "two")
+    down.close(timeout=1)
+    monitor = make_monitor(site.url, key, spool_dir=tmp_path / "spool")
+    assert monitor.flush(timeout=60)
+    rows = query(site, "SELECT message, event_id FROM trades_botevent ORDER BY id")
+    assert [message for message, _ in rows] == ["one", "two"]
+    assert len({event_id for _, event_id in rows}) == 2 and all(rows[0])
 
 
 def test_a_batch_refused_as_a_whole_is_split_until_it_goes_through(

@@ -144,3 +144,107 @@ def test_demo_without_a_key_says_what_to_do(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "MONITOR_KEY" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- what a new user sees: the demo's first ten minutes, judged by the real rules ---------
+
+
+class DemoAgainstTheRules:
+    """The demo bot's calls, stored and judged in-process by the site's own code, on a
+    simulated clock (one tick every ``--tick`` seconds of a trading morning)."""
+
+    def __init__(self, bot: Any, start: Any, tick: float) -> None:
+        self.bot, self.start, self.tick, self.ticks = bot, start, tick, 0
+
+    def now(self) -> Any:
+        import datetime as dt
+
+        return self.start + dt.timedelta(seconds=self.ticks * self.tick)
+
+    def record_trade(self, **fields: Any) -> bool:
+        from alerts.evaluation import evaluate_trades
+        from tests.conftest import stored_trade
+        from trades.models import Trade
+
+        trade = {
+            k: fields[k] for k in ("external_id", "symbol", "side", "quantity", "price", "strategy", "pnl")
+        }
+        item = stored_trade(executed_at=self.now(), **trade)
+        ids = Trade.objects.record_batch(self.bot, [item]).ids
+        evaluate_trades(self.bot.pk, ids, now=self.now())
+        return True
+
+    def event(self, kind: str, level: str = "info", message: str = "", **details: Any) -> bool:
+        from alerts.evaluation import alert_for_event
+        from trades.models import BotEvent
+
+        event, _ = BotEvent.objects.record(
+            self.bot, kind=kind, level=level, message=message, occurred_at=self.now()
+        )
+        alert_for_event(event, now=self.now())
+        return True
+
+    def trading_allowed(self) -> bool:
+        from alerts.models import TradingHalt
+
+        return TradingHalt.objects.in_force(self.bot, self.now().date()) is None
+
+    def start_heartbeats(self, every: float) -> None:
+        pass
+
+
+def first_ten_minutes(seed: int, *options: str) -> list[tuple[str, str]]:
+    """(level, title) of every alert the demo raised in its first ten minutes, in order."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from alerts.evaluation import evaluate_schedule
+    from alerts.models import Alert
+    from monitor_client.demo import PaperBot, parse_args
+    from trades.models import Bot
+
+    args = parse_args([*options, "--seed", str(seed)])
+    bot = Bot.objects.create(name=f"demo-bot-{seed}-{len(options)}")
+    start = dt.datetime(2026, 1, 15, 9, 45, tzinfo=ZoneInfo("America/New_York"))
+    monitor = DemoAgainstTheRules(bot, start, args.tick)
+    paper = PaperBot(monitor, args)  # type: ignore[arg-type]
+    monitor.event("startup", "info", "Demo bot starting")
+    monitor.event("market_open", "info", "Paper session open")
+    for tick in range(1, int(600 / args.tick) + 1):
+        monitor.ticks = tick
+        paper.step(tick)
+        if tick % int(60 / args.tick) == 0:
+            evaluate_schedule(now=monitor.now())  # the per-minute pass
+    return list(Alert.objects.filter(bot=bot).order_by("created_at", "pk").values_list("level", "title"))
+
+
+@pytest.mark.django_db
+def test_a_fresh_demos_first_ten_minutes_are_calm_and_readable() -> None:
+    import logging
+
+    from alerts.models import TradingHalt
+
+    logging.getLogger("demo_bot").setLevel(logging.ERROR)
+    for seed in range(8):
+        alerts = first_ten_minutes(seed)
+        titles = [title for _, title in alerts]
+        assert titles[:2] == [f"demo-bot-{seed}-0: Startup", f"demo-bot-{seed}-0: Market Open"], alerts
+        # No halt (a critical max-daily-loss alert); the -500 warning is rare (seed 5 here).
+        assert all(level != "critical" for level, _ in alerts), alerts
+        assert not TradingHalt.objects.exists()
+        assert len(alerts) <= 6, alerts
+        print(f"seed {seed}:", alerts)
+
+
+@pytest.mark.django_db
+def test_a_losing_demo_warns_then_halts_within_ten_minutes() -> None:
+    import logging
+
+    logging.getLogger("demo_bot").setLevel(logging.ERROR)
+    for seed in range(3):
+        alerts = first_ten_minutes(seed, "--losing")
+        losses = [(level, title) for level, title in alerts if "realized P&L" in title]
+        assert [level for level, _ in losses][:2] == ["warning", "critical"], alerts
+        halted = [title for _, title in alerts if title.endswith("Risk Limit")]
+        assert halted, alerts  # the bot saw the halt and reported it
+        print(f"--losing seed {seed}:", alerts)

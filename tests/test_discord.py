@@ -109,6 +109,18 @@ def test_a_long_retry_after_is_left_to_a_later_run(channel: Channel, discord: Di
     assert discord.messages == []
 
 
+def test_a_header_only_429_with_a_long_retry_after_leaves_the_alert_waiting_that_long(
+    channel: Channel, discord: DiscordServer
+) -> None:
+    discord.then("header429", 30)  # no JSON body: the Retry-After header alone says 30 s
+    alert = send()
+    assert alert.state == AlertState.PENDING and discord.messages == []
+    assert alert.next_attempt_at is not None
+    wait = (alert.next_attempt_at - alert.delivery_attempts.get().at).total_seconds()
+    assert 29.9 <= wait <= 30.1
+    assert "retry after 30.00 s" in alert.last_error
+
+
 def test_server_errors_are_retried_with_backoff(channel: Channel, discord: DiscordServer) -> None:
     discord.then("status", 500, times=2)
     alert = send()

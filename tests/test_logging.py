@@ -245,6 +245,22 @@ def test_full_queue_drops_the_oldest_and_counts_them(loki: LoopbackLoki, shippin
     assert [entry.line for entry in entries] == [f"order {n}" for n in range(15, 25)]
 
 
+def test_the_queue_stays_within_its_bound_while_a_push_hangs(loki: LoopbackLoki, shipping: Shipping) -> None:
+    logger, handler = shipping.logger(loki.url, capacity=10, timeout=5.0)
+    loki.set_mode("hang")
+    logger.info("this push hangs")
+    try:
+        assert wait_until(lambda: loki.hanging >= 1)
+        for n in range(25):
+            logger.info("order %d", n)
+        shipper = handler.shipper
+        # The hanging push holds its one record; the queue beside it never passes its bound.
+        assert (len(shipper._queue), shipper._in_flight, shipper.dropped) == (10, 1, 15)
+        assert shipper.state()["queued"] == 11
+    finally:
+        loki.release()
+
+
 def test_one_warning_per_outage_and_it_never_reaches_loki(
     loki: LoopbackLoki, shipping: Shipping, shipper_warnings: list[logging.LogRecord]
 ) -> None:

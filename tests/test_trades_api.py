@@ -405,6 +405,63 @@ def test_invalid_event_is_400_naming_the_field(bot: Bot, api: APIClient, body: A
     assert bot.events.count() == 0
 
 
+def test_an_event_repeated_with_its_event_id_is_answered_200_and_stored_once(
+    bot: Bot, api: APIClient
+) -> None:
+    body = {"kind": "crash", "level": "critical", "message": "boom", "event_id": "evt-1"}
+    first = api.post("/api/v1/events/", body, format="json")
+    assert first.status_code == 201 and first.json()["event_id"] == "evt-1"
+    again = api.post("/api/v1/events/", {**body, "message": "boom (retried)"}, format="json")
+    assert again.status_code == 200
+    assert again.json() == first.json()  # the stored event, unchanged
+    assert list(bot.events.values_list("message", flat=True)) == ["boom"]
+
+
+def test_event_ids_are_unique_per_bot_and_optional(bot: Bot, api: APIClient) -> None:
+    other = Bot.objects.create(name="beta")
+    other_api = APIClient()
+    other_api.credentials(HTTP_AUTHORIZATION=f"Bearer {other.issue_key()[1]}")
+    assert api.post("/api/v1/events/", {"kind": "startup", "event_id": "e"}, format="json").status_code == 201
+    assert (
+        other_api.post("/api/v1/events/", {"kind": "startup", "event_id": "e"}, format="json").status_code
+        == 201
+    )
+    for _ in range(2):  # without an id every post is a new event, as before
+        assert api.post("/api/v1/events/", {"kind": "startup"}, format="json").status_code == 201
+    assert (
+        api.post("/api/v1/events/", {"kind": "startup", "event_id": None}, format="json").status_code == 201
+    )
+    assert bot.events.count() == 4 and other.events.count() == 1
+    assert bot.events.filter(event_id__isnull=True).count() == 3
+
+
+@pytest.mark.parametrize(
+    ("event_id", "accepted"),
+    [("", False), ("x", True), ("x" * 100, True), ("x" * 101, False), (5, True), ({"a": 1}, False)],
+)
+def test_an_event_id_is_1_to_100_characters(bot: Bot, api: APIClient, event_id: Any, accepted: bool) -> None:
+    response = api.post("/api/v1/events/", {"kind": "startup", "event_id": event_id}, format="json")
+    if accepted:
+        assert response.status_code == 201
+    else:
+        assert response.status_code == 400 and list(response.json()["errors"]) == ["event_id"]
+        assert bot.events.count() == 0
+
+
+def test_two_copies_of_an_event_racing_store_one(bot: Bot) -> None:
+    from unittest import mock
+
+    from trades.models import BotEvent, BotEventQuerySet
+
+    first, created = BotEvent.objects.record(bot, kind="crash", event_id="race")
+    assert created
+    # The second copy looked before the first was committed: the constraint decides.
+    with mock.patch.object(BotEventQuerySet, "first", return_value=None):
+        second, created = BotEvent.objects.record(bot, kind="crash", event_id="race")
+    assert (second.pk, created) == (first.pk, False)
+    assert BotEvent.objects.count() == 1
+
+
 def test_status_allows_trading_with_a_reason(api: APIClient) -> None:
     body = api.get("/api/v1/status/").json()
     assert body["trading_allowed"] is True
@@ -422,6 +479,12 @@ def test_openapi_schema_documents_the_api() -> None:
     assert schema["openapi"].startswith("3.")
     for path in ("/api/v1/trades/", "/api/v1/summary/daily/", "/api/v1/heartbeat/", "/api/v1/health/"):
         assert path in schema["paths"]
+    events = schema["paths"]["/api/v1/events/"]["post"]
+    assert {"200", "201"} <= set(events["responses"])
+    request = events["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    event_id = schema["components"]["schemas"][request]["properties"]["event_id"]
+    assert (event_id["minLength"], event_id["maxLength"]) == (1, 100)
+    assert "event_id" not in schema["components"]["schemas"][request].get("required", [])
 
 
 @pytest.mark.django_db

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
@@ -326,10 +326,41 @@ class EventLevel(models.TextChoices):
     CRITICAL = "critical"
 
 
+class BotEventQuerySet(models.QuerySet["BotEvent"]):
+    def record(self, bot: Bot, **fields: Any) -> tuple[BotEvent, bool]:
+        """Store an event for ``bot``; with an ``event_id`` already stored for it, store nothing.
+
+        Returns the event and whether it is new. A bot that retries an event after a
+        timeout sends the same ``event_id``, so the event (and its alert, which follows
+        the new row) happens once. Two copies racing each other meet at the unique
+        constraint: the loser answers with the winner's row.
+        """
+        event_id = fields.get("event_id") or None
+        fields["event_id"] = event_id
+        if event_id is not None:
+            stored = self.filter(bot=bot, event_id=event_id).first()
+            if stored is not None:
+                return stored, False
+        try:
+            with transaction.atomic():
+                return self.create(bot=bot, **fields), True
+        except IntegrityError:
+            if event_id is None:
+                raise
+            return self.get(bot=bot, event_id=event_id), False
+
+
 class BotEvent(models.Model):
     """Something the bot reported about itself: a start, a lost connection, a crash."""
 
     bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="events")
+    # NULL for events sent without one: a unique constraint lets many NULLs through.
+    event_id = models.CharField(
+        max_length=100,
+        null=True,
+        blank=True,
+        help_text="The bot's own id for this event; a repeat is answered, not stored again.",
+    )
     kind = models.CharField(max_length=32, choices=EventKind.choices)
     level = models.CharField(max_length=16, choices=EventLevel.choices, default=EventLevel.INFO)
     message = models.TextField(blank=True)
@@ -337,12 +368,15 @@ class BotEvent(models.Model):
     occurred_at = models.DateTimeField(default=timezone.now)
     received_at = models.DateTimeField(auto_now_add=True)
 
+    objects = BotEventQuerySet.as_manager()
+
     class Meta:
         ordering = ("-occurred_at", "-id")
         indexes = [
             models.Index(fields=("bot", "-occurred_at"), name="event_bot_time"),
             models.Index(fields=("level", "-occurred_at"), name="event_level_time"),
         ]
+        constraints = [models.UniqueConstraint(fields=("bot", "event_id"), name="event_unique_event_id")]
 
     def __str__(self) -> str:
         return f"{self.level} {self.kind}: {self.message[:60]}"

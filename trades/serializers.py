@@ -14,6 +14,7 @@ from trades.validation import MAX_CLOCK_SKEW
 
 HEARTBEAT_STATUS_MAX_LENGTH = 100
 EVENT_MESSAGE_MAX_LENGTH = 10_000
+EVENT_ID_MAX_LENGTH = 100
 
 
 class DetailsField(serializers.DictField):
@@ -102,6 +103,15 @@ class HeartbeatSerializer(serializers.Serializer):
 
 
 class EventSerializer(serializers.ModelSerializer):
+    event_id = serializers.CharField(
+        required=False,
+        allow_null=True,
+        min_length=1,
+        max_length=EVENT_ID_MAX_LENGTH,
+        help_text="Optional; the bot's own id for this event, unique per bot (like a trade's external_id). "
+        "A repeat answers 200 with the stored event and stores and alerts nothing; "
+        "send the same id when retrying an event.",
+    )
     kind = serializers.ChoiceField(choices=EventKind.choices)
     level = serializers.ChoiceField(choices=EventLevel.choices, default=EventLevel.INFO)
     message = serializers.CharField(allow_blank=True, required=False, max_length=EVENT_MESSAGE_MAX_LENGTH)
@@ -110,7 +120,7 @@ class EventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = BotEvent
-        fields = ("id", "kind", "level", "message", "details", "occurred_at", "received_at")
+        fields = ("id", "event_id", "kind", "level", "message", "details", "occurred_at", "received_at")
         read_only_fields = ("id", "received_at")
 
     def validate_occurred_at(self, value: dt.datetime) -> dt.datetime:

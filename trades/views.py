@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from trades import market
 from trades.ingest import insert_fields
-from trades.models import Trade
+from trades.models import BotEvent, Trade
 from trades.serializers import (
     DailySummarySerializer,
     EventSerializer,
@@ -147,10 +147,19 @@ class HeartbeatView(BotWriteView):
 
 
 class EventsView(BotWriteView):
-    @extend_schema(request=EventSerializer, responses={201: EventSerializer})
+    @extend_schema(
+        request=EventSerializer,
+        responses={
+            201: EventSerializer,
+            200: OpenApiResponse(
+                EventSerializer, description="A repeat of a stored event_id: nothing stored."
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         body = EventSerializer(data=request.data)
         if not body.is_valid():
             return _bad_request("Invalid event.", body.errors)
-        body.save(bot=request.user)
-        return Response(body.data, status=status.HTTP_201_CREATED)
+        event, created = BotEvent.objects.record(request.user, **body.validated_data)
+        answer = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(EventSerializer(event).data, status=answer)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from alerts.models import Alert, Channel
@@ -45,6 +45,14 @@ class Outcome:
 
 class Transport:
     """Sends one alert (or digest) to one channel; raises TransportError on failure."""
+
+    # The most text an alert's message may carry in one message of this service, as
+    # ``text_length`` counts it (None: no limit). A digest fits its lines to it.
+    text_limit: ClassVar[int | None] = None
+
+    @staticmethod
+    def text_length(text: str) -> int:
+        return len(text)
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel

@@ -138,6 +138,11 @@ def render(alert: Alert) -> dict[str, Any]:
 
 
 class DiscordTransport(Transport):
+    # The message is the embed's description; the digest's title and one field stay far
+    # inside the 6000 over the whole embed.
+    text_limit = DESCRIPTION_LIMIT
+    text_length = staticmethod(utf16_len)
+
     def send(self, alert: Alert) -> None:
         url = self.channel.destination
         if not url:
