@@ -293,10 +293,18 @@ class TradingHaltAdmin(admin.ModelAdmin):
 
 @admin.register(SummarySchedule)
 class SummaryScheduleAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "enabled", "send_at", "last_sent_day")
-    list_editable = ("enabled", "send_at")
+    list_display = (
+        "__str__",
+        "enabled",
+        "send_at",
+        "last_sent_day",
+        "weekly_enabled",
+        "weekly_send_at",
+        "last_weekly_sent_day",
+    )
+    list_editable = ("enabled", "send_at", "weekly_enabled", "weekly_send_at")
     list_display_links = ("__str__",)
-    readonly_fields = ("last_sent_day",)
+    readonly_fields = ("last_sent_day", "last_weekly_sent_day")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return not SummarySchedule.objects.exists()

@@ -32,8 +32,8 @@ def format_number(value: Decimal | float | None) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def parse_day(value: str) -> dt.date:
+def parse_day(value: str, option: str = "date") -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise CommandError(f"--date must be YYYY-MM-DD, got {value!r}") from None
+        raise CommandError(f"--{option} must be YYYY-MM-DD, got {value!r}") from None
