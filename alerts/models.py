@@ -426,7 +426,8 @@ class SummarySchedule(models.Model):
     def __str__(self) -> str:
         state = "on" if self.enabled else "off"
         weekly = "on" if self.weekly_enabled else "off"
-        return f"daily summary at {self.send_at:%H:%M} ({state}), weekly report at {self.weekly_send_at:%H:%M} ({weekly})"
+        daily = f"daily summary at {self.send_at:%H:%M} ({state})"
+        return f"{daily}, weekly report at {self.weekly_send_at:%H:%M} ({weekly})"
 
     @classmethod
     def current(cls) -> SummarySchedule:

@@ -7,7 +7,6 @@ import json
 import threading
 from decimal import Decimal
 from io import StringIO
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,7 +21,7 @@ from tests.conftest import stored_trade
 from tests.discord_server import DiscordServer
 from trades import market
 from trades.models import Bot, Trade
-from trades.summary import Drawdown, DayPnl
+from trades.summary import DayPnl, Drawdown
 
 pytestmark = pytest.mark.django_db
 NY = ZoneInfo("America/New_York")
@@ -233,7 +232,8 @@ def test_openapi_documents_the_period_endpoint() -> None:
 
 def test_command_prints_the_figures(bot: Bot, fills: None) -> None:
     out = StringIO()
-    call_command("period_summary", "--start", "2026-01-05", "--end", "2026-01-13", "--bot", "alpha", stdout=out)
+    args = ("--start", "2026-01-05", "--end", "2026-01-13", "--bot", "alpha")
+    call_command("period_summary", *args, stdout=out)
     text = out.getvalue()
     assert "Performance of alpha, trading days 2026-01-05 to 2026-01-13" in text
     assert "Realized P&L: 70.00" in text
@@ -255,7 +255,9 @@ def test_command_refuses_bad_input_in_one_line(args: list[str], message: str) ->
         call_command("period_summary", *args, stdout=StringIO())
 
 
-def test_command_send_reaches_the_channel(bot: Bot, fills: None, channel: Channel, discord: DiscordServer) -> None:
+def test_command_send_reaches_the_channel(
+    bot: Bot, fills: None, channel: Channel, discord: DiscordServer
+) -> None:
     out = StringIO()
     call_command("period_summary", "--start", "2026-01-05", "--end", "2026-01-13", "--send", stdout=out)
     assert "Sent 1 summary message(s)." in out.getvalue()
@@ -309,5 +311,3 @@ def test_two_workers_send_the_weekly_report_once(bot: Bot) -> None:
         t.join()
     assert sorted(results) == [0, 1]
     assert Alert.objects.filter(source="weekly_report").count() == 1
-
-

@@ -198,7 +198,9 @@ class TradeQuerySet(models.QuerySet["Trade"]):
         for row in rows:
             names, (trades, closed, pnl, wins, losses, profit, loss) = row[1 : len(keys)], row[len(keys) :]
             zero = Decimal(0)
-            figures = DayFigures(row[0], trades, closed, pnl or zero, wins, losses, profit or zero, loss or zero)
+            figures = DayFigures(
+                row[0], trades, closed, pnl or zero, wins, losses, profit or zero, loss or zero
+            )
             groups.append((names, figures))
         every = [figures for _, figures in groups]
 

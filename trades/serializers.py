@@ -99,7 +99,7 @@ MAX_PERIOD_DAYS = 3 * 366
 
 class PeriodQuerySerializer(serializers.Serializer):
     start = serializers.DateField(
-        required=False, input_formats=["%Y-%m-%d"], help_text="First trading day (default: 30 trading days back)."
+        required=False, input_formats=["%Y-%m-%d"], help_text="First trading day (default: 30 back)."
     )
     end = serializers.DateField(
         required=False, input_formats=["%Y-%m-%d"], help_text="Last trading day, included (default: today)."
@@ -203,7 +203,7 @@ class PerformanceSerializer(serializers.Serializer):
     expectancy = serializers.DecimalField(
         max_digits=20, decimal_places=8, allow_null=True, help_text="Realized P&L per closed trade."
     )
-    max_drawdown = DrawdownSerializer(allow_null=True, help_text="Of the cumulative realized P&L, day by day.")
+    max_drawdown = DrawdownSerializer(allow_null=True, help_text="Of the cumulative realized P&L, by day.")
     best_day = DayPnlSerializer(allow_null=True)
     worst_day = DayPnlSerializer(allow_null=True)
 

@@ -159,7 +159,7 @@ class Drawdown:
 
 
 def max_drawdown(days: list[DayPnl]) -> Drawdown:
-    """The deepest peak-to-trough fall of ``cumulative`` over ``days`` (oldest first), from a start at zero."""
+    """The deepest peak-to-trough fall of ``cumulative`` over ``days`` (oldest first), starting at zero."""
     peak, peak_day = Decimal(0), None
     worst = Drawdown(Decimal(0), None, None, None)
     worst_peak = Decimal(0)
@@ -220,7 +220,9 @@ class Performance:
             win_rate=win_rate(total.wins, total.closed),
             average_win=(total.gross_profit / total.wins).quantize(PLACES) if total.wins else None,
             average_loss=(total.gross_loss / total.losses).quantize(PLACES) if total.losses else None,
-            profit_factor=round(float(total.gross_profit / -total.gross_loss), 2) if total.gross_loss else None,
+            profit_factor=(
+                round(float(total.gross_profit / -total.gross_loss), 2) if total.gross_loss else None
+            ),
             expectancy=(total.pnl / total.closed).quantize(PLACES) if total.closed else None,
             max_drawdown=max_drawdown(days) if days else None,
             best_day=max(days, key=lambda d: (d.pnl, -d.date.toordinal())) if days else None,
@@ -311,7 +313,7 @@ def format_day(day: DayPnl | None) -> str:
 
 
 def performance_lines(p: Performance) -> list[tuple[str, str]]:
-    """The figures as (label, text) pairs: the command's lines, the report's embed fields, the cockpit's rows."""
+    """The figures as (label, text) pairs: the command's lines, the report's fields, the cockpit's rows."""
     return [
         ("Realized P&L", format_money(p.total_pnl)),
         ("Trades", f"{p.total_trades} ({p.closed_trades} closed)"),

@@ -143,7 +143,7 @@ class PeriodSummaryView(APIView):
         parameters=[PeriodQuerySerializer],
         responses={
             200: PeriodSummarySerializer,
-            400: OpenApiResponse(description="A malformed date, or an end before the start; errors by field."),
+            400: OpenApiResponse(description="A malformed date, or an end before the start; by field."),
         },
         description="Performance over trading days `start` to `end`, both included (default: the last"
         " 30 trading days, up to today): P&L, win rate, averages, profit factor, expectancy, maximum"
