@@ -326,6 +326,12 @@ class TradingHaltQuerySet(models.QuerySet["TradingHalt"]):
                 return halt
         return None
 
+    def all_in_force(self, today: dt.date) -> TradingHaltQuerySet:
+        """Every halt that stops a bot trading on ``today`` (the cockpit's banner)."""
+        return self.filter(resumed_at__isnull=True, trading_day__lte=today, ends_on__gt=today).select_related(
+            "bot"
+        )
+
 
 class TradingHalt(models.Model):
     """Raised by the max-daily-loss rule: the bot is told to stop trading until the next trading day."""

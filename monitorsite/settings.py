@@ -65,7 +65,8 @@ CSRF_TRUSTED_ORIGINS = [
 MARKET_TIMEZONE = env_timezone("MARKET_TIMEZONE", "America/New_York")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the cockpit as its index (monitorsite/admin_site.py).
+    "monitorsite.apps.MonitorAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -151,6 +152,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = MARKET_TIMEZONE
 USE_I18N = True
 USE_TZ = True
+# Times to the second with the zone's name, dates with the weekday (monitorsite/formats/en/).
+FORMAT_MODULE_PATH = ["monitorsite.formats"]
 
 # Messages live in the session, not a cookie: a newly issued API key is shown
 # once as a message, and a signed cookie is readable by anyone holding it.

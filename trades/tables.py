@@ -37,3 +37,17 @@ def parse_day(value: str, option: str = "date") -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise CommandError(f"--{option} must be YYYY-MM-DD, got {value!r}") from None
+
+
+def format_market_time(moment: dt.datetime | None) -> str:
+    """A moment in the market's time zone, to the second, with the zone's name (2026-01-15 10:31:05 EST)."""
+    if moment is None:
+        return "-"
+    from trades.market import market_zone
+
+    return moment.astimezone(market_zone()).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def format_quantity(value: Decimal | None) -> str:
+    """A quantity with the digits it has, without trailing zeros (10, 0.5, 1.25)."""
+    return format_number(value)
