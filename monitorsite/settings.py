@@ -7,6 +7,7 @@ project root is read first; variables already in the environment win.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -83,6 +84,8 @@ INSTALLED_APPS = [
     "trades",
     "alerts",
     "backups",
+    # Locks the admin login for a user and address after repeated wrong passwords.
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -94,7 +97,25 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# django-axes checks the lock before the password: a locked user+address is refused
+# even with the right password until the cool-off has passed (or an admin unlocks it
+# under Axes › Access attempts).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+# Per user and address together: a guesser cannot lock the owner out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# The address is REMOTE_ADDR; behind a reverse proxy the web server sets it from
+# X-Forwarded-For when TRUSTED_PROXY names the proxy (monitorsite/serve.py).
 
 ROOT_URLCONF = "monitorsite.urls"
 WSGI_APPLICATION = "monitorsite.wsgi.application"
@@ -236,7 +257,8 @@ try:
         loki_url=LOKI_URL,
         loki_username=LOKI_USERNAME,
         loki_password=LOKI_PASSWORD,
-        loggers={"django.db.backends": {"level": "WARNING"}},
+        # axes.apps announces itself at INFO in every process and command.
+        loggers={"django.db.backends": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
     )
 except ValueError as exc:
     raise ImproperlyConfigured(str(exc)) from None
@@ -263,3 +285,13 @@ if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Browsers then refuse plain HTTP for this long; hard to undo, so a separate choice.
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0, minimum=0)
+# Also every subdomain (only when every one of them serves HTTPS), and the browsers' preload list.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+# Both are the operator's choice for the whole domain (docs/DEPLOYMENT_GUIDE.md), not this
+# site's: check --deploy's reminders about them are silenced while they are left off.
+SILENCED_SYSTEM_CHECKS = [
+    *([] if SECURE_HSTS_INCLUDE_SUBDOMAINS else ["security.W005"]),
+    *([] if SECURE_HSTS_PRELOAD else ["security.W021"]),
+]
+SECURE_CONTENT_TYPE_NOSNIFF = True
