@@ -103,7 +103,7 @@ MIDDLEWARE = [
 
 # django-axes checks the lock before the password: a locked user+address is refused
 # even with the right password until the cool-off has passed (or an admin unlocks it
-# under Axes › Access attempts).
+# under Axes > Access attempts).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",

@@ -18,7 +18,7 @@ PASSWORD = "the-right-password-for-ops"
 
 @pytest.fixture
 def locking_site(tmp_path: Path, migrated_template: Path) -> Iterator[Site]:
-    """The web server behind one proxy (the test itself, at 127.0.0.1), so logins come from several addresses."""
+    """The web server behind a proxy (the test, at 127.0.0.1), so logins come from several addresses."""
     shutil.copy(migrated_template, tmp_path / "trades.db")
     port = free_port()
     site = Site(url=f"http://127.0.0.1:{port}", env={}, tmp=tmp_path, processes=[])
