@@ -229,6 +229,8 @@ Q_CLUSTER = {
 
 # Heartbeats older than this mean the task cluster is not running.
 CLUSTER_STALE_AFTER_SECONDS = 180
+# For this long after the cluster starts, health says "starting" until its first heartbeat.
+CLUSTER_STARTING_SECONDS = 60
 
 DISCORD_WEBHOOK_URL = env_url("DISCORD_WEBHOOK_URL")
 LOKI_URL = env_url("LOKI_URL")
@@ -268,6 +270,12 @@ except ValueError as exc:
 LOGGING["filters"] = {"refusals": {"()": "monitorsite.logfilters.RefusalSummary", "interval": 60}}
 for _handler in LOGGING["handlers"].values():
     _handler.setdefault("filters", []).append("refusals")
+# The console (what scripts/start.sh shows) without a line per task unless asked for;
+# the file log and Loki keep every line.
+LOG_TASKS = env_bool("LOG_TASKS", False)
+if not LOG_TASKS and "console" in LOGGING["handlers"]:
+    LOGGING["filters"]["quiet_tasks"] = {"()": "monitorsite.logfilters.QuietTasks"}
+    LOGGING["handlers"]["console"]["filters"].append("quiet_tasks")
 
 if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
