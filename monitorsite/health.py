@@ -81,15 +81,19 @@ def task_cluster_state(now: Any = None) -> dict[str, Any]:
 
 
 def started_marker() -> Path:
-    """The file whose time says when the task cluster last started (beside the database)."""
-    return Path(settings.DATABASE_PATH).with_name("cluster-started")
+    """The file whose time says when the web server or the task cluster last started (beside the database)."""
+    return Path(settings.DATABASE_PATH).with_name("site-started")
 
 
-def mark_cluster_started() -> None:
-    """Called by ``manage.py qcluster`` as it starts; health says "starting" for a minute after."""
-    marker = started_marker()
-    marker.touch()
-    os.utime(marker)
+def mark_started() -> None:
+    """Called as the web server and ``manage.py qcluster`` start: health says "starting", not
+    "unavailable", until the cluster's first heartbeat or for ``CLUSTER_STARTING_SECONDS``."""
+    try:
+        marker = started_marker()
+        marker.touch()
+        os.utime(marker)
+    except OSError:
+        logger.warning("health: cannot mark the start in %s", started_marker())
 
 
 def cluster_started_at() -> dt.datetime | None:

@@ -29,7 +29,7 @@ PER_TASK_LINE = re.compile(r"^(Enqueued |Processed '|\S+ processing |\S+ created
 
 
 class QuietTasks(logging.Filter):
-    """Drops django-q2's per-task INFO lines (``Enqueued``, ``Processed``...); ``LOG_TASKS=true`` keeps them."""
+    """Drops django-q2's per-task INFO lines (``Enqueued``, ``Processed``...); LOG_TASKS=true keeps them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name != "django-q" or record.levelno > logging.INFO:

@@ -161,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         sys.stderr.write(f"Cannot take the running-site lock {exc.filename}: {exc.strerror or exc}\n")
         return 2
+    from monitorsite.health import mark_started
+
+    # The task cluster starting beside it gets its first minute before health calls it down.
+    mark_started()
     # The URLs (and with them every view, the admin and the API schema's
     # imports) load now, not on the first client's request.
     from django.urls import get_resolver

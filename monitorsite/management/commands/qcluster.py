@@ -39,10 +39,10 @@ def _announce_start() -> None:
     next minute of its schedule."""
     from django_q.tasks import async_task
 
-    from monitorsite.health import HEARTBEAT_TASK, mark_cluster_started
+    from monitorsite.health import HEARTBEAT_TASK, mark_started
 
     try:
-        mark_cluster_started()
+        mark_started()
         async_task(HEARTBEAT_TASK)
     except Exception:
         logging.getLogger(__name__).exception("qcluster: could not announce the start")
