@@ -45,8 +45,14 @@ class Browser:
     """A logged-in admin session over one kept-alive connection (cookies by hand: stdlib only)."""
 
     def __init__(self, port: int) -> None:
+        self.port = port
         self.conn = http.client.HTTPConnection(HOST, port, timeout=120)
         self.cookies: dict[str, str] = {}
+
+    def reconnect(self) -> None:
+        """A fresh connection: the server closes one left idle (WEB_CLIENT_TIMEOUT) while trades load."""
+        self.conn.close()
+        self.conn = http.client.HTTPConnection(HOST, self.port, timeout=120)
 
     def request(self, method: str, path: str, body: str | None = None) -> tuple[int, bytes, float]:
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()), "Host": HOST}
@@ -79,10 +85,7 @@ class Browser:
 
 
 def pages(today: dt.date, trade_id: int, bot_id: int) -> list[tuple[str, str]]:
-    day = {
-        "trading_day__gte": today.isoformat(),
-        "trading_day__lt": (today + dt.timedelta(days=1)).isoformat(),
-    }
+    day = {"trading_day": today.isoformat()}
     return [
         ("cockpit (admin index)", "/admin/"),
         ("trade list", "/admin/trades/trade/"),
@@ -169,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         measure(browser, targets, 2)  # warm-up: imports, templates, the calendar
         small = measure(browser, targets, REPEATS)
         seconds = load(site_db, factory, days, large - SMALL, bot_id, "large")
+        browser.reconnect()
         with contextlib.closing(sqlite3.connect(site_db)) as conn:
             stored = int(conn.execute("SELECT count(*) FROM trades_trade").fetchone()[0])
         measure(browser, targets, 1)

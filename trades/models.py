@@ -359,8 +359,10 @@ class Trade(models.Model):
             models.Index(fields=("bot", "symbol", "-executed_at"), name="trade_bot_symbol_time"),
             models.Index(fields=("bot", "strategy", "-executed_at"), name="trade_bot_strategy_time"),
             models.Index(fields=("trading_day",), name="trade_day"),
-            # The admin's trade list, newest first over every bot (ties fall back on the row id).
+            # The admin's trade list, newest first over every bot (ties fall back on the row id),
+            # and one trading day's trades newest first, without a sort.
             models.Index(fields=("executed_at",), name="trade_time"),
+            models.Index(fields=("trading_day", "executed_at"), name="trade_day_time"),
             # Covers a period's per-day figures (the cockpit, the period summary) without the table.
             models.Index(fields=("bot", "trading_day", "pnl"), name="trade_bot_day_pnl"),
         ]
