@@ -1,15 +1,16 @@
 """Admin pages' server time at 1,000 and at 1,000,000 trades, in one run; see docs/benchmarks.md.
 
-Run as ``.venv/bin/python bench/admin.py [--quick]``. It starts its own web server
-(``python -m monitorsite.serve``) over a throwaway SQLite database, logs in through the
-admin's login form as a browser would, and times each admin page (the cockpit, every
-list, a change page) first with 1,000 trades stored, then again after 999,000 more are
-written straight into the table (as ``bench/ingest.py`` loads its history: spread over
-250 trading days up to today, 20 symbols, 5 strategies, half of them closed). Each
-figure is the median of ``REPEATS`` requests over a kept-alive connection on loopback, so
-it is the server's time plus well under a millisecond; the ratio column compares the two
-sizes, taken minutes apart on the same machine. Target (issue 14): every page at most
-200 ms at 1,000,000 trades. A missed target prints FAIL; only a broken run exits non-zero.
+Run as ``.venv/bin/python bench/admin.py [--quick]``. It starts two sites side by side,
+each its own web server (``python -m monitorsite.serve``) over its own throwaway SQLite
+database: one with 1,000 trades, one with 1,000,000, written straight into the table (as
+``bench/ingest.py`` loads its history: spread over 250 trading days up to today, 20
+symbols, 5 strategies, half of them closed). It logs in to each through the admin's login
+form as a browser would and times each admin page (the cockpit, every list, a change
+page) on both, their requests taken in turn, so a busy shared machine slows both alike.
+Each figure is the median of ``REPEATS`` requests over a kept-alive connection on
+loopback: the server's time plus well under a millisecond. Target (issue 14): every
+page at most 200 ms at 1,000,000 trades. A missed target prints FAIL; only a broken run
+exits non-zero.
 
 ``--quick`` stops at 100,000 trades: a smoke test of the script, not a measurement.
 """
@@ -106,18 +107,50 @@ def pages(today: dt.date, trade_id: int, bot_id: int) -> list[tuple[str, str]]:
     ]
 
 
-def measure(browser: Browser, targets: list[tuple[str, str]], repeats: int) -> dict[str, float]:
-    """The median time of each page; a page that does not answer 200 stops the run."""
-    result = {}
+def measure(sites: list[Browser], targets: list[tuple[str, str]], repeats: int) -> list[dict[str, float]]:
+    """The median time of each page on each site, their requests taken in turn (A, B, A, B...)
+    so that both see the same load on a shared machine. A page that does not answer 200 stops the run."""
+    times: list[dict[str, list[float]]] = [{name: [] for name, _ in targets} for _ in sites]
     for name, path in targets:
-        times = []
         for _ in range(repeats):
-            status, body, elapsed = browser.request("GET", path)
-            if status != 200:
-                raise RuntimeError(f"{name} ({path}) answered {status}: {body[:300]!r}")
-            times.append(elapsed)
-        result[name] = statistics.median(times)
-    return result
+            for index, browser in enumerate(sites):
+                status, body, elapsed = browser.request("GET", path)
+                if status != 200:
+                    raise RuntimeError(f"{name} ({path}) answered {status}: {body[:300]!r}")
+                times[index][name].append(elapsed)
+    return [{name: statistics.median(values) for name, values in site.items()} for site in times]
+
+
+def measure_pairs(
+    browsers: list[Browser], small: list[tuple[str, str]], large: list[tuple[str, str]], repeats: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Each page on the small site, then on the large one, in turn; the medians of each."""
+    times: tuple[dict[str, list[float]], dict[str, list[float]]] = ({}, {})
+    for (name, small_path), (_, large_path) in zip(small, large, strict=True):
+        for _ in range(repeats):
+            for index, path in ((0, small_path), (1, large_path)):
+                status, body, elapsed = browsers[index].request("GET", path)
+                if status != 200:
+                    raise RuntimeError(f"{name} ({path}) answered {status}: {body[:300]!r}")
+                times[index].setdefault(name, []).append(elapsed)
+    return tuple({n: statistics.median(v) for n, v in side.items()} for side in times)  # type: ignore[return-value]
+
+
+def setup(env: dict[str, str], site_db: Path) -> int:
+    """Migrate, create the bench bot and the admin user; the bot's id."""
+    manage(env, "migrate", "--noinput")
+    manage(env, "create_bot", "bench")
+    manage(
+        {**env, "DJANGO_SUPERUSER_PASSWORD": PASSWORD},
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        USERNAME,
+        "--email",
+        "bench@example.com",
+    )
+    with contextlib.closing(sqlite3.connect(site_db)) as conn:
+        return int(conn.execute("SELECT id FROM trades_bot WHERE name = 'bench'").fetchone()[0])
 
 
 def load(
@@ -141,42 +174,40 @@ def main(argv: list[str] | None = None) -> int:
     large = QUICK_LARGE if args.quick else LARGE
     signal.signal(signal.SIGTERM, interrupt)
     tmp = Path(tempfile.mkdtemp(prefix="bench-admin-"))
-    server: Server | None = None
+    servers: list[Server] = []
     try:
-        env = site_env(tmp)
-        site_db = tmp / "trades.db"
-        manage(env, "migrate", "--noinput")
-        manage(env, "create_bot", "bench")
-        manage(
-            {**env, "DJANGO_SUPERUSER_PASSWORD": PASSWORD},
-            "createsuperuser",
-            "--noinput",
-            "--username",
-            USERNAME,
-            "--email",
-            "bench@example.com",
-        )
-        with contextlib.closing(sqlite3.connect(site_db)) as conn:
-            bot_id = int(conn.execute("SELECT id FROM trades_bot WHERE name = 'bench'").fetchone()[0])
         today = dt.datetime.now(MARKET_TZ).date()
         days = trading_days(250, today) + ([today] if today.weekday() < 5 else [])
-        factory = TradeFactory(seed=11)
-        load(site_db, factory, days, SMALL, bot_id, "small")
-        server = Server(env, free_port(), tmp / "web.log")
-        server.wait_ready()
-        browser = Browser(server.port)
-        browser.log_in()
-        with contextlib.closing(sqlite3.connect(site_db)) as conn:
-            trade_id = int(conn.execute("SELECT max(id) FROM trades_trade").fetchone()[0])
+        browsers, loaded = [], []
+        # Two sites side by side: the same code and data shape, 1,000 and 1,000,000 trades.
+        for label, count in (("small", SMALL), ("large", large)):
+            folder = tmp / label
+            folder.mkdir()
+            env = site_env(folder)
+            bot_id = setup(env, folder / "trades.db")
+            seconds = load(folder / "trades.db", TradeFactory(seed=11), days, count, bot_id, label)
+            loaded.append(seconds)
+            server = Server(env, free_port(), folder / "web.log")
+            servers.append(server)
+            server.wait_ready()
+            browser = Browser(server.port)
+            browser.log_in()
+            browsers.append(browser)
+            with contextlib.closing(sqlite3.connect(folder / "trades.db")) as conn:
+                trade_id = int(conn.execute("SELECT max(id) FROM trades_trade").fetchone()[0])
+                stored = int(conn.execute("SELECT count(*) FROM trades_trade").fetchone()[0])
+        for browser in browsers:
+            browser.reconnect()  # the first one idled while the second site loaded
+        # Both sites use the same bot id (1); the trade pages open each site's newest trade.
         targets = pages(today, trade_id, bot_id)
-        measure(browser, targets, 2)  # warm-up: imports, templates, the calendar
-        small = measure(browser, targets, REPEATS)
-        seconds = load(site_db, factory, days, large - SMALL, bot_id, "large")
-        browser.reconnect()
-        with contextlib.closing(sqlite3.connect(site_db)) as conn:
-            stored = int(conn.execute("SELECT count(*) FROM trades_trade").fetchone()[0])
-        measure(browser, targets, 1)
-        big = measure(browser, targets, REPEATS)
+        small_targets = pages(today, int(SMALL), bot_id)
+        measure(browsers, targets[:1], 2)  # warm-up: imports, templates, the calendar
+        for browser in browsers:
+            for _, path in small_targets:
+                browser.request("GET", path)
+        small, big = measure_pairs(browsers, small_targets, targets, REPEATS)
+        server = servers[1]
+        seconds = loaded[1]
 
         run = "--quick" if args.quick else "full run"
         print(f"Admin pages benchmark ({run}), {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
@@ -184,8 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"site: waitress (monitorsite.serve), {server.threads()} threads, on {HOST}:{server.port}")
         print(f"code: {code_version()}")
         print(
-            f"trades: {SMALL:,} then {stored:,} (the extra {large - SMALL:,} written in {seconds:.0f} s),"
-            f" over {len(days)} trading days up to {today}; median of {REPEATS} requests per page"
+            f"two sites side by side: {SMALL:,} and {stored:,} trades (written in {seconds:.0f} s), each"
+            f" over {len(days)} trading days up to {today}; median of {REPEATS} requests per page,"
+            " the two sites' requests taken in turn"
         )
         print()
         width = max(len(name) for name, _ in targets)
@@ -209,8 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted; cleaning up", file=sys.stderr)
         return 130
     finally:
-        if server is not None:
-            server.stop()
+        for each in servers:
+            each.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
