@@ -516,7 +516,7 @@ def test_operator_tasks_on_a_phone(browser: WebDriver, trading_site: TradingSite
     assert "alpha" in text_of(browser, ".halts-to-resume")
     assert ts.api("/api/v1/status/")["trading_allowed"] is False  # nothing changed by asking
     browser.find_element(By.ID, "confirm-resume").click()
-    wait_for(browser, "ul.messagelist li.success")
+    wait_for(browser, "ul.messagelist li")
     assert message_texts(browser) == ["Trading resumed for 1 halt(s)."]
     assert ts.api("/api/v1/status/")["trading_allowed"] is True
     assert ts.sql("SELECT resumed_by FROM alerts_tradinghalt") == [("admin",)]
@@ -554,7 +554,7 @@ def test_operator_tasks_on_a_phone(browser: WebDriver, trading_site: TradingSite
     (channel_id,) = ts.sql("SELECT id FROM alerts_channel WHERE name = 'discord'")[0]
     run_changelist_action(browser, [channel_id], "send_test")
     wait_for(browser, "ul.messagelist li")
-    assert "discord: test alert sent" in message_texts(browser)
+    assert "discord: test alert sent" in [m.lower() for m in message_texts(browser)]
     ts.discord.wait_for_messages(before + 1, timeout=60)
     assert any("test" in title.lower() for title in ts.discord.titles())
 
