@@ -259,8 +259,8 @@ try:
         loki_url=LOKI_URL,
         loki_username=LOKI_USERNAME,
         loki_password=LOKI_PASSWORD,
-        # axes.apps announces itself at INFO in every process and command.
-        loggers={"django.db.backends": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
+        # django-axes logs every login at INFO (and itself in every command); locks are WARNINGs.
+        loggers={"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
     )
 except ValueError as exc:
     raise ImproperlyConfigured(str(exc)) from None
