@@ -228,7 +228,7 @@ def test_summary_reads_only_the_days_trades(bot: Bot) -> None:
     for plan in plans:
         # Either (bot, trading day) index: trade_bot_day_pnl (issue 14) covers the counting and
         # the best and worst trade; trade_bot_day_time what else the day needs.
-        assert re.search(r"trade_bot_day_(time|pnl) \(bot_id=\? AND trading_day=\?\)", plan), plan
+        assert re.search(r"trade_bot_day_(time|pnl) \(bot_id=\? AND trading_day=\?", plan), plan
         for other in ("trade_bot_time", "trade_bot_symbol_time", "trade_bot_strategy_time"):
             assert f"{other} " not in plan, plan
 
