@@ -46,8 +46,3 @@ def format_market_time(moment: dt.datetime | None) -> str:
     from trades.market import market_zone
 
     return moment.astimezone(market_zone()).strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
-def format_quantity(value: Decimal | None) -> str:
-    """A quantity with the digits it has, without trailing zeros (10, 0.5, 1.25)."""
-    return format_number(value)
