@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -26,6 +27,7 @@ from alerts.models import (
 )
 from alerts.rules import describe, problems
 from alerts.tasks import enqueue
+from trades.paging import CappedCountPaginator
 
 
 class AlertRuleForm(forms.ModelForm):
@@ -285,7 +287,7 @@ class AlertAdmin(admin.ModelAdmin):
     list_display = ("created_at", "level", "title", "bot", "channel", "state", "attempts", "sent_at")
     list_filter = ("state", "level", "source", "channel", "bot", "created_at")
     search_fields = ("title", "message", "subject")
-    date_hierarchy = "created_at"
+    paginator = CappedCountPaginator
     list_select_related = ("bot", "channel")
     readonly_fields = (
         "rule",
@@ -369,10 +371,26 @@ class SilenceAdmin(admin.ModelAdmin):
 @admin.action(description="Resume trading for the selected halts")
 def resume_trading(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[TradingHalt]
-) -> None:
+) -> HttpResponse | None:
+    """Asks first (a page listing the halts, as Django's delete action does), then resumes.
+
+    The cockpit's banner posts here too, so its button gets the same question.
+    """
+    if request.POST.get("confirmed") != "yes":
+        return TemplateResponse(
+            request,
+            "admin/alerts/resume_trading_confirmation.html",
+            {
+                **modeladmin.admin_site.each_context(request),
+                "title": "Resume trading?",
+                "halts": list(queryset.select_related("bot")),
+                "opts": modeladmin.model._meta,
+            },
+        )
     who = request.user.get_username() if request.user.is_authenticated else ""
     count = queryset.filter(resumed_at__isnull=True).update(resumed_at=timezone.now(), resumed_by=who)
     modeladmin.message_user(request, f"Trading resumed for {count} halt(s).")
+    return None
 
 
 @admin.register(TradingHalt)
@@ -388,10 +406,18 @@ class TradingHaltAdmin(admin.ModelAdmin):
 
 @admin.register(SummarySchedule)
 class SummaryScheduleAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "enabled", "send_at", "last_sent_day")
-    list_editable = ("enabled", "send_at")
+    list_display = (
+        "__str__",
+        "enabled",
+        "send_at",
+        "last_sent_day",
+        "weekly_enabled",
+        "weekly_send_at",
+        "last_weekly_sent_day",
+    )
+    list_editable = ("enabled", "send_at", "weekly_enabled", "weekly_send_at")
     list_display_links = ("__str__",)
-    readonly_fields = ("last_sent_day",)
+    readonly_fields = ("last_sent_day", "last_weekly_sent_day")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return not SummarySchedule.objects.exists()

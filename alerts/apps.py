@@ -15,4 +15,7 @@ class AlertsConfig(AppConfig):
         signals.trades_recorded.connect(receivers.on_trades_recorded, dispatch_uid="alerts.trades_recorded")
         signals.site_alert.connect(receivers.on_site_alert, dispatch_uid="alerts.site_alert")
         signals.daily_summary_send.connect(receivers.on_summary_requested, dispatch_uid="alerts.summary")
+        signals.period_summary_send.connect(
+            receivers.on_period_summary_requested, dispatch_uid="alerts.period_summary"
+        )
         post_save.connect(receivers.on_bot_event, sender=BotEvent, dispatch_uid="alerts.bot_event")

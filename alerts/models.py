@@ -402,7 +402,11 @@ class Alert(models.Model):
     @property
     def foldable(self) -> bool:
         """Critical alerts and daily summaries always go out on their own, never in a digest."""
-        return self.level != Level.CRITICAL and self.source not in ("daily_summary", "digest")
+        return self.level != Level.CRITICAL and self.source not in REPORT_SOURCES
+
+
+# Reports, not alarms: each goes out as its own message, never folded into a digest.
+REPORT_SOURCES = ("daily_summary", "period_summary", "weekly_report", "digest")
 
 
 class DeliveryAttempt(models.Model):
@@ -432,6 +436,12 @@ class TradingHaltQuerySet(models.QuerySet["TradingHalt"]):
             if today < halt.ends_on:
                 return halt
         return None
+
+    def all_in_force(self, today: dt.date) -> TradingHaltQuerySet:
+        """Every halt that stops a bot trading on ``today`` (the cockpit's banner)."""
+        return self.filter(resumed_at__isnull=True, trading_day__lte=today, ends_on__gt=today).select_related(
+            "bot"
+        )
 
 
 class TradingHalt(models.Model):
@@ -517,13 +527,24 @@ class SummarySchedule(models.Model):
     enabled = models.BooleanField(default=True)
     send_at = models.TimeField(default=dt.time(16, 5), help_text="Market time, on trading days.")
     last_sent_day = models.DateField(null=True, blank=True, editable=False)
+    weekly_enabled = models.BooleanField(
+        "weekly report", default=True, help_text="The week's performance after the week's last close."
+    )
+    weekly_send_at = models.TimeField(
+        "weekly report at",
+        default=dt.time(16, 15),
+        help_text="Market time, on the last trading day of each week.",
+    )
+    last_weekly_sent_day = models.DateField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "daily summary schedule"
 
     def __str__(self) -> str:
         state = "on" if self.enabled else "off"
-        return f"daily summary at {self.send_at:%H:%M} ({state})"
+        weekly = "on" if self.weekly_enabled else "off"
+        daily = f"daily summary at {self.send_at:%H:%M} ({state})"
+        return f"{daily}, weekly report at {self.weekly_send_at:%H:%M} ({weekly})"
 
     @classmethod
     def current(cls) -> SummarySchedule:

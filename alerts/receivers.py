@@ -66,3 +66,12 @@ def on_summary_requested(sender: Any, day: Any, bot: Bot | None = None, **kwargs
     from alerts.summary import send_now
 
     return send_now(day, bot)
+
+
+def on_period_summary_requested(
+    sender: Any, start: Any, end: Any, bot: Bot | None = None, **kwargs: Any
+) -> str:
+    """``period_summary --send``: write the report to the outbox and send it now."""
+    from alerts.summary import send_period_now
+
+    return send_period_now(start, end, bot)

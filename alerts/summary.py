@@ -21,7 +21,7 @@ from alerts.evaluation import raise_alert
 from alerts.models import Alert, AlertState, Level, SummarySchedule
 from trades import market
 from trades.models import Bot, Trade
-from trades.summary import DailySummary, format_rate
+from trades.summary import DailySummary, PeriodSummary, format_rate, performance_lines
 from trades.tables import format_number
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,88 @@ def send_if_due(now: dt.datetime | None = None) -> list[Alert]:
 
 def send_now(day: dt.date, bot: Bot | None = None) -> str:
     """``daily_summary --send``: write and deliver at once; one line on what happened."""
-    alerts = summary_alerts(day, bot)
+    return _deliver_now(summary_alerts(day, bot))
+
+
+def period_lines(summary: PeriodSummary) -> str:
+    """A line per strategy (and per symbol), as the report's description."""
+    lines = []
+    for title, groups in (("strategy", summary.by_strategy), ("symbol", summary.by_symbol)):
+        if groups:
+            lines.append(f"**By {title}**")
+            lines += [
+                f"{name or '(none)'}: {p.total_trades} trades, P&L {p.total_pnl:,.2f}, "
+                f"win rate {format_rate(p.win_rate)}"
+                for name, p in groups.items()
+            ]
+    return "\n".join(lines) or "No trades in this period."
+
+
+def period_alerts(
+    start: dt.date,
+    end: dt.date,
+    bot: Bot | None = None,
+    *,
+    source: str = "period_summary",
+    label: str = "Performance",
+    now: dt.datetime | None = None,
+) -> list[Alert]:
+    """Write one performance report per active bot (or for ``bot`` alone) to the outbox."""
+    bots = [bot] if bot is not None else list(Bot.objects.filter(is_active=True))
+    alerts: list[Alert] = []
+    for each in bots:
+        summary = Trade.objects.for_bot(each).period_summary(start, end)
+        alerts += raise_alert(
+            source=source,
+            subject=f"bot-{each.pk}:{start.isoformat()}:{end.isoformat()}",
+            level=Level.INFO,
+            title=f"{label}: {each.name}, {start:%Y-%m-%d} to {end:%Y-%m-%d}",
+            message=period_lines(summary),
+            fields=performance_lines(summary.overall),
+            bot=each,
+            now=now,
+            silenceable=False,  # a report, not an alarm
+        )
+    return alerts
+
+
+def send_period_now(start: dt.date, end: dt.date, bot: Bot | None = None) -> str:
+    """``period_summary --send``: write and deliver at once; one line on what happened."""
+    return _deliver_now(period_alerts(start, end, bot))
+
+
+def week_start(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
+def send_weekly_if_due(now: dt.datetime | None = None) -> list[Alert]:
+    """After the trading week's last close (and the time set in the admin), the week's report, once.
+
+    The week is claimed with a conditional UPDATE of ``last_weekly_sent_day``,
+    so two workers or a re-run send it once.
+    """
+    now = now or timezone.now()
+    local = now.astimezone(market.market_zone())
+    today = local.date()
+    schedule = SummarySchedule.current()
+    if not schedule.weekly_enabled or local.time() < schedule.weekly_send_at:
+        return []
+    if schedule.last_weekly_sent_day == today or not market.is_last_trading_day_of_week(today):
+        return []
+    claimed = (
+        SummarySchedule.objects.filter(pk=schedule.pk)
+        .filter(Q(last_weekly_sent_day__isnull=True) | Q(last_weekly_sent_day__lt=today))
+        .update(last_weekly_sent_day=today)
+    )
+    if claimed != 1:
+        return []
+    alerts = period_alerts(week_start(today), today, source="weekly_report", label="Weekly report", now=now)
+    logger.info("alerts: weekly report for the week to %s written for %d bot(s)", today, len(alerts))
+    delivery.deliver_pending()
+    return alerts
+
+
+def _deliver_now(alerts: list[Alert]) -> str:
     delivery.deliver_pending()
     states = [Alert.objects.get(pk=a.pk).state for a in alerts]
     if not states:

@@ -69,6 +69,11 @@ def send_daily_summary_if_due() -> int:
     return len(summary.send_if_due())
 
 
+@_logged
+def send_weekly_report_if_due() -> int:
+    return len(summary.send_weekly_if_due())
+
+
 def enqueue(func: str, *args: Any, on_failure: Callable[[], Any] | None = None) -> None:
     """Queue a task once the current transaction commits; a failure to queue is logged, never raised."""
 

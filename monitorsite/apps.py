@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.apps import AppConfig, apps
+from django.contrib.admin import apps as admin_apps
 from django.core import checks
 from django.db.models.signals import post_migrate
 
@@ -23,6 +24,13 @@ class MonitorsiteConfig(AppConfig):
             create_market_views, sender=apps.get_app_config("trades"), dispatch_uid="monitorsite.market_views"
         )
         connection_created.connect(restrict_database_files, dispatch_uid="restrict_database_files")
+
+
+class MonitorAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin with this site's AdminSite (the cockpit as its index)."""
+
+    default = False
+    default_site = "monitorsite.admin_site.MonitorAdminSite"
 
 
 def secret_key_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

@@ -6,7 +6,10 @@ answers them all.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -55,14 +58,49 @@ def task_cluster_state(now: Any = None) -> dict[str, Any]:
         )
     except DatabaseError as exc:
         return {"ok": False, "error": type(exc).__name__, "reason": "the database cannot be read"}
+    now = now or timezone.now()
+    started = cluster_started_at()
+    if started is not None and (last is None or last < started):
+        since = (now - started).total_seconds()
+        if 0 <= since <= settings.CLUSTER_STARTING_SECONDS:
+            # Its first heartbeat is on its way: "starting", not a failure to restart it for.
+            return {
+                "ok": True,
+                "starting": True,
+                "started_seconds_ago": round(since, 1),
+                "last_heartbeat": last,
+            }
     if last is None:
         return {"ok": False, "last_heartbeat": None, "reason": "the task cluster has not run yet"}
-    age = ((now or timezone.now()) - last).total_seconds()
+    age = (now - last).total_seconds()
     state: dict[str, Any] = {"ok": age <= settings.CLUSTER_STALE_AFTER_SECONDS}
     state.update(last_heartbeat=last, age_seconds=round(age, 1))
     if not state["ok"]:
         state["reason"] = f"no heartbeat for {int(age)} s"
     return state
+
+
+def started_marker() -> Path:
+    """The file whose time says when the web server or the task cluster last started (beside the database)."""
+    return Path(settings.DATABASE_PATH).with_name("site-started")
+
+
+def mark_started() -> None:
+    """Called as the web server and ``manage.py qcluster`` start: health says "starting", not
+    "unavailable", until the cluster's first heartbeat or for ``CLUSTER_STARTING_SECONDS``."""
+    try:
+        marker = started_marker()
+        marker.touch()
+        os.utime(marker)
+    except OSError:
+        logger.warning("health: cannot mark the start in %s", started_marker())
+
+
+def cluster_started_at() -> dt.datetime | None:
+    try:
+        return dt.datetime.fromtimestamp(started_marker().stat().st_mtime, tz=dt.UTC)
+    except OSError:
+        return None
 
 
 def report(state: str, components: dict[str, dict[str, Any]]) -> None:

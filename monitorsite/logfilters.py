@@ -16,10 +16,25 @@ handler that sees it, and the others follow that decision)::
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import Counter
 
 SUMMARY_LOGGER = "monitorsite.refusals"
+
+# django-q2's INFO lines for every single task: with a schedule every minute they
+# were most of the console. Their failures (ERROR) and the cluster's own start
+# and stop lines still show.
+PER_TASK_LINE = re.compile(r"^(Enqueued |Processed '|\S+ processing |\S+ created task )")
+
+
+class QuietTasks(logging.Filter):
+    """Drops django-q2's per-task INFO lines (``Enqueued``, ``Processed``...); LOG_TASKS=true keeps them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "django-q" or record.levelno > logging.INFO:
+            return True
+        return not PER_TASK_LINE.match(record.getMessage())
 
 
 class RefusalSummary(logging.Filter):

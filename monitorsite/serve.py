@@ -59,6 +59,25 @@ def server_options() -> dict[str, Any]:
         "max_request_header_size": MAX_REQUEST_HEADER_BYTES,
         "ident": "monitorsite",
         "expose_tracebacks": False,
+        **proxy_options(),
+    }
+
+
+def proxy_options() -> dict[str, Any]:
+    """Behind a reverse proxy (Caddy, nginx) at ``TRUSTED_PROXY``: the client's address from it.
+
+    waitress then takes ``REMOTE_ADDR`` from the ``TRUSTED_PROXY_COUNT`` rightmost
+    X-Forwarded-For entries the proxies appended (and the scheme from
+    X-Forwarded-Proto); without it waitress drops those headers, and every login
+    would seem to come from the proxy, so one guesser would lock everyone out.
+    """
+    proxy = env_str("TRUSTED_PROXY")
+    if not proxy:
+        return {}
+    return {
+        "trusted_proxy": proxy,
+        "trusted_proxy_count": env_int("TRUSTED_PROXY_COUNT", 1, minimum=1),
+        "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
     }
 
 
@@ -142,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         sys.stderr.write(f"Cannot take the running-site lock {exc.filename}: {exc.strerror or exc}\n")
         return 2
+    from monitorsite.health import mark_started
+
+    # The task cluster starting beside it gets its first minute before health calls it down.
+    mark_started()
     # The URLs (and with them every view, the admin and the API schema's
     # imports) load now, not on the first client's request.
     from django.urls import get_resolver

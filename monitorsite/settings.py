@@ -7,6 +7,7 @@ project root is read first; variables already in the environment win.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -65,7 +66,8 @@ CSRF_TRUSTED_ORIGINS = [
 MARKET_TIMEZONE = env_timezone("MARKET_TIMEZONE", "America/New_York")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the cockpit as its index (monitorsite/admin_site.py).
+    "monitorsite.apps.MonitorAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -82,6 +84,8 @@ INSTALLED_APPS = [
     "trades",
     "alerts",
     "backups",
+    # Locks the admin login for a user and address after repeated wrong passwords.
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -93,7 +97,25 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# django-axes checks the lock before the password: a locked user+address is refused
+# even with the right password until the cool-off has passed (or an admin unlocks it
+# under Axes > Access attempts).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+# Per user and address together: a guesser cannot lock the owner out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# The address is REMOTE_ADDR; behind a reverse proxy the web server sets it from
+# X-Forwarded-For when TRUSTED_PROXY names the proxy (monitorsite/serve.py).
 
 ROOT_URLCONF = "monitorsite.urls"
 WSGI_APPLICATION = "monitorsite.wsgi.application"
@@ -151,6 +173,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = MARKET_TIMEZONE
 USE_I18N = True
 USE_TZ = True
+# Times to the second with the zone's name, dates with the weekday (monitorsite/formats/en/).
+FORMAT_MODULE_PATH = ["monitorsite.formats"]
 
 # Messages live in the session, not a cookie: a newly issued API key is shown
 # once as a message, and a signed cookie is readable by anyone holding it.
@@ -205,6 +229,8 @@ Q_CLUSTER = {
 
 # Heartbeats older than this mean the task cluster is not running.
 CLUSTER_STALE_AFTER_SECONDS = 180
+# For this long after the cluster starts, health says "starting" until its first heartbeat.
+CLUSTER_STARTING_SECONDS = 60
 
 DISCORD_WEBHOOK_URL = env_url("DISCORD_WEBHOOK_URL")
 LOKI_URL = env_url("LOKI_URL")
@@ -233,7 +259,8 @@ try:
         loki_url=LOKI_URL,
         loki_username=LOKI_USERNAME,
         loki_password=LOKI_PASSWORD,
-        loggers={"django.db.backends": {"level": "WARNING"}},
+        # django-axes logs every login at INFO (and itself in every command); locks are WARNINGs.
+        loggers={"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
     )
 except ValueError as exc:
     raise ImproperlyConfigured(str(exc)) from None
@@ -243,6 +270,12 @@ except ValueError as exc:
 LOGGING["filters"] = {"refusals": {"()": "monitorsite.logfilters.RefusalSummary", "interval": 60}}
 for _handler in LOGGING["handlers"].values():
     _handler.setdefault("filters", []).append("refusals")
+# The console (what scripts/start.sh shows) without a line per task unless asked for;
+# the file log and Loki keep every line.
+LOG_TASKS = env_bool("LOG_TASKS", False)
+if not LOG_TASKS and "console" in LOGGING["handlers"]:
+    LOGGING["filters"]["quiet_tasks"] = {"()": "monitorsite.logfilters.QuietTasks"}
+    LOGGING["handlers"]["console"]["filters"].append("quiet_tasks")
 
 if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
@@ -260,3 +293,13 @@ if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Browsers then refuse plain HTTP for this long; hard to undo, so a separate choice.
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0, minimum=0)
+# Also every subdomain (only when every one of them serves HTTPS), and the browsers' preload list.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+# Both are the operator's choice for the whole domain (docs/DEPLOYMENT_GUIDE.md), not this
+# site's: check --deploy's reminders about them are silenced while they are left off.
+SILENCED_SYSTEM_CHECKS = [
+    *([] if SECURE_HSTS_INCLUDE_SUBDOMAINS else ["security.W005"]),
+    *([] if SECURE_HSTS_PRELOAD else ["security.W021"]),
+]
+SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -17,8 +17,9 @@ from monitorsite.registry import run_health_checks
 
 class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
-        choices=["ok", "degraded", "unavailable"],
-        help_text="unavailable (503): a vital component failed; degraded (200): a warning.",
+        choices=["ok", "starting", "degraded", "unavailable"],
+        help_text="unavailable (503): a vital component failed; degraded (200): a warning;"
+        " starting (200): the task cluster started less than a minute ago and has not reported yet.",
     )
     components = serializers.DictField(help_text="Each check's report: ok, vital, reason, figures.")
     warnings = serializers.ListField(child=serializers.CharField())
@@ -31,6 +32,8 @@ class HealthView(APIView):
     @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer}, auth=[])
     def get(self, request: Request) -> Response:
         state, components = run_health_checks()
+        if state == "ok" and any(part.get("starting") for part in components.values()):
+            state = "starting"
         warnings = [
             f"{name}: {part.get('reason') or 'failing'}"
             for name, part in components.items()

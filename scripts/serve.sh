@@ -22,8 +22,12 @@ for arg in "$@"; do
     esac
 done
 
-# Prints the site's URL for a local client and the demo bot's key file, from the
-# same settings the site uses (.env included).
+# Every line on the console in the market's time zone: the site's processes log in
+# it (Django sets TZ from TIME_ZONE, which is MARKET_TIMEZONE); the demo bot, which
+# has no Django, is given the same TZ (see prepare_demo).
+
+# Prints the site's URL for a local client, the demo bot's key file and the market's
+# time zone, from the same settings the site uses (.env included).
 demo_settings() {
     .venv/bin/python - <<'PY'
 import os
@@ -43,6 +47,7 @@ if host in ("", "0.0.0.0", "::", "[::]") or host.startswith("unix"):
     host = "127.0.0.1"
 print(f"http://{host}:{port}")
 print(Path(settings.DATABASE_PATH).with_name("demo-bot.key"))
+print(settings.MARKET_TIMEZONE)
 PY
 }
 
@@ -51,6 +56,8 @@ prepare_demo() {
     settings=$(demo_settings) || return 1
     MONITOR_URL=$(sed -n 1p <<<"$settings")
     key_file=$(sed -n 2p <<<"$settings")
+    TZ=$(sed -n 3p <<<"$settings")
+    export TZ
     if [ ! -s "$key_file" ]; then
         # A bot named demo-bot whose key file was lost gets a fresh name: keys are shown once.
         for name in demo-bot "demo-bot-$(date +%Y%m%d%H%M%S)"; do

@@ -135,9 +135,13 @@ def test_an_admin_resumes_trading_after_a_halt(admin_client: Client, bot: Bot, a
         reason="max daily loss",
     )
     assert api.get("/api/v1/status/").json()["trading_allowed"] is False
-    admin_client.post(
-        "/admin/alerts/tradinghalt/", {"action": "resume_trading", "_selected_action": [str(halt.pk)]}
-    )
+    action = {"action": "resume_trading", "_selected_action": [str(halt.pk)]}
+    # The action asks first (the cockpit's banner posts the same form) and changes nothing yet.
+    question = admin_client.post("/admin/alerts/tradinghalt/", action)
+    assert question.status_code == 200 and b"Yes, resume trading" in question.content
+    halt.refresh_from_db()
+    assert halt.resumed_at is None
+    admin_client.post("/admin/alerts/tradinghalt/", {**action, "confirmed": "yes"})
     halt.refresh_from_db()
     assert halt.resumed_at is not None and halt.resumed_by == "admin"
     assert api.get("/api/v1/status/").json()["trading_allowed"] is True

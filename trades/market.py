@@ -79,3 +79,44 @@ def is_market_open(now: dt.datetime | None = None) -> bool:
     moment = now or timezone.now()
     hours = market_hours(trading_day_of(moment))
     return hours is not None and hours[0] <= moment < hours[1]
+
+
+def last_trading_days(count: int, end: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """The first and last of the ``count`` trading days ending on ``end`` (default today).
+
+    When ``end`` is not a trading day, the period ends on the trading day before it.
+    """
+    day = end or today()
+    while not is_trading_day(day):
+        day -= dt.timedelta(days=1)
+    last, seen = day, 1
+    while seen < count:
+        day -= dt.timedelta(days=1)
+        if is_trading_day(day):
+            seen += 1
+    return day, last
+
+
+def is_last_trading_day_of_week(day: dt.date) -> bool:
+    """Whether ``day`` is a trading day and no trading day follows it in the same week (Friday, or
+    Thursday before a Good Friday)."""
+    if not is_trading_day(day):
+        return False
+    following = day + dt.timedelta(days=1)
+    while following.weekday() < 5:
+        if is_trading_day(following):
+            return False
+        following += dt.timedelta(days=1)
+    return True
+
+
+DEFAULT_PERIOD_TRADING_DAYS = 30
+
+
+def period(start: dt.date | None = None, end: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """A performance period's bounds: given ones kept, a missing start 30 trading days before the end."""
+    end = end or today()
+    if start is None:
+        start = last_trading_days(DEFAULT_PERIOD_TRADING_DAYS, end)[0]
+        start = min(start, end)
+    return start, end

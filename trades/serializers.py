@@ -94,6 +94,27 @@ class SummaryQuerySerializer(serializers.Serializer):
     date = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
 
 
+# A period longer than this is refused: its GROUP BY would read years of trades for one answer.
+MAX_PERIOD_DAYS = 3 * 366
+
+
+class PeriodQuerySerializer(serializers.Serializer):
+    start = serializers.DateField(
+        required=False, input_formats=["%Y-%m-%d"], help_text="First trading day (default: 30 back)."
+    )
+    end = serializers.DateField(
+        required=False, input_formats=["%Y-%m-%d"], help_text="Last trading day, included (default: today)."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs.get("start"), attrs.get("end")
+        if start and end and end < start:
+            raise serializers.ValidationError({"end": [f"The end ({end}) is before the start ({start})."]})
+        if start and end and (end - start).days > MAX_PERIOD_DAYS:
+            raise serializers.ValidationError({"end": [f"A period is at most {MAX_PERIOD_DAYS} days long."]})
+        return attrs
+
+
 class HeartbeatSerializer(serializers.Serializer):
     # DRF's CharField refuses NUL and unpaired surrogates itself.
     status = serializers.CharField(
@@ -162,3 +183,44 @@ class DailySummarySerializer(serializers.Serializer):
     worst_trade = TradeRefSerializer(allow_null=True)
     by_strategy = serializers.DictField(child=BreakdownSerializer())
     by_symbol = serializers.DictField(child=BreakdownSerializer())
+
+
+class DrawdownSerializer(serializers.Serializer):
+    amount = serializers.DecimalField(max_digits=20, decimal_places=8, help_text="Peak minus trough, >= 0.")
+    peak_day = serializers.DateField(allow_null=True, help_text="Null: the peak is the period's start.")
+    trough_day = serializers.DateField(allow_null=True)
+    recovered_day = serializers.DateField(allow_null=True, help_text="Null: still open at the period's end.")
+
+
+class DayPnlSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    pnl = serializers.DecimalField(max_digits=20, decimal_places=8)
+    cumulative = serializers.DecimalField(max_digits=20, decimal_places=8)
+
+
+class PerformanceSerializer(serializers.Serializer):
+    total_trades = serializers.IntegerField()
+    closed_trades = serializers.IntegerField()
+    total_pnl = serializers.DecimalField(max_digits=20, decimal_places=8)
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    win_rate = serializers.FloatField(allow_null=True, help_text="Percent of closed trades that won.")
+    average_win = serializers.DecimalField(max_digits=20, decimal_places=8, allow_null=True)
+    average_loss = serializers.DecimalField(max_digits=20, decimal_places=8, allow_null=True)
+    profit_factor = serializers.FloatField(
+        allow_null=True, help_text="Gross profit over gross loss; null without a losing trade."
+    )
+    expectancy = serializers.DecimalField(
+        max_digits=20, decimal_places=8, allow_null=True, help_text="Realized P&L per closed trade."
+    )
+    max_drawdown = DrawdownSerializer(allow_null=True, help_text="Of the cumulative realized P&L, by day.")
+    best_day = DayPnlSerializer(allow_null=True)
+    worst_day = DayPnlSerializer(allow_null=True)
+
+
+class PeriodSummarySerializer(PerformanceSerializer):
+    start = serializers.DateField()
+    end = serializers.DateField()
+    days = DayPnlSerializer(many=True, help_text="Days with a closed trade, oldest first.")
+    by_strategy = serializers.DictField(child=PerformanceSerializer())
+    by_symbol = serializers.DictField(child=PerformanceSerializer())

@@ -21,3 +21,7 @@ site_alert = Signal()
 #: (the alerts app) to send one. kwargs: ``day`` (date) and ``bot`` (a ``Bot`` or
 #: None for every bot). A receiver returns one line saying what it did.
 daily_summary_send = Signal()
+
+#: ``manage.py period_summary --send``: like ``daily_summary_send``, with ``start``
+#: and ``end`` (dates, both included) instead of ``day``.
+period_summary_send = Signal()

@@ -32,8 +32,17 @@ def format_number(value: Decimal | float | None) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def parse_day(value: str) -> dt.date:
+def parse_day(value: str, option: str = "date") -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise CommandError(f"--date must be YYYY-MM-DD, got {value!r}") from None
+        raise CommandError(f"--{option} must be YYYY-MM-DD, got {value!r}") from None
+
+
+def format_market_time(moment: dt.datetime | None) -> str:
+    """A moment in the market's time zone, to the second, with the zone's name (2026-01-15 10:31:05 EST)."""
+    if moment is None:
+        return "-"
+    from trades.market import market_zone
+
+    return moment.astimezone(market_zone()).strftime("%Y-%m-%d %H:%M:%S %Z")

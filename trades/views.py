@@ -21,6 +21,8 @@ from trades.serializers import (
     EventSerializer,
     HeartbeatSerializer,
     IngestResultSerializer,
+    PeriodQuerySerializer,
+    PeriodSummarySerializer,
     SummaryQuerySerializer,
     TradeListSerializer,
     TradeQuerySerializer,
@@ -134,6 +136,25 @@ class DailySummaryView(APIView):
             return _bad_request("Invalid query parameters.", query.errors)
         day = query.validated_data.get("date") or market.today()
         return Response(Trade.objects.for_bot(request.user).daily_summary(day).as_dict())
+
+
+class PeriodSummaryView(APIView):
+    @extend_schema(
+        parameters=[PeriodQuerySerializer],
+        responses={
+            200: PeriodSummarySerializer,
+            400: OpenApiResponse(description="A malformed date, or an end before the start; by field."),
+        },
+        description="Performance over trading days `start` to `end`, both included (default: the last"
+        " 30 trading days, up to today): P&L, win rate, averages, profit factor, expectancy, maximum"
+        " drawdown of the cumulative realized P&L, best and worst day, by strategy and by symbol.",
+    )
+    def get(self, request: Request) -> Response:
+        query = PeriodQuerySerializer(data=request.query_params)
+        if not query.is_valid():
+            return _bad_request("Invalid query parameters.", query.errors)
+        start, end = market.period(query.validated_data.get("start"), query.validated_data.get("end"))
+        return Response(Trade.objects.for_bot(request.user).period_summary(start, end).as_dict())
 
 
 class HeartbeatView(BotWriteView):

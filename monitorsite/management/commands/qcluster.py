@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.management.base import CommandError
@@ -29,4 +30,19 @@ class Command(ClusterCommand):
             raise CommandError(
                 f"cannot take the running-site lock {exc.filename}: {exc.strerror or exc}"
             ) from None
+        _announce_start()
         super().handle(*args, **options)
+
+
+def _announce_start() -> None:
+    """Health says "starting" until the first heartbeat, which is queued now rather than at the
+    next minute of its schedule."""
+    from django_q.tasks import async_task
+
+    from monitorsite.health import HEARTBEAT_TASK, mark_started
+
+    try:
+        mark_started()
+        async_task(HEARTBEAT_TASK)
+    except Exception:
+        logging.getLogger(__name__).exception("qcluster: could not announce the start")

@@ -1,0 +1,28 @@
+"""The admin site: its name says what it is, its index is the cockpit, and Trading comes first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+# Apps in the order an operator looks for them; any other app follows, by name.
+APP_ORDER = ("trades", "alerts", "backups")
+
+
+class MonitorAdminSite(admin.AdminSite):
+    site_header = "Trading bot monitor"
+    site_title = "Trading bot monitor"
+    index_title = "Cockpit"
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
+        apps = super().get_app_list(request, app_label)
+        rank = {label: i for i, label in enumerate(APP_ORDER)}
+        return sorted(apps, key=lambda app: (rank.get(app["app_label"], len(APP_ORDER)), app["name"]))
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
+        from monitorsite import cockpit
+
+        return super().index(request, {"cockpit": cockpit.build(), **(extra_context or {})})

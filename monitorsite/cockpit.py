@@ -1,0 +1,170 @@
+"""The cockpit: what an operator checks from a phone, gathered from every app's own offers.
+
+It stands on the top floor (it reads trades, alerts, backups and the health
+registry), and each app computes its part: the daily and period figures
+(``trades``), bot states, halts and alerts (``alerts.status``), the last good
+backup (``backups``), and health (``monitorsite.registry``). Nothing here reads
+a trade one by one: the figures are GROUP BYs over the trading-day indexes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.timesince import timesince
+
+from alerts import status
+from alerts.models import Alert, TradingHalt
+from backups.models import BackupRecord
+from monitorsite.registry import run_health_checks
+from trades import market
+from trades.models import Bot, Trade
+from trades.summary import DailySummary, PeriodSummary, format_money, format_rate, performance_lines
+
+
+@dataclass(frozen=True)
+class BotCard:
+    bot: Bot
+    state: status.BotState
+    heartbeat_age: str
+    today: DailySummary
+    period: PeriodSummary
+    period_lines: list[tuple[str, str]]
+    chart: SafeString
+
+
+@dataclass(frozen=True)
+class Cockpit:
+    now: dt.datetime
+    today: dt.date
+    bots: list[BotCard]
+    halts: list[TradingHalt]
+    alerts: list[Alert]
+    last_backup: BackupRecord | None
+    backup_age: str
+    health_state: str
+    health: list[tuple[str, str, bool]]  # (component, words, ok)
+
+
+HEALTH_NAMES = {
+    "database": "database",
+    "task_cluster": "task cluster",
+    "alerts": "alert backlog",
+    "log_shipping": "log shipping",
+    "backup": "backups",
+}
+
+
+def build(now: dt.datetime | None = None) -> Cockpit:
+    now = now or timezone.now()
+    today = market.trading_day_of(now)
+    start, end = market.period(None, today)
+    cards = []
+    for bot in Bot.objects.filter(is_active=True).defer("last_heartbeat_details", "description"):
+        trades = Trade.objects.for_bot(bot)
+        period = trades.period_summary(start, end, breakdown=False)
+        age = bot.heartbeat_age(now)
+        cards.append(
+            BotCard(
+                bot=bot,
+                state=status.bot_state(bot, now),
+                heartbeat_age="never" if age is None else f"{timesince(bot.last_heartbeat_at, now)} ago",
+                today=trades.daily_summary(today),
+                period=period,
+                period_lines=performance_lines(period.overall),
+                chart=pnl_chart(period),
+            )
+        )
+    last = BackupRecord.objects.last_good()
+    state, components = run_health_checks()
+    return Cockpit(
+        now=now,
+        today=today,
+        bots=cards,
+        halts=status.halts_in_force(now),
+        alerts=status.latest_alerts(),
+        last_backup=last,
+        backup_age="" if last is None or last.finished_at is None else timesince(last.finished_at, now),
+        health_state=state,
+        health=[
+            (HEALTH_NAMES.get(name, name.replace("_", " ")), health_words(part), part["ok"])
+            for name, part in components.items()
+        ],
+    )
+
+
+def health_words(part: dict[str, Any]) -> str:
+    if part.get("starting"):
+        return "starting"
+    if part["ok"]:
+        return "ok"
+    return str(part.get("reason") or "failing")
+
+
+# --- the chart ---------------------------------------------------------------------------
+
+WIDTH, HEIGHT, PAD = 340, 120, 6
+
+
+def pnl_chart(period: PeriodSummary) -> SafeString:
+    """The cumulative realized P&L over the period as an inline SVG (drawn here: nothing fetched).
+
+    The x axis is the period's trading days with a closed trade, the y axis the
+    running total; a dashed line marks zero.
+    """
+    days = period.days
+    if not days:
+        return format_html(
+            '<p class="cockpit-empty">No closed trades from {} to {}.</p>', period.start, period.end
+        )
+    values = [Decimal(0), *(d.cumulative for d in days)]
+    low, high = min(values), max(values)
+    span = (high - low) or Decimal(1)
+
+    def y(value: Decimal) -> float:
+        return round(float(PAD + (high - value) / span * (HEIGHT - 2 * PAD)), 1)
+
+    step = (WIDTH - 2 * PAD) / max(1, len(values) - 1)
+    points = " ".join(f"{round(PAD + i * step, 1)},{y(v)}" for i, v in enumerate(values))
+    last = days[-1].cumulative
+    colour = "#1a7f37" if last >= 0 else "#ba2121"
+    title = f"Cumulative realized P&L {period.start} to {period.end}: {format_money(last)}"
+    dots = format_html_join(
+        "",
+        '<circle cx="{}" cy="{}" r="2" fill="{}"><title>{} {}</title></circle>',
+        (
+            (round(PAD + (i + 1) * step, 1), y(d.cumulative), colour, d.date, format_money(d.cumulative))
+            for i, d in enumerate(days)
+        ),
+    )
+    return format_html(
+        '<svg class="pnl-chart" viewBox="0 0 {w} {h}" role="img" aria-label="{title}"'
+        ' preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg">'
+        "<title>{title}</title>"
+        '<line x1="0" x2="{w}" y1="{zero}" y2="{zero}" stroke="#999" stroke-dasharray="3 3"/>'
+        '<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>{dots}</svg>',
+        w=WIDTH,
+        h=HEIGHT,
+        title=title,
+        zero=y(Decimal(0)),
+        colour=colour,
+        points=points,
+        dots=dots,
+    )
+
+
+def signed_money(value: Decimal | None) -> SafeString:
+    """Money with 2 decimals, green when positive, red when negative."""
+    if value is None:
+        return mark_safe("-")
+    css = "pnl-pos" if value > 0 else "pnl-neg" if value < 0 else "pnl-zero"
+    return format_html('<span class="{}">{}</span>', css, format_money(value))
+
+
+__all__ = ["Cockpit", "build", "format_rate", "pnl_chart", "signed_money"]

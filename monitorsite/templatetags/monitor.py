@@ -1,0 +1,36 @@
+"""How the admin pages show money, rates and times (one place, so every page agrees)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django import template
+from django.utils.safestring import SafeString
+
+from monitorsite import cockpit
+from trades.summary import format_money, format_rate
+
+register = template.Library()
+
+
+@register.filter
+def money(value: Decimal | None) -> str:
+    return format_money(value)
+
+
+@register.filter
+def pnl(value: Decimal | None) -> SafeString:
+    return cockpit.signed_money(value)
+
+
+@register.filter
+def rate(value: float | None) -> str:
+    return format_rate(value)
+
+
+@register.filter
+def market_time(value: dt.datetime | None) -> str:
+    from trades.tables import format_market_time
+
+    return format_market_time(value)

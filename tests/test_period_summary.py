@@ -1,0 +1,313 @@
+"""A period's performance figures: hand-computed values, the API, the command and the weekly report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from decimal import Decimal
+from io import StringIO
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from rest_framework.test import APIClient
+
+from alerts.models import Alert, Channel, SummarySchedule
+from alerts.summary import send_weekly_if_due
+from tests.alert_fixtures import *  # noqa: F403  (the discord, channel and fast_http fixtures)
+from tests.conftest import stored_trade
+from tests.discord_server import DiscordServer
+from trades import market
+from trades.models import Bot, Trade
+from trades.summary import DayPnl, Drawdown
+
+pytestmark = pytest.mark.django_db
+NY = ZoneInfo("America/New_York")
+D = dt.date
+
+
+def day(d: int) -> dt.date:
+    return dt.date(2026, 1, d)
+
+
+# (day of January 2026, symbol, strategy, P&L); 10:00 New York, one trading day each.
+# Cumulative P&L by day: 5th +70 → 70; 6th +50 → 120 (peak); 7th -100 → 20; 8th -40 → -20
+# (trough: a 140 drawdown from the 6th); 9th +150 → 130 (recovered); 12th -60 → 70 (a 60
+# drawdown from the 9th, still open); 13th break-even → 70.
+FILLS = [
+    (5, "AAPL", "momentum", "100"),
+    (5, "MSFT", "momentum", "-30"),
+    (6, "AAPL", "momentum", "50"),
+    (7, "TSLA", "meanrev", "-80"),
+    (7, "AAPL", "momentum", "-20"),
+    (7, "MSFT", "momentum", None),  # an opening fill: a trade, not a closed one
+    (8, "TSLA", "meanrev", "-40"),
+    (9, "MSFT", "meanrev", "90"),
+    (9, "AAPL", "momentum", "60"),
+    (12, "AAPL", "momentum", "-60"),
+    (13, "TSLA", "meanrev", "0"),
+]
+
+
+@pytest.fixture
+def fills(bot: Bot) -> None:
+    Trade.objects.record_batch(
+        bot,
+        [
+            stored_trade(
+                n,
+                symbol=symbol,
+                strategy=strategy,
+                pnl=None if pnl is None else Decimal(pnl),
+                executed_at=dt.datetime(2026, 1, d, 10, n, tzinfo=NY),
+            )
+            for n, (d, symbol, strategy, pnl) in enumerate(FILLS)
+        ],
+    )
+
+
+def test_figures_match_hand_computed_ones_with_a_drawdown_inside_the_period(bot: Bot, fills: None) -> None:
+    summary = Trade.objects.period_summary(day(5), day(13))
+    p = summary.overall
+    assert (p.total_trades, p.closed_trades, p.wins, p.losses) == (11, 10, 4, 5)
+    assert p.total_pnl == Decimal("70")
+    assert p.win_rate == 40.0
+    assert p.average_win == Decimal("75")  # (100 + 50 + 90 + 60) / 4
+    assert p.average_loss == Decimal("-46")  # (-30 - 80 - 20 - 40 - 60) / 5
+    assert p.profit_factor == 1.3  # 300 / 230 = 1.304...
+    assert p.expectancy == Decimal("7")  # 70 over 10 closed trades
+    assert p.max_drawdown == Drawdown(Decimal("140"), day(6), day(8), day(9))
+    assert p.best_day == DayPnl(day(9), Decimal("150"), Decimal("130"))
+    assert p.worst_day == DayPnl(day(7), Decimal("-100"), Decimal("20"))
+    assert [(d.date.day, d.pnl, d.cumulative) for d in summary.days] == [
+        (5, 70, 70),
+        (6, 50, 120),
+        (7, -100, 20),
+        (8, -40, -20),
+        (9, 150, 130),
+        (12, -60, 70),
+        (13, 0, 70),
+    ]
+
+
+def test_breakdown_per_strategy_and_symbol(bot: Bot, fills: None) -> None:
+    summary = Trade.objects.period_summary(day(5), day(13))
+    assert list(summary.by_strategy) == ["meanrev", "momentum"]
+    momentum = summary.by_strategy["momentum"]
+    # +100 -30 +50 -20 +60 -60 = 100; days: 70, 120 (peak 6th), 100, 160 (peak 9th), 100 (open)
+    assert (momentum.total_trades, momentum.closed_trades, momentum.total_pnl) == (7, 6, Decimal("100"))
+    assert momentum.win_rate == 50.0
+    assert momentum.profit_factor == 1.91  # 210 / 110
+    assert momentum.max_drawdown == Drawdown(Decimal("60"), day(9), day(12), None)
+    meanrev = summary.by_strategy["meanrev"]
+    # -80 -40 +90 0 = -30: falls from the start (no peak day) to -120 on the 8th, never recovers
+    assert (meanrev.total_pnl, meanrev.wins, meanrev.losses, meanrev.win_rate) == (Decimal("-30"), 1, 2, 25.0)
+    assert meanrev.profit_factor == 0.75
+    assert meanrev.max_drawdown == Drawdown(Decimal("120"), None, day(8), None)
+    assert summary.by_symbol["AAPL"].total_pnl == Decimal("130")
+    assert summary.by_symbol["TSLA"].average_win is None  # no winning TSLA trade
+    assert summary.by_symbol["MSFT"].total_trades == 3
+
+
+def test_a_drawdown_still_open_at_the_period_end(bot: Bot, fills: None) -> None:
+    p = Trade.objects.period_summary(day(9), day(13)).overall
+    # 150 (peak on the 9th), 90, 90: down 60 and not recovered by the 13th
+    assert p.total_pnl == Decimal("90")
+    assert p.max_drawdown == Drawdown(Decimal("60"), day(9), day(12), None)
+
+
+def test_a_drawdown_from_the_period_start_has_no_peak_day(bot: Bot, fills: None) -> None:
+    p = Trade.objects.period_summary(day(7), day(8)).overall
+    assert p.max_drawdown == Drawdown(Decimal("140"), None, day(8), None)
+    assert p.profit_factor == 0.0  # no gross profit over a gross loss of 140
+    assert p.best_day == DayPnl(day(8), Decimal("-40"), Decimal("-140"))
+
+
+def test_a_period_without_closed_trades_has_nulls_not_zero_divisions(bot: Bot, fills: None) -> None:
+    only_opening = Trade.objects.filter(pnl__isnull=True)
+    p = only_opening.period_summary(day(5), day(13)).overall
+    assert (p.total_trades, p.closed_trades, p.total_pnl) == (1, 0, Decimal(0))
+    assert p.win_rate is p.average_win is p.average_loss is p.profit_factor is p.expectancy is None
+    assert p.max_drawdown is p.best_day is p.worst_day is None
+    empty = Trade.objects.period_summary(day(14), day(16))
+    assert empty.overall.total_trades == 0 and empty.days == () and empty.by_strategy == {}
+
+
+def test_gains_only_have_a_zero_drawdown_and_no_profit_factor(bot: Bot, fills: None) -> None:
+    p = Trade.objects.period_summary(day(9), day(9)).overall
+    assert p.max_drawdown == Drawdown(Decimal(0), None, None, None)
+    assert p.profit_factor is None  # no loss: infinite, shown as null
+
+
+def test_the_cockpit_figures_read_the_index_not_the_table(bot: Bot, fills: None) -> None:
+    with connection.cursor() as cursor:
+        sql, params = (
+            Trade.objects.for_bot(bot)
+            .filter(trading_day__gte=day(5), trading_day__lte=day(13))
+            .order_by()
+            .values_list("trading_day")
+            .annotate(n=__import__("django.db.models", fromlist=["Count"]).Count("pnl"))
+            .query.sql_with_params()
+        )
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+        plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+    assert "COVERING INDEX trade_bot_day_pnl" in plan, plan
+
+
+# --- the default period -----------------------------------------------------------------
+
+
+def test_default_period_is_the_last_30_trading_days() -> None:
+    # 2026-01-16 back 30 sessions: skips weekends, New Year's Day and Christmas.
+    start, end = market.period(None, day(16))
+    assert end == day(16)
+    sessions = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    assert sum(market.is_trading_day(s) for s in sessions) == 30
+    assert market.is_trading_day(start)
+    assert start == dt.date(2025, 12, 4)  # 11 sessions in January, 19 from December 4th
+
+
+def test_last_trading_day_of_the_week() -> None:
+    assert market.is_last_trading_day_of_week(day(9))  # a Friday
+    assert not market.is_last_trading_day_of_week(day(8))
+    # Good Friday 2026 is April 3: the week ends on Thursday
+    assert market.is_last_trading_day_of_week(D(2026, 4, 2))
+    assert not market.is_last_trading_day_of_week(D(2026, 4, 3))
+
+
+# --- the API ----------------------------------------------------------------------------
+
+
+def test_api_answers_the_same_figures(api: APIClient, bot: Bot, fills: None) -> None:
+    response = api.get("/api/v1/summary/period/?start=2026-01-05&end=2026-01-13")
+    assert response.status_code == 200, response.content
+    body = json.loads(response.content)
+    assert body["start"] == "2026-01-05" and body["end"] == "2026-01-13"
+    assert body["total_pnl"] == 70 and body["win_rate"] == 40.0 and body["profit_factor"] == 1.3
+    assert body["max_drawdown"] == {
+        "amount": 140,
+        "peak_day": "2026-01-06",
+        "trough_day": "2026-01-08",
+        "recovered_day": "2026-01-09",
+    }
+    assert body["best_day"] == {"date": "2026-01-09", "pnl": 150, "cumulative": 130}
+    assert body["by_strategy"]["meanrev"]["max_drawdown"]["peak_day"] is None
+    assert len(body["days"]) == 7
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("start=2026-13-01", "start"), ("end=yesterday", "end"), ("start=2026-01-09&end=2026-01-08", "end")],
+)
+def test_api_refuses_bad_dates_naming_the_field(api: APIClient, query: str, field: str) -> None:
+    response = api.get(f"/api/v1/summary/period/?{query}")
+    assert response.status_code == 400
+    assert list(json.loads(response.content)["errors"]) == [field]
+
+
+def test_api_end_equal_to_start_is_one_day(api: APIClient, bot: Bot, fills: None) -> None:
+    body = json.loads(api.get("/api/v1/summary/period/?start=2026-01-09&end=2026-01-09").content)
+    assert body["total_pnl"] == 150 and body["total_trades"] == 2
+
+
+def test_api_default_period(api: APIClient) -> None:
+    body = json.loads(api.get("/api/v1/summary/period/").content)
+    assert (D.fromisoformat(body["start"]), D.fromisoformat(body["end"])) == market.period()
+
+
+def test_openapi_documents_the_period_endpoint() -> None:
+    schema = json.loads(APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").content)
+    operation = schema["paths"]["/api/v1/summary/period/"]["get"]
+    assert {p["name"] for p in operation["parameters"]} == {"start", "end"}
+    assert set(operation["responses"]) == {"200", "400"}
+    ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    properties = schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]["properties"]
+    assert {"profit_factor", "expectancy", "max_drawdown", "best_day", "by_strategy"} <= set(properties)
+
+
+# --- the command and the reports --------------------------------------------------------
+
+
+def test_command_prints_the_figures(bot: Bot, fills: None) -> None:
+    out = StringIO()
+    args = ("--start", "2026-01-05", "--end", "2026-01-13", "--bot", "alpha")
+    call_command("period_summary", *args, stdout=out)
+    text = out.getvalue()
+    assert "Performance of alpha, trading days 2026-01-05 to 2026-01-13" in text
+    assert "Realized P&L: 70.00" in text
+    assert "Profit factor: 1.30" in text
+    assert "Max drawdown: -140.00 from 2026-01-06 to 2026-01-08 (recovered 2026-01-09)" in text
+    assert "Best day: Fri 2026-01-09 150.00" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--start", "2026-02-30"], "--start must be YYYY-MM-DD"),
+        (["--start", "2026-01-09", "--end", "2026-01-08"], "--end (2026-01-08) is before --start"),
+        (["--bot", "nobody"], "No bot named 'nobody'"),
+    ],
+)
+def test_command_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:
+    with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call_command("period_summary", *args, stdout=StringIO())
+
+
+def test_command_send_reaches_the_channel(
+    bot: Bot, fills: None, channel: Channel, discord: DiscordServer
+) -> None:
+    out = StringIO()
+    call_command("period_summary", "--start", "2026-01-05", "--end", "2026-01-13", "--send", stdout=out)
+    assert "Sent 1 summary message(s)." in out.getvalue()
+    assert discord.titles() == ["🔔 Performance: alpha, 2026-01-05 to 2026-01-13"]
+    (embed,) = discord.embeds()
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["Realized P&L"] == "70.00"
+    assert fields["Expectancy per closed trade"] == "7.00"
+
+
+def friday(hour: int, minute: int = 0, second: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 1, 9, hour, minute, second, tzinfo=NY)
+
+
+def test_weekly_report_goes_out_once_after_the_weeks_last_close(
+    bot: Bot, fills: None, channel: Channel, discord: DiscordServer
+) -> None:
+    assert send_weekly_if_due(now=dt.datetime(2026, 1, 8, 17, tzinfo=NY)) == []  # Thursday
+    assert send_weekly_if_due(now=friday(16, 14, 59)) == []  # a second before the time
+    (alert,) = send_weekly_if_due(now=friday(16, 15))  # exactly the time
+    assert alert.source == "weekly_report"
+    assert send_weekly_if_due(now=friday(16, 16)) == []
+    assert discord.titles() == ["🔔 Weekly report: alpha, 2026-01-05 to 2026-01-09"]
+    fields = {f["name"]: f["value"] for f in discord.embeds()[0]["fields"]}
+    assert fields["Realized P&L"] == "130.00"  # Monday to Friday
+
+
+def test_weekly_report_switched_off_in_the_admin_sends_nothing(bot: Bot, channel: Channel) -> None:
+    SummarySchedule.objects.update_or_create(pk=1, defaults={"weekly_enabled": False})
+    assert send_weekly_if_due(now=friday(17)) == []
+    assert not Alert.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_send_the_weekly_report_once(bot: Bot) -> None:
+    SummarySchedule.current()
+    results: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            results.append(len(send_weekly_if_due(now=friday(17))))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [0, 1]
+    assert Alert.objects.filter(source="weekly_report").count() == 1
