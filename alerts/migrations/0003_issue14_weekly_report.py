@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('alerts', '0001_alerts'),
+        ('alerts', '0002_issue13_rule_judges_recurring_silences'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trades', '0002_trade_field_validators'),
+        ('trades', '0003_issue13_event_id'),
     ]
 
     operations = [
