@@ -164,7 +164,7 @@ def main() -> int:
             manage(env, "migrate", "--noinput")
             manage(env, "setup_schedules")
             key = manage(env, "create_bot", "bench").strip().splitlines()[-1].strip()
-            sql(db, "UPDATE alerts_channel SET webhook_url = ?", discord.url)
+            sql(db, "UPDATE alerts_channel SET config = ?", json.dumps({"webhook_url": discord.url}))
             server = Server(env, free_port(), tmp / "web.log")
             server.wait_ready()
             cluster = start_cluster(env, cluster_log)
