@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from alerts.models import Alert, Channel
@@ -118,6 +119,11 @@ def mask(value: str) -> str:
 def fragments(value: str) -> list[str]:
     """A secret and the long pieces of it that are secret on their own (a URL's token, a bot token's key)."""
     pieces = [value]
+    if re.match(r"^https?://", value):
+        # A request line in a log carries the path alone (urllib3: "POST /bot…/sendMessage").
+        path = urlsplit(value).path
+        if len(path) >= 8:
+            pieces.append(path)
     pieces += [piece for piece in _SPLIT.split(value) if len(piece) >= 16 and piece != value]
     return pieces
 
