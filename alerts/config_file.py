@@ -347,6 +347,7 @@ def apply(parsed: Parsed, *, replace: bool = False) -> ImportReport:
     A channel's settings from the file join the secrets it already holds
     (which no file carries); without settings in the file they are left as they are.
     """
+    _check_removed_channels(parsed, replace)
     report = ImportReport()
     with transaction.atomic():
         for model, items, label in ((Channel, parsed.channels, "channel"), (AlertRule, parsed.rules, "rule")):
@@ -361,19 +362,32 @@ def apply(parsed: Parsed, *, replace: bool = False) -> ImportReport:
                 report.removed += names
             else:
                 report.kept += names
-        for name, values in parsed.rules.items():
-            missing = set(values.get("channels", [])) - set(Channel.objects.values_list("name", flat=True))
-            if missing:
-                raise ConfigFileError(
-                    f"rules.{name}.channels: channel {sorted(missing)[0]!r} is not in the file "
-                    "and --replace removes it; nothing was changed"
-                )
         if parsed.summary:
             schedule = SummarySchedule.current()
             for key, value in parsed.summary.items():
                 setattr(schedule, key, value)
             schedule.save()
     return report
+
+
+def _check_removed_channels(parsed: Parsed, replace: bool) -> None:
+    """``--replace`` never removes a channel that a rule kept after the import still names.
+
+    Dropping it silently would widen that rule to every channel.
+    """
+    if not replace or "channels" not in parsed.sections:
+        return
+    doomed = set(Channel.objects.exclude(name__in=list(parsed.channels)).values_list("name", flat=True))
+    routes = {name: set(values.get("channels", [])) for name, values in parsed.rules.items()}
+    for rule in AlertRule.objects.filter(channels__name__in=doomed).distinct().prefetch_related("channels"):
+        if rule.name not in routes and "rules" not in parsed.sections:
+            routes[rule.name] = {c.name for c in rule.channels.all()}
+    for name, names in sorted(routes.items()):
+        if names & doomed:
+            raise ConfigFileError(
+                f"rules.{name}.channels: channel {sorted(names & doomed)[0]!r} is not in the file "
+                "and --replace removes it"
+            )
 
 
 def _write(model: type[Any], name: str, values: dict[str, Any], label: str, report: ImportReport) -> None:

@@ -12,7 +12,7 @@ from alerts.delivery import deliver_pending
 from alerts.evaluation import raise_alert
 from alerts.models import Alert, Channel
 from tests import ntfy_server, smtp_server, telegram_server, webhook_receiver
-from tests.alert_fixtures import fast_http  # noqa: F401  (re-exported fixture)
+from tests.alert_fixtures import discord, fast_http  # noqa: F401  (re-exported fixtures)
 from tests.ntfy_server import NtfyServer
 from tests.slack_server import SlackServer
 from tests.smtp_server import SmtpServer

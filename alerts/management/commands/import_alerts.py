@@ -35,7 +35,7 @@ class Command(BaseCommand):
         try:
             report = apply(parsed, replace=options["replace"])
         except ConfigFileError as exc:
-            raise CommandError(f"{path}: {exc}") from None
+            raise CommandError(f"{path}: {exc}; nothing was changed") from None
         for label, names in (
             ("created", report.created),
             ("updated", report.updated),
