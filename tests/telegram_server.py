@@ -36,6 +36,7 @@ class TelegramServer(LoopbackServer):
     def __init__(self) -> None:
         super().__init__()
         self.messages: list[dict[str, Any]] = []
+        self.received_at: list[float] = []  # time.monotonic() of each accepted message
 
     @property
     def api_url(self) -> str:
@@ -75,6 +76,7 @@ class TelegramServer(LoopbackServer):
             return failure(400, "Bad Request: message is too long")
         with self._lock:
             self.messages.append(payload)
+            self.received_at.append(request.at)
             number = len(self.messages)
         result = {"message_id": number, "chat": {"id": int(CHAT_ID), "type": "supergroup"}, "text": text}
         return Answer(200, json.dumps({"ok": True, "result": result}).encode())
