@@ -30,6 +30,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from alerts.conf import setting
+from alerts.http import remember_secrets
 from alerts.models import LEVEL_RANK, Alert, AlertState, Channel, DeliveryAttempt
 from alerts.transports import TransportError, hide, transport_for
 
@@ -220,6 +221,7 @@ def send_alert(alert: Alert, channel: Channel, clock: Callable[[], dt.datetime])
     transport = None
     error: TransportError | None = None
     try:
+        remember_secrets(channel.secrets())  # masked in every log line, a crash's traceback included
         transport = transport_for(channel)
         transport.send(alert)
     except TransportError as exc:

@@ -36,19 +36,30 @@ def remember_secrets(secrets: Iterable[str]) -> None:
 
 
 class HideSecrets(logging.Filter):
-    """Masks every secret a transport has used, wherever the record goes (file, console, Loki)."""
+    """Masks every secret a transport has used, wherever the record goes (file, console, Loki).
+
+    The traceback too: it is formatted here, masked, and kept as the record's
+    ``exc_text``, which every formatter uses as it is.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not _secrets:
             return True
+        secrets = list(_secrets)
         message = record.getMessage()
-        hidden = hide(message, list(_secrets))
+        hidden = hide(message, secrets)
         if hidden != message:
             record.msg, record.args = hidden, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = hide(record.exc_text, secrets)
         return True
 
 
-logging.getLogger("urllib3.connectionpool").addFilter(HideSecrets())
+# urllib3 logs each request line (tokens in the path); the alerts app logs delivery failures.
+for _name in ("urllib3.connectionpool", "alerts.delivery", "alerts.tasks", "alerts.evaluation"):
+    logging.getLogger(_name).addFilter(HideSecrets())
 
 
 def header_retry_after(response: requests.Response) -> float | None:

@@ -75,6 +75,8 @@ class PagerTransport(Transport):
     sent: list[tuple[str, str]] = []
 
     def send(self, alert: Alert) -> None:
+        if alert.title == "crash":  # a bug in a member, with its secret in the exception
+            raise RuntimeError(f"cannot page with key {self.config['key']}")
         PagerTransport.sent.append((self.config["number"], alert.title))
 
 
@@ -98,6 +100,15 @@ def test_a_new_kind_needs_one_registry_line(pager: None, admin_client: Client, t
     (alert,) = send(message=f"key {'k' * 20}")
     assert alert.state == AlertState.SENT and PagerTransport.sent == [("555", "Daily loss")]
     assert "k" * 20 not in alert.message
+
+
+def test_a_crashing_member_is_logged_without_its_secret(
+    pager: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_channel("pager", "pager", {"number": "555", "key": "k" * 20})
+    (alert,) = send(title="crash")
+    assert alert.state == AlertState.PENDING and alert.last_error == "internal error (RuntimeError)"
+    assert "cannot page with key kkk…" in caplog.text and "k" * 20 not in caplog.text
 
 
 # --- every channel at once -----------------------------------------------------------------------
