@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Max, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -212,6 +212,12 @@ class ChannelAdmin(admin.ModelAdmin):
             )
         )
         return fieldsets
+
+    def response_change(self, request: HttpRequest, obj: Channel) -> HttpResponse:
+        if "_send_test" in request.POST:
+            send_test(self, request, Channel.objects.filter(pk=obj.pk))
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
 
     @admin.display(description="destination")
     def destination_shown(self, channel: Channel) -> str:

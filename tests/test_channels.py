@@ -377,13 +377,16 @@ def test_a_channel_of_another_kind_is_added_in_the_admin_with_its_secret_write_o
     assert admin_client.post(change, edit).status_code == 302
     channel.refresh_from_db()
     assert channel.config["bot_token"] == telegram_server.TOKEN and channel.min_level == "critical"
-    # The test alert action sends through it.
+    # "Save and send a test alert" on its page, then the list's action: each sends one.
+    response = admin_client.post(change, edit | {"_send_test": "1"}, follow=True)
+    assert "ops-telegram: test alert sent" in response.content.decode().lower()
+    assert 'name="_send_test"' in response.content.decode()  # back on the channel's page
     response = admin_client.post(
         "/admin/alerts/channel/", {"action": "send_test", "_selected_action": [str(channel.pk)]}, follow=True
     )
     content = response.content.decode()
     assert "ops-telegram: test alert sent" in content.lower()  # the admin capitalises messages
-    assert telegram.texts()[0].startswith("🔔 Test alert (info)")
+    assert [t.split("\n")[0] for t in telegram.texts()] == ["🔔 Test alert (info)"] * 2
 
 
 def test_a_wrong_setting_is_a_form_error_naming_the_field(admin_client: Client) -> None:
