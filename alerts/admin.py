@@ -51,7 +51,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
     )
 
 
-def _setting_field(kind: str, setting: Setting, stored: dict[str, Any]) -> forms.Field:
+def _setting_field(setting: Setting, stored: dict[str, Any]) -> forms.Field:
     """One form field for one setting; a secret is write-only (typed in, never shown back)."""
     env = f"Empty settings: the environment's ({setting.env})."
     if setting.secret:
@@ -92,7 +92,7 @@ class ChannelForm(forms.ModelForm):
         stored = self.instance.config if self.instance.pk else {}
         for kind in self.kinds():
             for setting in transport_class(kind).SETTINGS:
-                self.fields[field_name(kind, setting)] = _setting_field(kind, setting, stored)
+                self.fields[field_name(kind, setting)] = _setting_field(setting, stored)
         if self.instance.pk and "kind" in self.fields:
             self.fields["kind"].disabled = True
             self.fields["kind"].help_text = "To change the kind, add a new channel."
@@ -127,8 +127,7 @@ class ChannelForm(forms.ModelForm):
 
     def save(self, commit: bool = True) -> Channel:
         channel: Channel = super().save(commit=False)
-        previous = self.instance.config if self.instance.pk else {}
-        before = Channel.objects.filter(pk=channel.pk).values_list("config", flat=True).first() or previous
+        before = channel.config  # the settings are not a model field of the form: still the stored ones
         channel.config = getattr(self, "new_config", before)
         if channel.pk and channel.config != before:
             # A new destination is a fresh start after a permanent failure.
