@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Max, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
@@ -48,7 +49,13 @@ class AlertRuleAdmin(admin.ModelAdmin):
             {"fields": ("name", "kind", "event_kind", "threshold", "level", "enabled", "cooldown_minutes")},
         ),
         ("Scope", {"fields": ("bot", "strategy", "symbol", "per_trade")}),
+        (
+            "Channels",
+            {"fields": ("channels",), "description": "None chosen: every channel that takes the level."},
+        ),
     )
+    # Tick boxes: usable on a phone, unlike a multiple-select list.
+    formfield_overrides = {models.ManyToManyField: {"widget": forms.CheckboxSelectMultiple}}
 
 
 def _setting_field(setting: Setting, stored: dict[str, Any]) -> forms.Field:

@@ -197,6 +197,20 @@ def test_a_rule_that_names_channels_goes_to_them_alone(
     assert len(raise_alert(source="daily_loss", level="warning", title="loss", rule=other)) == 5
 
 
+def test_a_rules_channels_are_ticked_in_its_admin_page(admin_client: Client, fast_http: Any) -> None:
+    desk = make_channel("desk", "email", {"to": ["ops@example.com"]})
+    rule = AlertRule.objects.get(name="max-daily-loss")
+    url = f"/admin/alerts/alertrule/{rule.pk}/change/"
+    page = admin_client.get(url)
+    assert page.status_code == 200 and f'name="channels" value="{desk.pk}"' in page.content.decode()
+    form = page.context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k != "channels"}
+    data |= {"enabled": "on", "bot": "", "channels": [str(desk.pk)]}
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert list(rule.channels.values_list("name", flat=True)) == ["desk"]
+
+
 def test_a_rule_whose_channels_are_all_off_stores_its_alert(discord: DiscordServer, fast_http: Any) -> None:
     Channel.objects.filter(name="discord").update(config={"webhook_url": discord.url})
     off = make_channel("off", "discord", {"webhook_url": discord.url}, enabled=False)

@@ -14,6 +14,7 @@ from alerts.delivery import deliver_pending
 from alerts.models import Alert, AlertState, Channel
 from tests.channel_fixtures import *  # noqa: F403
 from tests.channel_fixtures import all_text, make_channel, ntfy_config, send
+from tests.harness import manage, site_env
 from tests.ntfy_server import TOKEN, TOPIC, NtfyServer
 
 pytestmark = pytest.mark.django_db
@@ -117,3 +118,10 @@ def test_the_default_channel_comes_from_the_environment(ntfy: NtfyServer, fast_h
     (alert,) = send("critical")
     assert alert.channel.name == "ntfy" and alert.state == AlertState.SENT
     assert ntfy.messages[0]["priority"] == 5
+
+
+def test_a_malformed_variable_stops_start_up_naming_it_without_echoing_it(tmp_path: Any) -> None:
+    result = manage(site_env(tmp_path, NTFY_URL="ntfy.sh/topic"), "check", check=False)
+    assert result.returncode != 0
+    (line,) = result.stderr.strip().splitlines()
+    assert "NTFY_URL" in line and "ntfy.sh/topic" not in line

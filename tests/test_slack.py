@@ -14,6 +14,7 @@ from alerts.delivery import deliver_pending
 from alerts.models import Alert, AlertState, Channel
 from tests.channel_fixtures import *  # noqa: F403
 from tests.channel_fixtures import all_text, make_channel, send, slack_config
+from tests.harness import manage, site_env
 from tests.slack_server import SECRET, SlackServer
 
 pytestmark = pytest.mark.django_db
@@ -103,3 +104,12 @@ def test_the_webhook_secret_never_reaches_logs_attempts_text_or_pages(
     assert (
         "hooks" not in Alert.objects.order_by("pk").first().message or "xSl…" in Alert.objects.first().message
     )
+
+
+def test_a_malformed_variable_stops_start_up_naming_it_without_echoing_it(tmp_path: Any) -> None:
+    result = manage(
+        site_env(tmp_path, SLACK_WEBHOOK_URL="hooks.slack.com/services/T/B/secret-part"), "check", check=False
+    )
+    assert result.returncode != 0
+    (line,) = result.stderr.strip().splitlines()
+    assert "SLACK_WEBHOOK_URL" in line and "hooks.slack.com/services/T/B/secret-part" not in line
