@@ -113,3 +113,10 @@ def test_a_malformed_variable_stops_start_up_naming_it_without_echoing_it(tmp_pa
     assert result.returncode != 0
     (line,) = result.stderr.strip().splitlines()
     assert "SLACK_WEBHOOK_URL" in line and "hooks.slack.com/services/T/B/secret-part" not in line
+
+
+def test_the_default_channel_comes_from_the_environment(slack: SlackServer, fast_http: Any) -> None:
+    fast_http.SLACK_WEBHOOK_URL = slack.url
+    (alert,) = send()
+    assert alert.channel.name == "slack" and alert.channel.uses_environment
+    assert alert.state == AlertState.SENT and len(slack.messages) == 1
