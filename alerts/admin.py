@@ -6,8 +6,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.db import models
+from django.db.models import Max, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -27,6 +28,7 @@ from alerts.models import (
 )
 from alerts.rules import describe, problems
 from alerts.tasks import enqueue
+from alerts.transports import TRANSPORTS, ConfigError, Setting, transport_class
 from trades.paging import CappedCountPaginator
 
 
@@ -81,7 +83,14 @@ class AlertRuleAdmin(admin.ModelAdmin):
             {"fields": ("name", "kind", "event_kind", "threshold", "level", "enabled", "cooldown_minutes")},
         ),
         ("Scope", {"fields": ("bot", "strategy", "symbol", "per_trade")}),
+        (
+            "Channels",
+            {"fields": ("channels",), "description": "None chosen: every channel that takes the level."},
+        ),
     )
+    # Tick boxes: usable on a phone, unlike a multiple-select list.
+    formfield_overrides = {models.ManyToManyField: {"widget": forms.CheckboxSelectMultiple}}
+
 
     def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type[forms.ModelForm]:
         return super().get_changelist_form(request, form=AlertRuleForm, **kwargs)
@@ -110,52 +119,95 @@ class AlertRuleAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, *args, **kwargs)
 
 
-class ChannelForm(forms.ModelForm):
-    """The webhook URL is write-only: typed in, never shown back (it is the secret)."""
-
-    webhook_url = forms.CharField(
+def _setting_field(setting: Setting, stored: dict[str, Any]) -> forms.Field:
+    """One form field for one setting; a secret is write-only (typed in, never shown back)."""
+    env = f"Empty settings: the environment's ({setting.env})."
+    if setting.secret:
+        return forms.CharField(
+            label=setting.label,
+            required=False,
+            widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "size": 80}),
+            help_text=" ".join(p for p in (setting.help, "Leave empty to keep the current one.", env) if p),
+        )
+    value = stored.get(setting.key, "")
+    return forms.CharField(
+        label=setting.label,
         required=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "size": 80}),
-        help_text="Leave empty to keep the current one. Without one, DISCORD_WEBHOOK_URL is used.",
+        initial=", ".join(value) if isinstance(value, list) else value,
+        widget=forms.TextInput(attrs={"size": 60}),
+        help_text=" ".join(p for p in (setting.help, env) if p),
     )
+
+
+class ChannelForm(forms.ModelForm):
+    """The kind's settings as fields, checked by its transport; secrets are write-only.
+
+    A new channel shows every kind's settings (only the chosen kind's are
+    read); a saved one shows its own kind's, and keeps its kind.
+    """
+
     use_environment = forms.BooleanField(
-        required=False, help_text="Forget the URL entered here and use DISCORD_WEBHOOK_URL."
+        required=False,
+        help_text="Forget the settings entered here and use the environment's for this kind.",
     )
 
     class Meta:
         model = Channel
-        fields = (
-            "name",
-            "kind",
-            "webhook_url",
-            "min_level",
-            "enabled",
-            "rate_limit_per_minute",
-            "disabled_reason",
-        )
+        fields = ("name", "kind", "min_level", "enabled", "rate_limit_per_minute", "disabled_reason")
 
-    def clean_webhook_url(self) -> str:
-        value = self.cleaned_data["webhook_url"].strip()
-        if value and not value.startswith(("https://", "http://")):
-            raise forms.ValidationError(
-                "Enter the webhook URL Discord shows (https://discord.com/api/webhooks/…)."
-            )
-        return value
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        stored = self.instance.config if self.instance.pk else {}
+        for kind in self.kinds():
+            for setting in transport_class(kind).SETTINGS:
+                self.fields[field_name(kind, setting)] = _setting_field(setting, stored)
+        if self.instance.pk and "kind" in self.fields:
+            self.fields["kind"].disabled = True
+            self.fields["kind"].help_text = "To change the kind, add a new channel."
+
+    def kinds(self) -> list[str]:
+        return [self.instance.kind] if self.instance.pk else list(TRANSPORTS)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        kind = self.instance.kind if self.instance.pk else cleaned.get("kind")
+        if kind not in TRANSPORTS:
+            return cleaned
+        transport = transport_class(kind)
+        stored = self.instance.config if self.instance.pk else {}
+        self.new_config: dict[str, Any] = {}
+        if cleaned.get("use_environment"):
+            return cleaned
+        values: dict[str, Any] = {}
+        for setting in transport.SETTINGS:
+            value = (cleaned.get(field_name(kind, setting)) or "").strip()
+            if not value and setting.secret:
+                value = stored.get(setting.key, "")  # blank on change keeps the stored secret
+            if value:
+                values[setting.key] = value
+        if values:
+            try:
+                values = transport.check(values)
+            except ConfigError as exc:
+                self.add_error(field_name(kind, transport.setting(exc.key)), exc.problem)
+        self.new_config = values
+        return cleaned
 
     def save(self, commit: bool = True) -> Channel:
         channel: Channel = super().save(commit=False)
-        new_url = self.cleaned_data.get("webhook_url")
-        if self.cleaned_data.get("use_environment"):
-            channel.webhook_url = ""
-        elif not new_url and self.instance.pk:
-            channel.webhook_url = Channel.objects.get(pk=self.instance.pk).webhook_url
-        if new_url or self.cleaned_data.get("use_environment"):
+        before = channel.config  # the settings are not a model field of the form: still the stored ones
+        channel.config = getattr(self, "new_config", before)
+        if channel.pk and channel.config != before:
             # A new destination is a fresh start after a permanent failure.
             channel.disabled_reason = ""
             channel.disabled_at = None
         if commit:
             channel.save()
         return channel
+
+
+def field_name(kind: str, setting: Setting) -> str:
+    return f"{kind}__{setting.key}"
 
 
 @admin.action(description="Send a test alert through the selected channels")
@@ -179,35 +231,88 @@ class ChannelAdmin(admin.ModelAdmin):
         "name",
         "kind",
         "destination_shown",
+        "status",
+        "last_success",
         "min_level",
         "enabled",
         "rate_limit_per_minute",
-        "status",
     )
     list_editable = ("min_level", "enabled", "rate_limit_per_minute")
-    readonly_fields = ("destination_shown", "disabled_at")
+    list_filter = ("kind", "enabled")
+    readonly_fields = ("destination_shown", "status", "last_success", "disabled_at")
     actions = (send_test, resume_channel)
 
-    def get_fields(self, request: HttpRequest, obj: Channel | None = None) -> list[str]:
-        fields = ["name", "kind", "destination_shown", "webhook_url", "use_environment", "min_level"]
-        return [*fields, "enabled", "rate_limit_per_minute", "disabled_reason", "disabled_at"]
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Channel]:
+        return super().get_queryset(request).annotate(last_sent=Max("alert__sent_at"))
 
-    @admin.display(description="webhook")
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        # The kind's setting fields are made by the form itself, not the model: name only the model's.
+        kwargs["fields"] = [*ChannelForm.Meta.fields, "use_environment"]
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Channel | None = None) -> list[tuple[Any, Any]]:
+        general = ["name", "kind"]
+        if obj is not None:
+            general += ["destination_shown", "status", "last_success"]
+        fieldsets: list[tuple[Any, Any]] = [(None, {"fields": general})]
+        for kind in [obj.kind] if obj is not None else list(TRANSPORTS):
+            transport = transport_class(kind)
+            fieldsets.append(
+                (
+                    f"{transport.label} settings",
+                    {"fields": [field_name(kind, s) for s in transport.SETTINGS]},
+                )
+            )
+        fieldsets.append((None, {"fields": ["use_environment"]}))
+        fieldsets.append(
+            (
+                "Delivery",
+                {
+                    "fields": [
+                        "min_level",
+                        "enabled",
+                        "rate_limit_per_minute",
+                        "disabled_reason",
+                        "disabled_at",
+                    ]
+                },
+            )
+        )
+        return fieldsets
+
+    def response_change(self, request: HttpRequest, obj: Channel) -> HttpResponse:
+        if "_send_test" in request.POST:
+            send_test(self, request, Channel.objects.filter(pk=obj.pk))
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
+
+    @admin.display(description="destination")
     def destination_shown(self, channel: Channel) -> str:
-        if not channel.destination:
-            return "none: alerts are stored, not sent (set DISCORD_WEBHOOK_URL)"
-        origin = "entered here" if channel.webhook_url else "from DISCORD_WEBHOOK_URL"
-        return f"{channel.masked_destination} ({origin})"
+        if channel.kind not in TRANSPORTS:
+            return f"unknown kind {channel.kind!r}"
+        if not channel.is_configured:
+            names = ", ".join(s.env for s in channel.transport_class.SETTINGS if s.required)
+            return f"none: alerts are stored, not sent (set {names} or enter settings here)"
+        origin = "from the environment" if channel.uses_environment else "entered here"
+        return f"{channel.destination} ({origin})"
 
-    @admin.display(description="status")
+    @admin.display(description="state")
     def status(self, channel: Channel) -> str:
         if channel.disabled_reason:
+            since = f" since {channel.disabled_at:%Y-%m-%d %H:%M}" if channel.disabled_at else ""
             return format_html(
-                '<strong style="color:#ba2121">⚠ disabled: {}</strong>', channel.disabled_reason
+                '<strong style="color:#ba2121">⚠ disabled{}: {}</strong>', since, channel.disabled_reason
             )
         if not channel.enabled:
             return "off"
-        return "ok" if channel.destination else "no webhook"
+        return "working" if channel.is_configured else "not configured"
+
+    @admin.display(description="last success")
+    def last_success(self, channel: Channel) -> str:
+        last = getattr(channel, "last_sent", None)
+        if last is None:
+            last = Alert.objects.filter(channel=channel).aggregate(last=Max("sent_at"))["last"]
+        return f"{timezone.localtime(last):%Y-%m-%d %H:%M}" if last else "never"
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         _warn_disabled_channels(request)
@@ -225,7 +330,7 @@ def _warn_disabled_channels(request: HttpRequest, channels: QuerySet[Channel] | 
         messages.warning(
             request,
             f"Channel {channel.name} is disabled: {channel.disabled_reason}. Alerts for it wait; "
-            "fix the webhook URL, or use the 'Resume delivery' action.",
+            "fix its settings, or use the 'Resume delivery' action.",
         )
 
 

@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "SITE_ALERT_COOLDOWN_MINUTES": 60,
     # Health says "degraded" when an alert has waited unsent longer than this.
     "ALERT_OUTBOX_STALE_MINUTES": 5,
+    # The e-mail channel sends through Django's SMTP backend whatever EMAIL_BACKEND says
+    # (the test runner swaps that one for an in-memory box).
+    "ALERT_EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
 }
 
 

@@ -14,12 +14,17 @@ The format (see docs/ALERTS.md)::
         event: crash               # a bot event kind of the API
         level: critical
         cooldown_minutes: 0
+        channels: [ops-telegram]   # only these channels (default: every one that takes the level)
     channels:
       discord:
-        kind: discord
+        kind: discord              # discord, telegram, ntfy, slack, email, webhook
         min_level: info
         enabled: true
         rate_limit_per_minute: 5   # the webhook URL never goes in a file
+      ops-telegram:
+        kind: telegram
+        min_level: critical
+        chat_id: "-1001234567890"  # settings that are not secret; the bot token is entered in the admin
     daily_summary:
       enabled: true
       time: "16:05"                # market time
@@ -40,8 +45,9 @@ from typing import Any
 import yaml
 from django.db import transaction
 
-from alerts.models import AlertRule, Channel, ChannelKind, Level, RuleKind, SummarySchedule
+from alerts.models import AlertRule, Channel, Level, RuleKind, SummarySchedule
 from alerts.rules import problems
+from alerts.transports import TRANSPORTS, transport_class
 from trades.models import Bot, EventKind
 
 RULE_KEYS = (
@@ -55,6 +61,7 @@ RULE_KEYS = (
     "bot",
     "strategy",
     "symbol",
+    "channels",
 )
 CHANNEL_KEYS = ("kind", "min_level", "enabled", "rate_limit_per_minute")
 SUMMARY_KEYS = ("enabled", "time")
@@ -74,6 +81,7 @@ class Parsed:
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     summary: dict[str, Any] | None = None
     sections: set[str] = field(default_factory=set)
+    rule_nodes: dict[str, yaml.Node] = field(default_factory=dict)
 
 
 # --- reading -------------------------------------------------------------------
@@ -178,6 +186,8 @@ def _rule(name: str, node: yaml.Node, path: str) -> dict[str, Any]:
             if bot_name and bot is None:
                 raise _error(value_node, where, f"no bot named {bot_name!r}")
             values["bot"] = bot
+        elif key == "channels":
+            values["channels"] = _names(value_node, where)
         else:
             values[key] = _text(value_node, where, 100 if key == "strategy" else 32)
     for required in ("kind", "level"):
@@ -195,27 +205,65 @@ def _rule(name: str, node: yaml.Node, path: str) -> dict[str, Any]:
     return defaults | values
 
 
+def _names(node: yaml.Node, path: str) -> list[str]:
+    """A list of channel names (checked against the channels once the whole file is read)."""
+    if not isinstance(node, yaml.SequenceNode):
+        raise _error(node, path, "expected a list of channel names, e.g. [discord, ops-telegram]")
+    names = []
+    for item in node.value:
+        name = _scalar(item, path)
+        if not isinstance(name, str) or not NAME.match(name):
+            raise _error(item, path, f"expected a channel name, got {name!r}")
+        names.append(name)
+    return names
+
+
 def _channel(node: yaml.Node, path: str) -> dict[str, Any]:
-    values: dict[str, Any] = {"kind": ChannelKind.DISCORD, "min_level": Level.INFO, "enabled": True}
+    """A channel: its delivery keys and its kind's settings that are not secret (checked by its transport)."""
+    values: dict[str, Any] = {"kind": "discord", "min_level": Level.INFO, "enabled": True}
     values["rate_limit_per_minute"] = 5
-    for key, key_node, value_node in _mapping(node, path):
+    pairs = _mapping(node, path)
+    for key, _key_node, value_node in pairs:
+        if key == "kind":
+            values["kind"] = _choice(value_node, f"{path}.kind", list(TRANSPORTS))
+    transport = transport_class(values["kind"])
+    settings = {s.key: s for s in transport.SETTINGS}
+    config: dict[str, Any] = {}
+    for key, key_node, value_node in pairs:
         where = f"{path}.{key}"
-        if key == "webhook_url":
+        if key == "kind":
+            continue
+        if key in settings:
+            setting = settings[key]
+            if setting.secret:
+                raise _error(
+                    key_node,
+                    where,
+                    f"the {setting.label} is a secret: set {setting.env} or enter it in the admin",
+                )
+            if isinstance(value_node, yaml.SequenceNode):
+                raw: Any = [_scalar(item, where) for item in value_node.value]
+            else:
+                raw = _scalar(value_node, where)
+            try:
+                config[key] = setting.check(raw if isinstance(raw, list) else str(raw))
+            except ValueError as exc:
+                raise _error(value_node, where, str(exc)) from None
+        elif key not in CHANNEL_KEYS:
+            expected = [*CHANNEL_KEYS, *(s.key for s in transport.SETTINGS if not s.secret)]
             raise _error(
                 key_node,
                 where,
-                "the webhook URL is a secret: set DISCORD_WEBHOOK_URL or enter it in the admin",
+                f"unknown key for a {values['kind']} channel; expected one of {', '.join(expected)}",
             )
-        if key not in CHANNEL_KEYS:
-            raise _error(key_node, where, f"unknown key; expected one of {', '.join(CHANNEL_KEYS)}")
-        if key == "kind":
-            values[key] = _choice(value_node, where, ChannelKind.values)
         elif key == "min_level":
             values[key] = _choice(value_node, where, Level.values)
         elif key == "enabled":
             values[key] = _bool(value_node, where)
         else:
             values[key] = _int(value_node, where, 1)
+    if config:
+        values["settings"] = config
     return values
 
 
@@ -270,8 +318,15 @@ def parse(text: str) -> Parsed:
                 )
             if section == "rules":
                 parsed.rules[name] = _rule(name, item, f"rules.{name}")
+                parsed.rule_nodes[name] = item
             else:
                 parsed.channels[name] = _channel(item, f"channels.{name}")
+    known = set(parsed.channels) | set(Channel.objects.values_list("name", flat=True))
+    for name, values in parsed.rules.items():
+        unknown = [c for c in values.get("channels", []) if c not in known]
+        if unknown:
+            node = next(v for k, _, v in _mapping(parsed.rule_nodes[name], name) if k == "channels")
+            raise _error(node, f"rules.{name}.channels", f"no channel named {unknown[0]!r}")
     return parsed
 
 
@@ -285,28 +340,21 @@ class ImportReport:
 
 
 def apply(parsed: Parsed, *, replace: bool = False) -> ImportReport:
-    """Write a parsed file in one transaction, rules and channels by name.
+    """Write a parsed file in one transaction, channels and rules by name.
 
     ``replace`` removes the rules (channels) the file does not name, in the
     sections the file has: a file of rules alone never removes a channel.
+    A channel's settings from the file join the secrets it already holds
+    (which no file carries); without settings in the file they are left as they are.
     """
+    _check_removed_channels(parsed, replace)
     report = ImportReport()
     with transaction.atomic():
-        for model, items, label in ((AlertRule, parsed.rules, "rule"), (Channel, parsed.channels, "channel")):
+        for model, items, label in ((Channel, parsed.channels, "channel"), (AlertRule, parsed.rules, "rule")):
             if f"{label}s" not in parsed.sections:
                 continue
             for name, values in items.items():
-                current = model.objects.filter(name=name).first()
-                if current is None:
-                    model.objects.create(name=name, **values)
-                    report.created.append(f"{label} {name}")
-                elif any(getattr(current, key) != value for key, value in values.items()):
-                    for key, value in values.items():
-                        setattr(current, key, value)
-                    current.save()
-                    report.updated.append(f"{label} {name}")
-                else:
-                    report.unchanged.append(f"{label} {name}")
+                _write(model, name, dict(values), label, report)
             others = model.objects.exclude(name__in=list(items))
             names = [f"{label} {n}" for n in others.values_list("name", flat=True)]
             if replace:
@@ -322,6 +370,57 @@ def apply(parsed: Parsed, *, replace: bool = False) -> ImportReport:
     return report
 
 
+def _check_removed_channels(parsed: Parsed, replace: bool) -> None:
+    """``--replace`` never removes a channel that a rule kept after the import still names.
+
+    Dropping it silently would widen that rule to every channel.
+    """
+    if not replace or "channels" not in parsed.sections:
+        return
+    doomed = set(Channel.objects.exclude(name__in=list(parsed.channels)).values_list("name", flat=True))
+    routes = {name: set(values.get("channels", [])) for name, values in parsed.rules.items()}
+    for rule in AlertRule.objects.filter(channels__name__in=doomed).distinct().prefetch_related("channels"):
+        if rule.name not in routes and "rules" not in parsed.sections:
+            routes[rule.name] = {c.name for c in rule.channels.all()}
+    for name, names in sorted(routes.items()):
+        if names & doomed:
+            raise ConfigFileError(
+                f"rules.{name}.channels: channel {sorted(names & doomed)[0]!r} is not in the file "
+                "and --replace removes it"
+            )
+
+
+def _write(model: type[Any], name: str, values: dict[str, Any], label: str, report: ImportReport) -> None:
+    current = model.objects.filter(name=name).first()
+    channel_names = values.pop("channels", None) if model is AlertRule else None
+    settings = values.pop("settings", None) if model is Channel else None
+    if settings is not None:
+        kept: dict[str, Any] = {}
+        if current is not None and current.kind == values["kind"]:
+            secret = {s.key for s in transport_class(current.kind).SETTINGS if s.secret}
+            kept = {k: v for k, v in current.config.items() if k in secret}
+        values["config"] = {**kept, **settings}
+    elif model is Channel and current is not None and current.kind != values["kind"]:
+        values["config"] = {}  # another kind's settings mean nothing to this one
+    changed = current is None or any(getattr(current, key) != value for key, value in values.items())
+    if current is None:
+        current = model.objects.create(name=name, **values)
+        report.created.append(f"{label} {name}")
+    elif changed:
+        for key, value in values.items():
+            setattr(current, key, value)
+        current.save()
+    if channel_names is not None or model is AlertRule:
+        wanted = set(channel_names or [])
+        have = set(current.channels.values_list("name", flat=True))
+        if wanted != have:
+            current.channels.set(Channel.objects.filter(name__in=wanted))
+            changed = True
+    if f"{label} {name}" in report.created:
+        return
+    (report.updated if changed else report.unchanged).append(f"{label} {name}")
+
+
 # --- writing -------------------------------------------------------------------------
 
 
@@ -329,10 +428,26 @@ def _number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+def _exported_channel(channel: Channel) -> dict[str, Any]:
+    """A channel's keys and its own settings that are not secret; never a secret."""
+    item: dict[str, Any] = {
+        "kind": channel.kind,
+        "min_level": channel.min_level,
+        "enabled": channel.enabled,
+        "rate_limit_per_minute": channel.rate_limit_per_minute,
+    }
+    if channel.kind in TRANSPORTS:
+        for setting in transport_class(channel.kind).SETTINGS:
+            value = channel.config.get(setting.key)
+            if value and not setting.secret:
+                item[setting.key] = value
+    return item
+
+
 def export() -> str:
     """The current rules, channels and summary time as alerts.yaml text (no secrets)."""
     rules: dict[str, Any] = {}
-    for rule in AlertRule.objects.select_related("bot").order_by("name"):
+    for rule in AlertRule.objects.select_related("bot").prefetch_related("channels").order_by("name"):
         item: dict[str, Any] = {"kind": rule.kind}
         if rule.kind == RuleKind.BOT_EVENT:
             item["event"] = rule.event_kind
@@ -346,16 +461,11 @@ def export() -> str:
                 item[key] = value
         if rule.symbol:
             item["symbol"] = rule.symbol
+        names = sorted(c.name for c in rule.channels.all())
+        if names:
+            item["channels"] = names
         rules[rule.name] = item
-    channels = {
-        channel.name: {
-            "kind": channel.kind,
-            "min_level": channel.min_level,
-            "enabled": channel.enabled,
-            "rate_limit_per_minute": channel.rate_limit_per_minute,
-        }
-        for channel in Channel.objects.order_by("name")
-    }
+    channels = {channel.name: _exported_channel(channel) for channel in Channel.objects.order_by("name")}
     schedule = SummarySchedule.current()
     document = {
         "rules": rules,

@@ -11,7 +11,7 @@ Guarantees and their limits:
   ``pending`` and sends it. The lease is longer than one send can take
   (attempts x timeout + waits), so a slow but living worker is never
   overtaken. The window where a message can arrive twice is the moment
-  between Discord accepting the POST and our UPDATE to ``sent``: a worker
+  between the service (Discord, Telegram …) accepting the message and our UPDATE to ``sent``: a worker
   killed exactly there (or a database write failing there) leads to a second
   copy. Webhooks have no idempotency key, so at-least-once is the best any
   client can do; everywhere else delivery is exactly once.
@@ -30,8 +30,9 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from alerts.conf import setting
+from alerts.http import remember_secrets
 from alerts.models import LEVEL_RANK, Alert, AlertState, Channel, DeliveryAttempt
-from alerts.transports import TransportError, transport_for
+from alerts.transports import TransportError, hide, transport_for
 
 logger = logging.getLogger(__name__)
 
@@ -276,6 +277,7 @@ def send_alert(alert: Alert, channel: Channel, clock: Callable[[], dt.datetime])
     transport = None
     error: TransportError | None = None
     try:
+        remember_secrets(channel.secrets())  # masked in every log line, a crash's traceback included
         transport = transport_for(channel)
         transport.send(alert)
     except TransportError as exc:
@@ -284,13 +286,17 @@ def send_alert(alert: Alert, channel: Channel, clock: Callable[[], dt.datetime])
         logger.exception("alerts: transport %s crashed on alert %s", channel.kind, alert.pk)
         error = TransportError(f"internal error ({type(exc).__name__})")
     finished = clock()
+    # A transport's own texts carry no secret; a server's answer might echo one back.
+    secrets = channel.secrets() if transport is not None else []
+    if error is not None:
+        error.message = hide(error.message, secrets)
     if transport is not None and transport.outcomes:
         DeliveryAttempt.objects.bulk_create(
             DeliveryAttempt(
                 alert_id=alert.pk,
                 channel=channel,
                 status_code=o.status_code,
-                error=o.error[:500],
+                error=hide(o.error, secrets)[:500],
                 duration_ms=o.duration_ms,
                 at=finished,
             )
@@ -333,6 +339,7 @@ def send_test_alert(channels: list[Channel] | None = None, level: str = "info") 
     Returns each channel with the alert's state afterwards (``sent``, or why not).
     """
     if channels is None:
+        Channel.objects.ensure_defaults()
         channels = list(Channel.objects.filter(enabled=True))
     now = timezone.now()
     results = []
@@ -347,7 +354,7 @@ def send_test_alert(channels: list[Channel] | None = None, level: str = "info") 
             fields=[["Channel", channel.name], ["Level", level]],
             created_at=now,
         )
-        if not channel.destination:
+        if not channel.is_configured:
             Alert.objects.filter(pk=alert.pk).update(state=AlertState.STORED)
         elif not channel.is_suspended:
             deliver_channel(channel)

@@ -32,9 +32,9 @@ from alerts.models import (
     RuleKind,
     Silence,
     TradingHalt,
-    mask_url,
 )
 from alerts.rules import judge_for
+from alerts.transports import hide
 from trades import market
 from trades.models import Bot, BotEvent, Trade, TradeQuerySet
 from trades.tables import format_number
@@ -63,7 +63,7 @@ def raise_alert(
     """Write the alert to the outbox: one row per channel that takes its level.
 
     Muted by a silence, it is stored as ``silenced``; with no usable channel
-    (no webhook configured) as ``stored``: either way it shows in the history.
+    (none configured, or none of the rule's) as ``stored``: either way it shows in the history.
     """
     now = now or timezone.now()
     secrets = _secrets()
@@ -80,26 +80,20 @@ def raise_alert(
     }
     if silenceable and Silence.objects.covering(rule, now):
         return [Alert.objects.create(**row, state=AlertState.SILENCED)]
-    channels = Channel.objects.for_level(level)
+    channels = Channel.objects.routes_for(level, rule)
     if not channels:
         return [Alert.objects.create(**row, state=AlertState.STORED)]
     return [Alert.objects.create(**row, channel=channel) for channel in channels]
 
 
 def _secrets() -> list[str]:
-    """Every webhook URL in use: the channels' own and the environment's."""
-    return sorted({c.destination for c in Channel.objects.all()} - {""})
+    """Every secret in use, as each transport declares them: the channels' own and the environment's."""
+    return Channel.objects.secrets()
 
 
 def scrub(text: str, secrets: list[str]) -> str:
-    """Never let a webhook URL (or its token) reach an alert's text."""
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, mask_url(secret))
-        token = secret.rstrip("/").rpartition("/")[2]
-        if len(token) >= 16 and token in text:
-            text = text.replace(token, token[:3] + "…")
-    return text
+    """Never let a secret (a webhook URL, a bot token, a password, or a long piece) reach alert text."""
+    return hide(text, secrets)
 
 
 # --- conditions: dedup and cooldown ------------------------------------------

@@ -1,20 +1,23 @@
 """All outbound HTTP of the alerts app: one wrapper with a timeout and bounded retries.
 
-Nothing here logs or returns the URL: for a webhook the URL is the secret.
+It knows no service: each transport passes how to read its service's wait
+(``retry_after``) and error text (``describe``), and the secrets its request
+carries, which are masked in every log line (urllib3 logs each request line,
+tokens in the path included). Nothing here returns or logs a URL.
 """
 
 from __future__ import annotations
 
 import logging
-import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import requests
 
 from alerts.conf import setting
-from alerts.transports.base import Outcome, TransportError
+from alerts.transports.base import Outcome, TransportError, hide
 
 # One pooled session per process: a kept-alive connection saves the TLS
 # handshake (~100 ms to Discord) on every alert after the first.
@@ -22,30 +25,45 @@ _session = requests.Session()
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 
-_WEBHOOK_TOKEN = re.compile(r"(/api/webhooks/[^/\s]+/)[^/\s?\"']+")
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
 
 
-class _HideWebhookTokens(logging.Filter):
-    """urllib3 logs each request line at DEBUG, webhook token included; mask it wherever it goes."""
+def remember_secrets(secrets: Iterable[str]) -> None:
+    """Mask these in every log line of this process from now on."""
+    with _secrets_lock:
+        _secrets.update(s for s in secrets if s)
+
+
+class HideSecrets(logging.Filter):
+    """Masks every secret a transport has used, wherever the record goes (file, console, Loki).
+
+    The traceback too: it is formatted here, masked, and kept as the record's
+    ``exc_text``, which every formatter uses as it is.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if not _secrets:
+            return True
+        secrets = list(_secrets)
         message = record.getMessage()
-        if "/api/webhooks/" in message:
-            record.msg, record.args = _WEBHOOK_TOKEN.sub(r"\1***", message), ()
+        hidden = hide(message, secrets)
+        if hidden != message:
+            record.msg, record.args = hidden, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = hide(record.exc_text, secrets)
         return True
 
 
-logging.getLogger("urllib3.connectionpool").addFilter(_HideWebhookTokens())
+# urllib3 logs each request line (tokens in the path); the alerts app logs delivery failures.
+for _name in ("urllib3.connectionpool", "alerts.delivery", "alerts.tasks", "alerts.evaluation"):
+    logging.getLogger(_name).addFilter(HideSecrets())
 
 
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """Discord's wait on a 429: the JSON body's ``retry_after`` (float seconds), else ``Retry-After``."""
-    try:
-        body = response.json()
-        if isinstance(body, dict) and body.get("retry_after") is not None:
-            return max(0.0, float(body["retry_after"]))
-    except (ValueError, TypeError):
-        pass
+def header_retry_after(response: requests.Response) -> float | None:
+    """The ``Retry-After`` header in seconds (HTTP's own way to ask for a wait)."""
     header = response.headers.get("Retry-After")
     if header:
         try:
@@ -55,15 +73,25 @@ def retry_after_seconds(response: requests.Response) -> float | None:
     return None
 
 
-def post_json(
+def reason(response: requests.Response) -> str:
+    """A short, secret-free description of an error answer: the status line's reason."""
+    return (response.reason or "")[:200]
+
+
+def post(
     url: str,
-    payload: dict[str, Any],
     *,
     record: Callable[[Outcome], None],
+    json: Any = None,
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
     params: dict[str, str] | None = None,
+    secrets: Iterable[str] = (),
+    retry_after: Callable[[requests.Response], float | None] = header_retry_after,
+    describe: Callable[[requests.Response], str] = reason,
     sleep: Callable[[float], None] = time.sleep,
 ) -> requests.Response:
-    """POST ``payload``; retry timeouts, connection errors, 5xx and 429 a bounded number of times.
+    """POST; retry timeouts, connection errors, 5xx and 429 a bounded number of times.
 
     Returns the first response that is not worth retrying (2xx or a 4xx other
     than 429). Raises ``TransportError`` when the retries run out, or when the
@@ -71,6 +99,8 @@ def post_json(
     (``ALERT_HTTP_MAX_WAIT``): the caller then schedules the next try.
     ``record`` is called once per request with its status, error and duration.
     """
+    secrets = list(secrets)
+    remember_secrets(secrets)
     attempts = setting("ALERT_HTTP_ATTEMPTS")
     timeout = setting("ALERT_HTTP_TIMEOUT")
     max_wait = setting("ALERT_HTTP_MAX_WAIT")
@@ -78,7 +108,9 @@ def post_json(
     for attempt in range(1, attempts + 1):
         started = time.monotonic()
         try:
-            response = _session.post(url, json=payload, params=params, timeout=timeout)
+            response = _session.post(
+                url, json=json, data=data, headers=headers, params=params, timeout=timeout
+            )
         except requests.Timeout:
             last_error = f"no answer within {timeout:g} s"
             record(Outcome(None, last_error, _ms(started)))
@@ -89,14 +121,15 @@ def post_json(
             record(Outcome(None, last_error, _ms(started)))
             wait = _backoff(attempt)
         else:
+            text = hide(describe(response), secrets) if not response.ok else ""
             if response.status_code not in RETRYABLE_STATUS:
-                record(Outcome(response.status_code, "" if response.ok else _reason(response), _ms(started)))
+                record(Outcome(response.status_code, text, _ms(started)))
                 return response
-            last_error = f"HTTP {response.status_code}: {_reason(response)}"
+            last_error = f"HTTP {response.status_code}: {text}"
             record(Outcome(response.status_code, last_error, _ms(started)))
             if response.status_code == 429:
-                wait = retry_after_seconds(response)
-                wait = _backoff(attempt) if wait is None else wait
+                asked = retry_after(response)
+                wait = _backoff(attempt) if asked is None else asked
                 if wait > max_wait or attempt == attempts:
                     raise TransportError(
                         f"rate limited by the server: retry after {wait:.2f} s",
@@ -117,13 +150,3 @@ def _backoff(attempt: int) -> float:
 
 def _ms(started: float) -> float:
     return round((time.monotonic() - started) * 1000, 1)
-
-
-def _reason(response: requests.Response) -> str:
-    """A short, secret-free description of an error answer."""
-    try:
-        body = response.json()
-        message = body.get("message") if isinstance(body, dict) else None
-    except ValueError:
-        message = None
-    return (str(message) if message else response.reason or "")[:200]

@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
-from django.db import connections, models
+from django.db import IntegrityError, connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from alerts.transports import TRANSPORTS, Transport, kind_choices, transport_class
 from trades import market
 from trades.models import Bot, EventKind
 
@@ -91,6 +91,12 @@ class AlertRule(models.Model):
     )
     strategy = models.CharField(max_length=100, blank=True, help_text="Empty: every strategy.")
     symbol = models.CharField(max_length=32, blank=True, help_text="Empty: every symbol.")
+    channels = models.ManyToManyField(
+        "Channel",
+        blank=True,
+        related_name="rules",
+        help_text="Empty: every enabled channel that takes the rule's level.",
+    )
 
     objects = AlertRuleQuerySet.as_manager()
 
@@ -123,27 +129,81 @@ class AlertRule(models.Model):
         return ", ".join(p for p in parts if p) or "all trades"
 
 
-class ChannelKind(models.TextChoices):
-    DISCORD = "discord", "Discord webhook"
-
-
 class ChannelQuerySet(models.QuerySet["Channel"]):
+    def ensure_defaults(self) -> None:
+        """The default channel of each kind whose environment variables are set, named after its kind.
+
+        ``discord`` comes with the first migration; the others appear once their
+        variables are set (``TELEGRAM_BOT_TOKEN`` and ``TELEGRAM_CHAT_ID`` make
+        ``telegram``). Costs one SELECT when any is configured, none otherwise.
+        """
+        wanted = {kind for kind in TRANSPORTS if _environment_complete(kind)}
+        if not wanted:
+            return
+        existing = set(Channel.objects.filter(name__in=wanted).values_list("name", flat=True))
+        for kind in sorted(wanted - existing):
+            try:
+                with transaction.atomic():
+                    Channel.objects.get_or_create(name=kind, defaults={"kind": kind})
+            except IntegrityError:
+                pass  # another worker made it first
+
     def for_level(self, level: str) -> list[Channel]:
-        """Enabled channels with a destination that take alerts of ``level``."""
+        """Enabled, configured channels that take alerts of ``level``."""
+        self.ensure_defaults()
         channels = self.filter(
             enabled=True,
             min_level__in=[name for name, rank in LEVEL_RANK.items() if rank <= LEVEL_RANK[level]],
         )
-        return [channel for channel in channels if channel.destination]
+        return [channel for channel in channels if channel.is_configured]
+
+    def routes_for(self, level: str, rule: AlertRule | None = None) -> list[Channel]:
+        """Where an alert of ``level`` raised by ``rule`` goes.
+
+        Every enabled channel whose minimum level it reaches; a rule that names
+        channels goes to those of them alone (their minimum level still applies).
+        """
+        channels = self.for_level(level)
+        if rule is not None and rule.pk is not None:
+            named = set(rule.channels.values_list("pk", flat=True))
+            if named:
+                channels = [channel for channel in channels if channel.pk in named]
+        return channels
+
+    def secrets(self) -> list[str]:
+        """Every secret in use, the environment's and each channel's own: masked in every text we write."""
+        found: list[str] = []
+        for kind in TRANSPORTS:
+            transport = transport_class(kind)
+            found += transport.secrets_of(transport.environment())
+        for kind, config in self.values_list("kind", "config"):
+            if kind in TRANSPORTS and config:
+                found += transport_class(kind).secrets_of(config)
+        return sorted(set(found))
+
+
+def _environment_complete(kind: str) -> bool:
+    transport = transport_class(kind)
+    return transport.is_complete(transport.environment())
 
 
 class Channel(models.Model):
-    """Where alerts go: for now a Discord webhook."""
+    """Where alerts go: one destination of one kind (Discord, Telegram, ntfy, Slack, e-mail, webhook).
+
+    ``config`` holds the kind's settings, checked by its transport. Empty, the
+    channel uses the environment's settings for its kind as a whole (the
+    default channel); a channel's own settings never mix with the
+    environment's, so a token set for one server is never sent to another.
+    """
 
     name = models.SlugField(max_length=100, unique=True)
-    kind = models.CharField(max_length=32, choices=ChannelKind.choices, default=ChannelKind.DISCORD)
-    webhook_url = models.CharField(
-        max_length=500, blank=True, help_text="Empty: the DISCORD_WEBHOOK_URL environment variable."
+    kind = models.CharField(max_length=32, choices=kind_choices, default="discord")
+    config = models.JSONField(
+        "settings",
+        default=dict,
+        blank=True,
+        help_text="The kind's settings, secrets included (never shown back). "
+        "Empty: the environment's (e.g. DISCORD_WEBHOOK_URL).",
     )
     min_level = models.CharField("minimum level", max_length=16, choices=Level.choices, default=Level.INFO)
     enabled = models.BooleanField(default=True)
@@ -170,27 +230,37 @@ class Channel(models.Model):
         return self.name
 
     @property
-    def destination(self) -> str:
-        """The webhook URL: the channel's own, else the environment's. A secret: never log it."""
-        return self.webhook_url or (settings.DISCORD_WEBHOOK_URL or "")
+    def transport_class(self) -> type[Transport]:
+        return transport_class(self.kind)
 
     @property
-    def masked_destination(self) -> str:
-        return mask_url(self.destination)
+    def uses_environment(self) -> bool:
+        return not self.config
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The settings in force: the channel's own, else the environment's. Secrets: never log them."""
+        if self.kind not in TRANSPORTS:
+            return {}
+        return dict(self.config) if self.config else self.transport_class.environment()
+
+    @property
+    def is_configured(self) -> bool:
+        return self.kind in TRANSPORTS and self.transport_class.is_complete(self.settings)
+
+    @property
+    def destination(self) -> str:
+        """Where alerts go, masked (fit for pages and logs); empty when not configured."""
+        if not self.is_configured:
+            return ""
+        return self.transport_class(self).destination()
+
+    def secrets(self) -> list[str]:
+        return self.transport_class.secrets_of(self.settings) if self.kind in TRANSPORTS else []
 
     @property
     def is_suspended(self) -> bool:
         return bool(self.disabled_reason)
-
-
-def mask_url(url: str) -> str:
-    """``https://discord.com/api/webhooks/1234…/abc…``: enough to recognise, not enough to use."""
-    if not url:
-        return ""
-    head, _, tail = url.rpartition("/")
-    if not head:
-        return url[:8] + "…"
-    return f"{head[:45]}…/{tail[:3]}…"
 
 
 class SilenceQuerySet(models.QuerySet["Silence"]):

@@ -190,6 +190,9 @@ def _deliver_now(alerts: list[Alert]) -> str:
     if all(state == AlertState.SENT for state in states):
         return f"Sent {len(states)} summary message(s)."
     if all(state == AlertState.STORED for state in states):
-        return "Stored in the alert history; not sent: no channel is configured (set DISCORD_WEBHOOK_URL)."
+        return (
+            "Stored in the alert history; not sent: no channel is configured "
+            "(set a channel's variables, see .env.example, or add one in the admin)."
+        )
     counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
     return f"Summary messages: {counts} (see the alert history in the admin)."

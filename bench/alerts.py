@@ -1,12 +1,15 @@
-"""Alerts benchmark: breach-to-Discord latency, and what rules cost single-trade ingestion.
+"""Alerts benchmark: breach-to-channel latency, and what rules cost single-trade ingestion.
 
-Run as ``.venv/bin/python bench/alerts.py [--alerts N] [--seconds S] [--rounds R]``.
-It starts the site as users run it (its web server, and a real ``manage.py qcluster``) over
-a throwaway SQLite database, and the tests' loopback Discord webhook, then measures:
+Run as ``.venv/bin/python bench/alerts.py [--alerts N] [--seconds S] [--rounds R]
+[--channels discord,telegram]``. It starts the site as users run it (its web server, and a
+real ``manage.py qcluster``) over a throwaway SQLite database, and the tests' loopback
+stand-ins of the chosen channels (Discord's webhook, Telegram's Bot API; Telegram is
+configured by its environment variables, as its default channel), then measures:
 
-1. latency: from the API's answer to a trade that breaches the max daily loss, to the
-   loopback webhook receiving the critical alert (one breach at a time, each on its
-   own trading day so each raises a new alert; only that rule on); target p95 <= 2 s.
+1. latency: from the API's answer to a trade that breaches the max daily loss, to each
+   loopback service receiving the critical alert (one breach at a time, each on its
+   own trading day so each raises a new alert; only that rule on); target p95 <= 2 s
+   for every channel.
    The cluster's ORM broker polls its queue every ``Q_CLUSTER["poll"]`` = 0.5 s when
    idle, which is most of the figure (see docs/ALERTS.md);
 2. throughput: single-trade POSTs from 4 client processes with every default rule on,
@@ -51,7 +54,9 @@ from common import (
 )
 
 sys.path.insert(0, str(ROOT))
+from tests import telegram_server
 from tests.discord_server import DiscordServer  # the loopback webhook the tests use
+from tests.telegram_server import TelegramServer
 
 LATENCY_TARGET_P95_S = 2.0
 THROUGHPUT_TARGET_RATIO = 0.90
@@ -98,10 +103,12 @@ def post(port: int, key: str, trade: dict[str, object]) -> int:
         return response.status
 
 
-def measure_latency(port: int, key: str, discord: DiscordServer, count: int) -> list[float]:
-    """Seconds from the API's answer to the webhook's receipt, per breach (the first one warms up)."""
+def measure_latency(
+    port: int, key: str, discord: DiscordServer | None, telegram: TelegramServer | None, count: int
+) -> dict[str, list[float]]:
+    """Seconds from the API's answer to each service's receipt, per breach (the first one warms up)."""
     first_day = dt.date(2025, 1, 6)
-    latencies = []
+    latencies: dict[str, list[float]] = {}
     for n in range(count + 1):
         day = first_day + dt.timedelta(days=n)
         trade = {
@@ -113,17 +120,32 @@ def measure_latency(port: int, key: str, discord: DiscordServer, count: int) -> 
             "pnl": -1500,
             "executed_at": f"{day.isoformat()}T15:00:00-05:00",
         }
-        seen = len(discord.messages)
+        seen_discord = len(discord.messages) if discord else 0
+        seen_telegram = len(telegram.messages) if telegram else 0
         status = post(port, key, trade)
-        answered = time.time()
+        answered, answered_mono = time.time(), time.monotonic()
         if status != 201:
             raise RuntimeError(f"the breaching trade got HTTP {status}")
-        message = discord.wait_for_messages(seen + 1, timeout=60)[seen]
-        title = message.payload["embeds"][0]["title"]
-        if not title.startswith("🚨") or str(day) not in title:
-            raise RuntimeError(f"unexpected alert: {title}")
-        if n:
-            latencies.append(message.at - answered)
+        if discord is not None:
+            message = discord.wait_for_messages(seen_discord + 1, timeout=60)[seen_discord]
+            title = message.payload["embeds"][0]["title"]
+            if not title.startswith("🚨") or str(day) not in title:
+                raise RuntimeError(f"unexpected alert: {title}")
+            if n:
+                latencies.setdefault("discord", []).append(message.at - answered)
+        if telegram is not None:
+            deadline = time.monotonic() + 60
+            while len(telegram.messages) <= seen_telegram:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("no Telegram message within 60 s")
+                time.sleep(0.01)
+            text = telegram.messages[seen_telegram]["text"]
+            if not text.startswith("🚨") or str(day) not in text:
+                raise RuntimeError(f"unexpected alert: {text[:80]}")
+            if n:
+                latencies.setdefault("telegram", []).append(
+                    telegram.received_at[seen_telegram] - answered_mono
+                )
     return latencies
 
 
@@ -149,10 +171,17 @@ def main() -> int:
     parser.add_argument("--alerts", type=int, default=20, help="breaches to time (default 20)")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each throughput round")
     parser.add_argument("--rounds", type=int, default=4, help="rounds of each mode (default 4)")
+    parser.add_argument(
+        "--channels", default="discord,telegram", help="loopback channels: discord, telegram or both"
+    )
     args = parser.parse_args()
+    kinds = [k.strip() for k in args.channels.split(",") if k.strip()]
+    if not kinds or set(kinds) - {"discord", "telegram"}:
+        parser.error("--channels takes discord, telegram or both")
     signal.signal(signal.SIGTERM, interrupt)
 
-    discord = DiscordServer(burst=10_000).start()
+    discord = DiscordServer(burst=10_000).start() if "discord" in kinds else None
+    telegram = TelegramServer().start() if "telegram" in kinds else None
     server: Server | None = None
     cluster: subprocess.Popen[bytes] | None = None
     with tempfile.TemporaryDirectory(prefix="bench-alerts-") as tmp_name:
@@ -161,10 +190,17 @@ def main() -> int:
         cluster_log = tmp / "qcluster.log"
         try:
             env = site_env(tmp)
+            if telegram is not None:
+                env |= {
+                    "TELEGRAM_BOT_TOKEN": telegram_server.TOKEN,
+                    "TELEGRAM_CHAT_ID": telegram_server.CHAT_ID,
+                    "TELEGRAM_API_URL": telegram.api_url,
+                }
             manage(env, "migrate", "--noinput")
             manage(env, "setup_schedules")
             key = manage(env, "create_bot", "bench").strip().splitlines()[-1].strip()
-            sql(db, "UPDATE alerts_channel SET webhook_url = ?", discord.url)
+            if discord is not None:
+                sql(db, "UPDATE alerts_channel SET config = ?", json.dumps({"webhook_url": discord.url}))
             server = Server(env, free_port(), tmp / "web.log")
             server.wait_ready()
             cluster = start_cluster(env, cluster_log)
@@ -176,15 +212,17 @@ def main() -> int:
             )
             print(f"code: {ROOT} at {code_version()}")
 
-            print(f"\n1. Breach -> Discord latency, {args.alerts} critical alerts, one at a time")
+            names = " + ".join(kinds)
+            print(f"\n1. Breach -> channel latency ({names}), {args.alerts} critical alerts, one at a time")
             sql(db, "UPDATE alerts_alertrule SET enabled = (name = 'max-daily-loss')")
-            latencies = measure_latency(server.port, key, discord, args.alerts)
-            p50, p95 = statistics.median(latencies), percentile(latencies, 95)
-            print(f"   p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
-            print(
-                f"   p95 / target ({LATENCY_TARGET_P95_S:.0f} s) = {p95 / LATENCY_TARGET_P95_S:.2f}"
-                f"  {verdict(p95 <= LATENCY_TARGET_P95_S)}"
-            )
+            per_channel = measure_latency(server.port, key, discord, telegram, args.alerts)
+            for kind, latencies in per_channel.items():
+                p50, p95 = statistics.median(latencies), percentile(latencies, 95)
+                print(
+                    f"   {kind:<9} p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms,"
+                    f" max {max(latencies) * 1000:.0f} ms; p95 / target ({LATENCY_TARGET_P95_S:.0f} s)"
+                    f" = {p95 / LATENCY_TARGET_P95_S:.2f}  {verdict(p95 <= LATENCY_TARGET_P95_S)}"
+                )
 
             rounds = f"{args.rounds} x {args.seconds:g} s per mode"
             print(f"\n2. Single-trade POSTs, {CLIENTS} client processes, {rounds}")
@@ -222,7 +260,9 @@ def main() -> int:
                 stop_group(cluster)
             if server is not None:
                 server.stop()
-            discord.stop()
+            for stand_in in (discord, telegram):
+                if stand_in is not None:
+                    stand_in.stop()
 
 
 if __name__ == "__main__":

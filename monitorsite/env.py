@@ -8,11 +8,15 @@ with one readable line instead of surfacing later as a strange error.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
+
+T = TypeVar("T")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -110,3 +114,17 @@ def env_url(name: str) -> str | None:
         # The value is not echoed: webhook URLs carry their secret in the path.
         raise ImproperlyConfigured(f"{name} must be an http:// or https:// URL")
     return value.rstrip("/")
+
+
+def env_checked(name: str, check: Callable[[str], T]) -> T | None:
+    """The variable passed through ``check``, which raises ValueError saying what is expected.
+
+    The value is not echoed: most checked variables are secrets (tokens, webhook URLs).
+    """
+    value = _raw(name)
+    if value is None:
+        return None
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} {exc}") from None

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from alerts.transports import environment_settings
 from backups.providers import PROVIDERS
 from monitor_client.logsetup import logging_config
 from monitorsite.env import (
     env_bool,
+    env_checked,
     env_choice,
     env_int,
     env_list,
@@ -232,7 +234,21 @@ CLUSTER_STALE_AFTER_SECONDS = 180
 # For this long after the cluster starts, health says "starting" until its first heartbeat.
 CLUSTER_STARTING_SECONDS = 60
 
-DISCORD_WEBHOOK_URL = env_url("DISCORD_WEBHOOK_URL")
+# The alert channels' variables (DISCORD_WEBHOOK_URL, TELEGRAM_BOT_TOKEN, NTFY_URL, SLACK_WEBHOOK_URL,
+# ALERT_EMAIL_TO, ALERT_WEBHOOK_URL …): each transport declares its own and their checks
+# (alerts/transports/), so a new kind needs no line here. Each is a setting of its own name;
+# a malformed one stops start-up with one line naming it.
+globals().update(environment_settings(env_checked))
+# E-mail alerts go through Django's SMTP backend with Django's own settings.
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: set one of them")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "trading-monitor@localhost")
 LOKI_URL = env_url("LOKI_URL")
 LOKI_USERNAME = env_str("LOKI_USERNAME")
 LOKI_PASSWORD = env_str("LOKI_PASSWORD")

@@ -33,7 +33,7 @@ def fast_http(settings: Any) -> Any:
 def channel(db: Any, discord: DiscordServer, fast_http: Any) -> Channel:
     """The channel the migration creates, pointed at the loopback webhook."""
     channel = Channel.objects.get(name="discord")
-    channel.webhook_url = discord.url
+    channel.config = {"webhook_url": discord.url}
     channel.save()
     return channel
 

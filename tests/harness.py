@@ -47,7 +47,9 @@ def site_env(tmp: Path, **extra: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "DATABASE_", "DISCORD_", "LOKI_"))
+        if not key.startswith(
+            ("DJANGO_", "DATABASE_", "DISCORD_", "LOKI_", "TELEGRAM_", "NTFY_", "SLACK_", "ALERT_", "EMAIL_")
+        )
     }
     env.update(
         DATABASE_PATH=str(tmp / "trades.db"),

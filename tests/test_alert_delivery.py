@@ -274,7 +274,9 @@ def test_a_channel_lease_left_by_a_killed_worker_expires(channel: Channel, disco
 
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_draining_at_once_send_each_alert_once(discord: DiscordServer, fast_http: Any) -> None:
-    Channel.objects.create(name="discord-test", webhook_url=discord.url, rate_limit_per_minute=100)
+    Channel.objects.create(
+        name="discord-test", config={"webhook_url": discord.url}, rate_limit_per_minute=100
+    )
     for n in range(20):
         new_alert(title=f"alert {n}")
     start = threading.Barrier(3)

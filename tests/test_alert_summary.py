@@ -145,8 +145,8 @@ def test_daily_summary_send_without_a_webhook_says_so(bot: Bot, settings: Any) -
 
 
 def test_send_test_alert_reaches_every_enabled_channel(channel: Channel, discord: DiscordServer) -> None:
-    Channel.objects.create(name="second", webhook_url=discord.url, min_level="critical")
-    Channel.objects.create(name="off", webhook_url=discord.url, enabled=False)
+    Channel.objects.create(name="second", config={"webhook_url": discord.url}, min_level="critical")
+    Channel.objects.create(name="off", config={"webhook_url": discord.url}, enabled=False)
     out = StringIO()
     call_command("send_test_alert", "--level", "warning", stdout=out)
     assert out.getvalue().splitlines() == ["discord: sent", "second: sent"]

@@ -57,7 +57,7 @@ def test_an_empty_url_field_keeps_the_webhook_and_a_new_one_replaces_it(
     form = {
         "name": "discord",
         "kind": "discord",
-        "webhook_url": "",
+        "discord__webhook_url": "",
         "min_level": "warning",
         "enabled": "on",
         "rate_limit_per_minute": "7",
@@ -66,19 +66,20 @@ def test_an_empty_url_field_keeps_the_webhook_and_a_new_one_replaces_it(
     url = f"/admin/alerts/channel/{channel.pk}/change/"
     assert admin_client.post(url, form).status_code == 302
     channel.refresh_from_db()
-    assert (channel.webhook_url, channel.min_level, channel.rate_limit_per_minute) == (
+    assert (channel.config["webhook_url"], channel.min_level, channel.rate_limit_per_minute) == (
         discord.url,
         "warning",
         7,
     )
     Channel.objects.filter(pk=channel.pk).update(disabled_reason="HTTP 404", disabled_at=timezone.now())
     new_url = discord.url.replace(WEBHOOK_TOKEN, "another-token-xyz")
-    assert admin_client.post(url, {**form, "webhook_url": new_url}).status_code == 302
+    assert admin_client.post(url, {**form, "discord__webhook_url": new_url}).status_code == 302
     channel.refresh_from_db()
-    assert channel.webhook_url == new_url and channel.disabled_reason == ""  # a new URL is a fresh start
+    assert channel.config == {"webhook_url": new_url}
+    assert channel.disabled_reason == ""  # a new URL is a fresh start
     assert admin_client.post(url, {**form, "use_environment": "on"}).status_code == 302
     channel.refresh_from_db()
-    assert channel.webhook_url == ""
+    assert channel.config == {} and channel.uses_environment
 
 
 def test_a_disabled_channel_shows_a_warning(admin_client: Client, channel: Channel) -> None:

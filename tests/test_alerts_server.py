@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -32,7 +33,11 @@ def sql(site: Site, statement: str, *params: object) -> list[tuple[object, ...]]
 
 
 def point_channel_at(site: Site, discord: DiscordServer) -> None:
-    sql(site, "UPDATE alerts_channel SET webhook_url = ? WHERE name = 'discord'", discord.url)
+    sql(
+        site,
+        "UPDATE alerts_channel SET config = ? WHERE name = 'discord'",
+        json.dumps({"webhook_url": discord.url}),
+    )
     # Otherwise, from 16:05 New York time on a trading day, the cluster's first pass sends
     # the daily summary to this channel mid-test (tests/test_alert_summary.py tests it).
     sql(site, "UPDATE alerts_summaryschedule SET enabled = 0")

@@ -161,7 +161,9 @@ def test_a_refused_webhook_disables_the_channel_and_keeps_the_alert(
 
 
 def test_a_wrong_token_is_a_401_from_the_loopback(channel: Channel, discord: DiscordServer) -> None:
-    Channel.objects.filter(pk=channel.pk).update(webhook_url=discord.url.replace(WEBHOOK_TOKEN, "wrong"))
+    Channel.objects.filter(pk=channel.pk).update(
+        config={"webhook_url": discord.url.replace(WEBHOOK_TOKEN, "wrong")}
+    )
     send()
     channel.refresh_from_db()
     assert "HTTP 401" in channel.disabled_reason
@@ -170,7 +172,7 @@ def test_a_wrong_token_is_a_401_from_the_loopback(channel: Channel, discord: Dis
 def test_discord_down_is_survived(channel: Channel, discord: DiscordServer) -> None:
     url = discord.url
     discord.stop()
-    Channel.objects.filter(pk=channel.pk).update(webhook_url=url)
+    Channel.objects.filter(pk=channel.pk).update(config={"webhook_url": url})
     alert = send()
     assert alert.state == AlertState.PENDING
     assert set(alert.delivery_attempts.values_list("error", flat=True)) == {

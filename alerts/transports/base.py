@@ -1,9 +1,19 @@
-"""The plug-in family of alert transports: one module per channel kind."""
+"""The plug-in family of alert transports: one base class, one module per channel kind.
+
+A member declares its settings (``SETTINGS``: the key in ``Channel.config``, the
+environment variable of the default channel, the check, whether it is a
+secret), renders an alert within its service's limits, sends it, and maps its
+service's answers to the one ``TransportError``. The outbox (claims, leases,
+rate limit, digests, delivery history) knows nothing of any one service.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from alerts.models import Alert, Channel
@@ -13,8 +23,8 @@ class TransportError(Exception):
     """Delivery failed. ``permanent``: retrying the same request cannot help.
 
     ``disables_channel``: the destination itself is gone or refuses us (401,
-    404), so every alert for the channel would fail alike. ``retry_after``:
-    the other side asked us to wait this many seconds.
+    404, a deleted chat), so every alert for the channel would fail alike.
+    ``retry_after``: the other side asked us to wait this many seconds.
     """
 
     def __init__(
@@ -34,17 +44,173 @@ class TransportError(Exception):
         self.status_code = status_code
 
 
+class ConfigError(ValueError):
+    """A channel setting is wrong: ``key`` names it (the admin field, the YAML key)."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """One HTTP request made while delivering; recorded as a DeliveryAttempt."""
+    """One request made while delivering; recorded as a DeliveryAttempt."""
 
     status_code: int | None
     error: str
     duration_ms: float
 
 
+# --- checks: str -> stored value, or ValueError saying what is expected (never echoing a secret) ---
+
+
+def url_value(value: str) -> str:
+    value = str(value).strip()
+    if not re.match(r"^https?://[^/\s]+", value) or any(c.isspace() for c in value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def text_value(value: str) -> str:
+    value = str(value).strip()
+    if not value or len(value) > 500 or any(c in value for c in "\r\n"):
+        raise ValueError("must be one line of text (at most 500 characters)")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a channel kind: ``Channel.config[key]``, and ``env`` for the default channel."""
+
+    key: str
+    env: str
+    label: str
+    check: Callable[[str], Any] = text_value
+    secret: bool = False
+    required: bool = True
+    default: Any = None
+    help: str = ""
+
+
+# --- secrets and masking ---------------------------------------------------------------
+
+ELLIPSIS = "…"
+_SPLIT = re.compile(r"[/:?&=#@,\s]+")
+
+
+def mask_url(url: str) -> str:
+    """``https://discord.com/api/webhooks/1234…/abc…``: enough to recognise, not enough to use."""
+    if not url:
+        return ""
+    head, _, tail = url.rpartition("/")
+    if not head or head.endswith("/"):
+        return url[:8] + ELLIPSIS
+    return f"{head[:45]}{ELLIPSIS}/{tail[:3]}{ELLIPSIS}"
+
+
+def mask(value: str) -> str:
+    """What is shown in place of a secret: a URL keeps its host, a token its first three characters."""
+    if re.match(r"^https?://", value):
+        return mask_url(value)
+    return value[:3] + ELLIPSIS if len(value) >= 8 else ELLIPSIS
+
+
+def fragments(value: str) -> list[str]:
+    """A secret and the long pieces of it that are secret on their own (a URL's token, a bot token's key)."""
+    pieces = [value]
+    if re.match(r"^https?://", value):
+        # A request line in a log carries the path alone (urllib3: "POST /bot…/sendMessage").
+        path = urlsplit(value).path
+        if len(path) >= 8:
+            pieces.append(path)
+    pieces += [piece for piece in _SPLIT.split(value) if len(piece) >= 16 and piece != value]
+    return pieces
+
+
+def hide(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret (and its long pieces) masked; longest first: a URL wins over its token."""
+    if not text:
+        return text
+    for secret in sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, mask(secret))
+    return text
+
+
+# --- text within a service's limits -------------------------------------------------------
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+Measure = Callable[[str], int]
+
+
+def cut(text: str, limit: int, measure: Measure = utf16_len) -> str:
+    """``text`` shortened to ``limit`` (as ``measure`` counts), ending in an ellipsis when shortened."""
+    if measure(text) <= limit:
+        return text
+    budget = limit - measure(ELLIPSIS)
+    if budget < 0:
+        return ""
+    out: list[str] = []
+    used = 0
+    for char in text:
+        size = measure(char)
+        if used + size > budget:
+            break
+        out.append(char)
+        used += size
+    return "".join(out) + ELLIPSIS
+
+
+LEVEL_EMOJI = {"info": "🔔", "warning": "⚠️", "critical": "🚨"}
+
+
+def plain_text(alert: Alert, limit: int, measure: Measure = len, *, title: bool = True) -> str:
+    """An alert as plain text within ``limit``: title, message, fields, footer.
+
+    Over the limit the message gives way first, then the fields from the
+    end: the title and the first fields carry what matters most.
+    """
+    head = f"{LEVEL_EMOJI.get(alert.level, '')} {alert.title}".strip() if title else ""
+    lines = [f"{name}: {value}" for name, value in (alert.fields or [])]
+    footer = f"{alert.level} · {alert.source} · alert #{alert.pk}"
+
+    def join(message: str, field_lines: list[str]) -> str:
+        blocks = [head, message, "\n".join(field_lines), footer]
+        return "\n\n".join(block for block in blocks if block)
+
+    message = alert.message or ""
+    text = join(message, lines)
+    if measure(text) > limit and message:
+        spare = limit - measure(join("", lines)) - 2
+        message = cut(message, max(spare, 0), measure) if spare > 20 else ""
+        text = join(message, lines)
+    while measure(text) > limit and lines:
+        lines = lines[:-1]
+        text = join(message, lines)
+    return cut(text, limit, measure)
+
+
+# --- the base class -----------------------------------------------------------------------------
+
+
 class Transport:
-    """Sends one alert (or digest) to one channel; raises TransportError on failure."""
+    """Sends one alert (or digest) to one channel; raises TransportError on failure.
+
+    A member sets ``label`` and ``SETTINGS`` and implements ``send``; it may
+    override ``check``, ``secrets`` and ``destination``.
+    """
+
+    label: ClassVar[str] = ""
+    SETTINGS: ClassVar[tuple[Setting, ...]] = ()
 
     # The most text an alert's message may carry in one message of this service, as
     # ``text_length`` counts it (None: no limit). A digest fits its lines to it.
@@ -56,7 +222,75 @@ class Transport:
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
+        self.config = self.resolved(channel.settings)
         self.outcomes: list[Outcome] = []
+
+    # --- settings ---
+    @classmethod
+    def setting(cls, key: str) -> Setting:
+        return next(s for s in cls.SETTINGS if s.key == key)
+
+    @classmethod
+    def check(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """The channel's own settings, checked and normalised; ConfigError names the first wrong key."""
+        known = {s.key for s in cls.SETTINGS}
+        for key in values:
+            if key not in known:
+                raise ConfigError(key, f"unknown setting; expected one of {', '.join(sorted(known))}")
+        checked: dict[str, Any] = {}
+        for setting in cls.SETTINGS:
+            raw = values.get(setting.key)
+            if raw is None or raw == "" or raw == []:
+                if setting.required:
+                    raise ConfigError(setting.key, "is required")
+                continue
+            try:
+                checked[setting.key] = setting.check(raw)
+            except ValueError as exc:
+                raise ConfigError(setting.key, str(exc)) from None
+        return checked
+
+    @classmethod
+    def environment(cls) -> dict[str, Any]:
+        """The default channel's settings, from the environment (read and checked by the settings module)."""
+        from django.conf import settings
+
+        values = {}
+        for setting in cls.SETTINGS:
+            value = getattr(settings, setting.env, None)
+            if value not in (None, "", []) and value != setting.default:
+                values[setting.key] = value
+        return values
+
+    @classmethod
+    def is_complete(cls, values: dict[str, Any]) -> bool:
+        return bool(values) and all(values.get(s.key) for s in cls.SETTINGS if s.required)
+
+    @classmethod
+    def resolved(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` with each optional setting's default filled in."""
+        return {s.key: values.get(s.key) or s.default for s in cls.SETTINGS}
+
+    # --- secrets ---
+    @classmethod
+    def secrets_of(cls, values: dict[str, Any]) -> list[str]:
+        """Every string to hide for these settings: each secret and its long pieces."""
+        found: list[str] = []
+        for setting in cls.SETTINGS:
+            if setting.secret and values.get(setting.key):
+                found += fragments(str(values[setting.key]))
+        return found
+
+    def secrets(self) -> list[str]:
+        return self.secrets_of(self.config)
+
+    def destination(self) -> str:
+        """Where alerts go, masked: fit for the admin and for logs."""
+        setting = next((s for s in self.SETTINGS if s.required), None)
+        if setting is None or not self.config.get(setting.key):
+            return ""
+        value = str(self.config[setting.key])
+        return mask(value) if setting.secret else value
 
     def send(self, alert: Alert) -> None:
         raise NotImplementedError

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from alerts.http import post_json
-from alerts.transports.base import Transport, TransportError
+import requests
+
+from alerts import http
+from alerts.transports.base import Setting, Transport, TransportError, cut, url_value, utf16_len
 
 if TYPE_CHECKING:
     from alerts.models import Alert
@@ -33,30 +35,7 @@ STYLE = {
     "warning": ("⚠️", 0xE67E22),  # orange
     "critical": ("🚨", 0xE74C3C),  # red
 }
-ELLIPSIS = "…"
 EMPTY = "\u200b"  # Discord refuses an empty field name or value
-
-
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def cut(text: str, limit: int) -> str:
-    """``text`` shortened to ``limit`` UTF-16 units, ending in an ellipsis when shortened."""
-    if utf16_len(text) <= limit:
-        return text
-    if limit <= 0:
-        return ""
-    budget = limit - 1  # room for the ellipsis
-    out: list[str] = []
-    used = 0
-    for char in text:
-        size = 2 if ord(char) > 0xFFFF else 1
-        if used + size > budget:
-            break
-        out.append(char)
-        used += size
-    return "".join(out) + ELLIPSIS
 
 
 def embed_length(embed: dict[str, Any]) -> int:
@@ -137,18 +116,59 @@ def render(alert: Alert) -> dict[str, Any]:
     return fit_message({"embeds": [embed], "allowed_mentions": {"parse": []}})
 
 
+def retry_after(response: requests.Response) -> float | None:
+    """Discord's wait on a 429: the JSON body's ``retry_after`` (float seconds), else ``Retry-After``."""
+    try:
+        body = response.json()
+        if isinstance(body, dict) and body.get("retry_after") is not None:
+            return max(0.0, float(body["retry_after"]))
+    except (ValueError, TypeError):
+        pass
+    return http.header_retry_after(response)
+
+
+def describe(response: requests.Response) -> str:
+    """Discord's error text: the JSON body's ``message``."""
+    try:
+        body = response.json()
+        message = body.get("message") if isinstance(body, dict) else None
+    except ValueError:
+        message = None
+    return (str(message) if message else response.reason or "")[:200]
+
+
 class DiscordTransport(Transport):
     # The message is the embed's description; the digest's title and one field stay far
     # inside the 6000 over the whole embed.
     text_limit = DESCRIPTION_LIMIT
     text_length = staticmethod(utf16_len)
 
+    label = "Discord webhook"
+    SETTINGS = (
+        Setting(
+            "webhook_url",
+            "DISCORD_WEBHOOK_URL",
+            "webhook URL",
+            url_value,
+            secret=True,
+            help="The URL Discord shows (https://discord.com/api/webhooks/…).",
+        ),
+    )
+
     def send(self, alert: Alert) -> None:
-        url = self.channel.destination
+        url = self.config["webhook_url"]
         if not url:
             raise TransportError("no webhook URL: set DISCORD_WEBHOOK_URL or enter one on the channel")
         # wait=true: Discord answers 200 once the message is stored, not 204 before.
-        response = post_json(url, render(alert), params={"wait": "true"}, record=self.outcomes.append)
+        response = http.post(
+            url,
+            json=render(alert),
+            params={"wait": "true"},
+            record=self.outcomes.append,
+            secrets=self.secrets(),
+            retry_after=retry_after,
+            describe=describe,
+        )
         if response.ok:
             return
         status = response.status_code

@@ -32,7 +32,10 @@ class Command(BaseCommand):
             raise CommandError(
                 "--replace deletes rules and channels missing from the file; add --yes to confirm"
             )
-        report = apply(parsed, replace=options["replace"])
+        try:
+            report = apply(parsed, replace=options["replace"])
+        except ConfigFileError as exc:
+            raise CommandError(f"{path}: {exc}; nothing was changed") from None
         for label, names in (
             ("created", report.created),
             ("updated", report.updated),

@@ -17,7 +17,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         results = send_test_alert(level=options["level"])
         if not results:
-            raise CommandError("No enabled channel: add one in the admin or set DISCORD_WEBHOOK_URL")
+            raise CommandError(
+                "No enabled channel: add one in the admin or set a channel's variables (see .env.example)"
+            )
         for channel, state in results:
             self.stdout.write(f"{channel.name}: {state}")
         if any(not state.startswith(AlertState.SENT) for _, state in results):
