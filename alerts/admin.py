@@ -91,7 +91,6 @@ class AlertRuleAdmin(admin.ModelAdmin):
     # Tick boxes: usable on a phone, unlike a multiple-select list.
     formfield_overrides = {models.ManyToManyField: {"widget": forms.CheckboxSelectMultiple}}
 
-
     def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type[forms.ModelForm]:
         return super().get_changelist_form(request, form=AlertRuleForm, **kwargs)
 

@@ -32,7 +32,7 @@ from django.utils import timezone
 from alerts.conf import setting
 from alerts.http import remember_secrets
 from alerts.models import LEVEL_RANK, Alert, AlertState, Channel, DeliveryAttempt
-from alerts.transports import TransportError, hide, transport_for
+from alerts.transports import TransportError, hide, transport_class, transport_for
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def fold(channel: Channel, alerts: list[Alert], now: dt.datetime) -> Alert:
     """
     top = max(alerts, key=lambda a: LEVEL_RANK[a.level]).level
     try:
-        transport = type(transport_for(channel))
+        transport = transport_class(channel.kind)
         limit, length = transport.text_limit, transport.text_length
     except TransportError:
         limit, length = None, len

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from io import StringIO
@@ -15,6 +16,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 
+from alerts.delivery import deliver_pending
 from alerts.evaluation import raise_alert
 from alerts.models import Alert, AlertRule, AlertState, Channel
 from alerts.transports import TRANSPORTS, Setting, Transport, kind_choices, transport_class
@@ -177,6 +179,43 @@ def test_one_refusing_service_disables_its_channel_alone(
         ["discord", "ntfy", "slack", "email", "webhook"], AlertState.SENT
     )
     assert [c.name for c in Channel.objects.exclude(disabled_reason="")] == ["telegram"]
+
+
+def digest_received(everywhere: dict[str, Any], receiver: WebhookReceiver) -> dict[str, str]:
+    """The last text each service received."""
+    return {
+        "discord": everywhere["discord"].messages[-1].payload["embeds"][0]["description"],
+        "telegram": everywhere["telegram"].texts()[-1],
+        "ntfy": everywhere["ntfy"].messages[-1]["message"],
+        "slack": everywhere["slack"].messages[-1]["text"],
+        "email": everywhere["email"].messages[-1].get_content(),
+        "webhook": receiver.payloads[-1]["message"],
+    }
+
+
+def test_a_long_digest_reaches_every_service_as_whole_lines_within_its_limit(
+    everywhere: dict[str, Any], receiver: WebhookReceiver
+) -> None:
+    Channel.objects.update(rate_limit_per_minute=1, min_level="info")
+    start = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+    for n in range(80):
+        # Each digest line is under the 200-character line width, so a whole line ends in END.
+        message = f"missing candles for SYM{n:02d} " + "x" * 120 + " END"
+        raise_alert(source="test", level="info", title=f"alert {n}", message=message, now=start)
+    deliver_pending(now=start)  # one of each channel's minute goes to the oldest alert
+    deliver_pending(now=start + dt.timedelta(seconds=61))  # the rest folds into one digest
+    texts = digest_received(everywhere, receiver)
+    assert set(texts) == {"discord", "telegram", "ntfy", "slack", "email", "webhook"}
+    for kind, text in texts.items():
+        lines = [line for line in text.splitlines() if re.match(r"^\d\d:\d\d:\d\d \[info\] alert \d+", line)]
+        assert lines, kind
+        assert all(line.endswith(" END") for line in lines), kind  # no line cut by the service's limit
+        more = re.search(r"… and (\d+) more \(see the alert history in the admin\)", text)
+        assert more is not None, kind
+        assert len(lines) + int(more.group(1)) == 79, kind
+    # The short services hold fewer lines than the long ones, and none is cut by its own render.
+    assert len(texts["telegram"]) <= 4096 and len(texts["slack"]) <= 4000
+    assert len(texts["ntfy"].encode()) <= 4096
 
 
 # --- routing ----------------------------------------------------------------------------------------
@@ -451,7 +490,9 @@ def test_the_list_shows_kind_masked_destination_state_and_last_success(
 def test_the_migration_moves_a_channels_own_webhook_url_into_its_settings() -> None:
     executor = MigrationExecutor(connection)
     executor.migrate([("alerts", "0003_issue14_weekly_report")])
-    old = executor.loader.project_state([("alerts", "0003_issue14_weekly_report")]).apps.get_model("alerts", "Channel")
+    old = executor.loader.project_state([("alerts", "0003_issue14_weekly_report")]).apps.get_model(
+        "alerts", "Channel"
+    )
     old.objects.create(
         name="own", kind="discord", webhook_url=f"https://discord.com/api/webhooks/1/{WEBHOOK_TOKEN}"
     )

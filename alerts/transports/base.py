@@ -170,6 +170,10 @@ def cut(text: str, limit: int, measure: Measure = utf16_len) -> str:
     return "".join(out) + ELLIPSIS
 
 
+# What a plain-text message keeps clear of a digest's lines: its title, fields and footer.
+DIGEST_ROOM = 400
+
+
 LEVEL_EMOJI = {"info": "🔔", "warning": "⚠️", "critical": "🚨"}
 
 

@@ -21,7 +21,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from alerts.conf import setting
-from alerts.transports.base import Outcome, Setting, Transport, TransportError, cut, fragments, plain_text
+from alerts.transports.base import (
+    DIGEST_ROOM,
+    Outcome,
+    Setting,
+    Transport,
+    TransportError,
+    cut,
+    fragments,
+    plain_text,
+)
 
 if TYPE_CHECKING:
     from alerts.models import Alert
@@ -44,6 +53,9 @@ def subject(alert: Alert) -> str:
 
 
 class EmailTransport(Transport):
+    # A digest's lines fit the message; the title, fields and footer take the rest.
+    text_limit = BODY_LIMIT - DIGEST_ROOM
+
     label = "E-mail"
     SETTINGS = (Setting("to", "ALERT_EMAIL_TO", "recipients", recipients, help="Comma separated."),)
 

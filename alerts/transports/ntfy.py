@@ -24,6 +24,7 @@ import requests
 
 from alerts import http
 from alerts.transports.base import (
+    DIGEST_ROOM,
     Setting,
     Transport,
     TransportError,
@@ -73,6 +74,10 @@ def describe(response: requests.Response) -> str:
 
 
 class NtfyTransport(Transport):
+    # A digest's lines fit the message; the title, fields and footer take the rest.
+    text_limit = MESSAGE_LIMIT - DIGEST_ROOM
+    text_length = staticmethod(utf8_len)
+
     label = "ntfy topic"
     SETTINGS = (
         Setting(

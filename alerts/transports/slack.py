@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import requests
 
 from alerts import http
-from alerts.transports.base import Setting, Transport, TransportError, plain_text, url_value
+from alerts.transports.base import DIGEST_ROOM, Setting, Transport, TransportError, plain_text, url_value
 
 if TYPE_CHECKING:
     from alerts.models import Alert
@@ -49,6 +49,13 @@ def describe(response: requests.Response) -> str:
 
 
 class SlackTransport(Transport):
+    # A digest's lines fit the message; the title, fields and footer take the rest.
+    text_limit = TEXT_LIMIT - DIGEST_ROOM
+
+    @staticmethod
+    def text_length(text: str) -> int:
+        return len(escape(text))
+
     label = "Slack incoming webhook"
     SETTINGS = (
         Setting(

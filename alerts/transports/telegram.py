@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from alerts import http
-from alerts.transports.base import Setting, Transport, TransportError, plain_text, url_value, utf16_len
+from alerts.transports.base import (
+    DIGEST_ROOM,
+    Setting,
+    Transport,
+    TransportError,
+    plain_text,
+    url_value,
+    utf16_len,
+)
 
 if TYPE_CHECKING:
     from alerts.models import Alert
@@ -65,6 +73,10 @@ def describe(response: requests.Response) -> str:
 
 
 class TelegramTransport(Transport):
+    # A digest's lines fit the message; the title, fields and footer take the rest.
+    text_limit = TEXT_LIMIT - DIGEST_ROOM
+    text_length = staticmethod(utf16_len)
+
     label = "Telegram bot"
     SETTINGS = (
         Setting("bot_token", "TELEGRAM_BOT_TOKEN", "bot token", bot_token, secret=True),

@@ -49,6 +49,9 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 class WebhookTransport(Transport):
+    # The digest is the message field alone.
+    text_limit = MESSAGE_LIMIT
+
     label = "JSON webhook"
     SETTINGS = (
         Setting("url", "ALERT_WEBHOOK_URL", "URL", url_value, secret=True),
