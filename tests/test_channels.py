@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+import sqlite3
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -12,8 +14,6 @@ from unittest import mock
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 
 from alerts.delivery import deliver_pending
@@ -32,7 +32,7 @@ from tests.channel_fixtures import (
     webhook_config,
 )
 from tests.discord_server import WEBHOOK_TOKEN, DiscordServer
-from tests.harness import ROOT
+from tests.harness import ROOT, manage, site_env
 from tests.ntfy_server import NtfyServer
 from tests.slack_server import SlackServer
 from tests.smtp_server import SmtpServer
@@ -486,19 +486,21 @@ def test_the_list_shows_kind_masked_destination_state_and_last_success(
     assert "never" in page  # the disabled slack channel has no success yet
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_the_migration_moves_a_channels_own_webhook_url_into_its_settings() -> None:
-    executor = MigrationExecutor(connection)
-    executor.migrate([("alerts", "0003_issue14_weekly_report")])
-    old = executor.loader.project_state([("alerts", "0003_issue14_weekly_report")]).apps.get_model(
-        "alerts", "Channel"
-    )
-    old.objects.create(
-        name="own", kind="discord", webhook_url=f"https://discord.com/api/webhooks/1/{WEBHOOK_TOKEN}"
-    )
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
-    assert Channel.objects.get(name="own").config == {
-        "webhook_url": f"https://discord.com/api/webhooks/1/{WEBHOOK_TOKEN}"
-    }
-    assert Channel.objects.get(name="discord").config == {}  # no URL of its own: DISCORD_WEBHOOK_URL
+def test_the_migration_moves_a_channels_own_webhook_url_into_its_settings(tmp_path: Path) -> None:
+    # A database of its own, migrated by the real command: the test database stays as it is.
+    env = site_env(tmp_path)
+    url = f"https://discord.com/api/webhooks/1/{WEBHOOK_TOKEN}"
+    manage(env, "migrate", "alerts", "0003_issue14_weekly_report")
+    with sqlite3.connect(tmp_path / "trades.db") as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(alerts_channel)")]
+        assert "webhook_url" in columns and "config" not in columns
+        db.execute(
+            "INSERT INTO alerts_channel (name, kind, webhook_url, min_level, enabled, "
+            "rate_limit_per_minute, disabled_reason) VALUES ('own', 'discord', ?, 'info', 1, 5, '')",
+            (url,),
+        )
+    manage(env, "migrate")
+    with sqlite3.connect(tmp_path / "trades.db") as db:
+        config = dict(db.execute("SELECT name, config FROM alerts_channel").fetchall())
+    assert json.loads(config["own"]) == {"webhook_url": url}
+    assert json.loads(config["discord"]) == {}  # no URL of its own: DISCORD_WEBHOOK_URL
