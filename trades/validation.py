@@ -18,15 +18,23 @@ from django.utils import timezone
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
 )
 from typing_extensions import TypedDict
 
-from trades.jsonvalues import METADATA_MAX_BYTES, json_field_problem, text_problem
+from trades.jsonvalues import (
+    METADATA_MAX_BYTES,
+    json_field_problem,
+    json_object_schema,
+    json_value_ref,
+    text_problem,
+)
 from trades.limits import (
     DECIMAL_PLACES,
     DIGITS_MESSAGE,
@@ -41,6 +49,23 @@ MAX_BATCH = 1000
 # Fills may arrive late (a replay after an outage), never from the far future.
 MAX_CLOCK_SKEW = dt.timedelta(days=1)
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def _in_words(span: dt.timedelta) -> str:
+    if span % dt.timedelta(days=1):
+        hours = span / dt.timedelta(hours=1)
+        return "an hour" if hours == 1 else f"{hours:g} hours"
+    return "a day" if span.days == 1 else f"{span.days} days"
+
+
+# The bounds of every moment a bot reports (a trade's executed_at, an event's
+# occurred_at), in the words the OpenAPI document and the error answers use.
+TOO_EARLY = f"Must be in the year {EARLIEST.year} or later."
+TOO_LATE = f"Must not be more than {_in_words(MAX_CLOCK_SKEW)} in the future."
+MOMENT_BOUNDS = (
+    f"From {EARLIEST:%Y-%m-%dT%H:%M:%SZ} on, and at most {_in_words(MAX_CLOCK_SKEW)} ahead of the"
+    " site's clock (a replay after an outage may come late, never from the future)."
+)
 # Both cases: pydantic checks the pattern before it upper-cases the value. No
 # inline (?i) flag: the pattern is published in the OpenAPI document, whose
 # regular expressions (ECMA-262) have no inline flags.
@@ -65,8 +90,67 @@ def _storable_metadata(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-# The 15 significant digits are checked after validation (``_check_digits``).
-Positive = Annotated[Decimal, Field(gt=0, decimal_places=DECIMAL_PLACES, allow_inf_nan=False)]
+def _json_number(value: Any) -> Any:
+    # pydantic takes "1.5" (and true) for a Decimal; the document says number, and a
+    # string's digits could not be described to a client generator anyway.
+    if isinstance(value, (str, bool)):
+        raise ValueError("Must be a JSON number, not a string.")
+    return value
+
+
+def storable_number_schema(limit: Decimal, *, positive: bool) -> dict[str, Any]:
+    """The JSON schema of a quantity, price or P&L: exactly the numbers the validator takes.
+
+    At most ``DECIMAL_PLACES`` after the point and ``SIGNIFICANT_DIGITS`` in all,
+    within ``limit``: a number with d places is on the grid of multiples of 10^-d
+    and, to keep 15 digits, below 10^(15 - d). One branch per d, from 8 places
+    down to the one whose bound reaches the limit.
+    """
+    branches = []
+    for places in range(DECIMAL_PLACES, -1, -1):
+        bound = Decimal(10) ** (SIGNIFICANT_DIGITS - places)
+        branch: dict[str, Any] = {"type": "number", "multipleOf": float(Decimal(10) ** -places)}
+        if bound >= limit:
+            branch["maximum"] = float(limit)
+        else:
+            branch["exclusiveMaximum"] = float(bound)
+        if positive:
+            branch["exclusiveMinimum"] = 0
+        elif bound >= limit:
+            branch["minimum"] = -float(limit)
+        else:
+            branch["exclusiveMinimum"] = -float(bound)
+        branches.append(branch)
+        if bound >= limit:
+            break
+    return {"anyOf": branches} if len(branches) > 1 else branches[0]
+
+
+def _storable(limit: Decimal, *, positive: bool) -> Any:
+    """A quantity, price or P&L: a JSON number, published as ``storable_number_schema``.
+
+    The 15 significant digits are checked after validation (``_check_digits``).
+    """
+    bounds = {"gt": 0, "le": limit} if positive else {"ge": -limit, "le": limit}
+    return Annotated[
+        Decimal,
+        BeforeValidator(_json_number),
+        Field(decimal_places=DECIMAL_PLACES, allow_inf_nan=False, description=DIGITS_MESSAGE, **bounds),
+        WithJsonSchema(
+            {**storable_number_schema(limit, positive=positive), "description": DIGITS_MESSAGE},
+            mode="validation",
+        ),
+    ]
+
+
+Quantity = _storable(MAX_QUANTITY, positive=True)
+Price = _storable(MAX_PRICE, positive=True)
+Pnl = _storable(MAX_ABS_PNL, positive=False)
+# Where metadata's schema refers to the document's JSON value (see ``trade_schema``).
+_JSON_VALUE_MARK = {"x-json-value": True}
+# No whitespace is stripped: what the document's patterns and lengths say of the text
+# sent holds of it as sent (" msft " would pass a length check only once stripped).
+_TEXT_CONFIG = ConfigDict(extra="forbid")
 
 
 # A TypedDict rather than a model: pydantic's core then builds plain dicts
@@ -76,7 +160,7 @@ Positive = Annotated[Decimal, Field(gt=0, decimal_places=DECIMAL_PLACES, allow_i
 class TradeIn(TypedDict):
     """One trade as the bot sends it; a repeat of an external_id already stored for the bot is not stored."""
 
-    __pydantic_config__ = ConfigDict(extra="forbid", str_strip_whitespace=True)  # type: ignore[misc]
+    __pydantic_config__ = _TEXT_CONFIG  # type: ignore[misc]
 
     external_id: Annotated[
         str,
@@ -88,16 +172,16 @@ class TradeIn(TypedDict):
     ]
     symbol: Annotated[
         str,
-        StringConstraints(strip_whitespace=True, to_upper=True, max_length=32, pattern=SYMBOL_PATTERN),
+        StringConstraints(to_upper=True, max_length=32, pattern=SYMBOL_PATTERN),
         Field(description="ASCII letters, digits and . : / _ -; stored upper case."),
     ]
     side: Annotated[
         str,
-        StringConstraints(strip_whitespace=True, to_upper=True, pattern=SIDE_PATTERN),
+        StringConstraints(to_upper=True, pattern=SIDE_PATTERN),
         Field(description="BUY or SELL, in any case."),
     ]
-    quantity: Annotated[Positive, Field(le=MAX_QUANTITY, description=DIGITS_MESSAGE)]
-    price: Annotated[Positive, Field(le=MAX_PRICE, description=DIGITS_MESSAGE)]
+    quantity: Quantity
+    price: Price
     strategy: NotRequired[
         Annotated[
             str,
@@ -105,19 +189,7 @@ class TradeIn(TypedDict):
             Field(description='Default "". No control characters.'),
         ]
     ]
-    pnl: NotRequired[
-        Annotated[
-            Decimal,
-            Field(
-                ge=-MAX_ABS_PNL,
-                le=MAX_ABS_PNL,
-                decimal_places=DECIMAL_PLACES,
-                allow_inf_nan=False,
-                description=DIGITS_MESSAGE,
-            ),
-        ]
-        | None
-    ]
+    pnl: NotRequired[Pnl | None]
     # strict: an ISO 8601 string only, not a bare number of seconds.
     executed_at: NotRequired[
         Annotated[
@@ -125,7 +197,7 @@ class TradeIn(TypedDict):
             Field(
                 strict=True,
                 ge=EARLIEST,
-                description="ISO 8601 with an offset; naive times are refused. Default: now.",
+                description=f"ISO 8601 with an offset; naive times are refused; default now. {MOMENT_BOUNDS}",
             ),
         ]
     ]
@@ -133,10 +205,7 @@ class TradeIn(TypedDict):
         Annotated[
             dict[str, Any],
             AfterValidator(_storable_metadata),
-            Field(
-                description=f"Free-form JSON object, at most {METADATA_MAX_BYTES // 1024} KB, nested at most"
-                " 8 deep; no NaN, Infinity, out-of-range numbers, NUL or unpaired surrogates."
-            ),
+            WithJsonSchema(json_object_schema(METADATA_MAX_BYTES, value=_JSON_VALUE_MARK), mode="validation"),
         ]
     ]
 
@@ -154,6 +223,7 @@ def trade_schema() -> dict[str, Any]:
     Made from the validator itself, so the published schema cannot drift from the rules.
     """
     one = _one.json_schema()
+    one["properties"]["metadata"]["additionalProperties"] = json_value_ref()
     many = {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_BATCH}
     return {"oneOf": [one, many]}
 
@@ -278,7 +348,7 @@ def _with_defaults(parsed: list[dict[str, Any]], is_list: bool) -> list[dict[str
             trade["executed_at"] = now
         elif moment > latest:
             target = errors.setdefault(str(index), {}) if is_list else errors
-            target["executed_at"] = ["Must not be more than a day in the future."]
+            target["executed_at"] = [TOO_LATE]
     if errors:
         raise TradeDataError("Invalid trade data; nothing was stored.", errors)
     return parsed
@@ -357,7 +427,7 @@ def _message(error: Any) -> str:
     if error["type"] == "missing":
         return "This field is required."
     if error["type"] == "greater_than_equal" and error["loc"][-1:] == ("executed_at",):
-        return "Must be in the year 2000 or later."
+        return TOO_EARLY
     if error["type"] == "string_pattern_mismatch":
         field = error["loc"][-1:]
         if field == ("side",):
