@@ -10,6 +10,7 @@ documented as completely without a line of its own.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.validators import RegexValidator
@@ -93,13 +94,26 @@ class DetailsFieldScheme(OpenApiSerializerFieldExtension):
         return json_object_schema(DETAILS_MAX_BYTES)
 
 
+_BLANK = {"type": "string", "maxLength": 0}
+
+
 def _blank_or_pattern(node: Any) -> None:
-    """drf-spectacular writes an optional-blank field with a pattern as ``oneOf: [pattern, ""]``,
-    which refuses ``""`` whenever the pattern takes it too; ``anyOf`` says what is meant."""
+    """drf-spectacular writes a text field that may be blank and has a pattern as
+    ``oneOf: [pattern, ""]``, which refuses ``""`` whenever the pattern takes it too.
+
+    Where the pattern takes ``""`` the branch alone says it all; elsewhere ``anyOf``
+    says what is meant.
+    """
     if isinstance(node, dict):
         branches = node.get("oneOf")
-        if isinstance(branches, list) and {"type": "string", "maxLength": 0} in branches:
-            node["anyOf"] = node.pop("oneOf")
+        if isinstance(branches, list) and _BLANK in branches:
+            others = [branch for branch in branches if branch != _BLANK]
+            pattern = others[0].get("pattern") if len(others) == 1 else None
+            if pattern is not None and not others[0].get("minLength") and re.search(pattern, ""):
+                del node["oneOf"]
+                node.update(others[0])
+            else:
+                node["anyOf"] = node.pop("oneOf")
         for value in node.values():
             _blank_or_pattern(value)
     elif isinstance(node, list):

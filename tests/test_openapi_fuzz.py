@@ -1,0 +1,127 @@
+"""An outside fuzzer holds the site to its own OpenAPI document.
+
+schemathesis reads ``/api/schema/`` and sends what the document allows (and what
+it forbids) to the site under its real server, with the task cluster running,
+and checks every answer against the document: status codes, bodies, headers,
+content types, that schema-valid requests are accepted and schema-violating ones
+refused, that the key is not ignored, and so on (``--checks all``). It walks every
+operation the document lists, so an endpoint another branch adds is fuzzed by
+the same run with nothing to add here. The seed is fixed, so a run is repeatable.
+
+The only help it gets is ``tests/fuzz_hooks.py``: date-times drawn within the
+bounds the document states in words.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.harness import ROOT, VENV_BIN, Site, free_port, site_env, start_web, stop, wait_for
+
+SEED = 17
+# Enough for every operation's fuzzing phase to reach its branches (about 40 s of
+# requests on two busy cores); the coverage and stateful phases come on top.
+MAX_EXAMPLES = 40
+READ_ONLY_EXAMPLES = 15
+
+
+@pytest.fixture(scope="module")
+def fuzzed_site(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[Site]:
+    """The web server and the task cluster on a fresh copy of the migrated database."""
+    tmp = tmp_path_factory.mktemp("fuzzed-site")
+    shutil.copy(migrated_template, tmp / "trades.db")
+    port = free_port()
+    site = Site(url=f"http://127.0.0.1:{port}", env=site_env(tmp), tmp=tmp, processes=[])
+    start_web(site, port)
+    # Not waited for: health answers 503 until the cluster's first heartbeat, 200 after,
+    # and the document holds both.
+    site.start_cluster()
+    try:
+        wait_for(f"{site.url}/api/v1/health/")
+        yield site
+    finally:
+        for process in site.processes:
+            stop(process)
+
+
+def documented_operations(site: Site) -> list[str]:
+    document = requests.get(f"{site.url}/api/schema/?format=json", timeout=30).json()
+    return sorted(
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        for method in operations
+        if method in ("get", "post", "put", "patch", "delete")
+    )
+
+
+def fuzz(site: Site, key: str, *, max_examples: int, name: str) -> tuple[str, dict[str, Any]]:
+    """Run ``st run`` against the site; its console output and its JSON report."""
+    report = site.tmp / f"{name}.json"
+    env = dict(os.environ, SCHEMATHESIS_HOOKS="tests.fuzz_hooks", PYTHONPATH=str(ROOT))
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    result = subprocess.run(
+        [
+            str(VENV_BIN / "st"),
+            "run",
+            f"{site.url}/api/schema/",
+            "--checks=all",
+            f"--seed={SEED}",
+            f"--max-examples={max_examples}",
+            "--workers=1",
+            "--request-timeout=30",
+            f"--header=Authorization: Bearer {key}",
+            "--report=json",
+            f"--report-json-path={report}",
+            "--output-truncate=false",
+        ],
+        cwd=site.tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert report.exists(), output[-5000:]
+    return output, json.loads(report.read_text())
+
+
+def assert_found_nothing(site: Site, output: str, report: dict[str, Any]) -> None:
+    operations = documented_operations(site)
+    summary = next((line for line in reversed(output.splitlines()) if line.startswith("=")), "")
+    print(f"schemathesis: {summary.strip('= ')}")
+    assert report["failures"] == [] and report["errors"] == [], output[-20000:]
+    assert report["exit_code"] == 0, output[-20000:]
+    # Every operation of the document, not just the ones this file knew of.
+    assert report["operations"]["selected"] == report["operations"]["tested"] == len(operations), (
+        operations,
+        report["operations"],
+    )
+    for phase in ("coverage", "fuzzing", "stateful"):
+        assert report["phases"][phase]["status"] == "success", report["phases"]
+    assert report["test_cases"]["generated"] >= len(operations) * 10, report["test_cases"]
+
+
+def test_the_fuzzer_finds_nothing_with_a_bot_key(fuzzed_site: Site) -> None:
+    key = fuzzed_site.create_bot("fuzzed-bot")
+    output, report = fuzz(fuzzed_site, key, max_examples=MAX_EXAMPLES, name="bot-key")
+    assert_found_nothing(fuzzed_site, output, report)
+    # It did write through the API: trades the document allowed were stored.
+    listed = requests.get(
+        f"{fuzzed_site.url}/api/v1/trades/", headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ).json()
+    assert listed["results"], "no fuzzed trade was accepted"
+
+
+def test_the_fuzzer_finds_nothing_with_a_read_only_key(fuzzed_site: Site) -> None:
+    key = fuzzed_site.create_bot("read-only-bot", "--read-only")
+    output, report = fuzz(fuzzed_site, key, max_examples=READ_ONLY_EXAMPLES, name="read-only-key")
+    assert_found_nothing(fuzzed_site, output, report)
