@@ -785,3 +785,10 @@ def test_free_form_numbers_stay_within_64_bits_whole_or_not(bot: Bot, api: APICl
     assert too_big.status_code == 400 and "details" in too_big.json()["errors"]
     fine = api.post("/api/v1/heartbeat/", {"details": {"n": 9.2e18, "m": -(2**63)}}, format="json")
     assert fine.status_code == 200
+
+
+def test_the_documented_404_and_406_are_real_and_json(bot: Bot, api: APIClient) -> None:
+    unknown_format = api.get(f"{URL}?format=xml")
+    assert unknown_format.status_code == 404 and unknown_format.json()["detail"]
+    not_acceptable = api.get(URL, HTTP_ACCEPT="text/html")
+    assert not_acceptable.status_code == 406 and not_acceptable.json()["detail"]
