@@ -23,7 +23,10 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 # The OpenAPI document's components for a JSON value inside such a field (one per level).
 JSON_VALUE_COMPONENT = "JSONValue"
 NO_NUL_PATTERN = r"^[^\x00]*$"
-OUT_OF_RANGE = f"Numbers must lie within ±{INT_MAX} (64 bits); NaN, Infinity and 1e400 are not allowed."
+OUT_OF_RANGE = (
+    f"Numbers must lie within ±{INT_MAX} (64 bits); NaN, Infinity and numbers out of range"
+    " (such as 1e400) are not allowed."
+)
 
 
 def json_value_ref(level: int = 2) -> dict[str, Any]:
