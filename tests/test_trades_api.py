@@ -271,7 +271,7 @@ def test_malformed_bodies_get_a_clear_400(api: APIClient, body: bytes) -> None:
 
 def test_naive_executed_at_message_asks_for_an_offset(api: APIClient) -> None:
     response = post(api, make_trade(executed_at="2026-01-15T10:31:00"))
-    assert "timezone" in response.json()["errors"]["executed_at"][0]
+    assert "with an offset" in response.json()["errors"]["executed_at"][0]
 
 
 def test_side_and_symbol_are_case_insensitive_on_input(api: APIClient) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.validators import RegexValidator
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from trades.jsonvalues import DETAILS_MAX_BYTES, json_field_problem
@@ -16,6 +17,8 @@ from trades.validation import (
     EARLIEST,
     MAX_CLOCK_SKEW,
     MOMENT_BOUNDS,
+    NOT_RFC3339,
+    RFC3339_DATE_TIME_PATTERN,
     SIDE_PATTERN,
     SYMBOL_PATTERN,
     TEXT_PATTERN,
@@ -38,15 +41,13 @@ class DetailsField(serializers.DictField):
         return value
 
 
-# RFC 3339's date-time (the OpenAPI document's ``format: date-time``): Django's
-# parser alone also takes "2026-01-02 15:04" or a "+0530" offset.
-RFC3339_DATE_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII
-)
+# Django's parser alone also takes "2026-01-02 15:04" or a "+0530" offset.
+RFC3339_DATE_TIME = re.compile(RFC3339_DATE_TIME_PATTERN)
 # RFC 3339's full-date (``format: date``): strptime's %m and %d also take one digit.
 RFC3339_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
+@extend_schema_field({"type": "string", "format": "date-time", "pattern": RFC3339_DATE_TIME_PATTERN})
 class AwareDateTimeField(serializers.DateTimeField):
     """A moment a bot reports: RFC 3339 with its offset (a naive time is ambiguous, so refused),
     within the bounds of a trade's ``executed_at``: from 2000 to a day ahead of the site's clock."""
@@ -57,9 +58,7 @@ class AwareDateTimeField(serializers.DateTimeField):
 
     def to_internal_value(self, value: Any) -> dt.datetime:
         if not isinstance(value, str) or not RFC3339_DATE_TIME.fullmatch(value):
-            raise serializers.ValidationError(
-                "Give the time in RFC 3339 with an offset, e.g. 2026-01-02T15:04:05Z."
-            )
+            raise serializers.ValidationError(NOT_RFC3339)
         moment = super().to_internal_value(value)
         if moment < EARLIEST:
             raise serializers.ValidationError(TOO_EARLY)

@@ -17,7 +17,6 @@ from typing import Annotated, Any, NotRequired
 from django.utils import timezone
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -26,6 +25,7 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
 )
+from pydantic_core import core_schema
 from typing_extensions import TypedDict
 
 from trades.jsonvalues import (
@@ -60,6 +60,7 @@ def _in_words(span: dt.timedelta) -> str:
 
 # The bounds of every moment a bot reports (a trade's executed_at, an event's
 # occurred_at), in the words the OpenAPI document and the error answers use.
+NOT_RFC3339 = "Give the time in RFC 3339 with an offset, e.g. 2026-01-02T15:04:05Z."
 TOO_EARLY = f"Must be in the year {EARLIEST.year} or later."
 TOO_LATE = f"Must not be more than {_in_words(MAX_CLOCK_SKEW)} in the future."
 MOMENT_BOUNDS = (
@@ -75,6 +76,12 @@ SIDE_PATTERN = r"^([Bb][Uu][Yy]|[Ss][Ee][Ll][Ll])$"
 # end (stripping them would silently merge " ord-1" with "ord-1").
 EXTERNAL_ID_PATTERN = r"^[^\x00-\x1F\x7F\s](?:[^\x00-\x1F\x7F]*[^\x00-\x1F\x7F\s])?$"
 TEXT_PATTERN = r"^[^\x00-\x1F\x7F]*$"
+# RFC 3339's date-time (the document's ``format: date-time``), which pydantic and Django
+# alone would widen to "2026-01-02 15:04Z" or a "+0100" offset. [0-9], not \d: a
+# regular expression in Rust (pydantic's) reads \d as any Unicode digit.
+RFC3339_DATE_TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
 # The error answer lists the problems of this many items at most, then a count.
 MAX_LISTED_ITEMS = 25
 # A list body with more commas than this may hold more than MAX_BATCH items, and
@@ -88,6 +95,22 @@ def _storable_metadata(value: dict[str, Any]) -> dict[str, Any]:
     if problem:
         raise ValueError(problem)
     return value
+
+
+class ReportedMoment:
+    """A moment a bot reports (``executed_at``): RFC 3339 text with an offset, then an aware
+    datetime from ``EARLIEST`` on, both checked in pydantic's core, without a Python call."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.chain_schema(
+            [
+                core_schema.str_schema(pattern=RFC3339_DATE_TIME_PATTERN, strict=True),
+                core_schema.datetime_schema(tz_constraint="aware", ge=EARLIEST),
+            ]
+        )
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        return {"type": "string", "format": "date-time", "pattern": RFC3339_DATE_TIME_PATTERN}
 
 
 def _json_number(value: Any) -> Any:
@@ -190,14 +213,13 @@ class TradeIn(TypedDict):
         ]
     ]
     pnl: NotRequired[Pnl | None]
-    # strict: an ISO 8601 string only, not a bare number of seconds.
+    # RFC 3339 text only, not a bare number of seconds.
     executed_at: NotRequired[
         Annotated[
-            AwareDatetime,
+            dt.datetime,
+            ReportedMoment(),
             Field(
-                strict=True,
-                ge=EARLIEST,
-                description=f"ISO 8601 with an offset; naive times are refused; default now. {MOMENT_BOUNDS}",
+                description=f"RFC 3339 with an offset; naive times are refused; default now. {MOMENT_BOUNDS}"
             ),
         ]
     ]
@@ -438,6 +460,8 @@ def _message(error: Any) -> str:
             return "Must be ASCII letters, digits and . : / _ - (starting with a letter or digit)."
         if field == ("strategy",):
             return "Must not contain control characters."
+        if field == ("executed_at",):
+            return NOT_RFC3339
     if error["type"] in ("model_type", "list_type", "dict_type") and len(error["loc"]) <= 1:
         return "Expected a trade object or a list of trade objects."
     return msg
