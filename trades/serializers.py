@@ -59,7 +59,11 @@ class AwareDateTimeField(serializers.DateTimeField):
     def to_internal_value(self, value: Any) -> dt.datetime:
         if not isinstance(value, str) or not RFC3339_DATE_TIME.fullmatch(value):
             raise serializers.ValidationError(NOT_RFC3339)
-        moment = super().to_internal_value(value)
+        try:
+            # RFC 3339 allows "t" and "z"; Python's parser takes only "T" and "Z".
+            moment = super().to_internal_value(value.upper())
+        except serializers.ValidationError:
+            raise serializers.ValidationError("No such date and time (such as February 30).") from None
         if moment < EARLIEST:
             raise serializers.ValidationError(TOO_EARLY)
         if moment > timezone.now() + MAX_CLOCK_SKEW:

@@ -59,7 +59,9 @@ def _in_words(span: dt.timedelta) -> str:
 
 # The bounds of every moment a bot reports (a trade's executed_at, an event's
 # occurred_at), in the words the OpenAPI document and the error answers use.
-NOT_RFC3339 = "Give the time in RFC 3339 with an offset, e.g. 2026-01-02T15:04:05Z."
+NOT_RFC3339 = (
+    f"Give the time in RFC 3339 with an offset, from the year {EARLIEST.year} on, e.g. 2026-01-02T15:04:05Z."
+)
 TOO_EARLY = f"Must be in the year {EARLIEST.year} or later."
 TOO_LATE = f"Must not be more than {_in_words(MAX_CLOCK_SKEW)} in the future."
 MOMENT_BOUNDS = (
@@ -76,10 +78,13 @@ SIDE_PATTERN = r"^([Bb][Uu][Yy]|[Ss][Ee][Ll][Ll])$"
 EXTERNAL_ID_PATTERN = r"^[^\x00-\x1F\x7F\s](?:[^\x00-\x1F\x7F]*[^\x00-\x1F\x7F\s])?$"
 TEXT_PATTERN = r"^[^\x00-\x1F\x7F]*$"
 # RFC 3339's date-time (the document's ``format: date-time``), which pydantic and Django
-# alone would widen to "2026-01-02 15:04Z" or a "+0100" offset. [0-9], not \d: a
+# alone would widen to "2026-01-02 15:04Z" or a "+0100" offset, with the year from
+# EARLIEST's (2000) on, so that the document says that bound too. [0-9], not \d: a
 # regular expression in Rust (pydantic's) reads \d as any Unicode digit.
 RFC3339_DATE_TIME_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+    r"^(2[0-9]{3}|[3-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 # The error answer lists the problems of this many items at most, then a count.
 MAX_LISTED_ITEMS = 25
