@@ -40,10 +40,7 @@ ERROR_SCHEMA: dict[str, Any] = {
             "additionalProperties": {
                 "anyOf": [
                     _MESSAGES,
-                    {
-                        "type": "object",
-                        "additionalProperties": {"type": "array", "items": {"type": "string"}},
-                    },
+                    {"type": "object", "additionalProperties": _MESSAGES},
                 ]
             },
         },
