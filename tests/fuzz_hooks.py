@@ -22,12 +22,12 @@ from typing import Any
 import schemathesis
 from hypothesis import strategies as st
 
+from trades.jsonvalues import TOO_LARGE
 from trades.validation import EARLIEST, MAX_CLOCK_SKEW, TOO_EARLY, TOO_LATE
 
 # The answers of the rules the document states only in words (trades.jsonvalues, trades.validation).
-_RULES_IN_WORDS = re.compile(
-    rf"^(?:{re.escape(TOO_EARLY)}|{re.escape(TOO_LATE)}|At most \d+ KB of JSON \(got .*)$"
-)
+_TOO_LARGE = re.escape(TOO_LARGE).replace(r"\{limit\}", r"\d+").replace(r"\{size:\.1f\}", r"[0-9.]+")
+_RULES_IN_WORDS = re.compile(rf"^(?:{re.escape(TOO_EARLY)}|{re.escape(TOO_LATE)}|{_TOO_LARGE})$")
 
 # Offsets reach ±14 hours; a moment this far inside the bounds stays inside whatever its offset.
 _MARGIN = dt.timedelta(days=1)

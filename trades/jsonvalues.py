@@ -20,6 +20,7 @@ DETAILS_MAX_BYTES = 16 * 1024
 # Containers inside containers: {"a": {"b": [1]}} is 3 deep.
 MAX_DEPTH = 8
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+TOO_LARGE = "At most {limit} KB of JSON (got {size:.1f} KB)."
 # The OpenAPI document's components for a JSON value inside such a field (one per level).
 JSON_VALUE_COMPONENT = "JSONValue"
 NO_NUL_PATTERN = r"^[^\x00]*$"
@@ -91,7 +92,7 @@ def json_field_problem(value: Any, *, max_bytes: int, max_depth: int = MAX_DEPTH
     except (RecursionError, ValueError, TypeError):
         return f"Must be plain JSON nested at most {max_depth} deep."
     if size > max_bytes:
-        return f"At most {max_bytes // 1024} KB of JSON (got {size / 1024:.1f} KB)."
+        return TOO_LARGE.format(limit=max_bytes // 1024, size=size / 1024)
     # Iterative, so that depth costs no Python recursion.
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
