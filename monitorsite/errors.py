@@ -13,24 +13,24 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
 
-def _is_api(request: HttpRequest) -> bool:
+def is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse({"detail": "Bad request."}, status=400)
     return defaults.bad_request(request, exception)
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse({"detail": "Permission denied."}, status=403)
     return defaults.permission_denied(request, exception)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse(
             {"detail": f"No endpoint at {request.path}; see /api/schema/ for the API's paths."}, status=404
         )
@@ -38,7 +38,7 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse(
             {"detail": "The site failed to answer this request; nothing of it may have been stored."},
             status=500,

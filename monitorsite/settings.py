@@ -99,6 +99,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "monitorsite.middleware.APITimesInUTC",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -195,7 +196,7 @@ WHITENOISE_AUTOREFRESH = DEBUG
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["trades.auth.BotKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["trades.auth.HasBotKey"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["trades.renderers.APIJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["trades.parsers.BotJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": False,
@@ -209,8 +210,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # 3.1: its schemas are JSON Schema 2020-12, the dialect pydantic writes the trade
+    # request schema in (3.0's exclusiveMinimum is a boolean beside minimum).
+    "OAS_VERSION": "3.1.0",
+    # A request schema apart from the answer's: required read-only fields such as an
+    # event's id would otherwise look required of the bot.
+    "COMPONENT_SPLIT_REQUEST": True,
     # Every endpoint also answers without its final slash; document it once.
     "PREPROCESSING_HOOKS": ["monitorsite.urls.documented_endpoints"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "trades.schema.document_error_answers",
+    ],
 }
 
 # django-q2 on the ORM broker: the queue is a table in the same SQLite file.

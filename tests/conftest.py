@@ -70,7 +70,11 @@ def _as_json(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, Decimal):
-        return str(value)
+        # A JSON number, as a bot sends it (the API takes no numeric strings); only a
+        # Decimal a float spells back exactly can be sent this way.
+        if Decimal(repr(float(value))) != value:
+            raise TypeError(f"{value} has no exact float; send it in a test's own JSON text")
+        return float(value)
     raise TypeError(f"cannot send {type(value).__name__} as JSON")
 
 

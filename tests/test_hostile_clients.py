@@ -298,7 +298,7 @@ def test_json_nested_past_the_parsers_limits_is_a_400_not_a_500(site: Site) -> N
 
 def test_values_are_stored_exactly_as_sent_or_refused(site: Site) -> None:
     key = site.create_bot("alpha")
-    exact = make_trade(1, quantity="1234567.12345678", price="0.00000001", pnl="-12345.6789")
+    exact = make_trade(1, quantity=1234567.12345678, price=1e-08, pnl=-12345.6789)
     response = post(site, "/api/v1/trades/", json.dumps(exact), key)
     assert response.status_code == 201, response.text
     floats = '{"external_id": "ord-2", "symbol": "MSFT", "side": "SELL", "quantity": 0.1, "price": 9999999.12345678, "pnl": 0.3, "executed_at": "2026-01-15T11:00:00-05:00"}'  # noqa: E501
@@ -308,7 +308,7 @@ def test_values_are_stored_exactly_as_sent_or_refused(site: Site) -> None:
     refused = {
         # A JSON number the validator would only have seen rounded to 0.3.
         "price": start + '"quantity": 1, "price": 0.30000000000000001}',
-        "quantity": start + '"quantity": "12345678.12345678", "price": 1}',
+        "quantity": start + '"quantity": 12345678.12345678, "price": 1}',
         "pnl": start + '"quantity": 1, "price": 1, "pnl": 1.123456789}',
         "external_id": json.dumps(make_trade(1, external_id=" ord-1")),
         "symbol": json.dumps(make_trade(3, symbol="\u212a")),  # the Kelvin sign, not K

@@ -13,6 +13,9 @@ from tests.conftest import make_trade
 from trades.models import Bot, Trade
 
 URL = "/api/v1/trades/"
+RFC3339_FROM_2000 = (
+    "Give the time in RFC 3339 with an offset, from the year 2000 on, e.g. 2026-01-02T15:04:05Z."
+)
 
 
 def post(client: APIClient, body: Any) -> Any:
@@ -106,7 +109,7 @@ def test_a_key_only_sees_its_own_bots_trades(api: APIClient) -> None:
 def test_one_trade_is_stored_with_its_fields(bot: Bot, api: APIClient) -> None:
     response = post(
         api,
-        make_trade(7, symbol=" msft ", side="sell", quantity="1.5", price=410.125, pnl=-12.5),
+        make_trade(7, symbol="msft", side="sell", quantity=1.5, price=410.125, pnl=-12.5),
     )
     assert response.status_code == 201
     body = response.json()
@@ -271,7 +274,7 @@ def test_malformed_bodies_get_a_clear_400(api: APIClient, body: bytes) -> None:
 
 def test_naive_executed_at_message_asks_for_an_offset(api: APIClient) -> None:
     response = post(api, make_trade(executed_at="2026-01-15T10:31:00"))
-    assert "timezone" in response.json()["errors"]["executed_at"][0]
+    assert "with an offset" in response.json()["errors"]["executed_at"][0]
 
 
 def test_side_and_symbol_are_case_insensitive_on_input(api: APIClient) -> None:
@@ -471,12 +474,16 @@ def test_status_allows_trading_with_a_reason(api: APIClient) -> None:
 # --- schema ------------------------------------------------------------------
 
 
-@pytest.mark.django_db
-def test_openapi_schema_documents_the_api() -> None:
+def api_document() -> dict[str, Any]:
     response = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
-    schema = json.loads(response.content)
-    assert schema["openapi"].startswith("3.")
+    return json.loads(response.content)
+
+
+@pytest.mark.django_db
+def test_openapi_schema_documents_the_api() -> None:
+    schema = api_document()
+    assert schema["openapi"] == "3.1.0"
     for path in ("/api/v1/trades/", "/api/v1/summary/daily/", "/api/v1/heartbeat/", "/api/v1/health/"):
         assert path in schema["paths"]
     events = schema["paths"]["/api/v1/events/"]["post"]
@@ -485,6 +492,94 @@ def test_openapi_schema_documents_the_api() -> None:
     event_id = schema["components"]["schemas"][request]["properties"]["event_id"]
     assert (event_id["minLength"], event_id["maxLength"]) == (1, 100)
     assert "event_id" not in schema["components"]["schemas"][request].get("required", [])
+
+
+@pytest.mark.django_db
+def test_the_openapi_document_is_valid_for_the_version_it_declares() -> None:
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+    document = api_document()
+    validate(document)  # picks the validator by the document's "openapi"
+    # The check is real: pydantic's 2020-12 exclusiveMinimum, under a 3.0 label, is refused.
+    with pytest.raises(OpenAPIValidationError):
+        validate({**document, "openapi": "3.0.3"})
+
+
+@pytest.mark.django_db
+def test_every_operation_documents_every_answer_it_can_give() -> None:
+    document = api_document()
+    error = {"$ref": "#/components/schemas/Error"}
+    assert document["components"]["schemas"]["Error"]["required"] == ["detail"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            keyed = path != "/api/v1/health/"
+            expected = {"400", "404", "406", "413"}
+            expected |= {"401"} if keyed else set()
+            expected |= {"403", "415"} if method == "post" else set()
+            responses = operation["responses"]
+            assert expected <= set(responses), (method, path, sorted(responses))
+            for code in expected:
+                assert responses[code]["content"]["application/json"]["schema"] == error, (method, path, code)
+            if keyed:
+                assert "WWW-Authenticate" in responses["401"]["headers"]
+    assert {"200", "503"} <= set(document["paths"]["/api/v1/health/"]["get"]["responses"])
+    assert document["paths"]["/api/v1/trades/"]["post"]["requestBody"]["required"] is True
+
+
+@pytest.mark.django_db
+def test_what_the_validators_refuse_the_document_says() -> None:
+    from trades.jsonvalues import INT_MAX, MAX_DEPTH
+    from trades.limits import MAX_PRICE
+    from trades.serializers import EVENT_MESSAGE_MAX_LENGTH, HEARTBEAT_STATUS_MAX_LENGTH
+    from trades.validation import SIDE_PATTERN, SYMBOL_PATTERN
+
+    document = api_document()
+    schemas = document["components"]["schemas"]
+    event = schemas["EventRequest"]["properties"]
+    assert event["message"]["maxLength"] == EVENT_MESSAGE_MAX_LENGTH
+    assert event["message"]["pattern"] == "^[^\\x00]*$"
+    assert "a day ahead" in event["occurred_at"]["description"]
+    assert "2000" in event["occurred_at"]["description"]
+    assert schemas["HeartbeatRequest"]["properties"]["status"]["maxLength"] == HEARTBEAT_STATUS_MAX_LENGTH
+    params = {p["name"]: p["schema"] for p in document["paths"]["/api/v1/trades/"]["get"]["parameters"]}
+    assert params["symbol"]["pattern"] == SYMBOL_PATTERN
+    assert params["side"]["pattern"] == SIDE_PATTERN
+    assert (params["limit"]["minimum"], params["limit"]["maximum"]) == (1, 1000)
+    trade = document["paths"]["/api/v1/trades/"]["post"]["requestBody"]["content"]["application/json"]
+    price = trade["schema"]["oneOf"][0]["properties"]["price"]
+    assert price["maximum"] == float(MAX_PRICE)
+    assert price["multipleOf"] == 1e-08  # 7 digits before the point leave 8 after it
+    # Free-form JSON: a container only as deep as allowed, numbers within 64 bits.
+    deepest = schemas[f"JSONValue{MAX_DEPTH + 1}"]["anyOf"]
+    assert {branch["type"] for branch in deepest} == {"null", "boolean", "number", "string"}
+    assert any(
+        branch.get("minimum") == -INT_MAX - 1 and branch.get("maximum") == INT_MAX for branch in deepest
+    )
+
+
+@pytest.mark.parametrize(
+    ("number", "accepted"),
+    [
+        ("9999999.99999999", True),  # 15 digits, 8 after the point
+        ("10000000", True),  # the limit itself
+        ("0.00000001", True),
+        ("1000000.123456789", False),  # 9 after the point
+        ("10000000.00000001", False),  # 16 digits and past the limit
+    ],
+)
+def test_the_published_price_schema_takes_exactly_what_the_validator_takes(
+    bot: Bot, api: APIClient, number: str, accepted: bool
+) -> None:
+    import jsonschema_rs  # schemathesis's own validator
+
+    from trades.limits import MAX_PRICE
+    from trades.validation import storable_number_schema
+
+    schema = storable_number_schema(MAX_PRICE, positive=True)
+    body = json.dumps(make_trade(1)).replace('"price": 187.25', f'"price": {number}')
+    assert (post(api, body).status_code == 201) is accepted
+    assert jsonschema_rs.validator_for(schema).is_valid(json.loads(number)) is accepted
 
 
 @pytest.mark.django_db
@@ -521,9 +616,10 @@ def test_openapi_request_schema_of_trades_is_the_validators_own() -> None:
     one, many = body["oneOf"]
     assert many["maxItems"] == MAX_BATCH and many["items"] == one
     assert set(one["required"]) == {"external_id", "symbol", "side", "quantity", "price"}
-    assert one["properties"]["quantity"]["anyOf"][0]["exclusiveMinimum"] == 0
+    assert all(branch["exclusiveMinimum"] == 0 for branch in one["properties"]["quantity"]["anyOf"])
     assert one["properties"]["executed_at"]["format"] == "date-time"
     assert "offset" in one["properties"]["executed_at"]["description"]
+    assert "a day ahead" in one["properties"]["executed_at"]["description"]
     assert one["additionalProperties"] is False
 
 
@@ -533,10 +629,10 @@ def test_symbols_in_either_case_are_accepted_and_stored_upper(bot: Bot, api: API
     assert Trade.objects.get().symbol == symbol.upper()
 
 
-@pytest.mark.parametrize("side", ["buy", "Sell", " BUY "])
+@pytest.mark.parametrize("side", ["buy", "Sell", "BUY"])
 def test_side_in_any_case_is_accepted(bot: Bot, api: APIClient, side: str) -> None:
     assert post(api, make_trade(1, side=side)).status_code == 201
-    assert Trade.objects.get().side == side.strip().upper()
+    assert Trade.objects.get().side == side.upper()
 
 
 # --- clock skew: a bot's clock a little ahead is fine, far ahead is a bug ---------------
@@ -589,7 +685,7 @@ def test_an_event_slightly_ahead_is_accepted_and_far_ahead_refused(
 @pytest.mark.parametrize(
     ("executed_at", "message"),
     [
-        ("1999-12-31T23:59:59Z", "Must be in the year 2000 or later."),
+        ("1999-12-31T23:59:59Z", RFC3339_FROM_2000),  # the pattern says so
         ("2000-01-01T00:00:00+01:00", "Must be in the year 2000 or later."),  # 1999-12-31 23:00 UTC
         ("2099-01-01T00:00:00Z", "Must not be more than a day in the future."),
     ],
@@ -608,3 +704,165 @@ def test_a_time_sent_with_an_offset_is_stored_as_the_same_instant(bot: Bot, api:
     stored = Trade.objects.get()
     assert stored.executed_at == dt.datetime(2026, 1, 15, 15, 31, 0, 250000, tzinfo=dt.UTC)
     assert stored.trading_day == dt.date(2026, 1, 15)
+
+
+# --- strict types: what the document says a value is, it must be ------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/events/", {"kind": "custom", "message": 0}, "message"),
+        ("/api/v1/events/", {"kind": "custom", "message": ["a"]}, "message"),
+        ("/api/v1/heartbeat/", {"status": 0}, "status"),
+        ("/api/v1/heartbeat/", {"status": True}, "status"),
+    ],
+)
+def test_text_fields_take_text_only(bot: Bot, api: APIClient, path: str, body: Any, field: str) -> None:
+    response = api.post(path, body, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {field: ["Not a valid string."]}
+    bot.refresh_from_db()
+    assert bot.events.count() == 0 and bot.last_heartbeat_at is None
+
+
+@pytest.mark.parametrize(("field", "value"), [("quantity", '"1.5"'), ("price", '"187.25"'), ("pnl", '"-2"')])
+def test_numbers_are_json_numbers_not_strings(bot: Bot, api: APIClient, field: str, value: str) -> None:
+    trade = make_trade(1, pnl=1.0)
+    body = json.dumps(trade).replace(f'"{field}": {json.dumps(trade[field])}', f'"{field}": {value}')
+    assert value in body
+    response = post(api, body)
+    assert response.status_code == 400
+    assert response.json()["errors"] == {field: ["Must be a JSON number, not a string."]}
+
+
+@pytest.mark.parametrize("field", ["symbol", "side"])
+def test_text_is_taken_as_sent_not_stripped(bot: Bot, api: APIClient, field: str) -> None:
+    # The document's pattern and maxLength hold of what is sent, so " msft " is refused.
+    response = post(api, make_trade(1, **{field: " " + make_trade()[field] + " "}))
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("symbol=", "symbol"),
+        ("side=", "side"),
+        ("date=", "date"),
+        ("limit=", "limit"),
+        ("symbol=AA%00PL", "symbol"),
+        ("symbol=-AAPL", "symbol"),
+        ("strategy=a%01b", "strategy"),
+        ("side=hold", "side"),
+        ("date=2026-1-2", "date"),
+        ("limit=5.0", "limit"),
+        ("limit=%205", "limit"),
+    ],
+)
+def test_an_empty_or_malformed_filter_is_a_400_naming_it(
+    bot: Bot, api: APIClient, query: str, field: str
+) -> None:
+    response = api.get(f"{URL}?{query}")
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == [field]
+
+
+def test_an_empty_date_on_the_summary_is_a_400_not_today(bot: Bot, api: APIClient) -> None:
+    response = api.get("/api/v1/summary/daily/?date=")
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["date"]
+    assert api.get("/api/v1/summary/daily/").status_code == 200
+
+
+def test_an_empty_strategy_filter_means_trades_without_one(bot: Bot, api: APIClient) -> None:
+    post(api, [make_trade(1, strategy=""), make_trade(2)])
+    results = api.get(f"{URL}?strategy=").json()["results"]
+    assert [row["external_id"] for row in results] == ["ord-1"]
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "message"),
+    [
+        ("0190-07-17T17:12:20Z", RFC3339_FROM_2000),
+        ("1999-12-31T23:59:59Z", RFC3339_FROM_2000),
+        ("2000-01-01T00:30:00+01:00", "Must be in the year 2000 or later."),
+        (
+            "2026-02-30T15:04:05Z",
+            "No such date and time (such as February 30).",
+        ),
+        ("2026-01-02 15:04:05Z", RFC3339_FROM_2000),
+        ("2026-01-02T15:04Z", RFC3339_FROM_2000),
+        ("2026-01-02T15:04:05+0100", RFC3339_FROM_2000),
+    ],
+)
+def test_event_times_have_the_bounds_and_the_form_of_trade_times(
+    bot: Bot, api: APIClient, occurred_at: str, message: str
+) -> None:
+    response = api.post("/api/v1/events/", {"kind": "custom", "occurred_at": occurred_at}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"occurred_at": [message]}
+    assert bot.events.count() == 0
+
+
+@pytest.mark.parametrize("occurred_at", ["2000-01-01T00:00:00Z", "2026-01-02t15:04:05.123456789z"])
+def test_an_event_at_the_earliest_moment_or_in_lower_case_is_accepted(
+    bot: Bot, api: APIClient, occurred_at: str
+) -> None:
+    body = {"kind": "custom", "occurred_at": occurred_at}
+    assert api.post("/api/v1/events/", body, format="json").status_code == 201
+
+
+RFC3339_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
+
+
+def test_every_time_the_api_answers_is_rfc3339_in_utc(bot: Bot, api: APIClient) -> None:
+    import re
+
+    # An offset the market's zone never had in 2026, and a market-time one.
+    event = api.post(
+        "/api/v1/events/", {"kind": "custom", "occurred_at": "2026-01-02T09:30:00-05:00"}, format="json"
+    ).json()
+    assert event["occurred_at"] == "2026-01-02T14:30:00Z"
+    post(api, make_trade(1, executed_at="2026-01-15T10:31:00+05:45", pnl=1.0))
+    heartbeat = api.post("/api/v1/heartbeat/", {}, format="json").json()
+    trades = api.get(URL).json()["results"]
+    summary = api.get("/api/v1/summary/daily/?date=2026-01-14").json()  # 23:46 in New York
+    status = api.get("/api/v1/status/").json()
+    times = [
+        event["occurred_at"],
+        event["received_at"],
+        heartbeat["received_at"],
+        trades[0]["executed_at"],
+        trades[0]["received_at"],
+        summary["best_trade"]["executed_at"],
+        status["checked_at"],
+    ]
+    for value in times:
+        assert re.match(RFC3339_UTC, value), value
+    assert trades[0]["executed_at"] == "2026-01-15T04:46:00Z"
+
+
+def test_the_renderer_writes_a_local_mean_time_offset_as_utc() -> None:
+    from zoneinfo import ZoneInfo
+
+    from trades.renderers import APIJSONRenderer
+
+    moment = dt.datetime(190, 7, 17, 17, 12, 20, tzinfo=ZoneInfo("America/New_York"))
+    assert moment.isoformat().endswith("-04:56:02")  # what used to leak
+    rendered = json.loads(APIJSONRenderer().render({"at": moment}))
+    assert rendered == {"at": "0190-07-17T22:08:22Z"}
+
+
+def test_free_form_numbers_stay_within_64_bits_whole_or_not(bot: Bot, api: APIClient) -> None:
+    too_big = api.post("/api/v1/heartbeat/", {"details": {"n": 1e19}}, format="json")
+    assert too_big.status_code == 400 and "details" in too_big.json()["errors"]
+    fine = api.post("/api/v1/heartbeat/", {"details": {"n": 9.2e18, "m": -(2**63)}}, format="json")
+    assert fine.status_code == 200
+
+
+def test_the_documented_404_and_406_are_real_and_json(bot: Bot, api: APIClient) -> None:
+    unknown_format = api.get(f"{URL}?format=xml")
+    assert unknown_format.status_code == 404 and unknown_format.json()["detail"]
+    not_acceptable = api.get(URL, HTTP_ACCEPT="text/html")
+    assert not_acceptable.status_code == 406 and not_acceptable.json()["detail"]

@@ -12,7 +12,6 @@ kilobytes (a 9 MB heartbeat once made every request of its bot slow).
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 # Stored size limits in bytes (as the JSON column holds them: ``json.dumps``).
@@ -21,6 +20,67 @@ DETAILS_MAX_BYTES = 16 * 1024
 # Containers inside containers: {"a": {"b": [1]}} is 3 deep.
 MAX_DEPTH = 8
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+TOO_LARGE = "At most {limit} KB of JSON (got {size:.1f} KB)."
+# The OpenAPI document's components for a JSON value inside such a field (one per level).
+JSON_VALUE_COMPONENT = "JSONValue"
+NO_NUL_PATTERN = r"^[^\x00]*$"
+OUT_OF_RANGE = (
+    f"Numbers must lie within ±{INT_MAX} (64 bits); NaN, Infinity and numbers out of range"
+    " (such as 1e400) are not allowed."
+)
+
+
+def json_value_ref(level: int = 2) -> dict[str, Any]:
+    """A reference to the document's schema of a value ``level`` deep (the field itself is 1)."""
+    return {"$ref": f"#/components/schemas/{JSON_VALUE_COMPONENT}{level}"}
+
+
+def json_value_schemas(max_depth: int = MAX_DEPTH) -> dict[str, dict[str, Any]]:
+    """The OpenAPI components of a value inside a free-form field, by level, as ``json_field_problem``
+    takes it: text without NUL, numbers within 64 bits, a container only up to ``max_depth`` deep.
+
+    Size is said in words: JSON Schema has no keyword for it.
+    """
+    schemas = {}
+    for level in range(2, max_depth + 2):
+        branches: list[dict[str, Any]] = [
+            {"type": "null"},
+            {"type": "boolean"},
+            {"type": "number", "minimum": INT_MIN, "maximum": INT_MAX},
+            {"type": "string", "pattern": NO_NUL_PATTERN},
+        ]
+        if level <= max_depth:
+            inner = json_value_ref(level + 1)
+            branches.append({"type": "array", "items": inner})
+            branches.append(
+                {
+                    "type": "object",
+                    "propertyNames": {"pattern": NO_NUL_PATTERN},
+                    "additionalProperties": inner,
+                }
+            )
+        schemas[f"{JSON_VALUE_COMPONENT}{level}"] = {
+            "description": f"A JSON value {level} levels deep in a free-form field.",
+            "anyOf": branches,
+        }
+    return schemas
+
+
+def json_object_schema(
+    max_bytes: int, max_depth: int = MAX_DEPTH, *, value: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON schema of a free-form field (``metadata``, ``details``): an object of JSON values.
+
+    ``value`` stands in for the reference to ``JSON_VALUE_COMPONENT`` where a
+    ``$ref`` cannot be written yet (pydantic resolves every ``$ref`` it is given).
+    """
+    return {
+        "type": "object",
+        "propertyNames": {"pattern": NO_NUL_PATTERN},
+        "additionalProperties": value or json_value_ref(),
+        "description": f"Free-form JSON object, at most {max_bytes // 1024} KB of JSON, nested at most"
+        f" {max_depth} deep; no NUL or unpaired surrogate in text, numbers within ±{INT_MAX}.",
+    }
 
 
 def json_field_problem(value: Any, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> str | None:
@@ -32,7 +92,7 @@ def json_field_problem(value: Any, *, max_bytes: int, max_depth: int = MAX_DEPTH
     except (RecursionError, ValueError, TypeError):
         return f"Must be plain JSON nested at most {max_depth} deep."
     if size > max_bytes:
-        return f"At most {max_bytes // 1024} KB of JSON (got {size / 1024:.1f} KB)."
+        return TOO_LARGE.format(limit=max_bytes // 1024, size=size / 1024)
     # Iterative, so that depth costs no Python recursion.
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -55,12 +115,12 @@ def json_field_problem(value: Any, *, max_bytes: int, max_depth: int = MAX_DEPTH
                 return problem
         elif isinstance(item, bool) or item is None:
             continue
-        elif isinstance(item, int):
+        elif isinstance(item, (int, float)):
+            # One range for every number, whole or not: the document's ``minimum`` and
+            # ``maximum`` cannot tell 1e20 from 100000000000000000000.
+            # (NaN compares false, infinities fall outside.)
             if not INT_MIN <= item <= INT_MAX:
-                return "Whole numbers must fit in 64 bits (within ±9223372036854775807)."
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                return "NaN, Infinity and numbers out of range (such as 1e400) are not allowed."
+                return OUT_OF_RANGE
         else:
             return f"Unsupported value of type {type(item).__name__}."
     return None
@@ -88,7 +148,7 @@ def _plainly_fine(value: Any, max_bytes: int) -> bool:
             text = key
             budget -= 20
         elif kind is float:
-            if not math.isfinite(item):
+            if not INT_MIN <= item <= INT_MAX:
                 return False
             text = key
             budget -= 24

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from trades.jsonvalues import DETAILS_MAX_BYTES, MAX_DEPTH, json_field_problem
+from trades.jsonvalues import DETAILS_MAX_BYTES, json_field_problem
 from trades.models import BotEvent, EventKind, EventLevel, Side
-from trades.validation import MAX_CLOCK_SKEW
+from trades.validation import (
+    EARLIEST,
+    MAX_CLOCK_SKEW,
+    MOMENT_BOUNDS,
+    NOT_RFC3339,
+    RFC3339_DATE_TIME_PATTERN,
+    SIDE_PATTERN,
+    SYMBOL_PATTERN,
+    TEXT_PATTERN,
+    TOO_EARLY,
+    TOO_LATE,
+)
 
 HEARTBEAT_STATUS_MAX_LENGTH = 100
 EVENT_MESSAGE_MAX_LENGTH = 10_000
@@ -18,15 +32,7 @@ EVENT_ID_MAX_LENGTH = 100
 
 
 class DetailsField(serializers.DictField):
-    """A free-form JSON object, within the rules of ``trades.jsonvalues``."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault(
-            "help_text",
-            f"Free-form JSON object, at most {DETAILS_MAX_BYTES // 1024} KB, nested at most {MAX_DEPTH} deep;"
-            " no NaN, Infinity, out-of-range numbers, NUL or unpaired surrogates.",
-        )
-        super().__init__(**kwargs)
+    """A free-form JSON object, within the rules of ``trades.jsonvalues`` (its schema: ``trades.schema``)."""
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         value = super().to_internal_value(data)
@@ -36,13 +42,96 @@ class DetailsField(serializers.DictField):
         return value
 
 
+# Django's parser alone also takes "2026-01-02 15:04" or a "+0530" offset.
+RFC3339_DATE_TIME = re.compile(RFC3339_DATE_TIME_PATTERN)
+# RFC 3339's full-date (``format: date``): strptime's %m and %d also take one digit.
+RFC3339_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+@extend_schema_field({"type": "string", "format": "date-time", "pattern": RFC3339_DATE_TIME_PATTERN})
 class AwareDateTimeField(serializers.DateTimeField):
-    """A datetime that must carry its offset: a naive time is ambiguous, so refused."""
+    """A moment a bot reports: RFC 3339 with its offset (a naive time is ambiguous, so refused),
+    within the bounds of a trade's ``executed_at``: from 2000 to a day ahead of the site's clock."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("help_text", f"RFC 3339 with an offset; naive times are refused. {MOMENT_BOUNDS}")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, value: Any) -> dt.datetime:
+        if not isinstance(value, str) or not RFC3339_DATE_TIME.fullmatch(value):
+            raise serializers.ValidationError(NOT_RFC3339)
+        try:
+            # RFC 3339 allows "t" and "z"; Python's parser takes only "T" and "Z".
+            moment = super().to_internal_value(value.upper())
+        except serializers.ValidationError:
+            raise serializers.ValidationError("No such date and time (such as February 30).") from None
+        if moment < EARLIEST:
+            raise serializers.ValidationError(TOO_EARLY)
+        if moment > timezone.now() + MAX_CLOCK_SKEW:
+            raise serializers.ValidationError(TOO_LATE)
+        return moment
 
     def enforce_timezone(self, value: dt.datetime) -> dt.datetime:
         if timezone.is_naive(value):
             raise serializers.ValidationError("Give the time with an offset, e.g. 2026-01-02T15:04:05Z.")
         return super().enforce_timezone(value)
+
+
+class TradingDayField(serializers.DateField):
+    """A trading day in a query: ``YYYY-MM-DD`` exactly (any day; one without trades matches none)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(input_formats=["%Y-%m-%d"], **kwargs)
+
+    def to_internal_value(self, value: Any) -> dt.date:
+        if not isinstance(value, str) or not RFC3339_DATE.fullmatch(value):
+            raise serializers.ValidationError("Give the date as YYYY-MM-DD.")
+        return super().to_internal_value(value)
+
+
+class WholeNumberField(serializers.IntegerField):
+    """An integer written as one (DRF's own also takes "5.0" and " 5")."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, str) and not re.fullmatch(r"-?[0-9]+", data, re.ASCII):
+            self.fail("invalid")
+        if isinstance(data, (bool, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictTextSerializer(serializers.Serializer):
+    """Text fields take text only: DRF's ``CharField`` would store ``"message": 0`` as ``"0"``,
+    which the OpenAPI document (``type: string``) refuses. Every ``CharField`` of a subclass,
+    present or future, is held to it."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            errors = {
+                name: ["Not a valid string."]
+                for name, field in self.fields.items()
+                if isinstance(field, serializers.CharField)
+                and not field.read_only
+                and name in data
+                and not isinstance(data[name], str)
+                and not (data[name] is None and field.allow_null)
+            }
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class QuerySerializer(serializers.Serializer):
+    """Query parameters, read strictly: an empty ``?symbol=`` is a 400 naming it, not "no filter".
+
+    DRF reads a form-like ``QueryDict`` leniently (an empty value of an optional
+    field counts as absent), so the query is validated as a plain dict.
+    """
+
+    @classmethod
+    def of(cls, query: Any) -> QuerySerializer:
+        """The serializer of ``request.query_params`` (a repeated parameter counts once, the last)."""
+        return cls(data=query.dict() if hasattr(query, "dict") else dict(query))
 
 
 class TradeSerializer(serializers.Serializer):
@@ -76,34 +165,59 @@ class IngestResultSerializer(serializers.Serializer):
     )
 
 
-class TradeQuerySerializer(serializers.Serializer):
-    symbol = serializers.CharField(required=False, max_length=32)
-    strategy = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    side = serializers.ChoiceField(choices=Side.choices, required=False)
-    date = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=50)
-
-    def to_internal_value(self, data: Any) -> Any:
-        if hasattr(data, "get") and isinstance(data.get("side"), str):
-            data = data.copy()
-            data["side"] = data["side"].upper()
-        return super().to_internal_value(data)
+def _pattern(pattern: str, message: str) -> RegexValidator:
+    # The validator the OpenAPI document publishes as the parameter's ``pattern``.
+    return RegexValidator(pattern, message)
 
 
-class SummaryQuerySerializer(serializers.Serializer):
-    date = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
+class TradeQuerySerializer(QuerySerializer):
+    # The patterns a trade's fields are held to (trades.validation): a filter no
+    # trade can match is a mistake worth a 400, and the document says so.
+    symbol = serializers.CharField(
+        required=False,
+        max_length=32,
+        trim_whitespace=False,
+        validators=[
+            _pattern(SYMBOL_PATTERN, "Must be ASCII letters, digits and . : / _ - (a letter or digit first).")
+        ],
+        help_text="A symbol, in any case.",
+    )
+    strategy = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        trim_whitespace=False,
+        validators=[_pattern(TEXT_PATTERN, "Must not contain control characters.")],
+        help_text='Empty: trades without a strategy ("").',
+    )
+    side = serializers.CharField(
+        required=False,
+        trim_whitespace=False,
+        validators=[_pattern(SIDE_PATTERN, "Must be BUY or SELL.")],
+        help_text="BUY or SELL, in any case.",
+    )
+    date = TradingDayField(required=False, help_text="A trading day, YYYY-MM-DD.")
+    limit = WholeNumberField(required=False, min_value=1, max_value=1000, default=50)
+
+    def validate_side(self, value: str) -> str:
+        return value.upper()
+
+
+class SummaryQuerySerializer(QuerySerializer):
+    date = TradingDayField(
+        required=False,
+        help_text="A trading day, YYYY-MM-DD. Default: today in MARKET_TIMEZONE.",
+    )
 
 
 # A period longer than this is refused: its GROUP BY would read years of trades for one answer.
 MAX_PERIOD_DAYS = 3 * 366
 
 
-class PeriodQuerySerializer(serializers.Serializer):
-    start = serializers.DateField(
-        required=False, input_formats=["%Y-%m-%d"], help_text="First trading day (default: 30 back)."
-    )
-    end = serializers.DateField(
-        required=False, input_formats=["%Y-%m-%d"], help_text="Last trading day, included (default: today)."
+class PeriodQuerySerializer(QuerySerializer):
+    start = TradingDayField(required=False, help_text="First trading day, YYYY-MM-DD (default: 30 back).")
+    end = TradingDayField(
+        required=False, help_text="Last trading day, included, YYYY-MM-DD (default: today)."
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -115,15 +229,20 @@ class PeriodQuerySerializer(serializers.Serializer):
         return attrs
 
 
-class HeartbeatSerializer(serializers.Serializer):
+class HeartbeatSerializer(StrictTextSerializer):
+    """A heartbeat: the bot is alive; what it is doing (``status``) and anything else (``details``)."""
+
     # DRF's CharField refuses NUL and unpaired surrogates itself.
     status = serializers.CharField(
         required=False, allow_blank=True, max_length=HEARTBEAT_STATUS_MAX_LENGTH, default=""
     )
     details = DetailsField(required=False, default=dict)
+    received_at = serializers.DateTimeField(read_only=True)
 
 
-class EventSerializer(serializers.ModelSerializer):
+class EventSerializer(StrictTextSerializer, serializers.ModelSerializer):
+    """Something that happened to the bot: a start, a lost connection, a crash."""
+
     event_id = serializers.CharField(
         required=False,
         allow_null=True,
@@ -143,11 +262,6 @@ class EventSerializer(serializers.ModelSerializer):
         model = BotEvent
         fields = ("id", "event_id", "kind", "level", "message", "details", "occurred_at", "received_at")
         read_only_fields = ("id", "received_at")
-
-    def validate_occurred_at(self, value: dt.datetime) -> dt.datetime:
-        if value > timezone.now() + MAX_CLOCK_SKEW:
-            raise serializers.ValidationError("Must not be more than a day in the future.")
-        return value
 
     def to_internal_value(self, data: Any) -> Any:
         if hasattr(data, "get"):

@@ -17,16 +17,23 @@ from typing import Annotated, Any, NotRequired
 from django.utils import timezone
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     ConfigDict,
     Field,
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
 )
+from pydantic_core import core_schema
 from typing_extensions import TypedDict
 
-from trades.jsonvalues import METADATA_MAX_BYTES, json_field_problem, text_problem
+from trades.jsonvalues import (
+    METADATA_MAX_BYTES,
+    json_field_problem,
+    json_object_schema,
+    json_value_ref,
+    text_problem,
+)
 from trades.limits import (
     DECIMAL_PLACES,
     DIGITS_MESSAGE,
@@ -41,6 +48,26 @@ MAX_BATCH = 1000
 # Fills may arrive late (a replay after an outage), never from the far future.
 MAX_CLOCK_SKEW = dt.timedelta(days=1)
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def _in_words(span: dt.timedelta) -> str:
+    if span % dt.timedelta(days=1):
+        hours = span / dt.timedelta(hours=1)
+        return "an hour" if hours == 1 else f"{hours:g} hours"
+    return "a day" if span.days == 1 else f"{span.days} days"
+
+
+# The bounds of every moment a bot reports (a trade's executed_at, an event's
+# occurred_at), in the words the OpenAPI document and the error answers use.
+NOT_RFC3339 = (
+    f"Give the time in RFC 3339 with an offset, from the year {EARLIEST.year} on, e.g. 2026-01-02T15:04:05Z."
+)
+TOO_EARLY = f"Must be in the year {EARLIEST.year} or later."
+TOO_LATE = f"Must not be more than {_in_words(MAX_CLOCK_SKEW)} in the future."
+MOMENT_BOUNDS = (
+    f"From {EARLIEST:%Y-%m-%dT%H:%M:%SZ} on, and at most {_in_words(MAX_CLOCK_SKEW)} ahead of the"
+    " site's clock (a replay after an outage may come late, never from the future)."
+)
 # Both cases: pydantic checks the pattern before it upper-cases the value. No
 # inline (?i) flag: the pattern is published in the OpenAPI document, whose
 # regular expressions (ECMA-262) have no inline flags.
@@ -50,6 +77,15 @@ SIDE_PATTERN = r"^([Bb][Uu][Yy]|[Ss][Ee][Ll][Ll])$"
 # end (stripping them would silently merge " ord-1" with "ord-1").
 EXTERNAL_ID_PATTERN = r"^[^\x00-\x1F\x7F\s](?:[^\x00-\x1F\x7F]*[^\x00-\x1F\x7F\s])?$"
 TEXT_PATTERN = r"^[^\x00-\x1F\x7F]*$"
+# RFC 3339's date-time (the document's ``format: date-time``), which pydantic and Django
+# alone would widen to "2026-01-02 15:04Z" or a "+0100" offset, with the year from
+# EARLIEST's (2000) on, so that the document says that bound too. [0-9], not \d: a
+# regular expression in Rust (pydantic's) reads \d as any Unicode digit.
+RFC3339_DATE_TIME_PATTERN = (
+    r"^(2[0-9]{3}|[3-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
 # The error answer lists the problems of this many items at most, then a count.
 MAX_LISTED_ITEMS = 25
 # A list body with more commas than this may hold more than MAX_BATCH items, and
@@ -65,8 +101,87 @@ def _storable_metadata(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-# The 15 significant digits are checked after validation (``_check_digits``).
-Positive = Annotated[Decimal, Field(gt=0, decimal_places=DECIMAL_PLACES, allow_inf_nan=False)]
+class ReportedMoment:
+    """A moment a bot reports (``executed_at``): RFC 3339 text with an offset, then an aware
+    datetime from ``EARLIEST`` on, both checked in pydantic's core, without a Python call."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.chain_schema(
+            [
+                core_schema.str_schema(pattern=RFC3339_DATE_TIME_PATTERN, strict=True),
+                core_schema.datetime_schema(tz_constraint="aware", ge=EARLIEST),
+            ]
+        )
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        return {"type": "string", "format": "date-time", "pattern": RFC3339_DATE_TIME_PATTERN}
+
+
+def storable_number_schema(limit: Decimal, *, positive: bool) -> dict[str, Any]:
+    """The JSON schema of a quantity, price or P&L: exactly the numbers the validator takes.
+
+    At most ``DECIMAL_PLACES`` after the point and ``SIGNIFICANT_DIGITS`` in all,
+    within ``limit``: a number with d places is on the grid of multiples of 10^-d
+    and, to keep 15 digits, below 10^(15 - d). One branch per d, from 8 places
+    down to the one whose bound reaches the limit.
+    """
+    branches = []
+    for places in range(DECIMAL_PLACES, -1, -1):
+        bound = Decimal(10) ** (SIGNIFICANT_DIGITS - places)
+        branch: dict[str, Any] = {"type": "number", "multipleOf": float(Decimal(10) ** -places)}
+        if bound >= limit:
+            branch["maximum"] = float(limit)
+        else:
+            branch["exclusiveMaximum"] = float(bound)
+        if positive:
+            branch["exclusiveMinimum"] = 0
+        elif bound >= limit:
+            branch["minimum"] = -float(limit)
+        else:
+            branch["exclusiveMinimum"] = -float(bound)
+        branches.append(branch)
+        if bound >= limit:
+            break
+    return {"anyOf": branches} if len(branches) > 1 else branches[0]
+
+
+NOT_A_NUMBER = "Must be a JSON number, not a string."
+
+
+class StorableNumber:
+    """A quantity, price or P&L: a JSON number (pydantic alone takes "1.5" and true for a
+    Decimal), within ``limit``, at most ``DECIMAL_PLACES`` after the point; published as
+    ``storable_number_schema``. All checked in pydantic's core, without a Python call.
+
+    The 15 significant digits are checked after validation (``_check_digits``).
+    """
+
+    def __init__(self, limit: Decimal, *, positive: bool) -> None:
+        self.limit = limit
+        self.positive = positive
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        number = core_schema.union_schema(
+            [core_schema.int_schema(strict=True), core_schema.float_schema(strict=True, allow_inf_nan=False)]
+        )
+        bounds = {"gt": Decimal(0)} if self.positive else {"ge": -self.limit}
+        decimal = core_schema.decimal_schema(
+            le=self.limit, decimal_places=DECIMAL_PLACES, allow_inf_nan=False, **bounds
+        )
+        return core_schema.chain_schema([number, decimal])
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        return {**storable_number_schema(self.limit, positive=self.positive), "description": DIGITS_MESSAGE}
+
+
+Quantity = Annotated[Decimal, StorableNumber(MAX_QUANTITY, positive=True)]
+Price = Annotated[Decimal, StorableNumber(MAX_PRICE, positive=True)]
+Pnl = Annotated[Decimal, StorableNumber(MAX_ABS_PNL, positive=False)]
+# Where metadata's schema refers to the document's JSON value (see ``trade_schema``).
+_JSON_VALUE_MARK = {"x-json-value": True}
+# No whitespace is stripped: what the document's patterns and lengths say of the text
+# sent holds of it as sent (" msft " would pass a length check only once stripped).
+_TEXT_CONFIG = ConfigDict(extra="forbid")
 
 
 # A TypedDict rather than a model: pydantic's core then builds plain dicts
@@ -76,7 +191,7 @@ Positive = Annotated[Decimal, Field(gt=0, decimal_places=DECIMAL_PLACES, allow_i
 class TradeIn(TypedDict):
     """One trade as the bot sends it; a repeat of an external_id already stored for the bot is not stored."""
 
-    __pydantic_config__ = ConfigDict(extra="forbid", str_strip_whitespace=True)  # type: ignore[misc]
+    __pydantic_config__ = _TEXT_CONFIG  # type: ignore[misc]
 
     external_id: Annotated[
         str,
@@ -88,16 +203,16 @@ class TradeIn(TypedDict):
     ]
     symbol: Annotated[
         str,
-        StringConstraints(strip_whitespace=True, to_upper=True, max_length=32, pattern=SYMBOL_PATTERN),
+        StringConstraints(to_upper=True, max_length=32, pattern=SYMBOL_PATTERN),
         Field(description="ASCII letters, digits and . : / _ -; stored upper case."),
     ]
     side: Annotated[
         str,
-        StringConstraints(strip_whitespace=True, to_upper=True, pattern=SIDE_PATTERN),
+        StringConstraints(to_upper=True, pattern=SIDE_PATTERN),
         Field(description="BUY or SELL, in any case."),
     ]
-    quantity: Annotated[Positive, Field(le=MAX_QUANTITY, description=DIGITS_MESSAGE)]
-    price: Annotated[Positive, Field(le=MAX_PRICE, description=DIGITS_MESSAGE)]
+    quantity: Quantity
+    price: Price
     strategy: NotRequired[
         Annotated[
             str,
@@ -105,27 +220,14 @@ class TradeIn(TypedDict):
             Field(description='Default "". No control characters.'),
         ]
     ]
-    pnl: NotRequired[
-        Annotated[
-            Decimal,
-            Field(
-                ge=-MAX_ABS_PNL,
-                le=MAX_ABS_PNL,
-                decimal_places=DECIMAL_PLACES,
-                allow_inf_nan=False,
-                description=DIGITS_MESSAGE,
-            ),
-        ]
-        | None
-    ]
-    # strict: an ISO 8601 string only, not a bare number of seconds.
+    pnl: NotRequired[Pnl | None]
+    # RFC 3339 text only, not a bare number of seconds.
     executed_at: NotRequired[
         Annotated[
-            AwareDatetime,
+            dt.datetime,
+            ReportedMoment(),
             Field(
-                strict=True,
-                ge=EARLIEST,
-                description="ISO 8601 with an offset; naive times are refused. Default: now.",
+                description=f"RFC 3339 with an offset; naive times are refused; default now. {MOMENT_BOUNDS}"
             ),
         ]
     ]
@@ -133,10 +235,7 @@ class TradeIn(TypedDict):
         Annotated[
             dict[str, Any],
             AfterValidator(_storable_metadata),
-            Field(
-                description=f"Free-form JSON object, at most {METADATA_MAX_BYTES // 1024} KB, nested at most"
-                " 8 deep; no NaN, Infinity, out-of-range numbers, NUL or unpaired surrogates."
-            ),
+            WithJsonSchema(json_object_schema(METADATA_MAX_BYTES, value=_JSON_VALUE_MARK), mode="validation"),
         ]
     ]
 
@@ -154,6 +253,7 @@ def trade_schema() -> dict[str, Any]:
     Made from the validator itself, so the published schema cannot drift from the rules.
     """
     one = _one.json_schema()
+    one["properties"]["metadata"]["additionalProperties"] = json_value_ref()
     many = {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_BATCH}
     return {"oneOf": [one, many]}
 
@@ -278,7 +378,7 @@ def _with_defaults(parsed: list[dict[str, Any]], is_list: bool) -> list[dict[str
             trade["executed_at"] = now
         elif moment > latest:
             target = errors.setdefault(str(index), {}) if is_list else errors
-            target["executed_at"] = ["Must not be more than a day in the future."]
+            target["executed_at"] = [TOO_LATE]
     if errors:
         raise TradeDataError("Invalid trade data; nothing was stored.", errors)
     return parsed
@@ -313,8 +413,9 @@ def _errors(exc: ValidationError, is_list: bool, body: bytes) -> dict[str, Any]:
             target = errors.setdefault(key, {})
         field = str(loc[0]) if loc else "body"
         messages = target.setdefault(field, [])
-        if len(messages) < 3:
-            messages.append(_message(error))
+        message = _message(error)
+        if len(messages) < 3 and message not in messages:
+            messages.append(message)
     if unlisted:
         errors.setdefault("body", []).append(
             f"{len(unlisted)} more items have errors; only the first {MAX_LISTED_ITEMS} are listed."
@@ -357,7 +458,7 @@ def _message(error: Any) -> str:
     if error["type"] == "missing":
         return "This field is required."
     if error["type"] == "greater_than_equal" and error["loc"][-1:] == ("executed_at",):
-        return "Must be in the year 2000 or later."
+        return TOO_EARLY
     if error["type"] == "string_pattern_mismatch":
         field = error["loc"][-1:]
         if field == ("side",):
@@ -368,6 +469,15 @@ def _message(error: Any) -> str:
             return "Must be ASCII letters, digits and . : / _ - (starting with a letter or digit)."
         if field == ("strategy",):
             return "Must not contain control characters."
+        if field == ("executed_at",):
+            return NOT_RFC3339
+    # A number field's union (int or float) names its member last, the field before it.
+    if (
+        error["type"] in ("int_type", "float_type")
+        and len(error["loc"]) >= 2
+        and error["loc"][-2] in _DECIMAL_FIELDS
+    ):
+        return NOT_A_NUMBER
     if error["type"] in ("model_type", "list_type", "dict_type") and len(error["loc"]) <= 1:
         return "Expected a trade object or a list of trade objects."
     return msg

@@ -87,7 +87,6 @@ class TradesView(BotWriteView):
                 description="Invalid input; errors keyed by item index and field (the first 25 items"
                 " with errors, then a count under `body`). Nothing was stored."
             ),
-            415: OpenApiResponse(description="The body is not application/json."),
         },
         description="One trade object, or a list of up to 1000. All or nothing; idempotent by external_id.",
     )
@@ -108,7 +107,7 @@ class TradesView(BotWriteView):
 
     @extend_schema(parameters=[TradeQuerySerializer], responses=TradeListSerializer)
     def get(self, request: Request) -> Response:
-        query = TradeQuerySerializer(data=request.query_params)
+        query = TradeQuerySerializer.of(request.query_params)
         if not query.is_valid():
             return _bad_request("Invalid query parameters.", query.errors)
         params = query.validated_data
@@ -131,7 +130,7 @@ class TradesView(BotWriteView):
 class DailySummaryView(APIView):
     @extend_schema(parameters=[SummaryQuerySerializer], responses=DailySummarySerializer)
     def get(self, request: Request) -> Response:
-        query = SummaryQuerySerializer(data=request.query_params)
+        query = SummaryQuerySerializer.of(request.query_params)
         if not query.is_valid():
             return _bad_request("Invalid query parameters.", query.errors)
         day = query.validated_data.get("date") or market.today()
@@ -150,7 +149,7 @@ class PeriodSummaryView(APIView):
         " drawdown of the cumulative realized P&L, best and worst day, by strategy and by symbol.",
     )
     def get(self, request: Request) -> Response:
-        query = PeriodQuerySerializer(data=request.query_params)
+        query = PeriodQuerySerializer.of(request.query_params)
         if not query.is_valid():
             return _bad_request("Invalid query parameters.", query.errors)
         start, end = market.period(query.validated_data.get("start"), query.validated_data.get("end"))
