@@ -221,7 +221,10 @@ def test_openapi_documents_the_period_endpoint() -> None:
     schema = json.loads(APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").content)
     operation = schema["paths"]["/api/v1/summary/period/"]["get"]
     assert {p["name"] for p in operation["parameters"]} == {"start", "end"}
-    assert set(operation["responses"]) == {"200", "400"}
+    # Its own answers, and the error answers every read operation documents (trades.schema).
+    assert set(operation["responses"]) == {"200", "400", "401", "404", "406", "413"}
+    error = operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"]
+    assert error.endswith("/Error")
     ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     properties = schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]["properties"]
     assert {"profit_factor", "expectancy", "max_drawdown", "best_day", "by_strategy"} <= set(properties)

@@ -440,9 +440,11 @@ def test_event_ids_are_unique_per_bot_and_optional(bot: Bot, api: APIClient) -> 
 
 @pytest.mark.parametrize(
     ("event_id", "accepted"),
-    [("", False), ("x", True), ("x" * 100, True), ("x" * 101, False), (5, True), ({"a": 1}, False)],
+    [("", False), ("x", True), ("x" * 100, True), ("x" * 101, False), (5, False), ({"a": 1}, False)],
 )
-def test_an_event_id_is_1_to_100_characters(bot: Bot, api: APIClient, event_id: Any, accepted: bool) -> None:
+def test_an_event_id_is_a_string_of_1_to_100_characters(
+    bot: Bot, api: APIClient, event_id: Any, accepted: bool
+) -> None:
     response = api.post("/api/v1/events/", {"kind": "startup", "event_id": event_id}, format="json")
     if accepted:
         assert response.status_code == 201

@@ -118,6 +118,20 @@ def _blank_or_pattern(node: Any) -> None:
             _blank_or_pattern(value)
 
 
+def _unique_types(node: Any) -> None:
+    """drf-spectacular 0.30 writes a nullable field of a model serializer whose model field is
+    nullable too as ``type: [string, null, null]``, which JSON Schema refuses (unique items)."""
+    if isinstance(node, dict):
+        types = node.get("type")
+        if isinstance(types, list):
+            node["type"] = list(dict.fromkeys(types))
+        for value in node.values():
+            _unique_types(value)
+    elif isinstance(node, list):
+        for value in node:
+            _unique_types(value)
+
+
 def _error(description: str, **extra: Any) -> dict[str, Any]:
     return {
         "description": description,
@@ -179,6 +193,7 @@ def document_error_answers(result: dict[str, Any], generator: Any, **kwargs: Any
     An operation's own description of a code (the trades endpoint's 400) wins.
     """
     _blank_or_pattern(result)
+    _unique_types(result)
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas[ERROR_COMPONENT] = ERROR_SCHEMA
     schemas.update(json_value_schemas())
