@@ -2,7 +2,8 @@
 
 The document says in words what JSON Schema cannot: a reported moment lies between
 ``EARLIEST`` and a day ahead of the site's clock (``MOMENT_BOUNDS``), and free-form
-JSON holds a few KB at most. The fuzzer reads schemas, not words, so:
+JSON holds a few KB at most; a period's end is not before its start nor years after it.
+The fuzzer reads schemas, not words, so:
 
 - its ``date-time`` values are drawn within those bounds (its negative cases still
   send date-times that are not RFC 3339 at all);
@@ -23,11 +24,18 @@ import schemathesis
 from hypothesis import strategies as st
 
 from trades.jsonvalues import TOO_LARGE
+from trades.serializers import END_BEFORE_START, PERIOD_TOO_LONG
 from trades.validation import EARLIEST, MAX_CLOCK_SKEW, TOO_EARLY, TOO_LATE
 
 # The answers of the rules the document states only in words (trades.jsonvalues, trades.validation).
 _TOO_LARGE = re.escape(TOO_LARGE).replace(r"\{limit\}", r"\d+").replace(r"\{size:\.1f\}", r"[0-9.]+")
-_RULES_IN_WORDS = re.compile(rf"^(?:{re.escape(TOO_EARLY)}|{re.escape(TOO_LATE)}|{_TOO_LARGE})$")
+_END_BEFORE_START = (
+    re.escape(END_BEFORE_START).replace(r"\{end\}", r"[0-9-]+").replace(r"\{start\}", r"[0-9-]+")
+)
+_PERIOD_TOO_LONG = re.escape(PERIOD_TOO_LONG).replace(r"\{days\}", r"\d+")
+_RULES_IN_WORDS = re.compile(
+    rf"^(?:{re.escape(TOO_EARLY)}|{re.escape(TOO_LATE)}|{_TOO_LARGE}|{_END_BEFORE_START}|{_PERIOD_TOO_LONG})$"
+)
 
 # Offsets reach ±14 hours; a moment this far inside the bounds stays inside whatever its offset.
 _MARGIN = dt.timedelta(days=1)

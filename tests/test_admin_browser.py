@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import os
 import re
 import shutil
@@ -361,7 +362,10 @@ def trading_site(site: Any, discord: Any) -> TradingSite:
 
     clear_of_market_midnight(10)  # today's figures and the halt belong to one trading day
     ts = TradingSite(site, site.create_bot("alpha"), discord)
-    ts.sql("UPDATE alerts_channel SET webhook_url = ? WHERE name = 'discord'", discord.url)
+    ts.sql(
+        "UPDATE alerts_channel SET config = ? WHERE name = 'discord'",
+        json.dumps({"webhook_url": discord.url}),
+    )
     ts.sql("UPDATE alerts_summaryschedule SET enabled = 0, weekly_enabled = 0")
     site.admin_session()  # makes the admin user (admin / admin-password-for-tests)
     site.start_cluster()

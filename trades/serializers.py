@@ -214,18 +214,26 @@ class SummaryQuerySerializer(QuerySerializer):
 MAX_PERIOD_DAYS = 3 * 366
 
 
+# Rules over both dates, which JSON Schema cannot state: the document says them in words
+# (and tests/fuzz_hooks.py knows these messages as such).
+END_BEFORE_START = "The end ({end}) is before the start ({start})."
+PERIOD_TOO_LONG = "A period is at most {days} days long."
+
+
 class PeriodQuerySerializer(QuerySerializer):
     start = TradingDayField(required=False, help_text="First trading day, YYYY-MM-DD (default: 30 back).")
     end = TradingDayField(
-        required=False, help_text="Last trading day, included, YYYY-MM-DD (default: today)."
+        required=False,
+        help_text="Last trading day, included, YYYY-MM-DD (default: today). "
+        f"Not before `start`, and at most {MAX_PERIOD_DAYS} days after it.",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end = attrs.get("start"), attrs.get("end")
         if start and end and end < start:
-            raise serializers.ValidationError({"end": [f"The end ({end}) is before the start ({start})."]})
+            raise serializers.ValidationError({"end": [END_BEFORE_START.format(end=end, start=start)]})
         if start and end and (end - start).days > MAX_PERIOD_DAYS:
-            raise serializers.ValidationError({"end": [f"A period is at most {MAX_PERIOD_DAYS} days long."]})
+            raise serializers.ValidationError({"end": [PERIOD_TOO_LONG.format(days=MAX_PERIOD_DAYS)]})
         return attrs
 
 
