@@ -24,8 +24,7 @@ import schemathesis
 from hypothesis import strategies as st
 
 from trades.jsonvalues import TOO_LARGE
-from trades.serializers import END_BEFORE_START, PERIOD_TOO_LONG
-from trades.validation import EARLIEST, MAX_CLOCK_SKEW, TOO_EARLY, TOO_LATE
+from trades.validation import EARLIEST, END_BEFORE_START, MAX_CLOCK_SKEW, PERIOD_TOO_LONG, TOO_EARLY, TOO_LATE
 
 # The answers of the rules the document states only in words (trades.jsonvalues, trades.validation).
 _TOO_LARGE = re.escape(TOO_LARGE).replace(r"\{limit\}", r"\d+").replace(r"\{size:\.1f\}", r"[0-9.]+")

@@ -199,12 +199,28 @@ def test_api_answers_the_same_figures(api: APIClient, bot: Bot, fills: None) -> 
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("start=2026-13-01", "start"), ("end=yesterday", "end"), ("start=2026-01-09&end=2026-01-08", "end")],
+    [
+        ("start=2026-13-01", "start"),
+        ("end=yesterday", "end"),
+        ("start=2026-01-09&end=2026-01-08", "end"),
+        # Outside the years the market calendar is built for (a 500 from pandas before).
+        ("end=1999-12-31", "end"),
+        ("end=0001-01-01", "end"),
+        ("start=2200-01-01", "start"),
+        ("start=2000-01-03&end=2003-01-06", "end"),  # one day over the longest period
+    ],
 )
 def test_api_refuses_bad_dates_naming_the_field(api: APIClient, query: str, field: str) -> None:
     response = api.get(f"/api/v1/summary/period/?{query}")
     assert response.status_code == 400
     assert list(json.loads(response.content)["errors"]) == [field]
+
+
+@pytest.mark.parametrize(
+    "query", ["start=2000-01-03&end=2000-01-10", "end=2199-12-31", "start=2002-01-04&end=2005-01-06"]
+)
+def test_api_takes_days_at_the_edges_of_its_years(api: APIClient, query: str) -> None:
+    assert api.get(f"/api/v1/summary/period/?{query}").status_code == 200
 
 
 def test_api_end_equal_to_start_is_one_day(api: APIClient, bot: Bot, fills: None) -> None:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import subprocess
 from decimal import Decimal
 from typing import Any
 
@@ -868,3 +870,51 @@ def test_the_documented_404_and_406_are_real_and_json(bot: Bot, api: APIClient) 
     assert unknown_format.status_code == 404 and unknown_format.json()["detail"]
     not_acceptable = api.get(URL, HTTP_ACCEPT="text/html")
     assert not_acceptable.status_code == 406 and not_acceptable.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("external_id", "accepted"),
+    [
+        ("ord 1", True),
+        (" ord-1", False),
+        ("ord-1 ", False),
+        # U+0085 (NEL) is a space to Python and to pydantic's engine but not to an ECMA one:
+        # the published pattern names it, so the document and the validator agree.
+        ("\u0085", False),
+        ("ord-1\u0085", False),
+        ("ord\u00851", True),
+        ("\u3000ord-1", False),
+        ("ord\u00a01", True),
+    ],
+)
+def test_an_external_id_is_stored_as_sent_so_spaces_at_either_end_are_refused(
+    api: APIClient, external_id: str, accepted: bool
+) -> None:
+    response = api.post("/api/v1/trades/", make_trade(external_id=external_id), format="json")
+    assert response.status_code == (201 if accepted else 400), response.content
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    (pattern,) = set(_external_id_patterns(schema["paths"]["/api/v1/trades/"]["post"]["requestBody"]))
+    assert bool(re.search(pattern, external_id)) is accepted
+    # And as an ECMA engine reads it (a generated client, a fuzzer's checks): Node.js.
+    script = "process.stdout.write(String(new RegExp(process.argv[1], 'u').test(process.argv[2])))"
+    ecma = subprocess.run(
+        ["node", "-e", script, pattern, external_id], capture_output=True, text=True, check=True
+    )
+    assert ecma.stdout == str(accepted).lower()
+
+
+def _external_id_patterns(node: Any) -> list[str]:
+    """Every pattern the document gives a trade's ``external_id``, wherever it nests it."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        field = node.get("properties", {}).get("external_id")
+        if isinstance(field, dict) and "pattern" in field:
+            found.append(field["pattern"])
+        for key, value in node.items():
+            if key != "properties" or not isinstance(value, dict):
+                found += _external_id_patterns(value)
+            else:
+                found += [p for v in value.values() for p in _external_id_patterns(v)]
+    elif isinstance(node, list):
+        found += [p for item in node for p in _external_id_patterns(item)]
+    return found

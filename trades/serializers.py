@@ -15,9 +15,12 @@ from trades.jsonvalues import DETAILS_MAX_BYTES, json_field_problem
 from trades.models import BotEvent, EventKind, EventLevel, Side
 from trades.validation import (
     EARLIEST,
+    END_BEFORE_START,
     MAX_CLOCK_SKEW,
+    MAX_PERIOD_DAYS,
     MOMENT_BOUNDS,
     NOT_RFC3339,
+    PERIOD_TOO_LONG,
     RFC3339_DATE_TIME_PATTERN,
     SIDE_PATTERN,
     SYMBOL_PATTERN,
@@ -87,6 +90,24 @@ class TradingDayField(serializers.DateField):
         if not isinstance(value, str) or not RFC3339_DATE.fullmatch(value):
             raise serializers.ValidationError("Give the date as YYYY-MM-DD.")
         return super().to_internal_value(value)
+
+
+# A period's days lie where the market calendar (and pandas under it) is defined.
+PERIOD_DAY_PATTERN = r"^(20|21)[0-9]{2}-[0-9]{2}-[0-9]{2}$"
+
+
+class PeriodDayField(TradingDayField):
+    """A period's first or last trading day: ``YYYY-MM-DD`` in the years 2000 to 2199."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        pattern = RegexValidator(PERIOD_DAY_PATTERN, "Must be a day in the years 2000 to 2199.")
+        super().__init__(validators=[pattern], **kwargs)
+
+    def to_internal_value(self, value: Any) -> dt.date:
+        day = super().to_internal_value(value)
+        if not 2000 <= day.year <= 2199:
+            raise serializers.ValidationError("Must be a day in the years 2000 to 2199.")
+        return day
 
 
 class WholeNumberField(serializers.IntegerField):
@@ -210,19 +231,9 @@ class SummaryQuerySerializer(QuerySerializer):
     )
 
 
-# A period longer than this is refused: its GROUP BY would read years of trades for one answer.
-MAX_PERIOD_DAYS = 3 * 366
-
-
-# Rules over both dates, which JSON Schema cannot state: the document says them in words
-# (and tests/fuzz_hooks.py knows these messages as such).
-END_BEFORE_START = "The end ({end}) is before the start ({start})."
-PERIOD_TOO_LONG = "A period is at most {days} days long."
-
-
 class PeriodQuerySerializer(QuerySerializer):
-    start = TradingDayField(required=False, help_text="First trading day, YYYY-MM-DD (default: 30 back).")
-    end = TradingDayField(
+    start = PeriodDayField(required=False, help_text="First trading day, YYYY-MM-DD (default: 30 back).")
+    end = PeriodDayField(
         required=False,
         help_text="Last trading day, included, YYYY-MM-DD (default: today). "
         f"Not before `start`, and at most {MAX_PERIOD_DAYS} days after it.",

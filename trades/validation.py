@@ -64,6 +64,15 @@ NOT_RFC3339 = (
 )
 TOO_EARLY = f"Must be in the year {EARLIEST.year} or later."
 TOO_LATE = f"Must not be more than {_in_words(MAX_CLOCK_SKEW)} in the future."
+
+# A period longer than this is refused: its GROUP BY would read years of trades for one answer.
+MAX_PERIOD_DAYS = 3 * 366
+
+
+# Rules over both dates, which JSON Schema cannot state: the document says them in words
+# (and tests/fuzz_hooks.py knows these messages as such).
+END_BEFORE_START = "The end ({end}) is before the start ({start})."
+PERIOD_TOO_LONG = "A period is at most {days} days long."
 MOMENT_BOUNDS = (
     f"From {EARLIEST:%Y-%m-%dT%H:%M:%SZ} on, and at most {_in_words(MAX_CLOCK_SKEW)} ahead of the"
     " site's clock (a replay after an outage may come late, never from the future)."
@@ -75,7 +84,10 @@ SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.:/_-]*$"
 SIDE_PATTERN = r"^([Bb][Uu][Yy]|[Ss][Ee][Ll][Ll])$"
 # What was sent is what is stored: no control characters, and no spaces at either
 # end (stripping them would silently merge " ord-1" with "ord-1").
-EXTERNAL_ID_PATTERN = r"^[^\x00-\x1F\x7F\s](?:[^\x00-\x1F\x7F]*[^\x00-\x1F\x7F\s])?$"
+# Unicode's White_Space outside the control characters, spelt out: ``\s`` means U+0085 to
+# pydantic's Rust engine and to Python but not to an ECMA engine (a fuzzer, a generated client).
+_SPACES = r"\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+EXTERNAL_ID_PATTERN = rf"^[^\x00-\x1F\x7F{_SPACES}](?:[^\x00-\x1F\x7F]*[^\x00-\x1F\x7F{_SPACES}])?$"
 TEXT_PATTERN = r"^[^\x00-\x1F\x7F]*$"
 # RFC 3339's date-time (the document's ``format: date-time``), which pydantic and Django
 # alone would widen to "2026-01-02 15:04Z" or a "+0100" offset, with the year from
