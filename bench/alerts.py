@@ -189,7 +189,8 @@ def main() -> int:
         db = tmp / "trades.db"
         cluster_log = tmp / "qcluster.log"
         try:
-            env = site_env(tmp)
+            # The cluster's per-task lines, which evaluations() counts, are off on the console by default.
+            env = site_env(tmp) | {"LOG_TASKS": "true"}
             if telegram is not None:
                 env |= {
                     "TELEGRAM_BOT_TOKEN": telegram_server.TOKEN,
