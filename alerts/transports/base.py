@@ -298,3 +298,35 @@ class Transport:
 
     def send(self, alert: Alert) -> None:
         raise NotImplementedError
+
+    def post_or_refuse(
+        self,
+        url: str,
+        *,
+        service: str,
+        refused: Callable[[int, str], bool],
+        what: str,
+        check: str,
+        **options: Any,
+    ) -> None:
+        """POST through ``alerts.http`` (timeouts, bounded retries, waits, masking) and map the answer.
+
+        A 2xx returns. An answer ``refused(status, detail)`` recognises as the service turning
+        the destination away for good disables the channel; any other answer fails the alert.
+        """
+        from alerts import http  # alerts.http stands on this module
+
+        response = http.post(url, record=self.outcomes.append, secrets=self.secrets(), **options)
+        if response.ok:
+            return
+        status = response.status_code
+        detail = self.outcomes[-1].error if self.outcomes else ""
+        if refused(status, detail):
+            raise TransportError(
+                f"{service} refused {what} (HTTP {status}: {detail}); check {check}",
+                disables_channel=True,
+                status_code=status,
+            )
+        raise TransportError(
+            f"{service} answered HTTP {status}: {detail}", permanent=True, status_code=status
+        )

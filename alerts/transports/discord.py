@@ -160,23 +160,14 @@ class DiscordTransport(Transport):
         if not url:
             raise TransportError("no webhook URL: set DISCORD_WEBHOOK_URL or enter one on the channel")
         # wait=true: Discord answers 200 once the message is stored, not 204 before.
-        response = http.post(
+        self.post_or_refuse(
             url,
             json=render(alert),
             params={"wait": "true"},
-            record=self.outcomes.append,
-            secrets=self.secrets(),
             retry_after=retry_after,
             describe=describe,
+            service="Discord",
+            refused=lambda status, detail: status in (401, 403, 404),
+            what="the webhook",
+            check="the channel's webhook URL",
         )
-        if response.ok:
-            return
-        status = response.status_code
-        detail = self.outcomes[-1].error if self.outcomes else ""
-        if status in (401, 403, 404):
-            raise TransportError(
-                f"Discord refused the webhook (HTTP {status}: {detail}); check the channel's webhook URL",
-                disables_channel=True,
-                status_code=status,
-            )
-        raise TransportError(f"Discord answered HTTP {status}: {detail}", permanent=True, status_code=status)

@@ -22,12 +22,10 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from alerts import http
 from alerts.transports.base import (
     DIGEST_ROOM,
     Setting,
     Transport,
-    TransportError,
     cut,
     plain_text,
     url_value,
@@ -108,22 +106,13 @@ class NtfyTransport(Transport):
         return plain_text(alert, MESSAGE_LIMIT, utf8_len, title=False).encode("utf-8") or b" "
 
     def send(self, alert: Alert) -> None:
-        response = http.post(
+        self.post_or_refuse(
             self.config["url"],
             data=self.render(alert),
             headers=self.headers(alert),
-            record=self.outcomes.append,
-            secrets=self.secrets(),
             describe=describe,
+            service="ntfy",
+            refused=lambda status, detail: status in (401, 403, 404),
+            what="the topic",
+            check="the topic URL and access token",
         )
-        if response.ok:
-            return
-        status = response.status_code
-        detail = self.outcomes[-1].error if self.outcomes else ""
-        if status in (401, 403, 404):
-            raise TransportError(
-                f"ntfy refused the topic (HTTP {status}: {detail}); check the topic URL and access token",
-                disables_channel=True,
-                status_code=status,
-            )
-        raise TransportError(f"ntfy answered HTTP {status}: {detail}", permanent=True, status_code=status)

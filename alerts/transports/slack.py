@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from alerts import http
-from alerts.transports.base import DIGEST_ROOM, Setting, Transport, TransportError, plain_text, url_value
+from alerts.transports.base import DIGEST_ROOM, Setting, Transport, plain_text, url_value
 
 if TYPE_CHECKING:
     from alerts.models import Alert
@@ -74,21 +73,12 @@ class SlackTransport(Transport):
         return {"text": escape(text), "unfurl_links": False, "unfurl_media": False}
 
     def send(self, alert: Alert) -> None:
-        response = http.post(
+        self.post_or_refuse(
             self.config["webhook_url"],
             json=self.render(alert),
-            record=self.outcomes.append,
-            secrets=self.secrets(),
             describe=describe,
+            service="Slack",
+            refused=lambda status, detail: detail in GONE or status in (401, 403, 404, 410),
+            what="the webhook",
+            check="the channel's webhook URL",
         )
-        if response.ok:
-            return
-        status = response.status_code
-        detail = self.outcomes[-1].error if self.outcomes else ""
-        if detail in GONE or status in (401, 403, 404, 410):
-            raise TransportError(
-                f"Slack refused the webhook (HTTP {status}: {detail}); check the channel's webhook URL",
-                disables_channel=True,
-                status_code=status,
-            )
-        raise TransportError(f"Slack answered HTTP {status}: {detail}", permanent=True, status_code=status)
