@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from alerts.transports import environment_settings
 from backups.providers import PROVIDERS
 from monitor_client.logsetup import logging_config
+from monitorsite.backends import describe_broker, describe_database, postgres_database, redis_url
 from monitorsite.env import (
     env_bool,
     env_checked,
@@ -142,26 +143,33 @@ TEMPLATES = [
 # start IMMEDIATE so they queue on the busy timeout instead of failing with
 # "database is locked" when a read transaction tries to upgrade.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": str(DATABASE_PATH),
-        # Keep each worker's connection: opening one runs the PRAGMAs below,
-        # which cost more than the single-trade insert itself.
-        "CONN_MAX_AGE": 600,
-        "OPTIONS": {
-            "transaction_mode": "IMMEDIATE",
-            "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
-            "init_command": (
-                "PRAGMA journal_mode=WAL;"
-                "PRAGMA synchronous=NORMAL;"
-                f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000};"
-                "PRAGMA foreign_keys=ON;"
-            ),
-        },
-        "TEST": {"NAME": str(DATA_DIR / f"test_trades_{os.getpid()}.db")},
+# Keep each worker's connection: opening one (PRAGMAs on SQLite, a TCP and auth
+# round trip on PostgreSQL) costs more than the single-trade insert itself.
+CONN_MAX_AGE = 600
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    # PostgreSQL (docs/SCALING.md): several web processes and clusters on several machines.
+    DATABASES = {"default": postgres_database(DATABASE_URL, conn_max_age=CONN_MAX_AGE)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(DATABASE_PATH),
+            "CONN_MAX_AGE": CONN_MAX_AGE,
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
+                "init_command": (
+                    "PRAGMA journal_mode=WAL;"
+                    "PRAGMA synchronous=NORMAL;"
+                    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000};"
+                    "PRAGMA foreign_keys=ON;"
+                ),
+            },
+            "TEST": {"NAME": str(DATA_DIR / f"test_trades_{os.getpid()}.db")},
+        }
     }
-}
+DATABASE_DESCRIPTION = describe_database(DATABASES["default"])
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -224,10 +232,13 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# django-q2 on the ORM broker: the queue is a table in the same SQLite file.
+# django-q2: the ORM broker (the queue is a table in the same database) unless
+# REDIS_URL names a Redis server, which several clusters on several machines share.
+REDIS_URL = redis_url(env_str("REDIS_URL")) if env_str("REDIS_URL") else None
+BROKER_DESCRIPTION = describe_broker(REDIS_URL)
 Q_CLUSTER = {
     "name": "monitorsite",
-    "orm": "default",
+    **({"redis": REDIS_URL} if REDIS_URL else {"orm": "default"}),
     "workers": env_int("Q_WORKERS", 2, minimum=1),
     "timeout": 300,
     "retry": 360,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the tests need and run them: lint, migrations check, pytest.
+# Install what the tests need and run them: lint, migrations check, pytest on SQLite, then on PostgreSQL + Redis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
@@ -46,4 +46,13 @@ fi
 # The start-up step start.sh runs too: data/ and the secret key that manage.py needs.
 .venv/bin/python manage.py prepare_site
 .venv/bin/python manage.py makemigrations --check --dry-run
+# The suite twice: on the embedded defaults (SQLite, ORM broker), then on a throw-away PostgreSQL
+# with the Redis broker (scripts/_services.sh), which are stopped however the run ends.
+echo "=== The suite on SQLite and the ORM broker" >&2
+.venv/bin/python -m pytest "$@"
+source scripts/_services.sh
+services=$(mktemp -d)
+trap 'stop_services "$services"; rm -rf "$services"' EXIT
+start_services "$services"
+echo "=== The suite on PostgreSQL and the Redis broker" >&2
 .venv/bin/python -m pytest "$@"

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from tests.harness import Site, free_port, manage, site_env, start_web, stop, wait_for
+from tests.harness import Site, copy_site_database, free_port, manage, site_env, start_web, stop, wait_for
 from trades.models import Bot
 from trades.validation import parse_trades
 
@@ -90,7 +89,7 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def site(tmp_path: Path, migrated_template: Path) -> Iterator[Site]:
     """The web server (4 threads) serving a fresh copy of the migrated database."""
-    shutil.copy(migrated_template, tmp_path / "trades.db")
+    copy_site_database(migrated_template, tmp_path / "trades.db")
     port = free_port()
     instance = Site(url=f"http://127.0.0.1:{port}", env=site_env(tmp_path), tmp=tmp_path, processes=[])
     start_web(instance, port)

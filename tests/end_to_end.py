@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -19,7 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests.harness import ROOT, VENV_BIN, Site, free_port, site_env, start_web, stop, wait_for
+from tests.harness import (
+    ROOT,
+    VENV_BIN,
+    Site,
+    copy_site_database,
+    free_port,
+    site_env,
+    start_web,
+    stop,
+    wait_for,
+)
 
 T = TypeVar("T")
 BOT = "demo-bot"
@@ -96,7 +105,7 @@ class Stack:
         return self.tmp / "spool"
 
     def prepare(self, template: Path) -> None:
-        shutil.copy(template, self.tmp / "trades.db")
+        copy_site_database(template, self.tmp / "trades.db")
         self.key = self.site.create_bot(BOT)
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import requests
@@ -62,8 +65,79 @@ def site_env(tmp: Path, **extra: str) -> dict[str, str]:
         ENV_FILE=str(tmp / "no.env"),
         PYTHONUNBUFFERED="1",
     )
+    env.update(backend_env(tmp))
     env.update(extra)
     return env
+
+
+def backend_env(tmp: Path) -> dict[str, str]:
+    """On the PostgreSQL run of the suite (``DATABASE_URL`` set by scripts/test.sh): the site of
+    ``tmp`` gets a database of its own on the same server, made empty on first use, and a
+    Redis database of its own, emptied then. The same ``tmp`` always gets the same pair.
+
+    Empty on the SQLite run: the site's ``DATABASE_PATH`` is its own file.
+    """
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        return {}
+    name = site_database_name(tmp)
+    created = _create_database(url, name)
+    env = {"DATABASE_URL": urlunsplit(urlsplit(url)._replace(path=f"/{name}"))}
+    site_redis = _site_redis(tmp, empty=created)
+    if site_redis:
+        env["REDIS_URL"] = site_redis
+    return env
+
+
+def _site_redis(tmp: Path, *, empty: bool) -> str | None:
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        return None
+    import redis
+
+    # Database 0 is the test process's own; 1-15 go round, each emptied for its new site.
+    number = 1 + int(hashlib.sha1(str(Path(tmp).resolve()).encode()).hexdigest(), 16) % 15
+    site_redis = urlunsplit(urlsplit(redis_url)._replace(path=f"/{number}"))
+    if empty:
+        with redis.Redis.from_url(site_redis) as client:
+            client.flushdb()
+    return site_redis
+
+
+def site_database_name(tmp: Path) -> str:
+    return "site_" + hashlib.sha1(str(Path(tmp).resolve()).encode()).hexdigest()[:20]
+
+
+def _create_database(url: str, name: str, template: str | None = None) -> bool:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and template is None:
+            return False
+        if exists:
+            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return True
+
+
+def copy_site_database(template: Path, target: Path) -> None:
+    """Give the site whose database file is ``target`` a copy of the migrated ``template`` site's.
+
+    SQLite: a file copy. PostgreSQL: ``CREATE DATABASE … TEMPLATE`` of the template site's database.
+    """
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        shutil.copy(template, target)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _create_database(url, site_database_name(target.parent), template=site_database_name(template.parent))
+    _site_redis(target.parent, empty=True)
+
+
+def on_postgres() -> bool:
+    """Whether this run of the suite is the PostgreSQL one."""
+    return bool(os.environ.get("DATABASE_URL"))
 
 
 def manage(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.harness import Site, site_env, stop
+from tests.harness import Site, copy_site_database, site_env, stop
 
 pytestmark = pytest.mark.server
 
@@ -29,7 +28,7 @@ def finished_records(tmp_path: Path) -> list[tuple[str, str, str, str, str]]:
 def test_the_task_cluster_runs_the_scheduled_sync_into_storage(
     tmp_path: Path, migrated_template: Path
 ) -> None:
-    shutil.copy(migrated_template, tmp_path / "trades.db")  # schedules registered, due now
+    copy_site_database(migrated_template, tmp_path / "trades.db")  # schedules registered, due now
     store = tmp_path / "store"
     env = site_env(tmp_path, CLOUD_STORAGE_PROVIDER="local", LOCAL_STORAGE_PATH=str(store))
     site = Site(url="", env=env, tmp=tmp_path, processes=[])

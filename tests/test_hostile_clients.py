@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import shutil
 import socket
 import sqlite3
 import stat
@@ -27,7 +26,7 @@ import pytest
 import requests
 
 from tests.conftest import make_trade
-from tests.harness import Site, free_port, manage, site_env, start_web, stop, wait_for
+from tests.harness import Site, copy_site_database, free_port, manage, site_env, start_web, stop, wait_for
 
 pytestmark = pytest.mark.server
 
@@ -55,7 +54,7 @@ def post(site: Site, path: str, body: bytes | str, key: str, **headers: str) -> 
 
 @contextlib.contextmanager
 def site_with_client_timeout(tmp_path: Path, migrated_template: Path, seconds: float) -> Iterator[Site]:
-    shutil.copy(migrated_template, tmp_path / "trades.db")
+    copy_site_database(migrated_template, tmp_path / "trades.db")
     port = free_port()
     instance = Site(url=f"http://127.0.0.1:{port}", env=site_env(tmp_path), tmp=tmp_path, processes=[])
     start_web(instance, port, WEB_CLIENT_TIMEOUT=str(seconds))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.harness import Site, free_port, manage, site_env, start_web, stop, wait_for
+from tests.harness import Site, copy_site_database, free_port, manage, site_env, start_web, stop, wait_for
 
 LIMIT = 3
 PASSWORD = "the-right-password-for-ops"
@@ -19,7 +18,7 @@ PASSWORD = "the-right-password-for-ops"
 @pytest.fixture
 def locking_site(tmp_path: Path, migrated_template: Path) -> Iterator[Site]:
     """The web server behind a proxy (the test, at 127.0.0.1), so logins come from several addresses."""
-    shutil.copy(migrated_template, tmp_path / "trades.db")
+    copy_site_database(migrated_template, tmp_path / "trades.db")
     port = free_port()
     site = Site(url=f"http://127.0.0.1:{port}", env={}, tmp=tmp_path, processes=[])
     site.env = site_env(tmp_path, LOGIN_FAILURE_LIMIT=str(LIMIT), TRUSTED_PROXY="127.0.0.1")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,17 @@ from typing import Any
 import pytest
 import requests
 
-from tests.harness import ROOT, VENV_BIN, Site, free_port, site_env, start_web, stop, wait_for
+from tests.harness import (
+    ROOT,
+    VENV_BIN,
+    Site,
+    copy_site_database,
+    free_port,
+    site_env,
+    start_web,
+    stop,
+    wait_for,
+)
 
 SEED = 17
 # Cases per operation in the fuzzing phase, and scenarios in the stateful one. The
@@ -39,7 +48,7 @@ READ_ONLY_EXAMPLES = 15
 def fuzzed_site(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[Site]:
     """The web server and the task cluster on a fresh copy of the migrated database."""
     tmp = tmp_path_factory.mktemp("fuzzed-site")
-    shutil.copy(migrated_template, tmp / "trades.db")
+    copy_site_database(migrated_template, tmp / "trades.db")
     port = free_port()
     site = Site(url=f"http://127.0.0.1:{port}", env=site_env(tmp), tmp=tmp, processes=[])
     start_web(site, port)

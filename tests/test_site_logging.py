@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from tests.harness import Site, free_port, manage, site_env, start_web, stop, wait_for
+from tests.harness import Site, copy_site_database, free_port, manage, site_env, start_web, stop, wait_for
 from tests.loopback_loki import Entry, LoopbackLoki
 
 pytestmark = pytest.mark.server
@@ -38,7 +37,7 @@ def test_site_settings_use_the_shared_setup_and_build_nothing_at_import() -> Non
 def test_the_web_server_ships_what_it_logs_to_loki(
     tmp_path: Path, migrated_template: Path, loki: LoopbackLoki
 ) -> None:
-    shutil.copy(migrated_template, tmp_path / "trades.db")
+    copy_site_database(migrated_template, tmp_path / "trades.db")
     port = free_port()
     site = Site(
         url=f"http://127.0.0.1:{port}",
