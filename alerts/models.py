@@ -548,29 +548,32 @@ class PendingEvaluationQuerySet(models.QuerySet["PendingEvaluation"]):
         stale = now - self.model.STALE
         if self.filter(bot=bot, queued_at__gte=stale).exists():
             return False
-        table = self.model._meta.db_table
-        with connections[self.db].cursor() as cursor:
+        connection = connections[self.db]
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        # SQLite's two-argument min() is PostgreSQL's LEAST().
+        least = "min" if connection.vendor == "sqlite" else "LEAST"
+        with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} (bot_id, first_trade_id, queued_at) VALUES (%s, %s, %s) "
                 f"ON CONFLICT (bot_id) DO UPDATE SET queued_at = excluded.queued_at, "
-                f"first_trade_id = min({table}.first_trade_id, excluded.first_trade_id) "
+                f"first_trade_id = {least}({table}.first_trade_id, excluded.first_trade_id) "
                 f"WHERE {table}.queued_at < %s RETURNING bot_id",
-                [bot.pk, first_trade_id, _db_time(now), _db_time(stale)],
+                [bot.pk, first_trade_id, _db_time(connection, now), _db_time(connection, stale)],
             )
             return cursor.fetchone() is not None
 
     def claim(self, bot_id: int) -> int | None:
         """Take the bot's waiting request (one task gets it); the first trade id to evaluate from."""
-        table = self.model._meta.db_table
+        table = connections[self.db].ops.quote_name(self.model._meta.db_table)
         with connections[self.db].cursor() as cursor:
             cursor.execute(f"DELETE FROM {table} WHERE bot_id = %s RETURNING first_trade_id", [bot_id])
             row = cursor.fetchone()
         return None if row is None else row[0]
 
 
-def _db_time(moment: dt.datetime) -> str:
-    """A datetime as Django's SQLite backend stores it (naive UTC text), for raw SQL."""
-    return str(moment.astimezone(dt.UTC).replace(tzinfo=None))
+def _db_time(connection: Any, moment: dt.datetime) -> Any:
+    """A datetime for raw SQL, as the backend's own adapter passes it (SQLite: naive UTC text)."""
+    return connection.ops.adapt_datetimefield_value(moment)
 
 
 class PendingEvaluation(models.Model):

@@ -12,6 +12,7 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key")
 from monitorsite.settings import *  # noqa: F403
 from monitorsite.settings import DATABASES, STATIC_ROOT
 
-Path(DATABASES["default"]["TEST"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+if "NAME" in DATABASES["default"]["TEST"]:  # SQLite; on PostgreSQL pytest-django makes test_<name>
+    Path(DATABASES["default"]["TEST"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 # What prepare_site would make; WhiteNoise warns on every start without it.
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,11 @@
 """Storing a batch of validated trades: fast, all-or-nothing, idempotent by ``external_id``.
 
 The columns come from the model's concrete fields, each adapted the way Django's
-SQLite backend adapts that field type, so a field added to ``Trade`` is stored
+backend (SQLite or PostgreSQL) adapts that field type, so a field added to ``Trade`` is stored
 here too (``test_every_trade_field_is_sent_or_computed`` keeps the validator and
 ``COMPUTED`` in step with the model). The SQL is ``INSERT ... ON CONFLICT ... DO
-NOTHING RETURNING``, which PostgreSQL accepts as well.
+NOTHING RETURNING`` on both: a batch that two web nodes store at the same moment is
+stored once (the unique index decides; the other sees repeats).
 """
 
 from __future__ import annotations
@@ -62,6 +63,20 @@ _ADAPTERS: dict[str, Callable[[Any], Any] | None] = {
 }
 
 
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC)
+
+
+# PostgreSQL (psycopg 3) takes the Python values themselves; JSON goes as text, which
+# the server casts to jsonb (psycopg sends a str untyped).
+_POSTGRES_ADAPTERS: dict[str, Callable[[Any], Any] | None] = {
+    **dict.fromkeys(_ADAPTERS),
+    "BooleanField": bool,
+    "DateTimeField": _aware,
+    "JSONField": _json_text,
+}
+
+
 @dataclass(frozen=True)
 class BatchResult:
     """What storing a batch did: one id per trade sent, and which of them are new."""
@@ -97,7 +112,8 @@ def store_batch(
     for trade in trades:
         unique.setdefault(trade["external_id"], trade)
     # Built before the transaction, so SQLite's write lock covers only the SQL.
-    rows = _rows(model, bot, list(unique.values()))
+    sqlite = connections[using].vendor == "sqlite"
+    rows = _rows(model, bot, list(unique.values()), _ADAPTERS if sqlite else _POSTGRES_ADAPTERS)
     with transaction.atomic(using=using):
         ids = _insert(model, using, rows)
         new_keys = set(ids)
@@ -119,30 +135,42 @@ def _announce(model: type[models.Model], bot: Bot, new_ids: list[int]) -> None:
             )
 
 
-def _rows(model: type[models.Model], bot: Bot, trades: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """Parameter rows for ``insert_fields(model)``, built column by column."""
+def _rows(
+    model: type[models.Model],
+    bot: Bot,
+    trades: list[dict[str, Any]],
+    adapters: dict[str, Callable[[Any], Any] | None],
+) -> list[tuple[Any, ...]]:
+    """Parameter rows for ``insert_fields(model)``, built column by column with the backend's ``adapters``."""
     count = len(trades)
+    adapt_time = adapters["DateTimeField"]
+    assert adapt_time is not None
     zone = market_zone()
     columns: list[list[Any]] = []
     for field in insert_fields(model):
         if field.name == "bot":
             column = [bot.pk] * count
         elif field.name == "received_at":
-            column = [_naive_utc_text(timezone.now())] * count
+            column = [adapt_time(timezone.now())] * count
         elif field.name == "trading_day":
-            column = [trading_day_of(t["executed_at"], zone).isoformat() for t in trades]
+            days = [trading_day_of(t["executed_at"], zone) for t in trades]
+            column = [day.isoformat() for day in days] if adapters is _ADAPTERS else days
         else:
             name, default = field.name, field.get_default()
-            column = _adapted(field, [t.get(name, default) for t in trades])
+            column = _adapted(field, [t.get(name, default) for t in trades], adapters)
         columns.append(column)
     return list(zip(*columns, strict=True))
 
 
-def _adapted(field: models.Field, values: list[Any]) -> list[Any]:  # type: ignore[type-arg]
+def _adapted(
+    field: models.Field,  # type: ignore[type-arg]
+    values: list[Any],
+    adapters: dict[str, Callable[[Any], Any] | None],
+) -> list[Any]:
     internal_type = field.get_internal_type()
-    if internal_type not in _ADAPTERS:
+    if internal_type not in adapters:
         raise TypeError(f"trades.ingest cannot store a {internal_type} ({field.name}); add an adapter")
-    adapt = _ADAPTERS[internal_type]
+    adapt = adapters[internal_type]
     if adapt is None:
         return values
     if field.null:
