@@ -8,6 +8,7 @@ Django-free apart from ``ImproperlyConfigured``, like ``monitorsite.env``.
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -71,9 +72,13 @@ def redis_url(url: str) -> str:
 
 
 def describe_database(settings_dict: dict[str, Any]) -> str:
-    """Where the database is, without its user or password: what health and the logs show."""
+    """Which database, without its user or password: what health (answered to anyone) shows.
+
+    SQLite's file by name only (its folder is the server's business); PostgreSQL's database,
+    host and port, which an operator needs to tell nodes and servers apart.
+    """
     if settings_dict["ENGINE"].endswith("sqlite3"):
-        return f"SQLite {settings_dict['NAME']}"
+        return f"SQLite {PurePath(settings_dict['NAME']).name}"
     host = settings_dict.get("HOST") or "local socket"
     port = settings_dict.get("PORT")
     where = f"{host}:{port}" if port and not host.startswith("/") else host

@@ -20,6 +20,7 @@ HEARTBEAT_TASK = "monitorsite.tasks.cluster_heartbeat"
 
 CHECKS = {
     "database": {"check": "monitorsite.health.database_state", "vital": True},
+    "broker": {"check": "monitorsite.health.broker_state", "vital": True},
     "task_cluster": {"check": "monitorsite.health.task_cluster_state", "vital": True},
     # Not vital: while Loki is away the site is "degraded" (the file log still has
     # everything), never unavailable. The check lives with the shipper in
@@ -32,13 +33,36 @@ _last_state: tuple[str, frozenset[str]] | None = None
 
 
 def database_state() -> dict[str, Any]:
+    """Can the database be read; ``"name"`` says which one (``SQLite data/trades.db``,
+    ``PostgreSQL monitor at db:5432``), never its user or password."""
+    name = settings.DATABASE_DESCRIPTION
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError as exc:
-        return {"ok": False, "error": type(exc).__name__, "reason": "the database cannot be read"}
-    return {"ok": True}
+        return {"ok": False, "name": name, "error": type(exc).__name__, "reason": f"{name} cannot be read"}
+    return {"ok": True, "name": name}
+
+
+def broker_state() -> dict[str, Any]:
+    """Can the task broker be reached: the database itself (ORM broker) or Redis (``REDIS_URL``).
+
+    With the ORM broker the queue is a table of the database checked above; Redis
+    is asked for a PING with a short timeout, so a Redis that hangs costs health
+    two seconds, not the request's whole budget.
+    """
+    name = settings.BROKER_DESCRIPTION
+    if not settings.REDIS_URL:
+        return {"ok": True, "name": name}
+    import redis
+
+    try:
+        with redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2) as client:
+            client.ping()
+    except redis.RedisError as exc:
+        return {"ok": False, "name": name, "error": type(exc).__name__, "reason": f"{name} cannot be reached"}
+    return {"ok": True, "name": name}
 
 
 def task_cluster_state(now: Any = None) -> dict[str, Any]:

@@ -121,6 +121,14 @@ def _create_database(url: str, name: str, template: str | None = None) -> bool:
     return True
 
 
+def drop_site_database(tmp: Path) -> None:
+    """PostgreSQL run: drop the database of the site of ``tmp``, its connections cut."""
+    import psycopg
+
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{site_database_name(tmp)}" WITH (FORCE)')
+
+
 def copy_site_database(template: Path, target: Path) -> None:
     """Give the site whose database file is ``target`` a copy of the migrated ``template`` site's.
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from django_q.models import Success
 from rest_framework.test import APIClient
 
 from monitorsite import health, registry
+from monitorsite.backends import describe_broker, describe_database, postgres_database
 from monitorsite.registry import HealthCheck
+from tests.harness import free_port, manage, site_env
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +44,12 @@ def test_health_needs_no_key_and_is_503_without_a_task_cluster() -> None:
     status, body = get_health()
     assert status == 503
     assert body["status"] == "unavailable"
-    assert body["components"]["database"] == {"ok": True, "vital": True}
+    assert body["components"]["database"] == {
+        "ok": True,
+        "vital": True,
+        "name": settings.DATABASE_DESCRIPTION,
+    }
+    assert body["components"]["broker"] == {"ok": True, "vital": True, "name": settings.BROKER_DESCRIPTION}
     assert body["components"]["task_cluster"]["ok"] is False
     assert body["warnings"] == ["task_cluster: the task cluster has not run yet"]
 
@@ -123,3 +132,51 @@ def test_repeated_503s_from_health_log_one_warning(caplog: pytest.LogCaptureFixt
             assert get_health()[0] == 503
     messages = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert messages == [("WARNING", "health: unavailable (task_cluster failing)")]
+
+
+def test_health_names_the_broker_and_is_503_when_redis_cannot_be_reached(settings: Any) -> None:
+    """A Redis broker nobody answers on: health names it (no password) and says unavailable."""
+    beat(timezone.now())
+    port = free_port()  # nothing listens there
+    settings.REDIS_URL = f"redis://:secret-password@127.0.0.1:{port}/2"
+    settings.BROKER_DESCRIPTION = describe_broker(settings.REDIS_URL)
+    status, body = get_health()
+    assert status == 503
+    assert body["components"]["broker"] == {
+        "ok": False,
+        "vital": True,
+        "name": f"Redis 127.0.0.1:{port}/2",
+        "error": "ConnectionError",
+        "reason": f"Redis 127.0.0.1:{port}/2 cannot be reached",
+    }
+    assert "secret-password" not in json.dumps(body)
+
+
+def test_the_database_and_broker_are_described_without_their_passwords() -> None:
+    postgres = postgres_database("postgres://monitor:pass%40word@db.internal:6543/trades", conn_max_age=0)
+    assert (postgres["NAME"], postgres["USER"], postgres["PASSWORD"]) == ("trades", "monitor", "pass@word")
+    assert describe_database(postgres) == "PostgreSQL trades at db.internal:6543"
+    assert describe_database({"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/x/trades.db"}) == (
+        "SQLite trades.db"
+    )
+    assert describe_broker(None) == "the database (django-q2 ORM broker)"
+    assert describe_broker("redis://:pw@cache:6380") == "Redis cache:6380/0"
+
+
+@pytest.mark.parametrize(
+    ("variable", "url", "message"),
+    [
+        ("DATABASE_URL", "mysql://u:secret@h/db", "DATABASE_URL must be a postgres:// URL"),
+        ("DATABASE_URL", "postgres://u:secret@h:5432/", "DATABASE_URL must name the database"),
+        ("DATABASE_URL", "postgres://u:secret@h:99999/db", "DATABASE_URL is not a URL"),
+        ("REDIS_URL", "http://secret@h/0", "REDIS_URL must be a redis://, rediss:// or unix:// URL"),
+        ("REDIS_URL", "redis://:secret@h:6379/zero", "REDIS_URL's database must be a number"),
+    ],
+)
+def test_a_malformed_database_or_redis_url_stops_start_up_with_one_line(
+    tmp_path: Any, variable: str, url: str, message: str
+) -> None:
+    result = manage(site_env(tmp_path, **{variable: url}), "check", check=False)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "secret" not in result.stderr, result.stderr

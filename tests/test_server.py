@@ -11,12 +11,24 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from tests.conftest import make_trade
-from tests.harness import ROOT, Site, free_port, start_web, stop, wait_for, with_default_sigint
+from tests.harness import (
+    ROOT,
+    Site,
+    drop_site_database,
+    free_port,
+    on_postgres,
+    site_database_name,
+    start_web,
+    stop,
+    wait_for,
+    with_default_sigint,
+)
 
 pytestmark = pytest.mark.server
 
@@ -256,9 +268,17 @@ def test_a_post_waits_out_a_busy_database_instead_of_failing(site: Site) -> None
 
 
 def test_health_is_503_without_a_traceback_when_the_database_is_unreadable(site: Site) -> None:
-    (site.tmp / "trades.db").write_bytes(b"this is not an SQLite database" * 200)
-    for name in ("trades.db-wal", "trades.db-shm"):
-        (site.tmp / name).unlink(missing_ok=True)
+    if on_postgres():
+        # The database gone from under the site (dropped, or a server that lost it).
+        drop_site_database(site.tmp)
+        server = urlsplit(site.env["DATABASE_URL"])
+        name = f"PostgreSQL {site_database_name(site.tmp)} at {server.hostname}:{server.port}"
+        error = "OperationalError"
+    else:
+        (site.tmp / "trades.db").write_bytes(b"this is not an SQLite database" * 200)
+        for name in ("trades.db-wal", "trades.db-shm"):
+            (site.tmp / name).unlink(missing_ok=True)
+        name, error = "SQLite trades.db", "DatabaseError"
     # A fresh server, so no connection opened before the damage is reused.
     stop(site.processes.pop(0))
     start_web(site, int(site.url.rsplit(":", 1)[1]))
@@ -269,8 +289,9 @@ def test_health_is_503_without_a_traceback_when_the_database_is_unreadable(site:
     assert body["components"]["database"] == {
         "ok": False,
         "vital": True,
-        "error": "DatabaseError",
-        "reason": "the database cannot be read",
+        "name": name,
+        "error": error,
+        "reason": f"{name} cannot be read",
     }
     assert body["components"]["task_cluster"]["ok"] is False
     assert "Traceback" not in response.text
