@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import F, Q
 
 from alerts.models import Alert, AlertRule, Level, RuleKind, TradingHalt
 from trades import market
@@ -40,7 +40,9 @@ def grace_for(bot: Bot) -> dt.timedelta:
         AlertRule.objects.enabled()
         .filter(kind=RuleKind.BOT_STOPPED)
         .filter(Q(bot=bot) | Q(bot__isnull=True))
-        .order_by("bot_id")  # NULLs first in SQLite: take the last, the bot's own
+        # The general rule (no bot) first on every backend (PostgreSQL puts NULLs last
+        # unless told): the last one is the bot's own when it has one.
+        .order_by(F("bot_id").asc(nulls_first=True))
         .values_list("bot_id", "threshold")
     )
     found = list(rules)
