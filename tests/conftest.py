@@ -2,15 +2,32 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 from rest_framework.test import APIClient
 
-from tests.harness import Site, copy_site_database, free_port, manage, site_env, start_web, stop, wait_for
+from tests.harness import (
+    ROOT,
+    Site,
+    copy_site_database,
+    free_port,
+    manage,
+    site_database_name,
+    site_env,
+    start_web,
+    stop,
+    wait_for,
+)
 from trades.models import Bot
 from trades.validation import parse_trades
 
@@ -99,3 +116,41 @@ def site(tmp_path: Path, migrated_template: Path) -> Iterator[Site]:
     finally:
         for process in instance.processes:
             stop(process)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server's URL (its maintenance database ``postgres``), for tests of what only
+    PostgreSQL does (pg_dump backups, the SQLite-to-PostgreSQL copy).
+
+    The PostgreSQL run's own server (``DATABASE_URL``, from scripts/test.sh); on the SQLite run, a
+    throw-away one started here as test.sh starts its own (scripts/_services.sh), stopped at the end.
+    Either way these tests run on both runs; none is skipped.
+    """
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield urlunsplit(urlsplit(url)._replace(path="/postgres"))
+        return
+    # Not under pytest's own folder, which the postgres user may not enter.
+    folder = Path(tempfile.mkdtemp(prefix="postgres-server-"))
+    script = f'source scripts/_services.sh && start_services "{folder}" && echo "$DATABASE_URL"'
+    started = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.strip().splitlines()[-1]
+    try:
+        yield urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    finally:
+        subprocess.run(
+            ["bash", "-c", f'source scripts/_services.sh && stop_services "{folder}"'], cwd=ROOT, timeout=60
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_database(postgres_server: str, tmp_path: Path) -> str:
+    """The URL of a new, empty PostgreSQL database for one test."""
+    name = site_database_name(tmp_path / "postgres")
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))

@@ -45,8 +45,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def site_env(tmp: Path, **extra: str) -> dict[str, str]:
-    """Environment for a site process with its own database, logs and secret key."""
+def site_env(tmp: Path, *, sqlite: bool = False, **extra: str) -> dict[str, str]:
+    """Environment for a site process with its own database, logs and secret key.
+
+    The database is the run's (SQLite, or PostgreSQL with Redis on the PostgreSQL run);
+    ``sqlite=True`` keeps a test of what only SQLite does on SQLite in both runs.
+    """
     env = {
         key: value
         for key, value in os.environ.items()
@@ -65,7 +69,7 @@ def site_env(tmp: Path, **extra: str) -> dict[str, str]:
         ENV_FILE=str(tmp / "no.env"),
         PYTHONUNBUFFERED="1",
     )
-    env.update(backend_env(tmp))
+    env.update({"DATABASE_URL": "", "REDIS_URL": ""} if sqlite else backend_env(tmp))
     env.update(extra)
     return env
 
