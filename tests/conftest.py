@@ -154,3 +154,13 @@ def postgres_database(postgres_server: str, tmp_path: Path) -> str:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')
     return urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
+
+
+@pytest.fixture(autouse=True)
+def _empty_redis_queue() -> None:
+    """On the Redis run, each test starts with an empty queue, as the ORM broker's table is rolled back."""
+    if os.environ.get("REDIS_URL"):
+        import redis
+
+        with redis.Redis.from_url(os.environ["REDIS_URL"]) as client:
+            client.flushdb()

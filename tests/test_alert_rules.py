@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
-from django_q.models import OrmQ
 from rest_framework.test import APIClient
 
 from alerts.evaluation import alert_for_event, evaluate_schedule, evaluate_trades
 from alerts.models import Alert, AlertRule, AlertState, PendingEvaluation, Silence, TradingHalt
 from alerts.tasks import evaluate_trades as evaluate_trades_task
 from tests.conftest import make_trade, stored_trade
+from tests.queued import clear_queue, queued
 from trades.models import Bot, BotEvent, Trade
 from trades.signals import site_alert
 
@@ -475,8 +475,8 @@ def test_a_posted_batch_queues_one_evaluation_task(
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post("/api/v1/trades/", [make_trade(n) for n in range(3)], format="json")
     assert response.status_code == 201
-    assert OrmQ.objects.count() == 1
-    (task,) = OrmQ.objects.all()
+    assert len(queued()) == 1
+    (task,) = queued()
     assert task.func() == "alerts.tasks.evaluate_trades"
     assert task.args()[1] == response.json()["ids"]
 
@@ -487,7 +487,7 @@ def test_no_task_is_queued_while_no_trade_rule_is_enabled(
     AlertRule.objects.update(enabled=False)
     with django_capture_on_commit_callbacks(execute=True):
         assert api.post("/api/v1/trades/", make_trade(1), format="json").status_code == 201
-    assert OrmQ.objects.count() == 0
+    assert len(queued()) == 0
 
 
 def test_a_queue_that_cannot_be_written_never_fails_the_request(
@@ -508,7 +508,7 @@ def test_a_posted_event_queues_its_alert(api: APIClient, django_capture_on_commi
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post("/api/v1/events/", {"kind": "crash", "level": "critical"}, format="json")
     assert response.status_code == 201
-    (task,) = OrmQ.objects.all()
+    (task,) = queued()
     assert task.func() == "alerts.tasks.alert_for_event" and task.args() == (response.json()["id"],)
 
 
@@ -519,7 +519,7 @@ def test_an_event_retried_with_its_event_id_queues_one_alert(
     with django_capture_on_commit_callbacks(execute=True):
         statuses = [api.post("/api/v1/events/", body, format="json").status_code for _ in range(3)]
     assert statuses == [201, 200, 200]
-    assert OrmQ.objects.count() == 1 and BotEvent.objects.count() == 1
+    assert len(queued()) == 1 and BotEvent.objects.count() == 1
 
 
 def test_a_site_alert_becomes_one_alert_per_subject_and_cooldown(db: Any) -> None:
@@ -552,14 +552,14 @@ def test_batches_arriving_while_an_evaluation_waits_join_it(
     only("daily-loss-warning")
     first = post_batch(api, django_capture_on_commit_callbacks, make_trade(1, side="SELL", pnl=-300))
     second = post_batch(api, django_capture_on_commit_callbacks, make_trade(2, side="SELL", pnl=-300))
-    (task,) = OrmQ.objects.all()  # the second batch joined the waiting evaluation
+    (task,) = queued()  # the second batch joined the waiting evaluation
     assert task.args() == (bot.pk, first)
     evaluate_trades_task(*task.args())
     (alert,) = alerts()
     assert "-600" in alert.title  # both batches were judged by that one task
     # The evaluation has run: the next batch queues a task of its own.
     third = post_batch(api, django_capture_on_commit_callbacks, make_trade(3))
-    assert [t.args() for t in OrmQ.objects.order_by("id")][1:] == [(bot.pk, third)]
+    assert [t.args() for t in queued()][1:] == [(bot.pk, third)]
     assert second != third
 
 
@@ -568,7 +568,7 @@ def test_a_lost_evaluation_task_is_made_up_for(
 ) -> None:
     only("daily-loss-warning")
     post_batch(api, django_capture_on_commit_callbacks, make_trade(1, side="SELL", pnl=-600))
-    OrmQ.objects.all().delete()  # the task was lost (a broker wiped, a worker killed while dequeuing)
+    clear_queue()  # the task was lost (a broker wiped, a worker killed while dequeuing)
     later = timezone.now() + PendingEvaluation.STALE + dt.timedelta(seconds=1)
     # The periodic pass judges what waited too long ...
     evaluate_schedule(now=later)
@@ -578,7 +578,7 @@ def test_a_lost_evaluation_task_is_made_up_for(
         bot=bot, first_trade_id=1, queued_at=timezone.now() - dt.timedelta(minutes=5)
     )
     post_batch(api, django_capture_on_commit_callbacks, make_trade(2))
-    assert OrmQ.objects.count() == 1
+    assert len(queued()) == 1
 
 
 def test_a_failed_enqueue_leaves_no_request_behind(
@@ -588,7 +588,7 @@ def test_a_failed_enqueue_leaves_no_request_behind(
         post_batch(api, django_capture_on_commit_callbacks, make_trade(1))
     assert not PendingEvaluation.objects.exists()
     post_batch(api, django_capture_on_commit_callbacks, make_trade(2))
-    assert OrmQ.objects.count() == 1
+    assert len(queued()) == 1
 
 
 def test_an_event_kind_without_a_rule_queues_nothing(
@@ -597,7 +597,7 @@ def test_an_event_kind_without_a_rule_queues_nothing(
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post("/api/v1/events/", {"kind": "custom", "message": "note"}, format="json")
     assert response.status_code == 201
-    assert OrmQ.objects.count() == 0
+    assert len(queued()) == 0
 
 
 # --- rules stored before the judges existed --------------------------------------------

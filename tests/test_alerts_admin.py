@@ -122,9 +122,9 @@ def test_resend_puts_failed_alerts_back_in_the_outbox(
         admin_client.post("/admin/alerts/alert/", {"action": "resend", "_selected_action": [str(alert.pk)]})
     alert.refresh_from_db()
     assert (alert.state, alert.attempts) == (AlertState.PENDING, 0)
-    from django_q.models import OrmQ
+    from tests.queued import queued
 
-    assert [task.func() for task in OrmQ.objects.all()] == ["alerts.tasks.deliver"]
+    assert [task.func() for task in queued()] == ["alerts.tasks.deliver"]
 
 
 def test_an_admin_resumes_trading_after_a_halt(admin_client: Client, bot: Bot, api: Any) -> None:
