@@ -125,6 +125,25 @@ def _create_database(url: str, name: str, template: str | None = None) -> bool:
     return True
 
 
+def site_sql(env: dict[str, str], sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Run one statement on the database of the site with ``env`` (its SQLite file, or its
+    PostgreSQL database), committed; its rows (none for a statement without any).
+
+    Written with SQLite's ``?`` placeholders, which become psycopg's ``%s`` on PostgreSQL.
+    """
+    url = env.get("DATABASE_URL")
+    if url:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as connection:
+            cursor = connection.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+            return cursor.fetchall() if cursor.description else []
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(env["DATABASE_PATH"], timeout=30)) as connection, connection:
+        return connection.execute(sql, params).fetchall()
+
+
 def drop_site_database(tmp: Path) -> None:
     """PostgreSQL run: drop the database of the site of ``tmp``, its connections cut."""
     import psycopg
@@ -179,6 +198,10 @@ class Site:
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return manage(self.env, *args, check=check)
+
+    def sql(self, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+        """``site_sql`` on this site's database."""
+        return site_sql(self.env, statement, *params)
 
     def create_bot(self, name: str, *flags: str) -> str:
         return self.manage("create_bot", name, *flags).stdout.strip().splitlines()[-1]
