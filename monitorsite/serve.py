@@ -365,7 +365,10 @@ class WebProcesses:
         """Until a signal arrives or the next empty slot is due (at most a minute)."""
         now = time.monotonic()
         due = [slot.due - now for slot in self.slots if slot.pid is None]
-        timeout = max(0.0, min(due, default=60.0))
+        self._wait(max(0.0, min(due, default=60.0)))
+
+    def _wait(self, timeout: float) -> None:
+        """Until a signal arrives (its byte in the wake-up pipe, read here) or ``timeout`` seconds pass."""
         select.select([self._wake_read], [], [], timeout)
         with contextlib.suppress(BlockingIOError):
             while os.read(self._wake_read, 512):
@@ -448,7 +451,7 @@ class WebProcesses:
         while self._running() and time.monotonic() < deadline:
             self._reap()
             if self._running():
-                select.select([self._wake_read], [], [], 0.1)
+                self._wait(0.1)
         if self._running():
             logger.warning(
                 "web processes %s still running after %d s; killing", self._running(), STOP_SECONDS
