@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from backups.snapshot import BackupError
+from backups.errors import BackupError
 
 SUFFIX = ".site-lock"
 

@@ -1,5 +1,21 @@
 """The site's web server: ``python -m monitorsite.serve`` (what ``scripts/serve.sh`` runs).
 
+Processes. The main process reads the settings (one line and exit status 2 on a
+bad one), takes the running-site lock beside the database, binds the listening
+socket once and forks ``WEB_PROCESSES`` web processes (default: the cores it may
+run on). Each sets Django up for itself after the fork (its own database
+connections, its own Loki shipper thread) and runs waitress on the inherited
+socket; the kernel gives each new connection to whichever process accepts it
+first. The main process runs no Django request code. It starts a web process
+again when one dies, logging a line each time: at once after a long life, after
+a back-off (1 s, doubling to 30 s) when it died within 10 s of its start, so a
+process that cannot start does not spin. A web process that fails on a
+configuration error stops the whole server, as a bad setting does. SIGTERM or
+SIGINT stops every web process (SIGKILL for one still running after 8 s) and
+then the main process; a web process whose main process has gone stops by
+itself. With ``WEB_PROCESSES=1`` the shape is the same: a main process and one
+web process. See docs/web-server.md.
+
 waitress, a buffering server: its one I/O thread reads every request whole
 (headers and body, a large body spooled to a temp file) before one of the
 worker threads sees it. A client that sends half a request and stalls, or a
@@ -8,24 +24,32 @@ and is dropped after ``WEB_CLIENT_TIMEOUT`` seconds without a byte. With
 gunicorn's sync workers (before) 4 such clients held all 4 workers for the
 30 s worker timeout and health took 30 s for everyone else; gunicorn's gthread
 worker only protects against a client that sends nothing at all (a thread
-then blocks reading the rest of the headers). See docs/web-server.md.
+then blocks reading the rest of the headers).
 
 Settings (environment, or ``.env``, through ``monitorsite/env.py``):
-``BIND`` (host:port, default 127.0.0.1:8000), ``WEB_CONCURRENCY`` (worker
-threads, default 8), ``WEB_CLIENT_TIMEOUT`` (seconds, default 10),
-and ``WEB_MAX_CONNECTIONS`` (default 1000).
+``BIND`` (host:port, default 127.0.0.1:8000), ``WEB_PROCESSES`` (default the
+number of cores, at most 64), and for each web process ``WEB_CONCURRENCY``
+(worker threads, default 8), ``WEB_CLIENT_TIMEOUT`` (seconds, default 10) and
+``WEB_MAX_CONNECTIONS`` (default 1000).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
+import select
 import signal
+import socket
 import sys
+import threading
 import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -38,6 +62,23 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # JSON too (see ``JsonErrorTask``).
 MAX_REQUEST_BODY_BYTES = 16 * 1024 * 1024
 MAX_REQUEST_HEADER_BYTES = 64 * 1024
+# More web processes than this on one socket is a typo, not a deployment: each
+# takes about 80 MB (docs/web-server.md), and SQLite takes one writer at a time.
+MAX_WEB_PROCESSES = 64
+# A web process that dies sooner than this after its start failed to start: the
+# next start waits FIRST_BACKOFF_SECONDS, doubling up to MAX_BACKOFF_SECONDS while
+# that goes on. One that lived longer is replaced at once.
+QUICK_DEATH_SECONDS = 10.0
+FIRST_BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 30.0
+# How long the web processes get to finish after SIGTERM before SIGKILL: waitress
+# gives its worker threads 5 s; docker stops a container with SIGKILL after 10 s.
+STOP_SECONDS = 8
+# A web process's exit status when the site cannot load (a configuration error):
+# starting it again cannot help, so the server stops.
+CONFIGURATION_ERROR = 3
+
+logger = logging.getLogger("monitorsite.serve")
 
 
 def server_options() -> dict[str, Any]:
@@ -86,11 +127,18 @@ def request_deadline(client_timeout: int) -> float:
     return 3.0 * client_timeout
 
 
-def build_server(application: Any, options: dict[str, Any]) -> Any:
-    """A waitress server whose own error answers are JSON and whose slow requests have a deadline."""
+def build_server(
+    application: Any, options: dict[str, Any], sockets: list[socket.socket] | None = None
+) -> Any:
+    """A waitress server whose own error answers are JSON and whose slow requests have a deadline.
+
+    On ``sockets`` (bound and listening, inherited from the main process) when given,
+    else on ``options["listen"]``.
+    """
     from waitress import create_server
     from waitress.channel import HTTPChannel
     from waitress.parser import HTTPRequestParser
+    from waitress.server import BaseWSGIServer
     from waitress.task import ErrorTask
 
     deadline = request_deadline(options["channel_timeout"])
@@ -131,9 +179,64 @@ def build_server(application: Any, options: dict[str, Any]) -> Any:
                 return False
             return super().received(data)
 
+    if sockets is not None:
+        options = {key: value for key, value in options.items() if key != "listen"}
+        options["sockets"] = sockets
     server = create_server(application, **options)
-    server.channel_class = SiteChannel
+    # One listener per address in BIND; several come wrapped in a MultiSocketServer.
+    sockets_map = server.map if hasattr(server, "map") else server._map
+    for listener in list(sockets_map.values()):
+        if isinstance(listener, BaseWSGIServer):
+            listener.channel_class = SiteChannel
     return server
+
+
+def cores() -> int:
+    """The cores this process may run on (a container's cpuset included; a CPU quota is not seen)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def web_processes() -> int:
+    """``WEB_PROCESSES``, the web processes on the one socket; ``ImproperlyConfigured`` when bad."""
+    return env_int("WEB_PROCESSES", min(cores(), MAX_WEB_PROCESSES), minimum=1, maximum=MAX_WEB_PROCESSES)
+
+
+def bind_sockets(options: dict[str, Any]) -> list[socket.socket]:
+    """Listening sockets for ``options["listen"]`` (BIND) as waitress makes them, once for all processes.
+
+    ``OSError`` when an address cannot be bound, ``ValueError`` when waitress refuses the options.
+    """
+    from waitress.adjustments import Adjustments
+
+    adjustments = Adjustments(**options)  # parses BIND: host:port, [v6]:port, several separated by spaces
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, protocol, address in adjustments.listen:
+            sock = socket.socket(family, kind, protocol)
+            sockets.append(sock)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            # A restart binds again at once, whatever connections of the last run are in TIME_WAIT.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(adjustments.backlog)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def listening_at(sockets: list[socket.socket]) -> str:
+    """``http://127.0.0.1:8000`` (and more, space separated) for the start-up line."""
+    urls = []
+    for sock in sockets:
+        host, port = sock.getsockname()[:2]
+        urls.append(f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}")
+    return " ".join(urls)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitorsite.settings")
     try:
         options = server_options()
-        from monitorsite.wsgi import application
+        processes = web_processes()
+        if args.check_config:
+            # The whole site loads, in this process: nothing is forked for a check.
+            from monitorsite.wsgi import application  # noqa: F401
+        else:
+            # The settings module, with every variable it reads, loads now; Django itself
+            # is set up in each web process after the fork (see ``serve_in_child``).
+            from django.conf import settings
+
+            settings.DATABASES  # noqa: B018
     except ImproperlyConfigured as exc:
         sys.stderr.write(f"Configuration error: {exc}\n")
         return 2
@@ -157,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     from monitorsite.dbfiles import mark_site_running
 
     try:
+        # Held by this process and, through the fork, by every web process: a restore
+        # refuses while any of them runs.
         mark_site_running()
     except OSError as exc:
         sys.stderr.write(f"Cannot take the running-site lock {exc.filename}: {exc.strerror or exc}\n")
@@ -164,31 +278,267 @@ def main(argv: list[str] | None = None) -> int:
     from monitorsite.health import mark_started
 
     # The task cluster starting beside it gets its first minute before health calls it down.
+    # Here, not in each web process: a web process started again must not restart that minute.
     mark_started()
+    try:
+        sockets = bind_sockets(options)
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"Cannot listen on {options['listen']} (BIND): {exc}\n")
+        return 2
+    log_to_console_and_file()
+    plural = "process" if processes == 1 else "processes"
+    logger.info("site listening on %s with %d web %s", listening_at(sockets), processes, plural)
+    return WebProcesses(processes, sockets, options).run()
+
+
+def log_to_console_and_file() -> None:
+    """The main process's lines (a web process died, started again) on the console and in the file log.
+
+    Not Loki: its shipper is a thread, and this process forks, so each web process
+    ships its own lines, among them one when it replaces a process that died.
+    """
+    from django.conf import settings
+
+    from monitor_client.logsetup import LOG_FORMAT, file_handler
+
+    formatter = logging.Formatter(LOG_FORMAT)
+    handlers: list[logging.Handler] = [logging.StreamHandler(), file_handler(settings.LOG_DIR, "monitorsite")]
+    root = logging.getLogger()
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+@dataclass
+class Slot:
+    """One of the ``WEB_PROCESSES`` places: the web process in it, and when to fill it again."""
+
+    pid: int | None = None
+    started_at: float = 0.0
+    backoff: float = 0.0  # seconds waited before the last start; doubles while starts fail fast
+    due: float = 0.0  # monotonic time of the next start, while empty
+    replaces: str = ""  # the process that died, for the first line of the next one
+
+
+class WebProcesses:
+    """The main process: forks the web processes, starts one again when it dies, stops them all.
+
+    Signals are handled through a wake-up pipe: the handlers only record, the loop
+    does the work (reaping, starting, stopping) between its waits.
+    """
+
+    def __init__(self, count: int, sockets: list[socket.socket], options: dict[str, Any]) -> None:
+        self.slots = [Slot() for _ in range(count)]
+        self.sockets = sockets
+        self.options = options
+        self.stopping = False
+        self.pid = os.getpid()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+
+    def run(self) -> int:
+        signal.set_wakeup_fd(self._wake_write)
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGCHLD, self._on_child)
+        status = 0
+        try:
+            while not self.stopping:
+                status = self._reap()
+                if status:
+                    break
+                self._start_due()
+                self._sleep()
+        finally:
+            self._stop_all()
+        return status
+
+    def _on_stop(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    def _on_child(self, signum: int, frame: Any) -> None:
+        pass  # the wake-up pipe ends the loop's wait; the loop reaps
+
+    def _sleep(self) -> None:
+        """Until a signal arrives or the next empty slot is due (at most a minute)."""
+        now = time.monotonic()
+        due = [slot.due - now for slot in self.slots if slot.pid is None]
+        self._wait(max(0.0, min(due, default=60.0)))
+
+    def _wait(self, timeout: float) -> None:
+        """Until a signal arrives (its byte in the wake-up pipe, read here) or ``timeout`` seconds pass."""
+        select.select([self._wake_read], [], [], timeout)
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_read, 512):
+                pass
+
+    def _start_due(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.pid is None and slot.due <= now and not self.stopping:
+                self._start(slot)
+
+    def _start(self, slot: Slot) -> None:
+        # Signals wait while the child changes its handlers, so none reaches it half way.
+        blocked = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+            slot.started_at = time.monotonic()
+            self._died(slot, None, f"could not be started ({exc.strerror or exc})")
+            return
+        if pid == 0:
+            signal.set_wakeup_fd(-1)
+            os.close(self._wake_read)
+            os.close(self._wake_write)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, _stop)
+            signal.signal(signal.SIGINT, _stop)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+            serve_in_child(self.sockets, self.options, self.pid, slot.replaces)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+        slot.pid, slot.started_at, slot.replaces = pid, time.monotonic(), ""
+
+    def _reap(self) -> int:
+        """Empty the slot of every web process that ended; non-zero: stop the server with this status."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return 0
+            if pid == 0:
+                return 0
+            slot = next((slot for slot in self.slots if slot.pid == pid), None)
+            if slot is None:
+                continue
+            slot.pid = None
+            if self.stopping:
+                continue
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == CONFIGURATION_ERROR:
+                logger.error("web process %d could not load the site (see above); stopping the server", pid)
+                return 2
+            self._died(slot, pid, _ending(status))
+
+    def _died(self, slot: Slot, pid: int | None, how: str) -> None:
+        """Log the death (or failed fork) and set when the slot is filled again."""
+        now = time.monotonic()
+        lived = now - slot.started_at
+        if lived < QUICK_DEATH_SECONDS:
+            slot.backoff = min(MAX_BACKOFF_SECONDS, slot.backoff * 2 or FIRST_BACKOFF_SECONDS)
+        else:
+            slot.backoff = 0.0
+        slot.due = now + slot.backoff
+        slot.replaces = f"{pid}, which {how}" if pid else ""
+        when = f"in {slot.backoff:g} s" if slot.backoff else "now"
+        if pid:
+            logger.warning("web process %d %s after %.1f s; starting another %s", pid, how, lived, when)
+        else:
+            logger.error("a web process %s; trying again %s", how, when)
+
+    def _stop_all(self) -> None:
+        """SIGTERM to every web process; SIGKILL to any still running after ``STOP_SECONDS``."""
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.stopping = True
+        for sock in self.sockets:
+            sock.close()  # the web processes keep their own copies until they close them
+        self._signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        while self._running() and time.monotonic() < deadline:
+            self._reap()
+            if self._running():
+                self._wait(0.1)
+        if self._running():
+            logger.warning(
+                "web processes %s still running after %d s; killing", self._running(), STOP_SECONDS
+            )
+            self._signal_all(signal.SIGKILL)
+            for pid in self._running():
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+        logger.info("web server stopped")
+
+    def _running(self) -> list[int]:
+        return [slot.pid for slot in self.slots if slot.pid is not None]
+
+    def _signal_all(self, signum: int) -> None:
+        for pid in self._running():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+
+def _ending(status: int) -> str:
+    """How a process ended, from its wait status: "was killed by SIGKILL", "exited with status 1"."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return f"was killed by {name}"
+    return f"exited with status {os.waitstatus_to_exitcode(status)}"
+
+
+def serve_in_child(
+    sockets: list[socket.socket], options: dict[str, Any], parent: int, replaces: str
+) -> NoReturn:
+    """The life of one web process after the fork: Django, then waitress on the inherited sockets.
+
+    Never returns into the main process's code: it ends with ``os._exit`` once its
+    log lines (Loki's queue too) are flushed.
+    """
+    status = 1
+    try:
+        status = _serve(sockets, options, parent, replaces)
+    except ImproperlyConfigured as exc:
+        sys.stderr.write(f"Configuration error: {exc}\n")
+        status = CONFIGURATION_ERROR
+    except SystemExit as exc:  # SIGTERM before the server ran
+        status = exc.code if isinstance(exc.code, int) else 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+def _serve(sockets: list[socket.socket], options: dict[str, Any], parent: int, replaces: str) -> int:
+    # django.setup(): the apps, and this process's logging (its own Loki shipper).
+    from monitorsite.wsgi import application
+
+    if replaces:
+        logger.info("web process %d started in place of %s", os.getpid(), replaces)
     # The URLs (and with them every view, the admin and the API schema's
     # imports) load now, not on the first client's request.
     from django.urls import get_resolver
 
     get_resolver().url_patterns  # noqa: B018
-    try:
-        server = build_server(application, options)
-    except (OSError, ValueError) as exc:
-        sys.stderr.write(f"Cannot listen on {options['listen']} (BIND): {exc}\n")
-        return 2
-    # SIGTERM (serve.sh, docker stop) ends the loop like Ctrl-C: waitress then
-    # lets the worker threads finish what they are answering.
-    signal.signal(signal.SIGTERM, _stop)
-    server.print_listen("site listening on http://{}:{}")
-    try:
-        server.run()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        server.close()
+    server = build_server(application, options, sockets)
+    threading.Thread(target=_stop_when_orphaned, args=(parent,), name="parent-watch", daemon=True).start()
+    # Until SIGTERM or SIGINT, which end the loop: waitress then closes the
+    # connections and lets its worker threads finish what they are answering.
+    server.run()
     return 0
 
 
+def _stop_when_orphaned(parent: int) -> None:
+    """A web process whose main process died (SIGKILL, OOM) stops rather than serve unsupervised."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    logger.warning("the web server's main process %d has gone; this web process stops", parent)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _stop(signum: int, frame: Any) -> None:
+    # A second signal must not interrupt the shutdown the first one started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise SystemExit(0)
 
 

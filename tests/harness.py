@@ -310,12 +310,18 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def start_web(site: Site, port: int, *, threads: int = 4, **env: str) -> subprocess.Popen[bytes]:
+def start_web(
+    site: Site, port: int, *, threads: int = 4, processes: int = 1, **env: str
+) -> subprocess.Popen[bytes]:
     """The web server as ``scripts/serve.sh`` runs it (``python -m monitorsite.serve``), on ``port``.
 
-    ``env`` adds server settings such as ``WEB_CLIENT_TIMEOUT``.
+    One web process (under its main process) unless asked: a second costs every
+    server test another Django start on a 2-core machine; tests/test_web_processes.py
+    runs several. ``env`` adds server settings such as ``WEB_CLIENT_TIMEOUT``.
     """
-    site.env.update(BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY=str(threads), **env)
+    site.env.update(
+        BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY=str(threads), WEB_PROCESSES=str(processes), **env
+    )
     return site.start(str(VENV_BIN / "python"), "-m", "monitorsite.serve", log="web.log")
 
 

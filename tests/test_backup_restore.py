@@ -542,6 +542,11 @@ def test_restore_refuses_while_the_web_server_runs_and_goes_ahead_once_it_is_kil
 
     os.kill(web.pid, signal.SIGKILL)  # the instance died: no clean shutdown, no checkpoint
     web.wait(10)
+    # Its web process, forked holding the lock, notices and stops by itself within seconds.
+    deadline = time.monotonic() + 30
+    while site_lock_taken(live):
+        assert time.monotonic() < deadline, "the web process outlived its main process"
+        time.sleep(0.1)
     result = site.manage("restore_backup", "--yes")
 
     assert "restored trades_latest.db" in result.stdout and "2 trades" in result.stdout

@@ -235,7 +235,7 @@ def test_web_server_starts_from_an_env_file_copied_from_the_example(tmp_path: Pa
     env_file = tmp_path / ".env"
     env_file.write_text((ROOT / ".env.example").read_text())
     env = site_env(tmp_path, ENV_FILE=str(env_file))
-    for name in ("WEB_CONCURRENCY", "BIND", "WEB_CLIENT_TIMEOUT", "WEB_MAX_CONNECTIONS"):
+    for name in ("WEB_PROCESSES", "WEB_CONCURRENCY", "BIND", "WEB_CLIENT_TIMEOUT", "WEB_MAX_CONNECTIONS"):
         env.pop(name, None)
     result = check_server_config(env)
     assert result.returncode == 0, result.stderr

@@ -1,0 +1,318 @@
+"""Every core of one machine: ``WEB_PROCESSES`` web processes on one listening socket (issue 16).
+
+The web server as users run it (``python -m monitorsite.serve``), its web processes
+found as the children of its main process, and what each of them does seen from
+outside: the connections it holds (``/proc/PID/fd``), the lines it writes to the
+file log (each line names its process) and ships to Loki, and the running-site lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import make_trade
+from tests.harness import ROOT, VENV_BIN, Site, free_port, site_env, start_web, stop, wait_for
+from tests.loopback_loki import Entry, LoopbackLoki
+
+pytestmark = pytest.mark.server
+
+CLIENT_TIMEOUT = 2  # WEB_CLIENT_TIMEOUT of these sites: stalled clients are dropped within seconds
+
+
+def web_processes(main: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(main)], capture_output=True, text=True).stdout
+    return sorted(int(pid) for pid in out.split())
+
+
+def wait_for_web_processes(main: int, count: int, *, other_than: tuple[int, ...] = ()) -> list[int]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pids = web_processes(main)
+        if len(pids) == count and not set(pids) & set(other_than):
+            return pids
+        time.sleep(0.05)
+    raise AssertionError(f"not {count} web processes under {main}: {web_processes(main)}")
+
+
+def sockets_held(pid: int) -> int:
+    """Open sockets of a process: the listening one, Loki's, and every connection it accepted."""
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            held += os.readlink(fd).startswith("socket:")
+        except OSError:
+            continue
+    return held
+
+
+def health_lines(site: Site) -> list[str]:
+    log = site.tmp / "logs" / "monitorsite.log"
+    return [line for line in log.read_text().splitlines() if " monitorsite.health " in line]
+
+
+def pid_of(line: str) -> int:
+    # "2026-01-15 10:31:00,123 WARNING monitorsite.health 4242 health: ..."
+    return int(line.split(" ", 5)[4])
+
+
+def age_the_start(site: Site) -> None:
+    """Health says "starting" in the first minute; later, a missing task cluster is a warning that
+    each web process logs once, on the first health request it answers."""
+    long_ago = time.time() - 120
+    os.utime(site.tmp / "site-started", (long_ago, long_ago))
+
+
+def lock_taken(database: Path) -> bool:
+    with open(f"{database}.site-lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def alive(pid: int) -> bool:
+    """Running (or stopped), not ended: a process reaped or left a zombie is not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def age(pid: int) -> float:
+    """Seconds since the process started."""
+    started_ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime - started_ticks / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def two_process_server(tmp_path: Path, migrated_template: Path, **env: str) -> Iterator[Site]:
+    shutil.copy(migrated_template, tmp_path / "trades.db")
+    port = free_port()
+    site = Site(url=f"http://127.0.0.1:{port}", env=site_env(tmp_path, **env), tmp=tmp_path, processes=[])
+    start_web(site, port, processes=2, WEB_CLIENT_TIMEOUT=str(CLIENT_TIMEOUT))
+    try:
+        wait_for(f"{site.url}/api/v1/health/")
+        wait_for_web_processes(site.processes[0].pid, 2)
+        yield site
+    finally:
+        for process in site.processes:
+            stop(process)
+
+
+@pytest.fixture
+def two_process_site(tmp_path: Path, migrated_template: Path) -> Iterator[Site]:
+    """The web server with two web processes and a 2 s client timeout."""
+    with two_process_server(tmp_path, migrated_template) as site:
+        yield site
+
+
+def test_both_web_processes_answer_and_each_ships_its_lines_to_loki(
+    tmp_path: Path, migrated_template: Path
+) -> None:
+    loki = LoopbackLoki()
+    with two_process_server(tmp_path, migrated_template, LOKI_URL=loki.url) as site:
+        try:
+            ship_from_each_process(site, loki)
+        finally:
+            loki.stop()
+
+
+def ship_from_each_process(site: Site, loki: LoopbackLoki) -> None:
+    pids = web_processes(site.processes[0].pid)
+    age_the_start(site)
+    # Fresh connections, so the kernel hands them to whichever process accepts first.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and {pid_of(line) for line in health_lines(site)} != set(pids):
+        requests.get(f"{site.url}/api/v1/health/", timeout=10)
+    lines = health_lines(site)
+    assert {pid_of(line) for line in lines} == set(pids), (pids, lines)
+
+    def shipped() -> list[Entry]:
+        with loki.received:
+            return [entry for entry in loki.entries if entry.labels.get("logger") == "monitorsite.health"]
+
+    # Every process ships what it logs: Loki gets each process's line, as the file log has it.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(shipped()) < len(lines):
+        time.sleep(0.1)
+    assert sorted(entry.line for entry in shipped()) == sorted(line.split(" ", 5)[5] for line in lines)
+    assert [entry.labels["level"] for entry in shipped()] == ["warning", "warning"]
+
+
+def test_stalled_clients_spread_over_the_web_processes_starve_neither(two_process_site: Site) -> None:
+    site = two_process_site
+    pids = web_processes(site.processes[0].pid)
+    key = site.create_bot("alpha")
+    before = {pid: sockets_held(pid) for pid in pids}
+    stalled = []
+    for n in range(40):
+        sock = socket.create_connection(("127.0.0.1", site.port), timeout=10)
+        if n % 2:
+            sock.sendall(b"GET /api/v1/health/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Waiting: ")
+        else:
+            body = json.dumps(make_trade(n)).encode()
+            sock.sendall(
+                b"POST /api/v1/trades/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                + f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n".encode()
+                + f"Content-Length: {len(body) + 100}\r\n\r\n".encode()
+                + body
+            )
+        stalled.append(sock)
+    opened = time.monotonic()
+    deadline = opened + 30
+    while sum(sockets_held(pid) - before[pid] for pid in pids) < len(stalled) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    accepted = {pid: sockets_held(pid) - before[pid] for pid in pids}
+    # Both processes took stalled clients off the shared socket, and neither is stuck:
+    # each answers while holding them (its I/O thread waits on them, no worker does).
+    assert all(count >= 1 for count in accepted.values()), accepted
+    latencies = []
+    for _ in range(30):
+        started = time.monotonic()
+        response = requests.get(f"{site.url}/api/v1/health/", timeout=30)
+        latencies.append(time.monotonic() - started)
+        assert response.status_code in (200, 503)
+    assert statistics.quantiles(latencies, n=20)[-1] < 1.0, sorted(latencies)
+    posted = requests.post(
+        f"{site.url}/api/v1/trades/",
+        json=make_trade(999),
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert posted.status_code == 201, posted.text
+    # Each process drops its stalled clients after the client timeout.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(sockets_held(pid) > before[pid] for pid in pids):
+        time.sleep(0.2)
+    assert all(sockets_held(pid) <= before[pid] for pid in pids), (before, accepted)
+    assert time.monotonic() - opened >= CLIENT_TIMEOUT - 0.5
+    for sock in stalled:
+        sock.close()
+
+
+def restarts(site: Site) -> list[str]:
+    """When the main process said it would start another web process, for each one killed."""
+    pattern = r"web process \d+ was killed by SIGKILL after [\d.]+ s; starting another (.*)"
+    return re.findall(pattern, site.log("web.log"))
+
+
+def test_a_killed_web_process_is_started_again_and_the_site_keeps_answering(two_process_site: Site) -> None:
+    site = two_process_site
+    main = site.processes[0].pid
+    first = web_processes(main)
+    # One that served for a while is replaced at once ...
+    time.sleep(max(0.0, 10.5 - age(first[0])))
+    os.kill(first[0], signal.SIGKILL)
+    assert requests.get(f"{site.url}/api/v1/health/", timeout=10).status_code in (200, 503)
+    second = wait_for_web_processes(main, 2, other_than=(first[0],))
+    assert restarts(site) == ["now"]
+    # ... one that dies straight after its start waits 1 s, then 2 s: no spinning.
+    replacement = (set(second) - set(first)).pop()
+    os.kill(replacement, signal.SIGKILL)
+    third = wait_for_web_processes(main, 2, other_than=(first[0], replacement))
+    again = (set(third) - set(second)).pop()
+    os.kill(again, signal.SIGKILL)
+    wait_for_web_processes(main, 2, other_than=(first[0], replacement, again))
+    assert restarts(site) == ["now", "in 1 s", "in 2 s"]
+    # The untouched process answered throughout; the new ones answer too.
+    for _ in range(20):
+        assert requests.get(f"{site.url}/api/v1/health/", timeout=10).status_code in (200, 503)
+    # The last replacement, left to start, says whom it replaces (on the console, in the file log, to Loki).
+    deadline = time.monotonic() + 30
+    while f"started in place of {again}, which was killed by SIGKILL" not in site.log("web.log"):
+        assert time.monotonic() < deadline, site.log("web.log")
+        time.sleep(0.1)
+    assert site.processes[0].poll() is None
+
+
+def test_by_default_one_web_process_per_core_and_sigterm_stops_them_all(
+    tmp_path: Path, migrated_template: Path
+) -> None:
+    shutil.copy(migrated_template, tmp_path / "trades.db")
+    port = free_port()
+    site = Site(url=f"http://127.0.0.1:{port}", env=site_env(tmp_path), tmp=tmp_path, processes=[])
+    site.env["BIND"] = f"127.0.0.1:{port}"
+    site.env.pop("WEB_PROCESSES", None)
+    web = site.start(str(VENV_BIN / "python"), "-m", "monitorsite.serve", log="web.log")
+    try:
+        wait_for(f"{site.url}/api/v1/health/")
+        cores = len(os.sched_getaffinity(0))
+        pids = wait_for_web_processes(web.pid, cores)
+        assert f"with {cores} web process" in site.log("web.log")
+        database = tmp_path / "trades.db"
+        assert lock_taken(database)
+        started = time.monotonic()
+        web.send_signal(signal.SIGTERM)
+        assert web.wait(15) == 0  # not killed: it stopped its web processes and then itself
+        assert time.monotonic() - started < 10
+        assert not any(map(alive, pids))
+        assert not lock_taken(database)
+        assert "killing" not in site.log("web.log")
+        assert "web server stopped" in site.log("web.log")
+    finally:
+        stop(web)
+
+
+def test_web_processes_outliving_a_killed_main_process_keep_the_lock_then_stop(
+    two_process_site: Site,
+) -> None:
+    site = two_process_site
+    main = site.processes[0]
+    pids = web_processes(main.pid)
+    database = site.tmp / "trades.db"
+    # Held still, so that they cannot notice before the lock is looked at.
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    os.kill(main.pid, signal.SIGKILL)
+    main.wait(10)
+    # Still there, they could still write: the lock they were forked with stays taken.
+    assert lock_taken(database)
+    for pid in pids:
+        os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while any(map(alive, pids)):
+        assert time.monotonic() < deadline, "web processes did not stop without their main process"
+        time.sleep(0.1)
+    assert not lock_taken(database)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "WEB_PROCESSES must be at least 1, got 0"),
+        ("abc", "WEB_PROCESSES must be a whole number, got 'abc'"),
+        ("65", "WEB_PROCESSES must be at most 64, got 65"),
+    ],
+)
+def test_a_bad_web_processes_stops_start_up_with_one_line(tmp_path: Path, value: str, message: str) -> None:
+    env = site_env(tmp_path, BIND=f"127.0.0.1:{free_port()}", WEB_PROCESSES=value)
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "monitorsite.serve"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"Configuration error: {message}"]
+    assert not (tmp_path / "trades.db.site-lock").exists()  # refused before anything was taken
