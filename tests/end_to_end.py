@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
@@ -167,8 +166,7 @@ class Stack:
     # --- the database -------------------------------------------------------------
 
     def sql(self, statement: str, *params: object) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.tmp / "trades.db", timeout=30) as db:
-            return db.execute(statement, params).fetchall()
+        return self.site.sql(statement, *params)
 
     def stored_fills(self) -> list[str]:
         return [

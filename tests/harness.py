@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -129,7 +131,9 @@ def site_sql(env: dict[str, str], sql: str, *params: Any) -> list[tuple[Any, ...
     """Run one statement on the database of the site with ``env`` (its SQLite file, or its
     PostgreSQL database), committed; its rows (none for a statement without any).
 
-    Written with SQLite's ``?`` placeholders, which become psycopg's ``%s`` on PostgreSQL.
+    Written with SQLite's ``?`` placeholders, which become psycopg's ``%s`` on PostgreSQL;
+    PostgreSQL's values come back as SQLite gives them (``as_sqlite_gives``), so that one
+    assertion holds on both.
     """
     url = env.get("DATABASE_URL")
     if url:
@@ -137,11 +141,50 @@ def site_sql(env: dict[str, str], sql: str, *params: Any) -> list[tuple[Any, ...
 
         with psycopg.connect(url, autocommit=True) as connection:
             cursor = connection.execute(sql.replace("%", "%%").replace("?", "%s"), params)
-            return cursor.fetchall() if cursor.description else []
+            rows = cursor.fetchall() if cursor.description else []
+            return [tuple(as_sqlite_gives(value) for value in row) for row in rows]
     import sqlite3
 
     with contextlib.closing(sqlite3.connect(env["DATABASE_PATH"], timeout=30)) as connection, connection:
         return connection.execute(sql, params).fetchall()
+
+
+def site_columns(env: dict[str, str], table: str) -> list[str]:
+    """The column names of ``table`` in the site's database."""
+    if env.get("DATABASE_URL"):
+        query = (
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position"
+        )
+    else:
+        query = "SELECT name FROM pragma_table_info(?) ORDER BY cid"
+    return [name for (name,) in site_sql(env, query, table)]
+
+
+def as_sqlite_gives(value: Any) -> Any:
+    """A value read from PostgreSQL as Django's SQLite backend stores it and sqlite3 reads it back:
+    times as naive UTC text, dates as ISO text, JSON as text, decimals as numbers, booleans as 0/1.
+    """
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, dt.datetime):
+        return str(value.astimezone(dt.UTC).replace(tzinfo=None))
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def site_queue_length(env: dict[str, str]) -> int:
+    """Tasks waiting in the site's queue: its Redis list, or django-q2's ORM table."""
+    if env.get("REDIS_URL"):
+        import redis
+
+        with redis.Redis.from_url(env["REDIS_URL"]) as client:
+            return int(client.llen("django_q:monitorsite:q"))
+    return int(site_sql(env, "SELECT count(*) FROM django_q_ormq")[0][0])
 
 
 def drop_site_database(tmp: Path) -> None:

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
@@ -344,8 +343,7 @@ class TradingSite:
     discord: Any
 
     def sql(self, statement: str, *params: object) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.site.tmp / "trades.db", timeout=30) as db:
-            return db.execute(statement, params).fetchall()
+        return self.site.sql(statement, *params)
 
     def api(self, path: str) -> Any:
         response = requests.get(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import time
 from collections.abc import Iterator
 
@@ -28,8 +27,7 @@ def discord() -> Iterator[DiscordServer]:
 
 
 def sql(site: Site, statement: str, *params: object) -> list[tuple[object, ...]]:
-    with sqlite3.connect(site.tmp / "trades.db", timeout=30) as db:
-        return db.execute(statement, params).fetchall()
+    return site.sql(statement, *params)
 
 
 def point_channel_at(site: Site, discord: DiscordServer) -> None:
@@ -40,7 +38,7 @@ def point_channel_at(site: Site, discord: DiscordServer) -> None:
     )
     # Otherwise, from 16:05 New York time on a trading day, the cluster's first pass sends
     # the daily summary to this channel mid-test (tests/test_alert_summary.py tests it).
-    sql(site, "UPDATE alerts_summaryschedule SET enabled = 0")
+    sql(site, "UPDATE alerts_summaryschedule SET enabled = FALSE")
 
 
 def wait_for_rows(

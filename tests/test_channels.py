@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import sqlite3
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -32,7 +31,7 @@ from tests.channel_fixtures import (
     webhook_config,
 )
 from tests.discord_server import WEBHOOK_TOKEN, DiscordServer
-from tests.harness import ROOT, manage, site_env
+from tests.harness import ROOT, manage, site_columns, site_env, site_sql
 from tests.ntfy_server import NtfyServer
 from tests.slack_server import SlackServer
 from tests.smtp_server import SmtpServer
@@ -491,16 +490,15 @@ def test_the_migration_moves_a_channels_own_webhook_url_into_its_settings(tmp_pa
     env = site_env(tmp_path)
     url = f"https://discord.com/api/webhooks/1/{WEBHOOK_TOKEN}"
     manage(env, "migrate", "alerts", "0003_issue14_weekly_report")
-    with sqlite3.connect(tmp_path / "trades.db") as db:
-        columns = [row[1] for row in db.execute("PRAGMA table_info(alerts_channel)")]
-        assert "webhook_url" in columns and "config" not in columns
-        db.execute(
-            "INSERT INTO alerts_channel (name, kind, webhook_url, min_level, enabled, "
-            "rate_limit_per_minute, disabled_reason) VALUES ('own', 'discord', ?, 'info', 1, 5, '')",
-            (url,),
-        )
+    columns = site_columns(env, "alerts_channel")
+    assert "webhook_url" in columns and "config" not in columns
+    site_sql(
+        env,
+        "INSERT INTO alerts_channel (name, kind, webhook_url, min_level, enabled, "
+        "rate_limit_per_minute, disabled_reason) VALUES ('own', 'discord', ?, 'info', TRUE, 5, '')",
+        url,
+    )
     manage(env, "migrate")
-    with sqlite3.connect(tmp_path / "trades.db") as db:
-        config = dict(db.execute("SELECT name, config FROM alerts_channel").fetchall())
+    config = dict(site_sql(env, "SELECT name, config FROM alerts_channel"))
     assert json.loads(config["own"]) == {"webhook_url": url}
     assert json.loads(config["discord"]) == {}  # no URL of its own: DISCORD_WEBHOOK_URL

@@ -7,7 +7,6 @@ import json
 import logging
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ import pytest
 import requests
 
 from monitor_client import Monitor
-from tests.harness import ROOT, Site, free_port, start_web, stop
+from tests.harness import ROOT, Site, free_port, site_queue_length, start_web, stop
 
 pytestmark = pytest.mark.server
 
@@ -32,8 +31,7 @@ FAST = {"backoff_base": 0.05, "backoff_max": 0.5, "auth_retry": 0.5, "linger": 0
 
 def query(site: Site, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """Read the site's own database, as the admin would see it."""
-    with sqlite3.connect(f"file:{site.tmp / 'trades.db'}?mode=ro", uri=True, timeout=30) as conn:
-        return conn.execute(sql, params).fetchall()
+    return site.sql(sql, *params)
 
 
 def stored_ids(site: Site) -> list[str]:
@@ -653,7 +651,7 @@ def test_an_event_whose_answer_was_lost_is_stored_and_alerted_once(
     rows = query(site, "SELECT kind, event_id FROM trades_botevent")
     assert rows == [("crash", sent[0]["event_id"])]
     # The alert follows the stored row: one alert task queued, not three.
-    assert query(site, "SELECT count(*) FROM django_q_ormq") == [(1,)]
+    assert site_queue_length(site.env) == 1
 
 
 def test_each_event_gets_its_own_id_kept_in_the_spool_across_a_restart(

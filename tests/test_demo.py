@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,8 +21,7 @@ pytestmark = pytest.mark.server
 
 
 def query(site: Site, sql: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(f"file:{site.tmp / 'trades.db'}?mode=ro", uri=True, timeout=30) as conn:
-        return conn.execute(sql).fetchall()
+    return site.sql(sql)
 
 
 def demo_rows(site: Site, sql: str) -> list[tuple[Any, ...]]:

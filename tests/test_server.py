@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -38,8 +39,7 @@ def auth(key: str) -> dict[str, str]:
 
 
 def count(site: Site, sql: str) -> int:
-    with sqlite3.connect(site.tmp / "trades.db", timeout=30) as db:
-        return db.execute(sql).fetchone()[0]
+    return site.sql(sql)[0][0]
 
 
 def test_site_under_its_web_server_takes_and_lists_trades(site: Site) -> None:
@@ -247,11 +247,19 @@ def test_serve_script_stops_the_site_when_the_cluster_dies(site: Site) -> None:
 
 
 def test_a_post_waits_out_a_busy_database_instead_of_failing(site: Site) -> None:
-    """Another process holding SQLite's write lock (a backup, the cluster) only delays the bot."""
+    """Another process holding the write lock (a backup, the cluster, a migration) only delays the bot:
+    SQLite's one writer, or on PostgreSQL a lock on the trades table that inserts wait for."""
     key = site.create_bot("alpha")
-    holder = sqlite3.connect(site.tmp / "trades.db", isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-    holder.execute("UPDATE trades_bot SET description = 'busy'")
+    if on_postgres():
+        import psycopg
+
+        holder: Any = psycopg.connect(site.env["DATABASE_URL"], autocommit=True)
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE trades_trade IN SHARE ROW EXCLUSIVE MODE")
+    else:
+        holder = sqlite3.connect(site.tmp / "trades.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("UPDATE trades_bot SET description = 'busy'")
     with ThreadPoolExecutor(1) as pool:
         started = time.monotonic()
         pending = pool.submit(
