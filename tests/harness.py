@@ -152,7 +152,8 @@ def site_sql(env: dict[str, str], sql: str, *params: Any) -> list[tuple[Any, ...
 def site_columns(env: dict[str, str], table: str) -> list[str]:
     """The column names of ``table`` in the site's database."""
     if env.get("DATABASE_URL"):
-        query = "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position"
+        columns = "information_schema.columns"
+        query = f"SELECT column_name FROM {columns} WHERE table_name = ? ORDER BY ordinal_position"
     else:
         query = "SELECT name FROM pragma_table_info(?) ORDER BY cid"
     return [name for (name,) in site_sql(env, query, table)]
