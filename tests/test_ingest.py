@@ -56,7 +56,10 @@ def test_record_batch_stores_what_the_orm_would(bot: Bot) -> None:
     with connection.cursor() as cursor:
         names = [c.name for c in connection.introspection.get_table_description(cursor, "trades_trade")]
         compared = [n for n in names if n not in ("id", "external_id", "received_at")]
-        typed = ", ".join(f"{n}, typeof({n})" for n in compared)
+        type_of = "typeof" if connection.vendor == "sqlite" else "pg_typeof"
+        typed = ", ".join(
+            f"{n}, {type_of}({n})::text" if type_of == "pg_typeof" else f"{n}, typeof({n})" for n in compared
+        )
         cursor.execute(f"SELECT {typed} FROM trades_trade ORDER BY external_id")
         fast, orm, fast_open, orm_open = cursor.fetchall()
     assert fast == orm
@@ -135,10 +138,21 @@ def test_a_database_failure_in_the_middle_of_a_batch_stores_nothing(
 ) -> None:
     """The second statement of a 700-trade batch fails after the first stored 500 rows."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TRIGGER fail_mid_batch BEFORE INSERT ON trades_trade "
-            "WHEN NEW.external_id = 'ord-650' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
-        )
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "CREATE TEMP TRIGGER fail_mid_batch BEFORE INSERT ON trades_trade "
+                "WHEN NEW.external_id = 'ord-650' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+            )
+        else:  # made inside the test's transaction, and gone with its rollback
+            cursor.execute(
+                "CREATE FUNCTION fail_mid_batch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.external_id = 'ord-650' THEN RAISE EXCEPTION 'disk I/O error'; END IF; "
+                "RETURN NEW; END $$"
+            )
+            cursor.execute(
+                "CREATE TRIGGER fail_mid_batch BEFORE INSERT ON trades_trade "
+                "FOR EACH ROW EXECUTE FUNCTION fail_mid_batch()"
+            )
     batch = [stored_trade(n) for n in range(700)]
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(DatabaseError):
         Trade.objects.record_batch(bot, batch)
