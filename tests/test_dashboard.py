@@ -153,11 +153,13 @@ def make_reader_role() -> None:
     on the test database (its SQL, with psql's variables filled in)."""
     script = READER_SCRIPT.read_text()
     sql = script.split("<<'SQL'\n", 1)[1].split("\nSQL\n", 1)[0]
-    owner = connection.settings_dict["USER"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user, current_database()")
+        owner, database = cursor.fetchone()
     sql = (
         sql.replace(":'reader_password'", "'" + READER_PASSWORD + "'")
         .replace(':"owner"', '"' + owner + '"')
-        .replace(':"DBNAME"', '"' + connection.settings_dict["NAME"] + '"')
+        .replace(':"DBNAME"', '"' + database + '"')
     )
     assert ":" not in re.sub(r"::\w+", "", sql), f"a psql variable is left: {sql}"
     with connection.cursor() as cursor:
