@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from alerts.transports import TRANSPORTS, Transport, kind_choices, transport_class
+from monitor_client.wire import STRATEGY_MAX_LENGTH, SYMBOL_MAX_LENGTH
 from trades import market
 from trades.models import Bot, EventKind
 
@@ -89,8 +90,10 @@ class AlertRule(models.Model):
     bot = models.ForeignKey(
         Bot, null=True, blank=True, on_delete=models.CASCADE, help_text="Empty: every bot."
     )
-    strategy = models.CharField(max_length=100, blank=True, help_text="Empty: every strategy.")
-    symbol = models.CharField(max_length=32, blank=True, help_text="Empty: every symbol.")
+    strategy = models.CharField(
+        max_length=STRATEGY_MAX_LENGTH, blank=True, help_text="Empty: every strategy."
+    )
+    symbol = models.CharField(max_length=SYMBOL_MAX_LENGTH, blank=True, help_text="Empty: every symbol.")
     channels = models.ManyToManyField(
         "Channel",
         blank=True,

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -33,24 +34,37 @@ from typing import Any
 import requests
 
 from monitor_client.spool import DEFAULT_MAX_BYTES, Record, Spool
+from monitor_client.wire import (
+    DECIMAL_PLACES,
+    EARLIEST,
+    EVENT_KINDS,
+    EVENT_LEVELS,
+    EVENT_MESSAGE_MAX_LENGTH,
+    EXTERNAL_ID_MAX_LENGTH,
+    HEARTBEAT_STATUS_MAX_LENGTH,
+    MAX_BATCH,
+    MAX_CLOCK_SKEW,
+    SIDES,
+    SIGNIFICANT_DIGITS,
+    STRATEGY_MAX_LENGTH,
+    SYMBOL_MAX_LENGTH,
+    SYMBOL_PATTERN,
+    decimal_places,
+    significant_digits,
+    span_in_words,
+)
 
 log = logging.getLogger("monitor_client")
 
 API = "/api/v1/"
-MAX_BATCH = 1000  # the API's limit per request
-MAX_BATCH_BYTES = 4 * 1024 * 1024  # well under the site's 10 MB body limit
-EVENT_KINDS = frozenset(
-    "startup shutdown market_open market_close connection_retry connection_lost "
-    "data_quality crash db_write_failure risk_limit custom".split()
-)
-EVENT_LEVELS = frozenset(("info", "warning", "critical"))
-MAX_MESSAGE = 10_000
-MAX_DECIMAL_PLACES = 8  # the site stores 8 places; more is refused
-EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-MAX_CLOCK_SKEW = dt.timedelta(days=1)
+MAX_BATCH_BYTES = 4 * 1024 * 1024  # well under the site's MAX_BODY_BYTES (10 MB)
 USER_AGENT = "monitor-client/1.0"
 
-_SIDES = {"BUY": "BUY", "SELL": "SELL", "buy": "BUY", "sell": "SELL", "Buy": "BUY", "Sell": "SELL"}
+# The usual spellings found without a call; any other case goes through upper().
+_SIDES = {spelling: side for side in SIDES for spelling in (side, side.lower(), side.title())}
+_SYMBOL = re.compile(SYMBOL_PATTERN)
+_EVENT_KINDS = frozenset(EVENT_KINDS)
+_EVENT_LEVELS = frozenset(EVENT_LEVELS)
 _UTC = dt.UTC
 _now = dt.datetime.now
 _encode_string = json.encoder.encode_basestring_ascii  # the C encoder json.dumps uses for a str
@@ -79,14 +93,19 @@ def _number(name: str, value: Any, *, positive: bool) -> str:
         text = str(value)
         if positive and value <= 0:
             raise ValueError(f"{name} must be greater than 0; got {text}.")
+        if len(text) > SIGNIFICANT_DIGITS and significant_digits(text) > SIGNIFICANT_DIGITS:
+            raise ValueError(f"{name} has more than {SIGNIFICANT_DIGITS} significant digits; got {text}.")
         return text
     if kind is float:
         if not math.isfinite(value):
             raise ValueError(f"{name} must be a finite number; got {value!r}.")
-        # A float's binary noise (0.1 + 0.2) is not precision: keep the places the site
-        # stores. A float with 8 places or fewer is unchanged by this.
-        value = round(value, MAX_DECIMAL_PLACES)
+        # A float's binary noise (0.1 + 0.2) is not precision: keep the places and the
+        # significant digits the site stores. A float within both is unchanged by this.
+        value = round(value, DECIMAL_PLACES)
         text = repr(value)  # the shortest text that reads back as the same float
+        if len(text) > SIGNIFICANT_DIGITS and significant_digits(text) > SIGNIFICANT_DIGITS:
+            # A text of 15 digits reads back as a float whose shortest text is as short.
+            text = repr(float(f"{value:.{SIGNIFICANT_DIGITS}g}"))
     elif kind is Decimal:
         if not value.is_finite():
             raise ValueError(f"{name} must be a finite number; got {value}.")
@@ -98,16 +117,12 @@ def _number(name: str, value: Any, *, positive: bool) -> str:
         return _number(name, value, positive=positive)
     if positive and value <= 0:
         raise ValueError(f"{name} must be greater than 0; got {text}.")
-    if _decimal_places(text) > MAX_DECIMAL_PLACES:
-        raise ValueError(f"{name} has more than {MAX_DECIMAL_PLACES} decimal places; got {text}.")
+    if decimal_places(text) > DECIMAL_PLACES:
+        raise ValueError(f"{name} has more than {DECIMAL_PLACES} decimal places; got {text}.")
+    # A text no longer than 15 characters holds no more than 15 digits: no call for the usual number.
+    if len(text) > SIGNIFICANT_DIGITS and significant_digits(text) > SIGNIFICANT_DIGITS:
+        raise ValueError(f"{name} has more than {SIGNIFICANT_DIGITS} significant digits; got {text}.")
     return text
-
-
-def _decimal_places(text: str) -> int:
-    mantissa, _, exponent = text.lower().partition("e")
-    fraction = mantissa.partition(".")[2]
-    fraction = fraction.rstrip("0")
-    return max(0, len(fraction) - int(exponent or 0))
 
 
 def _aware_time(name: str, value: dt.datetime) -> str:
@@ -116,7 +131,10 @@ def _aware_time(name: str, value: dt.datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware (e.g. datetime.now(timezone.utc)); got {value}.")
     if value < EARLIEST or value > _now(_UTC) + MAX_CLOCK_SKEW:
-        raise ValueError(f"{name} must be between 2000 and a day from now; got {value.isoformat()}.")
+        raise ValueError(
+            f"{name} must be between {EARLIEST.year} and {span_in_words(MAX_CLOCK_SKEW)} from now;"
+            f" got {value.isoformat()}."
+        )
     return value.isoformat()
 
 
@@ -259,22 +277,33 @@ class Monitor:
     ) -> bool:
         """Put one fill in the durable spool; True once it is there.
 
-        Raises ``ValueError`` for a trade the site would refuse forever (a bad side, a
-        naive time, a non-positive quantity). Returns False, logging an error, only when
+        Raises ``ValueError`` for a trade the site would refuse forever (a bad side or
+        symbol, a naive time, a non-positive quantity: the rules of ``monitor_client.wire``).
+        The site's bounds on sizes (a price above ``MAX_PRICE``, metadata over
+        ``METADATA_MAX_BYTES``) are left to it: such a trade is parked in the dead-letter
+        file, never blocking the others. Returns False, logging an error, only when
         the spool is full or closed. ``executed_at`` defaults to now (UTC), so a trade
         shipped an hour late keeps its true time.
         """
-        if type(external_id) is not str or not 0 < len(external_id) <= 100:
-            raise ValueError(f"external_id must be a string of 1 to 100 characters; got {external_id!r}.")
-        if type(symbol) is not str or not symbol.strip():
-            raise ValueError(f"symbol must be a non-empty string; got {symbol!r}.")
+        if type(external_id) is not str or not 0 < len(external_id) <= EXTERNAL_ID_MAX_LENGTH:
+            raise ValueError(
+                f"external_id must be a string of 1 to {EXTERNAL_ID_MAX_LENGTH} characters;"
+                f" got {external_id!r}."
+            )
+        if type(symbol) is not str or len(symbol) > SYMBOL_MAX_LENGTH or not _SYMBOL.fullmatch(symbol):
+            raise ValueError(
+                f"symbol must be 1 to {SYMBOL_MAX_LENGTH} ASCII letters, digits and . : / _ -"
+                f" (a letter or digit first); got {symbol!r}."
+            )
         normal_side = (
             (_SIDES.get(side) or _SIDES.get(side.strip().upper())) if isinstance(side, str) else None
         )
         if normal_side is None:
             raise ValueError(f"side must be BUY or SELL; got {side!r}.")
-        if type(strategy) is not str:
-            raise ValueError(f"strategy must be a string; got {strategy!r}.")
+        if type(strategy) is not str or len(strategy) > STRATEGY_MAX_LENGTH:
+            raise ValueError(
+                f"strategy must be a string of at most {STRATEGY_MAX_LENGTH} characters; got {strategy!r}."
+            )
         moment = _now(_UTC).isoformat() if executed_at is None else _aware_time("executed_at", executed_at)
         payload = (
             f'{{"external_id":{_encode_string(external_id)},"symbol":{_encode_string(symbol)},'
@@ -292,15 +321,15 @@ class Monitor:
         outage (or after a restart) sends the same id and the site stores and alerts it once."""
         kind = kind.strip().lower() if isinstance(kind, str) else kind
         level = level.strip().lower() if isinstance(level, str) else level
-        if kind not in EVENT_KINDS:
+        if kind not in _EVENT_KINDS:
             raise ValueError(f"kind must be one of {', '.join(sorted(EVENT_KINDS))}; got {kind!r}.")
-        if level not in EVENT_LEVELS:
-            raise ValueError(f"level must be one of info, warning, critical; got {level!r}.")
+        if level not in _EVENT_LEVELS:
+            raise ValueError(f"level must be one of {', '.join(EVENT_LEVELS)}; got {level!r}.")
         body = {
             "event_id": uuid.uuid4().hex,
             "kind": kind,
             "level": level,
-            "message": str(message)[:MAX_MESSAGE],
+            "message": str(message)[:EVENT_MESSAGE_MAX_LENGTH],
             "details": details,
             "occurred_at": _now(_UTC).isoformat(),
         }
@@ -311,7 +340,7 @@ class Monitor:
 
         The heartbeat thread (``start_heartbeats``) repeats the latest status and details.
         """
-        beat = {"status": str(status)[:100], "details": json.loads(_dumps(details))}
+        beat = {"status": str(status)[:HEARTBEAT_STATUS_MAX_LENGTH], "details": json.loads(_dumps(details))}
         with self._heartbeat_lock:
             self._pending_heartbeat = self._last_heartbeat = beat
         self._wake.set()
@@ -433,7 +462,7 @@ class Monitor:
             self.event(
                 "crash",
                 "critical",
-                f"Unhandled exception in thread {thread}: {summary}"[:MAX_MESSAGE],
+                f"Unhandled exception in thread {thread}: {summary}"[:EVENT_MESSAGE_MAX_LENGTH],
                 exception=kind.__name__,
                 thread=thread,
                 traceback="".join(lines)[-8000:],

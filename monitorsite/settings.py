@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from alerts.transports import environment_settings
 from backups.providers import PROVIDERS
 from monitor_client.logsetup import logging_config
+from monitor_client.wire import MAX_BODY_BYTES
 from monitorsite.backends import describe_broker, describe_database, postgres_database, redis_url
 from monitorsite.env import (
     env_bool,
@@ -193,7 +194,7 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 # A batch of 1000 trades is ~250 KB; room for generous metadata, and a bound
 # on what a single request can make the validator chew through.
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"

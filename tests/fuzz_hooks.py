@@ -23,8 +23,9 @@ from typing import Any
 import schemathesis
 from hypothesis import strategies as st
 
+from monitor_client.wire import EARLIEST, MAX_CLOCK_SKEW
 from trades.jsonvalues import TOO_LARGE
-from trades.validation import EARLIEST, END_BEFORE_START, MAX_CLOCK_SKEW, PERIOD_TOO_LONG, TOO_EARLY, TOO_LATE
+from trades.validation import END_BEFORE_START, PERIOD_TOO_LONG, TOO_EARLY, TOO_LATE
 
 # The answers of the rules the document states only in words (trades.jsonvalues, trades.validation).
 _TOO_LARGE = re.escape(TOO_LARGE).replace(r"\{limit\}", r"\d+").replace(r"\{size:\.1f\}", r"[0-9.]+")

@@ -237,21 +237,24 @@ def test_a_poison_trade_is_parked_and_never_blocks_the_others(
 ) -> None:
     caplog.set_level(logging.ERROR, logger="monitor_client")
     monitor = make_monitor(site.url, key)
-    # Allowed by the contract, refused by the site's own limits (a units bug in the bot).
+    # Within the wire contract the bot checks, refused by the site's own bounds (a units bug
+    # in the bot, metadata too large to store).
     record(monitor, 300, prefix="good-a")
     monitor.record_trade(external_id="poison-price", symbol="AAPL", side="BUY", quantity=1, price=2e7)
     record(monitor, 300, prefix="good-b")
-    monitor.record_trade(external_id="poison-symbol", symbol="BRK B", side="BUY", quantity=1, price=10)
+    monitor.record_trade(
+        external_id="poison-metadata", symbol="AAPL", side="BUY", quantity=1, price=10, note="x" * 5000
+    )
     record(monitor, 5, prefix="good-c")
     assert monitor.flush(timeout=60)
 
     stored = set(stored_ids(site))
     assert len(stored) == 605
-    assert not stored & {"poison-price", "poison-symbol"}
+    assert not stored & {"poison-price", "poison-metadata"}
     parked = [json.loads(line) for line in monitor.dead_letter_path.read_text().splitlines()]
     assert {item["record"]["external_id"]: set(item["error"]) for item in parked} == {
         "poison-price": {"price"},
-        "poison-symbol": {"symbol"},
+        "poison-metadata": {"metadata"},
     }
     assert "poison-price" in caplog.text and "refused" in caplog.text
 
@@ -268,6 +271,10 @@ def test_a_poison_trade_is_parked_and_never_blocks_the_others(
         ({"pnl": Decimal("0.123456789")}, "more than 8 decimal places"),
         ({"external_id": ""}, "external_id"),
         ({"symbol": " "}, "symbol"),
+        ({"symbol": "BRK B"}, "symbol"),
+        ({"symbol": "A" * 33}, "symbol"),
+        ({"strategy": "s" * 101}, "strategy"),
+        ({"pnl": Decimal("12345678.12345678")}, "more than 15 significant digits"),
     ],
 )
 def test_a_trade_the_site_would_refuse_forever_raises_on_the_callers_thread(

@@ -1,4 +1,13 @@
-"""The provisioned Grafana dashboard: each SQL query run with sqlite3 over trades posted through the API."""
+"""The provisioned Grafana dashboards: each SQL query run over trades posted through the API.
+
+Two variants mirror each other: ``grafana/provisioning`` (SQLite, the frser-sqlite-datasource
+plugin) and ``grafana/provisioning-postgres`` (PostgreSQL, Grafana's built-in data source, as
+the read-only role ``grafana_reader``). A run of the suite on SQLite runs the SQLite
+dashboard's queries with sqlite3, as the plugin opens the file; a run on PostgreSQL
+(``DATABASE_URL=postgres://...``, scripts/test.sh's second run) runs the PostgreSQL
+dashboard's queries with psycopg, signed in as the role its init script makes. Both are
+checked against the same figures. The files of both variants are checked in every run.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +15,11 @@ import datetime as dt
 import inspect
 import json
 import logging
+import os
 import re
 import sqlite3
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -24,47 +35,146 @@ from monitor_client.loki import LokiEmitter
 from monitorsite.grafana import create_market_views
 from tests.conftest import make_trade
 from tests.harness import ROOT
-from trades.models import Bot
+from trades.models import Bot, Trade
 
-DASHBOARD = ROOT / "grafana" / "provisioning" / "dashboards" / "trading-bot.json"
+# The backend of this run of the suite: its queries are run on it.
+POSTGRES = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
+PROVISIONING = {
+    "sqlite": ROOT / "grafana" / "provisioning",
+    "postgres": ROOT / "grafana" / "provisioning-postgres",
+}
+SQL_SOURCES = {"sqlite": "frser-sqlite-datasource", "postgres": "grafana-postgresql-datasource"}
+BACKEND = "postgres" if POSTGRES else "sqlite"
+DASHBOARD = PROVISIONING[BACKEND] / "dashboards" / "trading-bot.json"
+READER_SCRIPT = ROOT / "grafana" / "postgres" / "grafana_reader.sh"
+READER_PASSWORD = "reader-test-password"
 NOW = dt.datetime(2026, 1, 15, 20, 0, tzinfo=dt.UTC)  # 15:00 in New York
 TO_MS = int(NOW.timestamp() * 1000)
 FROM_MS = TO_MS - 24 * 3600 * 1000  # the dashboard's default range: the last 24 hours
 ALL_SYMBOLS = ["AAPL", "MSFT", "NVDA", "TSLA"]
 # The only placeholders the queries may use: Grafana's global $__from / $__to
-# (epoch milliseconds, what the plugin's own examples use) and the variable.
-PLACEHOLDERS = re.compile(r"\$__from|\$__to|\$\{symbol:sqlstring\}")
+# (epoch milliseconds, what the SQLite plugin's own examples use), the variable, and
+# on PostgreSQL the built-in data source's $__timeFilter(column).
+PLACEHOLDERS = re.compile(r"\$__from|\$__to|\$\{symbol:sqlstring\}|\$__timeFilter\([\w.]+\)")
+TIME_FILTER = re.compile(r"\$__timeFilter\(([\w.]+)\)")
 
 
-def dashboard() -> dict[str, Any]:
-    return json.loads(DASHBOARD.read_text())
+def dashboard(backend: str = BACKEND) -> dict[str, Any]:
+    return json.loads((PROVISIONING[backend] / "dashboards" / "trading-bot.json").read_text())
 
 
-def sql_queries() -> dict[str, str]:
+def query_text(target: dict[str, Any]) -> str:
+    return (
+        target["rawSql"]
+        if target["datasource"]["type"] == SQL_SOURCES["postgres"]
+        else target["rawQueryText"]
+    )
+
+
+def sql_queries(backend: str = BACKEND) -> dict[str, str]:
     queries = {
-        panel["title"]: target["rawQueryText"]
-        for panel in dashboard()["panels"]
+        panel["title"]: query_text(target)
+        for panel in dashboard(backend)["panels"]
         for target in panel["targets"]
-        if target["datasource"]["type"] == "frser-sqlite-datasource"
+        if target["datasource"]["type"] == SQL_SOURCES[backend]
     }
-    for variable in dashboard()["templating"]["list"]:
+    for variable in dashboard(backend)["templating"]["list"]:
         queries[f"variable {variable['name']}"] = variable["query"]
     return queries
 
 
+def _rfc3339(milliseconds: int) -> str:
+    moment = dt.datetime.fromtimestamp(milliseconds / 1000, dt.UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def render(sql: str, *, symbols: list[str], start: int = FROM_MS, end: int = TO_MS) -> str:
+    """The query as Grafana sends it: its macros and variables replaced the way Grafana does."""
     quoted = ",".join("'" + symbol.replace("'", "''") + "'" for symbol in symbols)
+    # The PostgreSQL data source's macro: the column between the range's ends (RFC 3339, UTC).
+    rendered = TIME_FILTER.sub(
+        lambda m: f"{m.group(1)} BETWEEN '{_rfc3339(start)}' AND '{_rfc3339(end)}'", sql
+    )
     rendered = (
-        sql.replace("${symbol:sqlstring}", quoted).replace("$__from", str(start)).replace("$__to", str(end))
+        rendered.replace("${symbol:sqlstring}", quoted)
+        .replace("$__from", str(start))
+        .replace("$__to", str(end))
     )
     assert "$" not in rendered, f"an unknown placeholder is left: {rendered}"
     return rendered
 
 
-def run(database: Path, sql: str, **kwargs: Any) -> list[tuple[Any, ...]]:
-    # As Grafana's data source opens it: read-only (see the data source YAML).
+def plain(value: Any) -> Any:
+    """A PostgreSQL value as the SQLite plugin's query gives it (the figures' common form)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        return int(value.timestamp())
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def reader_connection() -> Any:
+    """A connection to the test database as Grafana's read-only role."""
+    import psycopg
+
+    params = connection.settings_dict
+    return psycopg.connect(
+        host=params["HOST"] or None,
+        port=params["PORT"] or None,
+        dbname=params["NAME"],
+        user="grafana_reader",
+        password=READER_PASSWORD,
+        autocommit=True,
+    )
+
+
+def execute(database: Path | None, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Column names and rows of ``sql`` as Grafana's data source runs it: read-only."""
+    if POSTGRES:
+        with reader_connection() as reader, reader.cursor() as cursor:
+            cursor.execute(sql.encode())
+            columns = [column.name for column in cursor.description or ()]
+            return columns, cursor.fetchall()
+    # As the SQLite data source opens it: read-only (see the data source YAML).
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as reader:
-        return reader.execute(render(sql, **kwargs)).fetchall()
+        cursor = reader.execute(sql)
+        return [column[0] for column in cursor.description], cursor.fetchall()
+
+
+def run(database: Path | None, sql: str, **kwargs: Any) -> list[tuple[Any, ...]]:
+    _, rows = execute(database, render(sql, **kwargs))
+    return [tuple(plain(value) for value in row) for row in rows] if POSTGRES else rows
+
+
+def make_reader_role() -> None:
+    """What grafana/postgres/grafana_reader.sh does when the postgres service first starts,
+    on the test database (its SQL, with psql's variables filled in)."""
+    script = READER_SCRIPT.read_text()
+    sql = script.split("<<'SQL'\n", 1)[1].split("\nSQL\n", 1)[0]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user, current_database()")
+        owner, database = cursor.fetchone()
+    sql = (
+        sql.replace(":'reader_password'", "'" + READER_PASSWORD + "'")
+        .replace(':"owner"', '"' + owner + '"')
+        .replace(':"DBNAME"', '"' + database + '"')
+    )
+    assert ":" not in re.sub(r"::\w+", "", sql), f"a psql variable is left: {sql}"
+    with connection.cursor() as cursor:
+        # A role is the server's, not one database's: an earlier run's may be there (the
+        # script itself runs once, on a new server). Then it is given this password instead.
+        exists = _role_exists(cursor)
+        for statement in filter(str.strip, sql.split(";")):
+            if exists and statement.strip().startswith("CREATE ROLE grafana_reader "):
+                statement = statement.replace("CREATE ROLE", "ALTER ROLE", 1)
+            cursor.execute(statement)
+
+
+def _role_exists(cursor: Any) -> bool:
+    cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = 'grafana_reader'")
+    return cursor.fetchone() is not None
 
 
 def heartbeat(bot: Bot, at: dt.datetime) -> None:
@@ -78,7 +188,7 @@ def heartbeat(bot: Bot, at: dt.datetime) -> None:
 
 
 @pytest.fixture
-def database(transactional_db: Any) -> Iterator[Path]:
+def database(transactional_db: Any) -> Iterator[Path | None]:
     """Trades and heartbeats posted through the API, committed, in the test database file."""
     alpha = Bot.objects.create(name="alpha")
     fills = [  # external id, symbol, side, quantity, price, P&L, executed at
@@ -100,11 +210,17 @@ def database(transactional_db: Any) -> Iterator[Path]:
     heartbeat(Bot.objects.create(name="beta"), NOW - dt.timedelta(hours=1))
     Bot.objects.create(name="gamma")
     Bot.objects.create(name="delta", is_active=False)
-    yield Path(connection.settings_dict["NAME"])
+    if POSTGRES:
+        assert connection.vendor == "postgresql", "DATABASE_URL names PostgreSQL but the site runs on SQLite"
+        make_reader_role()
+        yield None
+    else:
+        yield Path(connection.settings_dict["NAME"])
 
 
-def test_the_dashboard_has_the_eight_panels_refreshes_every_30s_over_24h() -> None:
-    board = dashboard()
+@pytest.mark.parametrize("backend", list(PROVISIONING))
+def test_the_dashboard_has_the_eight_panels_refreshes_every_30s_over_24h(backend: str) -> None:
+    board = dashboard(backend)
     assert [(panel["title"], panel["type"]) for panel in board["panels"]] == [
         ("Bot status", "stat"),
         ("Today's P&L", "stat"),
@@ -119,12 +235,53 @@ def test_the_dashboard_has_the_eight_panels_refreshes_every_30s_over_24h() -> No
     assert board["time"] == {"from": "now-24h", "to": "now"}
     (variable,) = board["templating"]["list"]
     assert variable["name"] == "symbol" and variable["multi"] and variable["includeAll"]
-    for title, sql in sql_queries().items():
+    for title, sql in sql_queries(backend).items():
         leftover = PLACEHOLDERS.sub("", sql)
         assert "$" not in leftover, f"{title}: uses a placeholder the test does not know"
+    assert len(sql_queries(backend)) == 8  # seven panels and the variable
 
 
-def test_every_sql_query_gives_the_known_figures(database: Path) -> None:
+def test_the_postgres_dashboard_mirrors_every_panel_of_the_sqlite_one() -> None:
+    """Same panels, places, units and variable; only the data source and its SQL differ."""
+
+    def without_sql(board: dict[str, Any]) -> dict[str, Any]:
+        board = json.loads(json.dumps(board))
+        for panel in board["panels"]:
+            if panel.get("datasource", {}).get("type") in SQL_SOURCES.values():
+                panel["datasource"] = "trades"
+            panel["targets"] = [
+                "sql" if target["datasource"]["type"] in SQL_SOURCES.values() else target
+                for target in panel["targets"]
+            ]
+        for variable in board["templating"]["list"]:
+            variable["datasource"] = "trades"
+        board.pop("description")
+        return board
+
+    sqlite, postgres = dashboard("sqlite"), dashboard("postgres")
+    assert without_sql(postgres) == without_sql(sqlite)
+    for panel in postgres["panels"]:
+        for target in panel["targets"]:
+            if target["datasource"]["type"] == SQL_SOURCES["postgres"]:
+                assert target["datasource"]["uid"] == "trades-postgres"
+                assert target["rawQuery"] and target["editorMode"] == "code"
+                assert target["format"] == ("time_series" if panel["type"] == "timeseries" else "table")
+    assert postgres["templating"]["list"][0]["datasource"]["uid"] == "trades-postgres"
+
+
+def test_the_dashboards_connection_cannot_write(database: Path | None) -> None:
+    """Grafana reads with mode=ro (SQLite) or as grafana_reader (PostgreSQL): no query changes data."""
+    for sql in (
+        "DELETE FROM trades_trade",
+        "UPDATE trades_bot SET name = 'x'",
+        "CREATE TABLE grafana_was_here (x int)",
+    ):
+        with pytest.raises(Exception, match=r"(?i)read-?only|permission denied"):
+            execute(database, sql)
+    assert Trade.objects.count() == 7
+
+
+def test_every_sql_query_gives_the_known_figures(database: Path | None) -> None:
     def query(title: str) -> Any:
         return lambda **kw: run(database, sql_queries()[title], **{"symbols": ALL_SYMBOLS, **kw})
 
@@ -184,29 +341,41 @@ def test_every_sql_query_gives_the_known_figures(database: Path) -> None:
     assert q["Today's P&L"](**earlier) == [(pytest.approx(30),)]  # y1 25 + e1 5
 
 
-def test_queries_run_on_an_empty_database(database: Path) -> None:
-    with sqlite3.connect(database) as writer:
+def test_queries_run_on_an_empty_database(database: Path | None) -> None:
+    with connection.cursor() as writer:
         writer.execute("DELETE FROM trades_trade")
     for sql in sql_queries().values():
         run(database, sql, symbols=[])  # Grafana renders "All" of no values as nothing: IN ()
 
 
-def test_time_columns_come_back_as_unix_seconds(database: Path) -> None:
-    """Django stores 'YYYY-MM-DD HH:MM:SS[.ffffff]' text, which the plugin cannot parse as a time."""
+def test_time_columns_come_back_as_times_grafana_reads(database: Path | None) -> None:
+    """SQLite: Django stores 'YYYY-MM-DD HH:MM:SS[.ffffff]' text, which the plugin cannot parse
+    as a time, so the queries give unix seconds. PostgreSQL: the columns are timestamptz, which
+    Grafana's data source reads as times itself."""
+    checked = 0
     for panel in dashboard()["panels"]:
         for target in panel["targets"]:
-            if target["datasource"]["type"] != "frser-sqlite-datasource":
+            if target["datasource"]["type"] != SQL_SOURCES[BACKEND]:
                 continue
-            with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as reader:
-                cursor = reader.execute(render(target["rawQueryText"], symbols=ALL_SYMBOLS))
-                columns = [column[0] for column in cursor.description]
-                rows = cursor.fetchall()
-            for name in target["timeColumns"]:
+            columns, rows = execute(database, render(query_text(target), symbols=ALL_SYMBOLS))
+            names = (
+                target["timeColumns"]
+                if not POSTGRES
+                else [c for c in columns if c in ("time", "last_heartbeat")]
+            )
+            for name in names:
                 assert name in columns, f"{panel['title']}: no column {name}"
                 values = [row[columns.index(name)] for row in rows if row[columns.index(name)] is not None]
-                assert values and all(isinstance(v, int) and v > 1_500_000_000 for v in values), panel[
-                    "title"
-                ]
+                if POSTGRES:
+                    assert values and all(isinstance(v, dt.datetime) and v.tzinfo for v in values), panel[
+                        "title"
+                    ]
+                else:
+                    assert values and all(isinstance(v, int) and v > 1_500_000_000 for v in values), panel[
+                        "title"
+                    ]
+                checked += 1
+    assert checked == 3  # Bot status, Cumulative P&L, Recent trades
 
 
 @pytest.mark.parametrize(
@@ -228,9 +397,11 @@ def test_today_is_the_trading_day_in_the_market_time_zone(
     original = settings.MARKET_TIMEZONE
     settings.MARKET_TIMEZONE = zone
     create_market_views()
+    if POSTGRES:
+        make_reader_role()
     try:
         today_sql = sql_queries()["Trades today"].split("SELECT COUNT")[0] + "SELECT today FROM market"
-        database = Path(connection.settings_dict["NAME"])
+        database = None if POSTGRES else Path(connection.settings_dict["NAME"])
         for moment in moments:
             at = dt.datetime.fromisoformat(moment)
             expected = at.astimezone(ZoneInfo(zone)).date().isoformat()
@@ -241,8 +412,20 @@ def test_today_is_the_trading_day_in_the_market_time_zone(
         create_market_views()
 
 
-def test_range_queries_use_an_index(database: Path) -> None:
+def test_range_queries_use_an_index(database: Path | None) -> None:
     for title in ("Cumulative P&L", "Trades by symbol", "Recent trades", "Today's P&L"):
+        if POSTGRES:
+            # A handful of rows fit one page, where a scan is cheapest: as on a real table,
+            # the planner is asked for its best plan that is not a sequential scan.
+            sql = "EXPLAIN " + render(sql_queries()[title], symbols=ALL_SYMBOLS)
+            with reader_connection() as reader:
+                reader.execute("SET enable_seqscan = off")
+                details = " | ".join(row[0] for row in reader.execute(sql.encode()).fetchall())
+            assert re.search(
+                r"Index (Only )?Scan (Backward )?using trade_\w+ on trades_trade t\b", details
+            ), f"{title}: {details}"
+            assert not re.search(r"Seq Scan on trades_trade", details), f"{title}: {details}"
+            continue
         plan = run(database, "EXPLAIN QUERY PLAN " + sql_queries()[title], symbols=ALL_SYMBOLS)
         details = " | ".join(row[-1] for row in plan)
         assert re.search(r"SEARCH t USING (COVERING )?INDEX", details), f"{title}: {details}"
@@ -291,18 +474,28 @@ def test_logql_queries_name_only_labels_the_logging_setup_emits() -> None:
 # --- provisioning files -----------------------------------------------------------------
 
 
-def test_datasources_point_at_loki_and_the_read_only_database() -> None:
+@pytest.mark.parametrize("backend", list(PROVISIONING))
+def test_datasources_point_at_loki_and_the_read_only_database(backend: str) -> None:
     (config,) = [
-        yaml.safe_load(path.read_text())
-        for path in (ROOT / "grafana/provisioning/datasources").glob("*.yaml")
+        yaml.safe_load(path.read_text()) for path in (PROVISIONING[backend] / "datasources").glob("*.yaml")
     ]
     by_uid = {source["uid"]: source for source in config["datasources"]}
     assert by_uid["loki"]["url"] == "http://loki:3100"
-    assert by_uid["trades-sqlite"]["type"] == "frser-sqlite-datasource"
-    assert by_uid["trades-sqlite"]["jsonData"]["pathOptions"] == "mode=ro"
-    used = {target["datasource"]["uid"] for panel in dashboard()["panels"] for target in panel["targets"]} | {
-        variable["datasource"]["uid"] for variable in dashboard()["templating"]["list"]
-    }
+    if backend == "sqlite":
+        assert by_uid["trades-sqlite"]["type"] == "frser-sqlite-datasource"
+        assert by_uid["trades-sqlite"]["jsonData"]["pathOptions"] == "mode=ro"
+    else:
+        source = by_uid["trades-postgres"]
+        assert source["type"] == "grafana-postgresql-datasource"
+        # The compose service, the role the init script makes, its password from the environment.
+        assert source["url"] == "postgres:5432" and source["jsonData"]["database"] == "monitor"
+        assert (
+            source["user"] == "grafana_reader" and "CREATE ROLE grafana_reader" in READER_SCRIPT.read_text()
+        )
+        assert source["secureJsonData"]["password"] == "$GRAFANA_DB_PASSWORD"
+    used = {
+        target["datasource"]["uid"] for panel in dashboard(backend)["panels"] for target in panel["targets"]
+    } | {variable["datasource"]["uid"] for variable in dashboard(backend)["templating"]["list"]}
     assert used == set(by_uid)
-    provider = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboard.yaml").read_text())
+    provider = yaml.safe_load((PROVISIONING[backend] / "dashboards/dashboard.yaml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/etc/grafana/provisioning/dashboards"

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import ast
+import os
+import shutil
+import subprocess
 import sys
 import tomllib
+import zipfile
+from pathlib import Path
 
 from tests.harness import ROOT
 
@@ -40,3 +45,39 @@ def test_its_own_pyproject_declares_those_dependencies_at_the_sites_versions() -
     low, high = requests_spec.split(">=")[1].split(",<")
     assert tuple(map(int, low.split("."))) <= tuple(map(int, pins["requests"].split(".")))[:2]
     assert int(pins["requests"].split(".")[0]) < int(high)
+
+
+def test_the_built_wheel_holds_every_module_and_imports_on_its_own(tmp_path: Path) -> None:
+    """What ``pip install ./monitor_client`` installs: every module (the wire contract too),
+    importable from the wheel alone, without the repository or Django."""
+    source = tmp_path / "source"
+    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", str(source), "-w", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("monitor_client-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        modules = {name for name in archive.namelist() if name.endswith(".py")}
+    assert modules == {f"monitor_client/{path.name}" for path in PACKAGE.glob("*.py")}
+    assert "monitor_client/wire.py" in modules
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import monitor_client, monitor_client.wire as wire; "
+        "assert wire.__file__.startswith(sys.argv[1]), wire.__file__; "
+        "assert 'django' not in sys.modules; print(wire.MAX_BATCH)"
+    )
+    env = {
+        key: value for key, value in os.environ.items() if key not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH")
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(wheel)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1000"

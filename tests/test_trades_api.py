@@ -533,10 +533,14 @@ def test_every_operation_documents_every_answer_it_can_give() -> None:
 
 @pytest.mark.django_db
 def test_what_the_validators_refuse_the_document_says() -> None:
+    from monitor_client.wire import (
+        EVENT_MESSAGE_MAX_LENGTH,
+        HEARTBEAT_STATUS_MAX_LENGTH,
+        MAX_PRICE,
+        SIDE_PATTERN,
+        SYMBOL_PATTERN,
+    )
     from trades.jsonvalues import INT_MAX, MAX_DEPTH
-    from trades.limits import MAX_PRICE
-    from trades.serializers import EVENT_MESSAGE_MAX_LENGTH, HEARTBEAT_STATUS_MAX_LENGTH
-    from trades.validation import SIDE_PATTERN, SYMBOL_PATTERN
 
     document = api_document()
     schemas = document["components"]["schemas"]
@@ -577,7 +581,7 @@ def test_the_published_price_schema_takes_exactly_what_the_validator_takes(
 ) -> None:
     import jsonschema_rs  # schemathesis's own validator
 
-    from trades.limits import MAX_PRICE
+    from monitor_client.wire import MAX_PRICE
     from trades.validation import storable_number_schema
 
     schema = storable_number_schema(MAX_PRICE, positive=True)
@@ -612,7 +616,8 @@ def test_a_full_batch_with_a_few_kilobytes_of_metadata_each_is_accepted(api: API
 
 @pytest.mark.django_db
 def test_openapi_request_schema_of_trades_is_the_validators_own() -> None:
-    from trades.validation import MAX_BATCH, trade_schema
+    from monitor_client.wire import MAX_BATCH
+    from trades.validation import trade_schema
 
     schema = json.loads(APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").content)
     body = schema["paths"]["/api/v1/trades/"]["post"]["requestBody"]["content"]["application/json"]["schema"]

@@ -14,9 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-# Stored size limits in bytes (as the JSON column holds them: ``json.dumps``).
-METADATA_MAX_BYTES = 4 * 1024
-DETAILS_MAX_BYTES = 16 * 1024
+# The stored size limits (METADATA_MAX_BYTES, DETAILS_MAX_BYTES) are the wire contract's:
+# ``monitor_client.wire``.
 # Containers inside containers: {"a": {"b": [1]}} is 3 deep.
 MAX_DEPTH = 8
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1

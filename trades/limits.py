@@ -2,8 +2,9 @@
 
 The API checks these in pydantic (``trades.validation``), fast, from the
 request's bytes; an operator editing a trade in the admin goes through the
-model fields' validators below. Both read the same numbers, so a value the
-API refuses cannot be typed into the admin either.
+model fields' validators below. Both read the same numbers, those of the wire
+contract (``monitor_client.wire``), so a value the API refuses cannot be typed
+into the admin either.
 """
 
 from __future__ import annotations
@@ -14,20 +15,11 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.deconstruct import deconstructible
 
-from trades.jsonvalues import METADATA_MAX_BYTES, json_field_problem
+from monitor_client.wire import DECIMAL_PLACES, METADATA_MAX_BYTES, SIGNIFICANT_DIGITS
+from trades.jsonvalues import json_field_problem
 
-# Stocks trade in fractions of a share and sub-penny prices; eight places
-# covers both and crypto quantities without rounding what the broker reported.
-DECIMAL_PLACES = 8
-MAX_DIGITS = 20
-# SQLite keeps a decimal column as a 64-bit float (or integer): exact to 15
-# significant digits, so more is refused rather than silently rounded.
-SIGNIFICANT_DIGITS = 15
-# Larger than any real order or P&L of the bots this site serves; a value past
-# these is a unit or parsing bug in the bot, not a trade.
-MAX_QUANTITY = Decimal("1e9")
-MAX_PRICE = Decimal("1e7")
-MAX_ABS_PNL = Decimal("1e11")
+# The numbers themselves (places, digits, bounds) are the wire contract's
+# (``monitor_client.wire``), which the bot checks too.
 
 DIGITS_MESSAGE = (
     f"At most {SIGNIFICANT_DIGITS} significant digits, {DECIMAL_PLACES} of them after the point"

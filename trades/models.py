@@ -13,16 +13,23 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
-from trades.ingest import BatchResult, store_batch
-from trades.limits import (
+from monitor_client.wire import (
     DECIMAL_PLACES,
+    EVENT_ID_MAX_LENGTH,
+    EVENT_KINDS,
+    EVENT_LEVELS,
+    EXTERNAL_ID_MAX_LENGTH,
+    HEARTBEAT_STATUS_MAX_LENGTH,
     MAX_ABS_PNL,
     MAX_DIGITS,
     MAX_PRICE,
     MAX_QUANTITY,
-    StorableDecimal,
-    validate_metadata,
+    SIDES,
+    STRATEGY_MAX_LENGTH,
+    SYMBOL_MAX_LENGTH,
 )
+from trades.ingest import BatchResult, store_batch
+from trades.limits import StorableDecimal, validate_metadata
 from trades.market import trading_day_of
 from trades.summary import (
     Breakdown,
@@ -46,7 +53,9 @@ class Bot(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_heartbeat_status = models.CharField(max_length=100, blank=True, editable=False)
+    last_heartbeat_status = models.CharField(
+        max_length=HEARTBEAT_STATUS_MAX_LENGTH, blank=True, editable=False
+    )
     last_heartbeat_details = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
@@ -115,9 +124,8 @@ class BotKey(AbstractAPIKey):
         return not self.read_only
 
 
-class Side(models.TextChoices):
-    BUY = "BUY", "Buy"
-    SELL = "SELL", "Sell"
+# The choices of the wire contract (``monitor_client.wire``), which the bot checks too.
+Side = models.TextChoices("Side", [(side, (side, side.title())) for side in SIDES])
 
 
 class TradeQuerySet(models.QuerySet["Trade"]):
@@ -318,9 +326,11 @@ class Trade(models.Model):
 
     # No index of its own: the unique (bot, external_id) constraint serves lookups by bot.
     bot = models.ForeignKey(Bot, on_delete=models.PROTECT, related_name="trades", db_index=False)
-    external_id = models.CharField(max_length=100, help_text="The bot's own id for this fill.")
-    symbol = models.CharField(max_length=32)
-    side = models.CharField(max_length=4, choices=Side.choices)
+    external_id = models.CharField(
+        max_length=EXTERNAL_ID_MAX_LENGTH, help_text="The bot's own id for this fill."
+    )
+    symbol = models.CharField(max_length=SYMBOL_MAX_LENGTH)
+    side = models.CharField(max_length=max(map(len, SIDES)), choices=Side.choices)
     quantity = models.DecimalField(
         max_digits=MAX_DIGITS,
         decimal_places=DECIMAL_PLACES,
@@ -331,7 +341,7 @@ class Trade(models.Model):
         decimal_places=DECIMAL_PLACES,
         validators=[StorableDecimal(MAX_PRICE, positive=True)],
     )
-    strategy = models.CharField(max_length=100, blank=True, default="")
+    strategy = models.CharField(max_length=STRATEGY_MAX_LENGTH, blank=True, default="")
     pnl = models.DecimalField(
         "P&L",
         max_digits=MAX_DIGITS,
@@ -375,24 +385,10 @@ class Trade(models.Model):
         super().save(*args, **kwargs)
 
 
-class EventKind(models.TextChoices):
-    STARTUP = "startup"
-    SHUTDOWN = "shutdown"
-    MARKET_OPEN = "market_open"
-    MARKET_CLOSE = "market_close"
-    CONNECTION_RETRY = "connection_retry"
-    CONNECTION_LOST = "connection_lost"
-    DATA_QUALITY = "data_quality"
-    CRASH = "crash"
-    DB_WRITE_FAILURE = "db_write_failure"
-    RISK_LIMIT = "risk_limit"
-    CUSTOM = "custom"
-
-
-class EventLevel(models.TextChoices):
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
+# The kinds and levels of the wire contract (``monitor_client.wire``), which the bot
+# checks too: ``EventKind.CRASH == "crash"``, labelled "Crash".
+EventKind = models.TextChoices("EventKind", [(kind.upper(), kind) for kind in EVENT_KINDS])
+EventLevel = models.TextChoices("EventLevel", [(level.upper(), level) for level in EVENT_LEVELS])
 
 
 class BotEventQuerySet(models.QuerySet["BotEvent"]):
@@ -425,7 +421,7 @@ class BotEvent(models.Model):
     bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="events")
     # NULL for events sent without one: a unique constraint lets many NULLs through.
     event_id = models.CharField(
-        max_length=100,
+        max_length=EVENT_ID_MAX_LENGTH,
         null=True,
         blank=True,
         help_text="The bot's own id for this event; a repeat is answered, not stored again.",

@@ -16,8 +16,8 @@ from typing import Any
 from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 
+from monitor_client.wire import DETAILS_MAX_BYTES
 from trades.jsonvalues import (
-    DETAILS_MAX_BYTES,
     NO_NUL_PATTERN,
     json_object_schema,
     json_value_schemas,

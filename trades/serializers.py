@@ -11,27 +11,34 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from trades.jsonvalues import DETAILS_MAX_BYTES, json_field_problem
+from monitor_client.wire import (
+    DECIMAL_PLACES,
+    DETAILS_MAX_BYTES,
+    EARLIEST,
+    EVENT_ID_MAX_LENGTH,
+    EVENT_MESSAGE_MAX_LENGTH,
+    HEARTBEAT_STATUS_MAX_LENGTH,
+    MAX_CLOCK_SKEW,
+    MAX_DIGITS,
+    MAX_LIST_LIMIT,
+    SIDE_PATTERN,
+    STRATEGY_MAX_LENGTH,
+    SYMBOL_MAX_LENGTH,
+    SYMBOL_PATTERN,
+)
+from trades.jsonvalues import json_field_problem
 from trades.models import BotEvent, EventKind, EventLevel, Side
 from trades.validation import (
-    EARLIEST,
     END_BEFORE_START,
-    MAX_CLOCK_SKEW,
     MAX_PERIOD_DAYS,
     MOMENT_BOUNDS,
     NOT_RFC3339,
     PERIOD_TOO_LONG,
     RFC3339_DATE_TIME_PATTERN,
-    SIDE_PATTERN,
-    SYMBOL_PATTERN,
     TEXT_PATTERN,
     TOO_EARLY,
     TOO_LATE,
 )
-
-HEARTBEAT_STATUS_MAX_LENGTH = 100
-EVENT_MESSAGE_MAX_LENGTH = 10_000
-EVENT_ID_MAX_LENGTH = 100
 
 
 class DetailsField(serializers.DictField):
@@ -163,10 +170,10 @@ class TradeSerializer(serializers.Serializer):
     external_id = serializers.CharField()
     symbol = serializers.CharField()
     side = serializers.ChoiceField(choices=Side.choices)
-    quantity = serializers.DecimalField(max_digits=20, decimal_places=8)
-    price = serializers.DecimalField(max_digits=20, decimal_places=8)
+    quantity = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
+    price = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
     strategy = serializers.CharField()
-    pnl = serializers.DecimalField(max_digits=20, decimal_places=8, allow_null=True)
+    pnl = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, allow_null=True)
     executed_at = serializers.DateTimeField()
     trading_day = serializers.DateField()
     metadata = serializers.JSONField()
@@ -196,7 +203,7 @@ class TradeQuerySerializer(QuerySerializer):
     # trade can match is a mistake worth a 400, and the document says so.
     symbol = serializers.CharField(
         required=False,
-        max_length=32,
+        max_length=SYMBOL_MAX_LENGTH,
         trim_whitespace=False,
         validators=[
             _pattern(SYMBOL_PATTERN, "Must be ASCII letters, digits and . : / _ - (a letter or digit first).")
@@ -206,7 +213,7 @@ class TradeQuerySerializer(QuerySerializer):
     strategy = serializers.CharField(
         required=False,
         allow_blank=True,
-        max_length=100,
+        max_length=STRATEGY_MAX_LENGTH,
         trim_whitespace=False,
         validators=[_pattern(TEXT_PATTERN, "Must not contain control characters.")],
         help_text='Empty: trades without a strategy ("").',
@@ -218,7 +225,7 @@ class TradeQuerySerializer(QuerySerializer):
         help_text="BUY or SELL, in any case.",
     )
     date = TradingDayField(required=False, help_text="A trading day, YYYY-MM-DD.")
-    limit = WholeNumberField(required=False, min_value=1, max_value=1000, default=50)
+    limit = WholeNumberField(required=False, min_value=1, max_value=MAX_LIST_LIMIT, default=50)
 
     def validate_side(self, value: str) -> str:
         return value.upper()
@@ -293,14 +300,14 @@ class EventSerializer(StrictTextSerializer, serializers.ModelSerializer):
 
 class TradeRefSerializer(serializers.Serializer):
     symbol = serializers.CharField()
-    pnl = serializers.DecimalField(max_digits=20, decimal_places=8)
+    pnl = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
     external_id = serializers.CharField()
     executed_at = serializers.DateTimeField()
 
 
 class BreakdownSerializer(serializers.Serializer):
     trades = serializers.IntegerField()
-    pnl = serializers.DecimalField(max_digits=20, decimal_places=8)
+    pnl = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
     win_rate = serializers.FloatField(allow_null=True)
 
 
@@ -308,7 +315,7 @@ class DailySummarySerializer(serializers.Serializer):
     date = serializers.DateField()
     total_trades = serializers.IntegerField()
     closed_trades = serializers.IntegerField()
-    total_pnl = serializers.DecimalField(max_digits=20, decimal_places=8)
+    total_pnl = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
     wins = serializers.IntegerField()
     losses = serializers.IntegerField()
     win_rate = serializers.FloatField(allow_null=True, help_text="Percent of closed trades that won.")
@@ -319,7 +326,9 @@ class DailySummarySerializer(serializers.Serializer):
 
 
 class DrawdownSerializer(serializers.Serializer):
-    amount = serializers.DecimalField(max_digits=20, decimal_places=8, help_text="Peak minus trough, >= 0.")
+    amount = serializers.DecimalField(
+        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, help_text="Peak minus trough, >= 0."
+    )
     peak_day = serializers.DateField(allow_null=True, help_text="Null: the peak is the period's start.")
     trough_day = serializers.DateField(allow_null=True)
     recovered_day = serializers.DateField(allow_null=True, help_text="Null: still open at the period's end.")
@@ -327,24 +336,31 @@ class DrawdownSerializer(serializers.Serializer):
 
 class DayPnlSerializer(serializers.Serializer):
     date = serializers.DateField()
-    pnl = serializers.DecimalField(max_digits=20, decimal_places=8)
-    cumulative = serializers.DecimalField(max_digits=20, decimal_places=8)
+    pnl = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
+    cumulative = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
 
 
 class PerformanceSerializer(serializers.Serializer):
     total_trades = serializers.IntegerField()
     closed_trades = serializers.IntegerField()
-    total_pnl = serializers.DecimalField(max_digits=20, decimal_places=8)
+    total_pnl = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
     wins = serializers.IntegerField()
     losses = serializers.IntegerField()
     win_rate = serializers.FloatField(allow_null=True, help_text="Percent of closed trades that won.")
-    average_win = serializers.DecimalField(max_digits=20, decimal_places=8, allow_null=True)
-    average_loss = serializers.DecimalField(max_digits=20, decimal_places=8, allow_null=True)
+    average_win = serializers.DecimalField(
+        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, allow_null=True
+    )
+    average_loss = serializers.DecimalField(
+        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, allow_null=True
+    )
     profit_factor = serializers.FloatField(
         allow_null=True, help_text="Gross profit over gross loss; null without a losing trade."
     )
     expectancy = serializers.DecimalField(
-        max_digits=20, decimal_places=8, allow_null=True, help_text="Realized P&L per closed trade."
+        max_digits=MAX_DIGITS,
+        decimal_places=DECIMAL_PLACES,
+        allow_null=True,
+        help_text="Realized P&L per closed trade.",
     )
     max_drawdown = DrawdownSerializer(allow_null=True, help_text="Of the cumulative realized P&L, by day.")
     best_day = DayPnlSerializer(allow_null=True)

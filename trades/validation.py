@@ -27,35 +27,33 @@ from pydantic import (
 from pydantic_core import core_schema
 from typing_extensions import TypedDict
 
-from trades.jsonvalues import (
+from monitor_client.wire import (
+    DECIMAL_PLACES,
+    EARLIEST,
+    EXTERNAL_ID_MAX_LENGTH,
+    MAX_ABS_PNL,
+    MAX_BATCH,
+    MAX_CLOCK_SKEW,
+    MAX_PRICE,
+    MAX_QUANTITY,
     METADATA_MAX_BYTES,
+    SIDE_PATTERN,
+    SIGNIFICANT_DIGITS,
+    STRATEGY_MAX_LENGTH,
+    SYMBOL_MAX_LENGTH,
+    SYMBOL_PATTERN,
+    span_in_words,
+)
+from trades.jsonvalues import (
     json_field_problem,
     json_object_schema,
     json_value_ref,
     text_problem,
 )
-from trades.limits import (
-    DECIMAL_PLACES,
-    DIGITS_MESSAGE,
-    MAX_ABS_PNL,
-    MAX_PRICE,
-    MAX_QUANTITY,
-    SIGNIFICANT_DIGITS,
-    too_many_digits,
-)
+from trades.limits import DIGITS_MESSAGE, too_many_digits
 
-MAX_BATCH = 1000
-# Fills may arrive late (a replay after an outage), never from the far future.
-MAX_CLOCK_SKEW = dt.timedelta(days=1)
-EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-
-
-def _in_words(span: dt.timedelta) -> str:
-    if span % dt.timedelta(days=1):
-        hours = span / dt.timedelta(hours=1)
-        return "an hour" if hours == 1 else f"{hours:g} hours"
-    return "a day" if span.days == 1 else f"{span.days} days"
-
+# The limits themselves (batch size, clock skew, lengths, patterns, places) are the
+# wire contract's, ``monitor_client.wire``, which the bot checks too.
 
 # The bounds of every moment a bot reports (a trade's executed_at, an event's
 # occurred_at), in the words the OpenAPI document and the error answers use.
@@ -63,7 +61,7 @@ NOT_RFC3339 = (
     f"Give the time in RFC 3339 with an offset, from the year {EARLIEST.year} on, e.g. 2026-01-02T15:04:05Z."
 )
 TOO_EARLY = f"Must be in the year {EARLIEST.year} or later."
-TOO_LATE = f"Must not be more than {_in_words(MAX_CLOCK_SKEW)} in the future."
+TOO_LATE = f"Must not be more than {span_in_words(MAX_CLOCK_SKEW)} in the future."
 
 # A period longer than this is refused: its GROUP BY would read years of trades for one answer.
 MAX_PERIOD_DAYS = 3 * 366
@@ -74,14 +72,9 @@ MAX_PERIOD_DAYS = 3 * 366
 END_BEFORE_START = "The end ({end}) is before the start ({start})."
 PERIOD_TOO_LONG = "A period is at most {days} days long."
 MOMENT_BOUNDS = (
-    f"From {EARLIEST:%Y-%m-%dT%H:%M:%SZ} on, and at most {_in_words(MAX_CLOCK_SKEW)} ahead of the"
+    f"From {EARLIEST:%Y-%m-%dT%H:%M:%SZ} on, and at most {span_in_words(MAX_CLOCK_SKEW)} ahead of the"
     " site's clock (a replay after an outage may come late, never from the future)."
 )
-# Both cases: pydantic checks the pattern before it upper-cases the value. No
-# inline (?i) flag: the pattern is published in the OpenAPI document, whose
-# regular expressions (ECMA-262) have no inline flags.
-SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.:/_-]*$"
-SIDE_PATTERN = r"^([Bb][Uu][Yy]|[Ss][Ee][Ll][Ll])$"
 # What was sent is what is stored: no control characters, and no spaces at either
 # end (stripping them would silently merge " ord-1" with "ord-1").
 # Unicode's White_Space outside the control characters, spelt out: ``\s`` means U+0085 to
@@ -207,7 +200,12 @@ class TradeIn(TypedDict):
 
     external_id: Annotated[
         str,
-        StringConstraints(strip_whitespace=False, min_length=1, max_length=100, pattern=EXTERNAL_ID_PATTERN),
+        StringConstraints(
+            strip_whitespace=False,
+            min_length=1,
+            max_length=EXTERNAL_ID_MAX_LENGTH,
+            pattern=EXTERNAL_ID_PATTERN,
+        ),
         Field(
             description="The bot's own id for this fill; unique per bot. Stored exactly as sent:"
             " no spaces at either end, no control characters."
@@ -215,7 +213,7 @@ class TradeIn(TypedDict):
     ]
     symbol: Annotated[
         str,
-        StringConstraints(to_upper=True, max_length=32, pattern=SYMBOL_PATTERN),
+        StringConstraints(to_upper=True, max_length=SYMBOL_MAX_LENGTH, pattern=SYMBOL_PATTERN),
         Field(description="ASCII letters, digits and . : / _ -; stored upper case."),
     ]
     side: Annotated[
@@ -228,7 +226,7 @@ class TradeIn(TypedDict):
     strategy: NotRequired[
         Annotated[
             str,
-            StringConstraints(max_length=100, pattern=TEXT_PATTERN),
+            StringConstraints(max_length=STRATEGY_MAX_LENGTH, pattern=TEXT_PATTERN),
             Field(description='Default "". No control characters.'),
         ]
     ]

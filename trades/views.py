@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from monitor_client.wire import MAX_BATCH
 from trades import market
 from trades.ingest import insert_fields
 from trades.models import BotEvent, Trade
@@ -88,7 +89,8 @@ class TradesView(BotWriteView):
                 " with errors, then a count under `body`). Nothing was stored."
             ),
         },
-        description="One trade object, or a list of up to 1000. All or nothing; idempotent by external_id.",
+        description=f"One trade object, or a list of up to {MAX_BATCH}."
+        " All or nothing; idempotent by external_id.",
     )
     def post(self, request: Request) -> Response:
         # The raw bytes go straight to the validator: parsing 1000 trades into
