@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Sum
+from django.db.models import Count, DateTimeField, DecimalField, ExpressionWrapper, F, Sum, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from alerts.conf import setting
@@ -106,6 +107,9 @@ def _breach_alerts_now(rule: AlertRule, subject: str, now: dt.datetime, *, each_
     since its last alert (``each_time``: events with no cooldown alert every time).
     A breach that goes on within its cooldown costs one SELECT and no write.
     """
+    # Events of a rule without a cooldown alert every time: two of one bot judged at once by
+    # two workers (or two clusters) must not cancel each other out, as a claim would make them.
+    every_time = each_time and rule.cooldown_minutes == 0
     condition = Condition.objects.filter(rule=rule, subject=subject).first()
     if condition is None:
         try:
@@ -113,16 +117,20 @@ def _breach_alerts_now(rule: AlertRule, subject: str, now: dt.datetime, *, each_
                 Condition.objects.create(rule=rule, subject=subject, started_at=now, last_alert_at=now)
             return True
         except IntegrityError:  # another worker recorded it first: its alert is the one
-            return False
+            if not every_time:
+                return False
+            condition = Condition.objects.get(rule=rule, subject=subject)
     mine = Condition.objects.filter(pk=condition.pk)
+    if every_time:
+        mine.filter(active=False).update(active=True, started_at=now, cleared_at=None)
+        mine.update(last_alert_at=Greatest(F("last_alert_at"), Value(now, output_field=DateTimeField())))
+        return True
     if not condition.active:
         return (
             mine.filter(active=False).update(active=True, started_at=now, last_alert_at=now, cleared_at=None)
             == 1
         )
-    due = (each_time and rule.cooldown_minutes == 0) or (
-        rule.cooldown_minutes > 0 and now - condition.last_alert_at >= rule.cooldown
-    )
+    due = rule.cooldown_minutes > 0 and now - condition.last_alert_at >= rule.cooldown
     return due and mine.filter(last_alert_at=condition.last_alert_at).update(last_alert_at=now) == 1
 
 

@@ -382,6 +382,47 @@ def test_every_crash_alerts_but_a_cooldown_folds_repeated_events(bot: Bot) -> No
     assert len(alerts("event:connection_retry")) == 2
 
 
+def test_two_crashes_judged_at_once_by_two_workers_both_alert(bot: Bot) -> None:
+    """Each worker read the bot's breach before the other recorded its crash: neither alert is lost.
+
+    (A claim on the breach's last alert time, right for a cooldown, dropped the second crash.)
+    """
+    from alerts.models import Condition
+
+    real_filter = Condition.objects.filter
+
+    def breach_read_as(found: Any, before: Any = None) -> Any:
+        def filter_(**lookup: Any) -> Any:
+            if "subject" not in lookup:
+                return real_filter(**lookup)
+            if before is not None:
+                before()
+            return mock.Mock(first=lambda: found)
+
+        return mock.patch.object(Condition.objects, "filter", side_effect=filter_)
+
+    alert_for_event(BotEvent.objects.create(bot=bot, kind="crash"), now=at(11, 0))
+    stale = Condition.objects.get(rule__name="event-crash")  # what both workers read
+    alert_for_event(BotEvent.objects.create(bot=bot, kind="crash"), now=at(11, 1))
+    with breach_read_as(stale):
+        alert_for_event(BotEvent.objects.create(bot=bot, kind="crash"), now=at(11, 1))
+    assert len(alerts("event:crash")) == 3
+    assert Condition.objects.get(rule__name="event-crash").last_alert_at == at(11, 1)
+
+    # The bot's first crash: another worker records the breach between this one's read and insert.
+    Condition.objects.all().delete()
+    rule = AlertRule.objects.get(name="event-crash")
+
+    def recorded_by_the_other() -> None:
+        Condition.objects.create(
+            rule=rule, subject=f"bot-{bot.pk}", started_at=at(11, 2), last_alert_at=at(11, 2)
+        )
+
+    with breach_read_as(None, before=recorded_by_the_other):
+        alert_for_event(BotEvent.objects.create(bot=bot, kind="crash"), now=at(11, 2))
+    assert len(alerts("event:crash")) == 4
+
+
 def test_a_disabled_event_rule_raises_nothing(bot: Bot) -> None:
     AlertRule.objects.filter(name="event-startup").update(enabled=False)
     alert_for_event(BotEvent.objects.create(bot=bot, kind="startup"), now=at(11))
