@@ -26,6 +26,11 @@ from django.conf import settings
 from django.db import connections
 
 VIEW = "market_utc_offsets"
+# Grafana's read-only PostgreSQL role (grafana/postgres/grafana_reader.sh makes it) and all it
+# may read: what the dashboard shows. Never the channels' settings (webhook URLs and tokens),
+# the users, the sessions or the API keys.
+READER_ROLE = "grafana_reader"
+DASHBOARD_TABLES = ("trades_trade", "trades_bot", VIEW)
 FIRST_YEAR, LAST_YEAR = 2000, 2100
 
 
@@ -60,6 +65,21 @@ def create_market_views(using: str = "default", **_: Any) -> None:
     """(Re)create ``market_utc_offsets`` for ``settings.MARKET_TIMEZONE``; a post_migrate receiver."""
     rows = offset_changes(ZoneInfo(settings.MARKET_TIMEZONE))
     values = ", ".join(f"({since}, {offset})" for since, offset in rows)
-    with connections[using].cursor() as cursor:
+    connection = connections[using]
+    with connection.cursor() as cursor:
         cursor.execute(f"DROP VIEW IF EXISTS {VIEW}")
         cursor.execute(f"CREATE VIEW {VIEW} (since_epoch, offset_seconds) AS VALUES {values}")
+        if connection.vendor == "postgresql":
+            grant_dashboard_reads(cursor)
+
+
+def grant_dashboard_reads(cursor: Any) -> None:
+    """On PostgreSQL, let Grafana's role (when there is one) read the dashboard's tables and nothing else.
+
+    Run after every ``migrate`` with the view: the view is new each time, and a table the
+    dashboard reads may be new too.
+    """
+    cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [READER_ROLE])
+    if cursor.fetchone() is None:
+        return
+    cursor.execute(f"GRANT SELECT ON {', '.join(DASHBOARD_TABLES)} TO {READER_ROLE}")

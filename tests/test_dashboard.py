@@ -23,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -34,7 +35,7 @@ from monitor_client import setup_logging
 from monitor_client.loki import LokiEmitter
 from monitorsite.grafana import create_market_views
 from tests.conftest import make_trade
-from tests.harness import ROOT
+from tests.harness import ROOT, manage, site_env
 from trades.models import Bot, Trade
 
 # The backend of this run of the suite: its queries are run on it.
@@ -170,6 +171,8 @@ def make_reader_role() -> None:
             if exists and statement.strip().startswith("CREATE ROLE grafana_reader "):
                 statement = statement.replace("CREATE ROLE", "ALTER ROLE", 1)
             cursor.execute(statement)
+    # What the site's next migrate (at its next start) does once the role is there.
+    create_market_views()
 
 
 def _role_exists(cursor: Any) -> bool:
@@ -279,6 +282,41 @@ def test_the_dashboards_connection_cannot_write(database: Path | None) -> None:
         with pytest.raises(Exception, match=r"(?i)read-?only|permission denied"):
             execute(database, sql)
     assert Trade.objects.count() == 7
+
+
+def test_grafanas_postgresql_role_reads_the_dashboards_tables_and_no_secret(
+    tmp_path: Path, postgres_server: str
+) -> None:
+    """grafana_reader may read what the dashboard shows, and not the channels' webhook URLs and
+    tokens, the users, the sessions or the API keys (runs on both runs: the SQLite run starts
+    a PostgreSQL of its own)."""
+    import psycopg
+
+    url = urlunsplit(urlsplit(postgres_server)._replace(path="/grafana_role"))
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS grafana_role WITH (FORCE)")
+        admin.execute("CREATE DATABASE grafana_role")
+    env = site_env(tmp_path, DATABASE_URL=url, REDIS_URL="")
+    script = READER_SCRIPT.read_text().split("<<'SQL'\n", 1)[1].split("\nSQL\n", 1)[0]
+    with psycopg.connect(url, autocommit=True) as owner:
+        exists = owner.execute("SELECT 1 FROM pg_roles WHERE rolname = 'grafana_reader'").fetchone()
+        for statement in filter(str.strip, script.split(";")):
+            statement = statement.replace(":'reader_password'", f"'{READER_PASSWORD}'")
+            statement = statement.replace(':"DBNAME"', "grafana_role")
+            if exists and statement.strip().startswith("CREATE ROLE"):
+                statement = statement.replace("CREATE ROLE", "ALTER ROLE", 1)
+            owner.execute(statement)
+    manage(env, "migrate", "--noinput")  # as each start of the site does: it grants the reads
+    server = urlsplit(url)
+    reader_url = urlunsplit(
+        server._replace(netloc=f"grafana_reader:{READER_PASSWORD}@{server.hostname}:{server.port}")
+    )
+    with psycopg.connect(reader_url, autocommit=True) as reader:
+        for table in ("trades_trade", "trades_bot", "market_utc_offsets"):
+            reader.execute(f"SELECT * FROM {table} LIMIT 1")
+        for table in ("alerts_channel", "auth_user", "django_session", "rest_framework_api_key_apikey"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                reader.execute(f"SELECT * FROM {table} LIMIT 1")
 
 
 def test_every_sql_query_gives_the_known_figures(database: Path | None) -> None:
