@@ -56,7 +56,12 @@ def test_record_batch_stores_what_the_orm_would(bot: Bot) -> None:
     with connection.cursor() as cursor:
         names = [c.name for c in connection.introspection.get_table_description(cursor, "trades_trade")]
         compared = [n for n in names if n not in ("id", "external_id", "received_at")]
-        typed = ", ".join(f"{n}, typeof({n})" for n in compared)
+        # SQLite: each value with its storage class; PostgreSQL: each value with its text form
+        # (numeric scale, jsonb's normalised text, the instant of a timestamptz).
+        if connection.vendor == "sqlite":
+            typed = ", ".join(f"{n}, typeof({n})" for n in compared)
+        else:
+            typed = ", ".join(f"{n}, {n}::text" for n in compared)
         cursor.execute(f"SELECT {typed} FROM trades_trade ORDER BY external_id")
         fast, orm, fast_open, orm_open = cursor.fetchall()
     assert fast == orm
@@ -133,12 +138,24 @@ def test_a_failing_listener_never_fails_the_stored_batch(
 def test_a_database_failure_in_the_middle_of_a_batch_stores_nothing(
     bot: Bot, announced: list[Any], django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    """The second statement of a 700-trade batch fails after the first stored 500 rows."""
+    """Trade 650 of a 700-trade batch fails: on SQLite in the second statement, after the first
+    stored 500 rows; on PostgreSQL in the middle of its one statement."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TRIGGER fail_mid_batch BEFORE INSERT ON trades_trade "
-            "WHEN NEW.external_id = 'ord-650' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
-        )
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "CREATE TEMP TRIGGER fail_mid_batch BEFORE INSERT ON trades_trade "
+                "WHEN NEW.external_id = 'ord-650' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+            )
+        else:  # created inside the test's transaction, so rolled back with it
+            cursor.execute(
+                "CREATE FUNCTION fail_mid_batch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.external_id = 'ord-650' THEN RAISE EXCEPTION 'disk I/O error'; END IF; "
+                "RETURN NEW; END $$"
+            )
+            cursor.execute(
+                "CREATE TRIGGER fail_mid_batch BEFORE INSERT ON trades_trade "
+                "FOR EACH ROW EXECUTE FUNCTION fail_mid_batch()"
+            )
     batch = [stored_trade(n) for n in range(700)]
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(DatabaseError):
         Trade.objects.record_batch(bot, batch)
