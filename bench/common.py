@@ -232,7 +232,8 @@ def free_port() -> int:
 
 def site_env(tmp: Path) -> dict[str, str]:
     """Environment of the site's processes: everything in the temp dir, nothing sent elsewhere."""
-    env = dict(os.environ)
+    # SQLite and the ORM broker; a benchmark that wants PostgreSQL and Redis sets their URLs itself.
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(
         DATABASE_PATH=str(tmp / "trades.db"),
         LOG_DIR=str(tmp / "logs"),
@@ -380,6 +381,7 @@ def site_pragmas() -> list[str]:
     """The PRAGMAs every connection of the site runs (DATABASES' init_command), read from its settings."""
     code = "from monitorsite.settings import DATABASES as D; print(D['default']['OPTIONS']['init_command'])"
     env = {**os.environ, "ENV_FILE": os.devnull, "DJANGO_SECRET_KEY": "unused"}
+    env.pop("DATABASE_URL", None)  # the SQLite settings, whatever the caller's shell says
     out = subprocess.run(
         [str(PYTHON), "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True
     ).stdout

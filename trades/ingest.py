@@ -192,6 +192,8 @@ def _insert(model: type[models.Model], using: str, rows: list[tuple[Any, ...]]) 
     table = quote(model._meta.db_table)
     conflict = f"({quote('bot_id')}, {quote('external_id')})"
     created: dict[str, int] = {}
+    if connection.vendor == "postgresql":
+        return _insert_postgres(connection, fields, table, conflict, rows)
     if connection.vendor == "sqlite":
         # The sqlite3 cursor itself, inside the same transaction: Django's wrapper
         # rewrites every placeholder of a 6000-parameter statement with a regex.
@@ -214,6 +216,39 @@ def _insert(model: type[models.Model], using: str, rows: list[tuple[Any, ...]]) 
         finally:
             cursor.close()
     return created
+
+
+def _insert_postgres(
+    connection: Any,
+    fields: list[models.Field],  # type: ignore[type-arg]
+    table: str,
+    conflict: str,
+    rows: list[tuple[Any, ...]],
+) -> dict[str, int]:
+    """One ``INSERT ... SELECT FROM unnest(...)``: a parameter per column, each an array of the batch.
+
+    Measured with 1000 trades: the multi-row VALUES statement through Django's client-side binding
+    spent about 250 ms of a 400 ms request in psycopg parsing and quoting its 6000 placeholders (a
+    statement that long is never cached); twelve arrays bound on the server take a few ms, and the
+    batch is one statement whatever its size.
+    """
+    import psycopg  # here, so that a SQLite site never loads it
+
+    if not rows:
+        return {}
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    # Each array cast to its column's own type, so PostgreSQL never guesses (JSON goes as text).
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+    sql = (
+        f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "
+        f"ON CONFLICT {conflict} DO NOTHING RETURNING {quote('external_id')}, {quote('id')}"
+    )
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        # A server-side binding cursor on Django's connection, so inside the same transaction.
+        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)], prepare=False)
+        return dict(cursor.fetchall())
 
 
 def _ids_by_external_id(
