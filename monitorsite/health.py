@@ -7,6 +7,7 @@ answers them all.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 from pathlib import Path
@@ -58,11 +59,19 @@ def broker_state() -> dict[str, Any]:
     import redis
 
     try:
-        with redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2) as client:
-            client.ping()
+        _redis_client(settings.REDIS_URL).ping()
     except redis.RedisError as exc:
         return {"ok": False, "name": name, "error": type(exc).__name__, "reason": f"{name} cannot be reached"}
     return {"ok": True, "name": name}
+
+
+@functools.lru_cache(maxsize=2)
+def _redis_client(url: str) -> Any:
+    """One client (its connection pool, which redis-py renews after a fork) per process: a health
+    request reuses a connection instead of opening one."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
 
 def task_cluster_state(now: Any = None) -> dict[str, Any]:
