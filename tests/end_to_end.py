@@ -24,6 +24,7 @@ from tests.harness import (
     copy_site_database,
     free_port,
     site_env,
+    site_queue_length,
     start_web,
     stop,
     wait_for,
@@ -238,7 +239,7 @@ def allow_alert_bursts(stack: Stack) -> None:
 
 def cluster_idle(stack: Stack) -> bool:
     """Nothing queued for the task cluster and no alert waiting to be sent."""
-    ((queued,),) = stack.sql("SELECT COUNT(*) FROM django_q_ormq")
+    queued = site_queue_length(stack.env)
     unsent_states = "('pending', 'sending', 'held')"
     ((unsent,),) = stack.sql(f"SELECT COUNT(*) FROM alerts_alert WHERE state IN {unsent_states}")
     return queued == 0 and unsent == 0

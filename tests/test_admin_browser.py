@@ -364,7 +364,7 @@ def trading_site(site: Any, discord: Any) -> TradingSite:
         "UPDATE alerts_channel SET config = ? WHERE name = 'discord'",
         json.dumps({"webhook_url": discord.url}),
     )
-    ts.sql("UPDATE alerts_summaryschedule SET enabled = 0, weekly_enabled = 0")
+    ts.sql("UPDATE alerts_summaryschedule SET enabled = FALSE, weekly_enabled = FALSE")
     site.admin_session()  # makes the admin user (admin / admin-password-for-tests)
     site.start_cluster()
     now = dt.datetime.now(dt.UTC)

@@ -25,7 +25,17 @@ import pytest
 import requests
 
 from tests.conftest import make_trade
-from tests.harness import Site, copy_site_database, free_port, manage, site_env, start_web, stop, wait_for
+from tests.harness import (
+    Site,
+    copy_site_database,
+    free_port,
+    manage,
+    on_postgres,
+    site_env,
+    start_web,
+    stop,
+    wait_for,
+)
 
 pytestmark = pytest.mark.server
 
@@ -473,6 +483,8 @@ def test_database_wal_and_log_are_readable_by_the_owner_only(site: Site) -> None
     key = site.create_bot("alpha")
     response = requests.post(f"{site.url}/api/v1/trades/", json=make_trade(1), headers=auth(key), timeout=10)
     assert response.status_code == 201
-    for name in ("trades.db", "trades.db-wal", "trades.db-shm", "logs/monitorsite.log"):
+    # On PostgreSQL the database's files are the server's: the site's own file is its log.
+    database_files = () if on_postgres() else ("trades.db", "trades.db-wal", "trades.db-shm")
+    for name in (*database_files, "logs/monitorsite.log"):
         mode = stat.S_IMODE((site.tmp / name).stat().st_mode)
         assert mode == 0o600, (name, oct(mode))

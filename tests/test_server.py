@@ -163,7 +163,7 @@ def test_web_server_and_task_cluster_writing_at_once_never_lock(site: Site) -> N
     assert errors == []
     assert count(site, "SELECT COUNT(*) FROM trades_trade") == sent["trades"]
     assert count(site, "SELECT COUNT(*) FROM trades_botevent") == tasks
-    assert count(site, "SELECT COUNT(*) FROM django_q_task WHERE success = 0") == 0
+    assert count(site, "SELECT COUNT(*) FROM django_q_task WHERE success = FALSE") == 0
     for log in ("web.log", "qcluster.log", "enqueue.log"):
         assert "database is locked" not in site.log(log), log
         assert "Traceback" not in site.log(log), site.log(log)[-3000:]
