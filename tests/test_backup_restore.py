@@ -239,7 +239,9 @@ def test_prune_lists_without_yes_and_deletes_with_it(store: Path, tmp_path: Path
 @pytest.mark.django_db
 def test_restoring_a_missing_backup_names_it(store: Path, tmp_path: Path) -> None:
     store.mkdir()
-    with pytest.raises(CommandError, match=re.escape("there is no trades_latest.db or trades_latest.pgdump in local folder")):
+    with pytest.raises(
+        CommandError, match=re.escape("there is no trades_latest.db or trades_latest.pgdump in local folder")
+    ):
         run("restore_backup", "--output", str(tmp_path / "x.db"))
     with pytest.raises(CommandError, match=re.escape("backups/trades_20200101_000000.db is not in storage")):
         run("verify_backup", "backups/trades_20200101_000000.db")
