@@ -96,7 +96,7 @@ def copy_site(path: Path) -> Copied:
     if target.vendor != "postgresql":
         raise CopyError("DATABASE_URL is not set: set it to the empty PostgreSQL database to copy into")
     try:
-        with held_for_restore(path), source_database(path):
+        with source_database(path), held_for_restore(path):
             _check_target_empty()  # before migrate too: a database of another program stays untouched
             call_command("migrate", verbosity=0, interactive=False)
             _check_source_migrated()
