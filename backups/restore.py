@@ -52,7 +52,8 @@ def resolve(provider: StorageProvider, name: str) -> str:
         present = [obj for obj in provider.list("trades_latest.") if obj.name in objects.LATEST_NAMES]
         if not present:
             raise BackupError(
-                f"there is no {objects.LATEST} or {objects.LATEST_DUMP} in {provider.describe()}; see list_backups"
+                f"there is no {objects.LATEST} or {objects.LATEST_DUMP} in {provider.describe()}; "
+                "see list_backups"
             )
         return max(present, key=lambda obj: obj.modified).name
     if not provider.exists(name) and provider.exists(objects.DAILY_PREFIX + name):

@@ -78,7 +78,8 @@ def test_backup_now_uploads_a_checked_dump_with_its_checksum_and_record(pg_site:
     assert sidecar == f"{hashlib.sha256(latest.read_bytes()).hexdigest()}  trades_latest.pgdump\n"
     with psycopg.connect(pg_site["DATABASE_URL"]) as connection:
         rows = connection.execute(
-            "SELECT object_name, state, trade_count, sha256, fingerprint FROM backups_backuprecord ORDER BY id"
+            "SELECT object_name, state, trade_count, sha256, fingerprint "
+            "FROM backups_backuprecord ORDER BY id"
         ).fetchall()
     assert [row[:3] for row in rows] == [
         ("trades_latest.pgdump", "succeeded", 2),
@@ -132,7 +133,8 @@ def test_restore_with_yes_takes_the_database_back_to_the_backup_and_keeps_a_safe
     refused = manage(pg_site, "restore_backup", check=False)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
-        f"CommandError: PostgreSQL {url.rsplit('/', 1)[1]} holds the site's data; run again with --yes to replace it"
+        f"CommandError: PostgreSQL {url.rsplit('/', 1)[1]} holds the site's data; "
+        "run again with --yes to replace it"
     ]
     assert len(trades(url)) == 3
 

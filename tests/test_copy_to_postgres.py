@@ -31,7 +31,8 @@ for name in ("alpha", "beta"):
         for n in range(4):
             moment = dt.datetime(2026, 3, day + 1, 10, 30 + n, tzinfo=zone)
             pnl = None if n == 0 else Decimal(f"{(n - 2) * 12.5 + day}")
-            batch.append(stored_trade(day * 10 + n, executed_at=moment, pnl=pnl, symbol=("AAPL", "MSFT")[n % 2]))
+            symbol = ("AAPL", "MSFT")[n % 2]
+            batch.append(stored_trade(day * 10 + n, executed_at=moment, pnl=pnl, symbol=symbol))
     Trade.objects.record_batch(bot, batch)
 """
 
