@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +256,42 @@ def test_a_sqlite_backup_is_not_restored_over_a_postgres_site(
     assert result.returncode == 1
     assert "is a SQLite backup and the site runs on PostgreSQL" in result.stderr
     assert len(trades(pg_site["DATABASE_URL"])) == 2
+
+
+def site_lock_holders(url: str) -> list[str]:
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ShareLock'"
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_a_task_cluster_on_any_machine_keeps_restore_away_while_it_runs(
+    pg_site: dict[str, str], tmp_path: Path
+) -> None:
+    url = pg_site["DATABASE_URL"]
+    manage(pg_site, "backup_now")
+    site = Site(url="", env=dict(pg_site), tmp=tmp_path, processes=[])
+    try:
+        cluster = site.start_cluster()
+        deadline = time.monotonic() + 60
+        while not site_lock_holders(url):
+            assert cluster.poll() is None and time.monotonic() < deadline, site.log("qcluster.log")
+            time.sleep(0.2)
+        assert site_lock_holders(url) == [
+            f"monitor task cluster on {os.uname().nodename} (pid {cluster.pid})"
+        ]
+
+        refused = manage(pg_site, "restore_backup", "--yes", check=False)
+
+        assert refused.returncode == 1
+        line = refused.stderr.strip().splitlines()[-1]
+        assert (
+            f"stop the task cluster on {os.uname().nodename} (pid {cluster.pid}) from 127.0.0.1 first" in line
+        )
+    finally:
+        for process in site.processes:
+            stop(process)
+    assert site_lock_holders(url) == []
+    assert "2 trades" in manage(pg_site, "restore_backup", "--yes").stdout
