@@ -36,6 +36,8 @@ _OPTION_ENV = {
     "sslkey": "PGSSLKEY",
     "connect_timeout": "PGCONNECT_TIMEOUT",
 }
+# Where Debian (and the Docker image) install each major version's client programs.
+CLIENT_FOLDERS = Path("/usr/lib/postgresql")
 # A dump of a million trades takes about as long as SQLite's copy and check; an hour
 # means a server that stopped answering, not a big database.
 _TIMEOUT_SECONDS = 3600
@@ -86,7 +88,7 @@ def client_binary(name: str, server_version: int | None = None) -> str:
     the newest installed, else the one on ``PATH``. A client older than the server refuses to dump it.
     """
     installed = sorted(
-        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+        CLIENT_FOLDERS.glob(f"*/bin/{name}"),
         key=lambda path: int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0,
     )
     if server_version is not None:

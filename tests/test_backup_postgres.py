@@ -17,7 +17,8 @@ import psycopg
 import pytest
 import requests
 
-from backups.postgres import take_dump
+from backups.postgres import client_binary, take_dump
+from backups.snapshot import BackupError
 from monitorsite.backends import postgres_database as database_settings
 from tests.conftest import make_trade
 from tests.harness import Site, free_port, manage, site_env, start_web, stop, wait_for
@@ -295,3 +296,48 @@ def test_a_task_cluster_on_any_machine_keeps_restore_away_while_it_runs(
             stop(process)
     assert site_lock_holders(url) == []
     assert "2 trades" in manage(pg_site, "restore_backup", "--yes").stdout
+
+
+def test_a_restore_that_fails_half_way_leaves_the_old_data(pg_site: dict[str, str]) -> None:
+    url = pg_site["DATABASE_URL"]
+    manage(pg_site, "backup_now")
+    add_trades(pg_site, 3)
+    # A view of the operator's own on the trades table: pg_restore --clean cannot drop the table
+    # under it, after it has already dropped other tables in the same transaction.
+    execute(url, "CREATE VIEW my_report AS SELECT symbol, price FROM trades_trade")
+    before = trades(url)
+
+    result = manage(pg_site, "restore_backup", "--yes", check=False)
+
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("CommandError: pg_restore failed: ") and "depend" in line
+    assert trades(url) == before
+    with psycopg.connect(url) as connection:
+        tables = connection.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+        assert tables[0] > 20  # every table still there, not only the one that could not go
+
+
+def test_without_pg_dump_installed_a_backup_fails_with_one_line_saying_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("backups.postgres.CLIENT_FOLDERS", tmp_path / "no-postgresql")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(BackupError) as raised:
+        client_binary("pg_dump", 150004)
+    assert str(raised.value) == (
+        "pg_dump is not installed: install PostgreSQL's client programs (Debian: apt install "
+        "postgresql-client) of the server's version"
+    )
+
+
+def test_the_client_of_the_servers_major_version_is_chosen(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for version in ("15", "16", "9"):
+        binary = tmp_path / version / "bin" / "pg_dump"
+        binary.parent.mkdir(parents=True)
+        binary.write_text("")
+    monkeypatch.setattr("backups.postgres.CLIENT_FOLDERS", tmp_path)
+    assert client_binary("pg_dump", 150004) == str(tmp_path / "15" / "bin" / "pg_dump")
+    assert client_binary("pg_dump", 170000) == str(tmp_path / "16" / "bin" / "pg_dump")  # the newest
