@@ -381,6 +381,12 @@ def test_object_names_follow_the_contract() -> None:
     assert objects.daily_time("backups/trades_20260701_163005.db.gz") == moment
     assert objects.latest_name(compressed=True) == "trades_latest.db.gz"
     assert objects.daily_time("trades_latest.db") is None
+    # A site on PostgreSQL: pg_dump files, never gzipped, kept and pruned like the others.
+    assert objects.daily_name(moment, compressed=True, dump=True) == "backups/trades_20260701_163005.pgdump"
+    assert objects.latest_name(compressed=True, dump=True) == "trades_latest.pgdump"
+    assert objects.daily_time("backups/trades_20260701_163005.pgdump") == moment
+    assert objects.is_backup("trades_latest.pgdump") and objects.is_dump("trades_latest.pgdump")
+    assert not objects.is_backup("backups/trades_20260701_163005.pgdump.gz")
 
 
 # --- health --------------------------------------------------------------------
