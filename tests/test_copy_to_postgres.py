@@ -142,3 +142,45 @@ def test_without_database_url_or_a_source_the_command_says_so_in_one_line(
     assert postgres_rows(postgres_database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [
         (0,)
     ]
+
+
+SKEWED_COPY = """
+import dataclasses
+from unittest import mock
+from django.core.management import CommandError, call_command
+from monitorsite import move_to_postgres as move
+
+real = move._summary
+
+
+def skewed(alias, bot_id, day):
+    # As if one trade of the second bot's third day had been copied wrong.
+    summary = real(alias, bot_id, day)
+    if alias == "default" and bot_id == 2 and day.day == 4:
+        return dataclasses.replace(summary, total_trades=summary.total_trades - 1)
+    return summary
+
+
+with mock.patch.object(move, "_summary", skewed):
+    try:
+        call_command("copy_to_postgres")
+    except CommandError as exc:
+        print(f"refused: {exc}")
+"""
+
+
+def test_a_summary_that_differs_after_the_copy_rolls_it_back_with_one_line(
+    sqlite_site: dict[str, str], postgres_database: str
+) -> None:
+    env = dict(sqlite_site, DATABASE_URL=postgres_database, REDIS_URL="")
+
+    result = manage(env, "shell", "-c", SKEWED_COPY)
+
+    assert result.stdout.strip().splitlines()[-1] == (
+        "refused: the copy does not match: the daily summary of bot #2 for 2026-03-04 differs"
+    )
+    # Rolled back: migrated (before the transaction), but no row of the site's data copied.
+    assert postgres_rows(postgres_database, "SELECT count(*) FROM trades_trade") == [(0,)]
+    assert postgres_rows(postgres_database, "SELECT count(*) FROM trades_bot") == [(0,)]
+    again = manage(env, "copy_to_postgres")
+    assert "10 daily summaries (per bot and trading day) equal" in again.stdout
