@@ -341,3 +341,25 @@ def test_the_client_of_the_servers_major_version_is_chosen(
     monkeypatch.setattr("backups.postgres.CLIENT_FOLDERS", tmp_path)
     assert client_binary("pg_dump", 150004) == str(tmp_path / "15" / "bin" / "pg_dump")
     assert client_binary("pg_dump", 170000) == str(tmp_path / "16" / "bin" / "pg_dump")  # the newest
+
+
+def test_disaster_recovery_into_a_fresh_postgres_database_needs_no_yes(
+    pg_site: dict[str, str], postgres_server: str, tmp_path: Path
+) -> None:
+    manage(pg_site, "backup_now")
+    name = pg_site["DATABASE_URL"].rsplit("/", 1)[1] + "_fresh"
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    fresh = dict(pg_site, DATABASE_URL=postgres_server.rsplit("/", 1)[0] + f"/{name}")
+    fresh["DATABASE_PATH"] = str(tmp_path / "fresh" / "trades.db")
+
+    result = manage(fresh, "restore_backup", "latest")
+
+    assert f"restored trades_latest.pgdump to PostgreSQL {name}: 2 trades" in result.stdout
+    assert "trades_latest.pgdump.sha256" in result.stdout and "backup record" not in result.stdout
+    assert "run manage.py migrate before starting the site" in result.stdout
+    assert "kept as" not in result.stdout  # nothing was replaced, so no safety dump
+    manage(fresh, "migrate", "--noinput")
+    assert trades(fresh["DATABASE_URL"]) == trades(pg_site["DATABASE_URL"])
+    assert "alpha" in manage(fresh, "view_trades").stdout

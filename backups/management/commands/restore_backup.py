@@ -78,5 +78,5 @@ class Command(BackupCommand):
                 "the site was running: restart the web server and the task cluster now, "
                 "until then what they write goes to the replaced file"
             )
-        if options["output"] is None and not objects.is_dump(backup.name):
+        if options["output"] is None:
             self.stdout.write("run manage.py migrate before starting the site, in case the backup is older")
