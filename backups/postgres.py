@@ -23,19 +23,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from backups.site_lock import LIBPQ_OPTIONS, connect_postgres
 from backups.snapshot import VOLATILE_TABLE_PREFIXES, BackupError, Snapshot, create_private_file, sha256_file
 from trades.models import Trade
 
 # ``pg_dump -Fc`` files start with this; anything else is not a dump.
 DUMP_MAGIC = b"PGDMP"
-# libpq's environment variables for the connection options the site's DATABASE_URL may carry.
-_OPTION_ENV = {
-    "sslmode": "PGSSLMODE",
-    "sslrootcert": "PGSSLROOTCERT",
-    "sslcert": "PGSSLCERT",
-    "sslkey": "PGSSLKEY",
-    "connect_timeout": "PGCONNECT_TIMEOUT",
-}
 # Where Debian (and the Docker image) install each major version's client programs.
 CLIENT_FOLDERS = Path("/usr/lib/postgresql")
 # A dump of a million trades takes about as long as SQLite's copy and check; an hour
@@ -50,21 +43,7 @@ def is_dump(path: Path) -> bool:
 
 def connect(settings_dict: dict[str, Any], **kwargs: Any) -> psycopg.Connection[Any]:
     """A new connection of its own to the site's database (not Django's: it must outlive requests)."""
-    options = {key: value for key, value in settings_dict.get("OPTIONS", {}).items() if key in _OPTION_ENV}
-    params = {
-        "dbname": settings_dict["NAME"],
-        "user": settings_dict.get("USER") or None,
-        "password": settings_dict.get("PASSWORD") or None,
-        "host": settings_dict.get("HOST") or None,
-        "port": settings_dict.get("PORT") or None,
-        **options,
-    }
-    try:
-        return psycopg.connect(**{k: v for k, v in params.items() if v is not None}, **kwargs)
-    except psycopg.Error as exc:
-        raise BackupError(
-            f"cannot connect to PostgreSQL {settings_dict['NAME']}: {_first_line(exc)}"
-        ) from None
+    return connect_postgres(settings_dict, **kwargs)
 
 
 def client_env(settings_dict: dict[str, Any]) -> dict[str, str]:
@@ -77,7 +56,7 @@ def client_env(settings_dict: dict[str, Any]) -> dict[str, str]:
         "PGHOST": settings_dict.get("HOST"),
         "PGPORT": settings_dict.get("PORT"),
     }
-    for key, variable in _OPTION_ENV.items():
+    for key, variable in LIBPQ_OPTIONS.items():
         wanted[variable] = settings_dict.get("OPTIONS", {}).get(key)
     env.update({key: str(value) for key, value in wanted.items() if value not in (None, "")})
     return env
@@ -107,11 +86,6 @@ def client_binary(name: str, server_version: int | None = None) -> str:
             "postgresql-client) of the server's version"
         )
     return found
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _run(

@@ -24,6 +24,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from backups.snapshot import BackupError
 
@@ -135,6 +136,38 @@ def _process_name(pid: int) -> str:
 # one server do not see each other's. The key is arbitrary and fixed: "MONITOR!" as 8 bytes.
 ADVISORY_KEY = int.from_bytes(b"MONITOR!", "big") - (1 << 63)
 _held_connections: list[object] = []
+# The connection options a DATABASE_URL may carry that libpq also reads from the environment.
+LIBPQ_OPTIONS = {
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+}
+
+
+def connect_postgres(settings_dict: dict[str, Any], **kwargs: Any) -> Any:
+    """A psycopg connection of its own to the site's PostgreSQL database (``DATABASES["default"]``).
+
+    Django-free, like the rest of this module: the web server takes its lock before Django is set
+    up. ``BackupError`` naming the database (never the password) when it cannot connect.
+    """
+    import psycopg
+
+    options = {key: value for key, value in settings_dict.get("OPTIONS", {}).items() if key in LIBPQ_OPTIONS}
+    params = {
+        "dbname": settings_dict["NAME"],
+        "user": settings_dict.get("USER") or None,
+        "password": settings_dict.get("PASSWORD") or None,
+        "host": settings_dict.get("HOST") or None,
+        "port": settings_dict.get("PORT") or None,
+        **options,
+    }
+    try:
+        return psycopg.connect(**{k: v for k, v in params.items() if v is not None}, **kwargs)
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackupError(f"cannot connect to PostgreSQL {settings_dict['NAME']}: {reason}") from None
 
 
 def _application_name() -> str:
@@ -147,16 +180,14 @@ def _application_name() -> str:
 
 
 def hold_postgres_while_running(
-    settings_dict: dict[str, object], on_wait: Callable[[str], None] | None = None
+    settings_dict: dict[str, Any], on_wait: Callable[[str], None] | None = None
 ) -> None:
     """The PostgreSQL form of ``hold_while_running``: a shared advisory lock, held until this
     process ends. Waits while a restore holds the exclusive one. ``OSError`` when the server
     cannot be reached (its ``filename`` names the database), as the callers expect of a lock file.
     """
-    from backups.postgres import connect
-
     try:
-        connection = connect(settings_dict, autocommit=True, application_name=_application_name())
+        connection = connect_postgres(settings_dict, autocommit=True, application_name=_application_name())
     except BackupError as exc:
         raise OSError(0, str(exc), f"PostgreSQL {settings_dict['NAME']}") from None
     got = connection.execute("SELECT pg_try_advisory_lock_shared(%s)", [ADVISORY_KEY]).fetchone()[0]
@@ -168,15 +199,13 @@ def hold_postgres_while_running(
 
 
 @contextmanager
-def held_postgres_for_restore(settings_dict: dict[str, object]) -> Iterator[None]:
+def held_postgres_for_restore(settings_dict: dict[str, Any]) -> Iterator[None]:
     """The exclusive advisory lock for a restore of the site's PostgreSQL database.
 
     ``SiteRunning`` naming the holders (from ``pg_locks`` and ``pg_stat_activity``) when a web
     process or task cluster of the site holds its shared lock.
     """
-    from backups.postgres import connect
-
-    with connect(settings_dict, autocommit=True) as connection:
+    with connect_postgres(settings_dict, autocommit=True) as connection:
         got = connection.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_KEY]).fetchone()[0]
         if not got:
             raise SiteRunning(
