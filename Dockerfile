@@ -12,6 +12,12 @@ ARG APP_UID=1000
 RUN groupadd --gid "${APP_UID}" app \
     && useradd --uid "${APP_UID}" --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app
 
+# pg_dump and pg_restore for backups of a site on PostgreSQL (docs/SCALING.md); Debian
+# bookworm's are version 15, which dump a PostgreSQL 15 server (a newer server needs newer ones).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY requirements.txt ./
 RUN pip install -r requirements.txt

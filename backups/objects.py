@@ -2,7 +2,9 @@
 
 ``trades_latest.db`` is replaced on every sync; ``backups/trades_YYYYMMDD_HHMMSS.db``
 (the time in the market's time zone) is kept for ``BACKUP_RETENTION_DAYS``. A
-compressed copy adds ``.gz``. Each backup has a sidecar ``NAME.sha256`` in
+compressed copy adds ``.gz``. A site on PostgreSQL stores ``pg_dump -Fc`` files instead,
+``trades_latest.pgdump`` and ``backups/trades_YYYYMMDD_HHMMSS.pgdump`` (compressed already: no
+``.gz``). Each backup has a sidecar ``NAME.sha256`` in
 ``sha256sum`` format, so a restore onto a fresh machine, with no backup records
 at hand, still knows the checksum to expect.
 """
@@ -15,20 +17,31 @@ import re
 from trades.market import market_zone
 
 LATEST = "trades_latest.db"
-LATEST_NAMES = (LATEST, f"{LATEST}.gz")
+DUMP_SUFFIX = ".pgdump"
+LATEST_DUMP = "trades_latest" + DUMP_SUFFIX
+LATEST_NAMES = (LATEST, f"{LATEST}.gz", LATEST_DUMP)
 DAILY_PREFIX = "backups/"
 CHECKSUM_SUFFIX = ".sha256"
-_DAILY = re.compile(r"^backups/trades_(\d{8}_\d{6})\.db(\.gz)?$")
+_DAILY = re.compile(r"^backups/trades_(\d{8}_\d{6})(\.db(\.gz)?|\.pgdump)$")
 _STAMP = "%Y%m%d_%H%M%S"
 
 
-def latest_name(*, compressed: bool) -> str:
+def latest_name(*, compressed: bool, dump: bool = False) -> str:
+    if dump:
+        return LATEST_DUMP
     return f"{LATEST}.gz" if compressed else LATEST
 
 
-def daily_name(moment: dt.datetime, *, compressed: bool) -> str:
+def daily_name(moment: dt.datetime, *, compressed: bool, dump: bool = False) -> str:
     stamp = moment.astimezone(market_zone()).strftime(_STAMP)
+    if dump:
+        return f"{DAILY_PREFIX}trades_{stamp}{DUMP_SUFFIX}"
     return f"{DAILY_PREFIX}trades_{stamp}.db" + (".gz" if compressed else "")
+
+
+def is_dump(name: str) -> bool:
+    """A PostgreSQL backup (``pg_dump -Fc``) rather than a SQLite file."""
+    return name.endswith(DUMP_SUFFIX)
 
 
 def daily_time(name: str) -> dt.datetime | None:

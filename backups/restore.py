@@ -13,10 +13,12 @@ from django.utils import timezone
 
 from backups import objects
 from backups.models import BackupRecord
+from backups.postgres import check_dump, restore_dump, take_dump
 from backups.progress import ProgressFactory, human_size
 from backups.providers import ObjectNotFound, StorageProvider
-from backups.site_lock import held_for_restore
+from backups.site_lock import held_for_restore, held_postgres_for_restore
 from backups.snapshot import BackupError, check_database, copy_database, gunzip_file, is_gzip, sha256_file
+from trades.models import Trade
 
 SAFETY_COPY_MARK = ".before-restore-"
 
@@ -47,9 +49,12 @@ def resolve(provider: StorageProvider, name: str) -> str:
     """The object ``name`` stands for: ``latest`` is the newest form of ``trades_latest.db``,
     and a timestamped backup may be named without its ``backups/`` folder."""
     if name == "latest":
-        present = [obj for obj in provider.list(objects.LATEST) if obj.name in objects.LATEST_NAMES]
+        present = [obj for obj in provider.list("trades_latest.") if obj.name in objects.LATEST_NAMES]
         if not present:
-            raise BackupError(f"there is no {objects.LATEST} in {provider.describe()}; see list_backups")
+            raise BackupError(
+                f"there is no {objects.LATEST} or {objects.LATEST_DUMP} in {provider.describe()}; "
+                "see list_backups"
+            )
         return max(present, key=lambda obj: obj.modified).name
     if not provider.exists(name) and provider.exists(objects.DAILY_PREFIX + name):
         return objects.DAILY_PREFIX + name
@@ -83,6 +88,11 @@ def expected_checksums(provider: StorageProvider, name: str, workdir: Path) -> d
 
 def _newest_record(name: str, provider: str) -> BackupRecord | None:
     """The newest record of ``name``, or None when the site's database is missing or not migrated."""
+    if connections["default"].vendor == "postgresql":
+        try:
+            return BackupRecord.objects.filter(object_name=name, provider=provider).newest()
+        except DatabaseError:
+            return None  # a server that is not there yet, or a database not migrated
     path = Path(connections["default"].settings_dict["NAME"])
     # Opening a missing SQLite file would create it: a fresh machine's data/
     # must stay empty until the restore puts the database there.
@@ -97,14 +107,18 @@ def _newest_record(name: str, provider: str) -> BackupRecord | None:
 def fetch_verified(
     provider: StorageProvider, name: str, workdir: Path, progress: ProgressFactory | None = None
 ) -> VerifiedBackup:
-    """Download ``name`` into ``workdir`` and check its checksum and ``PRAGMA integrity_check``.
+    """Download ``name`` into ``workdir`` and check its checksum and ``PRAGMA integrity_check``
+    (a SQLite file) or ``pg_restore`` (a PostgreSQL dump, ``backups.postgres.check_dump``).
 
     Raises ``BackupError`` (or ``StorageError``) when anything is wrong; nothing
     outside ``workdir`` is touched.
     """
     name = resolve(provider, name)
     if not objects.is_backup(name):
-        raise BackupError(f"{name} is not a backup of this site ({objects.LATEST} or backups/trades_*.db)")
+        raise BackupError(
+            f"{name} is not a backup of this site "
+            f"({objects.LATEST}, {objects.LATEST_DUMP} or backups/trades_*)"
+        )
     expected = expected_checksums(provider, name, workdir)
     download = workdir / "download"
     size = next((obj.size for obj in provider.list(name) if obj.name == name), 0)
@@ -116,6 +130,16 @@ def fetch_verified(
             raise BackupError(
                 f"{name} is damaged: its sha256 is {actual[:12]}…, {source} says {checksum[:12]}…"
             )
+    if objects.is_dump(name):
+        return VerifiedBackup(
+            name=name,
+            path=download,
+            size=size,
+            sha256=actual,
+            checked_against=tuple(expected),
+            trade_count=check_dump(download),
+            compressed=False,
+        )
     compressed = is_gzip(download)
     plain = download
     if compressed:
@@ -155,6 +179,8 @@ def restore(
     """
     if target.is_dir():
         target = target / "trades.db"
+    if objects.is_dump(resolve(provider, name)):
+        return _save_dump(provider, name, target, overwrite=overwrite, progress=progress)
     replacing = target.exists() and target.stat().st_size > 0
     if replacing and not overwrite:
         raise BackupError(f"{target} exists; run again with --yes to replace it")
@@ -252,3 +278,93 @@ def _fsync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _save_dump(
+    provider: StorageProvider, name: str, target: Path, *, overwrite: bool, progress: ProgressFactory | None
+) -> Restored:
+    """A PostgreSQL dump restored to a file (``--output``): verified, then renamed into place."""
+    if target.exists() and not overwrite:
+        raise BackupError(f"{target} exists; run again with --yes to replace it")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=".restore-", dir=target.parent))
+    except OSError as exc:
+        raise BackupError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
+    try:
+        verified = fetch_verified(provider, name, workdir, progress)
+        os.chmod(verified.path, 0o600)
+        os.replace(verified.path, target)
+    except OSError as exc:
+        raise BackupError(f"cannot put the backup in place at {target}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return Restored(VerifiedBackup(**{**verified.__dict__, "path": target}), None, False)
+
+
+def safety_dump_name(settings_dict: dict[str, object]) -> Path:
+    """What the safety dumps of the site's PostgreSQL database are named after, in the data folder."""
+    from django.conf import settings
+
+    return Path(settings.DATABASE_PATH).parent / f"{settings_dict['NAME']}{objects.DUMP_SUFFIX}"
+
+
+def restore_postgres(
+    provider: StorageProvider, name: str, *, overwrite: bool, progress: ProgressFactory | None = None
+) -> Restored:
+    """Replace the data of the site's PostgreSQL database with the verified dump ``name``.
+
+    Refuses while a web process or task cluster of the site runs (on any machine: the advisory
+    lock of ``backups.site_lock``). The data it replaces is dumped first into the data folder as
+    ``NAME.pgdump.before-restore-YYYYMMDD_HHMMSS``; ``pg_restore`` then runs as one transaction,
+    so a failed restore leaves the old data in place (``backups.postgres.restore_dump``).
+    """
+    connection = connections["default"]
+    settings_dict = connection.settings_dict
+    database = safety_dump_name(settings_dict)
+    with held_postgres_for_restore(settings_dict):
+        try:
+            replacing = Trade._meta.db_table in connection.introspection.table_names()
+        except DatabaseError as exc:
+            raise BackupError(f"cannot read PostgreSQL {settings_dict['NAME']}: {exc}") from None
+        if replacing and not overwrite:
+            raise BackupError(
+                f"PostgreSQL {settings_dict['NAME']} holds the site's data; "
+                "run again with --yes to replace it"
+            )
+        name = resolve(provider, name)
+        if not objects.is_dump(name):
+            raise BackupError(
+                f"{name} is a SQLite backup and the site runs on PostgreSQL: restore it to a file with "
+                "--output FILE, then move it with manage.py copy_to_postgres --from FILE (docs/SCALING.md)"
+            )
+        try:
+            database.parent.mkdir(parents=True, exist_ok=True)
+            workdir = Path(tempfile.mkdtemp(prefix=".restore-", dir=database.parent))
+        except OSError as exc:
+            raise BackupError(f"cannot write in {database.parent}: {exc.strerror or exc}") from None
+        try:
+            verified = fetch_verified(provider, name, workdir, progress)
+            safety_copy = None
+            if replacing:
+                before = take_dump(settings_dict, workdir)
+                assert before is not None
+                stamp = f"{database.name}{SAFETY_COPY_MARK}{timezone.localtime():%Y%m%d_%H%M%S}"
+                safety_copy, n = database.with_name(stamp), 1
+                while safety_copy.exists():
+                    n += 1
+                    safety_copy = database.with_name(f"{stamp}-{n}")
+                os.rename(before.path, safety_copy)
+            connections.close_all()
+            restore_dump(settings_dict, verified.path)
+        except OSError as exc:
+            raise BackupError(
+                f"cannot keep a safety copy in {database.parent}: {exc.strerror or exc}"
+            ) from None
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return Restored(
+        backup=VerifiedBackup(**{**verified.__dict__, "path": Path(f"PostgreSQL {settings_dict['NAME']}")}),
+        safety_copy=safety_copy,
+        site_was_running=False,
+    )

@@ -24,6 +24,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from backups.errors import BackupError
 
@@ -124,3 +125,110 @@ def _process_name(pid: int) -> str:
     if "qcluster" in command:
         return f"the task cluster (pid {pid})"
     return f"pid {pid} ({command.strip()[:60]})"
+
+
+# --- PostgreSQL: several machines share the database, so the lock lives in the server. ---------
+#
+# Every web process and task cluster holds a shared session advisory lock on this key, on a
+# connection of its own kept open for the life of the process (and, inherited, of the workers it
+# forks: the server ends the session only when the last of them closes the socket). A restore
+# takes the exclusive lock without waiting. Advisory locks belong to one database, so two sites on
+# one server do not see each other's. The key is arbitrary and fixed: "MONITOR!" as 8 bytes.
+ADVISORY_KEY = int.from_bytes(b"MONITOR!", "big") - (1 << 63)
+_held_connections: list[object] = []
+# The connection options a DATABASE_URL may carry that libpq also reads from the environment.
+LIBPQ_OPTIONS = {
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+}
+
+
+def connect_postgres(settings_dict: dict[str, Any], **kwargs: Any) -> Any:
+    """A psycopg connection of its own to the site's PostgreSQL database (``DATABASES["default"]``).
+
+    Django-free, like the rest of this module: the web server takes its lock before Django is set
+    up. ``BackupError`` naming the database (never the password) when it cannot connect.
+    """
+    import psycopg
+
+    options = {key: value for key, value in settings_dict.get("OPTIONS", {}).items() if key in LIBPQ_OPTIONS}
+    params = {
+        "dbname": settings_dict["NAME"],
+        "user": settings_dict.get("USER") or None,
+        "password": settings_dict.get("PASSWORD") or None,
+        "host": settings_dict.get("HOST") or None,
+        "port": settings_dict.get("PORT") or None,
+        **options,
+    }
+    try:
+        return psycopg.connect(**{k: v for k, v in params.items() if v is not None}, **kwargs)
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackupError(f"cannot connect to PostgreSQL {settings_dict['NAME']}: {reason}") from None
+
+
+def _application_name() -> str:
+    """How a holder names itself in ``pg_stat_activity``, for the message of a refused restore."""
+    import socket
+    import sys
+
+    role = "task cluster" if "qcluster" in " ".join(sys.argv) else "web server"
+    return f"monitor {role} on {socket.gethostname()} (pid {os.getpid()})"[:63]
+
+
+def hold_postgres_while_running(
+    settings_dict: dict[str, Any], on_wait: Callable[[str], None] | None = None
+) -> None:
+    """The PostgreSQL form of ``hold_while_running``: a shared advisory lock, held until this
+    process ends. Waits while a restore holds the exclusive one. ``OSError`` when the server
+    cannot be reached (its ``filename`` names the database), as the callers expect of a lock file.
+    """
+    try:
+        connection = connect_postgres(settings_dict, autocommit=True, application_name=_application_name())
+    except BackupError as exc:
+        raise OSError(0, str(exc), f"PostgreSQL {settings_dict['NAME']}") from None
+    got = connection.execute("SELECT pg_try_advisory_lock_shared(%s)", [ADVISORY_KEY]).fetchone()[0]
+    if not got:
+        if on_wait is not None:
+            on_wait(f"waiting for the restore of PostgreSQL {settings_dict['NAME']} to finish")
+        connection.execute("SELECT pg_advisory_lock_shared(%s)", [ADVISORY_KEY])
+    _held_connections.append(connection)
+
+
+@contextmanager
+def held_postgres_for_restore(settings_dict: dict[str, Any]) -> Iterator[None]:
+    """The exclusive advisory lock for a restore of the site's PostgreSQL database.
+
+    ``SiteRunning`` naming the holders (from ``pg_locks`` and ``pg_stat_activity``) when a web
+    process or task cluster of the site holds its shared lock.
+    """
+    with connect_postgres(settings_dict, autocommit=True) as connection:
+        got = connection.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_KEY]).fetchone()[0]
+        if not got:
+            raise SiteRunning(
+                f"the site is running on PostgreSQL {settings_dict['NAME']}: stop "
+                f"{_postgres_holders(connection)} first (on every machine), then run the restore again"
+            )
+        try:
+            yield
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
+
+
+def _postgres_holders(connection: object) -> str:
+    key = ADVISORY_KEY & 0xFFFFFFFFFFFFFFFF
+    rows = connection.execute(  # type: ignore[attr-defined]
+        "SELECT a.application_name, host(a.client_addr) FROM pg_locks l "
+        "JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1 ORDER BY 1",
+        [key >> 32, key & 0xFFFFFFFF],
+    ).fetchall()
+    named = [
+        f"the {name.removeprefix('monitor ')}" + (f" from {addr}" if addr else "") for name, addr in rows
+    ]
+    return " and ".join(named) or "the web servers and task clusters"

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from backups import objects
 from backups.models import ABANDONED_AFTER, BackupRecord, Kind, State
+from backups.postgres import take_dump
 from backups.progress import ProgressFactory
 from backups.providers import StorageError, StorageProvider, get_provider
 from backups.snapshot import BackupError, Snapshot, take_snapshot
@@ -49,6 +50,21 @@ def live_database_path() -> Path:
     return Path(connections["default"].settings_dict["NAME"])
 
 
+def on_postgres() -> bool:
+    """Whether the site's database is PostgreSQL (backups are ``pg_dump`` files, ``backups.postgres``)."""
+    return connections["default"].vendor == "postgresql"
+
+
+def snapshot_folder() -> Path:
+    """Where a snapshot is made: beside the SQLite file, or in the data folder (``DATABASE_PATH``'s)
+    on PostgreSQL, whose dump needs a fraction of the database's size."""
+    if on_postgres():
+        folder = Path(settings.DATABASE_PATH).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return live_database_path().parent
+
+
 def back_up(
     kinds: Sequence[str],
     *,
@@ -65,10 +81,12 @@ def back_up(
     ``site_alert``.
     """
     now = now or timezone.now()
-    compressed = settings.BACKUP_COMPRESS
+    dump = on_postgres()
+    # A pg_dump -Fc file is compressed already: BACKUP_COMPRESS applies to SQLite files only.
+    compressed = settings.BACKUP_COMPRESS and not dump
     names = {
-        Kind.LATEST: objects.latest_name(compressed=compressed),
-        Kind.DAILY: objects.daily_name(now, compressed=compressed),
+        Kind.LATEST: objects.latest_name(compressed=compressed, dump=dump),
+        Kind.DAILY: objects.daily_name(now, compressed=compressed, dump=dump),
     }
     provider_name = provider.name if provider is not None else settings.CLOUD_STORAGE_PROVIDER
     outcomes: list[Outcome] = []
@@ -86,15 +104,16 @@ def back_up(
     workdir: Path | None = None
     try:
         provider = provider or get_provider()
-        remove_abandoned_workdirs(live_database_path().parent)
+        remove_abandoned_workdirs(snapshot_folder())
         # Next to the database: the snapshot needs about its size in free space.
-        workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=live_database_path().parent))
-        snapshot = take_snapshot(
-            live_database_path(),
-            workdir,
-            compress=compressed,
-            unless_fingerprint=_unchanged_since(claimed, provider.name, force=force),
-        )
+        workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=snapshot_folder()))
+        unless = _unchanged_since(claimed, provider.name, force=force)
+        if dump:
+            snapshot = take_dump(connections["default"].settings_dict, workdir, unless_fingerprint=unless)
+        else:
+            snapshot = take_snapshot(
+                live_database_path(), workdir, compress=compressed, unless_fingerprint=unless
+            )
         for record in claimed:
             if snapshot is None:
                 record.delete()  # the claim only; a skipped sync leaves no record

@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from backups.site_lock import hold_while_running
+from backups.site_lock import hold_postgres_while_running, hold_while_running
 
 SUFFIXES = ("", "-wal", "-shm")
 
@@ -45,5 +45,13 @@ def mark_site_running() -> None:
     refuses to replace the database under them. It waits while a restore runs.
     ``OSError`` (its ``filename`` the lock file) when the lock file cannot be made.
     """
-    database = Path(settings.DATABASES["default"]["NAME"])
-    hold_while_running(database, on_wait=lambda message: print(message, file=sys.stderr, flush=True))
+
+    def on_wait(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("postgresql"):
+        # Several machines share the database: a shared advisory lock in the server.
+        hold_postgres_while_running(database, on_wait=on_wait)
+        return
+    hold_while_running(Path(database["NAME"]), on_wait=on_wait)

@@ -164,3 +164,52 @@ def _empty_redis_queue() -> None:
 
         with redis.Redis.from_url(os.environ["REDIS_URL"]) as client:
             client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``migrated_template`` on SQLite in both runs, for tests of what only SQLite does."""
+    tmp = tmp_path_factory.mktemp("sqlite-template")
+    manage(site_env(tmp, sqlite=True), "migrate", "--noinput")
+    manage(site_env(tmp, sqlite=True), "setup_schedules")
+    return tmp / "trades.db"
+
+
+@pytest.fixture
+def sqlite_site_database(
+    tmp_path: Path, migrated_sqlite_template: Path, django_db_blocker: Any
+) -> Iterator[Path]:
+    """This process's ``default`` database made a fresh migrated SQLite file for one test, in both
+    runs: for in-process tests of what only SQLite does (backups of the file, WAL, gzip). The
+    PostgreSQL run's own database comes back afterwards.
+    """
+    from django.conf import settings
+    from django.db import connections
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    path = tmp_path / "sqlite-site" / "trades.db"
+    path.parent.mkdir()
+    shutil.copy(migrated_sqlite_template, path)
+    previous = connections["default"]
+    settings_dict = {
+        **previous.settings_dict,
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        "HOST": "",
+        "PORT": "",
+        "USER": "",
+        "PASSWORD": "",
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": settings.SQLITE_BUSY_TIMEOUT_SECONDS,
+            "init_command": "PRAGMA journal_mode=WAL;PRAGMA foreign_keys=ON;",
+        },
+    }
+    replacement = DatabaseWrapper(settings_dict, "default")
+    with django_db_blocker.unblock():
+        connections["default"] = replacement
+        try:
+            yield path
+        finally:
+            replacement.close()
+            connections["default"] = previous

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.harness import Site, copy_site_database, site_env, stop
+from tests.harness import Site, site_env, stop
 
 pytestmark = pytest.mark.server
 
@@ -26,11 +27,12 @@ def finished_records(tmp_path: Path) -> list[tuple[str, str, str, str, str]]:
 
 
 def test_the_task_cluster_runs_the_scheduled_sync_into_storage(
-    tmp_path: Path, migrated_template: Path
+    tmp_path: Path, migrated_sqlite_template: Path
 ) -> None:
-    copy_site_database(migrated_template, tmp_path / "trades.db")  # schedules registered, due now
+    # SQLite in both runs: the snapshot of the file a worker takes is what is checked here.
+    shutil.copy(migrated_sqlite_template, tmp_path / "trades.db")  # schedules registered, due now
     store = tmp_path / "store"
-    env = site_env(tmp_path, CLOUD_STORAGE_PROVIDER="local", LOCAL_STORAGE_PATH=str(store))
+    env = site_env(tmp_path, sqlite=True, CLOUD_STORAGE_PROVIDER="local", LOCAL_STORAGE_PATH=str(store))
     site = Site(url="", env=env, tmp=tmp_path, processes=[])
     site.start_cluster()
     try:

@@ -33,7 +33,9 @@ from trades.models import Bot, Trade
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Path]:
+def store(tmp_path: Path, sqlite_site_database: Path) -> Iterator[Path]:
+    """The local store, for in-process tests of backups of a SQLite file: the site's database is
+    SQLite in both runs (test_backup_postgres.py has the PostgreSQL counterparts)."""
     root = tmp_path / "store"
     with override_settings(CLOUD_STORAGE_PROVIDER="local", LOCAL_STORAGE_PATH=root, BACKUP_COMPRESS=False):
         yield root
@@ -239,7 +241,9 @@ def test_prune_lists_without_yes_and_deletes_with_it(store: Path, tmp_path: Path
 @pytest.mark.django_db
 def test_restoring_a_missing_backup_names_it(store: Path, tmp_path: Path) -> None:
     store.mkdir()
-    with pytest.raises(CommandError, match=re.escape("there is no trades_latest.db in local folder")):
+    with pytest.raises(
+        CommandError, match=re.escape("there is no trades_latest.db or trades_latest.pgdump in local folder")
+    ):
         run("restore_backup", "--output", str(tmp_path / "x.db"))
     with pytest.raises(CommandError, match=re.escape("backups/trades_20200101_000000.db is not in storage")):
         run("verify_backup", "backups/trades_20200101_000000.db")
@@ -249,12 +253,14 @@ def test_restoring_a_missing_backup_names_it(store: Path, tmp_path: Path) -> Non
 
 
 @pytest.fixture
-def site_with_backup(tmp_path: Path, migrated_template: Path) -> dict[str, str]:
+def site_with_backup(tmp_path: Path, migrated_sqlite_template: Path) -> dict[str, str]:
     """A migrated site with two trades and one backup in a local store."""
     data = tmp_path / "data"
     data.mkdir()
-    shutil.copy(migrated_template, data / "trades.db")
-    env = site_env(data, LOCAL_STORAGE_PATH=str(tmp_path / "store"), CLOUD_STORAGE_PROVIDER="local")
+    shutil.copy(migrated_sqlite_template, data / "trades.db")
+    env = site_env(
+        data, sqlite=True, LOCAL_STORAGE_PATH=str(tmp_path / "store"), CLOUD_STORAGE_PROVIDER="local"
+    )
     db = sqlite3.connect(data / "trades.db")
     db.execute(
         "INSERT INTO trades_bot (id, name, description, is_active, created_at, last_heartbeat_status,"
@@ -279,7 +285,10 @@ def test_disaster_recovery_onto_a_fresh_machine_with_an_empty_data_dir(
     fresh = tmp_path / "fresh" / "data"
     fresh.mkdir(parents=True)
     env = site_env(
-        fresh, LOCAL_STORAGE_PATH=site_with_backup["LOCAL_STORAGE_PATH"], CLOUD_STORAGE_PROVIDER="local"
+        fresh,
+        sqlite=True,
+        LOCAL_STORAGE_PATH=site_with_backup["LOCAL_STORAGE_PATH"],
+        CLOUD_STORAGE_PROVIDER="local",
     )
     listing = manage(env, "list_backups")
     assert "trades_latest.db" in listing.stdout
@@ -637,12 +646,12 @@ def test_list_backups_of_a_local_storage_path_that_is_a_file_fails_naming_it(
 
 @pytest.mark.django_db
 def test_a_backup_that_counts_fine_but_fails_integrity_check_is_not_restored(
-    store: Path, tmp_path: Path, migrated_template: Path
+    store: Path, tmp_path: Path, migrated_sqlite_template: Path
 ) -> None:
     from tests.test_backup_snapshot import add_bot, corrupt_an_index
 
     damaged = tmp_path / "damaged.db"
-    shutil.copy(migrated_template, damaged)
+    shutil.copy(migrated_sqlite_template, damaged)
     add_bot(damaged)
     corrupt_an_index(damaged)
     upload_with_checksum(LocalStorage(store), damaged, "trades_latest.db", digest(damaged))

@@ -51,11 +51,11 @@ def add_bot(path: Path) -> None:
 
 
 @pytest.fixture
-def live_db(tmp_path: Path, migrated_template: Path) -> Path:
+def live_db(tmp_path: Path, migrated_sqlite_template: Path) -> Path:
     """A migrated database in WAL mode with one bot, as the site leaves it."""
     path = tmp_path / "data" / "trades.db"
     path.parent.mkdir()
-    shutil.copy(migrated_template, path)
+    shutil.copy(migrated_sqlite_template, path)
     add_bot(path)
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA journal_mode=WAL")

@@ -23,12 +23,16 @@ from backups.providers import StorageError, StoredObject
 from backups.providers.local import LocalStorage
 from backups.retention import expired, prune
 from backups.snapshot import sha256_file
-from backups.upload import WORKDIR_PREFIX, back_up, live_database_path
+from backups.upload import WORKDIR_PREFIX, back_up, snapshot_folder
 from tests.conftest import stored_trade
+from tests.harness import on_postgres
 from trades.models import Bot, Trade
 from trades.signals import site_alert
 
 NEW_YORK = ZoneInfo("America/New_York")
+# On the PostgreSQL run of the suite the backups are pg_dump files (backups/postgres.py).
+LATEST = objects.latest_name(compressed=False, dump=on_postgres())
+SUFFIX = ".pgdump" if on_postgres() else ".db"
 
 
 @pytest.fixture
@@ -81,9 +85,9 @@ class Unreachable(LocalStorage):
 def test_sync_uploads_then_skips_until_the_trading_data_changes(store: Path) -> None:
     add_trade(1)
     assert tasks.sync_latest() == "latest: succeeded"
-    latest = store / "trades_latest.db"
+    latest = store / LATEST
     first = sha256_file(latest)
-    assert (store / "trades_latest.db.sha256").read_text().split()[0] == first
+    assert (store / f"{LATEST}.sha256").read_text().split()[0] == first
 
     # The task cluster writes its own tables every minute: that is no change.
     from django_q.models import Schedule
@@ -126,19 +130,19 @@ def test_daily_backup_is_named_by_market_time_and_records_everything(store: Path
     with mock.patch("django.utils.timezone.now", return_value=close.astimezone(dt.UTC)):
         outcomes = back_up([Kind.DAILY])
     assert [outcome.state for outcome in outcomes] == ["succeeded"]
-    name = "backups/trades_20260115_163000.db"
+    name = f"backups/trades_20260115_163000{SUFFIX}"
     record = BackupRecord.objects.get(object_name=name)
     stored = store / name
     assert record.kind == Kind.DAILY and record.provider == "local" and record.state == State.SUCCEEDED
     assert record.size == stored.stat().st_size and record.sha256 == sha256_file(stored)
     assert record.trade_count == 1 and record.duration is not None and record.duration >= 0
     assert record.error == "" and record.finished_at is not None
-    assert not list(live_database_path().parent.glob(f"{WORKDIR_PREFIX}*"))  # the work folder is gone
+    assert not list(snapshot_folder().glob(f"{WORKDIR_PREFIX}*"))  # the work folder is gone
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_snapshot_folder_left_by_a_killed_worker_is_removed_by_the_next_backup(store: Path) -> None:
-    folder = live_database_path().parent
+    folder = snapshot_folder()
     left = folder / f"{WORKDIR_PREFIX}killed"
     left.mkdir()
     (left / "trades.db").write_bytes(b"x" * 1000)
@@ -162,6 +166,11 @@ def test_compressed_latest_replaces_the_plain_one(store: Path) -> None:
     back_up([Kind.LATEST])
     with override_settings(BACKUP_COMPRESS=True):
         back_up([Kind.LATEST], force=True)
+    if on_postgres():
+        # A pg_dump -Fc file is compressed already: BACKUP_COMPRESS leaves it as it is.
+        assert sorted(path.name for path in store.iterdir()) == [LATEST, f"{LATEST}.sha256"]
+        assert (store / LATEST).read_bytes()[:5] == b"PGDMP"
+        return
     assert sorted(path.name for path in store.iterdir()) == [
         "trades_latest.db.gz",
         "trades_latest.db.gz.sha256",
@@ -257,7 +266,10 @@ def test_a_broken_alert_listener_does_not_break_the_backup_task(tmp_path: Path) 
 @pytest.mark.django_db(transaction=True)
 def test_an_unexpected_error_is_recorded_and_releases_the_claim(store: Path) -> None:
     add_trade(1)
-    with mock.patch("backups.upload.take_snapshot", side_effect=RuntimeError("a bug")):
+    with (
+        mock.patch("backups.upload.take_snapshot", side_effect=RuntimeError("a bug")),
+        mock.patch("backups.upload.take_dump", side_effect=RuntimeError("a bug")),
+    ):
         outcomes = back_up([Kind.LATEST])
     assert [(o.state, o.detail) for o in outcomes] == [("failed", "unexpected RuntimeError: a bug")]
     assert BackupRecord.objects.get().state == State.FAILED
@@ -270,9 +282,7 @@ def test_misconfigured_storage_fails_the_backup_with_the_reason(tmp_path: Path) 
     blocker.write_text("not a folder")
     add_trade(1)
     with override_settings(CLOUD_STORAGE_PROVIDER="local", LOCAL_STORAGE_PATH=blocker / "store"):
-        assert (
-            tasks.sync_latest() == "latest: failed (cannot delete trades_latest.db.sha256: Not a directory)"
-        )
+        assert tasks.sync_latest() == f"latest: failed (cannot delete {LATEST}.sha256: Not a directory)"
     record = BackupRecord.objects.get()
     assert record.state == State.FAILED and "Not a directory" in record.error
 
@@ -285,7 +295,7 @@ def test_a_failed_daily_backup_is_retried_by_the_next_sync(store: Path, tmp_path
     with override_settings(LOCAL_STORAGE_PATH=blocker / "store"):
         assert tasks.daily_backup().startswith("daily: failed")
     assert tasks.sync_latest() == "latest: succeeded; daily: succeeded"
-    assert len(list((store / "backups").glob("trades_*.db"))) == 1
+    assert len(list((store / "backups").glob(f"trades_*{SUFFIX}"))) == 1
     assert tasks.sync_latest() == "latest: skipped (nothing changed)"
 
 
@@ -371,6 +381,12 @@ def test_object_names_follow_the_contract() -> None:
     assert objects.daily_time("backups/trades_20260701_163005.db.gz") == moment
     assert objects.latest_name(compressed=True) == "trades_latest.db.gz"
     assert objects.daily_time("trades_latest.db") is None
+    # A site on PostgreSQL: pg_dump files, never gzipped, kept and pruned like the others.
+    assert objects.daily_name(moment, compressed=True, dump=True) == "backups/trades_20260701_163005.pgdump"
+    assert objects.latest_name(compressed=True, dump=True) == "trades_latest.pgdump"
+    assert objects.daily_time("backups/trades_20260701_163005.pgdump") == moment
+    assert objects.is_backup("trades_latest.pgdump") and objects.is_dump("trades_latest.pgdump")
+    assert not objects.is_backup("backups/trades_20260701_163005.pgdump.gz")
 
 
 # --- health --------------------------------------------------------------------

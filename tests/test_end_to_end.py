@@ -12,14 +12,17 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import psycopg
 import pytest
 import requests
 
+from backups.postgres import client_binary
 from tests.discord_server import DiscordServer
 from tests.end_to_end import (
     BOT,
@@ -31,7 +34,7 @@ from tests.end_to_end import (
     eventually,
     new_stack,
 )
-from tests.harness import clear_of_market_midnight, wait_for
+from tests.harness import clear_of_market_midnight, on_postgres, site_database_name, wait_for
 from tests.loopback_loki import LoopbackLoki
 from tests.storage_servers import Service, start_moto
 
@@ -99,13 +102,48 @@ def footers(discord: DiscordServer) -> list[str]:
     return [embed.get("footer", {}).get("text", "") for embed in discord.embeds()]
 
 
-def trade_rows(database: Path) -> list[tuple[object, ...]]:
+TRADE_ROWS = (
+    "SELECT t.external_id, b.name, t.symbol, t.side, t.quantity, t.price, t.strategy, t.pnl,"
+    " t.executed_at, t.metadata"
+    " FROM trades_trade t JOIN trades_bot b ON b.id = t.bot_id ORDER BY t.id"
+)
+
+
+def trade_rows(database: Path | str) -> list[tuple[object, ...]]:
+    """The trades of a SQLite file, or of a PostgreSQL database given by its URL."""
+    if isinstance(database, str):
+        with psycopg.connect(database) as connection:
+            return connection.execute(TRADE_ROWS).fetchall()
     with sqlite3.connect(database) as db:
-        return db.execute(
-            "SELECT t.external_id, b.name, t.symbol, t.side, t.quantity, t.price, t.strategy, t.pnl,"
-            " t.executed_at, t.metadata"
-            " FROM trades_trade t JOIN trades_bot b ON b.id = t.bot_id ORDER BY t.id"
-        ).fetchall()
+        return db.execute(TRADE_ROWS).fetchall()
+
+
+def restored_copy(stack: Stack) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """``backup_now``, then the backup restored apart from the site: the trades of both."""
+    if not on_postgres():
+        backed_up = stack.manage("backup_now")
+        assert "uploaded trades_latest.db" in backed_up.stdout
+        restored = stack.tmp / "restored.db"
+        stack.manage("restore_backup", "latest", "--output", str(restored))
+        return trade_rows(restored), trade_rows(stack.tmp / "trades.db")
+    # On PostgreSQL the backup is a pg_dump file: saved with --output, then restored into a new database.
+    backed_up = stack.manage("backup_now")
+    assert "uploaded trades_latest.pgdump" in backed_up.stdout
+    dump = stack.tmp / "restored.pgdump"
+    stack.manage("restore_backup", "latest", "--output", str(dump))
+    site_url = stack.env["DATABASE_URL"]
+    name = site_database_name(stack.tmp / "restored")
+    with psycopg.connect(site_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    restored_url = site_url.rsplit("/", 1)[0] + f"/{name}"
+    subprocess.run(
+        [client_binary("pg_restore"), "--no-owner", f"--dbname={restored_url}", str(dump)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return trade_rows(restored_url), trade_rows(site_url)
 
 
 def test_the_demo_bot_trades_alerts_logs_and_its_trades_restore_from_a_backup(
@@ -186,14 +224,10 @@ def test_the_demo_bot_trades_alerts_logs_and_its_trades_restore_from_a_backup(
     assert any(e.labels["level"] == "warning" and e.line.startswith(HALTED) for e in bot_entries)
 
     # A backup in S3 (moto) restores to a database holding the same trades.
-    backed_up = stack.manage("backup_now")
-    assert "uploaded trades_latest.db" in backed_up.stdout
+    rows, live_rows = restored_copy(stack)
     stored_objects = {item["Key"] for item in s3.list_objects_v2(Bucket=bucket)["Contents"]}
-    assert "trades_latest.db" in stored_objects
-    restored = stack.tmp / "restored.db"
-    stack.manage("restore_backup", "latest", "--output", str(restored))
-    rows = trade_rows(restored)
-    assert rows == trade_rows(stack.tmp / "trades.db")
+    assert ("trades_latest.pgdump" if on_postgres() else "trades_latest.db") in stored_objects
+    assert rows == live_rows
     assert {row[0] for row in rows} >= set(logged)
 
 

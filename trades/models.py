@@ -271,7 +271,7 @@ def _tallies_by_strategy_and_symbol(trades: TradeQuerySet) -> dict[tuple[str, st
     (bot, strategy) index through every trade the bot ever made to spare a sort,
     which took over a second with a million trades instead of milliseconds.
     """
-    day_trades = trades.model.objects.filter(pk__in=trades.order_by().values("pk"))
+    day_trades = trades.model.objects.using(trades.db).filter(pk__in=trades.order_by().values("pk"))
     rows = (
         day_trades.order_by()
         .values_list("strategy", "symbol")

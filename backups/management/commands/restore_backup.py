@@ -3,12 +3,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from backups import objects
 from backups.cli import BackupCommand
 from backups.progress import human_size
-from backups.restore import restore, safety_copies
-from backups.upload import live_database_path
+from backups.restore import SAFETY_COPY_MARK, restore, restore_postgres, safety_copies
+from backups.upload import live_database_path, on_postgres
 
 
 class Command(BackupCommand):
@@ -30,27 +31,42 @@ class Command(BackupCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        target = options["output"] or live_database_path()
-        restored = restore(
-            self.provider(),
-            options["name"],
-            target,
-            overwrite=options["yes"],
-            while_running=options["while_running"],
-            progress=self.progress,
-        )
+        if on_postgres() and options["output"] is None:
+            if options["while_running"]:
+                raise CommandError(
+                    "--while-running is for a site on SQLite; on PostgreSQL stop the web servers and "
+                    "task clusters first (a restore drops the tables they write to)"
+                )
+            restored = restore_postgres(
+                self.provider(), options["name"], overwrite=options["yes"], progress=self.progress
+            )
+        else:
+            restored = restore(
+                self.provider(),
+                options["name"],
+                options["output"] or live_database_path(),
+                overwrite=options["yes"],
+                while_running=options["while_running"],
+                progress=self.progress,
+            )
         backup = restored.backup
         against = ", ".join(backup.checked_against) or "no stored checksum"
+        check = "pg_restore check ok" if objects.is_dump(backup.name) else "integrity_check ok"
         self.stdout.write(
             f"restored {backup.name} to {backup.path}: {backup.trade_count} trades, "
-            f"integrity_check ok, sha256 checked against {against}"
+            f"{check}, sha256 checked against {against}"
         )
         if restored.safety_copy is not None:
             self.stdout.write(
                 f"the database it replaced is kept as {restored.safety_copy} "
                 "(to undo the restore, see docs/BACKUP_RESTORE.md)"
             )
-            earlier = [path for path in safety_copies(backup.path) if path != restored.safety_copy]
+            kept = restored.safety_copy
+            earlier = [
+                path
+                for path in safety_copies(kept.with_name(kept.name.split(SAFETY_COPY_MARK)[0]))
+                if path != kept
+            ]
             if earlier:
                 size = sum(path.stat().st_size for path in earlier)
                 self.stdout.write(

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
+from backups import objects
 from backups.cli import BackupCommand
 from backups.progress import human_size
 from backups.restore import verify
@@ -18,8 +19,9 @@ class Command(BackupCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         checked = verify(self.provider(), options["name"], progress=self.progress)
         against = ", ".join(checked.checked_against) or "nothing (no checksum stored; integrity only)"
+        check = "pg_restore check" if objects.is_dump(checked.name) else "integrity_check"
         self.stdout.write(
             f"{checked.name} is sound: {human_size(checked.size)}"
             f"{' gzip' if checked.compressed else ''}, {checked.trade_count} trades, "
-            f"integrity_check ok, sha256 {checked.sha256} matches {against}"
+            f"{check} ok, sha256 {checked.sha256} matches {against}"
         )
