@@ -62,7 +62,7 @@ def test_console_is_one_time_zone_without_per_task_lines_and_health_never_503(si
             os.killpg(serve.pid, signal.SIGINT)
             assert serve.wait(60) == 0
         finally:
-            stop(serve)
+            stop(serve, timeout=45)  # serve.sh gives the site 30 s to stop
     output = log_path.read_text(errors="replace")
     assert statuses, output[-3000:]
     assert all(code == 200 for code, _ in statuses), (statuses, output[-3000:])

@@ -77,7 +77,7 @@ def test_serve_with_demo_trades_reports_and_stops_cleanly(site: Site) -> None:
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/api/v1/health/", timeout=2)
     finally:
-        stop(serve)
+        stop(serve, timeout=60)  # serve.sh gives the demo 20 s and the site 30 s
         log.close()
 
     output = site.log("serve.log")
@@ -127,7 +127,7 @@ def test_serve_with_demo_reuses_the_demo_key(site: Site) -> None:
         assert serve.poll() is None, "the demo ending by itself leaves the site running"
         assert [name for (name,) in query(site, "SELECT name FROM trades_bot")] == ["demo-bot"]
     finally:
-        stop(serve)
+        stop(serve, timeout=60)  # serve.sh gives the demo 20 s and the site 30 s
 
 
 def test_demo_without_a_key_says_what_to_do(tmp_path: Path) -> None:

@@ -216,7 +216,7 @@ def test_serve_script_runs_site_and_cluster_and_ctrl_c_stops_both(site: Site) ->
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/api/v1/health/", timeout=2)
     finally:
-        stop(serve)
+        stop(serve, timeout=45)  # serve.sh gives the site 30 s to stop
         log.close()
     output = (site.tmp / "serve.log").read_text()
     assert "site and task cluster stopped" in output
@@ -243,7 +243,7 @@ def test_serve_script_stops_the_site_when_the_cluster_dies(site: Site) -> None:
         assert serve.wait(40) != 0
         assert_gone(groups)
     finally:
-        stop(serve)
+        stop(serve, timeout=45)  # serve.sh gives the site 30 s to stop
 
 
 def test_a_post_waits_out_a_busy_database_instead_of_failing(site: Site) -> None:
