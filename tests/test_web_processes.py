@@ -4,6 +4,10 @@ The web server as users run it (``python -m monitorsite.serve``), its web proces
 found as the children of its main process, and what each of them does seen from
 outside: the connections it holds (``/proc/PID/fd``), the lines it writes to the
 file log (each line names its process) and ships to Loki, and the running-site lock.
+
+On SQLite in both runs of the suite: the lock looked at here is SQLite's flock file; the
+PostgreSQL site's advisory lock has its tests in tests/test_backup_postgres.py, and the
+process handling does not depend on the database.
 """
 
 from __future__ import annotations
@@ -104,10 +108,12 @@ def age(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def two_process_server(tmp_path: Path, migrated_template: Path, **env: str) -> Iterator[Site]:
-    shutil.copy(migrated_template, tmp_path / "trades.db")
+def two_process_server(tmp_path: Path, migrated_sqlite_template: Path, **env: str) -> Iterator[Site]:
+    shutil.copy(migrated_sqlite_template, tmp_path / "trades.db")
     port = free_port()
-    site = Site(url=f"http://127.0.0.1:{port}", env=site_env(tmp_path, **env), tmp=tmp_path, processes=[])
+    site = Site(
+        url=f"http://127.0.0.1:{port}", env=site_env(tmp_path, sqlite=True, **env), tmp=tmp_path, processes=[]
+    )
     start_web(site, port, processes=2, WEB_CLIENT_TIMEOUT=str(CLIENT_TIMEOUT))
     try:
         wait_for(f"{site.url}/api/v1/health/")
@@ -119,17 +125,17 @@ def two_process_server(tmp_path: Path, migrated_template: Path, **env: str) -> I
 
 
 @pytest.fixture
-def two_process_site(tmp_path: Path, migrated_template: Path) -> Iterator[Site]:
+def two_process_site(tmp_path: Path, migrated_sqlite_template: Path) -> Iterator[Site]:
     """The web server with two web processes and a 2 s client timeout."""
-    with two_process_server(tmp_path, migrated_template) as site:
+    with two_process_server(tmp_path, migrated_sqlite_template) as site:
         yield site
 
 
 def test_both_web_processes_answer_and_each_ships_its_lines_to_loki(
-    tmp_path: Path, migrated_template: Path
+    tmp_path: Path, migrated_sqlite_template: Path
 ) -> None:
     loki = LoopbackLoki()
-    with two_process_server(tmp_path, migrated_template, LOKI_URL=loki.url) as site:
+    with two_process_server(tmp_path, migrated_sqlite_template, LOKI_URL=loki.url) as site:
         try:
             ship_from_each_process(site, loki)
         finally:
@@ -245,11 +251,13 @@ def test_a_killed_web_process_is_started_again_and_the_site_keeps_answering(two_
 
 
 def test_by_default_one_web_process_per_core_and_sigterm_stops_them_all(
-    tmp_path: Path, migrated_template: Path
+    tmp_path: Path, migrated_sqlite_template: Path
 ) -> None:
-    shutil.copy(migrated_template, tmp_path / "trades.db")
+    shutil.copy(migrated_sqlite_template, tmp_path / "trades.db")
     port = free_port()
-    site = Site(url=f"http://127.0.0.1:{port}", env=site_env(tmp_path), tmp=tmp_path, processes=[])
+    site = Site(
+        url=f"http://127.0.0.1:{port}", env=site_env(tmp_path, sqlite=True), tmp=tmp_path, processes=[]
+    )
     site.env["BIND"] = f"127.0.0.1:{port}"
     site.env.pop("WEB_PROCESSES", None)
     web = site.start(str(VENV_BIN / "python"), "-m", "monitorsite.serve", log="web.log")
