@@ -160,11 +160,13 @@ def ship_from_each_process(site: Site, loki: LoopbackLoki) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(shipped()) < len(lines):
         time.sleep(0.1)
-    assert sorted(entry.line for entry in shipped()) == sorted(line.split(" ", 5)[5] for line in lines)
-    assert [entry.labels["level"] for entry in shipped()] == ["warning", "warning"]
+    # Each line with its level: a busy machine may add an "ok again" line (info) to the warnings.
+    in_file = sorted((line.split(" ", 5)[2].lower(), line.split(" ", 5)[5]) for line in lines)
+    assert sorted((entry.labels["level"], entry.line) for entry in shipped()) == in_file
+    assert "warning" in {level for level, _ in in_file}
 
 
-def test_stalled_clients_spread_over_the_web_processes_starve_neither(two_process_site: Site) -> None:
+def test_stalled_clients_on_the_shared_socket_starve_no_web_process(two_process_site: Site) -> None:
     site = two_process_site
     pids = web_processes(site.processes[0].pid)
     key = site.create_bot("alpha")
@@ -188,9 +190,10 @@ def test_stalled_clients_spread_over_the_web_processes_starve_neither(two_proces
     while sum(sockets_held(pid) - before[pid] for pid in pids) < len(stalled) and time.monotonic() < deadline:
         time.sleep(0.05)
     accepted = {pid: sockets_held(pid) - before[pid] for pid in pids}
-    # Both processes took stalled clients off the shared socket, and neither is stuck:
-    # each answers while holding them (its I/O thread waits on them, no worker does).
-    assert all(count >= 1 for count in accepted.values()), accepted
+    # The web processes took every stalled client off the shared socket (how the kernel spreads
+    # them is its business: one process may take all 40), and no process is stuck: each answers
+    # while holding them (its I/O thread waits on them, no worker does).
+    assert sum(accepted.values()) >= len(stalled), accepted
     latencies = []
     for _ in range(30):
         started = time.monotonic()
