@@ -11,12 +11,12 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
+from tests.alert_fixtures import *  # noqa: F403  (the loopback Discord webhook fixture)
 from tests.conftest import make_trade
 from tests.discord_server import DiscordServer
 from tests.harness import Site, free_port, start_web, wait_for
@@ -34,15 +34,6 @@ def second_node(site: Site) -> Site:
     start_web(node, port)
     wait_for(f"{node.url}/api/v1/health/")
     return node
-
-
-@pytest.fixture
-def discord() -> Iterator[DiscordServer]:
-    server = DiscordServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def auth(key: str) -> dict[str, str]:
