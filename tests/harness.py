@@ -293,6 +293,29 @@ class Site:
         return session
 
 
+def child_pids(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (a web server's web processes, a cluster's workers)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent)], capture_output=True, text=True).stdout
+    return sorted(int(pid) for pid in out.split())
+
+
+def alive(pid: int) -> bool:
+    """Running (or stopped), not ended: a process reaped or left a zombie is not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_until_gone(pids: list[int], *, timeout: float = 30, what: str = "processes") -> None:
+    """Until none of ``pids`` runs; an ``AssertionError`` naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while any(map(alive, pids)):
+        assert time.monotonic() < deadline, f"{what} still running after {timeout:g} s"
+        time.sleep(0.1)
+
+
 def wait_for(url: str, *, timeout: float = 90, accept: tuple[int, ...] = (200, 503)) -> requests.Response:
     deadline = time.monotonic() + timeout
     last: Exception | None = None

@@ -21,7 +21,17 @@ from backups.postgres import client_binary, take_dump
 from backups.snapshot import BackupError
 from monitorsite.backends import postgres_database as database_settings
 from tests.conftest import make_trade
-from tests.harness import Site, free_port, manage, site_env, start_web, stop, wait_for
+from tests.harness import (
+    Site,
+    child_pids,
+    free_port,
+    manage,
+    site_env,
+    start_web,
+    stop,
+    wait_for,
+    wait_until_gone,
+)
 
 
 def trades(url: str) -> list[tuple[Any, ...]]:
@@ -232,8 +242,19 @@ def test_restore_refuses_while_a_web_server_runs_naming_it_and_goes_ahead_once_i
             and "--while-running is for a site on SQLite" in while_running.stderr
         )
 
-        os.kill(web.pid, signal.SIGKILL)  # its session ends with its socket, and the lock with it
+        # The web process shares its main process's session (the socket came through the
+        # fork): killing the main process alone leaves the lock held until the web process,
+        # orphaned, stops too. Held still here so that it cannot stop before the restore looks.
+        (web_process,) = child_pids(web.pid)
+        os.kill(web_process, signal.SIGSTOP)
+        os.kill(web.pid, signal.SIGKILL)
         web.wait(10)
+        orphaned = manage(pg_site, "restore_backup", "--yes", check=False)
+        assert orphaned.returncode == 1 and "the site is running on PostgreSQL" in orphaned.stderr
+        assert len(trades(url)) == 3
+        os.kill(web_process, signal.SIGCONT)
+        wait_until_gone([web_process], what="the web process without its main process")
+        # Its session ends with its socket, and the lock with it.
         done = manage(pg_site, "restore_backup", "--yes")
         assert "2 trades" in done.stdout
         assert len(trades(url)) == 2

@@ -21,6 +21,7 @@ from tests.conftest import make_trade
 from tests.harness import (
     ROOT,
     Site,
+    child_pids,
     drop_site_database,
     free_port,
     on_postgres,
@@ -169,11 +170,6 @@ def test_web_server_and_task_cluster_writing_at_once_never_lock(site: Site) -> N
         assert "Traceback" not in site.log(log), site.log(log)[-3000:]
 
 
-def children(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
 def assert_gone(groups: list[int]) -> None:
     """No process of these groups (the cluster's workers included) is left."""
     deadline = time.monotonic() + 30  # what is left exits at once; a loaded machine may take its time
@@ -208,7 +204,7 @@ def test_serve_script_runs_site_and_cluster_and_ctrl_c_stops_both(site: Site) ->
         # The cluster's scheduler first looks for due tasks about 30 s after it starts.
         health = wait_for(f"http://127.0.0.1:{port}/api/v1/health/", timeout=180, accept=(200,))
         assert health.json()["components"]["task_cluster"]["ok"] is True
-        groups = children(serve.pid)
+        groups = child_pids(serve.pid)
         assert len(groups) == 2  # the web server and qcluster, each leading its own group
         os.killpg(serve.pid, signal.SIGINT)
         assert serve.wait(45) == 0
@@ -236,7 +232,7 @@ def test_serve_script_stops_the_site_when_the_cluster_dies(site: Site) -> None:
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/api/v1/health/")
-        groups = children(serve.pid)
+        groups = child_pids(serve.pid)
         cluster = [pid for pid in groups if b"qcluster" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         assert len(cluster) == 1
         os.kill(cluster[0], signal.SIGKILL)  # the cluster's main process; its workers stay behind

@@ -30,7 +30,19 @@ import pytest
 import requests
 
 from tests.conftest import make_trade
-from tests.harness import ROOT, VENV_BIN, Site, free_port, site_env, start_web, stop, wait_for
+from tests.harness import (
+    ROOT,
+    VENV_BIN,
+    Site,
+    alive,
+    child_pids,
+    free_port,
+    site_env,
+    start_web,
+    stop,
+    wait_for,
+    wait_until_gone,
+)
 from tests.loopback_loki import Entry, LoopbackLoki
 
 pytestmark = pytest.mark.server
@@ -38,19 +50,14 @@ pytestmark = pytest.mark.server
 CLIENT_TIMEOUT = 2  # WEB_CLIENT_TIMEOUT of these sites: stalled clients are dropped within seconds
 
 
-def web_processes(main: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(main)], capture_output=True, text=True).stdout
-    return sorted(int(pid) for pid in out.split())
-
-
 def wait_for_web_processes(main: int, count: int, *, other_than: tuple[int, ...] = ()) -> list[int]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        pids = web_processes(main)
+        pids = child_pids(main)
         if len(pids) == count and not set(pids) & set(other_than):
             return pids
         time.sleep(0.05)
-    raise AssertionError(f"not {count} web processes under {main}: {web_processes(main)}")
+    raise AssertionError(f"not {count} web processes under {main}: {child_pids(main)}")
 
 
 def sockets_held(pid: int) -> int:
@@ -89,15 +96,6 @@ def lock_taken(database: Path) -> bool:
             return True
         fcntl.flock(handle, fcntl.LOCK_UN)
         return False
-
-
-def alive(pid: int) -> bool:
-    """Running (or stopped), not ended: a process reaped or left a zombie is not."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def age(pid: int) -> float:
@@ -143,7 +141,7 @@ def test_both_web_processes_answer_and_each_ships_its_lines_to_loki(
 
 
 def ship_from_each_process(site: Site, loki: LoopbackLoki) -> None:
-    pids = web_processes(site.processes[0].pid)
+    pids = child_pids(site.processes[0].pid)
     age_the_start(site)
     # Fresh connections, so the kernel hands them to whichever process accepts first.
     deadline = time.monotonic() + 60
@@ -168,7 +166,7 @@ def ship_from_each_process(site: Site, loki: LoopbackLoki) -> None:
 
 def test_stalled_clients_on_the_shared_socket_starve_no_web_process(two_process_site: Site) -> None:
     site = two_process_site
-    pids = web_processes(site.processes[0].pid)
+    pids = child_pids(site.processes[0].pid)
     key = site.create_bot("alpha")
     before = {pid: sockets_held(pid) for pid in pids}
     stalled = []
@@ -227,7 +225,7 @@ def restarts(site: Site) -> list[str]:
 def test_a_killed_web_process_is_started_again_and_the_site_keeps_answering(two_process_site: Site) -> None:
     site = two_process_site
     main = site.processes[0].pid
-    first = web_processes(main)
+    first = child_pids(main)
     # One that served for a while is replaced at once ...
     time.sleep(max(0.0, 10.5 - age(first[0])))
     os.kill(first[0], signal.SIGKILL)
@@ -288,7 +286,7 @@ def test_web_processes_outliving_a_killed_main_process_keep_the_lock_then_stop(
 ) -> None:
     site = two_process_site
     main = site.processes[0]
-    pids = web_processes(main.pid)
+    pids = child_pids(main.pid)
     database = site.tmp / "trades.db"
     # Held still, so that they cannot notice before the lock is looked at.
     for pid in pids:
@@ -299,10 +297,7 @@ def test_web_processes_outliving_a_killed_main_process_keep_the_lock_then_stop(
     assert lock_taken(database)
     for pid in pids:
         os.kill(pid, signal.SIGCONT)
-    deadline = time.monotonic() + 30
-    while any(map(alive, pids)):
-        assert time.monotonic() < deadline, "web processes did not stop without their main process"
-        time.sleep(0.1)
+    wait_until_gone(pids, what="web processes without their main process")
     assert not lock_taken(database)
 
 
