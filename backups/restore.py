@@ -190,11 +190,8 @@ def restore(
         raise BackupError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
     # Held until the new file is in place: a site starting meanwhile waits for it.
     with held_for_restore(target, while_running=while_running) as site_was_running:
-        try:
-            # In the target's directory, so the final rename stays on one filesystem.
-            workdir = Path(tempfile.mkdtemp(prefix=".restore-", dir=target.parent))
-        except OSError as exc:
-            raise BackupError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
+        # In the target's directory, so the final rename stays on one filesystem.
+        workdir = _workdir_in(target.parent)
         try:
             verified = fetch_verified(provider, name, workdir, progress)
             connections.close_all()  # this process must not keep the old file open
@@ -280,17 +277,22 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+def _workdir_in(folder: Path) -> Path:
+    """A new private folder in ``folder`` (made if missing), on the filesystem of what it replaces."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".restore-", dir=folder))
+    except OSError as exc:
+        raise BackupError(f"cannot write in {folder}: {exc.strerror or exc}") from None
+
+
 def _save_dump(
     provider: StorageProvider, name: str, target: Path, *, overwrite: bool, progress: ProgressFactory | None
 ) -> Restored:
     """A PostgreSQL dump restored to a file (``--output``): verified, then renamed into place."""
     if target.exists() and not overwrite:
         raise BackupError(f"{target} exists; run again with --yes to replace it")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix=".restore-", dir=target.parent))
-    except OSError as exc:
-        raise BackupError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
+    workdir = _workdir_in(target.parent)
     try:
         verified = fetch_verified(provider, name, workdir, progress)
         os.chmod(verified.path, 0o600)
@@ -338,11 +340,7 @@ def restore_postgres(
                 f"{name} is a SQLite backup and the site runs on PostgreSQL: restore it to a file with "
                 "--output FILE, then move it with manage.py copy_to_postgres --from FILE (docs/SCALING.md)"
             )
-        try:
-            database.parent.mkdir(parents=True, exist_ok=True)
-            workdir = Path(tempfile.mkdtemp(prefix=".restore-", dir=database.parent))
-        except OSError as exc:
-            raise BackupError(f"cannot write in {database.parent}: {exc.strerror or exc}") from None
+        workdir = _workdir_in(database.parent)
         try:
             verified = fetch_verified(provider, name, workdir, progress)
             safety_copy = None

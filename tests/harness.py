@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -291,6 +292,17 @@ class Site:
         )
         assert response.ok and "sessionid" in session.cookies, response.text[:500]
         return session
+
+
+def site_lock_taken(database: Path) -> bool:
+    """Whether a running site holds the flock beside a SQLite ``database`` (``backups.site_lock``)."""
+    with open(f"{database}.site-lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
 
 
 def child_pids(parent: int) -> list[int]:

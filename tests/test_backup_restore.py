@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import hashlib
 import os
 import re
@@ -28,7 +27,7 @@ from backups.providers.local import LocalStorage
 from backups.site_lock import held_for_restore
 from backups.upload import upload_with_checksum
 from tests.conftest import make_trade, stored_trade
-from tests.harness import Site, free_port, manage, site_env, start_web, stop, wait_for
+from tests.harness import Site, free_port, manage, site_env, site_lock_taken, start_web, stop, wait_for
 from trades.models import Bot, Trade
 
 
@@ -514,16 +513,6 @@ def refusal(database: Path, holders: str) -> list[str]:
         "qcluster, or Ctrl-C scripts/serve.sh), or pass --while-running to replace the database under it "
         "and lose what it writes afterwards"
     ]
-
-
-def site_lock_taken(database: Path) -> bool:
-    with open(f"{database}.site-lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
 
 
 def test_restore_refuses_while_the_web_server_runs_and_goes_ahead_once_it_is_killed(

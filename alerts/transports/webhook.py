@@ -23,8 +23,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from alerts import http
-from alerts.transports.base import Setting, Transport, TransportError, cut, url_value
+from alerts.transports.base import Setting, Transport, cut, url_value
 
 if TYPE_CHECKING:
     from alerts.models import Alert
@@ -88,23 +87,12 @@ class WebhookTransport(Transport):
         }
         if self.config.get("secret"):
             headers[SIGNATURE_HEADER] = signature(self.config["secret"], timestamp, body)
-        response = http.post(
+        self.post_or_refuse(
             self.config["url"],
+            service="the webhook",
+            refused=lambda status, detail: status in (401, 403, 404, 410),
+            what="us",
+            check="its URL and secret",
             data=body,
             headers=headers,
-            record=self.outcomes.append,
-            secrets=self.secrets(),
-        )
-        if response.ok:
-            return
-        status = response.status_code
-        detail = self.outcomes[-1].error if self.outcomes else ""
-        if status in (401, 403, 404, 410):
-            raise TransportError(
-                f"the webhook refused us (HTTP {status}: {detail}); check its URL and secret",
-                disables_channel=True,
-                status_code=status,
-            )
-        raise TransportError(
-            f"the webhook answered HTTP {status}: {detail}", permanent=True, status_code=status
         )
