@@ -47,6 +47,7 @@ start_services() {
         -o "-p $pg_port -c listen_addresses=127.0.0.1 -k $dir/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
         start >/dev/null || { cat "$dir/pg/server.log" >&2; exit 1; }
     redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir/redis" --save "" --appendonly no \
+        --databases 512 \
         --daemonize yes --pidfile "$dir/redis/redis.pid" --logfile "$dir/redis/redis.log"
     for _ in $(seq 50); do
         redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break

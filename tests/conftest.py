@@ -4,8 +4,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,11 +15,11 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.harness import (
-    ROOT,
     Site,
     copy_site_database,
     free_port,
     manage,
+    on_postgres,
     site_database_name,
     site_env,
     start_web,
@@ -119,31 +117,44 @@ def site(tmp_path: Path, migrated_template: Path) -> Iterator[Site]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """A PostgreSQL server's URL (its maintenance database ``postgres``), for tests of what only
-    PostgreSQL does (pg_dump backups, the SQLite-to-PostgreSQL copy).
-
-    The PostgreSQL run's own server (``DATABASE_URL``, from scripts/test.sh); on the SQLite run, a
-    throw-away one started here as test.sh starts its own (scripts/_services.sh), stopped at the end.
-    Either way these tests run on both runs; none is skipped.
+def postgres_server() -> str:
+    """The PostgreSQL run's server (``DATABASE_URL``, from scripts/test.sh) as the URL of its
+    maintenance database ``postgres``, for tests of what only PostgreSQL does (pg_dump backups, the
+    SQLite-to-PostgreSQL copy). Those tests run in the PostgreSQL pass only: on the SQLite pass
+    ``pytest_collection_modifyitems`` deselects them, and says so.
     """
     url = os.environ.get("DATABASE_URL")
-    if url:
-        yield urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    assert url, "PostgreSQL-only tests run with DATABASE_URL set (the PostgreSQL pass of scripts/test.sh)"
+    return urlunsplit(urlsplit(url)._replace(path="/postgres"))
+
+
+POSTGRES_ONLY_FIXTURE = "postgres_server"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the SQLite pass, leave out the tests of what only PostgreSQL does (every test that uses
+    ``postgres_server``, directly or through another fixture): the PostgreSQL pass runs them.
+    """
+    if on_postgres():
         return
-    # Not under pytest's own folder, which the postgres user may not enter.
-    folder = Path(tempfile.mkdtemp(prefix="postgres-server-"))
-    script = f'source scripts/_services.sh && start_services "{folder}" && echo "$DATABASE_URL"'
-    started = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=180)
-    assert started.returncode == 0, started.stderr
-    url = started.stdout.strip().splitlines()[-1]
-    try:
-        yield urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    finally:
-        subprocess.run(
-            ["bash", "-c", f'source scripts/_services.sh && stop_services "{folder}"'], cwd=ROOT, timeout=60
+    postgres_only = [item for item in items if POSTGRES_ONLY_FIXTURE in getattr(item, "fixturenames", ())]
+    if not postgres_only:
+        return
+    items[:] = [item for item in items if item not in postgres_only]
+    config.hook.pytest_deselected(items=postgres_only)
+    config.stash[_POSTGRES_ONLY_LEFT_OUT] = len(postgres_only)
+
+
+_POSTGRES_ONLY_LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    left_out = config.stash.get(_POSTGRES_ONLY_LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"{left_out} tests of what only PostgreSQL does were left out of this SQLite pass; "
+            "the PostgreSQL pass (DATABASE_URL set, as scripts/test.sh runs it) runs them."
         )
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.harness import POLL_SECONDS
+
 WEBHOOK_ID = "112233445566778899"
 WEBHOOK_TOKEN = "tOkEn-SeCrEt-abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -108,7 +110,7 @@ class DiscordServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(POLL_SECONDS,), daemon=True).start()
         return self
 
     def stop_hanging(self) -> None:

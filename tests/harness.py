@@ -10,8 +10,10 @@ import contextlib
 import datetime as dt
 import fcntl
 import hashlib
+import itertools
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -30,6 +32,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 MARKET_ZONE = ZoneInfo("America/New_York")  # MARKET_TIMEZONE of every site under test
+# How often a loopback stand-in's ``serve_forever`` looks for ``shutdown()``: socketserver's default
+# (0.5 s) made stopping each stand-in cost half a second, once per test that used one.
+POLL_SECONDS = 0.02
 
 
 def with_default_sigint() -> None:
@@ -42,10 +47,34 @@ def with_default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def worker_index() -> int:
+    """This pytest-xdist worker's number (``gw3`` is 3); 0 when the suite runs in one process."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else 0
+
+
+# Each worker draws its ports from a block of its own, below the kernel's ephemeral range
+# (32768-60999 on Linux) from which clients' outgoing connections take theirs: between this
+# call and the server's bind, no other test of the run, and no connection, can take the port.
+# The start within the block is random, so a second run on the same machine (its workers have
+# the same numbers) is as unlikely to meet this one as with ports the kernel picks.
+FIRST_TEST_PORT = 20000
+PORTS_PER_WORKER = 1500
+_port_counter = itertools.count(random.randrange(PORTS_PER_WORKER))
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port free now, that no other test of this run is given."""
+    base = FIRST_TEST_PORT + worker_index() * PORTS_PER_WORKER
+    for _ in range(PORTS_PER_WORKER):
+        port = base + next(_port_counter) % PORTS_PER_WORKER
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use, or still in TIME_WAIT
+            return port
+    raise RuntimeError(f"no free port in {base}-{base + PORTS_PER_WORKER - 1}")
 
 
 def site_env(tmp: Path, *, sqlite: bool = False, **extra: str) -> dict[str, str]:
@@ -96,15 +125,32 @@ def backend_env(tmp: Path) -> dict[str, str]:
     return env
 
 
+# Redis databases (scripts/_services.sh starts redis-server with REDIS_DATABASES of them): the
+# first MAX_WORKERS are the test processes' own (``tests/settings.py``), then each worker has a
+# block of SITE_REDIS_PER_WORKER for the sites it starts, taken in turn and emptied for each new site.
+REDIS_DATABASES = 512
+MAX_WORKERS = 8
+SITE_REDIS_PER_WORKER = (REDIS_DATABASES - MAX_WORKERS) // MAX_WORKERS
+_site_redis_numbers: dict[Path, int] = {}
+_site_redis_counter = itertools.count()
+
+
+def own_redis_database() -> int:
+    """The Redis database of this test process (its worker's number)."""
+    return worker_index() % MAX_WORKERS
+
+
 def _site_redis(tmp: Path, *, empty: bool) -> str | None:
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
         return None
     import redis
 
-    # Database 0 is the test process's own; 1-15 go round, each emptied for its new site.
-    number = 1 + int(hashlib.sha1(str(Path(tmp).resolve()).encode()).hexdigest(), 16) % 15
-    site_redis = urlunsplit(urlsplit(redis_url)._replace(path=f"/{number}"))
+    key = Path(tmp).resolve()
+    if key not in _site_redis_numbers:
+        block = MAX_WORKERS + own_redis_database() * SITE_REDIS_PER_WORKER
+        _site_redis_numbers[key] = block + next(_site_redis_counter) % SITE_REDIS_PER_WORKER
+    site_redis = urlunsplit(urlsplit(redis_url)._replace(path=f"/{_site_redis_numbers[key]}"))
     if empty:
         with redis.Redis.from_url(site_redis) as client:
             client.flushdb()

@@ -33,6 +33,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from tests.harness import POLL_SECONDS
+
 MAX_LIST_LIMIT = 1000
 CLOCK_SKEW = dt.timedelta(minutes=5)
 _GENERIC_HEADERS = ("date", "(request-target)", "host")
@@ -104,7 +106,7 @@ class ObjectStorageServer:
         self._httpd = ThreadingHTTPServer((host, port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="oci-object-storage", daemon=True
+            target=self._httpd.serve_forever, args=(POLL_SECONDS,), name="oci-object-storage", daemon=True
         )
         self._thread.start()
         return f"http://{host}:{self._httpd.server_address[1]}"

@@ -26,7 +26,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.harness import free_port
+from tests.harness import POLL_SECONDS, free_port
 from tests.oci_object_storage import ObjectStorageServer
 
 HERE = Path(__file__).resolve().parent
@@ -214,7 +214,7 @@ class _TokenRefusingHandler(BaseHTTPRequestHandler):
 
 def start_token_refuser() -> Service:
     server = HTTPServer(("127.0.0.1", 0), _TokenRefusingHandler)
-    thread = Thread(target=server.serve_forever, daemon=True)
+    thread = Thread(target=server.serve_forever, args=(POLL_SECONDS,), daemon=True)
     thread.start()
 
     def stop() -> None:

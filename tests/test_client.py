@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from monitor_client import Monitor
-from tests.harness import ROOT, Site, free_port, site_queue_length, start_web, stop
+from tests.harness import POLL_SECONDS, ROOT, Site, free_port, site_queue_length, start_web, stop
 
 pytestmark = pytest.mark.server
 
@@ -430,7 +430,7 @@ class StatusSite:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(POLL_SECONDS,), daemon=True)
         self.thread.start()
 
     def shutdown(self) -> None:
@@ -609,7 +609,7 @@ class FlakyFront:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(POLL_SECONDS,), daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
