@@ -26,7 +26,7 @@ from alerts.models import (
     SummarySchedule,
     TradingHalt,
 )
-from alerts.rules import describe, problems
+from alerts.rules import JUDGED_FIELDS, describe, problems
 from alerts.tasks import enqueue
 from alerts.transports import TRANSPORTS, ConfigError, Setting, transport_class
 from trades.paging import CappedCountPaginator
@@ -40,17 +40,15 @@ class AlertRuleForm(forms.ModelForm):
     field, and the admin then saves nothing of the list.
     """
 
-    JUDGED = ("kind", "threshold", "event_kind", "per_trade")
-
     class Meta:
         model = AlertRule
         fields = "__all__"
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        if any(name in self.errors for name in self.JUDGED):
+        if any(name in self.errors for name in JUDGED_FIELDS):
             return cleaned  # a field already refused on its own: judge once it parses
-        candidate = {name: cleaned.get(name, getattr(self.instance, name)) for name in self.JUDGED}
+        candidate = {name: cleaned.get(name, getattr(self.instance, name)) for name in JUDGED_FIELDS}
         for name, problem in problems(candidate).items():
             if name in self.fields:
                 self.add_error(name, problem)

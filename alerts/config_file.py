@@ -45,8 +45,8 @@ from typing import Any
 import yaml
 from django.db import transaction
 
-from alerts.models import AlertRule, Channel, Level, RuleKind, SummarySchedule
-from alerts.rules import problems
+from alerts.models import AlertRule, Channel, Level, SummarySchedule
+from alerts.rules import RULE_KINDS, judge_for, problems
 from alerts.transports import TRANSPORTS, transport_class
 from trades.models import Bot, EventKind
 
@@ -169,7 +169,7 @@ def _rule(name: str, node: yaml.Node, path: str) -> dict[str, Any]:
         if key not in RULE_KEYS:
             raise _error(key_node, where, f"unknown key; expected one of {', '.join(RULE_KEYS)}")
         if key == "kind":
-            values["kind"] = _choice(value_node, where, RuleKind.values)
+            values["kind"] = _choice(value_node, where, list(RULE_KINDS))
         elif key == "event":
             values["event_kind"] = _choice(value_node, where, EventKind.values)
         elif key == "threshold":
@@ -200,8 +200,11 @@ def _rule(name: str, node: yaml.Node, path: str) -> dict[str, Any]:
         if key in nodes:
             raise _error(nodes[key], f"{path}.{key}", problem)
         raise _error(node, path, f"'{key}' is missing: {problem}")
+    cooldown = judge_for(kind).default_cooldown_minutes
+    if cooldown is None:
+        cooldown = AlertRule._meta.get_field("cooldown_minutes").get_default()
     defaults = {"event_kind": "", "threshold": None, "enabled": True, "per_trade": False, "bot": None}
-    defaults |= {"strategy": "", "symbol": "", "cooldown_minutes": 0 if kind == RuleKind.BOT_EVENT else 60}
+    defaults |= {"strategy": "", "symbol": "", "cooldown_minutes": cooldown}
     return defaults | values
 
 
@@ -448,13 +451,14 @@ def export() -> str:
     """The current rules, channels and summary time as alerts.yaml text (no secrets)."""
     rules: dict[str, Any] = {}
     for rule in AlertRule.objects.select_related("bot").prefetch_related("channels").order_by("name"):
+        judge = judge_for(rule.kind) if rule.kind in RULE_KINDS else None
         item: dict[str, Any] = {"kind": rule.kind}
-        if rule.kind == RuleKind.BOT_EVENT:
+        if judge is not None and judge.takes_event_kind:
             item["event"] = rule.event_kind
         if rule.threshold is not None:
             item["threshold"] = _number(rule.threshold)
         item |= {"level": rule.level, "enabled": rule.enabled, "cooldown_minutes": rule.cooldown_minutes}
-        if rule.kind == RuleKind.POSITION_SIZE:
+        if judge is not None and judge.takes_per_trade:
             item["per_trade"] = rule.per_trade
         for key, value in (("bot", rule.bot.name if rule.bot else ""), ("strategy", rule.strategy)):
             if value:

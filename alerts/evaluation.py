@@ -1,28 +1,29 @@
-"""Judging the rules: after new trades, on bot events and on the schedule.
+"""Judging the rules: which rules apply when, and what their judges find, as alerts.
+
+After new trades, on the schedule and on a bot event, evaluation finds the enabled
+rules of the kinds judged then (``Judge.judged_on``) that apply to the bot, and asks
+each rule's judge (``alerts.rules``). What a judge finds, evaluation turns into alerts
+the same way for every kind:
 
 Each rule keeps one ``Condition`` per subject (a bot's trading day, a bot, a
 symbol). A breach alerts when it starts and again after the rule's cooldown
-while it lasts; a condition that ends is cleared (and the bot-stopped rule
-says so). Claims on a condition are conditional UPDATEs, so two workers
-judging the same batch raise one alert, not two.
+while it lasts; a condition that ends is cleared (and the judge may say so).
+Claims on a condition are conditional UPDATEs, so two workers judging the
+same batch raise one alert, not two. Alerts go to the outbox (``raise_alert``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
 from collections.abc import Iterable
-from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, DateTimeField, DecimalField, ExpressionWrapper, F, Sum, Value
+from django.db.models import DateTimeField, F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from alerts.conf import setting
 from alerts.models import (
-    DAILY_KINDS,
     Alert,
     AlertRule,
     AlertState,
@@ -30,17 +31,12 @@ from alerts.models import (
     Condition,
     Level,
     PendingEvaluation,
-    RuleKind,
     Silence,
-    TradingHalt,
 )
-from alerts.rules import judge_for
+from alerts.rules.base import Finding, Memo, NewTrades, Notice, Recovery
 from alerts.transports import hide
 from trades import market
-from trades.models import Bot, BotEvent, Trade, TradeQuerySet
-from trades.tables import format_number
-
-logger = logging.getLogger(__name__)
+from trades.models import Bot, BotEvent, Trade
 
 Fields = Iterable[tuple[str, object]]
 
@@ -144,158 +140,52 @@ def _clear(rule: AlertRule, subject: str, now: dt.datetime) -> Condition | None:
     return condition
 
 
-# --- rules over a trading day --------------------------------------------------
+# --- what a judge found, as alerts ----------------------------------------------------------
 
 
-def _scoped(rule: AlertRule, trades: TradeQuerySet) -> TradeQuerySet:
-    if rule.strategy:
-        trades = trades.filter(strategy=rule.strategy)
-    if rule.symbol:
-        trades = trades.filter(symbol=rule.symbol)
-    return trades
+def _alerts(rule: AlertRule, bot: Bot, findings: Iterable[Finding], now: dt.datetime) -> list[Alert]:
+    """The judge's findings, taken one by one as it finds them (its side effects keep their order).
 
-
-DayFigures = dict[tuple[int, dt.date, str, str], tuple[Decimal, int]]
-
-
-def _day_figures(rule: AlertRule, bot: Bot, day: dt.date, cache: DayFigures) -> tuple[Decimal, int]:
-    """Realized P&L and trade count of the day in the rule's scope: one query, shared by the day rules."""
-    key = (bot.pk, day, rule.strategy, rule.symbol)
-    if key not in cache:
-        trades = _scoped(rule, Trade.objects.for_bot(bot).for_day(day))
-        figures = trades.order_by().aggregate(pnl=Sum("pnl"), count=Count("id"))
-        cache[key] = (figures["pnl"] if figures["pnl"] is not None else Decimal(0), figures["count"])
-    return cache[key]
-
-
-def judge_day(
-    rule: AlertRule, bot: Bot, day: dt.date, now: dt.datetime, cache: DayFigures | None = None
-) -> list[Alert]:
-    """Daily loss, max daily loss and trade frequency over ``bot``'s trading ``day``.
-
-    No flapping: the breach's condition is the bot's trading day, and it is not
-    cleared when the figure crosses back within that day, so however often P&L
-    crosses the limit it alerts at the first breach and then at most once per
-    cooldown (while breached). The next trading day is a new subject.
+    A breach alerts when it starts and again once per cooldown while it lasts; a breach
+    that is over is ended, and the judge says so when it has something to say.
     """
-    pnl, count = _day_figures(rule, bot, day, {} if cache is None else cache)
-    subject = f"bot-{bot.pk}:{day.isoformat()}"
-    judge = judge_for(rule.kind)
-    threshold = rule.threshold
-    if threshold is None:  # callers pass judged rules only; never read a missing limit as 0
-        return []
-    fields: list[tuple[str, object]] = [("Bot", bot.name), ("Trading day", day.isoformat())]
-    if rule.kind in (RuleKind.DAILY_LOSS, RuleKind.MAX_DAILY_LOSS):
-        breached = judge.breached(pnl, threshold)
-        title = f"{bot.name}: realized P&L {format_number(pnl)} on {day}"
-        limit = "max daily loss" if rule.kind == RuleKind.MAX_DAILY_LOSS else "daily loss"
-        message = f"Realized P&L is at or below the {limit} limit of {format_number(threshold)}."
-        fields += [("Realized P&L", format_number(pnl)), ("Limit", format_number(threshold))]
-    else:
-        breached = judge.breached(count, threshold)
-        title = f"{bot.name}: {count} trades on {day}"
-        message = f"More trades in one trading day than the limit of {format_number(threshold)}."
-        fields += [("Trades", count), ("Limit", format_number(threshold))]
-    if rule.strategy or rule.symbol:
-        fields.append(("Scope", rule.scope))
-    if not breached:
-        return []
-    if rule.kind == RuleKind.MAX_DAILY_LOSS:
-        halt = halt_trading(bot, day, f"max daily loss: realized P&L {format_number(pnl)} on {day}", now)
-        if halt.resumed_at is None:
-            message += f" Trading is halted until {halt.ends_on}, or until an admin resumes it."
-        else:
-            message += f" An admin resumed trading after the halt ({halt.resumed_by or 'admin'})."
-    if not _breach_alerts_now(rule, subject, now):
-        return []
+    alerts: list[Alert] = []
+    for finding in findings:
+        if isinstance(finding, Recovery):
+            condition = _clear(rule, finding.subject, now)
+            notice = None if condition is None else rule.judge.recovered(rule, bot, condition.started_at, now)
+            if notice is not None:
+                alerts += _raise(rule, bot, finding.subject, notice, now)
+        elif _breach_alerts_now(rule, finding.subject, now, each_time=finding.each_time):
+            alerts += _raise(rule, bot, finding.alert_subject or finding.subject, finding.notice, now)
+    return alerts
+
+
+def _raise(rule: AlertRule, bot: Bot, subject: str, notice: Notice, now: dt.datetime) -> list[Alert]:
     return raise_alert(
-        source=rule.kind,
+        source=notice.source or rule.kind,
         subject=subject,
-        level=rule.level,
-        title=title,
-        message=message,
-        fields=fields,
+        level=notice.level or rule.level,
+        title=notice.title,
+        message=notice.message,
+        fields=notice.fields,
         rule=rule,
         bot=bot,
         now=now,
     )
 
 
-def next_trading_day(day: dt.date) -> dt.date:
-    following = day + dt.timedelta(days=1)
-    for _ in range(15):  # the longest NYSE closure on record is far shorter
-        if market.is_trading_day(following):
-            return following
-        following += dt.timedelta(days=1)
-    return following
-
-
-def halt_trading(bot: Bot, day: dt.date, reason: str, now: dt.datetime) -> TradingHalt:
-    """The status endpoint says "stop" for ``bot`` until the next trading day (once per day)."""
-    existing = TradingHalt.objects.filter(bot=bot, trading_day=day).first()
-    if existing is not None:
-        return existing  # set once a day; an admin's resume stands
-    try:
-        with transaction.atomic():
-            return TradingHalt.objects.create(
-                bot=bot, trading_day=day, ends_on=next_trading_day(day), reason=reason[:300], created_at=now
-            )
-    except IntegrityError:
-        return TradingHalt.objects.get(bot=bot, trading_day=day)
-
-
-def judge_position_sizes(rule: AlertRule, bot: Bot, trade_ids: list[int], now: dt.datetime) -> list[Alert]:
-    """Fills whose notional (quantity x price) is above the threshold (the judge's SQL lookup)."""
-    if rule.threshold is None:
-        return []
-    notional = ExpressionWrapper(
-        F("quantity") * F("price"), output_field=DecimalField(max_digits=40, decimal_places=8)
-    )
-    trades = (
-        _scoped(rule, Trade.objects.filter(bot=bot, pk__in=trade_ids))
-        .annotate(notional=notional)
-        .filter(**{f"notional__{judge_for(rule.kind).lookup}": rule.threshold})
-        .order_by("executed_at", "pk")
-    )
-    alerts: list[Alert] = []
-    for trade in trades:
-        subject = (
-            f"trade-{trade.pk}" if rule.per_trade else f"bot-{bot.pk}:{trade.trading_day}:{trade.symbol}"
-        )
-        if not _breach_alerts_now(rule, subject, now):
-            continue
-        notional_text = format_number(Decimal(trade.quantity) * Decimal(trade.price))
-        alerts += raise_alert(
-            source=rule.kind,
-            subject=subject,
-            level=rule.level,
-            title=f"{bot.name}: large position {trade.side} {format_number(trade.quantity)} {trade.symbol}",
-            message=f"Notional {notional_text} is above the limit of {format_number(rule.threshold)}.",
-            fields=[
-                ("Bot", bot.name),
-                ("Symbol", trade.symbol),
-                ("Side", trade.side),
-                ("Quantity", format_number(trade.quantity)),
-                ("Price", format_number(trade.price)),
-                ("Notional", notional_text),
-                ("Strategy", trade.strategy or "-"),
-                ("Trade", trade.external_id),
-            ],
-            rule=rule,
-            bot=bot,
-            now=now,
-        )
-    return alerts
+# --- after new trades ---------------------------------------------------------------------
 
 
 def evaluate_trades(bot_id: int, trade_ids: list[int], now: dt.datetime | None = None) -> list[Alert]:
-    """After a batch was stored: the day rules for every trading day it touched, and position sizes."""
+    """After a batch was stored: every rule judged on new trades (the day rules judge each trading
+    day the batch touched)."""
     now = now or timezone.now()
     bot = Bot.objects.filter(pk=bot_id).first()
     if bot is None or not trade_ids:
         return []
-    kinds = [*DAILY_KINDS, RuleKind.POSITION_SIZE]
-    rules = AlertRule.objects.enabled().for_bot(bot).filter(kind__in=kinds).judged()
+    rules = AlertRule.objects.enabled().for_bot(bot).judged_on("trades").judged()
     if not rules:
         return []
     days = sorted(
@@ -303,14 +193,11 @@ def evaluate_trades(bot_id: int, trade_ids: list[int], now: dt.datetime | None =
             Trade.objects.filter(pk__in=trade_ids).order_by().values_list("trading_day", flat=True).distinct()
         )
     )
+    batch = NewTrades(bot=bot, trade_ids=trade_ids, days=days)
     alerts: list[Alert] = []
-    cache: DayFigures = {}
+    memo: Memo = {}
     for rule in rules:
-        if rule.kind == RuleKind.POSITION_SIZE:
-            alerts += judge_position_sizes(rule, bot, trade_ids, now)
-        else:
-            for day in days:
-                alerts += judge_day(rule, bot, day, now, cache)
+        alerts += _alerts(rule, bot, rule.judge.after_trades(rule, batch, now, memo), now)
     return alerts
 
 
@@ -325,56 +212,9 @@ def evaluate_new_trades(bot_id: int, first_trade_id: int, now: dt.datetime | Non
 # --- the schedule ------------------------------------------------------------------
 
 
-def judge_bot_stopped(rule: AlertRule, bot: Bot, now: dt.datetime) -> list[Alert]:
-    """No heartbeat for ``threshold`` minutes of market hours; a recovery notice when they return."""
-    if bot.last_heartbeat_at is None or rule.threshold is None:
-        return []  # a bot that never reported cannot have stopped
-    judge = judge_for(rule.kind)
-    subject = f"bot-{bot.pk}"
-    if not judge.breached(_minutes_between(bot.last_heartbeat_at, now), rule.threshold):
-        condition = _clear(rule, subject, now)
-        if condition is None:
-            return []
-        down_for = now - condition.started_at
-        return raise_alert(
-            source="bot_recovered",
-            subject=subject,
-            level=Level.INFO,
-            title=f"{bot.name} is reporting again",
-            message=f"Heartbeats are back after the bot was reported stopped {_minutes(down_for)} ago.",
-            fields=[("Bot", bot.name), ("Last heartbeat", _local(bot.last_heartbeat_at))],
-            rule=rule,
-            bot=bot,
-            now=now,
-        )
-    hours = market.market_hours(market.trading_day_of(now))
-    if hours is None or not hours[0] <= now <= hours[1]:
-        return []  # outside market hours silence is expected; an open breach stays open
-    # Silent since before the open: count from the open, so the bell itself is not a breach.
-    silent_since = max(bot.last_heartbeat_at, hours[0])
-    if not judge.breached(_minutes_between(silent_since, now), rule.threshold):
-        return []
-    if not _breach_alerts_now(rule, subject, now):
-        return []
-    return raise_alert(
-        source=rule.kind,
-        subject=subject,
-        level=rule.level,
-        title=f"{bot.name} has stopped reporting",
-        message=f"No heartbeat for {_minutes(now - bot.last_heartbeat_at)} during market hours.",
-        fields=[
-            ("Bot", bot.name),
-            ("Last heartbeat", _local(bot.last_heartbeat_at)),
-            ("Limit", f"{format_number(rule.threshold)} min"),
-        ],
-        rule=rule,
-        bot=bot,
-        now=now,
-    )
-
-
 def evaluate_schedule(now: dt.datetime | None = None) -> list[Alert]:
-    """The periodic pass: bot stopped, and today's daily thresholds (so an edited threshold counts).
+    """The periodic pass: every rule judged on the schedule, for each active bot it applies to
+    (bot stopped, and today's daily thresholds, so an edited threshold counts).
 
     It also judges trades whose evaluation task was lost (a request left waiting too long).
     """
@@ -385,19 +225,16 @@ def evaluate_schedule(now: dt.datetime | None = None) -> list[Alert]:
         first_id = PendingEvaluation.objects.claim(pending.bot_id)
         if first_id is not None:
             alerts += evaluate_new_trades(pending.bot_id, first_id, now=now)
-    rules = AlertRule.objects.enabled().filter(kind__in=[*DAILY_KINDS, RuleKind.BOT_STOPPED]).judged()
+    rules = AlertRule.objects.enabled().judged_on("schedule").judged()
     if not rules:
         return alerts
     bots = list(Bot.objects.filter(is_active=True))
-    cache: DayFigures = {}
+    memo: Memo = {}
     for rule in rules:
         for bot in bots:
             if rule.bot_id is not None and rule.bot_id != bot.pk:
                 continue
-            if rule.kind == RuleKind.BOT_STOPPED:
-                alerts += judge_bot_stopped(rule, bot, now)
-            else:
-                alerts += judge_day(rule, bot, today, now, cache)
+            alerts += _alerts(rule, bot, rule.judge.on_schedule(rule, bot, today, now, memo), now)
     return alerts
 
 
@@ -405,37 +242,19 @@ def evaluate_schedule(now: dt.datetime | None = None) -> list[Alert]:
 
 
 def alert_for_event(event: BotEvent, now: dt.datetime | None = None) -> list[Alert]:
-    """A bot event becomes an alert by its kind's rule (the rule sets the level)."""
+    """A bot event becomes an alert by the rules judged on events that name its kind (the rule sets
+    the level)."""
     now = now or timezone.now()
     rules = (
         AlertRule.objects.enabled()
         .for_bot(event.bot)
-        .filter(kind=RuleKind.BOT_EVENT, event_kind=event.kind)
+        .judged_on("event")
+        .filter(event_kind=event.kind)
         .judged()
     )
     alerts: list[Alert] = []
     for rule in rules:
-        if not _breach_alerts_now(rule, f"bot-{event.bot_id}", now, each_time=True):
-            continue
-        fields: list[tuple[str, object]] = [
-            ("Bot", event.bot.name),
-            ("Event", event.kind),
-            ("Reported level", event.level),
-            ("Occurred", _local(event.occurred_at)),
-        ]
-        if event.details:
-            fields.append(("Details", json.dumps(event.details, default=str, sort_keys=True)))
-        alerts += raise_alert(
-            source=f"event:{event.kind}",
-            subject=f"event-{event.pk}",
-            level=rule.level,
-            title=f"{event.bot.name}: {event.get_kind_display()}",
-            message=event.message,
-            fields=fields,
-            rule=rule,
-            bot=event.bot,
-            now=now,
-        )
+        alerts += _alerts(rule, event.bot, rule.judge.on_event(rule, event, now), now)
     return alerts
 
 
@@ -455,16 +274,3 @@ def alert_for_site_problem(
     if level not in Level.values:
         level = Level.WARNING
     return raise_alert(source=source, subject=subject, level=level, title=title, message=message, now=now)
-
-
-def _minutes_between(start: dt.datetime, end: dt.datetime) -> Decimal:
-    return Decimal(str((end - start).total_seconds())) / 60
-
-
-def _minutes(delta: dt.timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
-
-
-def _local(moment: dt.datetime) -> str:
-    return f"{moment.astimezone(market.market_zone()):%Y-%m-%d %H:%M:%S %Z}"

@@ -15,10 +15,12 @@ from django.db import IntegrityError, connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from alerts import rules
+from alerts.rules.base import Judge, Moment
 from alerts.transports import TRANSPORTS, Transport, kind_choices, transport_class
 from monitor_client.wire import STRATEGY_MAX_LENGTH, SYMBOL_MAX_LENGTH
 from trades import market
-from trades.models import Bot, EventKind
+from trades.models import Bot, EventKind, TradeQuerySet
 
 
 class Level(models.TextChoices):
@@ -30,19 +32,6 @@ class Level(models.TextChoices):
 LEVEL_RANK = {Level.INFO: 0, Level.WARNING: 1, Level.CRITICAL: 2}
 
 
-class RuleKind(models.TextChoices):
-    DAILY_LOSS = "daily_loss", "daily loss (realized P&L at or below the threshold)"
-    MAX_DAILY_LOSS = "max_daily_loss", "max daily loss (also halts trading)"
-    TRADE_FREQUENCY = "trade_frequency", "trade frequency (more trades in a day than the threshold)"
-    POSITION_SIZE = "position_size", "position size (a fill's notional above the threshold)"
-    BOT_STOPPED = "bot_stopped", "bot stopped (no heartbeat for threshold minutes in market hours)"
-    BOT_EVENT = "bot_event", "bot event (an event of the chosen kind)"
-
-
-# Kinds judged over one bot's trading day, after new trades and on the schedule.
-DAILY_KINDS = (RuleKind.DAILY_LOSS, RuleKind.MAX_DAILY_LOSS, RuleKind.TRADE_FREQUENCY)
-
-
 class AlertRuleQuerySet(models.QuerySet["AlertRule"]):
     def enabled(self) -> AlertRuleQuerySet:
         return self.filter(enabled=True)
@@ -50,6 +39,14 @@ class AlertRuleQuerySet(models.QuerySet["AlertRule"]):
     def for_bot(self, bot: Bot) -> AlertRuleQuerySet:
         """Rules that apply to ``bot``: its own and those for every bot."""
         return self.filter(Q(bot__isnull=True) | Q(bot=bot))
+
+    def judged_on(self, moment: Moment) -> AlertRuleQuerySet:
+        """Rules of the kinds judged after new trades (``trades``), on the schedule or on a bot event."""
+        return self.filter(kind__in=rules.kinds_judged_on(moment))
+
+    def judged_by(self, judge: type[Judge]) -> AlertRuleQuerySet:
+        """Rules of the kinds that ``judge`` (a class) judges."""
+        return self.filter(kind__in=rules.kinds_where(lambda member: isinstance(member, judge)))
 
     def judged(self) -> list[AlertRule]:
         """The rules their kind's judge accepts: a broken stored rule is skipped, never read as 0."""
@@ -64,7 +61,7 @@ class AlertRule(models.Model):
     """A condition over a bot's trades, heartbeats or events that raises an alert."""
 
     name = models.SlugField(max_length=100, unique=True, help_text="Unique; the key in alerts.yaml.")
-    kind = models.CharField(max_length=32, choices=RuleKind.choices)
+    kind = models.CharField(max_length=32, choices=rules.kind_choices)
     event_kind = models.CharField(
         max_length=32, choices=EventKind.choices, blank=True, help_text="For bot event rules only."
     )
@@ -118,11 +115,22 @@ class AlertRule(models.Model):
         return dt.timedelta(minutes=self.cooldown_minutes)
 
     @property
+    def judge(self) -> Judge:
+        """The judge of the rule's kind (KeyError for a kind that is not one: see ``problems``)."""
+        return rules.judge_for(self.kind)
+
+    @property
     def problems(self) -> dict[str, str]:
         """Field -> what its kind's judge (``alerts.rules``) finds wrong; empty for a valid rule."""
-        from alerts.rules import rule_problems  # the judges know the kinds defined here
+        return rules.problems({name: getattr(self, name) for name in rules.JUDGED_FIELDS})
 
-        return rule_problems(self)
+    def in_scope(self, trades: TradeQuerySet) -> TradeQuerySet:
+        """The trades the rule is limited to: its strategy's and its symbol's, when it names them."""
+        if self.strategy:
+            trades = trades.filter(strategy=self.strategy)
+        if self.symbol:
+            trades = trades.filter(symbol=self.symbol)
+        return trades
 
     @property
     def scope(self) -> str:
@@ -509,6 +517,24 @@ class TradingHaltQuerySet(models.QuerySet["TradingHalt"]):
             if today < halt.ends_on:
                 return halt
         return None
+
+    def halt(self, bot: Bot, day: dt.date, reason: str, now: dt.datetime) -> TradingHalt:
+        """Tell ``bot`` to stop trading until the next trading day: once per trading day; an admin's
+        resume stands (the day's halt is returned as it is)."""
+        existing = self.filter(bot=bot, trading_day=day).first()
+        if existing is not None:
+            return existing
+        try:
+            with transaction.atomic():
+                return self.create(
+                    bot=bot,
+                    trading_day=day,
+                    ends_on=market.next_trading_day(day),
+                    reason=reason[:300],
+                    created_at=now,
+                )
+        except IntegrityError:  # another worker halted it first
+            return self.get(bot=bot, trading_day=day)
 
     def all_in_force(self, today: dt.date) -> TradingHaltQuerySet:
         """Every halt that stops a bot trading on ``today`` (the cockpit's banner)."""

@@ -12,19 +12,17 @@ from typing import Any
 
 from django.utils import timezone
 
-from alerts.models import DAILY_KINDS, AlertRule, PendingEvaluation, RuleKind
+from alerts.models import AlertRule, PendingEvaluation
 from alerts.tasks import enqueue
 from trades.models import Bot, BotEvent
 
 logger = logging.getLogger(__name__)
 
-TRADE_RULE_KINDS = (*DAILY_KINDS, RuleKind.POSITION_SIZE)
-
 
 def on_trades_recorded(sender: Any, bot: Bot, trade_ids: list[int], **kwargs: Any) -> None:
     """Queue an evaluation of the batch, unless one for this bot already waits (it covers the batch)."""
     try:
-        if not trade_ids or not AlertRule.objects.enabled().filter(kind__in=TRADE_RULE_KINDS).exists():
+        if not trade_ids or not AlertRule.objects.enabled().judged_on("trades").exists():
             return
         if PendingEvaluation.objects.request(bot, min(trade_ids), timezone.now()):
             enqueue("alerts.tasks.evaluate_trades", bot.pk, list(trade_ids), on_failure=_forget(bot.pk))
@@ -42,7 +40,7 @@ def on_bot_event(sender: Any, instance: BotEvent, created: bool, raw: bool = Fal
     if not created or raw:
         return
     try:
-        rules = AlertRule.objects.enabled().filter(kind=RuleKind.BOT_EVENT, event_kind=instance.kind)
+        rules = AlertRule.objects.enabled().judged_on("event").filter(event_kind=instance.kind)
         if rules.exists():
             enqueue("alerts.tasks.alert_for_event", instance.pk)
     except Exception:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from django.db.models import F, Q
 
-from alerts.models import Alert, AlertRule, Level, RuleKind, TradingHalt
+from alerts.models import Alert, AlertRule, Level, TradingHalt
+from alerts.rules.bot_stopped import BotStopped
 from trades import market
 from trades.models import Bot
 
@@ -38,7 +39,7 @@ def grace_for(bot: Bot) -> dt.timedelta:
     """The grace of the enabled bot-stopped rule that applies to ``bot`` (its own before a general one)."""
     rules = (
         AlertRule.objects.enabled()
-        .filter(kind=RuleKind.BOT_STOPPED)
+        .judged_by(BotStopped)
         .filter(Q(bot=bot) | Q(bot__isnull=True))
         # The general rule (no bot) first on every backend (PostgreSQL puts NULLs last
         # unless told): the last one is the bot's own when it has one.
@@ -53,7 +54,7 @@ def grace_for(bot: Bot) -> dt.timedelta:
 
 
 def bot_state(bot: Bot, now: dt.datetime) -> BotState:
-    """The state in words, judged as ``alerts.evaluation.judge_bot_stopped`` judges it."""
+    """The state in words, judged as the bot-stopped rule (``alerts.rules.bot_stopped``) judges it."""
     grace = grace_for(bot)
     if bot.last_heartbeat_at is None:
         return BotState("never reported", grace)

@@ -38,7 +38,7 @@ def channel(db: Any, discord: DiscordServer, fast_http: Any) -> Channel:
     return channel
 
 
-# Every rule of the judges (alerts/rules.py), tried the same way through the admin's forms
+# Every rule of the judges (alerts/rules/), tried the same way through the admin's forms
 # and the YAML import: kind, threshold ("" = none), event kind, per_trade, the field refused.
 RULE_CASES: list[tuple[str, str, str, bool, str | None]] = [
     ("max_daily_loss", "", "", False, "threshold"),  # the halt-everything bug: no threshold

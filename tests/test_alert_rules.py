@@ -665,7 +665,8 @@ def test_a_stored_bot_event_rule_without_its_kind_alerts_nothing(bot: Bot) -> No
 
 
 def test_every_rule_kind_has_a_judge() -> None:
-    from alerts.models import RuleKind
-    from alerts.rules import JUDGES
+    from alerts.rules import RULE_KINDS, judge_for
 
-    assert set(JUDGES) == set(RuleKind.values)
+    assert {kind: judge_for(kind).kind for kind in RULE_KINDS} == {kind: kind for kind in RULE_KINDS}
+    contract = ("daily_loss", "max_daily_loss", "trade_frequency", "position_size", "bot_stopped")
+    assert {*contract, "bot_event"} <= set(RULE_KINDS)

@@ -489,7 +489,7 @@ def test_the_migration_moves_a_channels_own_webhook_url_into_its_settings(tmp_pa
     # A database of its own, migrated by the real command: the test database stays as it is.
     env = site_env(tmp_path)
     url = f"https://discord.com/api/webhooks/1/{WEBHOOK_TOKEN}"
-    manage(env, "migrate", "alerts", "0003_issue14_weekly_report")
+    manage(env, "migrate", "alerts", "0003_weekly_report")
     columns = site_columns(env, "alerts_channel")
     assert "webhook_url" in columns and "config" not in columns
     site_sql(

@@ -97,6 +97,16 @@ def last_trading_days(count: int, end: dt.date | None = None) -> tuple[dt.date, 
     return day, last
 
 
+def next_trading_day(day: dt.date) -> dt.date:
+    """The first trading day after ``day``."""
+    following = day + dt.timedelta(days=1)
+    for _ in range(15):  # the longest NYSE closure on record is far shorter
+        if is_trading_day(following):
+            return following
+        following += dt.timedelta(days=1)
+    return following
+
+
 def is_last_trading_day_of_week(day: dt.date) -> bool:
     """Whether ``day`` is a trading day and no trading day follows it in the same week (Friday, or
     Thursday before a Good Friday)."""

@@ -21,8 +21,11 @@ def config_into_webhook_url(apps, schema_editor):
 
 class Migration(migrations.Migration):
 
+    # Its former name: a database migrated under that name counts this migration as applied.
+    replaces = [('alerts', '0004_issue15_channel_settings')]
+
     dependencies = [
-        ('alerts', '0003_issue14_weekly_report'),
+        ('alerts', '0003_weekly_report'),
     ]
 
     operations = [

@@ -5,8 +5,11 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
+    # Its former name: a database migrated under that name counts this migration as applied.
+    replaces = [('trades', '0004_issue14_admin_indexes')]
+
     dependencies = [
-        ('trades', '0003_issue13_event_id'),
+        ('trades', '0003_event_id'),
     ]
 
     operations = [

@@ -5,6 +5,9 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
+    # Its former name: a database migrated under that name counts this migration as applied.
+    replaces = [('trades', '0003_issue13_event_id')]
+
     dependencies = [
         ('trades', '0002_trade_field_validators'),
     ]

@@ -5,6 +5,9 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
+    # Its former name: a database migrated under that name counts this migration as applied.
+    replaces = [('alerts', '0002_issue13_rule_judges_recurring_silences')]
+
     dependencies = [
         ('alerts', '0001_alerts'),
     ]

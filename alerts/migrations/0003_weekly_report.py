@@ -6,8 +6,11 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
+    # Its former name: a database migrated under that name counts this migration as applied.
+    replaces = [('alerts', '0003_issue14_weekly_report')]
+
     dependencies = [
-        ('alerts', '0002_issue13_rule_judges_recurring_silences'),
+        ('alerts', '0002_rule_judges_recurring_silences'),
     ]
 
     operations = [

@@ -1,0 +1,171 @@
+"""The plug-in family of rule kinds: one base class, one module per kind (its judge).
+
+A judge owns everything about its kind: what a valid rule of it is (``problems``), when
+it is judged (``judged_on``), what figure it judges and how (its own ``breached``), the
+words of its alert, and its side effect (the max daily loss halts trading). What it
+finds it hands back as values (``Breach``, ``Recovery``); ``alerts.evaluation`` turns
+them into alerts, with the same dedup, cooldown, silences and outbox for every kind.
+
+This module imports no model of ``alerts`` (``alerts.models`` takes its kind choices and
+a rule's problems from the registry above this module), so a rule is named here by
+its shape (``Rule``) and a judge's own module, which may use the ORM, names the model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+if TYPE_CHECKING:
+    from trades.models import Bot, BotEvent, TradeQuerySet
+
+Problems = dict[str, str]
+Fields = Sequence[tuple[str, object]]
+
+# When rules are judged: after a batch of trades is stored, on the periodic pass, on a bot event.
+Moment = Literal["trades", "schedule", "event"]
+
+# Figures worked out once per evaluation pass, shared by judges that read the same ones
+# (the day rules of one bot, day and scope cost one query together). Keys start with
+# the name of what they hold.
+Memo = dict[tuple[Any, ...], Any]
+
+
+class Rule(Protocol):
+    """What a judge reads of a stored rule (``alerts.models.AlertRule``)."""
+
+    threshold: Decimal | None
+    per_trade: bool
+    strategy: str
+    symbol: str
+
+    @property
+    def scope(self) -> str: ...
+
+    def in_scope(self, trades: TradeQuerySet) -> TradeQuerySet: ...
+
+
+@dataclass(frozen=True)
+class NewTrades:
+    """A stored batch, as the judges see it: the bot, the new trades' ids, the trading days they touched."""
+
+    bot: Bot
+    trade_ids: list[int]
+    days: list[dt.date]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """The words of one alert. ``source``: what raised it (empty: the rule's kind);
+    ``level``: empty for the rule's own."""
+
+    title: str
+    message: str
+    fields: Fields = ()
+    source: str = ""
+    level: str = ""
+
+
+@dataclass(frozen=True)
+class Breach:
+    """The rule is breached for ``subject`` (its dedup key): it alerts when the breach starts,
+    and again once per cooldown while it lasts.
+
+    ``alert_subject``: the alert's own subject when it differs (one per bot event).
+    ``each_time``: with no cooldown every breach alerts, even two judged at once.
+    """
+
+    subject: str
+    notice: Notice
+    alert_subject: str = ""
+    each_time: bool = False
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """A breach of ``subject`` is over, if one was on: evaluation ends it, and the judge's
+    ``recovered`` words the notice."""
+
+    subject: str
+
+
+Finding = Breach | Recovery
+
+
+class Judge:
+    """The rules of one kind. A member sets what its threshold means (None: it takes none), when it is
+    judged, and implements the judging of those moments."""
+
+    # For the admin's choice of kind: what the kind alerts on.
+    summary: ClassVar[str] = ""
+    threshold_means: ClassVar[str | None] = None
+    takes_event_kind: ClassVar[bool] = False
+    takes_per_trade: ClassVar[bool] = False
+    # A new rule's cooldown in alerts.yaml when the file gives none (None: the model's default).
+    default_cooldown_minutes: ClassVar[int | None] = None
+    judged_on: ClassVar[frozenset[Moment]] = frozenset()
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.kind}>"
+
+    @property
+    def label(self) -> str:
+        return self.kind.replace("_", " ")
+
+    @property
+    def choice(self) -> str:
+        return f"{self.label} ({self.summary})" if self.summary else self.label
+
+    # --- what a valid rule is ---
+
+    def problems(
+        self, *, threshold: Decimal | None, event_kind: str = "", per_trade: bool = False
+    ) -> Problems:
+        """Field name -> what is wrong with it; empty when the rule is valid."""
+        found: Problems = {}
+        if self.threshold_means is None:
+            if threshold is not None:
+                found["threshold"] = f"A {self.label} rule takes no threshold; leave it empty."
+        elif threshold is None:
+            found["threshold"] = f"A {self.label} rule needs a threshold ({self.threshold_means})."
+        elif problem := self.threshold_problem(threshold):
+            found["threshold"] = problem
+        if self.takes_event_kind and not event_kind:
+            found["event_kind"] = "A bot event rule needs the event kind it alerts on."
+        if not self.takes_event_kind and event_kind:
+            found["event_kind"] = "Only bot event rules take an event kind; leave it empty."
+        if per_trade and not self.takes_per_trade:
+            found["per_trade"] = "Only position size rules alert per trade."
+        return found
+
+    def threshold_problem(self, threshold: Decimal) -> str:
+        """What is wrong with a given threshold ("" when nothing); positive unless overridden."""
+        if threshold <= 0:
+            return f"Must be above 0 ({self.threshold_means}), got {threshold}."
+        return ""
+
+    # --- judging: each moment in ``judged_on`` has its method; evaluation passes judged rules only ---
+
+    def after_trades(self, rule: Rule, trades: NewTrades, now: dt.datetime, memo: Memo) -> Iterator[Finding]:
+        """What a stored batch breaches."""
+        return iter(())
+
+    def on_schedule(
+        self, rule: Rule, bot: Bot, today: dt.date, now: dt.datetime, memo: Memo
+    ) -> Iterator[Finding]:
+        """What the periodic pass finds for ``bot`` (``today``: the market's trading day of ``now``)."""
+        return iter(())
+
+    def on_event(self, rule: Rule, event: BotEvent, now: dt.datetime) -> Iterator[Finding]:
+        """What a bot event of the rule's ``event_kind`` breaches."""
+        return iter(())
+
+    def recovered(self, rule: Rule, bot: Bot, since: dt.datetime, now: dt.datetime) -> Notice | None:
+        """The notice that a breach which began at ``since`` is over (None: say nothing)."""
+        return None

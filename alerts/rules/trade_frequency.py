@@ -1,0 +1,34 @@
+"""Trade frequency: more trades in one trading day than the limit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from alerts.rules.base import Notice
+from alerts.rules.trading_day import DayRule, DayTotals
+from trades.models import Bot
+from trades.tables import format_number
+
+
+class TradeFrequency(DayRule):
+    summary = "more trades in a day than the threshold"
+    threshold_means = "trades in a day, e.g. 50"
+
+    def threshold_problem(self, threshold: Decimal) -> str:
+        if threshold <= 0 or threshold != threshold.to_integral_value():
+            return f"Must be a whole number of trades above 0, got {threshold}."
+        return ""
+
+    def figure(self, totals: DayTotals) -> int:
+        return totals.trades
+
+    def breached(self, figure: Decimal | int, threshold: Decimal) -> bool:
+        return figure > threshold
+
+    def words(self, bot: Bot, day: dt.date, figure: Decimal | int, threshold: Decimal) -> Notice:
+        return Notice(
+            title=f"{bot.name}: {figure} trades on {day}",
+            message=f"More trades in one trading day than the limit of {format_number(threshold)}.",
+            fields=[("Trades", figure), ("Limit", format_number(threshold))],
+        )

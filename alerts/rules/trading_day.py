@@ -1,0 +1,86 @@
+"""Rules over one bot's trading day (daily loss, max daily loss, trade frequency).
+
+Judged after new trades (each trading day the batch touched) and on the schedule
+(today, so an edited threshold counts without waiting for a trade).
+
+No flapping: the breach's subject is the bot's trading day, and it is not ended when
+the figure crosses back within that day, so however often P&L crosses the limit it
+alerts at the first breach and then at most once per cooldown (while breached). The
+next trading day is a new subject.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import ClassVar, NamedTuple
+
+from django.db.models import Count, Sum
+
+from alerts.rules.base import Breach, Finding, Judge, Memo, Moment, NewTrades, Notice, Rule
+from trades.models import Bot, Trade
+
+
+class DayTotals(NamedTuple):
+    """A bot's trading day in a rule's scope: its realized P&L and its trade count."""
+
+    pnl: Decimal
+    trades: int
+
+
+def day_totals(rule: Rule, bot: Bot, day: dt.date, memo: Memo) -> DayTotals:
+    """One query per bot, day and scope in an evaluation pass, shared by every day rule."""
+    key = ("day_totals", bot.pk, day, rule.strategy, rule.symbol)
+    if key not in memo:
+        trades = rule.in_scope(Trade.objects.for_bot(bot).for_day(day))
+        found = trades.order_by().aggregate(pnl=Sum("pnl"), count=Count("id"))
+        memo[key] = DayTotals(found["pnl"] if found["pnl"] is not None else Decimal(0), found["count"])
+    return memo[key]
+
+
+class DayRule(Judge):
+    """A member says which figure of the day it judges, when it is breached, and in what words."""
+
+    judged_on: ClassVar[frozenset[Moment]] = frozenset({"trades", "schedule"})
+
+    def after_trades(self, rule: Rule, trades: NewTrades, now: dt.datetime, memo: Memo) -> Iterator[Finding]:
+        for day in trades.days:
+            yield from self.judge_day(rule, trades.bot, day, now, memo)
+
+    def on_schedule(
+        self, rule: Rule, bot: Bot, today: dt.date, now: dt.datetime, memo: Memo
+    ) -> Iterator[Finding]:
+        return self.judge_day(rule, bot, today, now, memo)
+
+    def judge_day(
+        self, rule: Rule, bot: Bot, day: dt.date, now: dt.datetime, memo: Memo
+    ) -> Iterator[Finding]:
+        figure = self.figure(day_totals(rule, bot, day, memo))
+        threshold = rule.threshold
+        if threshold is None or not self.breached(figure, threshold):
+            return
+        words = self.words(bot, day, figure, threshold)
+        fields = [("Bot", bot.name), ("Trading day", day.isoformat()), *words.fields]
+        if rule.strategy or rule.symbol:
+            fields.append(("Scope", rule.scope))
+        message = " ".join(part for part in (words.message, self.consequence(bot, day, figure, now)) if part)
+        notice = Notice(title=words.title, message=message, fields=fields)
+        yield Breach(subject=f"bot-{bot.pk}:{day.isoformat()}", notice=notice)
+
+    # --- what a member says ---
+
+    def figure(self, totals: DayTotals) -> Decimal | int:
+        raise NotImplementedError
+
+    def breached(self, figure: Decimal | int, threshold: Decimal) -> bool:
+        raise NotImplementedError
+
+    def words(self, bot: Bot, day: dt.date, figure: Decimal | int, threshold: Decimal) -> Notice:
+        """The title, the message and the fields of the figure (after the bot and the day)."""
+        raise NotImplementedError
+
+    def consequence(self, bot: Bot, day: dt.date, figure: Decimal | int, now: dt.datetime) -> str:
+        """The breach's side effect, done before it alerts (on every breach, even one within its
+        cooldown), told in a sentence added to the message ("": none)."""
+        return ""
