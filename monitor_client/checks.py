@@ -67,12 +67,7 @@ def _number(name: str, value: Any, *, positive: bool) -> str:
     kind = type(value)
     if kind is int:
         text = str(value)
-        if positive and value <= 0:
-            raise ValueError(f"{name} must be greater than 0; got {text}.")
-        if len(text) > SIGNIFICANT_DIGITS and significant_digits(text) > SIGNIFICANT_DIGITS:
-            raise ValueError(f"{name} has more than {SIGNIFICANT_DIGITS} significant digits; got {text}.")
-        return text
-    if kind is float:
+    elif kind is float:
         if not math.isfinite(value):
             raise ValueError(f"{name} must be a finite number; got {value!r}.")
         # A float's binary noise (0.1 + 0.2) is not precision: keep the places and the
@@ -93,7 +88,7 @@ def _number(name: str, value: Any, *, positive: bool) -> str:
         return _number(name, value, positive=positive)
     if positive and value <= 0:
         raise ValueError(f"{name} must be greater than 0; got {text}.")
-    if decimal_places(text) > DECIMAL_PLACES:
+    if kind is not int and decimal_places(text) > DECIMAL_PLACES:  # an int has none: no call
         raise ValueError(f"{name} has more than {DECIMAL_PLACES} decimal places; got {text}.")
     # A text no longer than 15 characters holds no more than 15 digits: no call for the usual number.
     if len(text) > SIGNIFICANT_DIGITS and significant_digits(text) > SIGNIFICANT_DIGITS:
