@@ -30,9 +30,9 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from alerts.conf import setting
-from alerts.http import remember_secrets
 from alerts.models import LEVEL_RANK, Alert, AlertState, Channel, DeliveryAttempt
-from alerts.transports import TransportError, hide, transport_class, transport_for
+from alerts.outbound import hide, remember_secrets
+from alerts.transports import TransportError, transport_class, transport_for
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from alerts.outbound import MASKED_LOGGERS
 from alerts.transports import environment_settings
 from backups.providers import PROVIDERS
 from monitor_client.logsetup import logging_config
@@ -309,6 +310,12 @@ except ValueError as exc:
 LOGGING["filters"] = {"refusals": {"()": "monitorsite.logfilters.RefusalSummary", "interval": 60}}
 for _handler in LOGGING["handlers"].values():
     _handler.setdefault("filters", []).append("refusals")
+# Every secret an alert channel has used is masked in what these loggers write, a
+# traceback included (alerts/outbound.py): urllib3 logs each request line, whose path
+# may hold a token.
+LOGGING["filters"]["hide_secrets"] = {"()": "alerts.outbound.HideSecrets"}
+for _name in MASKED_LOGGERS:
+    LOGGING["loggers"].setdefault(_name, {}).setdefault("filters", []).append("hide_secrets")
 # The console (what scripts/start.sh shows) without a line per task unless asked for;
 # the file log and Loki keep every line.
 LOG_TASKS = env_bool("LOG_TASKS", False)

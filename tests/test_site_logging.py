@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,18 @@ import pytest
 import requests
 from django.conf import settings
 
-from tests.harness import Site, copy_site_database, free_port, manage, site_env, start_web, stop, wait_for
+from alerts.outbound import MASKED_LOGGERS, HideSecrets, remember_secrets
+from tests.harness import (
+    ROOT,
+    Site,
+    copy_site_database,
+    free_port,
+    manage,
+    site_env,
+    start_web,
+    stop,
+    wait_for,
+)
 from tests.loopback_loki import Entry, LoopbackLoki
 
 pytestmark = pytest.mark.server
@@ -32,6 +45,29 @@ def test_site_settings_use_the_shared_setup_and_build_nothing_at_import() -> Non
     assert handlers["file"]["log_dir"] == str(settings.LOG_DIR)
     assert "loki" not in handlers  # LOKI_URL is not set for the tests
     assert settings.LOGGING["loggers"]["django.db.backends"] == {"level": "WARNING"}
+
+
+def test_secrets_are_masked_by_the_logging_setup_not_by_importing_the_outbound_module(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    code = (
+        "import logging, alerts.outbound as outbound; "
+        "print(sum(len(logging.getLogger(name).filters) for name in outbound.MASKED_LOGGERS))"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    command = [sys.executable, "-c", code]
+    imported = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == "0"
+
+    for name in MASKED_LOGGERS:
+        assert "hide_secrets" in settings.LOGGING["loggers"][name]["filters"]
+        assert any(isinstance(f, HideSecrets) for f in logging.getLogger(name).filters), name
+    token = "123456:" + "s" * 30
+    remember_secrets([token])
+    caplog.set_level(logging.DEBUG, logger="urllib3.connectionpool")
+    logging.getLogger("urllib3.connectionpool").debug('"POST /bot%s/sendMessage HTTP/1.1" 200', token)
+    assert "sendMessage" in caplog.text and token not in caplog.text
 
 
 def test_the_web_server_ships_what_it_logs_to_loki(

@@ -22,7 +22,7 @@ from unittest.mock import patch
 import pytest
 from rest_framework.test import APIClient
 
-import monitor_client.client as client_module
+import monitor_client.checks as checks_module
 from monitor_client import Monitor, wire
 from tests.harness import ROOT
 from trades.models import Bot, BotEvent, EventKind, EventLevel, Side, Trade
@@ -42,7 +42,7 @@ def monitor(tmp_path: Path) -> Iterator[Monitor]:
 def frozen_clocks() -> Iterator[None]:
     """The bot's clock and the site's at the same moment, so a bound can be met exactly."""
     with (
-        patch.object(client_module, "_now", lambda tz=None: NOW),
+        patch.object(checks_module, "_now", lambda tz=None: NOW),
         patch("django.utils.timezone.now", return_value=NOW),
     ):
         yield
@@ -192,8 +192,8 @@ def test_a_message_and_a_status_past_their_limits_are_cut_by_the_bot_to_what_the
     assert post(api, "/api/v1/heartbeat/", {"status": "s" * longest}) in (200, 201)
     assert post(api, "/api/v1/heartbeat/", {"status": "s" * (longest + 1)}) == 400
     monitor.heartbeat("s" * (longest + 1))
-    assert monitor._pending_heartbeat is not None
-    assert post(api, "/api/v1/heartbeat/", monitor._pending_heartbeat) in (200, 201)
+    assert monitor._shipper.pending_heartbeat is not None
+    assert post(api, "/api/v1/heartbeat/", monitor._shipper.pending_heartbeat) in (200, 201)
     bot.refresh_from_db()
     assert bot.last_heartbeat_status == "s" * longest
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils.module_loading import import_string
 
-from alerts.transports.base import ConfigError, Outcome, Setting, Transport, TransportError, hide
+from alerts.outbound import Outcome, hide
+from alerts.transports.base import ConfigError, Setting, Transport, TransportError
 
 if TYPE_CHECKING:
     from alerts.models import Channel

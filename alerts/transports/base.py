@@ -4,16 +4,21 @@ A member declares its settings (``SETTINGS``: the key in ``Channel.config``, the
 environment variable of the default channel, the check, whether it is a
 secret), renders an alert within its service's limits, sends it, and maps its
 service's answers to the one ``TransportError``. The outbox (claims, leases,
-rate limit, digests, delivery history) knows nothing of any one service.
+rate limit, digests, delivery history) knows nothing of any one service. HTTP goes
+through ``alerts.outbound`` (``Transport.post``), which stands below this family.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
+
+import requests
+
+from alerts import outbound
+from alerts.outbound import ELLIPSIS, Outcome, fragments, mask
 
 if TYPE_CHECKING:
     from alerts.models import Alert, Channel
@@ -53,15 +58,6 @@ class ConfigError(ValueError):
         self.problem = problem
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """One request made while delivering; recorded as a DeliveryAttempt."""
-
-    status_code: int | None
-    error: str
-    duration_ms: float
-
-
 # --- checks: str -> stored value, or ValueError saying what is expected (never echoing a secret) ---
 
 
@@ -91,51 +87,6 @@ class Setting:
     required: bool = True
     default: Any = None
     help: str = ""
-
-
-# --- secrets and masking ---------------------------------------------------------------
-
-ELLIPSIS = "…"
-_SPLIT = re.compile(r"[/:?&=#@,\s]+")
-
-
-def mask_url(url: str) -> str:
-    """``https://discord.com/api/webhooks/1234…/abc…``: enough to recognise, not enough to use."""
-    if not url:
-        return ""
-    head, _, tail = url.rpartition("/")
-    if not head or head.endswith("/"):
-        return url[:8] + ELLIPSIS
-    return f"{head[:45]}{ELLIPSIS}/{tail[:3]}{ELLIPSIS}"
-
-
-def mask(value: str) -> str:
-    """What is shown in place of a secret: a URL keeps its host, a token its first three characters."""
-    if re.match(r"^https?://", value):
-        return mask_url(value)
-    return value[:3] + ELLIPSIS if len(value) >= 8 else ELLIPSIS
-
-
-def fragments(value: str) -> list[str]:
-    """A secret and the long pieces of it that are secret on their own (a URL's token, a bot token's key)."""
-    pieces = [value]
-    if re.match(r"^https?://", value):
-        # A request line in a log carries the path alone (urllib3: "POST /bot…/sendMessage").
-        path = urlsplit(value).path
-        if len(path) >= 8:
-            pieces.append(path)
-    pieces += [piece for piece in _SPLIT.split(value) if len(piece) >= 16 and piece != value]
-    return pieces
-
-
-def hide(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret (and its long pieces) masked; longest first: a URL wins over its token."""
-    if not text:
-        return text
-    for secret in sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, mask(secret))
-    return text
 
 
 # --- text within a service's limits -------------------------------------------------------
@@ -299,6 +250,19 @@ class Transport:
     def send(self, alert: Alert) -> None:
         raise NotImplementedError
 
+    def post(self, url: str, **options: Any) -> requests.Response:
+        """POST through ``alerts.outbound`` (timeouts, bounded retries, waits, masking), each
+        request recorded in ``outcomes``; a request that got no usable answer is a ``TransportError``."""
+        try:
+            return outbound.post(url, record=self.outcomes.append, secrets=self.secrets(), **options)
+        except outbound.RequestFailed as exc:
+            raise TransportError(
+                exc.message,
+                permanent=not exc.retryable,
+                retry_after=exc.retry_after,
+                status_code=exc.status_code,
+            ) from None
+
     def post_or_refuse(
         self,
         url: str,
@@ -309,14 +273,12 @@ class Transport:
         check: str,
         **options: Any,
     ) -> None:
-        """POST through ``alerts.http`` (timeouts, bounded retries, waits, masking) and map the answer.
+        """POST (``post``) and map the answer.
 
         A 2xx returns. An answer ``refused(status, detail)`` recognises as the service turning
         the destination away for good disables the channel; any other answer fails the alert.
         """
-        from alerts import http  # alerts.http stands on this module
-
-        response = http.post(url, record=self.outcomes.append, secrets=self.secrets(), **options)
+        response = self.post(url, **options)
         if response.ok:
             return
         status = response.status_code

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from alerts import http
+from alerts import outbound
 from alerts.transports.base import Setting, Transport, TransportError, cut, url_value, utf16_len
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def retry_after(response: requests.Response) -> float | None:
             return max(0.0, float(body["retry_after"]))
     except (ValueError, TypeError):
         pass
-    return http.header_retry_after(response)
+    return outbound.header_retry_after(response)
 
 
 def describe(response: requests.Response) -> str:

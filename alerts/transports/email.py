@@ -21,16 +21,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from alerts.conf import setting
-from alerts.transports.base import (
-    DIGEST_ROOM,
-    Outcome,
-    Setting,
-    Transport,
-    TransportError,
-    cut,
-    fragments,
-    plain_text,
-)
+from alerts.outbound import Outcome, fragments
+from alerts.transports.base import DIGEST_ROOM, Setting, Transport, TransportError, cut, plain_text
 
 if TYPE_CHECKING:
     from alerts.models import Alert

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from alerts import http
+from alerts import outbound
 from alerts.transports.base import (
     DIGEST_ROOM,
     Setting,
@@ -65,7 +65,7 @@ def retry_after(response: requests.Response) -> float | None:
     wait = (_body(response).get("parameters") or {}).get("retry_after")
     if isinstance(wait, (int, float)) and not isinstance(wait, bool):
         return max(0.0, float(wait))
-    return http.header_retry_after(response)
+    return outbound.header_retry_after(response)
 
 
 def describe(response: requests.Response) -> str:
@@ -104,14 +104,7 @@ class TelegramTransport(Transport):
 
     def send(self, alert: Alert) -> None:
         url = f"{self.config['api_url']}/bot{self.config['bot_token']}/sendMessage"
-        response = http.post(
-            url,
-            json=self.render(alert),
-            record=self.outcomes.append,
-            secrets=self.secrets(),
-            retry_after=retry_after,
-            describe=describe,
-        )
+        response = self.post(url, json=self.render(alert), retry_after=retry_after, describe=describe)
         body = _body(response)
         if response.ok and body.get("ok", True):
             return

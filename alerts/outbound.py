@@ -1,29 +1,116 @@
-"""All outbound HTTP of the alerts app: one wrapper with a timeout and bounded retries.
+"""All outbound HTTP of the alerts app: one wrapper with a timeout and bounded retries,
+and the masking of the secrets its requests carry.
 
-It knows no service: each transport passes how to read its service's wait
-(``retry_after``) and error text (``describe``), and the secrets its request
-carries, which are masked in every log line (urllib3 logs each request line,
-tokens in the path included). Nothing here returns or logs a URL.
+It knows no service and no transport (they stand on it): each transport passes how
+to read its service's wait (``retry_after``) and error text (``describe``), and the
+secrets its request carries, and maps ``RequestFailed`` to its family's error. Those
+secrets are masked in every answer text kept here and, through ``HideSecrets``, in
+every line of ``MASKED_LOGGERS`` (urllib3 logs each request line, tokens in the path
+included); the site's ``LOGGING`` attaches the filter. Nothing here returns or logs a URL.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from alerts.conf import setting
-from alerts.transports.base import Outcome, TransportError, hide
 
 # One pooled session per process: a kept-alive connection saves the TLS
 # handshake (~100 ms to Discord) on every alert after the first.
 _session = requests.Session()
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+
+class RequestFailed(Exception):
+    """No answer worth reading came back: the retries ran out, or the server asked for a
+    longer wait than one task spends. ``message`` carries no secret and no URL.
+
+    ``retryable``: a later try of the same request may succeed (both cases above).
+    ``retry_after``: the server asked for this many seconds. ``status_code``: 429 when
+    that wait ended the tries.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        retry_after: float | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request made while delivering; recorded as a DeliveryAttempt."""
+
+    status_code: int | None
+    error: str
+    duration_ms: float
+
+
+# --- secrets and masking ---------------------------------------------------------------
+
+ELLIPSIS = "…"
+_SPLIT = re.compile(r"[/:?&=#@,\s]+")
+
+# urllib3 logs each request line (tokens in the path); the alerts app logs delivery failures.
+MASKED_LOGGERS = ("urllib3.connectionpool", "alerts.delivery", "alerts.tasks", "alerts.evaluation")
+
+
+def mask_url(url: str) -> str:
+    """``https://discord.com/api/webhooks/1234…/abc…``: enough to recognise, not enough to use."""
+    if not url:
+        return ""
+    head, _, tail = url.rpartition("/")
+    if not head or head.endswith("/"):
+        return url[:8] + ELLIPSIS
+    return f"{head[:45]}{ELLIPSIS}/{tail[:3]}{ELLIPSIS}"
+
+
+def mask(value: str) -> str:
+    """What is shown in place of a secret: a URL keeps its host, a token its first three characters."""
+    if re.match(r"^https?://", value):
+        return mask_url(value)
+    return value[:3] + ELLIPSIS if len(value) >= 8 else ELLIPSIS
+
+
+def fragments(value: str) -> list[str]:
+    """A secret and the long pieces of it that are secret on their own (a URL's token, a bot token's key)."""
+    pieces = [value]
+    if re.match(r"^https?://", value):
+        # A request line in a log carries the path alone (urllib3: "POST /bot…/sendMessage").
+        path = urlsplit(value).path
+        if len(path) >= 8:
+            pieces.append(path)
+    pieces += [piece for piece in _SPLIT.split(value) if len(piece) >= 16 and piece != value]
+    return pieces
+
+
+def hide(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret (and its long pieces) masked; longest first: a URL wins over its token."""
+    if not text:
+        return text
+    for secret in sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, mask(secret))
+    return text
+
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
@@ -39,7 +126,8 @@ class HideSecrets(logging.Filter):
     """Masks every secret a transport has used, wherever the record goes (file, console, Loki).
 
     The traceback too: it is formatted here, masked, and kept as the record's
-    ``exc_text``, which every formatter uses as it is.
+    ``exc_text``, which every formatter uses as it is. The logging configuration
+    attaches it to each logger of ``MASKED_LOGGERS``.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -55,11 +143,6 @@ class HideSecrets(logging.Filter):
         if record.exc_text:
             record.exc_text = hide(record.exc_text, secrets)
         return True
-
-
-# urllib3 logs each request line (tokens in the path); the alerts app logs delivery failures.
-for _name in ("urllib3.connectionpool", "alerts.delivery", "alerts.tasks", "alerts.evaluation"):
-    logging.getLogger(_name).addFilter(HideSecrets())
 
 
 def header_retry_after(response: requests.Response) -> float | None:
@@ -94,7 +177,7 @@ def post(
     """POST; retry timeouts, connection errors, 5xx and 429 a bounded number of times.
 
     Returns the first response that is not worth retrying (2xx or a 4xx other
-    than 429). Raises ``TransportError`` when the retries run out, or when the
+    than 429). Raises ``RequestFailed`` when the retries run out, or when the
     server asks for a longer wait than we spend inside one task
     (``ALERT_HTTP_MAX_WAIT``): the caller then schedules the next try.
     ``record`` is called once per request with its status, error and duration.
@@ -131,7 +214,7 @@ def post(
                 asked = retry_after(response)
                 wait = _backoff(attempt) if asked is None else asked
                 if wait > max_wait or attempt == attempts:
-                    raise TransportError(
+                    raise RequestFailed(
                         f"rate limited by the server: retry after {wait:.2f} s",
                         retry_after=wait,
                         status_code=429,
@@ -140,7 +223,7 @@ def post(
                 wait = _backoff(attempt)
         if attempt < attempts:
             sleep(min(wait, max_wait))
-    raise TransportError(f"gave up after {attempts} attempts: {last_error}")
+    raise RequestFailed(f"gave up after {attempts} attempts: {last_error}")
 
 
 def _backoff(attempt: int) -> float:
