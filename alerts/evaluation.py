@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, DateTimeField, DecimalField, ExpressionWrapper, F, Sum, Value
+from django.db.models import DateTimeField, DecimalField, ExpressionWrapper, F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -162,9 +162,8 @@ def _day_figures(rule: AlertRule, bot: Bot, day: dt.date, cache: DayFigures) -> 
     """Realized P&L and trade count of the day in the rule's scope: one query, shared by the day rules."""
     key = (bot.pk, day, rule.strategy, rule.symbol)
     if key not in cache:
-        trades = _scoped(rule, Trade.objects.for_bot(bot).for_day(day))
-        figures = trades.order_by().aggregate(pnl=Sum("pnl"), count=Count("id"))
-        cache[key] = (figures["pnl"] if figures["pnl"] is not None else Decimal(0), figures["count"])
+        figures = _scoped(rule, Trade.objects.for_bot(bot)).day_figures(day)
+        cache[key] = (figures.pnl, figures.trades)
     return cache[key]
 
 
