@@ -1,4 +1,5 @@
-"""The admin replaces the original alerts.yaml: rules, channels, silences, history, halts, summary time."""
+"""The alerts admin: rules, channels, silences, history, halts, summary time (alerts.yaml imports and exports
+the rules, channels and summary time)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ symbols, 5 strategies, half of them closed). It logs in to each through the admi
 form as a browser would and times each admin page (the cockpit, every list, a change
 page) on both, their requests taken in turn, so a busy shared machine slows both alike.
 Each figure is the median of ``REPEATS`` requests over a kept-alive connection on
-loopback: the server's time plus well under a millisecond. Target (issue 14): every
+loopback: the server's time plus well under a millisecond. Target: every
 page at most 200 ms at 1,000,000 trades. A missed target prints FAIL; only a broken run
 exits non-zero.
 

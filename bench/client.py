@@ -12,7 +12,7 @@ drift:
 in the spool, the shipper backs off) and while the shipper sends to the real site
 under the site's web server (so its thread competes with the bot's for the GIL).
 
-Target (issue 10): median at most 50 µs, at least 5 times faster than the direct
+Target: median at most 50 µs, at least 5 times faster than the direct
 insert. A missed target prints FAIL; only a broken run exits non-zero.
 """
 

@@ -1,4 +1,4 @@
-"""Hostile and careless clients against the site under its real web server (issue 6).
+"""Hostile and careless clients against the site under its real web server.
 
 One test (or a few) per class of trouble: slow and stalled clients, amplification
 and unbounded sizes, values that used to become 500s or half-saved rows, answers

@@ -49,7 +49,7 @@ def test_the_web_server_ships_what_it_logs_to_loki(
     start_web(site, port)
     try:
         wait_for(f"{site.url}/api/v1/health/")
-        # A start more than a minute ago (health says "starting" in the first minute, issue 14) ...
+        # A start more than a minute ago (health says "starting" in the first minute) ...
         long_ago = time.time() - 120
         os.utime(tmp_path / "site-started", (long_ago, long_ago))
         # ... and no task cluster runs: the server logs that once, on its first health check.

@@ -1,4 +1,4 @@
-"""Every core of one machine: ``WEB_PROCESSES`` web processes on one listening socket (issue 16).
+"""Every core of one machine: ``WEB_PROCESSES`` web processes on one listening socket.
 
 The web server as users run it (``python -m monitorsite.serve``), its web processes
 found as the children of its main process, and what each of them does seen from

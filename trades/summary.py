@@ -1,7 +1,7 @@
 """The daily summary as a value: one trading day's figures, and their one text rendering.
 
 The API serialises it (``as_dict``), ``manage.py daily_summary`` prints it and the
-Discord summary is rendered from it, so the three cannot disagree.
+summary the alert channels receive is rendered from it, so the three cannot disagree.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--date", help="trading day, YYYY-MM-DD")
         parser.add_argument("--bot", help="only this bot's trades")
-        parser.add_argument("--send", action="store_true", help="also send it to Discord")
+        parser.add_argument("--send", action="store_true", help="also send it through the alert channels")
 
     def handle(self, *args: Any, **options: Any) -> None:
         day = parse_day(options["date"]) if options["date"] else market.today()
@@ -33,7 +33,7 @@ class Command(BaseCommand):
 
 
 def send_summary(day: Any, bot: Bot | None) -> str:
-    """Hand the summary to whoever sends summaries (the alerts app listens); trades knows no Discord."""
+    """Hand the summary to whoever sends summaries (the alerts app listens); trades knows no channel."""
     answers = daily_summary_send.send_robust(sender=Trade, day=day, bot=bot)
     if not answers:
         raise CommandError("--send needs the alerts app, which is not installed.")
