@@ -130,23 +130,16 @@ def fetch_verified(
             raise BackupError(
                 f"{name} is damaged: its sha256 is {actual[:12]}…, {source} says {checksum[:12]}…"
             )
+    plain, compressed = download, False
     if objects.is_dump(name):
-        return VerifiedBackup(
-            name=name,
-            path=download,
-            size=size,
-            sha256=actual,
-            checked_against=tuple(expected),
-            trade_count=check_dump(download),
-            compressed=False,
-        )
-    compressed = is_gzip(download)
-    plain = download
-    if compressed:
-        plain = workdir / "restored.db"
-        gunzip_file(download, plain)
-        download.unlink()
-    trade_count = check_database(plain)
+        trade_count = check_dump(download)
+    else:
+        compressed = is_gzip(download)
+        if compressed:
+            plain = workdir / "restored.db"
+            gunzip_file(download, plain)
+            download.unlink()
+        trade_count = check_database(plain)
     return VerifiedBackup(
         name=name,
         path=plain,
