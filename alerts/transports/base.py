@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
+    import requests
+
     from alerts.models import Alert, Channel
 
 
@@ -60,6 +62,24 @@ class Outcome:
     status_code: int | None
     error: str
     duration_ms: float
+
+
+# --- reading a service's error answer ---
+
+
+def json_body(response: requests.Response) -> dict[str, Any]:
+    """The answer's JSON object; empty when the body is not one (a proxy's HTML error page, say)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def error_text(response: requests.Response, key: str) -> str:
+    """What the service says went wrong, for the delivery history: ``key`` of its JSON answer, else
+    the status line's reason, at most 200 characters."""
+    return str(json_body(response).get(key) or response.reason or "")[:200]
 
 
 # --- checks: str -> stored value, or ValueError saying what is expected (never echoing a secret) ---
