@@ -291,6 +291,37 @@ def test_the_command_prints_the_values_own_rendering(bot: Bot, day_of_trades: No
     assert out.getvalue().rstrip("\n") == Trade.objects.daily_summary(DAY).render_text()
 
 
+def test_the_day_rules_count_the_day_as_the_summary_does(bot: Bot, day_of_trades: None) -> None:
+    figures = Trade.objects.for_bot(bot).day_figures(DAY)
+    summary = Trade.objects.for_bot(bot).daily_summary(DAY)
+
+    assert figures.totals() == {
+        "total_trades": summary.total_trades,
+        "closed_trades": summary.closed_trades,
+        "total_pnl": summary.total_pnl,
+        "wins": summary.wins,
+        "losses": summary.losses,
+        "win_rate": summary.win_rate,
+    }
+    # Scoped as a rule scopes it: TSLA's loss and its break-even fill, closed but neither won nor lost.
+    tsla = Trade.objects.for_bot(bot).filter(symbol="TSLA").day_figures(DAY)
+    assert (tsla.trades, tsla.closed, tsla.pnl, tsla.wins, tsla.losses) == (2, 2, Decimal("-200.125"), 0, 1)
+    assert tsla.gross_loss == Decimal("-200.125") and tsla.gross_profit == 0
+
+
+def test_a_day_without_trades_counts_zero(bot: Bot, day_of_trades: None) -> None:
+    quiet = dt.date(2026, 1, 13)
+    figures = Trade.objects.for_bot(bot).day_figures(quiet)
+    assert (figures.day, figures.trades, figures.closed, figures.pnl, figures.win_rate) == (
+        quiet,
+        0,
+        0,
+        Decimal(0),
+        None,
+    )
+    assert Trade.objects.for_bot(bot).figures_per_day(quiet, by=("strategy", "symbol")) == []
+
+
 def test_realized_pnl_sums_the_days_closed_trades_of_the_bot(bot: Bot, day_of_trades: None) -> None:
     other = Bot.objects.create(name="other")
     Trade.objects.record_batch(other, [stored_trade(1, pnl=Decimal("-999"), executed_at=at(10))])
