@@ -235,10 +235,7 @@ class TradeQuerySet(models.QuerySet["Trade"]):
         def per(index: int) -> dict[str, Performance]:
             if not breakdown:
                 return {}
-            by_name: dict[str, list[DayFigures]] = {}
-            for names, figures in groups:
-                by_name.setdefault(names[index], []).append(figures)
-            return {name: Performance.from_days(by_name[name]) for name in sorted(by_name)}
+            return {name: Performance.from_days(days) for name, days in _per_name(groups, index).items()}
 
         merged: dict[dt.date, DayFigures] = {}
         for figures in every:
@@ -253,14 +250,19 @@ class TradeQuerySet(models.QuerySet["Trade"]):
         )
 
 
-def _breakdown(groups: list[tuple[tuple[str, ...], DayFigures]], key: int) -> dict[str, Breakdown]:
-    """Totals per strategy (key 0) or per symbol (key 1), in name order."""
+def _per_name(groups: list[tuple[tuple[str, ...], DayFigures]], key: int) -> dict[str, list[DayFigures]]:
+    """The rows of each strategy (key 0) or symbol (key 1) of ``figures_per_day``, in name order."""
     by_name: dict[str, list[DayFigures]] = {}
     for names, figures in groups:
         by_name.setdefault(names[key], []).append(figures)
+    return {name: by_name[name] for name in sorted(by_name)}
+
+
+def _breakdown(groups: list[tuple[tuple[str, ...], DayFigures]], key: int) -> dict[str, Breakdown]:
+    """One day's totals per strategy (key 0) or per symbol (key 1), in name order."""
     result = {}
-    for name in sorted(by_name):
-        total = DayFigures.total(by_name[name][0].day, by_name[name])
+    for name, rows in _per_name(groups, key).items():
+        total = DayFigures.total(rows[0].day, rows)
         result[name] = Breakdown(total.trades, total.pnl, total.win_rate)
     return result
 
