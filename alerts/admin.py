@@ -1,4 +1,5 @@
-"""The admin replaces the original alerts.yaml: rules, channels, silences, history, halts, summary time."""
+"""The alerts admin: rules, channels, silences, history, halts, summary time (alerts.yaml imports and exports
+the rules, channels and summary time)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,17 @@ from alerts.delivery import send_test_alert
 from alerts.models import (
     WEEKDAY_NAMES,
     Alert,
+    AlertQuerySet,
     AlertRule,
     AlertState,
     Channel,
+    ChannelQuerySet,
     DeliveryAttempt,
     Repeat,
     Silence,
     SummarySchedule,
     TradingHalt,
+    TradingHaltQuerySet,
 )
 from alerts.rules import JUDGED_FIELDS, describe, problems
 from alerts.tasks import enqueue
@@ -215,8 +219,8 @@ def send_test(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Quer
 
 
 @admin.action(description="Resume delivery (clear the failure that disabled the channel)")
-def resume_channel(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
-    count = queryset.exclude(disabled_reason="").update(disabled_reason="", disabled_at=None)
+def resume_channel(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: ChannelQuerySet) -> None:
+    count = queryset.resume()
     enqueue("alerts.tasks.deliver")
     modeladmin.message_user(request, f"{count} channel(s) resumed; waiting alerts are being sent.")
 
@@ -357,29 +361,8 @@ class FoldedInline(admin.TabularInline):
 
 
 @admin.action(description="Resend the selected alerts")
-def resend(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
-    count = 0
-    for alert in queryset.exclude(state__in=(AlertState.PENDING, AlertState.SENDING, AlertState.FOLDED)):
-        if alert.channel_id is None:
-            channels = Channel.objects.for_level(alert.level)
-            for channel in channels:
-                Alert.objects.create(
-                    rule=alert.rule,
-                    bot=alert.bot,
-                    channel=channel,
-                    source=alert.source,
-                    subject=alert.subject,
-                    level=alert.level,
-                    title=alert.title,
-                    message=alert.message,
-                    fields=alert.fields,
-                )
-                count += 1
-        else:
-            Alert.objects.filter(pk=alert.pk).update(
-                state=AlertState.PENDING, attempts=0, next_attempt_at=None, held=False, last_error=""
-            )
-            count += 1
+def resend(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: AlertQuerySet) -> None:
+    count = queryset.resend(timezone.now())
     enqueue("alerts.tasks.deliver")
     modeladmin.message_user(request, f"{count} alert(s) queued to be sent again.")
 
@@ -472,7 +455,7 @@ class SilenceAdmin(admin.ModelAdmin):
 
 @admin.action(description="Resume trading for the selected halts")
 def resume_trading(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[TradingHalt]
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: TradingHaltQuerySet
 ) -> HttpResponse | None:
     """Asks first (a page listing the halts, as Django's delete action does), then resumes.
 
@@ -490,7 +473,7 @@ def resume_trading(
             },
         )
     who = request.user.get_username() if request.user.is_authenticated else ""
-    count = queryset.filter(resumed_at__isnull=True).update(resumed_at=timezone.now(), resumed_by=who)
+    count = queryset.resume(by=who, now=timezone.now())
     modeladmin.message_user(request, f"Trading resumed for {count} halt(s).")
     return None
 

@@ -181,6 +181,14 @@ class ChannelQuerySet(models.QuerySet["Channel"]):
                 channels = [channel for channel in channels if channel.pk in named]
         return channels
 
+    def resume(self) -> int:
+        """Clear the permanent failure that disabled these channels; how many were disabled.
+
+        Their waiting alerts go out with the next delivery run; a channel that was not
+        disabled is not counted.
+        """
+        return self.exclude(disabled_reason="").update(disabled_reason="", disabled_at=None)
+
     def secrets(self) -> list[str]:
         """Every secret in use, the environment's and each channel's own: masked in every text we write."""
         found: list[str] = []
@@ -429,11 +437,37 @@ class AlertState(models.TextChoices):
 
 
 UNSENT_STATES = (AlertState.PENDING, AlertState.SENDING)
+# Still on their way (or gone out inside a digest): sending them again would send them twice.
+NOT_RESENDABLE_STATES = (*UNSENT_STATES, AlertState.FOLDED)
+# What a copy of an alert for another channel takes from it: the message, not its delivery.
+MESSAGE_FIELDS = ("rule", "bot", "source", "subject", "level", "title", "message", "fields")
 
 
 class AlertQuerySet(models.QuerySet["Alert"]):
     def unsent(self) -> AlertQuerySet:
         return self.filter(state__in=UNSENT_STATES)
+
+    def resend(self, now: dt.datetime) -> int:
+        """Send these alerts again; how many messages that queues.
+
+        An alert that went to a channel goes back to pending there, its attempts
+        reset. One stored without a channel (none took its level then) is copied,
+        created at ``now``, to each channel that takes its level now. Alerts still
+        waiting or being sent, and those folded into a digest, are left as they
+        are: the reset is one conditional UPDATE, so an alert a worker claims
+        meanwhile is not put back to be sent twice.
+        """
+        resendable = self.exclude(state__in=NOT_RESENDABLE_STATES)
+        stored = list(resendable.filter(channel__isnull=True))
+        count = resendable.filter(channel__isnull=False).update(
+            state=AlertState.PENDING, attempts=0, next_attempt_at=None, held=False, last_error=""
+        )
+        for alert in stored:
+            for channel in Channel.objects.for_level(alert.level):
+                message = {name: getattr(alert, name) for name in MESSAGE_FIELDS}
+                self.model.objects.create(channel=channel, created_at=now, **message)
+                count += 1
+        return count
 
     def sent_since(self, channel: Channel, moment: dt.datetime) -> int:
         """Messages the channel received since ``moment`` (a digest is one message)."""
@@ -541,6 +575,14 @@ class TradingHaltQuerySet(models.QuerySet["TradingHalt"]):
         return self.filter(resumed_at__isnull=True, trading_day__lte=today, ends_on__gt=today).select_related(
             "bot"
         )
+
+    def resume(self, *, by: str, now: dt.datetime) -> int:
+        """Let the halted bots trade again, recording who resumed and when; how many halts that resumed.
+
+        A conditional UPDATE: a halt already resumed keeps its first resumer and time,
+        so two admins pressing at once resume it once.
+        """
+        return self.filter(resumed_at__isnull=True).update(resumed_at=now, resumed_by=by)
 
 
 class TradingHalt(models.Model):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
@@ -44,16 +46,23 @@ def summary_fields(summary: DailySummary) -> list[tuple[str, str]]:
 
 def summary_lines(summary: DailySummary) -> str:
     """A line per strategy (and per symbol), as the embed's description."""
+    lines = _lines_by_group(summary, lambda row: (row.trades, format_number(row.pnl), row.win_rate))
+    return lines or "No trades on this trading day."
+
+
+def _lines_by_group(
+    summary: DailySummary | PeriodSummary, figures: Callable[[Any], tuple[int, str, float | None]]
+) -> str:
+    """Under a heading each, a line per strategy and per symbol: ``figures`` gives its trades, its P&L
+    as shown and its win rate."""
     lines = []
-    for title, groups in (("Strategy", summary.by_strategy), ("Symbol", summary.by_symbol)):
+    for title, groups in (("strategy", summary.by_strategy), ("symbol", summary.by_symbol)):
         if groups:
-            lines.append(f"**By {title.lower()}**")
-            lines += [
-                f"{name or '(none)'}: {row.trades} trades, P&L {format_number(row.pnl)}, "
-                f"win rate {format_rate(row.win_rate)}"
-                for name, row in groups.items()
-            ]
-    return "\n".join(lines) or "No trades on this trading day."
+            lines.append(f"**By {title}**")
+            for name, row in groups.items():
+                trades, pnl, rate = figures(row)
+                lines.append(f"{name or '(none)'}: {trades} trades, P&L {pnl}, win rate {format_rate(rate)}")
+    return "\n".join(lines)
 
 
 def summary_alerts(day: dt.date, bot: Bot | None = None, now: dt.datetime | None = None) -> list[Alert]:
@@ -106,16 +115,8 @@ def send_now(day: dt.date, bot: Bot | None = None) -> str:
 
 def period_lines(summary: PeriodSummary) -> str:
     """A line per strategy (and per symbol), as the report's description."""
-    lines = []
-    for title, groups in (("strategy", summary.by_strategy), ("symbol", summary.by_symbol)):
-        if groups:
-            lines.append(f"**By {title}**")
-            lines += [
-                f"{name or '(none)'}: {p.total_trades} trades, P&L {p.total_pnl:,.2f}, "
-                f"win rate {format_rate(p.win_rate)}"
-                for name, p in groups.items()
-            ]
-    return "\n".join(lines) or "No trades in this period."
+    lines = _lines_by_group(summary, lambda p: (p.total_trades, f"{p.total_pnl:,.2f}", p.win_rate))
+    return lines or "No trades in this period."
 
 
 def period_alerts(

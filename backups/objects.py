@@ -1,4 +1,5 @@
-"""Names of backup objects in storage (see CONTRACT.md) and what they tell.
+"""Names of backup objects in storage (operators' scripts and restores on a new machine rely on them)
+and what they tell.
 
 ``trades_latest.db`` is replaced on every sync; ``backups/trades_YYYYMMDD_HHMMSS.db``
 (the time in the market's time zone) is kept for ``BACKUP_RETENTION_DAYS``. A

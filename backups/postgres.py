@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 
 from backups.site_lock import LIBPQ_OPTIONS, connect_postgres
-from backups.snapshot import VOLATILE_TABLE_PREFIXES, BackupError, Snapshot, create_private_file, sha256_file
+from backups.snapshot import VOLATILE_TABLE_PREFIXES, BackupError, Snapshot, create_private_file
 from trades.models import Trade
 
 # ``pg_dump -Fc`` files start with this; anything else is not a dump.
@@ -177,14 +177,8 @@ def take_dump(
                 "pg_dump",
             )
     check_dump(dump)
-    return Snapshot(
-        path=dump,
-        size=dump.stat().st_size,
-        sha256=sha256_file(dump),
-        trade_count=trade_count,
-        fingerprint=fingerprint,
-        compressed=False,
-        duration=time.monotonic() - started,
+    return Snapshot.of_file(
+        dump, trade_count=trade_count, fingerprint=fingerprint, compressed=False, started=started
     )
 
 

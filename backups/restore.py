@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,23 +133,16 @@ def fetch_verified(
             raise BackupError(
                 f"{name} is damaged: its sha256 is {actual[:12]}…, {source} says {checksum[:12]}…"
             )
+    plain, compressed = download, False
     if objects.is_dump(name):
-        return VerifiedBackup(
-            name=name,
-            path=download,
-            size=size,
-            sha256=actual,
-            checked_against=tuple(expected),
-            trade_count=check_dump(download),
-            compressed=False,
-        )
-    compressed = is_gzip(download)
-    plain = download
-    if compressed:
-        plain = workdir / "restored.db"
-        gunzip_file(download, plain)
-        download.unlink()
-    trade_count = check_database(plain)
+        trade_count = check_dump(download)
+    else:
+        compressed = is_gzip(download)
+        if compressed:
+            plain = workdir / "restored.db"
+            gunzip_file(download, plain)
+            download.unlink()
+        trade_count = check_database(plain)
     return VerifiedBackup(
         name=name,
         path=plain,
@@ -191,8 +187,7 @@ def restore(
     # Held until the new file is in place: a site starting meanwhile waits for it.
     with held_for_restore(target, while_running=while_running) as site_was_running:
         # In the target's directory, so the final rename stays on one filesystem.
-        workdir = _workdir_in(target.parent)
-        try:
+        with _work_folder_in(target.parent) as workdir:
             verified = fetch_verified(provider, name, workdir, progress)
             connections.close_all()  # this process must not keep the old file open
             # Last, so that it holds every trade written up to the swap.
@@ -209,10 +204,8 @@ def restore(
                 raise BackupError(
                     f"cannot put the backup in place at {target}: {exc.strerror or exc}"
                 ) from None
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
     return Restored(
-        backup=VerifiedBackup(**{**verified.__dict__, "path": target}),
+        backup=dataclasses.replace(verified, path=target),
         safety_copy=safety_copy,
         site_was_running=site_was_running,
     )
@@ -239,11 +232,7 @@ def keep_safety_copy(database: Path, workdir: Path) -> Path:
     staging = workdir / "before-restore.db"
     try:
         copy_database(database, staging)
-        stamp = f"{database.name}{SAFETY_COPY_MARK}{timezone.localtime():%Y%m%d_%H%M%S}"
-        kept, n = database.with_name(stamp), 1
-        while kept.exists():  # two restores within a second
-            n += 1
-            kept = database.with_name(f"{stamp}-{n}")
+        kept = _safety_copy_name(database)
         os.rename(staging, kept)
     except (BackupError, OSError) as exc:
         if isinstance(exc, OSError):
@@ -254,6 +243,17 @@ def keep_safety_copy(database: Path, workdir: Path) -> Path:
             f"cannot keep a safety copy of {database} before replacing it ({reason}); nothing was changed "
             "(free some space, or move the database and its -wal aside yourself, and run again)"
         ) from None
+    return kept
+
+
+def _safety_copy_name(database: Path) -> Path:
+    """A free name beside ``database`` for its safety copy: ``NAME.before-restore-YYYYMMDD_HHMMSS``
+    in market time, then ``-2``, ``-3``... for restores within the same second."""
+    stamp = f"{database.name}{SAFETY_COPY_MARK}{timezone.localtime():%Y%m%d_%H%M%S}"
+    kept, n = database.with_name(stamp), 1
+    while kept.exists():
+        n += 1
+        kept = database.with_name(f"{stamp}-{n}")
     return kept
 
 
@@ -277,13 +277,19 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def _workdir_in(folder: Path) -> Path:
-    """A new private folder in ``folder`` (made if missing), on the filesystem of what it replaces."""
+@contextmanager
+def _work_folder_in(folder: Path) -> Iterator[Path]:
+    """A new private folder in ``folder`` (made if missing), on the filesystem of what it replaces;
+    removed with whatever is left in it when the block ends."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=".restore-", dir=folder))
+        workdir = Path(tempfile.mkdtemp(prefix=".restore-", dir=folder))
     except OSError as exc:
         raise BackupError(f"cannot write in {folder}: {exc.strerror or exc}") from None
+    try:
+        yield workdir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _save_dump(
@@ -292,16 +298,14 @@ def _save_dump(
     """A PostgreSQL dump restored to a file (``--output``): verified, then renamed into place."""
     if target.exists() and not overwrite:
         raise BackupError(f"{target} exists; run again with --yes to replace it")
-    workdir = _workdir_in(target.parent)
-    try:
-        verified = fetch_verified(provider, name, workdir, progress)
-        os.chmod(verified.path, 0o600)
-        os.replace(verified.path, target)
-    except OSError as exc:
-        raise BackupError(f"cannot put the backup in place at {target}: {exc.strerror or exc}") from None
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return Restored(VerifiedBackup(**{**verified.__dict__, "path": target}), None, False)
+    with _work_folder_in(target.parent) as workdir:
+        try:
+            verified = fetch_verified(provider, name, workdir, progress)
+            os.chmod(verified.path, 0o600)
+            os.replace(verified.path, target)
+        except OSError as exc:
+            raise BackupError(f"cannot put the backup in place at {target}: {exc.strerror or exc}") from None
+    return Restored(dataclasses.replace(verified, path=target), None, False)
 
 
 def safety_dump_name(settings_dict: dict[str, object]) -> Path:
@@ -340,29 +344,23 @@ def restore_postgres(
                 f"{name} is a SQLite backup and the site runs on PostgreSQL: restore it to a file with "
                 "--output FILE, then move it with manage.py copy_to_postgres --from FILE (docs/SCALING.md)"
             )
-        workdir = _workdir_in(database.parent)
-        try:
-            verified = fetch_verified(provider, name, workdir, progress)
-            safety_copy = None
-            if replacing:
-                before = take_dump(settings_dict, workdir)
-                assert before is not None
-                stamp = f"{database.name}{SAFETY_COPY_MARK}{timezone.localtime():%Y%m%d_%H%M%S}"
-                safety_copy, n = database.with_name(stamp), 1
-                while safety_copy.exists():
-                    n += 1
-                    safety_copy = database.with_name(f"{stamp}-{n}")
-                os.rename(before.path, safety_copy)
-            connections.close_all()
-            restore_dump(settings_dict, verified.path)
-        except OSError as exc:
-            raise BackupError(
-                f"cannot keep a safety copy in {database.parent}: {exc.strerror or exc}"
-            ) from None
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        with _work_folder_in(database.parent) as workdir:
+            try:
+                verified = fetch_verified(provider, name, workdir, progress)
+                safety_copy = None
+                if replacing:
+                    before = take_dump(settings_dict, workdir)
+                    assert before is not None
+                    safety_copy = _safety_copy_name(database)
+                    os.rename(before.path, safety_copy)
+                connections.close_all()
+                restore_dump(settings_dict, verified.path)
+            except OSError as exc:
+                raise BackupError(
+                    f"cannot keep a safety copy in {database.parent}: {exc.strerror or exc}"
+                ) from None
     return Restored(
-        backup=VerifiedBackup(**{**verified.__dict__, "path": Path(f"PostgreSQL {settings_dict['NAME']}")}),
+        backup=dataclasses.replace(verified, path=Path(f"PostgreSQL {settings_dict['NAME']}")),
         safety_copy=safety_copy,
         site_was_running=False,
     )

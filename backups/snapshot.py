@@ -59,6 +59,22 @@ class Snapshot:
     compressed: bool
     duration: float  # seconds, from the start of the copy to the checksum
 
+    @classmethod
+    def of_file(
+        cls, path: Path, *, trade_count: int, fingerprint: str | None, compressed: bool, started: float
+    ) -> Snapshot:
+        """The checked copy at ``path``, its size and checksum read now; ``started`` is the
+        ``time.monotonic()`` of the copy's start."""
+        return cls(
+            path=path,
+            size=path.stat().st_size,
+            sha256=sha256_file(path),
+            trade_count=trade_count,
+            fingerprint=fingerprint,
+            compressed=compressed,
+            duration=time.monotonic() - started,
+        )
+
 
 def create_private_file(path: Path) -> None:
     """An empty file only the owner can read: snapshots hold every trade."""
@@ -94,19 +110,11 @@ def take_snapshot(
             gzip_file(copy, packed)
             copy.unlink()
             copy = packed
-        digest = sha256_file(copy)
-        size = copy.stat().st_size
+        return Snapshot.of_file(
+            copy, trade_count=trade_count, fingerprint=fingerprint, compressed=compress, started=started
+        )
     except OSError as exc:
         raise BackupError(f"cannot write the snapshot in {workdir}: {exc.strerror or exc}") from None
-    return Snapshot(
-        path=copy,
-        size=size,
-        sha256=digest,
-        trade_count=trade_count,
-        fingerprint=fingerprint,
-        compressed=compress,
-        duration=time.monotonic() - started,
-    )
 
 
 def copy_database(source: Path, target: Path, *, method: Method = "backup") -> None:

@@ -22,16 +22,25 @@ import contextlib
 import datetime as dt
 import http.client
 import shutil
-import signal
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-from common import HOST, Server, code_version, connect, free_port, interrupt, machine_line, manage, site_env
+from common import (
+    HOST,
+    Server,
+    code_version,
+    connect,
+    free_port,
+    machine_line,
+    manage,
+    new_site_with_bot,
+    run_as_script,
+    site_env,
+)
 from ingest import MARKET_TZ, TradeFactory, history_rows, insert_rows, trading_days
 
 SMALL = 1_000
@@ -138,8 +147,7 @@ def measure_pairs(
 
 def setup(env: dict[str, str], site_db: Path) -> int:
     """Migrate, create the bench bot and the admin user; the bot's id."""
-    manage(env, "migrate", "--noinput")
-    manage(env, "create_bot", "bench")
+    new_site_with_bot(env)
     manage(
         {**env, "DJANGO_SUPERUSER_PASSWORD": PASSWORD},
         "createsuperuser",
@@ -172,7 +180,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="stop at 100,000 trades (a smoke test)")
     args = parser.parse_args(argv)
     large = QUICK_LARGE if args.quick else LARGE
-    signal.signal(signal.SIGTERM, interrupt)
     tmp = Path(tempfile.mkdtemp(prefix="bench-admin-"))
     servers: list[Server] = []
     try:
@@ -237,9 +244,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nslowest at {stored:,} trades: {slowest}, {big[slowest]:.1f} ms;", end=" ")
         print(f"{failures} page(s) over {TARGET_MS:.0f} ms")
         return 0
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaning up", file=sys.stderr)
-        return 130
     finally:
         for each in servers:
             each.stop()
@@ -247,4 +251,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_as_script(main)

@@ -44,10 +44,11 @@ from common import (
     Server,
     code_version,
     free_port,
-    interrupt,
     machine_line,
     manage,
+    new_site_with_bot,
     percentile,
+    run_as_script,
     run_clients,
     site_env,
     verdict,
@@ -178,7 +179,6 @@ def main() -> int:
     kinds = [k.strip() for k in args.channels.split(",") if k.strip()]
     if not kinds or set(kinds) - {"discord", "telegram"}:
         parser.error("--channels takes discord, telegram or both")
-    signal.signal(signal.SIGTERM, interrupt)
 
     discord = DiscordServer(burst=10_000).start() if "discord" in kinds else None
     telegram = TelegramServer().start() if "telegram" in kinds else None
@@ -197,9 +197,8 @@ def main() -> int:
                     "TELEGRAM_CHAT_ID": telegram_server.CHAT_ID,
                     "TELEGRAM_API_URL": telegram.api_url,
                 }
-            manage(env, "migrate", "--noinput")
+            key = new_site_with_bot(env)
             manage(env, "setup_schedules")
-            key = manage(env, "create_bot", "bench").strip().splitlines()[-1].strip()
             if discord is not None:
                 sql(db, "UPDATE alerts_channel SET config = ?", json.dumps({"webhook_url": discord.url}))
             server = Server(env, free_port(), tmp / "web.log")
@@ -253,9 +252,6 @@ def main() -> int:
             print(f"\nalerts left unsent at the end: {unsent}")
             print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
             return 0
-        except KeyboardInterrupt:
-            print("\ninterrupted; cleaning up", file=sys.stderr)
-            return 130
         finally:
             if cluster is not None:
                 stop_group(cluster)
@@ -267,4 +263,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_as_script(main)

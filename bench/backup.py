@@ -27,14 +27,22 @@ import multiprocessing as mp
 import os
 import random
 import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, code_version, interrupt, machine_line, manage, percentile, site_env, verdict
+from common import (
+    ROOT,
+    code_version,
+    machine_line,
+    new_site_with_bot,
+    percentile,
+    run_as_script,
+    site_env,
+    verdict,
+)
 
 RESTORE_TARGET_S = 60.0
 INSERT_TARGET_MS = 100.0
@@ -147,7 +155,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trades", type=int, default=1_000_000)
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, interrupt)
     tmp = Path(tempfile.mkdtemp(prefix="bench-backup-"))
     try:
         return run(tmp, args.trades)
@@ -157,8 +164,7 @@ def main() -> int:
 
 def run(tmp: Path, trade_count: int) -> int:
     env = site_env(tmp)
-    manage(env, "migrate", "--noinput", "-v0")
-    manage(env, "create_bot", "bench")
+    new_site_with_bot(env)
     db_path = tmp / "trades.db"
     load_seconds = timed(load_trades, db_path, trade_count)
     size = db_path.stat().st_size
@@ -265,7 +271,4 @@ def run(tmp: Path, trade_count: int) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_as_script(main)

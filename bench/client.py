@@ -29,7 +29,6 @@ import contextlib
 import datetime as dt
 import logging
 import shutil
-import signal
 import sqlite3
 import statistics
 import tempfile
@@ -45,10 +44,10 @@ from bench.common import (
     connect,
     free_port,
     insert_sql,
-    interrupt,
     machine_line,
-    manage,
+    new_site_with_bot,
     percentile,
+    run_as_script,
     site_env,
     verdict,
 )
@@ -151,7 +150,6 @@ def main() -> int:
     args = parser.parse_args()
     spooled = 5_000 if args.quick else 20_000
     direct = 200 if args.quick else 1_000
-    signal.signal(signal.SIGTERM, interrupt)
 
     print(machine_line())
     print(f"code: {code_version()}")
@@ -161,8 +159,7 @@ def main() -> int:
     server: Server | None = None
     try:
         env = site_env(tmp)
-        manage(env, "migrate", "--noinput")
-        key = manage(env, "create_bot", "bench-bot").strip().splitlines()[-1]
+        key = new_site_with_bot(env)
         site_db = tmp / "trades.db"
 
         with contextlib.closing(baseline_db(site_db, tmp / "direct.db", site_pragmas=False)) as conn:
@@ -215,7 +212,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_as_script(main)

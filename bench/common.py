@@ -22,10 +22,10 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -291,6 +291,12 @@ def manage(env: dict[str, str], *args: str) -> str:
     return proc.stdout
 
 
+def new_site_with_bot(env: dict[str, str]) -> str:
+    """The site's database made as a new site's is (migrated), with the bot ``bench``; its write key."""
+    manage(env, "migrate", "--noinput")
+    return manage(env, "create_bot", "bench").strip().splitlines()[-1].strip()
+
+
 def _die_with_parent() -> None:
     """Runs in the server's process before exec: a hard-killed benchmark cannot clean up, the kernel can."""
     with contextlib.suppress(Exception):
@@ -365,8 +371,21 @@ class Server:
 
 
 def interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM handler: stop like Ctrl-C, so the finally blocks clean up."""
+    """Ctrl-C and SIGTERM: say so at once (cleaning up can take seconds), then stop as Ctrl-C does,
+    so the finally blocks stop what the benchmark started."""
+    os.write(sys.stderr.fileno(), b"\ninterrupted; cleaning up\n")  # print() is not safe in a handler
     raise KeyboardInterrupt
+
+
+def run_as_script(main: Callable[[], int]) -> NoReturn:
+    """Run a benchmark's ``main`` and exit with its status; 130 when interrupted, once it has cleaned up."""
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        status = 130
+    sys.exit(status)
 
 
 def machine_line() -> str:

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from logging_loki import LokiHandler
 
-from bench.common import percentile, verdict
+from bench.common import percentile, run_as_script, verdict
 from monitor_client.loki import LokiShippingHandler
 from tests.loopback_loki import LoopbackLoki
 
@@ -150,4 +150,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_as_script(main)

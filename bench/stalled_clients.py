@@ -11,7 +11,7 @@ throwaway database, then measures ``GET /api/v1/health/`` from one client:
 
 Each figure is printed with its ratio to the baseline of the same run. Exit status 0
 unless the run breaks. Standard library only; the server and site set-up are
-bench/common.py's and bench/ingest.py's.
+bench/common.py's.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
-import ingest  # for its site set-up (migrate, the bench bot)
 
 STALLED = 50
 REQUESTS = 100
@@ -102,7 +101,7 @@ def main() -> int:
     sockets: list[socket.socket] = []
     try:
         env = common.site_env(tmp)
-        key, _ = ingest.setup_site(env, tmp / "trades.db")
+        key = common.new_site_with_bot(env)
         server = common.Server(env, common.free_port(), tmp / "web.log")
         server.wait_ready()
         timeout = os.environ.get("WEB_CLIENT_TIMEOUT", "").strip() or "10 (default)"
@@ -127,8 +126,6 @@ def main() -> int:
         else:
             print(f"   all {STALLED} stalled connections dropped by the server after {dropped:.1f} s")
         return 0
-    except KeyboardInterrupt:
-        return 130
     except Exception as exc:
         print(f"benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -141,4 +138,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    common.run_as_script(main)

@@ -49,7 +49,7 @@ def check_loki_settings(url: str, username: str | None, password: str | None) ->
 
 
 class SizeRotatingFileHandler(logging.handlers.RotatingFileHandler):
-    """``RotatingFileHandler`` that several processes may share (gunicorn workers, the task cluster).
+    """``RotatingFileHandler`` that several processes may share (web processes, task cluster workers).
 
     The stdlib handler assumes one writer: when another process has rotated the
     file, it keeps appending to the renamed file and rotates again. This one

@@ -139,8 +139,8 @@ class LokiShipper:
     """A bounded queue of records and the one background thread that pushes them to Loki.
 
     ``enqueue`` is all the caller's thread does. The thread starts with the first
-    record of each process: gunicorn loads the site and then forks its workers,
-    and a thread does not survive a fork, so a child starts its own (see
+    record of each process: the task cluster sets the site up and then forks its
+    workers, and a thread does not survive a fork, so a child starts its own (see
     ``_after_fork``).
     """
 

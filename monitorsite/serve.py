@@ -20,11 +20,11 @@ waitress, a buffering server: its one I/O thread reads every request whole
 (headers and body, a large body spooled to a temp file) before one of the
 worker threads sees it. A client that sends half a request and stalls, or a
 body shorter than its Content-Length, costs an idle socket, never a worker,
-and is dropped after ``WEB_CLIENT_TIMEOUT`` seconds without a byte. With
-gunicorn's sync workers (before) 4 such clients held all 4 workers for the
-30 s worker timeout and health took 30 s for everyone else; gunicorn's gthread
-worker only protects against a client that sends nothing at all (a thread
-then blocks reading the rest of the headers).
+and is dropped after ``WEB_CLIENT_TIMEOUT`` seconds without a byte. Measured
+against the usual alternative, gunicorn: with its sync workers 4 such clients
+held all 4 workers for the 30 s worker timeout and health took 30 s for
+everyone else; its gthread worker only protects against a client that sends
+nothing at all (a thread then blocks reading the rest of the headers).
 
 Settings (environment, or ``.env``, through ``monitorsite/env.py``):
 ``BIND`` (host:port, default 127.0.0.1:8000), ``WEB_PROCESSES`` (default the

@@ -446,8 +446,3 @@ def start_web(
         BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY=str(threads), WEB_PROCESSES=str(processes), **env
     )
     return site.start(str(VENV_BIN / "python"), "-m", "monitorsite.serve", log="web.log")
-
-
-def start_gunicorn(site: Site, port: int, *, workers: int = 4, **env: str) -> subprocess.Popen[bytes]:
-    """The name this helper had while the site ran under gunicorn (other branches' tests use it)."""
-    return start_web(site, port, threads=workers, **env)

@@ -322,7 +322,8 @@ def test_csv_export_action_downloads_selected_trades(
 
 PHONE = (390, 844)
 DESKTOP = (1400, 1000)
-COCKPIT_PHONE_COPY = Path("/work/cockpit-phone.png")  # kept for the note, when that folder exists
+# A copy of the phone screenshot beside the checkout, for a reviewer to look at, when that folder exists.
+COCKPIT_PHONE_COPY = Path("/work/cockpit-phone.png")
 
 
 @pytest.fixture

@@ -154,6 +154,103 @@ def test_every_alerts_admin_page_renders(admin_client: Client) -> None:
         assert admin_client.get(f"/admin/alerts/{model}/add/").status_code in (200, 403), model
 
 
+# --- what the actions write: the querysets' methods they call ---------------------------
+
+NOW = dt.datetime(2026, 1, 15, 15, 0, tzinfo=dt.UTC)
+
+
+def make_alert(channel: Channel | None, state: str, **fields: Any) -> Alert:
+    return Alert.objects.create(
+        channel=channel, source="test", level="warning", title=state, state=state, **fields
+    )
+
+
+def test_resend_puts_finished_alerts_back_and_leaves_those_on_their_way(channel: Channel) -> None:
+    failed = make_alert(channel, AlertState.FAILED, attempts=10, last_error="HTTP 503", held=True)
+    sent = make_alert(channel, AlertState.SENT, attempts=1)
+    untouched = [make_alert(channel, state, attempts=2) for state in ("pending", "sending", "folded")]
+
+    assert Alert.objects.filter(channel=channel).resend(NOW) == 2
+
+    failed.refresh_from_db()
+    assert (failed.state, failed.attempts, failed.last_error, failed.held) == ("pending", 0, "", False)
+    sent.refresh_from_db()
+    assert (sent.state, sent.attempts) == ("pending", 0)
+    assert [(a.state, a.attempts) for a in Alert.objects.filter(pk__in=[a.pk for a in untouched])] == [
+        ("folded", 2),
+        ("sending", 2),
+        ("pending", 2),
+    ]
+    assert Alert.objects.count() == 5  # a reset, not a copy
+
+
+def test_an_alert_a_worker_claims_while_it_is_resent_is_not_sent_twice(channel: Channel) -> None:
+    from django.db import connection
+
+    alert = make_alert(channel, AlertState.FAILED, attempts=10)
+    claims: list[int] = []
+
+    def worker_claims_first(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        # Another admin's resend and a worker's claim land between this resend's read and its write.
+        if sql.lstrip().upper().startswith("UPDATE") and not claims:
+            claims.append(0)
+            claims[0] = Alert.objects.filter(pk=alert.pk).update(state=AlertState.SENDING, attempts=1)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(worker_claims_first):
+        assert Alert.objects.filter(pk=alert.pk).resend(NOW) == 0
+
+    assert claims == [1]
+    alert.refresh_from_db()
+    assert (alert.state, alert.attempts) == (AlertState.SENDING, 1)
+
+
+def test_resend_copies_an_alert_stored_without_a_channel_to_the_channels_now_configured(
+    channel: Channel,
+) -> None:
+    stored = make_alert(None, AlertState.STORED, message="body", fields=[["Bot", "alpha"]])
+
+    assert Alert.objects.filter(pk=stored.pk).resend(NOW) == 1
+
+    copy = Alert.objects.exclude(pk=stored.pk).get()
+    assert (copy.channel, copy.state, copy.created_at) == (channel, AlertState.PENDING, NOW)
+    assert (copy.title, copy.message, copy.fields, copy.level) == (
+        "stored",
+        "body",
+        [["Bot", "alpha"]],
+        "warning",
+    )
+    stored.refresh_from_db()
+    assert stored.state == AlertState.STORED
+
+
+def test_resuming_channels_clears_only_the_disabled_ones(channel: Channel) -> None:
+    other = Channel.objects.create(name="spare", kind="discord", disabled_reason="")
+    Channel.objects.filter(pk=channel.pk).update(
+        disabled_reason="webhook deleted (HTTP 404)", disabled_at=NOW
+    )
+
+    assert Channel.objects.filter(pk__in=[channel.pk, other.pk]).resume() == 1
+    assert Channel.objects.filter(pk__in=[channel.pk, other.pk]).resume() == 0
+
+    channel.refresh_from_db()
+    assert (channel.disabled_reason, channel.disabled_at) == ("", None)
+
+
+def test_resuming_an_already_resumed_halt_changes_nothing_and_keeps_the_first_resumer(bot: Bot) -> None:
+    day = dt.date(2026, 1, 15)
+    halt = TradingHalt.objects.create(
+        bot=bot, trading_day=day, ends_on=day + dt.timedelta(days=1), reason="x"
+    )
+
+    assert TradingHalt.objects.filter(pk=halt.pk).resume(by="alice", now=NOW) == 1
+    assert TradingHalt.objects.filter(pk=halt.pk).resume(by="bob", now=NOW + dt.timedelta(minutes=1)) == 0
+
+    halt.refresh_from_db()
+    assert (halt.resumed_by, halt.resumed_at) == ("alice", NOW)
+    assert TradingHalt.objects.in_force(bot, day) is None
+
+
 # --- every rule of a rule kind's judge, through the admin's real forms ------------------
 
 

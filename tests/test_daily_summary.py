@@ -249,8 +249,8 @@ def test_summary_reads_only_the_days_trades(bot: Bot) -> None:
     plans = query_plans(lambda: Trade.objects.for_bot(bot).daily_summary(DAY))
     assert len(plans) == 3, plans
     for plan in plans:
-        # Either (bot, trading day) index: trade_bot_day_pnl (made for the admin's pages) covers
-        # the counting and the best and worst trade; trade_bot_day_time what else the day needs.
+        # Either (bot, trading day) index: trade_bot_day_pnl (the cockpit's) covers the counting
+        # and the best and worst trade; trade_bot_day_time what else the day needs.
         assert any(uses_index(plan, index, "bot_id", "trading_day") for index in DAY_INDEXES), plan
         for other in ("trade_bot_time", "trade_bot_symbol_time", "trade_bot_strategy_time"):
             assert f"{other} " not in plan, plan
@@ -289,6 +289,37 @@ def test_the_command_prints_the_values_own_rendering(bot: Bot, day_of_trades: No
     out = StringIO()
     call_command("daily_summary", "--date", "2026-01-15", stdout=out)
     assert out.getvalue().rstrip("\n") == Trade.objects.daily_summary(DAY).render_text()
+
+
+def test_the_day_rules_count_the_day_as_the_summary_does(bot: Bot, day_of_trades: None) -> None:
+    figures = Trade.objects.for_bot(bot).day_figures(DAY)
+    summary = Trade.objects.for_bot(bot).daily_summary(DAY)
+
+    assert figures.totals() == {
+        "total_trades": summary.total_trades,
+        "closed_trades": summary.closed_trades,
+        "total_pnl": summary.total_pnl,
+        "wins": summary.wins,
+        "losses": summary.losses,
+        "win_rate": summary.win_rate,
+    }
+    # Scoped as a rule scopes it: TSLA's loss and its break-even fill, closed but neither won nor lost.
+    tsla = Trade.objects.for_bot(bot).filter(symbol="TSLA").day_figures(DAY)
+    assert (tsla.trades, tsla.closed, tsla.pnl, tsla.wins, tsla.losses) == (2, 2, Decimal("-200.125"), 0, 1)
+    assert tsla.gross_loss == Decimal("-200.125") and tsla.gross_profit == 0
+
+
+def test_a_day_without_trades_counts_zero(bot: Bot, day_of_trades: None) -> None:
+    quiet = dt.date(2026, 1, 13)
+    figures = Trade.objects.for_bot(bot).day_figures(quiet)
+    assert (figures.day, figures.trades, figures.closed, figures.pnl, figures.win_rate) == (
+        quiet,
+        0,
+        0,
+        Decimal(0),
+        None,
+    )
+    assert Trade.objects.for_bot(bot).figures_per_day(quiet, by=("strategy", "symbol")) == []
 
 
 def test_realized_pnl_sums_the_days_closed_trades_of_the_bot(bot: Bot, day_of_trades: None) -> None:

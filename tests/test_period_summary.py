@@ -92,6 +92,19 @@ def test_figures_match_hand_computed_ones_with_a_drawdown_inside_the_period(bot:
     ]
 
 
+def test_the_cockpits_figures_without_a_breakdown_are_the_same(bot: Bot, fills: None) -> None:
+    full = Trade.objects.for_bot(bot).period_summary(day(5), day(13))
+    cockpit = Trade.objects.for_bot(bot).period_summary(day(5), day(13), breakdown=False)
+    assert (cockpit.overall, cockpit.days) == (full.overall, full.days)
+    assert cockpit.by_strategy == {} and cockpit.by_symbol == {}
+
+
+def test_a_one_day_period_counts_that_day_alone(bot: Bot, fills: None) -> None:
+    one = Trade.objects.period_summary(day(9), day(9))
+    assert [(d.date, d.pnl) for d in one.days] == [(day(9), Decimal("150"))]
+    assert one.overall.total_pnl == Decimal("150")
+
+
 def test_breakdown_per_strategy_and_symbol(bot: Bot, fills: None) -> None:
     summary = Trade.objects.period_summary(day(5), day(13))
     assert list(summary.by_strategy) == ["meanrev", "momentum"]

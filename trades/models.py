@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -39,7 +38,6 @@ from trades.summary import (
     PeriodSummary,
     TradeRef,
     daily_pnl,
-    win_rate,
 )
 
 
@@ -159,39 +157,30 @@ class TradeQuerySet(models.QuerySet["Trade"]):
             qs = qs.filter(trading_day=day)
         return qs
 
-    def daily_summary(self, day: dt.date) -> DailySummary:
-        """Figures for one trading day over the trades in this queryset (see ``DailySummary``)."""
-        trades = self.for_day(day)
-        groups = _tallies_by_strategy_and_symbol(trades)
-        totals = _Tally.total(groups.values())
-        return DailySummary(
-            date=day,
-            total_trades=totals.trades,
-            closed_trades=totals.closed,
-            total_pnl=totals.pnl,
-            wins=totals.wins,
-            losses=totals.losses,
-            win_rate=totals.win_rate,
-            best_trade=_extreme_trade(trades, "-pnl"),
-            worst_trade=_extreme_trade(trades, "pnl"),
-            by_strategy=_breakdown(groups, 0),
-            by_symbol=_breakdown(groups, 1),
-        )
+    def figures_per_day(
+        self, start: dt.date, end: dt.date | None = None, *, by: Sequence[str] = ()
+    ) -> list[tuple[tuple[str, ...], DayFigures]]:
+        """The counting every summary and day rule shares, done by the database in one GROUP BY.
 
-    def period_summary(self, start: dt.date, end: dt.date, *, breakdown: bool = True) -> PeriodSummary:
-        """Performance over trading days ``start`` to ``end`` (both included); see ``PeriodSummary``.
-
-        One GROUP BY per trading day (and, with ``breakdown``, per strategy and
-        symbol) does the counting in the database; Python only adds up the rows,
-        a few per day, never one per trade. Without ``breakdown`` (the cockpit),
-        the grouping reads the (bot, trading_day, pnl) index alone, never the
-        table: 30 days of a busy bot in a few milliseconds.
+        A row per trading day from ``start`` to ``end`` (both included; ``end``
+        defaults to ``start``) and, with ``by``, per value of those fields (such as
+        ``("strategy", "symbol")``): the values of ``by``, and the row's figures.
+        For one bot without ``by``, the grouping reads the (bot, trading_day, pnl)
+        index alone, never the table: 30 days of a busy bot in a few milliseconds.
         """
-        keys = ("trading_day", "strategy", "symbol") if breakdown else ("trading_day",)
+        end = start if end is None else end
+        if start == end:
+            trades = self.filter(trading_day=start)
+            if by:
+                # Grouped over "id IN (the day's trades)": grouped directly, SQLite walks the
+                # (bot, strategy) index through every trade the bot ever made to spare a sort,
+                # which took over a second with a million trades instead of milliseconds.
+                trades = self.model.objects.using(self.db).filter(pk__in=trades.order_by().values("pk"))
+        else:
+            trades = self.filter(trading_day__gte=start, trading_day__lte=end)
         rows = (
-            self.filter(trading_day__gte=start, trading_day__lte=end)
-            .order_by()
-            .values_list(*keys)
+            trades.order_by()
+            .values_list("trading_day", *by)
             .annotate(
                 n_trades=Count("id"),
                 n_closed=Count("pnl"),
@@ -202,23 +191,51 @@ class TradeQuerySet(models.QuerySet["Trade"]):
                 loss=Sum("pnl", filter=Q(pnl__lt=0)),
             )
         )
-        groups: list[tuple[tuple[str, ...], DayFigures]] = []
-        for row in rows:
-            names, (trades, closed, pnl, wins, losses, profit, loss) = row[1 : len(keys)], row[len(keys) :]
-            zero = Decimal(0)
-            figures = DayFigures(
-                row[0], trades, closed, pnl or zero, wins, losses, profit or zero, loss or zero
-            )
-            groups.append((names, figures))
+        zero = Decimal(0)
+        result = []
+        for day, *values in rows:
+            names, (count, closed, pnl, wins, losses, profit, loss) = values[: len(by)], values[len(by) :]
+            figures = DayFigures(day, count, closed, pnl or zero, wins, losses, profit or zero, loss or zero)
+            result.append((tuple(names), figures))
+        return result
+
+    def day_figures(self, day: dt.date) -> DayFigures:
+        """The trading day's figures over the trades in this queryset (the day rules judge these)."""
+        return DayFigures.total(day, (figures for _, figures in self.figures_per_day(day)))
+
+    def realized_pnl(self, day: dt.date) -> Decimal:
+        """The sum of the day's realized P&L (trades without a P&L count as zero)."""
+        return self.day_figures(day).pnl
+
+    def daily_summary(self, day: dt.date) -> DailySummary:
+        """Figures for one trading day over the trades in this queryset (see ``DailySummary``)."""
+        trades = self.for_day(day)
+        groups = self.figures_per_day(day, by=("strategy", "symbol"))
+        totals = DayFigures.total(day, (figures for _, figures in groups))
+        return DailySummary(
+            **totals.totals(),
+            date=day,
+            best_trade=_extreme_trade(trades, "-pnl"),
+            worst_trade=_extreme_trade(trades, "pnl"),
+            by_strategy=_breakdown(groups, 0),
+            by_symbol=_breakdown(groups, 1),
+        )
+
+    def period_summary(self, start: dt.date, end: dt.date, *, breakdown: bool = True) -> PeriodSummary:
+        """Performance over trading days ``start`` to ``end`` (both included); see ``PeriodSummary``.
+
+        One GROUP BY per trading day (and, with ``breakdown``, per strategy and
+        symbol) does the counting in the database (``figures_per_day``); Python
+        only adds up the rows, a few per day, never one per trade. Without
+        ``breakdown`` (the cockpit) the index alone answers.
+        """
+        groups = self.figures_per_day(start, end, by=("strategy", "symbol") if breakdown else ())
         every = [figures for _, figures in groups]
 
         def per(index: int) -> dict[str, Performance]:
             if not breakdown:
                 return {}
-            by_name: dict[str, list[DayFigures]] = {}
-            for names, figures in groups:
-                by_name.setdefault(names[index], []).append(figures)
-            return {name: Performance.from_days(by_name[name]) for name in sorted(by_name)}
+            return {name: Performance.from_days(days) for name, days in _per_name(groups, index).items()}
 
         merged: dict[dt.date, DayFigures] = {}
         for figures in every:
@@ -232,72 +249,21 @@ class TradeQuerySet(models.QuerySet["Trade"]):
             by_symbol=per(1),
         )
 
-    def realized_pnl(self, day: dt.date) -> Decimal:
-        """The sum of the day's realized P&L (trades without a P&L count as zero)."""
-        total = self.for_day(day).order_by().aggregate(total=Sum("pnl"))["total"]
-        return total if total is not None else Decimal(0)
+
+def _per_name(groups: list[tuple[tuple[str, ...], DayFigures]], key: int) -> dict[str, list[DayFigures]]:
+    """The rows of each strategy (key 0) or symbol (key 1) of ``figures_per_day``, in name order."""
+    by_name: dict[str, list[DayFigures]] = {}
+    for names, figures in groups:
+        by_name.setdefault(names[key], []).append(figures)
+    return {name: by_name[name] for name in sorted(by_name)}
 
 
-@dataclass
-class _Tally:
-    """Outcome counts of a group of trades."""
-
-    trades: int = 0
-    closed: int = 0
-    pnl: Decimal = Decimal(0)
-    wins: int = 0
-    losses: int = 0
-
-    @classmethod
-    def total(cls, tallies: Iterable[_Tally]) -> _Tally:
-        result = cls()
-        for tally in tallies:
-            result.trades += tally.trades
-            result.closed += tally.closed
-            result.pnl += tally.pnl
-            result.wins += tally.wins
-            result.losses += tally.losses
-        return result
-
-    @property
-    def win_rate(self) -> float | None:
-        return win_rate(self.wins, self.closed)
-
-
-def _tallies_by_strategy_and_symbol(trades: TradeQuerySet) -> dict[tuple[str, str], _Tally]:
-    """One GROUP BY over the day's trades; totals and both breakdowns are added up from it.
-
-    Grouped over "id IN (the day's trades)": grouped directly, SQLite walks the
-    (bot, strategy) index through every trade the bot ever made to spare a sort,
-    which took over a second with a million trades instead of milliseconds.
-    """
-    day_trades = trades.model.objects.using(trades.db).filter(pk__in=trades.order_by().values("pk"))
-    rows = (
-        day_trades.order_by()
-        .values_list("strategy", "symbol")
-        .annotate(
-            n_trades=Count("id"),
-            n_closed=Count("pnl"),
-            pnl_sum=Sum("pnl"),
-            n_wins=Count("id", filter=Q(pnl__gt=0)),
-            n_losses=Count("id", filter=Q(pnl__lt=0)),
-        )
-    )
-    return {
-        (strategy, symbol): _Tally(trades, closed, pnl or Decimal(0), wins, losses)
-        for strategy, symbol, trades, closed, pnl, wins, losses in rows
-    }
-
-
-def _breakdown(groups: dict[tuple[str, str], _Tally], key: int) -> dict[str, Breakdown]:
-    """Totals per strategy (key 0) or per symbol (key 1), in name order."""
-    by_name: dict[str, list[_Tally]] = {}
-    for names, tally in groups.items():
-        by_name.setdefault(names[key], []).append(tally)
+def _breakdown(groups: list[tuple[tuple[str, ...], DayFigures]], key: int) -> dict[str, Breakdown]:
+    """One day's totals per strategy (key 0) or per symbol (key 1), in name order."""
     result = {}
-    for name in sorted(by_name):
-        tally = _Tally.total(by_name[name])
-        result[name] = Breakdown(tally.trades, tally.pnl, tally.win_rate)
+    for name, rows in _per_name(groups, key).items():
+        total = DayFigures.total(rows[0].day, rows)
+        result[name] = Breakdown(total.trades, total.pnl, total.win_rate)
     return result
 
 

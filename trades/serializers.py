@@ -311,14 +311,19 @@ class BreakdownSerializer(serializers.Serializer):
     win_rate = serializers.FloatField(allow_null=True)
 
 
-class DailySummarySerializer(serializers.Serializer):
-    date = serializers.DateField()
+# trades.summary.Totals, where the daily summary and a period's performance both begin. A comment,
+# not a docstring: the schema would show a docstring as each summary's description.
+class TotalsSerializer(serializers.Serializer):
     total_trades = serializers.IntegerField()
     closed_trades = serializers.IntegerField()
     total_pnl = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
     wins = serializers.IntegerField()
     losses = serializers.IntegerField()
     win_rate = serializers.FloatField(allow_null=True, help_text="Percent of closed trades that won.")
+
+
+class DailySummarySerializer(TotalsSerializer):
+    date = serializers.DateField()
     best_trade = TradeRefSerializer(allow_null=True)
     worst_trade = TradeRefSerializer(allow_null=True)
     by_strategy = serializers.DictField(child=BreakdownSerializer())
@@ -340,13 +345,7 @@ class DayPnlSerializer(serializers.Serializer):
     cumulative = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
 
 
-class PerformanceSerializer(serializers.Serializer):
-    total_trades = serializers.IntegerField()
-    closed_trades = serializers.IntegerField()
-    total_pnl = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
-    wins = serializers.IntegerField()
-    losses = serializers.IntegerField()
-    win_rate = serializers.FloatField(allow_null=True, help_text="Percent of closed trades that won.")
+class PerformanceSerializer(TotalsSerializer):
     average_win = serializers.DecimalField(
         max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, allow_null=True
     )

@@ -1,14 +1,14 @@
 """The daily summary as a value: one trading day's figures, and their one text rendering.
 
 The API serialises it (``as_dict``), ``manage.py daily_summary`` prints it and the
-Discord summary is rendered from it, so the three cannot disagree.
+summary the alert channels receive is rendered from it, so the three cannot disagree.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,6 +19,77 @@ from trades.tables import format_number, render_table
 def win_rate(wins: int, closed: int) -> float | None:
     """Wins over closed trades in percent (two decimals), None when nothing was closed."""
     return round(100.0 * wins / closed, 2) if closed else None
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    """A trading day's outcome counts over a group of trades: what one GROUP BY row of
+    ``Trade.objects.figures_per_day`` gives, or the total of several for the same day.
+
+    The daily summary, the period summary and the day rules all count from these
+    (closed, win and loss as ``Totals`` says).
+    """
+
+    day: dt.date
+    trades: int = 0
+    closed: int = 0
+    pnl: Decimal = Decimal(0)
+    wins: int = 0
+    losses: int = 0
+    gross_profit: Decimal = Decimal(0)
+    gross_loss: Decimal = Decimal(0)  # zero or negative
+
+    def __add__(self, other: DayFigures) -> DayFigures:
+        return DayFigures(
+            self.day,
+            self.trades + other.trades,
+            self.closed + other.closed,
+            self.pnl + other.pnl,
+            self.wins + other.wins,
+            self.losses + other.losses,
+            self.gross_profit + other.gross_profit,
+            self.gross_loss + other.gross_loss,
+        )
+
+    @classmethod
+    def total(cls, day: dt.date, figures: Iterable[DayFigures]) -> DayFigures:
+        """The sum of ``figures``, dated ``day``; all zero when there are none."""
+        result = cls(day)
+        for each in figures:
+            result = result + each
+        return result
+
+    @property
+    def win_rate(self) -> float | None:
+        return win_rate(self.wins, self.closed)
+
+    def totals(self) -> dict[str, Any]:
+        """These figures under the names a summary gives them: ``Totals``' fields."""
+        return {
+            "total_trades": self.trades,
+            "closed_trades": self.closed,
+            "total_pnl": self.pnl,
+            "wins": self.wins,
+            "losses": self.losses,
+            "win_rate": self.win_rate,
+        }
+
+
+@dataclass(frozen=True)
+class Totals:
+    """How a set of trades ended, as the daily summary and a period's performance both begin.
+
+    A trade with a P&L is closed; it is a win above zero and a loss below zero
+    (a break-even fill is closed but neither). The win rate is wins over closed
+    trades in percent, None without a closed trade.
+    """
+
+    total_trades: int
+    closed_trades: int
+    total_pnl: Decimal
+    wins: int
+    losses: int
+    win_rate: float | None
 
 
 @dataclass(frozen=True)
@@ -41,28 +112,18 @@ class Breakdown:
 
 
 @dataclass(frozen=True)
-class DailySummary:
-    """One trading day's figures over a set of trades (see CONTRACT.md, "Daily summary fields").
-
-    A trade with a P&L is closed; it is a win above zero and a loss below zero
-    (a break-even fill is closed but neither).
-    """
+class DailySummary(Totals):
+    """One trading day's figures over a set of trades: what ``GET /api/v1/summary/daily/`` answers."""
 
     date: dt.date
-    total_trades: int
-    closed_trades: int
-    total_pnl: Decimal
-    wins: int
-    losses: int
-    win_rate: float | None
     best_trade: TradeRef | None
     worst_trade: TradeRef | None
     by_strategy: Mapping[str, Breakdown]
     by_symbol: Mapping[str, Breakdown]
 
     def as_dict(self) -> dict[str, Any]:
-        """The API's JSON shape (decimals and dates left for the renderer to encode)."""
-        return dataclasses.asdict(self)
+        """The API's JSON shape (decimals and dates left for the renderer to encode), the day first."""
+        return {"date": self.date, **dataclasses.asdict(self)}
 
     def render_text(self) -> str:
         """Plain text: a totals table, the best and worst trade, a table per strategy and per symbol."""
@@ -105,32 +166,6 @@ def format_rate(value: float | None) -> str:
 
 # Averages and expectancy keep the stored precision (eight places), not a division's thirty.
 PLACES = Decimal("0.00000001")
-
-
-@dataclass(frozen=True)
-class DayFigures:
-    """One trading day's outcome counts for one group of trades (what one GROUP BY row gives)."""
-
-    day: dt.date
-    trades: int = 0
-    closed: int = 0
-    pnl: Decimal = Decimal(0)
-    wins: int = 0
-    losses: int = 0
-    gross_profit: Decimal = Decimal(0)
-    gross_loss: Decimal = Decimal(0)  # zero or negative
-
-    def __add__(self, other: DayFigures) -> DayFigures:
-        return DayFigures(
-            self.day,
-            self.trades + other.trades,
-            self.closed + other.closed,
-            self.pnl + other.pnl,
-            self.wins + other.wins,
-            self.losses + other.losses,
-            self.gross_profit + other.gross_profit,
-            self.gross_loss + other.gross_loss,
-        )
 
 
 @dataclass(frozen=True)
@@ -178,21 +213,14 @@ def max_drawdown(days: list[DayPnl]) -> Drawdown:
 
 
 @dataclass(frozen=True)
-class Performance:
+class Performance(Totals):
     """What a trader reads off a period: P&L, hit rate, edge, and the worst stretch.
 
-    A closed trade has a P&L; a win is above zero, a loss below. Every ratio is
-    None, never a division by zero, when what it divides by is absent: the win
-    rate and expectancy without closed trades, the averages without wins or
-    losses, the profit factor without losses (it would be infinite).
+    Every ratio is None, never a division by zero, when what it divides by is
+    absent: the win rate and expectancy without closed trades, the averages
+    without wins or losses, the profit factor without losses (it would be infinite).
     """
 
-    total_trades: int
-    closed_trades: int
-    total_pnl: Decimal
-    wins: int
-    losses: int
-    win_rate: float | None
     average_win: Decimal | None
     average_loss: Decimal | None
     profit_factor: float | None  # gross profit over gross loss
@@ -207,17 +235,10 @@ class Performance:
         by_day: dict[dt.date, DayFigures] = {}
         for row in figures:
             by_day[row.day] = by_day[row.day] + row if row.day in by_day else row
-        total = DayFigures(dt.date.min)
-        for row in by_day.values():
-            total = total + row
+        total = DayFigures.total(dt.date.min, by_day.values())
         days = daily_pnl(by_day.values())
         return cls(
-            total_trades=total.trades,
-            closed_trades=total.closed,
-            total_pnl=total.pnl,
-            wins=total.wins,
-            losses=total.losses,
-            win_rate=win_rate(total.wins, total.closed),
+            **total.totals(),
             average_win=(total.gross_profit / total.wins).quantize(PLACES) if total.wins else None,
             average_loss=(total.gross_loss / total.losses).quantize(PLACES) if total.losses else None,
             profit_factor=(

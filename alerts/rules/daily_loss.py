@@ -11,8 +11,9 @@ from decimal import Decimal
 
 from alerts.models import TradingHalt
 from alerts.rules.base import Notice
-from alerts.rules.trading_day import DayRule, DayTotals
+from alerts.rules.trading_day import DayRule
 from trades.models import Bot
+from trades.summary import DayFigures
 from trades.tables import format_number
 
 
@@ -28,7 +29,7 @@ class DailyLoss(DayRule):
             )
         return ""
 
-    def figure(self, totals: DayTotals) -> Decimal:
+    def figure(self, totals: DayFigures) -> Decimal:
         return totals.pnl
 
     def breached(self, figure: Decimal | int, threshold: Decimal) -> bool:

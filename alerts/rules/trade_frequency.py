@@ -6,8 +6,9 @@ import datetime as dt
 from decimal import Decimal
 
 from alerts.rules.base import Notice
-from alerts.rules.trading_day import DayRule, DayTotals
+from alerts.rules.trading_day import DayRule
 from trades.models import Bot
+from trades.summary import DayFigures
 from trades.tables import format_number
 
 
@@ -20,7 +21,7 @@ class TradeFrequency(DayRule):
             return f"Must be a whole number of trades above 0, got {threshold}."
         return ""
 
-    def figure(self, totals: DayTotals) -> int:
+    def figure(self, totals: DayFigures) -> int:
         return totals.trades
 
     def breached(self, figure: Decimal | int, threshold: Decimal) -> bool:

@@ -14,28 +14,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import ClassVar, NamedTuple
-
-from django.db.models import Count, Sum
+from typing import ClassVar
 
 from alerts.rules.base import Breach, Finding, Judge, Memo, Moment, NewTrades, Notice, Rule
 from trades.models import Bot, Trade
+from trades.summary import DayFigures
 
 
-class DayTotals(NamedTuple):
-    """A bot's trading day in a rule's scope: its realized P&L and its trade count."""
-
-    pnl: Decimal
-    trades: int
-
-
-def day_totals(rule: Rule, bot: Bot, day: dt.date, memo: Memo) -> DayTotals:
+def day_totals(rule: Rule, bot: Bot, day: dt.date, memo: Memo) -> DayFigures:
     """One query per bot, day and scope in an evaluation pass, shared by every day rule."""
     key = ("day_totals", bot.pk, day, rule.strategy, rule.symbol)
     if key not in memo:
-        trades = rule.in_scope(Trade.objects.for_bot(bot).for_day(day))
-        found = trades.order_by().aggregate(pnl=Sum("pnl"), count=Count("id"))
-        memo[key] = DayTotals(found["pnl"] if found["pnl"] is not None else Decimal(0), found["count"])
+        memo[key] = rule.in_scope(Trade.objects.for_bot(bot)).day_figures(day)
     return memo[key]
 
 
@@ -70,7 +60,7 @@ class DayRule(Judge):
 
     # --- what a member says ---
 
-    def figure(self, totals: DayTotals) -> Decimal | int:
+    def figure(self, totals: DayFigures) -> Decimal | int:
         raise NotImplementedError
 
     def breached(self, figure: Decimal | int, threshold: Decimal) -> bool:

@@ -58,6 +58,24 @@ class ConfigError(ValueError):
         self.problem = problem
 
 
+# --- reading a service's error answer ---
+
+
+def json_body(response: requests.Response) -> dict[str, Any]:
+    """The answer's JSON object; empty when the body is not one (a proxy's HTML error page, say)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def error_text(response: requests.Response, key: str) -> str:
+    """What the service says went wrong, for the delivery history: ``key`` of its JSON answer, else
+    the status line's reason, at most 200 characters."""
+    return str(json_body(response).get(key) or response.reason or "")[:200]
+
+
 # --- checks: str -> stored value, or ValueError saying what is expected (never echoing a secret) ---
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from alerts import outbound
-from alerts.transports.base import Setting, Transport, TransportError, cut, url_value, utf16_len
+from alerts.transports.base import Setting, Transport, TransportError, cut, error_text, url_value, utf16_len
 
 if TYPE_CHECKING:
     from alerts.models import Alert
@@ -129,12 +129,7 @@ def retry_after(response: requests.Response) -> float | None:
 
 def describe(response: requests.Response) -> str:
     """Discord's error text: the JSON body's ``message``."""
-    try:
-        body = response.json()
-        message = body.get("message") if isinstance(body, dict) else None
-    except ValueError:
-        message = None
-    return (str(message) if message else response.reason or "")[:200]
+    return error_text(response, "message")
 
 
 class DiscordTransport(Transport):

@@ -27,6 +27,7 @@ from alerts.transports.base import (
     Setting,
     Transport,
     cut,
+    error_text,
     plain_text,
     url_value,
     utf8_len,
@@ -63,12 +64,8 @@ def header(text: str) -> str:
 
 
 def describe(response: requests.Response) -> str:
-    try:
-        body = response.json()
-        error = body.get("error") if isinstance(body, dict) else None
-    except ValueError:
-        error = None
-    return str(error or response.reason or "")[:200]
+    """ntfy's error text: the JSON body's ``error``."""
+    return error_text(response, "error")
 
 
 class NtfyTransport(Transport):

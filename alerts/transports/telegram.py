@@ -26,6 +26,8 @@ from alerts.transports.base import (
     Setting,
     Transport,
     TransportError,
+    error_text,
+    json_body,
     plain_text,
     url_value,
     utf16_len,
@@ -52,24 +54,17 @@ def chat_id(value: str) -> str:
     return value
 
 
-def _body(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def retry_after(response: requests.Response) -> float | None:
     """``parameters.retry_after`` of a 429, else the ``Retry-After`` header."""
-    wait = (_body(response).get("parameters") or {}).get("retry_after")
+    wait = (json_body(response).get("parameters") or {}).get("retry_after")
     if isinstance(wait, (int, float)) and not isinstance(wait, bool):
         return max(0.0, float(wait))
     return outbound.header_retry_after(response)
 
 
 def describe(response: requests.Response) -> str:
-    return str(_body(response).get("description") or response.reason or "")[:200]
+    """The Bot API's error text: the JSON body's ``description``."""
+    return error_text(response, "description")
 
 
 class TelegramTransport(Transport):
@@ -105,7 +100,7 @@ class TelegramTransport(Transport):
     def send(self, alert: Alert) -> None:
         url = f"{self.config['api_url']}/bot{self.config['bot_token']}/sendMessage"
         response = self.post(url, json=self.render(alert), retry_after=retry_after, describe=describe)
-        body = _body(response)
+        body = json_body(response)
         if response.ok and body.get("ok", True):
             return
         status = response.status_code

@@ -1,61 +1,65 @@
 """Storage providers: where backups of the trade database are kept.
 
-``PROVIDERS`` maps the ``CLOUD_STORAGE_PROVIDER`` name to the provider class's
-dotted path. A class is imported on first use, so the site starts with only the
-chosen provider's SDK installed; a missing SDK is a ``StorageError`` that names
-the pip package to install.
+``PROVIDERS`` is the one list of them: the ``CLOUD_STORAGE_PROVIDER`` name, the
+provider class's dotted path, and the SDK the class needs. A class is imported on
+first use, so the site starts with only the chosen provider's SDK installed; a
+missing SDK is a ``StorageError`` that names the pip package to install.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import import_module
 
 from backups.providers.base import ObjectNotFound, StorageError, StorageProvider, StoredObject
 
-__all__ = ["PIP_PACKAGES", "PROVIDERS", "ObjectNotFound", "StorageError", "StorageProvider", "StoredObject"]
+__all__ = ["PROVIDERS", "ObjectNotFound", "ProviderEntry", "StorageError", "StorageProvider", "StoredObject"]
 
-PROVIDERS: dict[str, str] = {
-    "local": "backups.providers.local.LocalStorage",
-    "oracle": "backups.providers.oracle.OracleStorage",
-    "azure": "backups.providers.azure.AzureStorage",
-    "aws": "backups.providers.aws.S3Storage",
-    "gcp": "backups.providers.gcp.GCSStorage",
-}
 
-# What to pip install when a provider's SDK is missing.
-PIP_PACKAGES: dict[str, str] = {
-    "oracle": "oci",
-    "azure": "azure-storage-blob",
-    "aws": "boto3",
-    "gcp": "google-cloud-storage",
+@dataclass(frozen=True)
+class ProviderEntry:
+    """One provider: its class, named by dotted path (importing it imports its SDK), and that SDK."""
+
+    class_path: str
+    #: What to pip install when the SDK is missing; None for a provider without one.
+    pip_package: str | None = None
+    #: The top-level modules of the SDK: only their absence means "install ``pip_package``".
+    sdk_modules: tuple[str, ...] = ()
+
+    @property
+    def class_name(self) -> str:
+        return self.class_path.rpartition(".")[2]
+
+
+PROVIDERS: dict[str, ProviderEntry] = {
+    "local": ProviderEntry("backups.providers.local.LocalStorage"),
+    "oracle": ProviderEntry("backups.providers.oracle.OracleStorage", "oci", ("oci",)),
+    "azure": ProviderEntry("backups.providers.azure.AzureStorage", "azure-storage-blob", ("azure",)),
+    "aws": ProviderEntry("backups.providers.aws.S3Storage", "boto3", ("boto3", "botocore")),
+    "gcp": ProviderEntry("backups.providers.gcp.GCSStorage", "google-cloud-storage", ("google",)),
 }
 
 
 def provider_class(name: str) -> type[StorageProvider]:
     """The provider class registered as ``name``, imported now."""
     try:
-        path = PROVIDERS[name]
+        entry = PROVIDERS[name]
     except KeyError:
         raise StorageError(
             f"CLOUD_STORAGE_PROVIDER must be one of {', '.join(PROVIDERS)}; got {name!r}"
         ) from None
-    module_name, _, class_name = path.rpartition(".")
+    module_name = entry.class_path.rpartition(".")[0]
     try:
         module = import_module(module_name)
     except ModuleNotFoundError as exc:
-        package = PIP_PACKAGES.get(name)
-        if package is None or (exc.name or "").split(".")[0] not in _sdk_roots(name):
+        missing = (exc.name or "").split(".")[0]
+        if entry.pip_package is None or missing not in entry.sdk_modules:
             raise
         raise StorageError(
-            f"The {name} storage provider needs the {package} package: pip install {package}"
+            f"The {name} storage provider needs the {entry.pip_package} package: "
+            f"pip install {entry.pip_package}"
         ) from None
-    return getattr(module, class_name)
-
-
-def _sdk_roots(name: str) -> set[str]:
-    return {"oracle": {"oci"}, "azure": {"azure"}, "aws": {"boto3", "botocore"}, "gcp": {"google"}}.get(
-        name, set()
-    )
+    return getattr(module, entry.class_name)
 
 
 def get_provider(name: str | None = None) -> StorageProvider:

@@ -8,6 +8,7 @@ instance role), so none is ever held in the site's settings.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Self
@@ -28,15 +29,14 @@ from botocore.exceptions import (
 from backups.providers.base import (
     CONNECT_TIMEOUT_SECONDS,
     MAX_ATTEMPTS,
-    PAGE_SIZE,
-    PART_SIZE,
     READ_TIMEOUT_SECONDS,
+    CloudStorage,
     ObjectNotFound,
     Progress,
     StorageError,
-    StorageProvider,
     StoredObject,
     TranslatedErrors,
+    env_endpoint,
     env_setting,
 )
 
@@ -52,102 +52,10 @@ _DENIED = {"AccessDenied", "AllAccessDisabled", "AccountProblem"}
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
 
-class S3Storage(StorageProvider):
-    name = "aws"
-
-    def __init__(self, bucket: str, *, region: str | None = None, endpoint_url: str | None = None):
-        self.bucket = bucket
-        self.region = region
-        self.endpoint_url = endpoint_url
-        # Instance attributes rather than constants so the tests can force several parts.
-        self.part_size = PART_SIZE
-        self.page_size = PAGE_SIZE
-
-    @classmethod
-    def from_env(cls) -> Self:
-        endpoint = env_setting("AWS_ENDPOINT_URL", required=False)
-        if endpoint and not endpoint.startswith(("http://", "https://")):
-            raise StorageError("AWS_ENDPOINT_URL must be an http:// or https:// URL", permanent=True)
-        return cls(
-            env_setting("AWS_S3_BUCKET"),  # type: ignore[arg-type]
-            region=env_setting("AWS_REGION", required=False),
-            endpoint_url=endpoint,
-        )
-
-    def describe(self) -> str:
-        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
-        return f"S3 bucket {self.bucket}{where}"
-
-    @cached_property
-    def _client(self) -> Any:
-        config = Config(
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            read_timeout=READ_TIMEOUT_SECONDS,
-            # "standard" retries throttling and connection errors with capped backoff.
-            # (botocore's "max_attempts" counts retries only; this counts the first try too.)
-            retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
-        )
-        session = boto3.session.Session(region_name=self.region)
-        return session.client("s3", endpoint_url=self.endpoint_url, config=config)
-
-    def _transfer_config(self) -> TransferConfig:
-        return TransferConfig(
-            multipart_threshold=self.part_size,
-            multipart_chunksize=self.part_size,
-            max_concurrency=4,
-        )
-
-    def upload(self, local_path: Path, name: str, progress: Progress | None = None) -> None:
-        with self._errors(name):
-            self._client.upload_file(
-                str(local_path), self.bucket, name, Callback=progress, Config=self._transfer_config()
-            )
-
-    def download(self, name: str, local_path: Path, progress: Progress | None = None) -> None:
-        with self._errors(name, missing_object=True):
-            self._client.download_file(
-                self.bucket, name, str(local_path), Callback=progress, Config=self._transfer_config()
-            )
-
-    def list(self, prefix: str = "") -> list[StoredObject]:
-        found = []
-        with self._errors(prefix or "the bucket listing"):
-            pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": self.page_size}
-            )
-            for page in pages:
-                for item in page.get("Contents", []):
-                    modified = item["LastModified"].astimezone(dt.UTC)
-                    found.append(StoredObject(item["Key"], int(item["Size"]), modified))
-        return sorted(found, key=lambda obj: obj.name)
-
-    def delete(self, name: str) -> None:
-        with self._errors(name):
-            self._client.delete_object(Bucket=self.bucket, Key=name)
-
-    def exists(self, name: str) -> bool:
-        try:
-            with self._errors(name, missing_object=True):
-                self._client.head_object(Bucket=self.bucket, Key=name)
-        except ObjectNotFound:
-            return False
-        return True
-
-    def _errors(self, name: str, *, missing_object: bool = False) -> _S3Errors:
-        return _S3Errors(self, name, missing_object)
-
-    def _bucket_exists(self) -> bool:
-        try:
-            self._client.head_bucket(Bucket=self.bucket)
-        except ClientError as exc:
-            return _code(exc) not in {"404", "NoSuchBucket", "NotFound"}
-        except BotoCoreError:
-            return True
-        return True
-
-
 class _S3Errors(TranslatedErrors):
     """Turns boto3's exceptions into ``StorageError`` with a message a user can act on."""
+
+    service = "S3"
 
     def translate(self, exc: Exception) -> StorageError:
         # The transfer manager wraps the client's error; the cause says what happened.
@@ -198,9 +106,86 @@ class _S3Errors(TranslatedErrors):
             return StorageError(f"cannot reach {where}: {type(exc).__name__}; will retry next time")
         if isinstance(exc, BotoCoreError):
             return StorageError(f"S3 request failed for {self.name}: {type(exc).__name__}")
-        if isinstance(exc, OSError):
-            return StorageError(f"cannot use local file for {self.name}: {exc.strerror or exc}")
-        return StorageError(f"S3 request failed for {self.name}: {type(exc).__name__}")
+        return self.unmapped(exc)
+
+
+class S3Storage(CloudStorage):
+    name = "aws"
+    errors = _S3Errors
+
+    def __init__(self, bucket: str, *, region: str | None = None, endpoint_url: str | None = None):
+        super().__init__()
+        self.bucket = bucket
+        self.region = region
+        self.endpoint_url = endpoint_url
+
+    @classmethod
+    def from_env(cls) -> Self:
+        endpoint = env_endpoint("AWS_ENDPOINT_URL")
+        return cls(
+            env_setting("AWS_S3_BUCKET"),  # type: ignore[arg-type]
+            region=env_setting("AWS_REGION", required=False),
+            endpoint_url=endpoint,
+        )
+
+    def describe(self) -> str:
+        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        return f"S3 bucket {self.bucket}{where}"
+
+    @cached_property
+    def _client(self) -> Any:
+        config = Config(
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=READ_TIMEOUT_SECONDS,
+            # "standard" retries throttling and connection errors with capped backoff.
+            # (botocore's "max_attempts" counts retries only; this counts the first try too.)
+            retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+        )
+        session = boto3.session.Session(region_name=self.region)
+        return session.client("s3", endpoint_url=self.endpoint_url, config=config)
+
+    def _transfer_config(self) -> TransferConfig:
+        return TransferConfig(
+            multipart_threshold=self.part_size,
+            multipart_chunksize=self.part_size,
+            max_concurrency=4,
+        )
+
+    def upload(self, local_path: Path, name: str, progress: Progress | None = None) -> None:
+        with self._errors(name):
+            self._client.upload_file(
+                str(local_path), self.bucket, name, Callback=progress, Config=self._transfer_config()
+            )
+
+    def download(self, name: str, local_path: Path, progress: Progress | None = None) -> None:
+        with self._errors(name, missing_object=True):
+            self._client.download_file(
+                self.bucket, name, str(local_path), Callback=progress, Config=self._transfer_config()
+            )
+
+    def _listing(self, prefix: str) -> Iterator[StoredObject]:
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": self.page_size}
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                modified = item["LastModified"].astimezone(dt.UTC)
+                yield StoredObject(item["Key"], int(item["Size"]), modified)
+
+    def _head(self, name: str) -> None:
+        self._client.head_object(Bucket=self.bucket, Key=name)
+
+    def _remove(self, name: str) -> None:
+        self._client.delete_object(Bucket=self.bucket, Key=name)
+
+    def _bucket_exists(self) -> bool:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            return _code(exc) not in {"404", "NoSuchBucket", "NotFound"}
+        except BotoCoreError:
+            return True
+        return True
 
 
 def _code(exc: ClientError) -> str:

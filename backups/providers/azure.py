@@ -9,6 +9,7 @@ and is created on the first upload when missing.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Self
@@ -27,13 +28,11 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRe
 from backups.providers.base import (
     CONNECT_TIMEOUT_SECONDS,
     MAX_ATTEMPTS,
-    PAGE_SIZE,
-    PART_SIZE,
     READ_TIMEOUT_SECONDS,
+    CloudStorage,
     ObjectNotFound,
     Progress,
     StorageError,
-    StorageProvider,
     StoredObject,
     TranslatedErrors,
     env_setting,
@@ -48,8 +47,58 @@ _AUTH_CODES = {
 }
 
 
-class AzureStorage(StorageProvider):
+class _ContainerMissing(StorageError):
+    pass
+
+
+class _AzureErrors(TranslatedErrors):
+    """Turns azure-core's exceptions into ``StorageError`` with a message a user can act on."""
+
+    service = "Azure"
+
+    def translate(self, exc: Exception) -> StorageError:
+        container = self.storage.container
+        code = getattr(exc, "error_code", None) or ""
+        code = str(getattr(code, "value", code))  # the SDK gives a StorageErrorCode enum or a string
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if code == "ContainerNotFound":
+            return _ContainerMissing(
+                f"Azure container {container!r} does not exist; check AZURE_CONTAINER_NAME", permanent=True
+            )
+        if isinstance(exc, ResourceNotFoundError) and self.missing_object:
+            return ObjectNotFound(self.name)
+        if isinstance(exc, ClientAuthenticationError) or code in _AUTH_CODES:
+            return StorageError(
+                f"Azure rejected the credentials ({code or status}); check AZURE_STORAGE_KEY, the SAS token "
+                "or the connection string",
+                permanent=True,
+            )
+        if code == "AuthorizationPermissionMismatch" or status == 403:
+            return StorageError(
+                f"Azure denied access to container {container!r} ({code or status}); the key or SAS token "
+                "needs read, write, delete, list and create permissions",
+                permanent=True,
+            )
+        if isinstance(exc, ServiceRequestError | ServiceResponseError):
+            # No response: DNS, refused connection, timeout.
+            return StorageError(
+                f"cannot reach Azure Blob Storage: {type(exc).__name__}; will retry next time"
+            )
+        if isinstance(exc, HttpResponseError):
+            transient = status is None or status >= 500 or status == 429
+            return StorageError(
+                f"Azure request failed for {self.name}: {code or 'error'} (HTTP {status})",
+                permanent=not transient,
+            )
+        if isinstance(exc, AzureError):
+            return StorageError(f"Azure request failed for {self.name}: {type(exc).__name__}")
+        return self.unmapped(exc)
+
+
+class AzureStorage(CloudStorage):
     name = "azure"
+    errors = _AzureErrors
+    holder = "container"
 
     def __init__(
         self,
@@ -63,12 +112,11 @@ class AzureStorage(StorageProvider):
             raise StorageError(
                 "AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT is not set", permanent=True
             )
+        super().__init__()
         self.container = container
         self._connection_string = connection_string
         self.account = account
         self._credential = credential
-        self.part_size = PART_SIZE
-        self.page_size = PAGE_SIZE
 
     @classmethod
     def from_env(cls) -> Self:
@@ -141,10 +189,10 @@ class AzureStorage(StorageProvider):
 
     def upload(self, local_path: Path, name: str, progress: Progress | None = None) -> None:
         try:
-            with _errors(self, name):
+            with self._errors(name):
                 self._upload(local_path, name, progress)
         except _ContainerMissing:
-            with _errors(self, name):
+            with self._errors(name):
                 try:
                     self._container.create_container()
                 except ResourceExistsError:
@@ -171,44 +219,44 @@ class AzureStorage(StorageProvider):
             raise ObjectNotFound(name) from None
 
     def _download(self, name: str, local_path: Path, progress: Progress | None) -> None:
-        with _errors(self, name, missing_object=True):
+        with self._errors(name, missing_object=True):
             stream = self._container.download_blob(
                 name, max_concurrency=4, progress_hook=_ProgressHook(progress) if progress else None
             )
             with replaced_on_success(local_path) as partial, open(partial, "wb") as sink:
                 stream.readinto(sink)
 
+    def _listing(self, prefix: str) -> Iterator[StoredObject]:
+        for blob in self._container.list_blobs(
+            name_starts_with=prefix or None, results_per_page=self.page_size
+        ):
+            yield StoredObject(blob.name, int(blob.size), blob.last_modified.astimezone(dt.UTC))
+
+    def _head(self, name: str) -> None:
+        self._container.get_blob_client(name).get_blob_properties()
+
+    def _remove(self, name: str) -> None:
+        self._container.delete_blob(name)
+
+    # A missing container holds nothing: it is created on the first upload.
+
     def list(self, prefix: str = "") -> list[StoredObject]:
-        found = []
         try:
-            with _errors(self, prefix or "the container listing"):
-                for blob in self._container.list_blobs(
-                    name_starts_with=prefix or None, results_per_page=self.page_size
-                ):
-                    modified = blob.last_modified.astimezone(dt.UTC)
-                    found.append(StoredObject(blob.name, int(blob.size), modified))
+            return super().list(prefix)
         except _ContainerMissing:
-            return []  # created on the first upload
-        return sorted(found, key=lambda obj: obj.name)
+            return []
 
     def delete(self, name: str) -> None:
         try:
-            with _errors(self, name, missing_object=True):
-                self._container.delete_blob(name)
-        except (ObjectNotFound, _ContainerMissing):
+            super().delete(name)
+        except _ContainerMissing:
             pass
 
     def exists(self, name: str) -> bool:
         try:
-            with _errors(self, name, missing_object=True):
-                self._container.get_blob_client(name).get_blob_properties()
-        except (ObjectNotFound, _ContainerMissing):
+            return super().exists(name)
+        except _ContainerMissing:
             return False
-        return True
-
-
-class _ContainerMissing(StorageError):
-    pass
 
 
 class _ProgressHook:
@@ -222,46 +270,3 @@ class _ProgressHook:
         if current > self.reported:
             self.progress(current - self.reported)
             self.reported = current
-
-
-class _errors(TranslatedErrors):
-    def translate(self, exc: Exception) -> StorageError:
-        return _translate(self.storage, self.name, exc, self.missing_object)  # type: ignore[arg-type]
-
-
-def _translate(storage: AzureStorage, name: str, exc: Exception, missing_object: bool) -> StorageError:
-    container = storage.container
-    code = getattr(exc, "error_code", None) or ""
-    code = str(getattr(code, "value", code))  # the SDK gives a StorageErrorCode enum or a string
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    if code == "ContainerNotFound":
-        return _ContainerMissing(
-            f"Azure container {container!r} does not exist; check AZURE_CONTAINER_NAME", permanent=True
-        )
-    if isinstance(exc, ResourceNotFoundError) and missing_object:
-        return ObjectNotFound(name)
-    if isinstance(exc, ClientAuthenticationError) or code in _AUTH_CODES:
-        return StorageError(
-            f"Azure rejected the credentials ({code or status}); check AZURE_STORAGE_KEY, the SAS token "
-            "or the connection string",
-            permanent=True,
-        )
-    if code == "AuthorizationPermissionMismatch" or status == 403:
-        return StorageError(
-            f"Azure denied access to container {container!r} ({code or status}); the key or SAS token "
-            "needs read, write, delete, list and create permissions",
-            permanent=True,
-        )
-    if isinstance(exc, ServiceRequestError | ServiceResponseError):
-        # No response: DNS, refused connection, timeout.
-        return StorageError(f"cannot reach Azure Blob Storage: {type(exc).__name__}; will retry next time")
-    if isinstance(exc, HttpResponseError):
-        transient = status is None or status >= 500 or status == 429
-        return StorageError(
-            f"Azure request failed for {name}: {code or 'error'} (HTTP {status})", permanent=not transient
-        )
-    if isinstance(exc, AzureError):
-        return StorageError(f"Azure request failed for {name}: {type(exc).__name__}")
-    if isinstance(exc, OSError):
-        return StorageError(f"cannot use local file for {name}: {exc.strerror or exc}")
-    return StorageError(f"Azure request failed for {name}: {type(exc).__name__}")

@@ -23,6 +23,8 @@ Progress = Callable[[int], None]
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 15.0
 MAX_ATTEMPTS = 3
+# The two as one (connect, read) pair, the form the requests-based SDKs take (OCI, GCS).
+TIMEOUTS = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)
 # Files larger than this go up in parts of this size (multipart, blocks, chunks).
 PART_SIZE = 8 * 1024 * 1024
 # Names per list request; the services' own maximum is 1000.
@@ -72,6 +74,14 @@ def env_setting(name: str, *, required: bool = True, default: str | None = None)
     if required and not value:
         raise StorageError(f"{name} is not set", permanent=True)
     return value
+
+
+def env_endpoint(name: str) -> str | None:
+    """An optional service endpoint override from the environment: an http(s) URL, or None when unset."""
+    endpoint = env_setting(name, required=False)
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise StorageError(f"{name} must be an http:// or https:// URL", permanent=True)
+    return endpoint
 
 
 @contextmanager
@@ -136,6 +146,9 @@ class TranslatedErrors:
     A ``StorageError`` raised inside, and anything not an ``Exception``, pass through.
     """
 
+    #: The service's short name, for messages ("S3 request failed for ...").
+    service = ""
+
     def __init__(self, storage: StorageProvider, name: str, missing_object: bool = False):
         self.storage = storage
         self.name = name
@@ -151,3 +164,65 @@ class TranslatedErrors:
 
     def translate(self, exc: Exception) -> StorageError:
         raise NotImplementedError
+
+    def unmapped(self, exc: Exception) -> StorageError:
+        """What ``translate`` answers once the SDK's own exceptions are mapped: a local file's error,
+        or a failure worth retrying, named by its type (an SDK's message may quote a secret)."""
+        if isinstance(exc, OSError):
+            return StorageError(f"cannot use local file for {self.name}: {exc.strerror or exc}")
+        return StorageError(f"{self.service} request failed for {self.name}: {type(exc).__name__}")
+
+
+class CloudStorage(StorageProvider):
+    """A provider on a cloud service's SDK: large files go in parts, listings come in pages, and
+    every call is made inside ``self._errors(name)``, which turns the SDK's exceptions into the
+    provider's ``StorageError`` (its ``errors`` class says how).
+
+    A subclass calls the service in ``_listing``, ``_head`` and ``_remove``; what a missing object
+    means for ``exists`` and ``delete``, and the order of a listing, are the same for all.
+    """
+
+    #: The provider's ``TranslatedErrors`` subclass, which maps its SDK's exceptions.
+    errors: type[TranslatedErrors]
+    #: What holds the objects, in the service's word, for messages ("the bucket listing").
+    holder = "bucket"
+
+    def __init__(self) -> None:
+        # Instance attributes rather than constants so the tests can force several parts and pages.
+        self.part_size = PART_SIZE
+        self.page_size = PAGE_SIZE
+
+    def _errors(self, name: str, *, missing_object: bool = False) -> TranslatedErrors:
+        return self.errors(self, name, missing_object)
+
+    @abstractmethod
+    def _listing(self, prefix: str) -> Iterator[StoredObject]:
+        """Every stored object whose name starts with ``prefix``, page after page, in any order."""
+
+    @abstractmethod
+    def _head(self, name: str) -> None:
+        """Ask the service about object ``name``; a missing one fails as the SDK fails."""
+
+    @abstractmethod
+    def _remove(self, name: str) -> None:
+        """Ask the service to delete object ``name``."""
+
+    def list(self, prefix: str = "") -> list[StoredObject]:
+        with self._errors(prefix or f"the {self.holder} listing"):
+            found = list(self._listing(prefix))
+        return sorted(found, key=lambda obj: obj.name)
+
+    def exists(self, name: str) -> bool:
+        try:
+            with self._errors(name, missing_object=True):
+                self._head(name)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def delete(self, name: str) -> None:
+        try:
+            with self._errors(name, missing_object=True):
+                self._remove(name)
+        except ObjectNotFound:
+            pass

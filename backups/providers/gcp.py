@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import IO, Any, Self
@@ -22,14 +23,11 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from backups.providers.base import (
-    CONNECT_TIMEOUT_SECONDS,
-    PAGE_SIZE,
-    PART_SIZE,
-    READ_TIMEOUT_SECONDS,
+    TIMEOUTS,
+    CloudStorage,
     ObjectNotFound,
     Progress,
     StorageError,
-    StorageProvider,
     StoredObject,
     TranslatedErrors,
     env_setting,
@@ -39,140 +37,15 @@ from backups.providers.base import (
 # Retries of connection errors, 429 and 5xx, with short backoff, given up after 20 s
 # (the library's default gives up only after two minutes).
 _RETRY = DEFAULT_RETRY.with_delay(initial=0.5, maximum=4.0, multiplier=2.0).with_timeout(20.0)
-_TIMEOUT = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)
 # Resumable chunks must be multiples of 256 KiB.
 _CHUNK_QUANTUM = 256 * 1024
 
 
-class GCSStorage(StorageProvider):
-    name = "gcp"
-
-    def __init__(self, bucket: str, *, project: str | None = None):
-        self.bucket = bucket
-        self.project = project
-        self.part_size = PART_SIZE
-        self.page_size = PAGE_SIZE
-
-    @classmethod
-    def from_env(cls) -> Self:
-        return cls(
-            env_setting("GCP_BUCKET_NAME"),  # type: ignore[arg-type]
-            project=env_setting("GCP_PROJECT_ID", required=False),
-        )
-
-    def describe(self) -> str:
-        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
-        return f"GCS bucket {self.bucket}" + (f" on the emulator at {emulator}" if emulator else "")
-
-    @cached_property
-    def _client(self) -> storage.Client:
-        try:
-            if os.environ.get("STORAGE_EMULATOR_HOST"):
-                return storage.Client(project=self.project or "emulator", credentials=AnonymousCredentials())
-            return storage.Client(project=self.project)
-        except auth_errors.DefaultCredentialsError:
-            raise StorageError(
-                "no usable Google credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service account "
-                "key file, or run on a VM with a service account",
-                permanent=True,
-            ) from None
-
-    @cached_property
-    def _bucket(self) -> storage.Bucket:
-        return self._client.bucket(self.bucket)
-
-    def _chunk_size(self) -> int:
-        return max(_CHUNK_QUANTUM, self.part_size // _CHUNK_QUANTUM * _CHUNK_QUANTUM)
-
-    def upload(self, local_path: Path, name: str, progress: Progress | None = None) -> None:
-        with self._errors(name):
-            size = local_path.stat().st_size
-            # With a chunk size the library uses a resumable upload in chunks of that
-            # size; without one, anything under 8 MiB goes in a single request.
-            blob = self._bucket.blob(name, chunk_size=self._chunk_size() if size > self.part_size else None)
-            with open(local_path, "rb") as source:
-                blob.upload_from_file(
-                    _Counted(source, progress),
-                    size=size,
-                    rewind=False,
-                    timeout=_TIMEOUT,
-                    retry=_RETRY,
-                )
-
-    def download(self, name: str, local_path: Path, progress: Progress | None = None) -> None:
-        blob = self._bucket.blob(name, chunk_size=self._chunk_size())
-        with (
-            self._errors(name, missing_object=True),
-            replaced_on_success(local_path) as partial,
-            open(partial, "wb") as sink,
-        ):
-            blob.download_to_file(_Counted(sink, progress), timeout=_TIMEOUT, retry=_RETRY)
-
-    def list(self, prefix: str = "") -> list[StoredObject]:
-        found = []
-        with self._errors(prefix or "the bucket listing"):
-            blobs = self._client.list_blobs(
-                self.bucket, prefix=prefix or None, page_size=self.page_size, timeout=_TIMEOUT, retry=_RETRY
-            )
-            for blob in blobs:
-                modified = (blob.updated or blob.time_created or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-                found.append(StoredObject(blob.name, int(blob.size or 0), modified))
-        return sorted(found, key=lambda obj: obj.name)
-
-    def delete(self, name: str) -> None:
-        try:
-            with self._errors(name, missing_object=True):
-                self._bucket.blob(name).delete(timeout=_TIMEOUT, retry=_RETRY)
-        except ObjectNotFound:
-            pass
-
-    def exists(self, name: str) -> bool:
-        try:
-            with self._errors(name, missing_object=True):
-                self._bucket.blob(name).reload(timeout=_TIMEOUT, retry=_RETRY)
-        except ObjectNotFound:
-            return False
-        return True
-
-    def _errors(self, name: str, *, missing_object: bool = False) -> _GCSErrors:
-        return _GCSErrors(self, name, missing_object)
-
-    def _bucket_exists(self) -> bool:
-        try:
-            return bool(self._bucket.exists(timeout=_TIMEOUT, retry=_RETRY))
-        except Exception:  # only refines an error already being reported
-            return True
-
-
-class _Counted:
-    """A file wrapper that reports each byte once, however often the library seeks back to retry."""
-
-    def __init__(self, file: IO[bytes], progress: Progress | None):
-        self._file = file
-        self._progress = progress
-        self._reported = file.tell()
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(self._file, attribute)
-
-    def _advance(self) -> None:
-        position = self._file.tell()
-        if self._progress and position > self._reported:
-            self._progress(position - self._reported)
-            self._reported = position
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._file.read(size)
-        self._advance()
-        return data
-
-    def write(self, data: bytes) -> int:
-        written = self._file.write(data)
-        self._advance()
-        return written
-
-
 class _GCSErrors(TranslatedErrors):
+    """Turns Google's exceptions into ``StorageError`` with a message a user can act on."""
+
+    service = "GCS"
+
     def translate(self, exc: Exception) -> StorageError:
         bucket = self.storage.bucket
         if isinstance(exc, auth_errors.RefreshError):
@@ -217,6 +90,117 @@ class _GCSErrors(TranslatedErrors):
             return StorageError(
                 f"cannot reach Google Cloud Storage: {type(exc).__name__}; will retry next time"
             )
-        if isinstance(exc, OSError):
-            return StorageError(f"cannot use local file for {self.name}: {exc.strerror or exc}")
-        return StorageError(f"GCS request failed for {self.name}: {type(exc).__name__}")
+        return self.unmapped(exc)
+
+
+class GCSStorage(CloudStorage):
+    name = "gcp"
+    errors = _GCSErrors
+
+    def __init__(self, bucket: str, *, project: str | None = None):
+        super().__init__()
+        self.bucket = bucket
+        self.project = project
+
+    @classmethod
+    def from_env(cls) -> Self:
+        return cls(
+            env_setting("GCP_BUCKET_NAME"),  # type: ignore[arg-type]
+            project=env_setting("GCP_PROJECT_ID", required=False),
+        )
+
+    def describe(self) -> str:
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+        return f"GCS bucket {self.bucket}" + (f" on the emulator at {emulator}" if emulator else "")
+
+    @cached_property
+    def _client(self) -> storage.Client:
+        try:
+            if os.environ.get("STORAGE_EMULATOR_HOST"):
+                return storage.Client(project=self.project or "emulator", credentials=AnonymousCredentials())
+            return storage.Client(project=self.project)
+        except auth_errors.DefaultCredentialsError:
+            raise StorageError(
+                "no usable Google credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service account "
+                "key file, or run on a VM with a service account",
+                permanent=True,
+            ) from None
+
+    @cached_property
+    def _bucket(self) -> storage.Bucket:
+        return self._client.bucket(self.bucket)
+
+    def _chunk_size(self) -> int:
+        return max(_CHUNK_QUANTUM, self.part_size // _CHUNK_QUANTUM * _CHUNK_QUANTUM)
+
+    def upload(self, local_path: Path, name: str, progress: Progress | None = None) -> None:
+        with self._errors(name):
+            size = local_path.stat().st_size
+            # With a chunk size the library uses a resumable upload in chunks of that
+            # size; without one, anything under 8 MiB goes in a single request.
+            blob = self._bucket.blob(name, chunk_size=self._chunk_size() if size > self.part_size else None)
+            with open(local_path, "rb") as source:
+                blob.upload_from_file(
+                    _Counted(source, progress),
+                    size=size,
+                    rewind=False,
+                    timeout=TIMEOUTS,
+                    retry=_RETRY,
+                )
+
+    def download(self, name: str, local_path: Path, progress: Progress | None = None) -> None:
+        blob = self._bucket.blob(name, chunk_size=self._chunk_size())
+        with (
+            self._errors(name, missing_object=True),
+            replaced_on_success(local_path) as partial,
+            open(partial, "wb") as sink,
+        ):
+            blob.download_to_file(_Counted(sink, progress), timeout=TIMEOUTS, retry=_RETRY)
+
+    def _listing(self, prefix: str) -> Iterator[StoredObject]:
+        blobs = self._client.list_blobs(
+            self.bucket, prefix=prefix or None, page_size=self.page_size, timeout=TIMEOUTS, retry=_RETRY
+        )
+        for blob in blobs:
+            modified = (blob.updated or blob.time_created or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+            yield StoredObject(blob.name, int(blob.size or 0), modified)
+
+    def _head(self, name: str) -> None:
+        self._bucket.blob(name).reload(timeout=TIMEOUTS, retry=_RETRY)
+
+    def _remove(self, name: str) -> None:
+        self._bucket.blob(name).delete(timeout=TIMEOUTS, retry=_RETRY)
+
+    def _bucket_exists(self) -> bool:
+        try:
+            return bool(self._bucket.exists(timeout=TIMEOUTS, retry=_RETRY))
+        except Exception:  # only refines an error already being reported
+            return True
+
+
+class _Counted:
+    """A file wrapper that reports each byte once, however often the library seeks back to retry."""
+
+    def __init__(self, file: IO[bytes], progress: Progress | None):
+        self._file = file
+        self._progress = progress
+        self._reported = file.tell()
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._file, attribute)
+
+    def _advance(self) -> None:
+        position = self._file.tell()
+        if self._progress and position > self._reported:
+            self._progress(position - self._reported)
+            self._reported = position
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        self._advance()
+        return data
+
+    def write(self, data: bytes) -> int:
+        written = self._file.write(data)
+        self._advance()
+        return written

@@ -10,6 +10,7 @@ override, e.g. for another realm or a private endpoint).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Self
@@ -28,17 +29,15 @@ from oci.exceptions import (
 from oci.object_storage import ObjectStorageClient, UploadManager
 
 from backups.providers.base import (
-    CONNECT_TIMEOUT_SECONDS,
     MAX_ATTEMPTS,
-    PAGE_SIZE,
-    PART_SIZE,
-    READ_TIMEOUT_SECONDS,
+    TIMEOUTS,
+    CloudStorage,
     ObjectNotFound,
     Progress,
     StorageError,
-    StorageProvider,
     StoredObject,
     TranslatedErrors,
+    env_endpoint,
     env_setting,
     replaced_on_success,
 )
@@ -47,8 +46,66 @@ _AUTH_MODES = ("config", "instance_principal")
 _CHUNK = 1024 * 1024
 
 
-class OracleStorage(StorageProvider):
+class _OCIErrors(TranslatedErrors):
+    """Turns the oci SDK's exceptions into ``StorageError`` with a message a user can act on."""
+
+    service = "OCI"
+
+    def translate(self, exc: Exception) -> StorageError:
+        if isinstance(exc, MultipartUploadError) and exc.error_causes:
+            cause = exc.error_causes[0]
+            if isinstance(cause, Exception):
+                return self.translate(cause)
+        bucket = self.storage.bucket
+        # Read without triggering the lookup: this may be reporting that lookup's failure.
+        namespace = self.storage.__dict__.get("namespace", self.storage._namespace)
+        if isinstance(exc, ServiceError):
+            code, status = str(exc.code or ""), int(exc.status or 0)
+            # HEAD answers carry no body, hence no code: ask the bucket itself.
+            if code == "BucketNotFound" or (
+                status == 404 and not code and self.missing_object and not self.storage._bucket_exists()
+            ):
+                return StorageError(
+                    f"OCI bucket {bucket!r} does not exist in namespace {namespace!r} "
+                    "(or the credentials may not see it); check OCI_BUCKET_NAME",
+                    permanent=True,
+                )
+            if code == "NamespaceNotFound":
+                return StorageError(
+                    f"OCI namespace {namespace!r} does not exist; check OCI_NAMESPACE", permanent=True
+                )
+            if status == 404 and self.missing_object:
+                return ObjectNotFound(self.name)
+            if status == 401:
+                return StorageError(
+                    f"OCI rejected the request signature ({code or 'NotAuthenticated'}); check the user, "
+                    "fingerprint and key_file of the OCI config profile, and the clock",
+                    permanent=True,
+                )
+            if status == 403 or (status == 404 and code == "NotAuthorizedOrNotFound"):
+                return StorageError(
+                    f"OCI denied access to bucket {bucket!r} ({code or status}); the user's group needs "
+                    "manage objects and read buckets on it",
+                    permanent=True,
+                )
+            transient = status >= 500 or status == 429 or status == 0
+            return StorageError(
+                f"OCI request failed for {self.name}: {code or 'error'} (HTTP {status})",
+                permanent=not transient,
+            )
+        if isinstance(exc, oci.exceptions.RequestException | oci.exceptions.ConnectTimeout) or type(
+            exc
+        ).__module__.startswith(("oci._vendor.requests", "oci._vendor.urllib3", "requests", "urllib3")):
+            where = self.storage.endpoint or "OCI Object Storage"
+            return StorageError(f"cannot reach {where}: {type(exc).__name__}; will retry next time")
+        if isinstance(exc, ClientError):
+            return StorageError(f"OCI client error for {self.name}: {type(exc).__name__}", permanent=True)
+        return self.unmapped(exc)
+
+
+class OracleStorage(CloudStorage):
     name = "oracle"
+    errors = _OCIErrors
 
     def __init__(
         self,
@@ -60,14 +117,13 @@ class OracleStorage(StorageProvider):
         profile: str = "DEFAULT",
         endpoint: str | None = None,
     ):
+        super().__init__()
         self.bucket = bucket
         self._namespace = namespace
         self.auth = auth
         self.config_file = config_file
         self.profile = profile
         self.endpoint = endpoint
-        self.part_size = PART_SIZE
-        self.page_size = PAGE_SIZE
 
     @classmethod
     def from_env(cls) -> Self:
@@ -76,9 +132,7 @@ class OracleStorage(StorageProvider):
             raise StorageError(
                 f"OCI_AUTH must be one of {', '.join(_AUTH_MODES)}; got {auth!r}", permanent=True
             )
-        endpoint = env_setting("OCI_ENDPOINT", required=False)
-        if endpoint and not endpoint.startswith(("http://", "https://")):
-            raise StorageError("OCI_ENDPOINT must be an http:// or https:// URL", permanent=True)
+        endpoint = env_endpoint("OCI_ENDPOINT")
         return cls(
             env_setting("OCI_BUCKET_NAME"),  # type: ignore[arg-type]
             namespace=env_setting("OCI_NAMESPACE", required=False),
@@ -100,7 +154,7 @@ class OracleStorage(StorageProvider):
             retry_max_wait_between_calls_seconds=4,
         ).get_retry_strategy()
         options: dict[str, Any] = {
-            "timeout": (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
+            "timeout": TIMEOUTS,
             "retry_strategy": retry,
         }
         if self.endpoint:
@@ -145,7 +199,7 @@ class OracleStorage(StorageProvider):
     def namespace(self) -> str:
         if self._namespace:
             return self._namespace
-        with _errors(self, "the namespace lookup"):
+        with self._errors("the namespace lookup"):
             return str(self._client.get_namespace().data)
 
     def upload(self, local_path: Path, name: str, progress: Progress | None = None) -> None:
@@ -153,7 +207,7 @@ class OracleStorage(StorageProvider):
         manager = UploadManager(self._client, allow_parallel_uploads=True, parallel_process_count=4)
         multipart = local_path.stat().st_size > self.part_size
         try:
-            with _errors(self, name):
+            with self._errors(name):
                 # UploadManager puts small files in one request and splits larger ones
                 # into parts of part_size, uploaded in parallel and committed together.
                 # The SDK calls progress_callback whenever the key is present, even as None.
@@ -177,7 +231,7 @@ class OracleStorage(StorageProvider):
             pass
 
     def download(self, name: str, local_path: Path, progress: Progress | None = None) -> None:
-        with _errors(self, name, missing_object=True):
+        with self._errors(name, missing_object=True):
             response = self._client.get_object(self.namespace, self.bucket, name)
             with replaced_on_success(local_path) as partial, open(partial, "wb") as sink:
                 for chunk in response.data.raw.stream(_CHUNK, decode_content=False):
@@ -185,42 +239,30 @@ class OracleStorage(StorageProvider):
                     if progress:
                         progress(len(chunk))
 
-    def list(self, prefix: str = "") -> list[StoredObject]:
-        found = []
+    def _listing(self, prefix: str) -> Iterator[StoredObject]:
         start = None
-        with _errors(self, prefix or "the bucket listing"):
-            while True:
-                page = self._client.list_objects(
-                    self.namespace,
-                    self.bucket,
-                    prefix=prefix or None,
-                    start=start,
-                    limit=self.page_size,
-                    # By default the service returns names only.
-                    fields="name,size,timeCreated,timeModified",
-                ).data
-                for item in page.objects:
-                    modified = (item.time_modified or item.time_created).astimezone(dt.UTC)
-                    found.append(StoredObject(item.name, int(item.size or 0), modified))
-                start = page.next_start_with
-                if not start:
-                    break
-        return sorted(found, key=lambda obj: obj.name)
+        while True:
+            page = self._client.list_objects(
+                self.namespace,
+                self.bucket,
+                prefix=prefix or None,
+                start=start,
+                limit=self.page_size,
+                # By default the service returns names only.
+                fields="name,size,timeCreated,timeModified",
+            ).data
+            for item in page.objects:
+                modified = (item.time_modified or item.time_created).astimezone(dt.UTC)
+                yield StoredObject(item.name, int(item.size or 0), modified)
+            start = page.next_start_with
+            if not start:
+                return
 
-    def delete(self, name: str) -> None:
-        try:
-            with _errors(self, name, missing_object=True):
-                self._client.delete_object(self.namespace, self.bucket, name)
-        except ObjectNotFound:
-            pass
+    def _head(self, name: str) -> None:
+        self._client.head_object(self.namespace, self.bucket, name)
 
-    def exists(self, name: str) -> bool:
-        try:
-            with _errors(self, name, missing_object=True):
-                self._client.head_object(self.namespace, self.bucket, name)
-        except ObjectNotFound:
-            return False
-        return True
+    def _remove(self, name: str) -> None:
+        self._client.delete_object(self.namespace, self.bucket, name)
 
     def _bucket_exists(self) -> bool:
         try:
@@ -230,61 +272,3 @@ class OracleStorage(StorageProvider):
         except Exception:  # only refines an error already being reported
             return True
         return True
-
-
-class _errors(TranslatedErrors):
-    def translate(self, exc: Exception) -> StorageError:
-        return _translate(self.storage, self.name, exc, self.missing_object)  # type: ignore[arg-type]
-
-
-def _translate(storage: OracleStorage, name: str, exc: Exception, missing_object: bool) -> StorageError:
-    if isinstance(exc, MultipartUploadError) and exc.error_causes:
-        cause = exc.error_causes[0]
-        if isinstance(cause, Exception):
-            return _translate(storage, name, cause, missing_object)
-    bucket = storage.bucket
-    # Read without triggering the lookup: this may be reporting that lookup's failure.
-    namespace = storage.__dict__.get("namespace", storage._namespace)
-    if isinstance(exc, ServiceError):
-        code, status = str(exc.code or ""), int(exc.status or 0)
-        # HEAD answers carry no body, hence no code: ask the bucket itself.
-        if code == "BucketNotFound" or (
-            status == 404 and not code and missing_object and not storage._bucket_exists()
-        ):
-            return StorageError(
-                f"OCI bucket {bucket!r} does not exist in namespace {namespace!r} "
-                "(or the credentials may not see it); check OCI_BUCKET_NAME",
-                permanent=True,
-            )
-        if code == "NamespaceNotFound":
-            return StorageError(
-                f"OCI namespace {namespace!r} does not exist; check OCI_NAMESPACE", permanent=True
-            )
-        if status == 404 and missing_object:
-            return ObjectNotFound(name)
-        if status == 401:
-            return StorageError(
-                f"OCI rejected the request signature ({code or 'NotAuthenticated'}); check the user, "
-                "fingerprint and key_file of the OCI config profile, and the clock",
-                permanent=True,
-            )
-        if status == 403 or (status == 404 and code == "NotAuthorizedOrNotFound"):
-            return StorageError(
-                f"OCI denied access to bucket {bucket!r} ({code or status}); the user's group needs "
-                "manage objects and read buckets on it",
-                permanent=True,
-            )
-        transient = status >= 500 or status == 429 or status == 0
-        return StorageError(
-            f"OCI request failed for {name}: {code or 'error'} (HTTP {status})", permanent=not transient
-        )
-    if isinstance(exc, oci.exceptions.RequestException | oci.exceptions.ConnectTimeout) or type(
-        exc
-    ).__module__.startswith(("oci._vendor.requests", "oci._vendor.urllib3", "requests", "urllib3")):
-        where = storage.endpoint or "OCI Object Storage"
-        return StorageError(f"cannot reach {where}: {type(exc).__name__}; will retry next time")
-    if isinstance(exc, ClientError):
-        return StorageError(f"OCI client error for {name}: {type(exc).__name__}", permanent=True)
-    if isinstance(exc, OSError):
-        return StorageError(f"cannot use local file for {name}: {exc.strerror or exc}")
-    return StorageError(f"OCI request failed for {name}: {type(exc).__name__}")

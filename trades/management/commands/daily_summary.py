@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from trades import market
-from trades.models import Bot, Trade
+from trades.management.options import chosen_bot, send_through_alerts
+from trades.models import Trade
 from trades.signals import daily_summary_send
 from trades.tables import parse_day
 
@@ -16,28 +17,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--date", help="trading day, YYYY-MM-DD")
         parser.add_argument("--bot", help="only this bot's trades")
-        parser.add_argument("--send", action="store_true", help="also send it to Discord")
+        parser.add_argument("--send", action="store_true", help="also send it through the alert channels")
 
     def handle(self, *args: Any, **options: Any) -> None:
         day = parse_day(options["date"]) if options["date"] else market.today()
-        trades = Trade.objects.all()
-        bot = None
-        if options["bot"]:
-            bot = Bot.objects.filter(name=options["bot"]).first()
-            if bot is None:
-                raise CommandError(f"No bot named {options['bot']!r}.")
-            trades = trades.for_bot(bot)
+        bot = chosen_bot(options["bot"])
+        trades = Trade.objects.for_bot(bot) if bot else Trade.objects.all()
         self.stdout.write(trades.daily_summary(day).render_text())
         if options["send"]:
-            self.stdout.write(send_summary(day, bot))
-
-
-def send_summary(day: Any, bot: Bot | None) -> str:
-    """Hand the summary to whoever sends summaries (the alerts app listens); trades knows no Discord."""
-    answers = daily_summary_send.send_robust(sender=Trade, day=day, bot=bot)
-    if not answers:
-        raise CommandError("--send needs the alerts app, which is not installed.")
-    for _, answer in answers:
-        if isinstance(answer, Exception):
-            raise CommandError(f"sending the summary failed: {answer}")
-    return "\n".join(str(answer) for _, answer in answers)
+            self.stdout.write(send_through_alerts(daily_summary_send, "summary", day=day, bot=bot))

@@ -5,7 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from trades import market
-from trades.models import Bot, Trade
+from trades.management.options import chosen_bot, send_through_alerts
+from trades.models import Trade
 from trades.signals import period_summary_send
 from trades.tables import parse_day
 
@@ -24,25 +25,10 @@ class Command(BaseCommand):
         if given["start"] and given["end"] and given["end"] < given["start"]:
             raise CommandError(f"--end ({given['end']}) is before --start ({given['start']}).")
         start, end = market.period(given["start"], given["end"])
-        trades = Trade.objects.all()
-        bot = None
-        if options["bot"]:
-            bot = Bot.objects.filter(name=options["bot"]).first()
-            if bot is None:
-                raise CommandError(f"No bot named {options['bot']!r}.")
-            trades = trades.for_bot(bot)
+        bot = chosen_bot(options["bot"])
+        trades = Trade.objects.for_bot(bot) if bot else Trade.objects.all()
         title = f"Performance of {bot.name}" if bot else "Performance of every bot"
         self.stdout.write(trades.period_summary(start, end).render_text(title))
         if options["send"]:
-            self.stdout.write(send_report(start, end, bot))
-
-
-def send_report(start: Any, end: Any, bot: Bot | None) -> str:
-    """Hand the report to whoever sends reports (the alerts app listens); trades knows no channel."""
-    answers = period_summary_send.send_robust(sender=Trade, start=start, end=end, bot=bot)
-    if not answers:
-        raise CommandError("--send needs the alerts app, which is not installed.")
-    for _, answer in answers:
-        if isinstance(answer, Exception):
-            raise CommandError(f"sending the report failed: {answer}")
-    return "\n".join(str(answer) for _, answer in answers)
+            sent = send_through_alerts(period_summary_send, "report", start=start, end=end, bot=bot)
+            self.stdout.write(sent)

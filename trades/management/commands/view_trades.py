@@ -5,8 +5,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from trades.management.options import chosen_bot
 from trades.market import market_zone
-from trades.models import Bot, Trade
+from trades.models import Trade
 from trades.tables import format_number as _num
 from trades.tables import parse_day, render_table
 
@@ -26,10 +27,8 @@ class Command(BaseCommand):
             raise CommandError("--recent must be at least 1.")
         day = parse_day(options["date"]) if options["date"] else None
         trades = Trade.objects.matching(symbol=options["symbol"], strategy=options["strategy"], day=day)
-        if options["bot"]:
-            bot = Bot.objects.filter(name=options["bot"]).first()
-            if bot is None:
-                raise CommandError(f"No bot named {options['bot']!r}.")
+        bot = chosen_bot(options["bot"])
+        if bot is not None:
             trades = trades.for_bot(bot)
         rows = list(trades.newest_first().select_related("bot")[: options["recent"]])
         if not rows:
