@@ -64,7 +64,8 @@ def bot_state(bot: Bot, now: dt.datetime) -> BotState:
     if hours is None or not hours[0] <= now <= hours[1]:
         return BotState("stale", grace)
     silent_since = max(bot.last_heartbeat_at, hours[0])
-    return BotState("stopped" if now - silent_since >= grace else "stale", grace)
+    # Past the grace, as the rule judges (``MissedHeartbeats``): silent exactly the grace is not stopped.
+    return BotState("stopped" if now - silent_since > grace else "stale", grace)
 
 
 def halts_in_force(now: dt.datetime) -> list[TradingHalt]:

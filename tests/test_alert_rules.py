@@ -670,3 +670,106 @@ def test_every_rule_kind_has_a_judge() -> None:
     assert {kind: judge_for(kind).kind for kind in RULE_KINDS} == {kind: kind for kind in RULE_KINDS}
     contract = ("daily_loss", "max_daily_loss", "trade_frequency", "position_size", "bot_stopped")
     assert {*contract, "bot_event"} <= set(RULE_KINDS)
+
+
+# --- cooldowns at their boundary ------------------------------------------------------------
+
+SECOND = dt.timedelta(seconds=1)
+
+
+def utc(moment: dt.datetime) -> dt.datetime:
+    """A moment as the site's clock gives it (UTC), so no rule can lean on the zone it was written in."""
+    return moment.astimezone(dt.UTC)
+
+
+def test_a_lasting_breach_repeats_exactly_a_cooldown_after_its_last_alert_not_a_second_before(
+    bot: Bot,
+) -> None:
+    only("daily-loss-warning")  # cooldown 60 minutes
+    evaluate_trades(bot.pk, losses(bot, "-600", when=at(11)), now=utc(at(11)))
+    assert len(alerts()) == 1
+    evaluate_schedule(now=utc(at(12)) - SECOND)
+    assert len(alerts()) == 1
+    evaluate_schedule(now=utc(at(12)))
+    assert len(alerts()) == 2
+    # The next one counts from that repeat, not from the breach's start.
+    evaluate_schedule(now=utc(at(13)) - SECOND)
+    assert len(alerts()) == 2
+    evaluate_schedule(now=utc(at(13)))
+    assert len(alerts()) == 3
+
+
+def test_a_repeated_event_alerts_again_exactly_a_cooldown_after_its_last_alert(bot: Bot) -> None:
+    only("event-connection-retry")
+    AlertRule.objects.filter(name="event-connection-retry").update(cooldown_minutes=10)
+
+    def retry(moment: dt.datetime) -> int:
+        return len(alert_for_event(BotEvent.objects.create(bot=bot, kind="connection_retry"), now=moment))
+
+    assert [retry(utc(at(11)) + offset) for offset in (dt.timedelta(0), 10 * 60 * SECOND - SECOND)] == [1, 0]
+    assert retry(utc(at(11, 10))) == 1
+
+
+def test_a_day_rule_with_cooldown_0_alerts_once_for_the_days_breach_and_never_repeats_it(bot: Bot) -> None:
+    only("daily-loss-warning")
+    AlertRule.objects.filter(name="daily-loss-warning").update(cooldown_minutes=0)
+    evaluate_trades(bot.pk, losses(bot, "-600", when=at(11)), now=utc(at(11)))
+    assert len(alerts()) == 1
+    # The breach lasts, deepens, crosses back and comes again: the day has had its alert.
+    evaluate_trades(bot.pk, losses(bot, "-100", start=10, when=at(11, 30)), now=utc(at(11, 30)))
+    evaluate_trades(bot.pk, losses(bot, "400", start=11, when=at(12)), now=utc(at(12)))
+    evaluate_trades(bot.pk, losses(bot, "-400", start=12, when=at(13)), now=utc(at(13)))
+    for moment in (at(11, 1), at(12, 1), at(15, 59), at(20, 30), at(23, 59)):
+        evaluate_schedule(now=utc(moment))
+    assert len(alerts()) == 1
+    # The next trading day is a new breach: one alert again.
+    friday = dt.date(2026, 1, 16)
+    evaluate_trades(
+        bot.pk, losses(bot, "-600", start=20, when=at(10, day=friday)), now=utc(at(10, day=friday))
+    )
+    evaluate_schedule(now=utc(at(15, day=friday)))
+    assert [a.subject for a in alerts()] == [f"bot-{bot.pk}:2026-01-15", f"bot-{bot.pk}:2026-01-16"]
+
+
+# --- recurring silences where the market's date and UTC's differ ----------------------------
+
+
+def test_a_weekday_silence_follows_the_markets_day_after_utcs_midnight(bot: Bot) -> None:
+    friday_evening = Silence.objects.create(
+        repeat="weekdays", days="fri", start_time=dt.time(19, 0), end_time=dt.time(23, 59)
+    )
+    saturday_evening = Silence.objects.create(
+        repeat="weekdays", days="sat", start_time=dt.time(19, 0), end_time=dt.time(23, 59)
+    )
+    winter = utc(at(21, 0, dt.date(2026, 1, 16)))  # Friday 21:00 New York, Saturday 02:00 UTC
+    summer = utc(at(21, 0, dt.date(2026, 7, 17)))  # Friday 21:00 New York, Saturday 01:00 UTC
+    for moment in (winter, summer):
+        assert moment.weekday() == 5
+        assert friday_evening.in_force(moment) and not saturday_evening.in_force(moment), moment
+    assert not friday_evening.in_force(utc(at(23, 59, dt.date(2026, 1, 16))))  # the end is not in it
+    assert friday_evening.in_force(utc(at(23, 59, dt.date(2026, 1, 16))) - SECOND)
+    assert not friday_evening.in_force(utc(at(18, 59, dt.date(2026, 1, 16))) + 59 * SECOND)
+    # Saturday 21:00 New York (Sunday in UTC) is the Saturday silence's.
+    assert saturday_evening.in_force(utc(at(21, 0, dt.date(2026, 1, 17))))
+    # And an alert raised at that moment is muted by it.
+    only("event-crash")
+    assert crash_at(bot, winter) == AlertState.SILENCED
+
+
+def test_a_trading_days_silence_in_the_evening_before_a_holiday_is_in_force(bot: Bot) -> None:
+    evening = Silence.objects.create(
+        repeat="trading_days", start_time=dt.time(20, 0), end_time=dt.time(23, 0)
+    )
+    wednesday, thanksgiving = dt.date(2026, 11, 25), dt.date(2026, 11, 26)
+    # Wednesday 21:00 New York is Thanksgiving 02:00 UTC: still the trading day's evening.
+    assert utc(at(21, 0, wednesday)).date() == thanksgiving
+    assert evening.in_force(utc(at(21, 0, wednesday)))
+    assert evening.in_force(utc(at(20, 0, wednesday)))
+    assert not evening.in_force(utc(at(23, 0, wednesday)))
+    assert not evening.in_force(utc(at(20, 0, wednesday)) - SECOND)
+    # Thanksgiving's evening is a holiday's, whatever day UTC says it is (Friday, a trading day).
+    assert utc(at(21, 0, thanksgiving)).date() == dt.date(2026, 11, 27)
+    assert not evening.in_force(utc(at(21, 0, thanksgiving)))
+    only("event-crash")
+    assert crash_at(bot, utc(at(21, 0, wednesday))) == AlertState.SILENCED
+    assert crash_at(bot, utc(at(21, 0, thanksgiving))) == AlertState.STORED

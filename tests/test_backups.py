@@ -506,3 +506,13 @@ def test_a_backup_exactly_retention_days_old_is_kept() -> None:
         stored("backups/trades_20260203_163000.db"),
     ]
     assert [obj.name for obj in expired(listing, now, 30)] == ["backups/trades_20260104_162959.db"]
+
+
+@pytest.mark.django_db
+@override_settings(DB_SYNC_ENABLED=True, DB_SYNC_INTERVAL=300)
+def test_a_fresh_site_without_a_backup_is_ok_for_exactly_twice_the_interval_after_installation() -> None:
+    installed = MigrationRecorder.Migration.objects.filter(app="backups").order_by("applied").first().applied
+    at_limit = last_backup(now=installed + dt.timedelta(seconds=600))
+    assert at_limit["ok"] is True and "reason" not in at_limit
+    past = last_backup(now=installed + dt.timedelta(seconds=601))
+    assert past["ok"] is False and past["reason"] == "no backup yet, 601 s after installation"

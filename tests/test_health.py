@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.conf import settings
@@ -180,3 +182,48 @@ def test_a_malformed_database_or_redis_url_stops_start_up_with_one_line(
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "secret" not in result.stderr, result.stderr
+
+
+def test_after_a_restart_the_cluster_is_starting_again_for_exactly_its_first_minute(
+    tmp_path: Any, settings: Any
+) -> None:
+    """The old cluster's last heartbeat is long past: until the new one's first heartbeat, or for
+    ``CLUSTER_STARTING_SECONDS``, health says "starting" (200), not "unavailable"."""
+    settings.DATABASE_PATH = tmp_path / "trades.db"
+    restart = dt.datetime(2026, 3, 10, 15, 0, tzinfo=dt.UTC)
+    beat(restart - dt.timedelta(minutes=10))  # the old cluster's last heartbeat
+    health.mark_started()
+    os.utime(health.started_marker(), (restart.timestamp(), restart.timestamp()))
+    window = dt.timedelta(seconds=settings.CLUSTER_STARTING_SECONDS)
+
+    def answer(now: dt.datetime) -> tuple[int, str]:
+        with mock.patch("django.utils.timezone.now", return_value=now):
+            status, body = get_health()
+        return status, body["status"]
+
+    assert answer(restart) == (200, "starting")  # the instant it started
+    assert answer(restart + window) == (200, "starting")
+    assert answer(restart + window + dt.timedelta(seconds=1)) == (503, "unavailable")
+    late = health.task_cluster_state(now=restart + window + dt.timedelta(seconds=1))
+    assert (late["ok"], late["reason"]) == (False, "no heartbeat for 661 s")
+    # Its first heartbeat ends "starting": from then on its age is what counts.
+    beat(restart + dt.timedelta(seconds=5), 1)
+    assert health.task_cluster_state(now=restart + dt.timedelta(seconds=10)) == {
+        "ok": True,
+        "last_heartbeat": restart + dt.timedelta(seconds=5),
+        "age_seconds": 5.0,
+    }
+
+
+def test_a_heartbeat_at_the_instant_of_the_restart_is_the_new_clusters_first(
+    tmp_path: Any, settings: Any
+) -> None:
+    settings.DATABASE_PATH = tmp_path / "trades.db"
+    restart = dt.datetime(2026, 3, 10, 15, 0, tzinfo=dt.UTC)
+    health.mark_started()
+    os.utime(health.started_marker(), (restart.timestamp(), restart.timestamp()))
+    beat(restart - dt.timedelta(seconds=1))
+    assert health.task_cluster_state(now=restart + dt.timedelta(seconds=10))["starting"] is True
+    beat(restart, 1)
+    state = health.task_cluster_state(now=restart + dt.timedelta(seconds=10))
+    assert state == {"ok": True, "last_heartbeat": restart, "age_seconds": 10.0}

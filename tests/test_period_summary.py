@@ -21,7 +21,7 @@ from tests.conftest import stored_trade
 from tests.discord_server import DiscordServer
 from trades import market
 from trades.models import Bot, Trade
-from trades.summary import DayPnl, Drawdown
+from trades.summary import DayPnl, Drawdown, performance_lines
 
 pytestmark = pytest.mark.django_db
 NY = ZoneInfo("America/New_York")
@@ -356,3 +356,61 @@ def test_two_workers_send_the_weekly_report_once(bot: Bot) -> None:
         t.join()
     assert sorted(results) == [0, 1]
     assert Alert.objects.filter(source="weekly_report").count() == 1
+
+
+# --- ties and edges ------------------------------------------------------------------------
+
+
+def closed_days(bot: Bot, *pnls: str) -> list[dt.date]:
+    """One closed trade a trading day from Monday January 5th 2026 on, with these P&Ls; their days."""
+    days = [d for d in (day(5) + dt.timedelta(days=i) for i in range(14)) if market.is_trading_day(d)]
+    days = days[: len(pnls)]
+    Trade.objects.record_batch(
+        bot,
+        [
+            stored_trade(n, pnl=Decimal(pnl), executed_at=dt.datetime(d.year, d.month, d.day, 11, tzinfo=NY))
+            for n, (d, pnl) in enumerate(zip(days, pnls, strict=True))
+        ],
+    )
+    return days
+
+
+def test_of_two_days_with_the_same_pnl_the_earlier_is_the_best_and_the_worst(bot: Bot) -> None:
+    mon, tue, _, thu = closed_days(bot, "80", "-30", "80", "-30")
+    summary = Trade.objects.period_summary(mon, thu)
+    for p in (summary.overall, summary.by_strategy["momentum"], summary.by_symbol["AAPL"]):
+        assert p.best_day == DayPnl(mon, Decimal("80"), Decimal("80"))
+        assert p.worst_day == DayPnl(tue, Decimal("-30"), Decimal("50"))
+
+
+def test_a_fall_back_exactly_to_the_peak_ends_the_drawdown_that_day(bot: Bot) -> None:
+    # Cumulative: 100 (peak), 60, 100 (back exactly: recovered), 90.
+    mon, tue, wed, thu = closed_days(bot, "100", "-40", "40", "-10")
+    p = Trade.objects.period_summary(mon, thu).overall
+    assert p.max_drawdown == Drawdown(Decimal("40"), mon, tue, wed)
+    assert (
+        dict(performance_lines(p))["Max drawdown"]
+        == "-40.00 from 2026-01-05 to 2026-01-06 (recovered 2026-01-07)"
+    )
+
+
+def test_a_break_even_day_at_the_high_keeps_the_first_day_as_the_peak(bot: Bot) -> None:
+    # Cumulative: 100 (peak), 100 (a closed trade at zero), 40.
+    mon, _, wed = closed_days(bot, "100", "0", "-60")
+    p = Trade.objects.period_summary(mon, wed).overall
+    assert p.max_drawdown == Drawdown(Decimal("60"), mon, wed, None)
+
+
+def test_a_fall_after_the_high_was_regained_is_measured_from_the_day_it_was_regained(bot: Bot) -> None:
+    # Cumulative: 100 (peak), 50, 100 (regained: the first fall is over), 20 (a new, deeper fall).
+    mon, _, wed, thu = closed_days(bot, "100", "-50", "50", "-80")
+    p = Trade.objects.period_summary(mon, thu).overall
+    assert p.max_drawdown == Drawdown(Decimal("80"), wed, thu, None)
+    assert dict(performance_lines(p))["Max drawdown"] == "-80.00 from 2026-01-07 to 2026-01-08 (still open)"
+
+
+def test_of_two_equally_deep_drawdowns_the_earlier_is_the_maximum(bot: Bot) -> None:
+    # Cumulative: 100 (peak), 60, 120 (new high), 80: two falls of 40.
+    mon, tue, wed, thu = closed_days(bot, "100", "-40", "60", "-40")
+    p = Trade.objects.period_summary(mon, thu).overall
+    assert p.max_drawdown == Drawdown(Decimal("40"), mon, tue, wed)

@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from monitor_client import wire
 from tests.conftest import make_trade
 from trades.models import Bot, Trade
 
@@ -923,3 +924,133 @@ def _external_id_patterns(node: Any) -> list[str]:
     elif isinstance(node, list):
         found += [p for item in node for p in _external_id_patterns(item)]
     return found
+
+
+# --- the wire limits on every parse path ----------------------------------------------------
+
+# Above this many commas a list body's items are counted one by one before pydantic reads the
+# whole of it (trades/validation.py); below it pydantic's own max_length refuses a long batch.
+PRE_COUNT_ABOVE_COMMAS = 32 * wire.MAX_BATCH
+TOO_MANY = {
+    "detail": f"A batch holds at most {wire.MAX_BATCH} trades.",
+    "errors": {
+        "body": [f"Got more than {wire.MAX_BATCH} trades; split them into batches of {wire.MAX_BATCH}."]
+    },
+}
+
+
+def note_of(size: int, char: str = "x") -> dict[str, str]:
+    """A JSON object of exactly ``size`` bytes as stored (``json.dumps``), mostly of ``char``."""
+    width = len(json.dumps(char)) - 2  # "x" is 1 byte, "\u0001" and "\u00e9" (é) 6
+    fill = size - len(json.dumps({"note": ""}))
+    value = {"note": char * (fill // width) + "x" * (fill % width)}
+    assert len(json.dumps(value)) == size
+    return value
+
+
+def batch_body(count: int, commas_each: int = 0, tail: str = "]") -> str:
+    items = [json.dumps(make_trade(n, metadata={"note": "," * commas_each})) for n in range(count)]
+    return "[" + ", ".join(items) + tail
+
+
+@pytest.mark.parametrize("commas_each", [0, 40], ids=["parsed-whole", "counted-first"])
+def test_a_batch_of_exactly_the_limit_is_taken_and_one_more_is_refused_naming_it(
+    api: APIClient, commas_each: int
+) -> None:
+    full = batch_body(wire.MAX_BATCH, commas_each)
+    assert (full.count(",") > PRE_COUNT_ABOVE_COMMAS) == bool(commas_each)
+    response = post(api, full)
+    assert (response.status_code, response.json()["created"]) == (201, wire.MAX_BATCH)
+    response = post(api, batch_body(wire.MAX_BATCH + 1, commas_each).replace('"ord-', '"more-'))
+    assert (response.status_code, response.json()) == (400, TOO_MANY)
+    assert Trade.objects.count() == wire.MAX_BATCH
+
+
+def test_a_list_is_counted_first_from_just_past_the_comma_threshold(api: APIClient) -> None:
+    """Counted first, a list of more than the limit is refused on its count, whatever follows the
+    items; parsed whole, the broken tail is what is refused. The threshold is exact."""
+
+    def body(count: int, commas: int) -> str:
+        text = batch_body(count, tail=", !]")
+        missing = commas - text.count(",")
+        assert missing >= 0
+        text = text.replace('"note": ""', '"note": "' + "," * missing + '"', 1)
+        assert text.count(",") == commas
+        return text
+
+    past = post(api, body(wire.MAX_BATCH + 1, PRE_COUNT_ABOVE_COMMAS + 1))
+    assert (past.status_code, past.json()) == (400, TOO_MANY)
+    at = post(api, body(wire.MAX_BATCH + 1, PRE_COUNT_ABOVE_COMMAS))
+    assert at.status_code == 400 and at.json()["errors"]["body"][0].startswith("Not valid JSON")
+    # Counted first, exactly the limit of items is not too many: the broken tail is refused.
+    full = post(api, body(wire.MAX_BATCH, PRE_COUNT_ABOVE_COMMAS + 1))
+    assert full.status_code == 400 and full.json()["errors"]["body"][0].startswith("Not valid JSON")
+    assert Trade.objects.count() == 0
+
+
+def metadata_bodies(path: str, metadata: dict[str, Any]) -> tuple[str, Any]:
+    """A body carrying ``metadata`` by one parse path, and where its error is keyed."""
+    trade = make_trade(1, metadata=metadata)
+    if path == "one object":
+        return json.dumps(trade), ()
+    if path == "a list":
+        return json.dumps([trade]), ("0",)
+    if path == "a list counted first":
+        # Ten trades of metadata at the limit, all commas: over 40,000 commas.
+        others = [
+            make_trade(n, metadata={"note": "," * (wire.METADATA_MAX_BYTES - 12)}) for n in range(2, 11)
+        ]
+        body = json.dumps([trade, *others])
+        assert body.count(",") > PRE_COUNT_ABOVE_COMMAS
+        return body, ("0",)
+    # A body pydantic's parser refuses (an unpaired surrogate in a field after the metadata):
+    # the fields are then checked one by one, in order.
+    del trade["strategy"]
+    return json.dumps({**trade, "strategy": "\ud800"}), ()
+
+
+@pytest.mark.parametrize("char", ["x", "\x01", "é"], ids=["ascii", "escaped-control", "non-ascii"])
+@pytest.mark.parametrize("path", ["one object", "a list", "a list counted first", "unreadable by pydantic"])
+def test_metadata_of_exactly_its_byte_limit_is_taken_and_one_byte_more_refused(
+    api: APIClient, path: str, char: str
+) -> None:
+    at_limit, key = metadata_bodies(path, note_of(wire.METADATA_MAX_BYTES, char))
+    past_limit, _ = metadata_bodies(path, note_of(wire.METADATA_MAX_BYTES + 1, char))
+    response = post(api, at_limit)
+    errors = response.json().get("errors", {})
+    for part in key:
+        errors = errors.get(part, {})
+    if path == "unreadable by pydantic":
+        assert response.status_code == 400 and list(errors) == ["strategy"]  # the metadata passed
+    else:
+        assert response.status_code == 201, response.content
+    response = post(api, past_limit.replace('"ord-', '"past-'))
+    errors = response.json()["errors"]
+    for part in key:
+        errors = errors[part]
+    assert response.status_code == 400
+    assert errors == {"metadata": ["At most 4 KB of JSON (got 4.0 KB)."]}
+
+
+@pytest.mark.parametrize("char", ["x", "\x01"], ids=["ascii", "escaped-control"])
+@pytest.mark.parametrize(
+    ("path", "body", "ok"),
+    [("/api/v1/heartbeat/", {"status": "running"}, 200), ("/api/v1/events/", {"kind": "custom"}, 201)],
+)
+def test_details_of_exactly_their_byte_limit_are_taken_and_one_byte_more_refused(
+    bot: Bot, api: APIClient, path: str, body: dict[str, Any], ok: int, char: str
+) -> None:
+    at_limit = api.post(path, {**body, "details": note_of(wire.DETAILS_MAX_BYTES, char)}, format="json")
+    assert at_limit.status_code == ok, at_limit.content
+    past = api.post(path, {**body, "details": note_of(wire.DETAILS_MAX_BYTES + 1, char)}, format="json")
+    assert past.status_code == 400
+    assert past.json()["errors"] == {"details": ["At most 16 KB of JSON (got 16.0 KB)."]}
+
+
+def test_metadata_typed_in_the_admin_has_the_same_byte_limit() -> None:
+    from django.core.exceptions import ValidationError
+
+    field = Trade._meta.get_field("metadata")
+    field.run_validators(note_of(wire.METADATA_MAX_BYTES, "\x01"))
+    with pytest.raises(ValidationError, match=r"At most 4 KB of JSON \(got 4.0 KB\)"):
+        field.run_validators(note_of(wire.METADATA_MAX_BYTES + 1, "\x01"))

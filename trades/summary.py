@@ -183,8 +183,14 @@ class Drawdown:
 
     ``peak_day`` is None when the peak is the period's starting point (nothing
     realized yet); ``recovered_day`` is the first day the cumulative P&L was back
-    at the peak, None while the drawdown is still open at the period's end.
-    An amount of zero (the P&L never fell) has no days.
+    at the peak (exactly back counts: that drawdown is over), None while the
+    drawdown is still open at the period's end. An amount of zero (the P&L never
+    fell) has no days.
+
+    Ties, as a trader reads them: the peak is the first day of the latest stretch
+    at the high (a break-even day at the high does not move it; a return to the
+    high after a fall does, since it ended the fall before); of two drawdowns
+    equally deep, the earlier is the maximum.
     """
 
     amount: Decimal
@@ -194,16 +200,23 @@ class Drawdown:
 
 
 def max_drawdown(days: list[DayPnl]) -> Drawdown:
-    """The deepest peak-to-trough fall of ``cumulative`` over ``days`` (oldest first), starting at zero."""
+    """The deepest peak-to-trough fall of ``cumulative`` over ``days`` (oldest first), starting at zero.
+
+    Ties are settled as ``Drawdown`` says: the earlier of equal drawdowns, and the peak
+    from the day the high was reached again after a fall.
+    """
     peak, peak_day = Decimal(0), None
+    below = False  # fallen under the peak since it was reached
     worst = Drawdown(Decimal(0), None, None, None)
     worst_peak = Decimal(0)
     for day in days:
-        if day.cumulative > peak:
-            peak, peak_day = day.cumulative, day.date
-        elif peak - day.cumulative > worst.amount:
-            worst = Drawdown(peak - day.cumulative, peak_day, day.date, None)
-            worst_peak = peak
+        if day.cumulative > peak or (below and day.cumulative == peak):
+            peak, peak_day, below = day.cumulative, day.date, False
+        elif day.cumulative < peak:
+            below = True
+            if peak - day.cumulative > worst.amount:
+                worst = Drawdown(peak - day.cumulative, peak_day, day.date, None)
+                worst_peak = peak
     if worst.trough_day is not None:
         recovered = next(
             (d.date for d in days if d.date > worst.trough_day and d.cumulative >= worst_peak), None
@@ -226,6 +239,7 @@ class Performance(Totals):
     profit_factor: float | None  # gross profit over gross loss
     expectancy: Decimal | None  # realized P&L per closed trade
     max_drawdown: Drawdown | None
+    # Among days with a closed trade; of two days with the same P&L, the earlier.
     best_day: DayPnl | None
     worst_day: DayPnl | None
 
