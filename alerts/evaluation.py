@@ -32,6 +32,7 @@ from alerts.models import (
     Level,
     PendingEvaluation,
     Silence,
+    rules_judging,
 )
 from alerts.rules.base import Finding, Memo, NewTrades, Notice, Recovery
 from alerts.transports import hide
@@ -185,7 +186,7 @@ def evaluate_trades(bot_id: int, trade_ids: list[int], now: dt.datetime | None =
     bot = Bot.objects.filter(pk=bot_id).first()
     if bot is None or not trade_ids:
         return []
-    rules = AlertRule.objects.enabled().for_bot(bot).judged_on("trades").judged()
+    rules = rules_judging(AlertRule.objects.enabled().for_bot(bot).judged_on("trades").judged(), bot.pk)
     if not rules:
         return []
     days = sorted(
@@ -230,11 +231,11 @@ def evaluate_schedule(now: dt.datetime | None = None) -> list[Alert]:
         return alerts
     bots = list(Bot.objects.filter(is_active=True))
     memo: Memo = {}
+    judging = {bot.pk: {rule.pk for rule in rules_judging(rules, bot.pk)} for bot in bots}
     for rule in rules:
         for bot in bots:
-            if rule.bot_id is not None and rule.bot_id != bot.pk:
-                continue
-            alerts += _alerts(rule, bot, rule.judge.on_schedule(rule, bot, today, now, memo), now)
+            if rule.pk in judging[bot.pk]:
+                alerts += _alerts(rule, bot, rule.judge.on_schedule(rule, bot, today, now, memo), now)
     return alerts
 
 
@@ -245,12 +246,13 @@ def alert_for_event(event: BotEvent, now: dt.datetime | None = None) -> list[Ale
     """A bot event becomes an alert by the rules judged on events that name its kind (the rule sets
     the level)."""
     now = now or timezone.now()
-    rules = (
+    rules = rules_judging(
         AlertRule.objects.enabled()
         .for_bot(event.bot)
         .judged_on("event")
         .filter(event_kind=event.kind)
-        .judged()
+        .judged(),
+        event.bot_id,
     )
     alerts: list[Alert] = []
     for rule in rules:

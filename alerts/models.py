@@ -7,6 +7,7 @@ pending rows with a conditional UPDATE and record every delivery attempt.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -55,6 +56,16 @@ class AlertRuleQuerySet(models.QuerySet["AlertRule"]):
     def broken(self) -> list[AlertRule]:
         """Enabled rules their kind's judge refuses (stored before a check existed): not evaluated."""
         return [rule for rule in self.enabled() if rule.problems]
+
+
+def rules_judging(rules: Iterable[AlertRule], bot_id: int) -> list[AlertRule]:
+    """Of ``rules``, those that judge the bot ``bot_id``: its own and the general ones (no bot), except
+    that for a kind whose judge says so (``own_rule_replaces_general``, e.g. bot stopped: one
+    heartbeat grace per bot), a bot with rules of its own of that kind is judged by those alone.
+    """
+    applying = [rule for rule in rules if rule.bot_id in (None, bot_id)]
+    own = {rule.kind for rule in applying if rule.bot_id == bot_id and rule.judge.own_rule_replaces_general}
+    return [rule for rule in applying if rule.bot_id is not None or rule.kind not in own]
 
 
 class AlertRule(models.Model):

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
-from django.db.models import F, Q
-
-from alerts.models import Alert, AlertRule, Level, TradingHalt
-from alerts.rules.bot_stopped import BotStopped
+from alerts.models import Alert, AlertRule, Level, TradingHalt, rules_judging
+from alerts.rules.bot_stopped import BotStopped, heartbeat_state
 from trades import market
 from trades.models import Bot
 
 # The bot-stopped rule's own default, when no rule sets a threshold.
-DEFAULT_GRACE = dt.timedelta(minutes=10)
+DEFAULT_GRACE_MINUTES = Decimal(10)
 
 
 @dataclass(frozen=True)
@@ -35,37 +34,21 @@ class BotState:
         return self.word == "stopped"
 
 
-def grace_for(bot: Bot) -> dt.timedelta:
-    """The grace of the enabled bot-stopped rule that applies to ``bot`` (its own before a general one)."""
-    rules = (
-        AlertRule.objects.enabled()
-        .judged_by(BotStopped)
-        .filter(Q(bot=bot) | Q(bot__isnull=True))
-        # The general rule (no bot) first on every backend (PostgreSQL puts NULLs last
-        # unless told): the last one is the bot's own when it has one.
-        .order_by(F("bot_id").asc(nulls_first=True))
-        .values_list("bot_id", "threshold")
-    )
-    found = list(rules)
-    if not found:
-        return DEFAULT_GRACE
-    threshold = found[-1][1]
-    return dt.timedelta(minutes=float(threshold or 10))
+def grace_for(bot: Bot) -> Decimal:
+    """The grace, in minutes, after which the bot-stopped rules that judge ``bot`` call it stopped:
+    the shortest of them (its own replace the general ones), or the rule's default without one."""
+    rules = rules_judging(AlertRule.objects.enabled().judged_by(BotStopped).judged(), bot.pk)
+    thresholds = [rule.threshold for rule in rules if rule.threshold is not None]
+    return min(thresholds, default=DEFAULT_GRACE_MINUTES)
 
 
 def bot_state(bot: Bot, now: dt.datetime) -> BotState:
-    """The state in words, judged as the bot-stopped rule (``alerts.rules.bot_stopped``) judges it."""
-    grace = grace_for(bot)
+    """The state in words, judged as the bot-stopped rule judges it (``heartbeat_state``)."""
+    minutes = grace_for(bot)
+    grace = dt.timedelta(minutes=float(minutes))
     if bot.last_heartbeat_at is None:
         return BotState("never reported", grace)
-    if bot.last_heartbeat_at >= now - grace:
-        return BotState("running", grace)
-    hours = market.market_hours(market.trading_day_of(now))
-    if hours is None or not hours[0] <= now <= hours[1]:
-        return BotState("stale", grace)
-    silent_since = max(bot.last_heartbeat_at, hours[0])
-    # Past the grace, as the rule judges (``MissedHeartbeats``): silent exactly the grace is not stopped.
-    return BotState("stopped" if now - silent_since > grace else "stale", grace)
+    return BotState(heartbeat_state(bot.last_heartbeat_at, now, minutes, market.trading_day_of(now)), grace)
 
 
 def halts_in_force(now: dt.datetime) -> list[TradingHalt]:

@@ -146,6 +146,38 @@ def test_a_bots_own_bot_stopped_rule_sets_its_grace_before_the_general_one(bot: 
     assert state_of(hasty, now) == "stopped"  # past its own 5, well within the general 10
 
 
+def test_a_bots_own_bot_stopped_rule_replaces_the_general_one_in_the_alerts_too(bot: Bot) -> None:
+    bot_stopped_rules_only()
+    patient = Bot.objects.create(name="patient")
+    AlertRule.objects.create(name="patient-stopped", kind="bot_stopped", threshold=30, bot=patient)
+    now = utc(THURSDAY, 11)
+    for each in (bot, patient):
+        heartbeat(each, now - dt.timedelta(minutes=20))
+
+    stopped = {(alert.bot.name, alert.rule.name) for alert in evaluate_schedule(now=now)}
+
+    # The general rule (10 minutes) alerts for alpha alone: patient is judged by its own 30.
+    assert stopped == {("alpha", "bot-stopped")}
+    assert state_of(patient, now) == "running"
+    later = now + dt.timedelta(minutes=11)
+    assert {(a.bot.name, a.rule.name) for a in evaluate_schedule(now=later)} == {
+        ("patient", "patient-stopped")
+    }
+    assert state_of(patient, later) == "stopped"
+
+
+def test_of_two_bot_stopped_rules_for_a_bot_the_shorter_grace_calls_it_stopped(bot: Bot) -> None:
+    bot_stopped_rules_only()
+    AlertRule.objects.create(name="alpha-warn", kind="bot_stopped", threshold=15, bot=bot)
+    AlertRule.objects.create(name="alpha-page", kind="bot_stopped", threshold=45, bot=bot, level="critical")
+    now = utc(THURSDAY, 11)
+    heartbeat(bot, now - dt.timedelta(minutes=15))
+    assert state_of(bot, now) == "running" and evaluate_schedule(now=now) == []
+    heartbeat(bot, now - dt.timedelta(minutes=15) - SECOND)
+    assert state_of(bot, now) == "stopped"
+    assert [alert.rule.name for alert in evaluate_schedule(now=now)] == ["alpha-warn"]
+
+
 def test_without_an_enabled_bot_stopped_rule_the_grace_is_ten_minutes(bot: Bot) -> None:
     AlertRule.objects.filter(kind="bot_stopped").update(enabled=False)
     now = utc(THURSDAY, 11)

@@ -107,6 +107,9 @@ class Judge:
     # A new rule's cooldown in alerts.yaml when the file gives none (None: the model's default).
     default_cooldown_minutes: ClassVar[int | None] = None
     judged_on: ClassVar[frozenset[Moment]] = frozenset()
+    # True: a bot with rules of its own of this kind is judged by those alone, not by the
+    # general ones too (``alerts.models.rules_judging``).
+    own_rule_replaces_general: ClassVar[bool] = False
 
     def __init__(self, kind: str) -> None:
         self.kind = kind

@@ -23,8 +23,12 @@ class BotStopped(Judge):
     threshold_means = "minutes without a heartbeat, e.g. 10"
     judged_on: ClassVar[frozenset[Moment]] = frozenset({"schedule"})
 
+    # A bot has one heartbeat grace: rules of its own replace the general ones, so the alert
+    # and the cockpit's "stopped" follow the same limit.
+    own_rule_replaces_general: ClassVar[bool] = True
+
     def breached(self, minutes: Decimal, threshold: Decimal) -> bool:
-        return minutes > threshold
+        return past_grace(minutes, threshold)
 
     def on_schedule(
         self, rule: Rule, bot: Bot, today: dt.date, now: dt.datetime, memo: Memo
@@ -32,16 +36,12 @@ class BotStopped(Judge):
         if bot.last_heartbeat_at is None or rule.threshold is None:
             return  # a bot that never reported cannot have stopped
         subject = f"bot-{bot.pk}"
-        if not self.breached(minutes_between(bot.last_heartbeat_at, now), rule.threshold):
+        state = heartbeat_state(bot.last_heartbeat_at, now, rule.threshold, today)
+        if state == RUNNING:
             yield Recovery(subject)
             return
-        hours = market.market_hours(today)
-        if hours is None or not hours[0] <= now <= hours[1]:
-            return
-        # Silent since before the open: count from the open, so the bell itself is not a breach.
-        silent_since = max(bot.last_heartbeat_at, hours[0])
-        if not self.breached(minutes_between(silent_since, now), rule.threshold):
-            return
+        if state != STOPPED:
+            return  # outside market hours, or too soon after the open: an open breach stays open
         yield Breach(
             subject=subject,
             notice=Notice(
@@ -63,6 +63,31 @@ class BotStopped(Judge):
             message=f"Heartbeats are back after the bot was reported stopped {duration(now - since)} ago.",
             fields=[("Bot", bot.name), ("Last heartbeat", format_market_time(bot.last_heartbeat_at))],
         )
+
+
+RUNNING, STALE, STOPPED = "running", "stale", "stopped"
+
+
+def heartbeat_state(last: dt.datetime, now: dt.datetime, threshold: Decimal, today: dt.date) -> str:
+    """What a bot's last heartbeat says at ``now``, for the rule and the cockpit alike.
+
+    ``running``: silent no longer than ``threshold`` minutes (exactly the grace is still running).
+    ``stopped``: silent longer than that within the market hours of ``today``, counted from the
+    open when the silence began before it, so the bell itself is not a breach. ``stale``: silent
+    past the grace, but outside market hours or too soon after the open to be stopped.
+    """
+    if not past_grace(minutes_between(last, now), threshold):
+        return RUNNING
+    hours = market.market_hours(today)
+    if hours is None or not hours[0] <= now <= hours[1]:
+        return STALE
+    silent_since = max(last, hours[0])
+    return STOPPED if past_grace(minutes_between(silent_since, now), threshold) else STALE
+
+
+def past_grace(minutes: Decimal, threshold: Decimal) -> bool:
+    """Silent longer than the grace: exactly the grace is not yet a breach."""
+    return minutes > threshold
 
 
 def minutes_between(start: dt.datetime, end: dt.datetime) -> Decimal:
