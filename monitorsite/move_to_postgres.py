@@ -27,6 +27,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.color import no_style
 from django.db import DatabaseError, connections, models, transaction
+from django.db.migrations.executor import MigrationExecutor
 from psycopg.types.json import Jsonb
 
 from backups.site_lock import SiteRunning, held_for_restore
@@ -97,9 +98,10 @@ def copy_site(path: Path) -> Copied:
         raise CopyError("DATABASE_URL is not set: set it to the empty PostgreSQL database to copy into")
     try:
         with source_database(path), held_for_restore(path):
-            _check_target_empty()  # before migrate too: a database of another program stays untouched
-            call_command("migrate", verbosity=0, interactive=False)
+            # Both before migrate: a refused copy leaves the target as it came.
+            _check_target_empty()  # a database of another program stays untouched
             _check_source_migrated()
+            call_command("migrate", verbosity=0, interactive=False)
             _check_target_empty()
             # The check inside the transaction: a copy that does not match is rolled back too.
             with transaction.atomic():
@@ -117,21 +119,21 @@ def copy_site(path: Path) -> Copied:
 
 
 def _check_source_migrated() -> None:
-    query = "SELECT app, name FROM django_migrations"
-    with connections[SOURCE].cursor() as cursor:
-        try:
-            cursor.execute(query)
-        except DatabaseError:
-            raise CopyError("the SQLite file is not a database of this site (no django_migrations)") from None
-        source = set(cursor.fetchall())
-    with connections["default"].cursor() as cursor:
-        cursor.execute(query)
-        missing = set(cursor.fetchall()) - source
+    """The source must hold every migration of this version: what ``migrate`` would do to it is missing."""
+    source = connections[SOURCE]
+    try:
+        tables = source.introspection.table_names()
+    except DatabaseError:
+        tables = []
+    if "django_migrations" not in tables:
+        raise CopyError("the SQLite file is not a database of this site (no django_migrations)")
+    executor = MigrationExecutor(source)
+    missing = [migration for migration, _ in executor.migration_plan(executor.loader.graph.leaf_nodes())]
     if missing:
-        app, name = sorted(missing)[0]
+        first = missing[0]
         raise CopyError(
-            f"the SQLite database lacks {len(missing)} migration(s) of this version (first {app}.{name}): "
-            "run manage.py migrate on it first (with DATABASE_URL unset)"
+            f"the SQLite database lacks {len(missing)} migration(s) of this version (first "
+            f"{first.app_label}.{first.name}): run manage.py migrate on it first (with DATABASE_URL unset)"
         )
 
 

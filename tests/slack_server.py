@@ -4,9 +4,10 @@
 - Errors are plain text too: a wrong secret 403 ``invalid_token``; an unknown
   path 404 ``no_service``; a body that is not JSON 400 ``invalid_payload``;
   no text 400 ``no_text``.
-- On demand: 410 ``channel_is_archived``, 404 ``no_service``, 400
-  ``invalid_payload``, 429 ``rate_limited`` with a ``Retry-After`` header
-  (whole seconds), a 5xx, a hang.
+- On demand: each error of ``ERRORS`` with its documented status (410
+  ``channel_is_archived``, 404 ``no_service``, 400 ``invalid_payload`` …), any
+  status with any body (``answer``), 429 ``rate_limited`` with a ``Retry-After``
+  header (whole seconds), a 5xx, a hang.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from tests.loopback_http import Answer, LoopbackServer, Request
 
 TEAM, BOT = "T0123ABCD", "B0456EFGH"
 SECRET = "xSlAcKsEcReT0123456789ab"
-ERRORS = {"channel_is_archived": 410, "no_service": 404, "invalid_payload": 400, "action_prohibited": 403}
+ERRORS = {
+    "channel_is_archived": 410,
+    "no_service": 404,
+    "invalid_payload": 400,
+    "action_prohibited": 403,
+    "invalid_token": 403,
+    "channel_not_found": 404,
+    "no_team": 400,
+}
 
 
 def text(status: int, body: str, **headers: str) -> Answer:
@@ -40,6 +49,9 @@ class SlackServer(LoopbackServer):
             return text(429, "rate_limited", **{"Retry-After": str(value)})
         if action == "error":
             return text(ERRORS[value], value)
+        if action == "answer":
+            status, body = value
+            return text(status, body)
         return text(value, "internal_error")
 
     def answer(self, request: Request) -> Answer:

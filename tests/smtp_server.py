@@ -2,7 +2,8 @@
 
 ``users`` switches on AUTH (PLAIN/LOGIN, allowed without TLS on loopback): a
 wrong password is answered 535. ``refuse`` lists recipients answered 550
-(mailbox unavailable). Every accepted message is parsed and kept.
+(mailbox unavailable), ``defer`` those answered 450 (try again later). Every
+accepted message is parsed and kept.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ class Mailbox:
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
+    defer: set[str] = field(default_factory=set)
     logins: list[bool] = field(default_factory=list)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address in self.refuse:
             return "550 5.1.1 mailbox unavailable"
+        if address in self.defer:
+            return "450 4.2.1 mailbox busy, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

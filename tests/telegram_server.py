@@ -9,8 +9,9 @@
 - A ``parse_mode`` is refused here: the site sends plain text, so markup in an
   alert can never break a message.
 - On demand: 429 ``{"parameters": {"retry_after": N}}`` (whole seconds, no
-  ``Retry-After`` header, so the client must read the body), 403 ``Forbidden:
-  bot was blocked by the user``, a supergroup migration, a 5xx, a hang.
+  ``Retry-After`` header, so the client must read the body), a 429 with the wait in its
+  ``Retry-After`` header alone (``429-header``), 403 ``Forbidden: bot was blocked by the
+  user``, a supergroup migration, a 5xx, a hang.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class TelegramServer(LoopbackServer):
     def planned(self, action: str, value: Any, request: Request) -> Answer:
         if action == "429":
             return failure(429, f"Too Many Requests: retry after {value}", retry_after=value)
+        if action == "429-header":
+            answer = failure(429, "Too Many Requests")
+            answer.headers = {"Retry-After": str(value)}
+            return answer
         if action == "migrate":
             return failure(
                 400, "Bad Request: group chat was upgraded to a supergroup chat", migrate_to_chat_id=value

@@ -348,3 +348,141 @@ def test_a_delivery_run_stops_starting_sends_after_its_time_budget(
     assert sorted(states().values()) == [AlertState.PENDING] * 5
     assert 1 <= Alert.objects.filter(attempts=1).count() <= 2
     assert Alert.objects.filter(attempts=0).count() >= 3
+
+
+# --- the rules at their boundaries ------------------------------------------------------------
+
+# A database that refuses to mark an alert folded: the failure lands after the digest row is
+# written and before the held alerts point at it, whatever the code around it looks like.
+REFUSE_FOLDING = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_folding BEFORE UPDATE ON alerts_alert WHEN NEW.state = 'folded' "
+        "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_folding() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'disk I/O error'; END $$",
+        "CREATE TRIGGER refuse_folding BEFORE UPDATE ON alerts_alert FOR EACH ROW "
+        "WHEN (NEW.state = 'folded') EXECUTE FUNCTION refuse_folding()",
+    ],
+}
+ALLOW_FOLDING = {
+    "sqlite": ["DROP TRIGGER refuse_folding"],
+    "postgresql": ["DROP TRIGGER refuse_folding ON alerts_alert", "DROP FUNCTION refuse_folding()"],
+}
+
+
+def run_sql(statements: dict[str, list[str]]) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for statement in statements[connection.vendor]:
+            cursor.execute(statement)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fold_that_fails_half_way_leaves_no_digest_and_the_next_run_folds_them_all_once(
+    discord: DiscordServer, fast_http: Any
+) -> None:
+    # Autocommit, as in the task cluster: only the fold's own transaction can take the digest back.
+    Channel.objects.create(name="discord-test", config={"webhook_url": discord.url}, rate_limit_per_minute=2)
+    for n in range(2):
+        new_alert(title=f"filler {n}")
+    held = [new_alert(title=f"held {n}", now=later(1)) for n in range(3)]
+    deliver_pending(now=later(2))
+    assert len(discord.messages) == 2 and Alert.objects.filter(held=True).count() == 3
+    run_sql(REFUSE_FOLDING)
+    try:
+        deliver_pending(now=later(63))  # the window opens; the fold fails
+    finally:
+        run_sql(ALLOW_FOLDING)
+    assert not Alert.objects.filter(source="digest").exists()
+    assert (
+        list(Alert.objects.filter(pk__in=[a.pk for a in held]).values_list("state", "held"))
+        == [(AlertState.PENDING, True)] * 3
+    )
+    assert len(discord.messages) == 2
+
+    deliver_pending(now=later(64))
+    digest = Alert.objects.get(source="digest")
+    assert digest.state == AlertState.SENT
+    assert set(digest.folded.values_list("pk", flat=True)) == {a.pk for a in held}
+    assert discord.titles()[2:] == ["🔔 3 alerts held back by the rate limit"]
+
+
+@pytest.mark.django_db
+def test_a_channel_sends_exactly_its_limit_in_a_minute_and_the_next_one_when_the_minute_is_over(
+    channel: Channel, discord: DiscordServer
+) -> None:
+    Channel.objects.filter(pk=channel.pk).update(rate_limit_per_minute=3)
+    for n in range(4):
+        new_alert(title=f"alert {n}")
+    deliver_pending(now=later(1))
+    assert discord.titles() == ["🔔 alert 0", "🔔 alert 1", "🔔 alert 2"]
+    assert states()["alert 3"] == AlertState.PENDING and Alert.objects.get(title="alert 3").held
+    # The minute is a closed one: at exactly 60 s after the first three they still count.
+    deliver_pending(now=later(61))
+    assert len(discord.messages) == 3
+    deliver_pending(now=later(61) + dt.timedelta(microseconds=1))
+    assert discord.titles()[3:] == ["🔔 alert 3"]
+    assert states()["alert 3"] == AlertState.SENT
+
+
+@pytest.mark.django_db
+def test_a_warning_arriving_with_info_alerts_takes_the_last_message_of_the_minute(
+    channel: Channel, discord: DiscordServer
+) -> None:
+    for n in range(4):
+        new_alert(title=f"filler {n}")
+    deliver_pending(now=later(1))  # four of the five in this minute
+    for n in range(3):
+        new_alert(title=f"market open {n}", now=later(2))
+    new_alert(level="warning", title="daily loss", now=later(3))
+    deliver_pending(now=later(4))
+    assert discord.titles()[4:] == ["⚠️ daily loss"]
+    assert {states()[f"market open {n}"] for n in range(3)} == {AlertState.PENDING}
+    assert Alert.objects.filter(held=True).count() == 3
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("warnings", "expected"),
+    [
+        # Room for the limit less one (kept for the digest): both warnings go alone.
+        (2, ["⚠️ warning 0", "⚠️ warning 1", "🔔 2 alerts held back by the rate limit"]),
+        # One warning more than that room: the newest of them is folded with the info ones.
+        (3, ["⚠️ warning 0", "⚠️ warning 1", "⚠️ 3 alerts held back by the rate limit"]),
+    ],
+)
+def test_held_warnings_go_out_alone_before_the_digest_within_the_next_minutes_limit(
+    channel: Channel, discord: DiscordServer, warnings: int, expected: list[str]
+) -> None:
+    Channel.objects.filter(pk=channel.pk).update(rate_limit_per_minute=3)
+    for n in range(3):
+        new_alert(title=f"filler {n}")
+    deliver_pending(now=later(1))  # the minute is full
+    for n in range(2):
+        new_alert(title=f"info {n}", now=later(2 + n))
+    for n in range(warnings):
+        new_alert(level="warning", title=f"warning {n}", now=later(5 + n))
+    deliver_pending(now=later(10))
+    assert len(discord.messages) == 3
+    deliver_pending(now=later(62))  # the next minute: exactly its limit of three messages
+    assert discord.titles()[3:] == expected
+    digest = Alert.objects.get(source="digest")
+    folded = {f"info {n}" for n in range(2)} | {f"warning {n}" for n in range(2, warnings)}
+    assert set(digest.folded.values_list("title", flat=True)) == folded
+    assert not Alert.objects.filter(state=AlertState.PENDING).exists()
+
+
+@pytest.mark.django_db
+def test_two_held_alerts_are_already_folded_into_a_digest(channel: Channel, discord: DiscordServer) -> None:
+    for n in range(7):  # the limit of five, and two held
+        new_alert(title=f"alert {n}")
+    deliver_pending(now=later(1))
+    deliver_pending(now=later(62))
+    assert discord.titles()[5:] == ["🔔 2 alerts held back by the rate limit"]
+    assert set(Alert.objects.get(source="digest").folded.values_list("title", flat=True)) == {
+        "alert 5",
+        "alert 6",
+    }

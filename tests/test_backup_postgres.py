@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -384,3 +386,92 @@ def test_disaster_recovery_into_a_fresh_postgres_database_needs_no_yes(
     manage(fresh, "migrate", "--noinput")
     assert trades(fresh["DATABASE_URL"]) == trades(pg_site["DATABASE_URL"])
     assert "alpha" in manage(fresh, "view_trades").stdout
+
+
+def publish_as_latest(pg_site: dict[str, str], dump: bytes) -> None:
+    """``dump`` stored as ``trades_latest.pgdump``, its sidecar and backup record made to match it:
+    only a look inside can tell it from a sound backup."""
+    store = Path(pg_site["LOCAL_STORAGE_PATH"])
+    (store / "trades_latest.pgdump").write_bytes(dump)
+    digest = hashlib.sha256(dump).hexdigest()
+    (store / "trades_latest.pgdump.sha256").write_text(f"{digest}  trades_latest.pgdump\n")
+    execute(pg_site["DATABASE_URL"], f"UPDATE backups_backuprecord SET sha256 = '{digest}'")
+
+
+def refused_by_verify_and_restore(pg_site: dict[str, str]) -> list[str]:
+    """The last line each of ``verify_backup`` and ``restore_backup --yes`` wrote, once both failed
+    without a traceback and without a safety dump (nothing was replaced)."""
+    lines = []
+    for command in (["verify_backup"], ["restore_backup", "--yes"]):
+        result = manage(pg_site, *command, check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        lines.append(result.stderr.strip().splitlines()[-1])  # after the download's progress line
+    assert not list(Path(pg_site["DATABASE_PATH"]).parent.glob("*.before-restore-*"))
+    return lines
+
+
+@pytest.mark.parametrize("leave_out", ["--schema-only", "--exclude-table-data=trades_trade"])
+def test_a_dump_without_the_trades_data_is_refused_by_verify_and_restore(
+    pg_site: dict[str, str], tmp_path: Path, leave_out: str
+) -> None:
+    url = pg_site["DATABASE_URL"]
+    manage(pg_site, "backup_now")
+    partial = tmp_path / "partial.pgdump"
+    dumped = subprocess.run(
+        [client_binary("pg_dump"), "--format=custom", leave_out, f"--file={partial}", f"--dbname={url}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dumped.returncode == 0, dumped.stderr
+    publish_as_latest(pg_site, partial.read_bytes())
+    before = trades(url)
+
+    lines = refused_by_verify_and_restore(pg_site)
+
+    assert lines == ["CommandError: not a dump of this site (no trades_trade table data)"] * 2
+    assert trades(url) == before
+
+
+def trades_data_block(path: Path) -> tuple[int, int]:
+    """Where the compressed rows of ``trades_trade`` lie in the ``pg_dump -Fc`` file at ``path``:
+    (start, length) of the first chunk.
+
+    The custom format (pg_backup_custom.c) writes each table's data as a block: the byte 1, the
+    entry's dump id, then chunks of compressed data, each after its length. An integer is a sign
+    byte and ``intSize`` (the header's ninth byte) bytes, least significant first.
+    """
+    listing = subprocess.run(
+        [client_binary("pg_restore"), "--list", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    (dump_id,) = re.findall(r"^(\d+); \d+ \d+ TABLE DATA \S+ trades_trade ", listing, re.MULTILINE)
+    dump = path.read_bytes()
+    int_size = dump[8]
+    header = b"\x01\x00" + int(dump_id).to_bytes(int_size, "little")
+    assert dump.count(header) == 1
+    at = dump.index(header) + len(header) + 1  # past the chunk length's sign byte
+    return at + int_size, int.from_bytes(dump[at : at + int_size], "little")
+
+
+def test_a_dump_whose_trades_data_is_damaged_is_refused_by_verify_and_restore(
+    pg_site: dict[str, str],
+) -> None:
+    url = pg_site["DATABASE_URL"]
+    manage(pg_site, "backup_now")
+    latest = Path(pg_site["LOCAL_STORAGE_PATH"]) / "trades_latest.pgdump"
+    start, length = trades_data_block(latest)
+    dump = bytearray(latest.read_bytes())
+    for at in range(start + length // 3, start + 2 * length // 3):
+        dump[at] ^= 0xFF  # inside the rows; the table of contents reads as before
+    publish_as_latest(pg_site, bytes(dump))
+    before = trades(url)
+
+    lines = refused_by_verify_and_restore(pg_site)
+
+    for line in lines:
+        assert line.startswith("CommandError: pg_restore of trades_trade failed: "), line
+    assert trades(url) == before

@@ -184,3 +184,75 @@ def test_a_summary_that_differs_after_the_copy_rolls_it_back_with_one_line(
     assert postgres_rows(postgres_database, "SELECT count(*) FROM trades_bot") == [(0,)]
     again = manage(env, "copy_to_postgres")
     assert "10 daily summaries (per bot and trading day) equal" in again.stdout
+
+
+def database_contents(url: str) -> dict[str, list[str]]:
+    """Every row of every table of the ``public`` schema, as text, by table."""
+    with psycopg.connect(url) as connection:
+        tables = [
+            row[0]
+            for row in connection.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+            ).fetchall()
+        ]
+        return {
+            table: [row[0] for row in connection.execute(f'SELECT t::text FROM "{table}" t ORDER BY 1')]
+            for table in tables
+        }
+
+
+def test_a_target_holding_one_bot_and_nothing_else_is_refused_and_left_as_it_was(
+    sqlite_site: dict[str, str], postgres_database: str
+) -> None:
+    env = dict(sqlite_site, DATABASE_URL=postgres_database, REDIS_URL="")
+    manage(env, "migrate", "--noinput")
+    manage(env, "create_bot", "gamma")
+    before = database_contents(postgres_database)
+    assert len(before["trades_bot"]) == 1 and before["trades_trade"] == [] and before["auth_user"] == []
+
+    refused = manage(env, "copy_to_postgres", check=False)
+
+    assert refused.returncode == 1
+    name = postgres_database.rsplit("/", 1)[1]
+    assert refused.stderr.strip().splitlines() == [
+        f"CommandError: PostgreSQL {name} is not empty (trades_bot has 1 rows): "
+        "copy_to_postgres copies into an empty database only"
+    ]
+    assert database_contents(postgres_database) == before
+
+
+def test_a_source_one_migration_behind_is_refused_before_the_target_is_touched(
+    sqlite_site: dict[str, str], postgres_database: str
+) -> None:
+    manage(sqlite_site, "migrate", "trades", "0003")  # the code's last migration of trades not applied
+    env = dict(sqlite_site, DATABASE_URL=postgres_database, REDIS_URL="")
+
+    refused = manage(env, "copy_to_postgres", check=False)
+
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "CommandError: the SQLite database lacks 1 migration(s) of this version (first "
+        "trades.0004_issue14_admin_indexes): run manage.py migrate on it first (with DATABASE_URL unset)"
+    ]
+    assert database_contents(postgres_database) == {}  # as empty as it came: not even migrated
+
+
+@pytest.mark.parametrize("kind", ["not-sqlite", "another-programs-sqlite"])
+def test_a_file_that_is_no_sites_database_is_refused_before_the_target_is_touched(
+    postgres_database: str, tmp_path: Path, kind: str
+) -> None:
+    source = tmp_path / "other.db"
+    if kind == "not-sqlite":
+        source.write_bytes(b"just some text, not a database\n" * 200)
+    else:
+        with sqlite3.connect(source) as db:
+            db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+    env = dict(site_env(tmp_path, sqlite=True), DATABASE_URL=postgres_database, REDIS_URL="")
+
+    refused = manage(env, "copy_to_postgres", "--from", str(source), check=False)
+
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "CommandError: the SQLite file is not a database of this site (no django_migrations)"
+    ]
+    assert database_contents(postgres_database) == {}

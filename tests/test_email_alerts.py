@@ -130,3 +130,37 @@ def test_a_malformed_variable_stops_start_up_naming_it(tmp_path: Any, variable: 
     assert result.returncode != 0
     (line,) = result.stderr.strip().splitlines()
     assert variable in line
+
+
+@pytest.mark.parametrize("refused", [set(), {TO[0]}], ids=["all-450", "450-and-550"])
+def test_recipients_deferred_with_a_4xx_are_tried_again_later_without_disabling_the_channel(
+    channel: Channel, smtp: SmtpServer, refused: set[str]
+) -> None:
+    # Every recipient turned away, at least one of them only for now (450): not the channel's fault.
+    smtp.mailbox.refuse, smtp.mailbox.defer = refused, set(TO) - refused
+    (alert,) = send(now=T)
+    channel.refresh_from_db()
+    assert channel.disabled_reason == "" and smtp.messages == []
+    assert alert.state == AlertState.PENDING and alert.attempts == 1
+    assert alert.next_attempt_at == T + dt.timedelta(seconds=30)
+    assert alert.delivery_attempts.get().status_code in (450, 550)
+    smtp.mailbox.refuse = smtp.mailbox.defer = set()  # the mailboxes take mail again
+    deliver_pending(now=T + dt.timedelta(seconds=30))
+    alert.refresh_from_db()
+    assert alert.state == AlertState.SENT
+    assert smtp.mailbox.envelopes == [("monitor@example.com", TO)]
+
+
+def test_a_recipient_deferred_beside_an_accepted_one_is_not_tried_again_and_nobody_gets_two(
+    channel: Channel, smtp: SmtpServer
+) -> None:
+    # The mail server took the message for one recipient: the alert is sent. Django's SMTP backend
+    # does not say which recipients it deferred, so a second try would reach the first one twice.
+    smtp.mailbox.defer = {TO[0]}
+    (alert,) = send(now=T)
+    assert alert.state == AlertState.SENT and alert.attempts == 1
+    smtp.mailbox.defer = set()
+    deliver_pending(now=T + dt.timedelta(minutes=5))
+    assert smtp.mailbox.envelopes == [("monitor@example.com", [TO[1]])]
+    channel.refresh_from_db()
+    assert channel.disabled_reason == ""

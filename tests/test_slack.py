@@ -120,3 +120,49 @@ def test_the_default_channel_comes_from_the_environment(slack: SlackServer, fast
     (alert,) = send()
     assert alert.channel.name == "slack" and alert.channel.uses_environment
     assert alert.state == AlertState.SENT and len(slack.messages) == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        ("error", "invalid_token"),  # 403: the webhook was removed
+        ("error", "channel_not_found"),  # 404
+        ("error", "no_service"),  # 404
+        ("error", "no_team"),  # 400: known by its text alone
+        ("answer", (410, "gone")),  # known by its status alone
+        ("answer", (404, "Not Found")),
+    ],
+    ids=lambda answer: "-".join(map(str, answer[1])) if answer[0] == "answer" else answer[1],
+)
+def test_a_permanent_refusal_disables_the_channel_and_its_alerts_wait_until_it_is_mended(
+    channel: Channel, slack: SlackServer, answer: tuple[str, Any]
+) -> None:
+    slack.then(*answer)
+    (alert,) = send(now=T)
+    channel.refresh_from_db()
+    assert channel.disabled_reason.startswith("Slack refused the webhook") and channel.disabled_at is not None
+    assert alert.state == AlertState.PENDING and slack.messages == []
+    (second,) = send(title="second", now=T + dt.timedelta(seconds=1))
+    assert second.state == AlertState.PENDING and len(slack.requests) == 1  # not tried at all
+    Channel.objects.filter(pk=channel.pk).update(disabled_reason="")  # the operator mended it
+    deliver_pending(now=T + dt.timedelta(seconds=2))
+    assert len(slack.messages) == 2
+    assert set(Alert.objects.values_list("state", flat=True)) == {AlertState.SENT}
+
+
+@pytest.mark.parametrize(
+    ("action", "value", "times"),
+    [("status", 500, 3), ("status", 503, 3), ("429", 30, 1)],
+    ids=["500", "503", "429"],
+)
+def test_a_temporary_failure_is_retried_later_and_leaves_the_channel_on(
+    channel: Channel, slack: SlackServer, action: str, value: int, times: int
+) -> None:
+    slack.then(action, value, times=times)  # every attempt of one delivery run
+    (alert,) = send(now=T)
+    channel.refresh_from_db()
+    assert channel.disabled_reason == "" and alert.state == AlertState.PENDING and alert.attempts == 1
+    assert alert.next_attempt_at == T + dt.timedelta(seconds=30) and slack.messages == []
+    deliver_pending(now=alert.next_attempt_at)
+    alert.refresh_from_db()
+    assert alert.state == AlertState.SENT and len(slack.messages) == 1

@@ -168,3 +168,18 @@ def test_a_malformed_variable_stops_start_up_naming_it(tmp_path: Any, variable: 
     assert result.returncode != 0
     (line,) = result.stderr.strip().splitlines()
     assert variable in line and "Traceback" not in result.stderr
+
+
+def test_a_429_with_only_a_retry_after_header_waits_what_the_header_says(
+    channel: Channel, telegram: TelegramServer
+) -> None:
+    telegram.then("429-header", 1)
+    (alert,) = send()
+    assert alert.state == AlertState.SENT and telegram.statuses == [429, 200]
+    (gap,) = telegram.gaps()
+    assert 1.0 <= gap < 1.4  # the header's second, not the 0.5 s backoff
+    telegram.then("429-header", 30)
+    (later,) = send(title="later")
+    assert later.state == AlertState.PENDING and len(telegram.messages) == 1
+    attempt = later.delivery_attempts.get()
+    assert (later.next_attempt_at - attempt.at).total_seconds() == 30
