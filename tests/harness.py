@@ -308,6 +308,16 @@ class Site:
         self.processes.append(process)
         return process
 
+    def queue_task(self, func: str) -> None:
+        """Queue the task ``func`` (a dotted path, e.g. ``alerts.tasks.deliver``) for the site's cluster
+        now, as ``async_task`` does in the site.
+
+        django-q2's scheduler looks for due schedules every 30 s, so a test of what a periodic task
+        does queues it instead of waiting for its turn; tests/test_backup_cluster.py proves that
+        the schedule itself runs.
+        """
+        self.manage("shell", "-c", f"from django_q.tasks import async_task; async_task({func!r})")
+
     def start_cluster(self) -> subprocess.Popen[bytes]:
         return self.start(str(VENV_BIN / "python"), "manage.py", "qcluster", log="qcluster.log")
 

@@ -287,6 +287,8 @@ def site_lock_holders(url: str) -> list[str]:
         rows = connection.execute(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ShareLock'"
+            # This site's database alone: other tests' sites on the same server hold theirs.
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         ).fetchall()
     return [row[0] for row in rows]
 
