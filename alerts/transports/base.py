@@ -189,9 +189,17 @@ class Transport:
     # ``text_length`` counts it (None: no limit). A digest fits its lines to it.
     text_limit: ClassVar[int | None] = None
 
+    # The key of the service's JSON error answer that says what went wrong ("": none, the status
+    # line's reason is recorded); a member whose service answers otherwise overrides ``describe``.
+    error_key: ClassVar[str] = ""
+
     @staticmethod
     def text_length(text: str) -> int:
         return len(text)
+
+    def describe(self, response: requests.Response) -> str:
+        """What the service says went wrong, for the delivery history (secrets are masked after)."""
+        return error_text(response, self.error_key) if self.error_key else outbound.reason(response)
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
@@ -271,6 +279,7 @@ class Transport:
     def post(self, url: str, **options: Any) -> requests.Response:
         """POST through ``alerts.outbound`` (timeouts, bounded retries, waits, masking), each
         request recorded in ``outcomes``; a request that got no usable answer is a ``TransportError``."""
+        options.setdefault("describe", self.describe)
         try:
             return outbound.post(url, record=self.outcomes.append, secrets=self.secrets(), **options)
         except outbound.RequestFailed as exc:

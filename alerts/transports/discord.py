@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from alerts import outbound
-from alerts.transports.base import Setting, Transport, TransportError, cut, error_text, url_value, utf16_len
+from alerts.transports.base import Setting, Transport, TransportError, cut, url_value, utf16_len
 
 if TYPE_CHECKING:
     from alerts.models import Alert
@@ -127,11 +127,6 @@ def retry_after(response: requests.Response) -> float | None:
     return outbound.header_retry_after(response)
 
 
-def describe(response: requests.Response) -> str:
-    """Discord's error text: the JSON body's ``message``."""
-    return error_text(response, "message")
-
-
 class DiscordTransport(Transport):
     # The message is the embed's description; the digest's title and one field stay far
     # inside the 6000 over the whole embed.
@@ -139,6 +134,7 @@ class DiscordTransport(Transport):
     text_length = staticmethod(utf16_len)
 
     label = "Discord webhook"
+    error_key = "message"
     SETTINGS = (
         Setting(
             "webhook_url",
@@ -160,7 +156,6 @@ class DiscordTransport(Transport):
             json=render(alert),
             params={"wait": "true"},
             retry_after=retry_after,
-            describe=describe,
             service="Discord",
             refused=lambda status, detail: status in (401, 403, 404),
             what="the webhook",

@@ -20,14 +20,11 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING
 
-import requests
-
 from alerts.transports.base import (
     DIGEST_ROOM,
     Setting,
     Transport,
     cut,
-    error_text,
     plain_text,
     url_value,
     utf8_len,
@@ -63,17 +60,13 @@ def header(text: str) -> str:
     return "=?UTF-8?B?" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "?="
 
 
-def describe(response: requests.Response) -> str:
-    """ntfy's error text: the JSON body's ``error``."""
-    return error_text(response, "error")
-
-
 class NtfyTransport(Transport):
     # A digest's lines fit the message; the title, fields and footer take the rest.
     text_limit = MESSAGE_LIMIT - DIGEST_ROOM
     text_length = staticmethod(utf8_len)
 
     label = "ntfy topic"
+    error_key = "error"
     SETTINGS = (
         Setting(
             "url",
@@ -107,7 +100,6 @@ class NtfyTransport(Transport):
             self.config["url"],
             data=self.render(alert),
             headers=self.headers(alert),
-            describe=describe,
             service="ntfy",
             refused=lambda status, detail: status in (401, 403, 404),
             what="the topic",

@@ -43,10 +43,6 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def describe(response: requests.Response) -> str:
-    return (response.text.strip() or response.reason or "")[:200]
-
-
 class SlackTransport(Transport):
     # A digest's lines fit the message; the title, fields and footer take the rest.
     text_limit = TEXT_LIMIT - DIGEST_ROOM
@@ -56,6 +52,7 @@ class SlackTransport(Transport):
         return len(escape(text))
 
     label = "Slack incoming webhook"
+
     SETTINGS = (
         Setting(
             "webhook_url",
@@ -67,6 +64,10 @@ class SlackTransport(Transport):
         ),
     )
 
+    def describe(self, response: requests.Response) -> str:
+        """Slack answers its errors as plain text (``invalid_token``, ``channel_not_found``)."""
+        return (response.text.strip() or response.reason or "")[:200]
+
     def render(self, alert: Alert) -> dict[str, object]:
         # Escaping lengthens the text, so measure what Slack will count.
         text = plain_text(alert, TEXT_LIMIT, lambda t: len(escape(t)))
@@ -76,7 +77,6 @@ class SlackTransport(Transport):
         self.post_or_refuse(
             self.config["webhook_url"],
             json=self.render(alert),
-            describe=describe,
             service="Slack",
             refused=lambda status, detail: detail in GONE or status in (401, 403, 404, 410),
             what="the webhook",

@@ -26,7 +26,6 @@ from alerts.transports.base import (
     Setting,
     Transport,
     TransportError,
-    error_text,
     json_body,
     plain_text,
     url_value,
@@ -62,17 +61,13 @@ def retry_after(response: requests.Response) -> float | None:
     return outbound.header_retry_after(response)
 
 
-def describe(response: requests.Response) -> str:
-    """The Bot API's error text: the JSON body's ``description``."""
-    return error_text(response, "description")
-
-
 class TelegramTransport(Transport):
     # A digest's lines fit the message; the title, fields and footer take the rest.
     text_limit = TEXT_LIMIT - DIGEST_ROOM
     text_length = staticmethod(utf16_len)
 
     label = "Telegram bot"
+    error_key = "description"
     SETTINGS = (
         Setting("bot_token", "TELEGRAM_BOT_TOKEN", "bot token", bot_token, secret=True),
         Setting("chat_id", "TELEGRAM_CHAT_ID", "chat id", chat_id),
@@ -99,7 +94,7 @@ class TelegramTransport(Transport):
 
     def send(self, alert: Alert) -> None:
         url = f"{self.config['api_url']}/bot{self.config['bot_token']}/sendMessage"
-        response = self.post(url, json=self.render(alert), retry_after=retry_after, describe=describe)
+        response = self.post(url, json=self.render(alert), retry_after=retry_after)
         body = json_body(response)
         if response.ok and body.get("ok", True):
             return
