@@ -160,11 +160,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 @pytest.fixture
 def postgres_database(postgres_server: str, tmp_path: Path) -> str:
     """The URL of a new, empty PostgreSQL database for one test."""
-    name = site_database_name(tmp_path / "postgres")
-    with psycopg.connect(postgres_server, autocommit=True) as connection:
+    return new_postgres_database(postgres_server, site_database_name(tmp_path / "postgres"))
+
+
+def new_postgres_database(server: str, name: str, template: str | None = None) -> str:
+    """The URL of database ``name`` on ``server``, made anew: empty, or a copy of database ``template``
+    (which nobody may be connected to while it is copied)."""
+    with psycopg.connect(server, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
+        connection.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 """Backups of a site on PostgreSQL: pg_dump through the storage provider, verify, restore.
 
-What only PostgreSQL does, so these use the ``postgres_database`` fixture (the run's server, or a
-throw-away one on the SQLite run): they run, and must pass, in both runs of the suite.
+What only PostgreSQL does, so these use the PostgreSQL pass's server (``postgres_server``) and run
+in that pass alone.
 """
 
 from __future__ import annotations
@@ -22,18 +22,23 @@ import requests
 from backups.postgres import client_binary, take_dump
 from backups.snapshot import BackupError
 from monitorsite.backends import postgres_database as database_settings
-from tests.conftest import make_trade
+from tests.conftest import make_trade, new_postgres_database
 from tests.harness import (
     Site,
     child_pids,
     free_port,
     manage,
+    site_database_name,
     site_env,
     start_web,
     stop,
     wait_for,
     wait_until_gone,
 )
+
+# One worker runs all of this module (scripts/test.sh: --dist loadgroup): its migrated template
+# database is made once per worker that runs a test of it.
+pytestmark = pytest.mark.xdist_group("test_backup_postgres")
 
 
 def trades(url: str) -> list[tuple[Any, ...]]:
@@ -53,6 +58,7 @@ ADD_TRADES = """
 import sys
 from tests.conftest import stored_trade
 from trades.models import Bot, Trade
+
 bot, _ = Bot.objects.get_or_create(name="alpha")
 numbers = [int(n) for n in sys.argv[-1].split(",")]
 Trade.objects.record_batch(bot, [stored_trade(n) for n in numbers])
@@ -64,20 +70,34 @@ def add_trades(env: dict[str, str], *numbers: int) -> None:
     manage(env, "shell", "-c", code)
 
 
-@pytest.fixture
-def pg_site(postgres_database: str, tmp_path: Path) -> dict[str, str]:
-    """A migrated site on its own PostgreSQL database, backing up to a local folder; two trades."""
-    env = site_env(
-        tmp_path,
-        DATABASE_URL=postgres_database,
+def pg_site_env(url: str, tmp: Path) -> dict[str, str]:
+    return site_env(
+        tmp,
+        DATABASE_URL=url,
         REDIS_URL="",
         CLOUD_STORAGE_PROVIDER="local",
-        LOCAL_STORAGE_PATH=str(tmp_path / "store"),
+        LOCAL_STORAGE_PATH=str(tmp / "store"),
         BACKUP_COMPRESS="true",  # ignored for a dump, which is compressed already
     )
+
+
+@pytest.fixture(scope="module")
+def pg_site_template(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The name of a database migrated once for the module, with two trades, that each test copies:
+    ``migrate`` and a ``manage`` start for the trades cost seconds a test."""
+    tmp = tmp_path_factory.mktemp("pg-site-template")
+    name = site_database_name(tmp)
+    env = pg_site_env(new_postgres_database(postgres_server, name), tmp)
     manage(env, "migrate", "--noinput")
     add_trades(env, 1, 2)
-    return env
+    return name
+
+
+@pytest.fixture
+def pg_site(postgres_server: str, pg_site_template: str, tmp_path: Path) -> dict[str, str]:
+    """A migrated site on its own PostgreSQL database, backing up to a local folder; two trades."""
+    name = site_database_name(tmp_path / "postgres")
+    return pg_site_env(new_postgres_database(postgres_server, name, template=pg_site_template), tmp_path)
 
 
 def test_backup_now_uploads_a_checked_dump_with_its_checksum_and_record(pg_site: dict[str, str]) -> None:

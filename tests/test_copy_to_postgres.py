@@ -6,6 +6,7 @@ pass, in both runs of the suite. The source site is pinned to SQLite (``site_env
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,11 @@ import requests
 
 from tests.conftest import make_trade
 from tests.harness import Site, free_port, manage, site_env, start_web, stop, wait_for
+
+# One worker runs all of this module (scripts/test.sh: --dist loadgroup): its template site (six
+# ``manage`` starts) is made once per worker that runs a test of it.
+pytestmark = pytest.mark.xdist_group("test_copy_to_postgres")
+
 
 TRADES_OVER_SEVERAL_DAYS = """
 import datetime as dt
@@ -39,19 +45,29 @@ for name in ("alpha", "beta"):
 COLUMNS = "id, bot_id, external_id, symbol, side, quantity, price, strategy, pnl, trading_day"
 
 
-@pytest.fixture
-def sqlite_site(tmp_path: Path) -> dict[str, str]:
-    """A SQLite site with two bots, trades over five trading days, and an admin."""
-    folder = tmp_path / "sqlite"
-    folder.mkdir()
+@pytest.fixture(scope="module")
+def sqlite_site_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A SQLite site with two bots, trades over five trading days, and an admin, made once for the
+    module (six ``manage`` starts); its database file and alpha's key."""
+    folder = tmp_path_factory.mktemp("sqlite-site-template")
     env = site_env(folder, sqlite=True)
     manage(env, "migrate", "--noinput")
     manage(env, "setup_schedules")
-    env["ALPHA_KEY"] = manage(env, "create_bot", "alpha").stdout.strip().splitlines()[-1]
+    alpha_key = manage(env, "create_bot", "alpha").stdout.strip().splitlines()[-1]
     manage(env, "create_bot", "beta")
     manage(env, "shell", "-c", TRADES_OVER_SEVERAL_DAYS)
     manage(dict(env, ADMIN_USERNAME="admin", ADMIN_PASSWORD="a-long-admin-password"), "ensure_admin")
-    return env
+    return folder / "trades.db", alpha_key
+
+
+@pytest.fixture
+def sqlite_site(tmp_path: Path, sqlite_site_template: tuple[Path, str]) -> dict[str, str]:
+    """A copy of the template site for one test (``ALPHA_KEY``: alpha's key)."""
+    folder = tmp_path / "sqlite"
+    folder.mkdir()
+    template, alpha_key = sqlite_site_template
+    shutil.copy(template, folder / "trades.db")
+    return dict(site_env(folder, sqlite=True), ALPHA_KEY=alpha_key)
 
 
 def sqlite_rows(path: str, query: str) -> list[tuple[Any, ...]]:
@@ -172,6 +188,7 @@ with mock.patch.object(move, "_summary", skewed):
 def test_a_summary_that_differs_after_the_copy_rolls_it_back_with_one_line(
     sqlite_site: dict[str, str], postgres_database: str
 ) -> None:
+
     env = dict(sqlite_site, DATABASE_URL=postgres_database, REDIS_URL="")
 
     result = manage(env, "shell", "-c", SKEWED_COPY)
@@ -232,7 +249,7 @@ def test_a_source_one_migration_behind_is_refused_before_the_target_is_touched(
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
         "CommandError: the SQLite database lacks 1 migration(s) of this version (first "
-        "trades.0004_issue14_admin_indexes): run manage.py migrate on it first (with DATABASE_URL unset)"
+        "trades.0004_admin_indexes): run manage.py migrate on it first (with DATABASE_URL unset)"
     ]
     assert database_contents(postgres_database) == {}  # as empty as it came: not even migrated
 
