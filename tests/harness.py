@@ -47,10 +47,16 @@ def with_default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+MAX_WORKERS = 8  # the blocks of ports and Redis databases below are made for this many
+
+
 def worker_index() -> int:
     """This pytest-xdist worker's number (``gw3`` is 3); 0 when the suite runs in one process."""
     name = os.environ.get("PYTEST_XDIST_WORKER", "")
-    return int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else 0
+    index = int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else 0
+    if index >= MAX_WORKERS:
+        raise RuntimeError(f"at most {MAX_WORKERS} pytest-xdist workers: each has its own ports and Redis")
+    return index
 
 
 # Each worker draws its ports from a block of its own, below the kernel's ephemeral range
@@ -129,7 +135,6 @@ def backend_env(tmp: Path) -> dict[str, str]:
 # first MAX_WORKERS are the test processes' own (``tests/settings.py``), then each worker has a
 # block of SITE_REDIS_PER_WORKER for the sites it starts, taken in turn and emptied for each new site.
 REDIS_DATABASES = 512
-MAX_WORKERS = 8
 SITE_REDIS_PER_WORKER = (REDIS_DATABASES - MAX_WORKERS) // MAX_WORKERS
 _site_redis_numbers: dict[Path, int] = {}
 _site_redis_counter = itertools.count()

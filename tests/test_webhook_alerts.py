@@ -93,6 +93,7 @@ def test_a_429_waits_retry_after_and_5xx_is_retried(channel: Channel, receiver: 
     receiver.then("429", 1).then("status", 503)
     (alert,) = send()
     assert alert.state == AlertState.SENT and receiver.statuses == [429, 503, 200]
+    # retry_after's 1 s, not 1.5 (it plus the backoff); 0.4 s of room for load
     assert 1.0 <= receiver.gaps()[0] < 1.4
 
 
