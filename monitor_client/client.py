@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from monitor_client.checks import event_json, heartbeat_body, trade_json
-from monitor_client.shipper import Shipper, SiteConnection
+from monitor_client.shipper import Shipper, SiteConnection, SitePacing
 from monitor_client.spool import DEFAULT_MAX_BYTES, Spool
 from monitor_client.wire import MAX_BATCH
 
@@ -89,11 +89,13 @@ class Monitor:
             SiteConnection(self.url, key, timeout) if configured else None,
             url=self.url,
             dead_letter_path=self.dead_letter_path,
-            batch_size=max(1, min(batch_size, MAX_BATCH)),
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            auth_retry=auth_retry,
-            linger=linger,
+            pacing=SitePacing(
+                batch_size=max(1, min(batch_size, MAX_BATCH)),
+                backoff_base=backoff_base,
+                backoff_max=backoff_max,
+                auth_retry=auth_retry,
+                linger=linger,
+            ),
         )
         self._last_heartbeat: dict[str, Any] = {"status": "running", "details": {}}
         self._heartbeat_stop = threading.Event()
@@ -111,7 +113,7 @@ class Monitor:
     @property
     def batch_size(self) -> int:
         """Trades per request: as asked, but never more than the site takes."""
-        return self._shipper.batch_size
+        return self._shipper.pacing.batch_size
 
     # --- the bot's calls ----------------------------------------------------
 

@@ -133,7 +133,7 @@ def logging_config(
 ) -> dict[str, Any]:
     """The ``dictConfig`` dictionary of the setup; building it has no side effects.
 
-    ``loki_options`` go to :class:`monitor_client.loki.LokiShipper` (``capacity``,
+    ``loki_options`` go to :class:`monitor_client.loki.LokiPacing` (``capacity``,
     ``interval``, ``timeout``, ``exit_timeout`` ...). ``loggers`` adds per-logger levels.
     """
     level_name = logging.getLevelName(level) if isinstance(level, int) else str(level).upper()

@@ -26,6 +26,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -135,6 +136,31 @@ class LokiEmitter(LokiEmitterV1):
         return {"streams": list(streams.values())}
 
 
+@dataclass(frozen=True)
+class LokiPacing:
+    """How many records a ``LokiShipper`` holds and how it paces its pushes.
+
+    These are the handler's ``shipper_options`` (``loki_options`` of ``setup_logging``).
+    """
+
+    #: Records held at most; while Loki is away the oldest beyond this are dropped.
+    capacity: int = 10_000
+    #: Records per push at most; a queue this long wakes the thread at once.
+    batch_size: int = 1000
+    #: Seconds between pushes; while Loki is away the wait doubles with each failed push.
+    interval: float = 0.5
+    #: The longest wait between pushes while Loki is away.
+    max_backoff: float = 30.0
+    #: Seconds each push may take.
+    timeout: float = 3.0
+    #: Seconds a flush waits unless told otherwise, as at exit.
+    exit_timeout: float = 2.0
+
+    def backoff(self, failures: int) -> float:
+        """The wait before the next push after ``failures`` failed ones in a row."""
+        return min(self.max_backoff, self.interval * 2**failures)
+
+
 class LokiShipper:
     """A bounded queue of records and the one background thread that pushes them to Loki.
 
@@ -144,24 +170,9 @@ class LokiShipper:
     ``_after_fork``).
     """
 
-    def __init__(
-        self,
-        emitter: LokiEmitter,
-        *,
-        capacity: int = 10_000,
-        batch_size: int = 1000,
-        interval: float = 0.5,
-        timeout: float = 3.0,
-        exit_timeout: float = 2.0,
-        max_backoff: float = 30.0,
-    ) -> None:
+    def __init__(self, emitter: LokiEmitter, pacing: LokiPacing) -> None:
         self.emitter = emitter
-        self.capacity = capacity
-        self.batch_size = batch_size
-        self.interval = interval
-        self.timeout = timeout
-        self.exit_timeout = exit_timeout
-        self.max_backoff = max_backoff
+        self.pacing = pacing
         self._reset()
         _live_shippers.add(self)
 
@@ -187,11 +198,11 @@ class LokiShipper:
 
     def enqueue(self, item: Queued) -> None:
         with self._lock:
-            if len(self._queue) >= self.capacity:
+            if len(self._queue) >= self.pacing.capacity:
                 self._queue.popleft()
                 self.dropped += 1
             self._queue.append(item)
-            full = len(self._queue) >= self.batch_size
+            full = len(self._queue) >= self.pacing.batch_size
         if self._thread is None:
             self._start()
         if full:
@@ -209,7 +220,7 @@ class LokiShipper:
         """Wait until everything queued so far has been sent (or given up); False on timeout."""
         if self._stop.is_set():  # closed: nothing will send what is left
             return not self._queue
-        deadline = time.monotonic() + (self.exit_timeout if timeout is None else timeout)
+        deadline = time.monotonic() + (self.pacing.exit_timeout if timeout is None else timeout)
         if self._thread is None:
             with self._lock:
                 if not self._queue:
@@ -250,22 +261,22 @@ class LokiShipper:
 
     def _run(self) -> None:
         self.thread_id = threading.get_ident()
-        delay = self.interval
+        delay = self.pacing.interval
         failures = 0
         while not self._stop.is_set():
             self._wake.wait(delay)
             self._wake.clear()
             if self._drain():
-                failures, delay = 0, self.interval
+                failures, delay = 0, self.pacing.interval
             else:
                 failures += 1
-                delay = min(self.max_backoff, self.interval * 2**failures)
+                delay = self.pacing.backoff(failures)
 
     def _drain(self) -> bool:
         """Push until the queue is empty; False when Loki is unreachable (the batch is kept)."""
         while True:
             with self._lock:
-                count = min(len(self._queue), self.batch_size)
+                count = min(len(self._queue), self.pacing.batch_size)
                 batch = [self._queue.popleft() for _ in range(count)]
                 self._in_flight = count
             if not batch:
@@ -276,7 +287,7 @@ class LokiShipper:
                 if outcome == "failed":
                     # Back at the front, oldest first; what no longer fits is the oldest.
                     self._queue.extendleft(reversed(batch))
-                    while len(self._queue) > self.capacity:
+                    while len(self._queue) > self.pacing.capacity:
                         self._queue.popleft()
                         self.dropped += 1
             if outcome == "failed":
@@ -290,7 +301,7 @@ class LokiShipper:
             self._warn_rejected(f"{type(exc).__name__} building the push", len(batch))
             return "rejected"
         try:
-            response = self.emitter.session.post(self.emitter.url, json=body, timeout=self.timeout)
+            response = self.emitter.session.post(self.emitter.url, json=body, timeout=self.pacing.timeout)
         except requests.RequestException as exc:
             return self._failed(type(exc).__name__)
         status = response.status_code
@@ -317,7 +328,7 @@ class LokiShipper:
                 "Loki unreachable (%s); retrying in the background. Up to %d records wait for it, "
                 "older ones are dropped; the file log keeps everything.",
                 error,
-                self.capacity,
+                self.pacing.capacity,
             )
         return "failed"
 
@@ -362,7 +373,7 @@ class LokiShippingHandler(LokiHandler):
         super().__init__(
             push_url(url), tags={**(tags or {}), "application": application}, auth=auth, version="1"
         )
-        self.shipper = LokiShipper(self.emitter, **shipper_options)
+        self.shipper = LokiShipper(self.emitter, LokiPacing(**shipper_options))
 
     def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:
         # emit() is safe across threads by itself (the shipper's lock), so the

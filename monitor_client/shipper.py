@@ -17,6 +17,7 @@ import os
 import random
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +94,33 @@ class SiteConnection:
         self.session.close()
 
 
+@dataclass(frozen=True)
+class SitePacing:
+    """How the shipper paces its requests to the site (the defaults are ``Monitor``'s)."""
+
+    #: Trades per request at most.
+    batch_size: int
+    #: Seconds before the first retry while the site is down; each failure doubles it, up to
+    #: ``backoff_max``.
+    backoff_base: float
+    backoff_max: float
+    #: The slower pace after a 401/403 or a wrong URL.
+    auth_retry: float
+    #: Seconds that let a burst of fills gather into one request.
+    linger: float
+
+    def backoff(self, failures: int) -> float:
+        """The wait after ``failures`` failed attempts in a row: exponential, with jitter."""
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** min(failures - 1, 30))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
 class Shipper:
     """Ships one spool to the site from a daemon thread (``start``), and holds the newest
     heartbeat until it is sent.
 
     Without a ``site`` nothing is shipped: records wait in the spool for a process that
-    has one. ``backoff_base``/``backoff_max`` shape the retries while the site is down;
-    ``auth_retry`` is the slower pace after a 401/403 or a wrong URL; ``linger`` lets a
-    burst of fills gather into one request.
+    has one.
     """
 
     def __init__(
@@ -110,21 +130,13 @@ class Shipper:
         *,
         url: str,
         dead_letter_path: Path,
-        batch_size: int,
-        backoff_base: float,
-        backoff_max: float,
-        auth_retry: float,
-        linger: float,
+        pacing: SitePacing,
     ):
         self.spool = spool
         self.site = site
         self.url = url
         self.dead_letter_path = dead_letter_path
-        self.batch_size = batch_size
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.auth_retry = auth_retry
-        self.linger = linger
+        self.pacing = pacing
         self._wake = threading.Event()  # new records or a heartbeat
         self._hurry = threading.Event()  # cut a backoff short: flush() or close()
         self._stopping = threading.Event()
@@ -184,7 +196,7 @@ class Shipper:
                 did_work = self._ship_once()
             except _Retry as retry:
                 failures += 1
-                delay = retry.delay if retry.delay is not None else self._backoff(failures)
+                delay = retry.delay if retry.delay is not None else self.pacing.backoff(failures)
                 self._trouble(str(retry))
                 self._hurry.wait(delay)
                 self._hurry.clear()
@@ -193,7 +205,7 @@ class Shipper:
                 failures += 1
                 log.exception("The shipper failed unexpectedly; retrying")
                 self._trouble(f"unexpected {type(exc).__name__}")
-                self._hurry.wait(self._backoff(failures))
+                self._hurry.wait(self.pacing.backoff(failures))
                 self._hurry.clear()
                 continue
             if failures:
@@ -202,13 +214,9 @@ class Shipper:
                 self._problem = None
             if not did_work:
                 self._wake.wait(1.0)
-                if self.linger and not self._stopping.is_set() and not self._hurry.is_set():
+                if self.pacing.linger and not self._stopping.is_set() and not self._hurry.is_set():
                     # Let a burst of fills gather into one request.
-                    time.sleep(self.linger)
-
-    def _backoff(self, failures: int) -> float:
-        ceiling = min(self.backoff_max, self.backoff_base * 2 ** min(failures - 1, 30))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+                    time.sleep(self.pacing.linger)
 
     def _trouble(self, reason: str) -> None:
         """Log a shipping problem when it starts or changes, not on every retry."""
@@ -234,7 +242,7 @@ class Shipper:
                     if self.pending_heartbeat is None:
                         self.pending_heartbeat = beat
                 raise
-        records = self.spool.read(self.batch_size, MAX_BATCH_BYTES)
+        records = self.spool.read(self.pacing.batch_size, MAX_BATCH_BYTES)
         if not records:
             return beat is not None
         if records[0].kind == "E":
@@ -275,7 +283,7 @@ class Shipper:
             raise _Retry(
                 f"unexpected answer {response.status_code} to {count} trades "
                 f"({response.text[:100]!r}): is MONITOR_URL the monitoring site?",
-                self.auth_retry,
+                self.pacing.auth_retry,
             )
 
     def _send_trades(self, trades: list[Record]) -> None:
@@ -322,14 +330,16 @@ class Shipper:
             raise _Retry(
                 f"the site refused the key ({status}: {_detail(response)}); check MONITOR_KEY, "
                 "it must be the bot's write key",
-                self.auth_retry,
+                self.pacing.auth_retry,
             )
         if status == 429:
             raise _Retry("429 too many requests", _retry_after(response))
         if status >= 500:
             raise _Retry(f"the site answered {status}")
         where = f" (redirected to {response.headers.get('Location')})" if response.is_redirect else ""
-        raise _Retry(f"the site answered {status} for {path}{where}: is MONITOR_URL right?", self.auth_retry)
+        raise _Retry(
+            f"the site answered {status} for {path}{where}: is MONITOR_URL right?", self.pacing.auth_retry
+        )
 
     def _park(self, records: list[Record], error: Any) -> None:
         """Move records the site refused for good to the dead-letter file, and say so."""

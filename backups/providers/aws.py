@@ -27,15 +27,11 @@ from botocore.exceptions import (
 )
 
 from backups.providers.base import (
-    CONNECT_TIMEOUT_SECONDS,
-    MAX_ATTEMPTS,
-    READ_TIMEOUT_SECONDS,
     CloudStorage,
     ObjectNotFound,
     Progress,
     StorageError,
     StoredObject,
-    TranslatedErrors,
     env_endpoint,
     env_setting,
 )
@@ -52,69 +48,11 @@ _DENIED = {"AccessDenied", "AllAccessDisabled", "AccountProblem"}
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
 
-class _S3Errors(TranslatedErrors):
-    """Turns boto3's exceptions into ``StorageError`` with a message a user can act on."""
-
-    service = "S3"
-
-    def translate(self, exc: Exception) -> StorageError:
-        # The transfer manager wraps the client's error; the cause says what happened.
-        while isinstance(exc, S3UploadFailedError | S3TransferFailedError) and exc.__context__:
-            exc = exc.__context__  # type: ignore[assignment]
-        bucket = self.storage.bucket
-        if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-            return StorageError(
-                "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                "a profile, or an instance role",
-                permanent=True,
-            )
-        if isinstance(exc, ClientError):
-            code = _code(exc)
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code == "NoSuchBucket" or (
-                code in _NOT_FOUND and self.missing_object and not self.storage._bucket_exists()
-            ):
-                return StorageError(
-                    f"S3 bucket {bucket!r} does not exist; check AWS_S3_BUCKET", permanent=True
-                )
-            if code in _NOT_FOUND and self.missing_object:
-                return ObjectNotFound(self.name)
-            if code in _BAD_CREDENTIALS:
-                return StorageError(
-                    f"AWS rejected the credentials ({code}); check the access key and secret", permanent=True
-                )
-            if code in _DENIED or status == 403:
-                return StorageError(
-                    f"AWS denied access to bucket {bucket!r} ({code}); the credentials need "
-                    "s3:PutObject, s3:GetObject, s3:DeleteObject and s3:ListBucket on it",
-                    permanent=True,
-                )
-            if code in {
-                "PermanentRedirect",
-                "AuthorizationHeaderMalformed",
-                "IllegalLocationConstraintException",
-            }:
-                return StorageError(
-                    f"S3 bucket {bucket!r} is in another region ({code}); set AWS_REGION", permanent=True
-                )
-            transient = status is None or status >= 500 or status == 429
-            return StorageError(
-                f"S3 request failed for {self.name}: {code} (HTTP {status})", permanent=not transient
-            )
-        if isinstance(exc, ConnectionError | HTTPClientError):
-            where = self.storage.endpoint_url or "S3"
-            return StorageError(f"cannot reach {where}: {type(exc).__name__}; will retry next time")
-        if isinstance(exc, BotoCoreError):
-            return StorageError(f"S3 request failed for {self.name}: {type(exc).__name__}")
-        return self.unmapped(exc)
-
-
 class S3Storage(CloudStorage):
     name = "aws"
-    errors = _S3Errors
+    service = "S3"
 
     def __init__(self, bucket: str, *, region: str | None = None, endpoint_url: str | None = None):
-        super().__init__()
         self.bucket = bucket
         self.region = region
         self.endpoint_url = endpoint_url
@@ -132,14 +70,65 @@ class S3Storage(CloudStorage):
         where = f" at {self.endpoint_url}" if self.endpoint_url else ""
         return f"S3 bucket {self.bucket}{where}"
 
+    def translate(self, exc: Exception, name: str, missing_object: bool) -> StorageError:
+        """boto3's exceptions as ``StorageError`` with a message a user can act on."""
+        # The transfer manager wraps the client's error; the cause says what happened.
+        while isinstance(exc, S3UploadFailedError | S3TransferFailedError) and exc.__context__:
+            exc = exc.__context__  # type: ignore[assignment]
+        if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+            return StorageError(
+                "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                "a profile, or an instance role",
+                permanent=True,
+            )
+        if isinstance(exc, ClientError):
+            code = _code(exc)
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "NoSuchBucket" or (
+                code in _NOT_FOUND and missing_object and not self._bucket_exists()
+            ):
+                return StorageError(
+                    f"S3 bucket {self.bucket!r} does not exist; check AWS_S3_BUCKET", permanent=True
+                )
+            if code in _NOT_FOUND and missing_object:
+                return ObjectNotFound(name)
+            if code in _BAD_CREDENTIALS:
+                return StorageError(
+                    f"AWS rejected the credentials ({code}); check the access key and secret", permanent=True
+                )
+            if code in _DENIED or status == 403:
+                return StorageError(
+                    f"AWS denied access to bucket {self.bucket!r} ({code}); the credentials need "
+                    "s3:PutObject, s3:GetObject, s3:DeleteObject and s3:ListBucket on it",
+                    permanent=True,
+                )
+            if code in {
+                "PermanentRedirect",
+                "AuthorizationHeaderMalformed",
+                "IllegalLocationConstraintException",
+            }:
+                return StorageError(
+                    f"S3 bucket {self.bucket!r} is in another region ({code}); set AWS_REGION", permanent=True
+                )
+            transient = status is None or status >= 500 or status == 429
+            return StorageError(
+                f"S3 request failed for {name}: {code} (HTTP {status})", permanent=not transient
+            )
+        if isinstance(exc, ConnectionError | HTTPClientError):
+            where = self.endpoint_url or "S3"
+            return StorageError(f"cannot reach {where}: {type(exc).__name__}; will retry next time")
+        if isinstance(exc, BotoCoreError):
+            return StorageError(f"S3 request failed for {name}: {type(exc).__name__}")
+        return self.unmapped(exc, name)
+
     @cached_property
     def _client(self) -> Any:
         config = Config(
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            read_timeout=READ_TIMEOUT_SECONDS,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
             # "standard" retries throttling and connection errors with capped backoff.
             # (botocore's "max_attempts" counts retries only; this counts the first try too.)
-            retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+            retries={"total_max_attempts": self.max_attempts, "mode": "standard"},
         )
         session = boto3.session.Session(region_name=self.region)
         return session.client("s3", endpoint_url=self.endpoint_url, config=config)

@@ -26,15 +26,11 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
 from backups.providers.base import (
-    CONNECT_TIMEOUT_SECONDS,
-    MAX_ATTEMPTS,
-    READ_TIMEOUT_SECONDS,
     CloudStorage,
     ObjectNotFound,
     Progress,
     StorageError,
     StoredObject,
-    TranslatedErrors,
     env_setting,
     replaced_on_success,
 )
@@ -51,53 +47,9 @@ class _ContainerMissing(StorageError):
     pass
 
 
-class _AzureErrors(TranslatedErrors):
-    """Turns azure-core's exceptions into ``StorageError`` with a message a user can act on."""
-
-    service = "Azure"
-
-    def translate(self, exc: Exception) -> StorageError:
-        container = self.storage.container
-        code = getattr(exc, "error_code", None) or ""
-        code = str(getattr(code, "value", code))  # the SDK gives a StorageErrorCode enum or a string
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        if code == "ContainerNotFound":
-            return _ContainerMissing(
-                f"Azure container {container!r} does not exist; check AZURE_CONTAINER_NAME", permanent=True
-            )
-        if isinstance(exc, ResourceNotFoundError) and self.missing_object:
-            return ObjectNotFound(self.name)
-        if isinstance(exc, ClientAuthenticationError) or code in _AUTH_CODES:
-            return StorageError(
-                f"Azure rejected the credentials ({code or status}); check AZURE_STORAGE_KEY, the SAS token "
-                "or the connection string",
-                permanent=True,
-            )
-        if code == "AuthorizationPermissionMismatch" or status == 403:
-            return StorageError(
-                f"Azure denied access to container {container!r} ({code or status}); the key or SAS token "
-                "needs read, write, delete, list and create permissions",
-                permanent=True,
-            )
-        if isinstance(exc, ServiceRequestError | ServiceResponseError):
-            # No response: DNS, refused connection, timeout.
-            return StorageError(
-                f"cannot reach Azure Blob Storage: {type(exc).__name__}; will retry next time"
-            )
-        if isinstance(exc, HttpResponseError):
-            transient = status is None or status >= 500 or status == 429
-            return StorageError(
-                f"Azure request failed for {self.name}: {code or 'error'} (HTTP {status})",
-                permanent=not transient,
-            )
-        if isinstance(exc, AzureError):
-            return StorageError(f"Azure request failed for {self.name}: {type(exc).__name__}")
-        return self.unmapped(exc)
-
-
 class AzureStorage(CloudStorage):
     name = "azure"
-    errors = _AzureErrors
+    service = "Azure"
     holder = "container"
 
     def __init__(
@@ -112,7 +64,6 @@ class AzureStorage(CloudStorage):
             raise StorageError(
                 "AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT is not set", permanent=True
             )
-        super().__init__()
         self.container = container
         self._connection_string = connection_string
         self.account = account
@@ -146,18 +97,57 @@ class AzureStorage(CloudStorage):
     def describe(self) -> str:
         return f"Azure container {self.container} in account {self._service.account_name}"
 
+    def translate(self, exc: Exception, name: str, missing_object: bool) -> StorageError:
+        """azure-core's exceptions as ``StorageError`` with a message a user can act on."""
+        code = getattr(exc, "error_code", None) or ""
+        code = str(getattr(code, "value", code))  # the SDK gives a StorageErrorCode enum or a string
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if code == "ContainerNotFound":
+            return _ContainerMissing(
+                f"Azure container {self.container!r} does not exist; check AZURE_CONTAINER_NAME",
+                permanent=True,
+            )
+        if isinstance(exc, ResourceNotFoundError) and missing_object:
+            return ObjectNotFound(name)
+        if isinstance(exc, ClientAuthenticationError) or code in _AUTH_CODES:
+            return StorageError(
+                f"Azure rejected the credentials ({code or status}); check AZURE_STORAGE_KEY, the SAS token "
+                "or the connection string",
+                permanent=True,
+            )
+        if code == "AuthorizationPermissionMismatch" or status == 403:
+            return StorageError(
+                f"Azure denied access to container {self.container!r} ({code or status}); the key or SAS "
+                "token needs read, write, delete, list and create permissions",
+                permanent=True,
+            )
+        if isinstance(exc, ServiceRequestError | ServiceResponseError):
+            # No response: DNS, refused connection, timeout.
+            return StorageError(
+                f"cannot reach Azure Blob Storage: {type(exc).__name__}; will retry next time"
+            )
+        if isinstance(exc, HttpResponseError):
+            transient = status is None or status >= 500 or status == 429
+            return StorageError(
+                f"Azure request failed for {name}: {code or 'error'} (HTTP {status})",
+                permanent=not transient,
+            )
+        if isinstance(exc, AzureError):
+            return StorageError(f"Azure request failed for {name}: {type(exc).__name__}")
+        return self.unmapped(exc, name)
+
     @cached_property
     def _service(self) -> BlobServiceClient:
         options: dict[str, Any] = {
-            "connection_timeout": CONNECT_TIMEOUT_SECONDS,
-            "read_timeout": READ_TIMEOUT_SECONDS,
+            "connection_timeout": self.connect_timeout,
+            "read_timeout": self.read_timeout,
             # The SDK's default backoff starts at 15 s; a dead endpoint must fail in ~30 s.
             # A timed-out read is tried once more, not twice: a service that accepts
             # connections and never answers must not hold the task for minutes.
             "retry_policy": ExponentialRetry(
                 initial_backoff=1,
                 increment_base=2,
-                retry_total=MAX_ATTEMPTS - 1,
+                retry_total=self.max_attempts - 1,
                 retry_read=1,
                 random_jitter_range=1,
             ),

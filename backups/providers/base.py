@@ -14,22 +14,6 @@ from typing import Self
 # Called with the number of bytes moved since the last call.
 Progress = Callable[[int], None]
 
-# Every cloud provider uses these, so a dead endpoint fails in well under a minute
-# instead of hanging a backup task until django-q2 kills it: a refused or unroutable
-# connection after three attempts of at most five seconds, a service that accepts
-# and never answers after two or three reads of fifteen seconds (measured: 30 s for
-# OCI, Azure and GCS, 45 s for S3). The read timeout bounds each wait for the next
-# bytes, not a whole transfer, so large uploads on a slow link are not cut off.
-CONNECT_TIMEOUT_SECONDS = 5.0
-READ_TIMEOUT_SECONDS = 15.0
-MAX_ATTEMPTS = 3
-# The two as one (connect, read) pair, the form the requests-based SDKs take (OCI, GCS).
-TIMEOUTS = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)
-# Files larger than this go up in parts of this size (multipart, blocks, chunks).
-PART_SIZE = 8 * 1024 * 1024
-# Names per list request; the services' own maximum is 1000.
-PAGE_SIZE = 1000
-
 
 class StorageError(Exception):
     """A storage operation failed; the message is one line a user can act on.
@@ -138,62 +122,66 @@ class StorageProvider(ABC):
         return self.name
 
 
-class TranslatedErrors:
-    """A ``with`` block in which an SDK's exception becomes the provider's one-line ``StorageError``.
-
-    Each provider subclasses it with its own ``translate``; ``name`` is the object (or the
-    listing) being worked on, and ``missing_object`` says that a 404 means ``ObjectNotFound``.
-    A ``StorageError`` raised inside, and anything not an ``Exception``, pass through.
-    """
-
-    #: The service's short name, for messages ("S3 request failed for ...").
-    service = ""
-
-    def __init__(self, storage: StorageProvider, name: str, missing_object: bool = False):
-        self.storage = storage
-        self.name = name
-        self.missing_object = missing_object
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
-        if exc is None or isinstance(exc, StorageError) or not isinstance(exc, Exception):
-            return False
-        raise self.translate(exc) from None
-
-    def translate(self, exc: Exception) -> StorageError:
-        raise NotImplementedError
-
-    def unmapped(self, exc: Exception) -> StorageError:
-        """What ``translate`` answers once the SDK's own exceptions are mapped: a local file's error,
-        or a failure worth retrying, named by its type (an SDK's message may quote a secret)."""
-        if isinstance(exc, OSError):
-            return StorageError(f"cannot use local file for {self.name}: {exc.strerror or exc}")
-        return StorageError(f"{self.service} request failed for {self.name}: {type(exc).__name__}")
-
-
 class CloudStorage(StorageProvider):
     """A provider on a cloud service's SDK: large files go in parts, listings come in pages, and
-    every call is made inside ``self._errors(name)``, which turns the SDK's exceptions into the
-    provider's ``StorageError`` (its ``errors`` class says how).
+    every call is made inside ``self._errors(name)``, where the provider's ``translate`` turns the
+    SDK's exceptions into its ``StorageError``.
 
     A subclass calls the service in ``_listing``, ``_head`` and ``_remove``; what a missing object
     means for ``exists`` and ``delete``, and the order of a listing, are the same for all.
     """
 
-    #: The provider's ``TranslatedErrors`` subclass, which maps its SDK's exceptions.
-    errors: type[TranslatedErrors]
+    #: The service's short name, for messages ("S3 request failed for ...").
+    service = ""
     #: What holds the objects, in the service's word, for messages ("the bucket listing").
     holder = "bucket"
 
-    def __init__(self) -> None:
-        # Instance attributes rather than constants so the tests can force several parts and pages.
-        self.part_size = PART_SIZE
-        self.page_size = PAGE_SIZE
+    # Every cloud provider uses these, so a dead endpoint fails in well under a minute
+    # instead of hanging a backup task until django-q2 kills it: a refused or unroutable
+    # connection after three attempts of at most five seconds, a service that accepts
+    # and never answers after two or three reads of fifteen seconds (measured: 30 s for
+    # OCI, Azure and GCS, 45 s for S3). The read timeout bounds each wait for the next
+    # bytes, not a whole transfer, so large uploads on a slow link are not cut off.
+    connect_timeout = 5.0
+    read_timeout = 15.0
+    max_attempts = 3
+    # Files larger than this go up in parts of this size (multipart, blocks, chunks), and a
+    # listing asks for this many names a page (the services' own maximum is 1000). Attributes
+    # rather than constants so the tests can force several parts and pages.
+    part_size = 8 * 1024 * 1024
+    page_size = 1000
 
-    def _errors(self, name: str, *, missing_object: bool = False) -> TranslatedErrors:
-        return self.errors(self, name, missing_object)
+    @property
+    def timeouts(self) -> tuple[float, float]:
+        """The two timeouts as one (connect, read) pair, the form the requests-based SDKs take (OCI, GCS)."""
+        return (self.connect_timeout, self.read_timeout)
+
+    @contextmanager
+    def _errors(self, name: str, *, missing_object: bool = False) -> Iterator[None]:
+        """A block in which an SDK's exception becomes the provider's one-line ``StorageError``.
+
+        ``name`` is the object (or the listing) being worked on, and ``missing_object`` says that
+        a 404 means ``ObjectNotFound``. A ``StorageError`` raised inside, and anything not an
+        ``Exception``, pass through.
+        """
+        try:
+            yield
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self.translate(exc, name, missing_object) from None
+
+    @abstractmethod
+    def translate(self, exc: Exception, name: str, missing_object: bool) -> StorageError:
+        """The ``StorageError`` for the SDK's exception ``exc``, raised while working on ``name``;
+        what the SDK's own exceptions do not cover is ``self.unmapped(exc, name)``."""
+
+    def unmapped(self, exc: Exception, name: str) -> StorageError:
+        """What ``translate`` answers once the SDK's own exceptions are mapped: a local file's error,
+        or a failure worth retrying, named by its type (an SDK's message may quote a secret)."""
+        if isinstance(exc, OSError):
+            return StorageError(f"cannot use local file for {name}: {exc.strerror or exc}")
+        return StorageError(f"{self.service} request failed for {name}: {type(exc).__name__}")
 
     @abstractmethod
     def _listing(self, prefix: str) -> Iterator[StoredObject]:

@@ -23,13 +23,11 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from backups.providers.base import (
-    TIMEOUTS,
     CloudStorage,
     ObjectNotFound,
     Progress,
     StorageError,
     StoredObject,
-    TranslatedErrors,
     env_setting,
     replaced_on_success,
 )
@@ -41,13 +39,27 @@ _RETRY = DEFAULT_RETRY.with_delay(initial=0.5, maximum=4.0, multiplier=2.0).with
 _CHUNK_QUANTUM = 256 * 1024
 
 
-class _GCSErrors(TranslatedErrors):
-    """Turns Google's exceptions into ``StorageError`` with a message a user can act on."""
-
+class GCSStorage(CloudStorage):
+    name = "gcp"
     service = "GCS"
 
-    def translate(self, exc: Exception) -> StorageError:
-        bucket = self.storage.bucket
+    def __init__(self, bucket: str, *, project: str | None = None):
+        self.bucket = bucket
+        self.project = project
+
+    @classmethod
+    def from_env(cls) -> Self:
+        return cls(
+            env_setting("GCP_BUCKET_NAME"),  # type: ignore[arg-type]
+            project=env_setting("GCP_PROJECT_ID", required=False),
+        )
+
+    def describe(self) -> str:
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+        return f"GCS bucket {self.bucket}" + (f" on the emulator at {emulator}" if emulator else "")
+
+    def translate(self, exc: Exception, name: str, missing_object: bool) -> StorageError:
+        """Google's exceptions as ``StorageError`` with a message a user can act on."""
         if isinstance(exc, auth_errors.RefreshError):
             return StorageError(
                 "Google rejected the credentials (token refresh failed); check the service account key "
@@ -63,16 +75,16 @@ class _GCSErrors(TranslatedErrors):
         if isinstance(exc, auth_errors.TransportError):
             return StorageError("cannot reach Google's token service; will retry next time")
         if isinstance(exc, api_errors.NotFound):
-            if not self.missing_object or not self.storage._bucket_exists():
+            if not missing_object or not self._bucket_exists():
                 return StorageError(
-                    f"GCS bucket {bucket!r} does not exist; check GCP_BUCKET_NAME", permanent=True
+                    f"GCS bucket {self.bucket!r} does not exist; check GCP_BUCKET_NAME", permanent=True
                 )
-            return ObjectNotFound(self.name)
+            return ObjectNotFound(name)
         if isinstance(exc, api_errors.Unauthorized):
             return StorageError("Google rejected the credentials (HTTP 401)", permanent=True)
         if isinstance(exc, api_errors.Forbidden):
             return StorageError(
-                f"Google denied access to bucket {bucket!r} (HTTP 403); the service account needs the "
+                f"Google denied access to bucket {self.bucket!r} (HTTP 403); the service account needs the "
                 "Storage Object Admin role on it",
                 permanent=True,
             )
@@ -83,35 +95,14 @@ class _GCSErrors(TranslatedErrors):
         if isinstance(exc, api_errors.GoogleAPICallError):
             code = exc.code or 0
             transient = code >= 500 or code in (408, 429)
-            return StorageError(f"GCS request failed for {self.name}: HTTP {code}", permanent=not transient)
+            return StorageError(f"GCS request failed for {name}: HTTP {code}", permanent=not transient)
         if isinstance(exc, ConnectionError | TimeoutError) or type(exc).__module__.startswith(
             ("requests", "urllib3")
         ):
             return StorageError(
                 f"cannot reach Google Cloud Storage: {type(exc).__name__}; will retry next time"
             )
-        return self.unmapped(exc)
-
-
-class GCSStorage(CloudStorage):
-    name = "gcp"
-    errors = _GCSErrors
-
-    def __init__(self, bucket: str, *, project: str | None = None):
-        super().__init__()
-        self.bucket = bucket
-        self.project = project
-
-    @classmethod
-    def from_env(cls) -> Self:
-        return cls(
-            env_setting("GCP_BUCKET_NAME"),  # type: ignore[arg-type]
-            project=env_setting("GCP_PROJECT_ID", required=False),
-        )
-
-    def describe(self) -> str:
-        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
-        return f"GCS bucket {self.bucket}" + (f" on the emulator at {emulator}" if emulator else "")
+        return self.unmapped(exc, name)
 
     @cached_property
     def _client(self) -> storage.Client:
@@ -144,7 +135,7 @@ class GCSStorage(CloudStorage):
                     _Counted(source, progress),
                     size=size,
                     rewind=False,
-                    timeout=TIMEOUTS,
+                    timeout=self.timeouts,
                     retry=_RETRY,
                 )
 
@@ -155,25 +146,25 @@ class GCSStorage(CloudStorage):
             replaced_on_success(local_path) as partial,
             open(partial, "wb") as sink,
         ):
-            blob.download_to_file(_Counted(sink, progress), timeout=TIMEOUTS, retry=_RETRY)
+            blob.download_to_file(_Counted(sink, progress), timeout=self.timeouts, retry=_RETRY)
 
     def _listing(self, prefix: str) -> Iterator[StoredObject]:
         blobs = self._client.list_blobs(
-            self.bucket, prefix=prefix or None, page_size=self.page_size, timeout=TIMEOUTS, retry=_RETRY
+            self.bucket, prefix=prefix or None, page_size=self.page_size, timeout=self.timeouts, retry=_RETRY
         )
         for blob in blobs:
             modified = (blob.updated or blob.time_created or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
             yield StoredObject(blob.name, int(blob.size or 0), modified)
 
     def _head(self, name: str) -> None:
-        self._bucket.blob(name).reload(timeout=TIMEOUTS, retry=_RETRY)
+        self._bucket.blob(name).reload(timeout=self.timeouts, retry=_RETRY)
 
     def _remove(self, name: str) -> None:
-        self._bucket.blob(name).delete(timeout=TIMEOUTS, retry=_RETRY)
+        self._bucket.blob(name).delete(timeout=self.timeouts, retry=_RETRY)
 
     def _bucket_exists(self) -> bool:
         try:
-            return bool(self._bucket.exists(timeout=TIMEOUTS, retry=_RETRY))
+            return bool(self._bucket.exists(timeout=self.timeouts, retry=_RETRY))
         except Exception:  # only refines an error already being reported
             return True
 

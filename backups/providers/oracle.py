@@ -29,14 +29,11 @@ from oci.exceptions import (
 from oci.object_storage import ObjectStorageClient, UploadManager
 
 from backups.providers.base import (
-    MAX_ATTEMPTS,
-    TIMEOUTS,
     CloudStorage,
     ObjectNotFound,
     Progress,
     StorageError,
     StoredObject,
-    TranslatedErrors,
     env_endpoint,
     env_setting,
     replaced_on_success,
@@ -46,66 +43,9 @@ _AUTH_MODES = ("config", "instance_principal")
 _CHUNK = 1024 * 1024
 
 
-class _OCIErrors(TranslatedErrors):
-    """Turns the oci SDK's exceptions into ``StorageError`` with a message a user can act on."""
-
-    service = "OCI"
-
-    def translate(self, exc: Exception) -> StorageError:
-        if isinstance(exc, MultipartUploadError) and exc.error_causes:
-            cause = exc.error_causes[0]
-            if isinstance(cause, Exception):
-                return self.translate(cause)
-        bucket = self.storage.bucket
-        # Read without triggering the lookup: this may be reporting that lookup's failure.
-        namespace = self.storage.__dict__.get("namespace", self.storage._namespace)
-        if isinstance(exc, ServiceError):
-            code, status = str(exc.code or ""), int(exc.status or 0)
-            # HEAD answers carry no body, hence no code: ask the bucket itself.
-            if code == "BucketNotFound" or (
-                status == 404 and not code and self.missing_object and not self.storage._bucket_exists()
-            ):
-                return StorageError(
-                    f"OCI bucket {bucket!r} does not exist in namespace {namespace!r} "
-                    "(or the credentials may not see it); check OCI_BUCKET_NAME",
-                    permanent=True,
-                )
-            if code == "NamespaceNotFound":
-                return StorageError(
-                    f"OCI namespace {namespace!r} does not exist; check OCI_NAMESPACE", permanent=True
-                )
-            if status == 404 and self.missing_object:
-                return ObjectNotFound(self.name)
-            if status == 401:
-                return StorageError(
-                    f"OCI rejected the request signature ({code or 'NotAuthenticated'}); check the user, "
-                    "fingerprint and key_file of the OCI config profile, and the clock",
-                    permanent=True,
-                )
-            if status == 403 or (status == 404 and code == "NotAuthorizedOrNotFound"):
-                return StorageError(
-                    f"OCI denied access to bucket {bucket!r} ({code or status}); the user's group needs "
-                    "manage objects and read buckets on it",
-                    permanent=True,
-                )
-            transient = status >= 500 or status == 429 or status == 0
-            return StorageError(
-                f"OCI request failed for {self.name}: {code or 'error'} (HTTP {status})",
-                permanent=not transient,
-            )
-        if isinstance(exc, oci.exceptions.RequestException | oci.exceptions.ConnectTimeout) or type(
-            exc
-        ).__module__.startswith(("oci._vendor.requests", "oci._vendor.urllib3", "requests", "urllib3")):
-            where = self.storage.endpoint or "OCI Object Storage"
-            return StorageError(f"cannot reach {where}: {type(exc).__name__}; will retry next time")
-        if isinstance(exc, ClientError):
-            return StorageError(f"OCI client error for {self.name}: {type(exc).__name__}", permanent=True)
-        return self.unmapped(exc)
-
-
 class OracleStorage(CloudStorage):
     name = "oracle"
-    errors = _OCIErrors
+    service = "OCI"
 
     def __init__(
         self,
@@ -117,7 +57,6 @@ class OracleStorage(CloudStorage):
         profile: str = "DEFAULT",
         endpoint: str | None = None,
     ):
-        super().__init__()
         self.bucket = bucket
         self._namespace = namespace
         self.auth = auth
@@ -146,15 +85,66 @@ class OracleStorage(CloudStorage):
         where = f" at {self.endpoint}" if self.endpoint else ""
         return f"OCI bucket {self.bucket}{where}"
 
+    def translate(self, exc: Exception, name: str, missing_object: bool) -> StorageError:
+        """The oci SDK's exceptions as ``StorageError`` with a message a user can act on."""
+        if isinstance(exc, MultipartUploadError) and exc.error_causes:
+            cause = exc.error_causes[0]
+            if isinstance(cause, Exception):
+                return self.translate(cause, name, missing_object)
+        # Read without triggering the lookup: this may be reporting that lookup's failure.
+        namespace = self.__dict__.get("namespace", self._namespace)
+        if isinstance(exc, ServiceError):
+            code, status = str(exc.code or ""), int(exc.status or 0)
+            # HEAD answers carry no body, hence no code: ask the bucket itself.
+            if code == "BucketNotFound" or (
+                status == 404 and not code and missing_object and not self._bucket_exists()
+            ):
+                return StorageError(
+                    f"OCI bucket {self.bucket!r} does not exist in namespace {namespace!r} "
+                    "(or the credentials may not see it); check OCI_BUCKET_NAME",
+                    permanent=True,
+                )
+            if code == "NamespaceNotFound":
+                return StorageError(
+                    f"OCI namespace {namespace!r} does not exist; check OCI_NAMESPACE", permanent=True
+                )
+            if status == 404 and missing_object:
+                return ObjectNotFound(name)
+            if status == 401:
+                return StorageError(
+                    f"OCI rejected the request signature ({code or 'NotAuthenticated'}); check the user, "
+                    "fingerprint and key_file of the OCI config profile, and the clock",
+                    permanent=True,
+                )
+            if status == 403 or (status == 404 and code == "NotAuthorizedOrNotFound"):
+                return StorageError(
+                    f"OCI denied access to bucket {self.bucket!r} ({code or status}); the user's group needs "
+                    "manage objects and read buckets on it",
+                    permanent=True,
+                )
+            transient = status >= 500 or status == 429 or status == 0
+            return StorageError(
+                f"OCI request failed for {name}: {code or 'error'} (HTTP {status})",
+                permanent=not transient,
+            )
+        if isinstance(exc, oci.exceptions.RequestException | oci.exceptions.ConnectTimeout) or type(
+            exc
+        ).__module__.startswith(("oci._vendor.requests", "oci._vendor.urllib3", "requests", "urllib3")):
+            where = self.endpoint or "OCI Object Storage"
+            return StorageError(f"cannot reach {where}: {type(exc).__name__}; will retry next time")
+        if isinstance(exc, ClientError):
+            return StorageError(f"OCI client error for {name}: {type(exc).__name__}", permanent=True)
+        return self.unmapped(exc, name)
+
     @cached_property
     def _client(self) -> ObjectStorageClient:
         retry = oci.retry.RetryStrategyBuilder(
-            max_attempts=MAX_ATTEMPTS,
+            max_attempts=self.max_attempts,
             total_elapsed_time_seconds=25,
             retry_max_wait_between_calls_seconds=4,
         ).get_retry_strategy()
         options: dict[str, Any] = {
-            "timeout": TIMEOUTS,
+            "timeout": self.timeouts,
             "retry_strategy": retry,
         }
         if self.endpoint:
