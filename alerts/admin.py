@@ -339,7 +339,7 @@ class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
     extra = 0
     can_delete = False
-    fields = ("at", "channel", "status_code", "error", "duration_ms")
+    fields = ("at", "channel", "status_code", "error", "reached", "duration_ms")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

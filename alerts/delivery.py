@@ -298,6 +298,7 @@ def send_alert(alert: Alert, channel: Channel, clock: Callable[[], dt.datetime])
                 status_code=o.status_code,
                 error=hide(o.error, secrets)[:500],
                 duration_ms=o.duration_ms,
+                reached=list(o.reached),
                 at=finished,
             )
             for o in transport.outcomes

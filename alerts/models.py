@@ -462,17 +462,24 @@ class AlertQuerySet(models.QuerySet["Alert"]):
         """Send these alerts again; how many messages that queues.
 
         An alert that went to a channel goes back to pending there, its attempts
-        reset. One stored without a channel (none took its level then) is copied,
-        created at ``now``, to each channel that takes its level now. Alerts still
-        waiting or being sent, and those folded into a digest, are left as they
-        are: the reset is one conditional UPDATE, so an alert a worker claims
-        meanwhile is not put back to be sent twice.
+        reset: a sent one goes to all its recipients again, a failed one only to
+        those its attempts have not reached (``Alert.reached``). One stored
+        without a channel (none took its level then) is copied, created at
+        ``now``, to each channel that takes its level now. Alerts still waiting
+        or being sent, and those folded into a digest, are left as they are: the
+        reset is one conditional UPDATE, so an alert a worker claims meanwhile is
+        not put back to be sent twice.
         """
         resendable = self.exclude(state__in=NOT_RESENDABLE_STATES)
         stored = list(resendable.filter(channel__isnull=True))
-        count = resendable.filter(channel__isnull=False).update(
-            state=AlertState.PENDING, attempts=0, next_attempt_at=None, held=False, last_error=""
-        )
+        with transaction.atomic():
+            # Asking for a delivered alert again means everyone; a failed one was not delivered to some.
+            DeliveryAttempt.objects.filter(
+                alert__in=resendable.filter(channel__isnull=False, state=AlertState.SENT)
+            ).update(reached=[])
+            count = resendable.filter(channel__isnull=False).update(
+                state=AlertState.PENDING, attempts=0, next_attempt_at=None, held=False, last_error=""
+            )
         for alert in stored:
             for channel in Channel.objects.for_level(alert.level):
                 message = {name: getattr(alert, name) for name in MESSAGE_FIELDS}
@@ -525,6 +532,12 @@ class Alert(models.Model):
     def __str__(self) -> str:
         return f"{self.level} {self.title}"
 
+    def reached(self) -> set[str]:
+        """Whom this alert's delivery attempts have reached so far, in its transport's terms (for
+        e-mail, the recipients that took it). A transport that sends to several places reads it
+        so a retry sends only where the alert is still owed."""
+        return {item for items in self.delivery_attempts.values_list("reached", flat=True) for item in items}
+
     @property
     def foldable(self) -> bool:
         """Critical alerts and daily summaries always go out on their own, never in a digest."""
@@ -536,13 +549,16 @@ REPORT_SOURCES = ("daily_summary", "period_summary", "weekly_report", "digest")
 
 
 class DeliveryAttempt(models.Model):
-    """One HTTP request that tried to deliver an alert."""
+    """One request (HTTP, or an SMTP transaction) that tried to deliver an alert."""
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="delivery_attempts")
     channel = models.ForeignKey(Channel, null=True, on_delete=models.SET_NULL)
     status_code = models.PositiveIntegerField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True)
     duration_ms = models.FloatField(default=0)
+    reached = models.JSONField(
+        default=list, blank=True, help_text="Whom this attempt delivered to, as its transport names them."
+    )
     at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -57,11 +57,17 @@ class RequestFailed(Exception):
 
 @dataclass(frozen=True)
 class Outcome:
-    """One request made while delivering; recorded as a DeliveryAttempt."""
+    """One request made while delivering; recorded as a DeliveryAttempt.
+
+    ``reached``: whom this request delivered to, in the transport's own terms (the outbox
+    only stores it and gives it back through ``Alert.reached()``); empty when the request
+    reached no one, or when the service has one destination and the state says it all.
+    """
 
     status_code: int | None
     error: str
     duration_ms: float
+    reached: tuple[str, ...] = ()
 
 
 # --- secrets and masking ---------------------------------------------------------------

@@ -106,10 +106,13 @@ def test_alert_history_shows_state_filters_and_attempts(admin_client: Client, ch
     DeliveryAttempt.objects.create(
         alert=alert, channel=channel, status_code=503, error="HTTP 503", duration_ms=12
     )
+    DeliveryAttempt.objects.create(
+        alert=alert, channel=channel, status_code=450, error="deferred", reached=["desk@example.com"]
+    )
     listing = admin_client.get("/admin/alerts/alert/?state__exact=failed").content.decode()
     assert "Loss" in listing and "By state" in listing
     detail = admin_client.get(f"/admin/alerts/alert/{alert.pk}/change/").content.decode()
-    assert "HTTP 503" in detail and "503" in detail
+    assert "HTTP 503" in detail and "503" in detail and "desk@example.com" in detail
 
 
 def test_resend_puts_failed_alerts_back_in_the_outbox(

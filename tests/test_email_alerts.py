@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import socket
+from collections import Counter
 from typing import Any
 
 import pytest
 from django.test import Client
 
 from alerts.delivery import deliver_pending
-from alerts.models import AlertState, Channel
+from alerts.models import Alert, AlertState, Channel
 from tests.channel_fixtures import *  # noqa: F403
 from tests.channel_fixtures import all_text, make_channel, send
 from tests.harness import manage, site_env
@@ -151,16 +152,107 @@ def test_recipients_deferred_with_a_4xx_are_tried_again_later_without_disabling_
     assert smtp.mailbox.envelopes == [("monitor@example.com", TO)]
 
 
-def test_a_recipient_deferred_beside_an_accepted_one_is_not_tried_again_and_nobody_gets_two(
+def copies(smtp: SmtpServer) -> Counter[str]:
+    """How many copies each recipient was handed (the envelopes the server took)."""
+    return Counter(address for _, addresses in smtp.mailbox.envelopes for address in addresses)
+
+
+def make_due(alert: Alert) -> None:
+    Alert.objects.filter(pk=alert.pk).update(next_attempt_at=T - dt.timedelta(minutes=1))
+
+
+def test_a_recipient_deferred_beside_an_accepted_one_gets_it_on_a_retry_and_the_other_no_second_copy(
     channel: Channel, smtp: SmtpServer
 ) -> None:
-    # The mail server took the message for one recipient: the alert is sent. Django's SMTP backend
-    # does not say which recipients it deferred, so a second try would reach the first one twice.
     smtp.mailbox.defer = {TO[0]}
     (alert,) = send(now=T)
-    assert alert.state == AlertState.SENT and alert.attempts == 1
-    smtp.mailbox.defer = set()
-    deliver_pending(now=T + dt.timedelta(minutes=5))
-    assert smtp.mailbox.envelopes == [("monitor@example.com", [TO[1]])]
     channel.refresh_from_db()
     assert channel.disabled_reason == ""
+    assert alert.state == AlertState.PENDING and alert.attempts == 1
+    assert copies(smtp) == {TO[1]: 1}
+    attempt = alert.delivery_attempts.get()
+    assert (attempt.status_code, attempt.reached) == (450, [TO[1]])
+    assert alert.last_error == (
+        "e-mail not sent to every recipient yet: the mail server deferred "
+        "ops@example.com (450 4.2.1 mailbox busy, try again later)"
+    )
+    make_due(alert)
+    deliver_pending(now=T)  # still busy: only the deferred one is asked again
+    alert.refresh_from_db()
+    assert alert.state == AlertState.PENDING and alert.attempts == 2 and copies(smtp) == {TO[1]: 1}
+    smtp.mailbox.defer = set()
+    make_due(alert)
+    deliver_pending(now=T)
+    alert.refresh_from_db()
+    assert alert.state == AlertState.SENT
+    assert smtp.mailbox.envelopes == [("monitor@example.com", [TO[1]]), ("monitor@example.com", [TO[0]])]
+    channel.refresh_from_db()
+    assert channel.disabled_reason == ""
+
+
+def test_a_retry_after_a_partial_deferral_that_the_server_now_takes_hands_each_recipient_one_copy(
+    smtp: SmtpServer, fast_http: Any
+) -> None:
+    three = [*TO, "risk@example.com"]
+    make_channel("mail", "email", {"to": three})
+    smtp.mailbox.defer = {three[1]}
+    (alert,) = send(now=T)
+    smtp.mailbox.defer = set()
+    make_due(alert)
+    deliver_pending(now=T)
+    alert.refresh_from_db()
+    assert alert.state == AlertState.SENT and alert.attempts == 2
+    assert copies(smtp) == dict.fromkeys(three, 1) and len(smtp.messages) == 2
+    assert [m["To"] for m in smtp.messages] == [", ".join(three)] * 2  # each copy names them all
+    assert [a.reached for a in alert.delivery_attempts.all()] == [[three[0], three[2]], [three[1]]]
+    assert deliver_pending() == 0 and len(smtp.messages) == 2
+
+
+def test_a_recipient_refused_for_good_beside_an_accepted_one_is_recorded_and_the_alert_is_sent_once(
+    channel: Channel, smtp: SmtpServer
+) -> None:
+    smtp.mailbox.refuse = {TO[0]}
+    (alert,) = send(now=T)
+    channel.refresh_from_db()
+    assert channel.disabled_reason == ""
+    assert alert.state == AlertState.SENT and alert.attempts == 1
+    attempt = alert.delivery_attempts.get()
+    assert (attempt.status_code, attempt.reached) == (250, [TO[1]])
+    assert attempt.error == (
+        "the mail server refused ops@example.com (550 5.1.1 mailbox unavailable) for good; "
+        "the other recipients have it"
+    )
+    smtp.mailbox.refuse = set()  # even once the address works, the alert is not sent again
+    deliver_pending(now=T + dt.timedelta(hours=1))
+    assert smtp.mailbox.envelopes == [("monitor@example.com", [TO[1]])]
+
+
+def test_a_deferred_recipient_refused_for_good_on_the_retry_leaves_the_alert_sent_and_the_channel_enabled(
+    channel: Channel, smtp: SmtpServer
+) -> None:
+    # Every recipient the retry tries is refused for good, but the alert reached the others before.
+    smtp.mailbox.defer = {TO[0]}
+    (alert,) = send(now=T)
+    smtp.mailbox.defer, smtp.mailbox.refuse = set(), {TO[0]}
+    make_due(alert)
+    deliver_pending(now=T)
+    alert.refresh_from_db()
+    channel.refresh_from_db()
+    assert alert.state == AlertState.SENT and channel.disabled_reason == ""
+    assert [(a.status_code, a.reached) for a in alert.delivery_attempts.all()] == [(450, [TO[1]]), (550, [])]
+    assert copies(smtp) == {TO[1]: 1}
+
+
+def test_a_resent_alert_goes_to_every_recipient_again_and_a_failed_one_only_where_it_is_owed(
+    channel: Channel, smtp: SmtpServer, settings: Any
+) -> None:
+    settings.ALERT_MAX_ATTEMPTS = 1
+    (delivered,) = send(now=T)
+    smtp.mailbox.defer = {TO[0]}
+    (failed,) = send(now=T, title="second")
+    assert (delivered.state, failed.state) == (AlertState.SENT, AlertState.FAILED)
+    smtp.mailbox.defer = set()
+    smtp.mailbox.envelopes.clear()
+    assert Alert.objects.filter(pk__in=[delivered.pk, failed.pk]).resend(T) == 2
+    deliver_pending(now=T)
+    assert sorted(recipients for _, recipients in smtp.mailbox.envelopes) == [[TO[0]], TO]
