@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -62,23 +63,43 @@ def worker_index() -> int:
 # Each worker draws its ports from a block of its own, below the kernel's ephemeral range
 # (32768-60999 on Linux) from which clients' outgoing connections take theirs: between this
 # call and the server's bind, no other test of the run, and no connection, can take the port.
-# The start within the block is random, so a second run on the same machine (its workers have
-# the same numbers) is as unlikely to meet this one as with ports the kernel picks.
+# A second run on the same machine has workers of the same numbers: a lock file per port,
+# held until this process ends, keeps its tests off the ports this one has handed out (a
+# random start within the block alone let two runs' servers meet on one port).
 FIRST_TEST_PORT = 20000
 PORTS_PER_WORKER = 1500
+PORT_LOCKS = Path(tempfile.gettempdir()) / "monitor-test-ports"
 _port_counter = itertools.count(random.randrange(PORTS_PER_WORKER))
+_ports_held: dict[int, int] = {}  # port -> the descriptor of its lock file, held by this process
+
+
+def _hold_port(port: int) -> bool:
+    """Whether this process holds ``port``'s lock file (taken now when no other process has it)."""
+    if port in _ports_held:
+        return True
+    PORT_LOCKS.mkdir(exist_ok=True)
+    fd = os.open(PORT_LOCKS / f"{port}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    _ports_held[port] = fd
+    return True
 
 
 def free_port() -> int:
-    """A loopback port free now, that no other test of this run is given."""
+    """A loopback port free now, that no other test of this run, nor of another run, is given."""
     base = FIRST_TEST_PORT + worker_index() * PORTS_PER_WORKER
     for _ in range(PORTS_PER_WORKER):
         port = base + next(_port_counter) % PORTS_PER_WORKER
+        if not _hold_port(port):
+            continue  # another run's
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
-                continue  # in use, or still in TIME_WAIT
+                continue  # in use (a server of this process still runs on it), or in TIME_WAIT
             return port
     raise RuntimeError(f"no free port in {base}-{base + PORTS_PER_WORKER - 1}")
 
@@ -373,12 +394,23 @@ def child_pids(parent: int) -> list[int]:
 
 
 def alive(pid: int) -> bool:
-    """Running (or stopped), not ended: a process reaped or left a zombie is not."""
+    """Running (or stopped), not ended: a process reaped or left a zombie is not.
+
+    Every thread counts: a process's first thread can be a zombie while another still runs
+    (and holds the process's files and locks) until the whole process has ended.
+    """
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    for thread in threads:
+        try:
+            stat = Path(f"/proc/{pid}/task/{thread}/stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] != "Z":
+            return True
+    return False
 
 
 def wait_until_gone(pids: list[int], *, timeout: float = 30, what: str = "processes") -> None:
