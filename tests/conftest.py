@@ -128,6 +128,13 @@ def postgres_server() -> str:
     return urlunsplit(urlsplit(url)._replace(path="/postgres"))
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """This process's own data folder (``tests/settings.py``) goes with it."""
+    from django.conf import settings
+
+    shutil.rmtree(settings.OWN_DATA, ignore_errors=True)
+
+
 POSTGRES_ONLY_FIXTURE = "postgres_server"
 
 

@@ -9,6 +9,14 @@ from pathlib import Path
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key")
 
+# Each test process (one per pytest-xdist worker) keeps what the site writes in its data folder
+# (the SQLite database, a snapshot's work folder, logs, the local provider's backups) in a folder
+# of its own: two workers backing up at once saw each other's work folders in the shared one.
+OWN_DATA = Path(__file__).resolve().parent.parent / "data" / "tests" / str(os.getpid())
+os.environ["DATABASE_PATH"] = str(OWN_DATA / "trades.db")
+os.environ["LOG_DIR"] = str(OWN_DATA / "logs")
+os.environ["LOCAL_STORAGE_PATH"] = str(OWN_DATA / "backups")
+
 if os.environ.get("REDIS_URL"):
     # Each pytest-xdist worker queues its in-process tasks in a Redis database of its own,
     # so one worker emptying its queue between tests never takes another's tasks.
@@ -20,11 +28,12 @@ if os.environ.get("REDIS_URL"):
         urlsplit(os.environ["REDIS_URL"])._replace(path=f"/{own_redis_database()}")
     )
 
-from monitorsite.settings import *  # noqa: F403
-from monitorsite.settings import DATABASES, STATIC_ROOT
+from monitorsite.settings import *  # noqa: E402, F403 (read the environment set above)
+from monitorsite.settings import DATABASES, STATIC_ROOT  # noqa: E402
 
 if "NAME" in DATABASES["default"]["TEST"]:  # SQLite; on PostgreSQL pytest-django makes test_<name>
-    Path(DATABASES["default"]["TEST"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["TEST"]["NAME"] = str(OWN_DATA / "test_trades.db")
+OWN_DATA.mkdir(parents=True, exist_ok=True)
 # What prepare_site would make; WhiteNoise warns on every start without it.
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 

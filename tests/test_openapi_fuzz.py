@@ -94,6 +94,9 @@ def fuzz(site: Site, key: str, *, max_examples: int, name: str, phases: str) -> 
             f"--max-examples={max_examples}",
             "--workers=1",
             "--request-timeout=30",
+            # What this catches is a request that hangs; its default (10 s) was once passed by a
+            # 400 answered in 10.9 s while two full runs of the suite shared the two cores.
+            "--max-response-time=20",
             f"--header=Authorization: Bearer {key}",
             "--report=json",
             f"--report-json-path={report}",

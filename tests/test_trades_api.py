@@ -548,6 +548,8 @@ def test_what_the_validators_refuse_the_document_says() -> None:
     event = schemas["EventRequest"]["properties"]
     assert event["message"]["maxLength"] == EVENT_MESSAGE_MAX_LENGTH
     assert event["message"]["pattern"] == "^[^\\x00]*$"
+    # A text field that may be null refuses a NUL character too, and says so.
+    assert event["event_id"]["type"] == ["string", "null"] and event["event_id"]["pattern"] == "^[^\\x00]*$"
     assert "a day ahead" in event["occurred_at"]["description"]
     assert "2000" in event["occurred_at"]["description"]
     assert schemas["HeartbeatRequest"]["properties"]["status"]["maxLength"] == HEARTBEAT_STATUS_MAX_LENGTH

@@ -77,7 +77,10 @@ class TextFieldScheme(OpenApiSerializerFieldExtension):
         schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
         # A field's own pattern is added after this mapping (and refuses control characters).
         has_pattern = any(isinstance(v, RegexValidator) for v in self.target.validators)
-        if direction == "request" and schema.get("type") == "string" and not has_pattern:
+        kind = schema.get("type")
+        # A field that may be null is typed ["string", "null"]; JSON Schema applies a pattern to strings only.
+        text = kind == "string" or (isinstance(kind, list) and "string" in kind)
+        if direction == "request" and text and not has_pattern:
             schema["pattern"] = NO_NUL_PATTERN
         return schema
 
