@@ -50,11 +50,13 @@ fi
 # with the Redis broker (scripts/_services.sh), which are stopped however the run ends.
 # Two workers per core (pytest-xdist): about half of a worker's time is spent waiting on sockets,
 # clocks and other processes (measured: 4 workers took 3m51s of a pass on 2 cores, 2 workers 5m41s);
-# at most 8 (tests/harness.py gives each worker its own ports and Redis databases). The 25 slowest
-# tests of each pass are listed at its end.
+# at most 8 (tests/harness.py gives each worker its own ports and Redis databases). Tests are handed
+# out one by one in collection order ("load"): each worker then runs pytest-django's database tests
+# before the ones that empty the database, as one process would; a distribution by file broke that.
+# The 25 slowest tests of each pass are listed at its end.
 workers=$(( $(nproc) * 2 > 8 ? 8 : $(nproc) * 2 ))
 pytest_run() {
-    .venv/bin/python -m pytest -n "${TEST_WORKERS:-$workers}" --dist loadgroup --durations=25 "$@"
+    .venv/bin/python -m pytest -n "${TEST_WORKERS:-$workers}" --dist load --durations=25 "$@"
 }
 echo "=== The suite on SQLite and the ORM broker" >&2
 pytest_run "$@"

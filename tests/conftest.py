@@ -18,6 +18,7 @@ from tests.harness import (
     Site,
     copy_site_database,
     free_port,
+    made_once,
     manage,
     on_postgres,
     site_database_name,
@@ -94,11 +95,14 @@ def _as_json(value: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated database file, made once and copied for each server test."""
-    tmp = tmp_path_factory.mktemp("template")
-    manage(site_env(tmp), "migrate", "--noinput")
-    manage(site_env(tmp), "setup_schedules")
-    return tmp / "trades.db"
+    """A migrated database file (on PostgreSQL, the database of that folder's site), made once for
+    the run and copied for each server test."""
+
+    def make(folder: Path) -> None:
+        manage(site_env(folder), "migrate", "--noinput")
+        manage(site_env(folder), "setup_schedules")
+
+    return made_once(tmp_path_factory, "template", make) / "trades.db"
 
 
 @pytest.fixture
@@ -192,10 +196,12 @@ def _empty_redis_queue() -> None:
 @pytest.fixture(scope="session")
 def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``migrated_template`` on SQLite in both runs, for tests of what only SQLite does."""
-    tmp = tmp_path_factory.mktemp("sqlite-template")
-    manage(site_env(tmp, sqlite=True), "migrate", "--noinput")
-    manage(site_env(tmp, sqlite=True), "setup_schedules")
-    return tmp / "trades.db"
+
+    def make(folder: Path) -> None:
+        manage(site_env(folder, sqlite=True), "migrate", "--noinput")
+        manage(site_env(folder, sqlite=True), "setup_schedules")
+
+    return made_once(tmp_path_factory, "sqlite-template", make) / "trades.db"
 
 
 @pytest.fixture

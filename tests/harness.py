@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -374,6 +375,25 @@ class Site:
         )
         assert response.ok and "sessionid" in session.cookies, response.text[:500]
         return session
+
+
+def made_once(tmp_path_factory: Any, name: str, make: Callable[[Path], None]) -> Path:
+    """The folder ``name``, filled by ``make`` once for the whole run: the first worker to ask makes
+    it while the others wait on its lock, then every worker shares it (a migrated template costs
+    several ``manage`` starts, once rather than once per worker).
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".made").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            (folder / ".made").touch()
+    return folder
 
 
 def site_lock_taken(database: Path) -> bool:

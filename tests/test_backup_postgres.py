@@ -27,6 +27,7 @@ from tests.harness import (
     Site,
     child_pids,
     free_port,
+    made_once,
     manage,
     site_database_name,
     site_env,
@@ -35,10 +36,6 @@ from tests.harness import (
     wait_for,
     wait_until_gone,
 )
-
-# One worker runs all of this module (scripts/test.sh: --dist loadgroup): its migrated template
-# database is made once per worker that runs a test of it.
-pytestmark = pytest.mark.xdist_group("test_backup_postgres")
 
 
 def trades(url: str) -> list[tuple[Any, ...]]:
@@ -81,16 +78,17 @@ def pg_site_env(url: str, tmp: Path) -> dict[str, str]:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pg_site_template(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The name of a database migrated once for the module, with two trades, that each test copies:
+    """The name of a database migrated once for the run, with two trades, that each test copies:
     ``migrate`` and a ``manage`` start for the trades cost seconds a test."""
-    tmp = tmp_path_factory.mktemp("pg-site-template")
-    name = site_database_name(tmp)
-    env = pg_site_env(new_postgres_database(postgres_server, name), tmp)
-    manage(env, "migrate", "--noinput")
-    add_trades(env, 1, 2)
-    return name
+
+    def make(folder: Path) -> None:
+        env = pg_site_env(new_postgres_database(postgres_server, site_database_name(folder)), folder)
+        manage(env, "migrate", "--noinput")
+        add_trades(env, 1, 2)
+
+    return site_database_name(made_once(tmp_path_factory, "pg-site-template", make))
 
 
 @pytest.fixture

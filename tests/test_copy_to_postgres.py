@@ -16,12 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import make_trade
-from tests.harness import Site, free_port, manage, site_env, start_web, stop, wait_for
-
-# One worker runs all of this module (scripts/test.sh: --dist loadgroup): its template site (six
-# ``manage`` starts) is made once per worker that runs a test of it.
-pytestmark = pytest.mark.xdist_group("test_copy_to_postgres")
-
+from tests.harness import Site, free_port, made_once, manage, site_env, start_web, stop, wait_for
 
 TRADES_OVER_SEVERAL_DAYS = """
 import datetime as dt
@@ -45,19 +40,23 @@ for name in ("alpha", "beta"):
 COLUMNS = "id, bot_id, external_id, symbol, side, quantity, price, strategy, pnl, trading_day"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sqlite_site_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A SQLite site with two bots, trades over five trading days, and an admin, made once for the
-    module (six ``manage`` starts); its database file and alpha's key."""
-    folder = tmp_path_factory.mktemp("sqlite-site-template")
-    env = site_env(folder, sqlite=True)
-    manage(env, "migrate", "--noinput")
-    manage(env, "setup_schedules")
-    alpha_key = manage(env, "create_bot", "alpha").stdout.strip().splitlines()[-1]
-    manage(env, "create_bot", "beta")
-    manage(env, "shell", "-c", TRADES_OVER_SEVERAL_DAYS)
-    manage(dict(env, ADMIN_USERNAME="admin", ADMIN_PASSWORD="a-long-admin-password"), "ensure_admin")
-    return folder / "trades.db", alpha_key
+    run (six ``manage`` starts); its database file and alpha's key."""
+
+    def make(folder: Path) -> None:
+        env = site_env(folder, sqlite=True)
+        manage(env, "migrate", "--noinput")
+        manage(env, "setup_schedules")
+        alpha_key = manage(env, "create_bot", "alpha").stdout.strip().splitlines()[-1]
+        (folder / "alpha.key").write_text(alpha_key)
+        manage(env, "create_bot", "beta")
+        manage(env, "shell", "-c", TRADES_OVER_SEVERAL_DAYS)
+        manage(dict(env, ADMIN_USERNAME="admin", ADMIN_PASSWORD="a-long-admin-password"), "ensure_admin")
+
+    folder = made_once(tmp_path_factory, "copy-source-template", make)
+    return folder / "trades.db", (folder / "alpha.key").read_text()
 
 
 @pytest.fixture

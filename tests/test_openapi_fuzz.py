@@ -36,11 +36,6 @@ from tests.harness import (
     wait_for,
 )
 
-# One worker runs all of this module (scripts/test.sh: --dist loadgroup): its site and task cluster start
-# once per worker that runs a test of it.
-pytestmark = pytest.mark.xdist_group("test_openapi_fuzz")
-
-
 SEED = 17
 # Cases per operation in the fuzzing phase, and scenarios in the stateful one. The
 # coverage phase (every boundary and every violation of each schema, about 14,000

@@ -27,11 +27,6 @@ from backups.providers.base import ObjectNotFound, StorageError, StorageProvider
 from tests import storage_servers as servers
 from tests.harness import ROOT, site_env
 
-# One worker runs all of this module (scripts/test.sh: --dist loadgroup): the storage emulators start
-# once per worker that runs a test of it.
-pytestmark = pytest.mark.xdist_group("test_storage_providers")
-
-
 MIB = 1024 * 1024
 ALL = list(PROVIDERS)
 CLOUD = [name for name in PROVIDERS if name != "local"]
