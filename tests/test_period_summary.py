@@ -35,7 +35,9 @@ def day(d: int) -> dt.date:
 # (day of January 2026, symbol, strategy, P&L); 10:00 New York, one trading day each.
 # Cumulative P&L by day: 5th +70 → 70; 6th +50 → 120 (peak); 7th -100 → 20; 8th -40 → -20
 # (trough: a 140 drawdown from the 6th); 9th +150 → 130 (recovered); 12th -60 → 70 (a 60
-# drawdown from the 9th, still open); 13th break-even → 70.
+# drawdown from the 9th, still open); 13th break-even → 70. Trade by trade (fill n at 10:n):
+# 100 (0), 70 (1), 120 (2, peak), 40 (3), 20 (4), -20 (6, trough), 70 (7), 130 (8, recovered),
+# 70 (9), 70 (10).
 FILLS = [
     (5, "AAPL", "momentum", "100"),
     (5, "MSFT", "momentum", "-30"),
@@ -49,6 +51,23 @@ FILLS = [
     (12, "AAPL", "momentum", "-60"),
     (13, "TSLA", "meanrev", "0"),
 ]
+
+
+def at(n: int) -> tuple[dt.datetime, dt.date]:
+    """When FILLS[n] was executed, and its trading day."""
+    d = FILLS[n][0]
+    return dt.datetime(2026, 1, d, 10, n, tzinfo=NY), day(d)
+
+
+def drawdown(
+    amount: str,
+    peak: tuple[dt.datetime, dt.date] | None,
+    trough: tuple[dt.datetime, dt.date],
+    recovered: tuple[dt.datetime, dt.date] | None,
+) -> Drawdown:
+    """A drawdown from the (time, trading day) of its peak, trough and recovery."""
+    none = (None, None)
+    return Drawdown(Decimal(amount), *(peak or none), *trough, *(recovered or none))
 
 
 @pytest.fixture
@@ -76,9 +95,9 @@ def test_figures_match_hand_computed_ones_with_a_drawdown_inside_the_period(bot:
     assert p.win_rate == 40.0
     assert p.average_win == Decimal("75")  # (100 + 50 + 90 + 60) / 4
     assert p.average_loss == Decimal("-46")  # (-30 - 80 - 20 - 40 - 60) / 5
-    assert p.profit_factor == 1.3  # 300 / 230 = 1.304...
+    assert p.profit_factor == 1.3043  # 300 / 230 = 1.30434..., four places
     assert p.expectancy == Decimal("7")  # 70 over 10 closed trades
-    assert p.max_drawdown == Drawdown(Decimal("140"), day(6), day(8), day(9))
+    assert p.max_drawdown == drawdown("140", at(2), at(6), at(8))
     assert p.best_day == DayPnl(day(9), Decimal("150"), Decimal("130"))
     assert p.worst_day == DayPnl(day(7), Decimal("-100"), Decimal("20"))
     assert [(d.date.day, d.pnl, d.cumulative) for d in summary.days] == [
@@ -109,16 +128,16 @@ def test_breakdown_per_strategy_and_symbol(bot: Bot, fills: None) -> None:
     summary = Trade.objects.period_summary(day(5), day(13))
     assert list(summary.by_strategy) == ["meanrev", "momentum"]
     momentum = summary.by_strategy["momentum"]
-    # +100 -30 +50 -20 +60 -60 = 100; days: 70, 120 (peak 6th), 100, 160 (peak 9th), 100 (open)
+    # +100 -30 +50 -20 +60 -60 = 100; trades: 100, 70, 120, 100, 160 (peak 9th), 100 (open)
     assert (momentum.total_trades, momentum.closed_trades, momentum.total_pnl) == (7, 6, Decimal("100"))
     assert momentum.win_rate == 50.0
-    assert momentum.profit_factor == 1.91  # 210 / 110
-    assert momentum.max_drawdown == Drawdown(Decimal("60"), day(9), day(12), None)
+    assert momentum.profit_factor == 1.9091  # 210 / 110 = 1.90909...
+    assert momentum.max_drawdown == drawdown("60", at(8), at(9), None)
     meanrev = summary.by_strategy["meanrev"]
     # -80 -40 +90 0 = -30: falls from the start (no peak day) to -120 on the 8th, never recovers
     assert (meanrev.total_pnl, meanrev.wins, meanrev.losses, meanrev.win_rate) == (Decimal("-30"), 1, 2, 25.0)
     assert meanrev.profit_factor == 0.75
-    assert meanrev.max_drawdown == Drawdown(Decimal("120"), None, day(8), None)
+    assert meanrev.max_drawdown == drawdown("120", None, at(6), None)
     assert summary.by_symbol["AAPL"].total_pnl == Decimal("130")
     assert summary.by_symbol["TSLA"].average_win is None  # no winning TSLA trade
     assert summary.by_symbol["MSFT"].total_trades == 3
@@ -128,12 +147,12 @@ def test_a_drawdown_still_open_at_the_period_end(bot: Bot, fills: None) -> None:
     p = Trade.objects.period_summary(day(9), day(13)).overall
     # 150 (peak on the 9th), 90, 90: down 60 and not recovered by the 13th
     assert p.total_pnl == Decimal("90")
-    assert p.max_drawdown == Drawdown(Decimal("60"), day(9), day(12), None)
+    assert p.max_drawdown == drawdown("60", at(8), at(9), None)
 
 
 def test_a_drawdown_from_the_period_start_has_no_peak_day(bot: Bot, fills: None) -> None:
     p = Trade.objects.period_summary(day(7), day(8)).overall
-    assert p.max_drawdown == Drawdown(Decimal("140"), None, day(8), None)
+    assert p.max_drawdown == drawdown("140", None, at(6), None)
     assert p.profit_factor == 0.0  # no gross profit over a gross loss of 140
     assert p.best_day == DayPnl(day(8), Decimal("-40"), Decimal("-140"))
 
@@ -150,7 +169,7 @@ def test_a_period_without_closed_trades_has_nulls_not_zero_divisions(bot: Bot, f
 
 def test_gains_only_have_a_zero_drawdown_and_no_profit_factor(bot: Bot, fills: None) -> None:
     p = Trade.objects.period_summary(day(9), day(9)).overall
-    assert p.max_drawdown == Drawdown(Decimal(0), None, None, None)
+    assert p.max_drawdown == Drawdown(Decimal(0))
     assert p.profit_factor is None  # no loss: infinite, shown as null
 
 
@@ -211,15 +230,20 @@ def test_api_answers_the_same_figures(api: APIClient, bot: Bot, fills: None) -> 
     assert response.status_code == 200, response.content
     body = json.loads(response.content)
     assert body["start"] == "2026-01-05" and body["end"] == "2026-01-13"
-    assert body["total_pnl"] == 70 and body["win_rate"] == 40.0 and body["profit_factor"] == 1.3
+    assert body["total_pnl"] == 70 and body["win_rate"] == 40.0 and body["profit_factor"] == 1.3043
+    # Times in UTC: New York's 10:02 is 15:02 in January.
     assert body["max_drawdown"] == {
         "amount": 140,
+        "peak_at": "2026-01-06T15:02:00Z",
         "peak_day": "2026-01-06",
+        "trough_at": "2026-01-08T15:06:00Z",
         "trough_day": "2026-01-08",
+        "recovered_at": "2026-01-09T15:08:00Z",
         "recovered_day": "2026-01-09",
     }
     assert body["best_day"] == {"date": "2026-01-09", "pnl": 150, "cumulative": 130}
-    assert body["by_strategy"]["meanrev"]["max_drawdown"]["peak_day"] is None
+    meanrev = body["by_strategy"]["meanrev"]["max_drawdown"]
+    assert meanrev["peak_at"] is meanrev["peak_day"] is meanrev["recovered_at"] is None
     assert len(body["days"]) == 7
 
 
@@ -283,7 +307,10 @@ def test_command_prints_the_figures(bot: Bot, fills: None) -> None:
     assert "Performance of alpha, trading days 2026-01-05 to 2026-01-13" in text
     assert "Realized P&L: 70.00" in text
     assert "Profit factor: 1.30" in text
-    assert "Max drawdown: -140.00 from 2026-01-06 to 2026-01-08 (recovered 2026-01-09)" in text
+    assert "Max drawdown: -140.00" in text
+    assert "Drawdown began: 2026-01-06 10:02:00 EST" in text
+    assert "Drawdown bottomed: 2026-01-08 10:06:00 EST" in text
+    assert "Drawdown recovered: 2026-01-09 10:08:00 EST" in text
     assert "Best day: Fri 2026-01-09 150.00" in text
 
 
@@ -375,6 +402,11 @@ def closed_days(bot: Bot, *pnls: str) -> list[dt.date]:
     return days
 
 
+def eleven(d: dt.date) -> tuple[dt.datetime, dt.date]:
+    """The time and trading day of ``closed_days``' trade on ``d``."""
+    return dt.datetime(d.year, d.month, d.day, 11, tzinfo=NY), d
+
+
 def test_of_two_days_with_the_same_pnl_the_earlier_is_the_best_and_the_worst(bot: Bot) -> None:
     mon, tue, _, thu = closed_days(bot, "80", "-30", "80", "-30")
     summary = Trade.objects.period_summary(mon, thu)
@@ -387,30 +419,33 @@ def test_a_fall_back_exactly_to_the_peak_ends_the_drawdown_that_day(bot: Bot) ->
     # Cumulative: 100 (peak), 60, 100 (back exactly: recovered), 90.
     mon, tue, wed, thu = closed_days(bot, "100", "-40", "40", "-10")
     p = Trade.objects.period_summary(mon, thu).overall
-    assert p.max_drawdown == Drawdown(Decimal("40"), mon, tue, wed)
-    assert (
-        dict(performance_lines(p))["Max drawdown"]
-        == "-40.00 from 2026-01-05 to 2026-01-06 (recovered 2026-01-07)"
-    )
+    assert p.max_drawdown == drawdown("40", eleven(mon), eleven(tue), eleven(wed))
+    lines = dict(performance_lines(p))
+    assert lines["Max drawdown"] == "-40.00"
+    assert lines["Drawdown began"] == "2026-01-05 11:00:00 EST"
+    assert lines["Drawdown bottomed"] == "2026-01-06 11:00:00 EST"
+    assert lines["Drawdown recovered"] == "2026-01-07 11:00:00 EST"
 
 
 def test_a_break_even_day_at_the_high_keeps_the_first_day_as_the_peak(bot: Bot) -> None:
     # Cumulative: 100 (peak), 100 (a closed trade at zero), 40.
     mon, _, wed = closed_days(bot, "100", "0", "-60")
     p = Trade.objects.period_summary(mon, wed).overall
-    assert p.max_drawdown == Drawdown(Decimal("60"), mon, wed, None)
+    assert p.max_drawdown == drawdown("60", eleven(mon), eleven(wed), None)
 
 
 def test_a_fall_after_the_high_was_regained_is_measured_from_the_day_it_was_regained(bot: Bot) -> None:
     # Cumulative: 100 (peak), 50, 100 (regained: the first fall is over), 20 (a new, deeper fall).
     mon, _, wed, thu = closed_days(bot, "100", "-50", "50", "-80")
     p = Trade.objects.period_summary(mon, thu).overall
-    assert p.max_drawdown == Drawdown(Decimal("80"), wed, thu, None)
-    assert dict(performance_lines(p))["Max drawdown"] == "-80.00 from 2026-01-07 to 2026-01-08 (still open)"
+    assert p.max_drawdown == drawdown("80", eleven(wed), eleven(thu), None)
+    lines = dict(performance_lines(p))
+    assert (lines["Max drawdown"], lines["Drawdown began"]) == ("-80.00", "2026-01-07 11:00:00 EST")
+    assert lines["Drawdown recovered"] == "not recovered"
 
 
 def test_of_two_equally_deep_drawdowns_the_earlier_is_the_maximum(bot: Bot) -> None:
     # Cumulative: 100 (peak), 60, 120 (new high), 80: two falls of 40.
     mon, tue, wed, thu = closed_days(bot, "100", "-40", "60", "-40")
     p = Trade.objects.period_summary(mon, thu).overall
-    assert p.max_drawdown == Drawdown(Decimal("40"), mon, tue, wed)
+    assert p.max_drawdown == drawdown("40", eleven(mon), eleven(tue), eleven(wed))

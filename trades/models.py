@@ -34,6 +34,7 @@ from trades.summary import (
     Breakdown,
     DailySummary,
     DayFigures,
+    DrawdownMeter,
     Performance,
     PeriodSummary,
     TradeRef,
@@ -226,16 +227,24 @@ class TradeQuerySet(models.QuerySet["Trade"]):
 
         One GROUP BY per trading day (and, with ``breakdown``, per strategy and
         symbol) does the counting in the database (``figures_per_day``); Python
-        only adds up the rows, a few per day, never one per trade. Without
-        ``breakdown`` (the cockpit) the index alone answers.
+        only adds up the rows, a few per day. The drawdowns are measured trade by
+        trade, from one ordered read of the closed trades' (time, day, P&L)
+        (``drawdowns``). Without ``breakdown`` (the cockpit) the index alone
+        answers the counting.
         """
         groups = self.figures_per_day(start, end, by=("strategy", "symbol") if breakdown else ())
         every = [figures for _, figures in groups]
+        overall, per_group = self.drawdowns(start, end, breakdown=breakdown)
 
         def per(index: int) -> dict[str, Performance]:
             if not breakdown:
                 return {}
-            return {name: Performance.from_days(days) for name, days in _per_name(groups, index).items()}
+            meters = per_group[index]
+            return {
+                # A group with opening fills alone has no meter: no closed trade, no drawdown.
+                name: Performance.from_days(days, meters[name].result() if name in meters else None)
+                for name, days in _per_name(groups, index).items()
+            }
 
         merged: dict[dt.date, DayFigures] = {}
         for figures in every:
@@ -243,11 +252,37 @@ class TradeQuerySet(models.QuerySet["Trade"]):
         return PeriodSummary(
             start=start,
             end=end,
-            overall=Performance.from_days(every),
+            overall=Performance.from_days(every, overall.result()),
             days=tuple(daily_pnl(merged.values())),
             by_strategy=per(0),
             by_symbol=per(1),
         )
+
+    def drawdowns(
+        self, start: dt.date, end: dt.date, *, breakdown: bool = True
+    ) -> tuple[DrawdownMeter, tuple[dict[str, DrawdownMeter], dict[str, DrawdownMeter]]]:
+        """The cumulative realized P&L followed trade by trade over trading days ``start`` to ``end``:
+        overall and (with ``breakdown``) per strategy and per symbol, from one query.
+
+        The closed trades come ordered by execution time (ties by id) as bare tuples,
+        never as model objects: a month of a busy bot is a few thousand rows.
+        """
+        by = ("strategy", "symbol") if breakdown else ()
+        rows = (
+            self.filter(trading_day__gte=start, trading_day__lte=end, pnl__isnull=False)
+            .order_by("executed_at", "id")
+            .values_list("executed_at", "trading_day", "pnl", *by)
+        )
+        overall = DrawdownMeter()
+        per_strategy: dict[str, DrawdownMeter] = {}
+        per_symbol: dict[str, DrawdownMeter] = {}
+        for at, day, pnl, *names in rows.iterator(chunk_size=5000):
+            overall.add(at, day, pnl)
+            if names:
+                strategy, symbol = names
+                per_strategy.setdefault(strategy, DrawdownMeter()).add(at, day, pnl)
+                per_symbol.setdefault(symbol, DrawdownMeter()).add(at, day, pnl)
+        return overall, (per_strategy, per_symbol)
 
 
 def _per_name(groups: list[tuple[tuple[str, ...], DayFigures]], key: int) -> dict[str, list[DayFigures]]:

@@ -26,8 +26,10 @@ from monitor_client.wire import (
     SYMBOL_MAX_LENGTH,
     SYMBOL_PATTERN,
 )
+from trades.formats import CENT_PLACES
 from trades.jsonvalues import json_field_problem
 from trades.models import BotEvent, EventKind, EventLevel, Side
+from trades.summary import RATIO_PLACES
 from trades.validation import (
     END_BEFORE_START,
     MAX_PERIOD_DAYS,
@@ -298,6 +300,9 @@ class EventSerializer(StrictTextSerializer, serializers.ModelSerializer):
         return super().to_internal_value(data)
 
 
+WIN_RATE_MEANS = "Percent of closed trades that won, two decimals (a ratio to four places); null without one."
+
+
 class TradeRefSerializer(serializers.Serializer):
     symbol = serializers.CharField()
     pnl = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
@@ -308,7 +313,7 @@ class TradeRefSerializer(serializers.Serializer):
 class BreakdownSerializer(serializers.Serializer):
     trades = serializers.IntegerField()
     pnl = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
-    win_rate = serializers.FloatField(allow_null=True)
+    win_rate = serializers.FloatField(allow_null=True, help_text=WIN_RATE_MEANS)
 
 
 # trades.summary.Totals, where the daily summary and a period's performance both begin. A comment,
@@ -319,7 +324,7 @@ class TotalsSerializer(serializers.Serializer):
     total_pnl = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
     wins = serializers.IntegerField()
     losses = serializers.IntegerField()
-    win_rate = serializers.FloatField(allow_null=True, help_text="Percent of closed trades that won.")
+    win_rate = serializers.FloatField(allow_null=True, help_text=WIN_RATE_MEANS)
 
 
 class DailySummarySerializer(TotalsSerializer):
@@ -332,11 +337,26 @@ class DailySummarySerializer(TotalsSerializer):
 
 class DrawdownSerializer(serializers.Serializer):
     amount = serializers.DecimalField(
-        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, help_text="Peak minus trough, >= 0."
+        max_digits=MAX_DIGITS,
+        decimal_places=DECIMAL_PLACES,
+        help_text="Peak minus trough of the cumulative realized P&L, >= 0 (a sum of stored P&L: exact).",
     )
-    peak_day = serializers.DateField(allow_null=True, help_text="Null: the peak is the period's start.")
-    trough_day = serializers.DateField(allow_null=True)
-    recovered_day = serializers.DateField(allow_null=True, help_text="Null: still open at the period's end.")
+    peak_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When the trade that reached the peak was executed. Null: the peak is the period's"
+        " start (zero, before its first closed trade), or the P&L never fell.",
+    )
+    peak_day = serializers.DateField(allow_null=True, help_text="The trading day of `peak_at`.")
+    trough_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the trade at the bottom was executed. Null: the P&L never fell."
+    )
+    trough_day = serializers.DateField(allow_null=True, help_text="The trading day of `trough_at`.")
+    recovered_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When the first trade after the bottom brought the P&L back to the peak. Null: not"
+        " recovered by the period's end.",
+    )
+    recovered_day = serializers.DateField(allow_null=True, help_text="The trading day of `recovered_at`.")
 
 
 class DayPnlSerializer(serializers.Serializer):
@@ -345,23 +365,26 @@ class DayPnlSerializer(serializers.Serializer):
     cumulative = serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
 
 
+def _cents(help_text: str) -> serializers.DecimalField:
+    """Money derived by a division (``trades.formats.to_cent``): to the cent."""
+    return serializers.DecimalField(
+        max_digits=MAX_DIGITS, decimal_places=CENT_PLACES, allow_null=True, help_text=help_text
+    )
+
+
 class PerformanceSerializer(TotalsSerializer):
-    average_win = serializers.DecimalField(
-        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, allow_null=True
-    )
-    average_loss = serializers.DecimalField(
-        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, allow_null=True
-    )
+    average_win = _cents("Gross profit over wins, to the cent; null without a win.")
+    average_loss = _cents("Gross loss over losses (negative), to the cent; null without a loss.")
     profit_factor = serializers.FloatField(
-        allow_null=True, help_text="Gross profit over gross loss; null without a losing trade."
-    )
-    expectancy = serializers.DecimalField(
-        max_digits=MAX_DIGITS,
-        decimal_places=DECIMAL_PLACES,
         allow_null=True,
-        help_text="Realized P&L per closed trade.",
+        help_text=f"Gross profit over gross loss, to {RATIO_PLACES} places; null without a losing trade.",
     )
-    max_drawdown = DrawdownSerializer(allow_null=True, help_text="Of the cumulative realized P&L, by day.")
+    expectancy = _cents("Realized P&L per closed trade, to the cent; null without a closed trade.")
+    max_drawdown = DrawdownSerializer(
+        allow_null=True,
+        help_text="The deepest fall of the cumulative realized P&L, trade by trade;"
+        " null without a closed trade.",
+    )
     best_day = DayPnlSerializer(allow_null=True)
     worst_day = DayPnlSerializer(allow_null=True)
 

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from trades.tables import format_number, render_table
+from trades.formats import MISSING, format_factor, format_money, format_rate, to_cent
+from trades.tables import format_market_time, render_table
 
 
 def win_rate(wins: int, closed: int) -> float | None:
-    """Wins over closed trades in percent (two decimals), None when nothing was closed."""
+    """Wins over closed trades in percent (two decimals: the ratio to four places), None when
+    nothing was closed."""
     return round(100.0 * wins / closed, 2) if closed else None
 
 
@@ -139,7 +141,7 @@ class DailySummary(Totals):
                         self.wins,
                         self.losses,
                         format_rate(self.win_rate),
-                        format_number(self.total_pnl),
+                        format_money(self.total_pnl),
                     )
                 ],
                 right=range(6),
@@ -147,25 +149,22 @@ class DailySummary(Totals):
         ]
         for label, trade in (("Best trade", self.best_trade), ("Worst trade", self.worst_trade)):
             if trade:
-                lines.append(f"{label}: {trade.symbol} {format_number(trade.pnl)} ({trade.external_id})")
+                lines.append(f"{label}: {trade.symbol} {format_money(trade.pnl)} ({trade.external_id})")
         for title, groups in (("strategy", self.by_strategy), ("symbol", self.by_symbol)):
             if groups:
                 rows = [
-                    (name or "(none)", row.trades, format_number(row.pnl), format_rate(row.win_rate))
+                    (name or "(none)", row.trades, format_money(row.pnl), format_rate(row.win_rate))
                     for name, row in groups.items()
                 ]
                 lines += ["", render_table((title, "trades", "P&L", "win rate"), rows, right=(1, 2, 3))]
         return "\n".join(lines)
 
 
-def format_rate(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}%"
-
-
 # --- a period's performance -------------------------------------------------------------
 
-# Averages and expectancy keep the stored precision (eight places), not a division's thirty.
-PLACES = Decimal("0.00000001")
+# Derived figures answer what they mean (``docs/api.md``, *Numbers in answers*): an average of
+# money to the cent, a ratio to four places; a sum of stored P&L keeps its eight.
+RATIO_PLACES = 4
 
 
 @dataclass(frozen=True)
@@ -179,50 +178,74 @@ class DayPnl:
 
 @dataclass(frozen=True)
 class Drawdown:
-    """The largest fall of the cumulative realized P&L from a peak, day by day.
+    """The largest fall of the cumulative realized P&L from a peak, trade by trade.
 
-    ``peak_day`` is None when the peak is the period's starting point (nothing
-    realized yet); ``recovered_day`` is the first day the cumulative P&L was back
-    at the peak (exactly back counts: that drawdown is over), None while the
-    drawdown is still open at the period's end. An amount of zero (the P&L never
-    fell) has no days.
+    The cumulative P&L starts at zero before the period's first closed trade (as
+    freqtrade starts from the starting balance), and moves at each closed trade in
+    the order they were executed (ties by id). ``peak_at`` is when the trade that
+    reached the peak was executed, None when the peak is that zero at the period's
+    start; ``trough_at`` the trade at the bottom; ``recovered_at`` the first trade
+    after it that brought the cumulative P&L back to the peak (exactly back counts:
+    that drawdown is over), None while the drawdown is still open at the period's
+    end. Each ``*_day`` is that trade's trading day. An amount of zero (the P&L
+    never fell) has no times.
 
-    Ties, as a trader reads them: the peak is the first day of the latest stretch
-    at the high (a break-even day at the high does not move it; a return to the
+    Ties, as a trader reads them: the peak is the first trade of the latest stretch
+    at the high (a break-even trade at the high does not move it; a return to the
     high after a fall does, since it ended the fall before); of two drawdowns
     equally deep, the earlier is the maximum.
     """
 
     amount: Decimal
-    peak_day: dt.date | None
-    trough_day: dt.date | None
-    recovered_day: dt.date | None
+    peak_at: dt.datetime | None = None
+    peak_day: dt.date | None = None
+    trough_at: dt.datetime | None = None
+    trough_day: dt.date | None = None
+    recovered_at: dt.datetime | None = None
+    recovered_day: dt.date | None = None
 
 
-def max_drawdown(days: list[DayPnl]) -> Drawdown:
-    """The deepest peak-to-trough fall of ``cumulative`` over ``days`` (oldest first), starting at zero.
+class DrawdownMeter:
+    """Follows the cumulative realized P&L one closed trade at a time (oldest first) and keeps its
+    deepest fall, settling ties as ``Drawdown`` says. One pass, a few numbers of state."""
 
-    Ties are settled as ``Drawdown`` says: the earlier of equal drawdowns, and the peak
-    from the day the high was reached again after a fall.
-    """
-    peak, peak_day = Decimal(0), None
-    below = False  # fallen under the peak since it was reached
-    worst = Drawdown(Decimal(0), None, None, None)
-    worst_peak = Decimal(0)
-    for day in days:
-        if day.cumulative > peak or (below and day.cumulative == peak):
-            peak, peak_day, below = day.cumulative, day.date, False
-        elif day.cumulative < peak:
-            below = True
-            if peak - day.cumulative > worst.amount:
-                worst = Drawdown(peak - day.cumulative, peak_day, day.date, None)
-                worst_peak = peak
-    if worst.trough_day is not None:
-        recovered = next(
-            (d.date for d in days if d.date > worst.trough_day and d.cumulative >= worst_peak), None
-        )
-        worst = dataclasses.replace(worst, recovered_day=recovered)
-    return worst
+    def __init__(self) -> None:
+        self.cumulative = Decimal(0)
+        self.peak = Decimal(0)
+        self.peak_at: dt.datetime | None = None
+        self.peak_day: dt.date | None = None
+        self.below = False  # fallen under the peak since it was reached
+        self.worst = Drawdown(Decimal(0))
+        self.worst_peak = Decimal(0)
+        self.closed = 0
+
+    def add(self, at: dt.datetime, day: dt.date, pnl: Decimal) -> None:
+        self.closed += 1
+        self.cumulative += pnl
+        cumulative = self.cumulative
+        worst = self.worst
+        if worst.trough_at is not None and worst.recovered_at is None and cumulative >= self.worst_peak:
+            self.worst = dataclasses.replace(worst, recovered_at=at, recovered_day=day)
+        if cumulative > self.peak or (self.below and cumulative == self.peak):
+            self.peak, self.peak_at, self.peak_day, self.below = cumulative, at, day, False
+        elif cumulative < self.peak:
+            self.below = True
+            if self.peak - cumulative > worst.amount:
+                self.worst = Drawdown(self.peak - cumulative, self.peak_at, self.peak_day, at, day)
+                self.worst_peak = self.peak
+
+    def result(self) -> Drawdown | None:
+        """The deepest fall so far; None before any closed trade."""
+        return self.worst if self.closed else None
+
+
+def max_drawdown(fills: Iterable[tuple[dt.datetime, dt.date, Decimal]]) -> Drawdown | None:
+    """The deepest fall of the cumulative realized P&L over closed trades given as (executed at,
+    trading day, P&L), oldest first; None without one."""
+    meter = DrawdownMeter()
+    for at, day, pnl in fills:
+        meter.add(at, day, pnl)
+    return meter.result()
 
 
 @dataclass(frozen=True)
@@ -234,18 +257,19 @@ class Performance(Totals):
     without wins or losses, the profit factor without losses (it would be infinite).
     """
 
-    average_win: Decimal | None
-    average_loss: Decimal | None
-    profit_factor: float | None  # gross profit over gross loss
-    expectancy: Decimal | None  # realized P&L per closed trade
+    average_win: Decimal | None  # to the cent
+    average_loss: Decimal | None  # to the cent
+    profit_factor: float | None  # gross profit over gross loss, four places
+    expectancy: Decimal | None  # realized P&L per closed trade, to the cent
     max_drawdown: Drawdown | None
     # Among days with a closed trade; of two days with the same P&L, the earlier.
     best_day: DayPnl | None
     worst_day: DayPnl | None
 
     @classmethod
-    def from_days(cls, figures: list[DayFigures]) -> Performance:
-        """The figures of a group from its per-day rows (any order; a day may appear more than once)."""
+    def from_days(cls, figures: list[DayFigures], drawdown: Drawdown | None) -> Performance:
+        """The figures of a group from its per-day rows (any order; a day may appear more than once)
+        and the deepest fall of its cumulative P&L, measured trade by trade (``DrawdownMeter``)."""
         by_day: dict[dt.date, DayFigures] = {}
         for row in figures:
             by_day[row.day] = by_day[row.day] + row if row.day in by_day else row
@@ -253,13 +277,15 @@ class Performance(Totals):
         days = daily_pnl(by_day.values())
         return cls(
             **total.totals(),
-            average_win=(total.gross_profit / total.wins).quantize(PLACES) if total.wins else None,
-            average_loss=(total.gross_loss / total.losses).quantize(PLACES) if total.losses else None,
+            average_win=to_cent(total.gross_profit / total.wins) if total.wins else None,
+            average_loss=to_cent(total.gross_loss / total.losses) if total.losses else None,
             profit_factor=(
-                round(float(total.gross_profit / -total.gross_loss), 2) if total.gross_loss else None
+                round(float(total.gross_profit / -total.gross_loss), RATIO_PLACES)
+                if total.gross_loss
+                else None
             ),
-            expectancy=(total.pnl / total.closed).quantize(PLACES) if total.closed else None,
-            max_drawdown=max_drawdown(days) if days else None,
+            expectancy=to_cent(total.pnl / total.closed) if total.closed else None,
+            max_drawdown=drawdown,
             best_day=max(days, key=lambda d: (d.pnl, -d.date.toordinal())) if days else None,
             worst_day=min(days, key=lambda d: (d.pnl, d.date)) if days else None,
         )
@@ -324,23 +350,20 @@ class PeriodSummary:
         return "\n".join(lines)
 
 
-def format_money(value: Decimal | None) -> str:
-    """Money as traders read it: two decimals, a thousands separator; ``-`` when absent."""
-    return "-" if value is None else f"{value:,.2f}"
-
-
-def format_factor(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
-def format_drawdown(drawdown: Drawdown | None) -> str:
+def format_drawdown(drawdown: Drawdown | None) -> list[tuple[str, str]]:
+    """The deepest fall as lines: its amount, and when it began, bottomed and recovered (market time)."""
     if drawdown is None:
-        return "-"
+        return [("Max drawdown", MISSING)]
     if not drawdown.amount:
-        return "0.00"
-    peak = f"{drawdown.peak_day:%Y-%m-%d}" if drawdown.peak_day else "the start"
-    until = f"recovered {drawdown.recovered_day:%Y-%m-%d}" if drawdown.recovered_day else "still open"
-    return f"{format_money(-drawdown.amount)} from {peak} to {drawdown.trough_day:%Y-%m-%d} ({until})"
+        return [("Max drawdown", format_money(0))]
+    began = format_market_time(drawdown.peak_at) if drawdown.peak_at else "at the start (nothing realized)"
+    recovered = format_market_time(drawdown.recovered_at) if drawdown.recovered_at else "not recovered"
+    return [
+        ("Max drawdown", format_money(-drawdown.amount)),
+        ("Drawdown began", began),
+        ("Drawdown bottomed", format_market_time(drawdown.trough_at)),
+        ("Drawdown recovered", recovered),
+    ]
 
 
 def format_day(day: DayPnl | None) -> str:
@@ -356,7 +379,7 @@ def performance_lines(p: Performance) -> list[tuple[str, str]]:
         ("Average win / loss", f"{format_money(p.average_win)} / {format_money(p.average_loss)}"),
         ("Profit factor", format_factor(p.profit_factor)),
         ("Expectancy per closed trade", format_money(p.expectancy)),
-        ("Max drawdown", format_drawdown(p.max_drawdown)),
+        *format_drawdown(p.max_drawdown),
         ("Best day", format_day(p.best_day)),
         ("Worst day", format_day(p.worst_day)),
     ]
