@@ -33,6 +33,7 @@ from alerts.models import (
 from alerts.rules import JUDGED_FIELDS, describe, problems
 from alerts.tasks import enqueue
 from alerts.transports import TRANSPORTS, ConfigError, Setting, transport_class
+from trades.formats import format_duration
 from trades.paging import CappedCountPaginator
 
 
@@ -339,8 +340,12 @@ class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
     extra = 0
     can_delete = False
-    fields = ("at", "channel", "status_code", "error", "reached", "duration_ms")
+    fields = ("at", "channel", "status_code", "error", "reached", "took")
     readonly_fields = fields
+
+    @admin.display(description="took", ordering="duration_ms")
+    def took(self, attempt: DeliveryAttempt) -> str:
+        return format_duration(attempt.duration_ms / 1000)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

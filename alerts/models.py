@@ -21,6 +21,7 @@ from alerts.rules.base import Judge, Moment
 from alerts.transports import TRANSPORTS, Transport, kind_choices, transport_class
 from monitor_client.wire import STRATEGY_MAX_LENGTH, SYMBOL_MAX_LENGTH
 from trades import market
+from trades.formats import format_market_time
 from trades.models import Bot, EventKind, TradeQuerySet
 
 
@@ -564,6 +565,11 @@ class DeliveryAttempt(models.Model):
     class Meta:
         ordering = ("at", "id")
 
+    def __str__(self) -> str:
+        outcome = "delivered" if self.ok else self.error or f"status {self.status_code}"
+        channel = self.channel.name if self.channel else "a deleted channel"
+        return f"to {channel} at {format_market_time(self.at)}: {outcome[:80]}"
+
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
@@ -690,6 +696,9 @@ class PendingEvaluation(models.Model):
     queued_at = models.DateTimeField()
 
     objects = PendingEvaluationQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.bot}: trades from #{self.first_trade_id} wait to be judged"
 
 
 class SummarySchedule(models.Model):

@@ -22,9 +22,9 @@ from alerts import delivery
 from alerts.evaluation import raise_alert
 from alerts.models import Alert, AlertState, Level, SummarySchedule
 from trades import market
+from trades.formats import format_money, format_rate
 from trades.models import Bot, Trade
-from trades.summary import DailySummary, PeriodSummary, format_rate, performance_lines
-from trades.tables import format_number
+from trades.summary import DailySummary, PeriodSummary, performance_lines
 
 logger = logging.getLogger(__name__)
 
@@ -36,17 +36,17 @@ def summary_fields(summary: DailySummary) -> list[tuple[str, str]]:
         ("Closed", str(summary.closed_trades)),
         ("Wins / losses", f"{summary.wins} / {summary.losses}"),
         ("Win rate", format_rate(summary.win_rate)),
-        ("Total P&L", format_number(summary.total_pnl)),
+        ("Total P&L", format_money(summary.total_pnl)),
     ]
     for label, trade in (("Best trade", summary.best_trade), ("Worst trade", summary.worst_trade)):
         if trade is not None:
-            fields.append((label, f"{trade.symbol} {format_number(trade.pnl)} ({trade.external_id})"))
+            fields.append((label, f"{trade.symbol} {format_money(trade.pnl)} ({trade.external_id})"))
     return fields
 
 
 def summary_lines(summary: DailySummary) -> str:
     """A line per strategy (and per symbol), as the embed's description."""
-    lines = _lines_by_group(summary, lambda row: (row.trades, format_number(row.pnl), row.win_rate))
+    lines = _lines_by_group(summary, lambda row: (row.trades, format_money(row.pnl), row.win_rate))
     return lines or "No trades on this trading day."
 
 
@@ -115,7 +115,7 @@ def send_now(day: dt.date, bot: Bot | None = None) -> str:
 
 def period_lines(summary: PeriodSummary) -> str:
     """A line per strategy (and per symbol), as the report's description."""
-    lines = _lines_by_group(summary, lambda p: (p.total_trades, f"{p.total_pnl:,.2f}", p.win_rate))
+    lines = _lines_by_group(summary, lambda p: (p.total_trades, format_money(p.total_pnl), p.win_rate))
     return lines or "No trades in this period."
 
 

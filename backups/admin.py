@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from backups.models import BackupRecord
-from backups.progress import human_size
+from trades.formats import format_duration, format_quantity, format_size
 from trades.paging import CappedCountPaginator
 
 
@@ -20,10 +20,26 @@ class BackupRecordAdmin(admin.ModelAdmin):
         "object_name",
         "state",
         "size_shown",
-        "trade_count",
+        "trade_count_shown",
         "duration_shown",
         "provider",
     )
+    # The record's page: sizes, counts and durations as a person reads them, not raw numbers.
+    fields = (
+        "created_at",
+        "finished_at",
+        "kind",
+        "object_name",
+        "provider",
+        "state",
+        "size_shown",
+        "trade_count_shown",
+        "duration_shown",
+        "sha256",
+        "fingerprint",
+        "error",
+    )
+    readonly_fields = fields
     list_filter = ("state", "kind", "provider")
     search_fields = ("object_name", "sha256", "error")
     # No date hierarchy (a SELECT DISTINCT over every record) and no full count.
@@ -32,11 +48,15 @@ class BackupRecordAdmin(admin.ModelAdmin):
 
     @admin.display(description="size", ordering="size")
     def size_shown(self, record: BackupRecord) -> str:
-        return "" if record.size is None else human_size(record.size)
+        return format_size(record.size)
+
+    @admin.display(description="trades", ordering="trade_count")
+    def trade_count_shown(self, record: BackupRecord) -> str:
+        return format_quantity(record.trade_count)
 
     @admin.display(description="duration", ordering="duration")
     def duration_shown(self, record: BackupRecord) -> str:
-        return "" if record.duration is None else f"{record.duration:.1f} s"
+        return format_duration(record.duration)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from backups.providers.base import Progress
+from trades.formats import format_duration, format_size
 
 # Given an object name and its size, something to report the bytes moved to.
 ProgressFactory = Callable[[str, int], Progress]
@@ -15,14 +16,6 @@ ProgressFactory = Callable[[str, int], Progress]
 _REDRAW_SECONDS = 0.2
 _PLAIN_STEPS = 4
 _BAR_WIDTH = 24
-
-
-def human_size(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 class TransferProgress:
@@ -68,9 +61,8 @@ class TransferProgress:
 
     def _figures(self) -> str:
         percent = 100 * self.done // self.total if self.total else 100
-        return (
-            f"{percent:3d}% {human_size(self.done)} of {human_size(self.total)}, {human_size(self._rate())}/s"
-        )
+        done, total, rate = format_size(self.done), format_size(self.total), format_size(self._rate())
+        return f"{percent:3d}% {done} of {total}, {rate}/s"
 
     def _draw(self) -> None:
         filled = _BAR_WIDTH * self.done // self.total if self.total else _BAR_WIDTH
@@ -85,7 +77,7 @@ class TransferProgress:
         else:
             seconds = self.clock() - self.started
             self.stream.write(
-                f"{self.label}: done, {human_size(self.done)} in {seconds:.1f} s "
-                f"({human_size(self._rate())}/s)\n"
+                f"{self.label}: done, {format_size(self.done)} in {format_duration(seconds)} "
+                f"({format_size(self._rate())}/s)\n"
             )
         self.stream.flush()

@@ -17,10 +17,11 @@ from django.utils import timezone
 from backups import objects
 from backups.models import BackupRecord
 from backups.postgres import check_dump, restore_dump, take_dump
-from backups.progress import ProgressFactory, human_size
+from backups.progress import ProgressFactory
 from backups.providers import ObjectNotFound, StorageProvider
 from backups.site_lock import held_for_restore, held_postgres_for_restore
 from backups.snapshot import BackupError, check_database, copy_database, gunzip_file, is_gzip, sha256_file
+from trades.formats import format_size
 from trades.models import Trade
 
 SAFETY_COPY_MARK = ".before-restore-"
@@ -226,7 +227,7 @@ def keep_safety_copy(database: Path, workdir: Path) -> Path:
     if free < size:
         raise BackupError(
             f"cannot keep a safety copy of {database} before replacing it: it needs up to "
-            f"{human_size(size)} and {database.parent} has {human_size(free)} free; "
+            f"{format_size(size)} and {database.parent} has {format_size(free)} free; "
             "nothing was changed (free some space and run again)"
         )
     staging = workdir / "before-restore.db"

@@ -24,6 +24,18 @@ class MonitorsiteConfig(AppConfig):
             create_market_views, sender=apps.get_app_config("trades"), dispatch_uid="monitorsite.market_views"
         )
         connection_created.connect(restrict_database_files, dispatch_uid="restrict_database_files")
+        name_queued_tasks()
+
+
+def name_queued_tasks() -> None:
+    """django-q2's queued task (shown in the admin with the ORM broker) has no name of its own: its
+    pages said "OrmQ object (4)". It is named by its task, as the admin's other task lists are."""
+    from django_q.models import OrmQ
+
+    def queued_task(task: OrmQ) -> str:
+        return f"queued task {task.name() or task.task_id()}"
+
+    OrmQ.__str__ = queued_task  # type: ignore[method-assign,assignment]
 
 
 class MonitorAdminConfig(admin_apps.AdminConfig):

@@ -66,7 +66,7 @@ def test_a_daily_loss_past_the_warning_threshold_alerts_once(bot: Bot) -> None:
     (alert,) = alerts()
     assert (alert.source, alert.level, alert.bot) == ("daily_loss", "warning", bot)
     assert "-550" in alert.title and alert.subject == f"bot-{bot.pk}:2026-01-15"
-    assert ["Limit", "-500"] in alert.fields
+    assert ["Limit", "-500.00"] in alert.fields
     # Another losing trade while the breach lasts: no second alert.
     evaluate_trades(bot.pk, losses(bot, "-10", start=20), now=at(11, 20))
     assert len(alerts()) == 1
@@ -205,7 +205,7 @@ def test_max_daily_loss_alerts_critical_and_halts_trading_until_the_next_trading
     assert alert.level == "critical" and alert.source == "max_daily_loss"
     assert "halted" in alert.message
     assert body["trading_allowed"] is False
-    assert "max daily loss" in body["reason"] and "-1200" in body["reason"]
+    assert "max daily loss" in body["reason"] and "-1,200.00" in body["reason"]
     # Monday 19 January 2026 is Martin Luther King Jr. Day: the halt holds through it.
     assert body["halted_until"] == "2026-01-20"
     for moment, allowed in (
@@ -254,7 +254,8 @@ def test_large_positions_alert_once_per_symbol_and_day_by_default(bot: Bot) -> N
     evaluate_trades(bot.pk, ids, now=at(11))
     evaluate_trades(bot.pk, record(bot, stored_trade(4, **big)), now=at(11, 5))
     (alert,) = alerts()
-    assert alert.source == "position_size" and ["Notional", "1500"] in alert.fields
+    assert alert.source == "position_size" and ["Notional", "1,500.00"] in alert.fields
+    assert ["Quantity", "10"] in alert.fields and ["Price", "150.00"] in alert.fields
     evaluate_trades(bot.pk, record(bot, stored_trade(5, symbol="MSFT", **big)), now=at(11, 6))
     assert len(alerts()) == 2
 

@@ -57,12 +57,12 @@ def test_the_summary_goes_out_once_at_the_configured_time(
         "Wins / losses": "1 / 1",
         "Win rate": "50.0%",
         "Total P&L": "110.25",
-        "Best trade": "AAPL 150.5 (ord-1)",
+        "Best trade": "AAPL 150.50 (ord-1)",
         "Worst trade": "TSLA -40.25 (ord-2)",
     }
     lines = embed["description"].splitlines()
     assert "meanrev: 1 trades, P&L -40.25, win rate 0.0%" in lines
-    assert "momentum: 2 trades, P&L 150.5, win rate 100.0%" in lines
+    assert "momentum: 2 trades, P&L 150.50, win rate 100.0%" in lines
     assert SummarySchedule.current().last_sent_day == DAY
 
 

@@ -485,7 +485,7 @@ def test_admin_lists_backup_records_with_filters_and_never_edits_them(admin_clie
     page = admin_client.get("/admin/backups/backuprecord/")
     assert page.status_code == 200
     text = page.content.decode()
-    assert "trades_latest.db" in text and "3.0 MB" in text and "2.5 s" in text and "1234" in text
+    assert "trades_latest.db" in text and "3.0 MB" in text and "2.5 s" in text and "1,234" in text
     only_failed = admin_client.get("/admin/backups/backuprecord/?state__exact=failed").content.decode()
     assert "backups/trades_20260115_163000.db" in only_failed and "3.0 MB" not in only_failed
     assert admin_client.get("/admin/backups/backuprecord/add/").status_code == 403

@@ -196,10 +196,13 @@ def test_daily_summary_command_prints_the_figures(bot: Bot, day_of_trades: None)
     call_command("daily_summary", "--date", "2026-01-15", stdout=out)
     text = out.getvalue()
     assert "Daily summary for Thursday 2026-01-15" in text
-    assert "-74.875" in text
+    # Money to the cent, a tie away from zero (half-even would print -74.87 and -200.12).
+    assert "-74.88" in text and "-74.875" not in text
     assert "50.0%" in text
-    assert "Best trade: AAPL 150.5 (ord-1)" in text
-    assert "Worst trade: TSLA -200.125 (ord-5)" in text
+    assert "Best trade: AAPL 150.50 (ord-1)" in text
+    assert "Worst trade: TSLA -200.13 (ord-5)" in text
+    # Every P&L in the tables with its two decimals, side by side ("-92.1" beside "-418.48" before).
+    assert "115.25" in text and "10.00" in text and "-200.13" in text
     assert "meanrev" in text and "(none)" in text
 
 

@@ -18,10 +18,9 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from trades import market
+from trades.formats import format_money, format_price, format_quantity
 from trades.models import Bot, BotEvent, BotKey, Trade
 from trades.paging import CappedCountPaginator
-from trades.summary import format_money
-from trades.tables import format_number
 
 # The library's own key model is unused here: every key belongs to a bot.
 admin.site.unregister(APIKey)
@@ -159,7 +158,7 @@ class TradeAdmin(admin.ModelAdmin):
 
     @admin.display(description="quantity", ordering="quantity")
     def quantity_shown(self, trade: Trade) -> str:
-        return format_number(trade.quantity)
+        return format_quantity(trade.quantity)
 
     @admin.display(description="price", ordering="price")
     def price_shown(self, trade: Trade) -> str:
@@ -171,13 +170,6 @@ class TradeAdmin(admin.ModelAdmin):
             return "-"
         css = "pnl-pos" if trade.pnl > 0 else "pnl-neg" if trade.pnl < 0 else ""
         return format_html('<span class="{}">{}</span>', css, format_money(trade.pnl))
-
-
-def format_price(value: Any) -> str:
-    """Two decimals, and more only when the price has them (a penny stock at 0.0042 keeps its digits)."""
-    text = format_number(value)
-    whole, _, fraction = text.partition(".")
-    return f"{whole}.{fraction.ljust(2, '0')}"
 
 
 class BotKeyInline(admin.TabularInline):

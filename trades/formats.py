@@ -16,7 +16,8 @@ these texts (see ``docs/api.md``, *Numbers in answers*).
   ``12.3 MB``.
 
 Each rounds first and chooses its unit after, so 59.95 s is ``1 min``, not ``60.0 s``, and
-1,048,575 bytes ``1.0 MB``, not ``1024.0 KB``. A missing value is ``-``.
+1,048,575 bytes ``1.0 MB``, not ``1024.0 KB``. A moment is shown in the market's time zone, to
+the second, with the zone's name. A missing value is ``-``.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def format_factor(value: Decimal | float | None) -> str:
 MINUTE, HOUR, DAY = 60, 3600, 86400
 
 
-def format_duration(value: dt.timedelta | float | int | None) -> str:
+def format_duration(value: dt.timedelta | Decimal | float | int | None) -> str:
     """A duration in seconds (or a timedelta): ``4.2 ms``, ``0.07 s``, ``2 min 5 s``, ``1 h 3 min``."""
     if value is None:
         return MISSING
@@ -135,3 +136,12 @@ def format_size(value: int | float | None) -> str:
         if shown < 1024 or unit == SIZE_UNITS[-1]:
             return f"{shown:,.1f} {unit}"
     raise AssertionError("unreachable")
+
+
+def format_market_time(moment: dt.datetime | None) -> str:
+    """A moment in the market's time zone, to the second, with the zone's name (2026-01-15 10:31:05 EST)."""
+    if moment is None:
+        return MISSING
+    from trades.market import market_zone  # the market's calendar loads pandas: only when needed
+
+    return moment.astimezone(market_zone()).strftime("%Y-%m-%d %H:%M:%S %Z")

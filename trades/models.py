@@ -27,6 +27,7 @@ from monitor_client.wire import (
     STRATEGY_MAX_LENGTH,
     SYMBOL_MAX_LENGTH,
 )
+from trades.formats import format_price, format_quantity
 from trades.ingest import BatchResult, store_batch
 from trades.limits import StorableDecimal, validate_metadata
 from trades.market import trading_day_of
@@ -379,7 +380,7 @@ class Trade(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.side} {self.quantity} {self.symbol} @ {self.price}"
+        return f"{self.side} {format_quantity(self.quantity)} {self.symbol} @ {format_price(self.price)}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.trading_day = trading_day_of(self.executed_at)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from trades.formats import MISSING, format_factor, format_money, format_rate, to_cent
-from trades.tables import format_market_time, render_table
+from trades.formats import MISSING, format_factor, format_market_time, format_money, format_rate, to_cent
+from trades.tables import render_table
 
 
 def win_rate(wins: int, closed: int) -> float | None:

@@ -1,10 +1,9 @@
-"""Plain-text tables for the management commands."""
+"""Plain-text tables and the day option of the management commands."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 from django.core.management.base import CommandError
@@ -24,25 +23,8 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, right
     return "\n".join(out)
 
 
-def format_number(value: Decimal | float | None) -> str:
-    """A decimal without trailing zeros; ``-`` for a missing value."""
-    if value is None:
-        return "-"
-    text = f"{value:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 def parse_day(value: str, option: str = "date") -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise CommandError(f"--{option} must be YYYY-MM-DD, got {value!r}") from None
-
-
-def format_market_time(moment: dt.datetime | None) -> str:
-    """A moment in the market's time zone, to the second, with the zone's name (2026-01-15 10:31:05 EST)."""
-    if moment is None:
-        return "-"
-    from trades.market import market_zone
-
-    return moment.astimezone(market_zone()).strftime("%Y-%m-%d %H:%M:%S %Z")

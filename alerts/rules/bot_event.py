@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from alerts.rules.base import Breach, Finding, Judge, Moment, Notice, Rule
+from trades.formats import format_market_time
 from trades.models import BotEvent
-from trades.tables import format_market_time
 
 
 class ReportedEvent(Judge):

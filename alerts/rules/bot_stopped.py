@@ -14,8 +14,8 @@ from typing import ClassVar
 from alerts.models import Level
 from alerts.rules.base import Breach, Finding, Judge, Memo, Moment, Notice, Recovery, Rule
 from trades import market
+from trades.formats import format_duration, format_market_time
 from trades.models import Bot
-from trades.tables import format_market_time, format_number
 
 
 class BotStopped(Judge):
@@ -42,15 +42,16 @@ class BotStopped(Judge):
             return
         if state != STOPPED:
             return  # outside market hours, or too soon after the open: an open breach stays open
+        silent = format_duration(now - bot.last_heartbeat_at)
         yield Breach(
             subject=subject,
             notice=Notice(
                 title=f"{bot.name} has stopped reporting",
-                message=f"No heartbeat for {duration(now - bot.last_heartbeat_at)} during market hours.",
+                message=f"No heartbeat for {silent} during market hours.",
                 fields=[
                     ("Bot", bot.name),
                     ("Last heartbeat", format_market_time(bot.last_heartbeat_at)),
-                    ("Limit", f"{format_number(rule.threshold)} min"),
+                    ("Limit", format_duration(rule.threshold * 60)),
                 ],
             ),
         )
@@ -60,7 +61,8 @@ class BotStopped(Judge):
             source="bot_recovered",
             level=Level.INFO,
             title=f"{bot.name} is reporting again",
-            message=f"Heartbeats are back after the bot was reported stopped {duration(now - since)} ago.",
+            message="Heartbeats are back after the bot was reported stopped"
+            f" {format_duration(now - since)} ago.",
             fields=[("Bot", bot.name), ("Last heartbeat", format_market_time(bot.last_heartbeat_at))],
         )
 
@@ -92,8 +94,3 @@ def past_grace(minutes: Decimal, threshold: Decimal) -> bool:
 
 def minutes_between(start: dt.datetime, end: dt.datetime) -> Decimal:
     return Decimal(str((end - start).total_seconds())) / 60
-
-
-def duration(delta: dt.timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"

@@ -12,9 +12,9 @@ from decimal import Decimal
 from alerts.models import TradingHalt
 from alerts.rules.base import Notice
 from alerts.rules.trading_day import DayRule
+from trades.formats import format_money
 from trades.models import Bot
 from trades.summary import DayFigures
-from trades.tables import format_number
 
 
 class DailyLoss(DayRule):
@@ -37,9 +37,9 @@ class DailyLoss(DayRule):
 
     def words(self, bot: Bot, day: dt.date, figure: Decimal | int, threshold: Decimal) -> Notice:
         return Notice(
-            title=f"{bot.name}: realized P&L {format_number(figure)} on {day}",
-            message=f"Realized P&L is at or below the {self.label} limit of {format_number(threshold)}.",
-            fields=[("Realized P&L", format_number(figure)), ("Limit", format_number(threshold))],
+            title=f"{bot.name}: realized P&L {format_money(figure)} on {day}",
+            message=f"Realized P&L is at or below the {self.label} limit of {format_money(threshold)}.",
+            fields=[("Realized P&L", format_money(figure)), ("Limit", format_money(threshold))],
         )
 
 
@@ -48,7 +48,7 @@ class MaxDailyLoss(DailyLoss):
     threshold_means = "realized P&L, negative, e.g. -1000"
 
     def consequence(self, bot: Bot, day: dt.date, figure: Decimal | int, now: dt.datetime) -> str:
-        reason = f"{self.label}: realized P&L {format_number(figure)} on {day}"
+        reason = f"{self.label}: realized P&L {format_money(figure)} on {day}"
         halt = TradingHalt.objects.halt(bot, day, reason, now)
         if halt.resumed_at is None:
             return f"Trading is halted until {halt.ends_on}, or until an admin resumes it."

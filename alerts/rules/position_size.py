@@ -13,8 +13,8 @@ from typing import ClassVar
 from django.db.models import DecimalField, ExpressionWrapper, F
 
 from alerts.rules.base import Breach, Finding, Judge, Memo, Moment, NewTrades, Notice, Rule
+from trades.formats import format_money, format_price, format_quantity
 from trades.models import Trade
-from trades.tables import format_number
 
 NOTIONAL = ExpressionWrapper(
     F("quantity") * F("price"), output_field=DecimalField(max_digits=40, decimal_places=8)
@@ -39,17 +39,17 @@ class PositionSize(Judge):
             .order_by("executed_at", "pk")
         )
         for trade in fills:
-            notional = format_number(Decimal(trade.quantity) * Decimal(trade.price))
-            quantity = format_number(trade.quantity)
+            notional = format_money(Decimal(trade.quantity) * Decimal(trade.price))
+            quantity = format_quantity(trade.quantity)
             notice = Notice(
                 title=f"{bot.name}: large position {trade.side} {quantity} {trade.symbol}",
-                message=f"Notional {notional} is above the limit of {format_number(rule.threshold)}.",
+                message=f"Notional {notional} is above the limit of {format_money(rule.threshold)}.",
                 fields=[
                     ("Bot", bot.name),
                     ("Symbol", trade.symbol),
                     ("Side", trade.side),
                     ("Quantity", quantity),
-                    ("Price", format_number(trade.price)),
+                    ("Price", format_price(trade.price)),
                     ("Notional", notional),
                     ("Strategy", trade.strategy or "-"),
                     ("Trade", trade.external_id),

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from alerts.rules.base import Notice
 from alerts.rules.trading_day import DayRule
+from trades.formats import format_quantity
 from trades.models import Bot
 from trades.summary import DayFigures
-from trades.tables import format_number
 
 
 class TradeFrequency(DayRule):
@@ -30,6 +30,6 @@ class TradeFrequency(DayRule):
     def words(self, bot: Bot, day: dt.date, figure: Decimal | int, threshold: Decimal) -> Notice:
         return Notice(
             title=f"{bot.name}: {figure} trades on {day}",
-            message=f"More trades in one trading day than the limit of {format_number(threshold)}.",
-            fields=[("Trades", figure), ("Limit", format_number(threshold))],
+            message=f"More trades in one trading day than the limit of {format_quantity(threshold)}.",
+            fields=[("Trades", figure), ("Limit", format_quantity(threshold))],
         )

@@ -9,7 +9,7 @@ from django import template
 from django.utils.safestring import SafeString
 
 from monitorsite import cockpit
-from trades.summary import format_money, format_rate
+from trades.formats import format_market_time, format_money, format_rate
 
 register = template.Library()
 
@@ -31,6 +31,4 @@ def rate(value: float | None) -> str:
 
 @register.filter
 def market_time(value: dt.datetime | None) -> str:
-    from trades.tables import format_market_time
-
     return format_market_time(value)

@@ -6,8 +6,8 @@ from django.core.management.base import CommandError, CommandParser
 
 from backups.cli import BackupCommand
 from backups.models import Kind
-from backups.progress import human_size
 from backups.upload import back_up
+from trades.formats import format_duration, format_size
 
 
 class Command(BackupCommand):
@@ -23,8 +23,8 @@ class Command(BackupCommand):
             record = outcome.record
             if outcome.state == "succeeded" and record is not None:
                 self.stdout.write(
-                    f"uploaded {record.object_name}: {human_size(record.size or 0)}, "
-                    f"{record.trade_count} trades, sha256 {record.sha256}, {record.duration:.1f} s"
+                    f"uploaded {record.object_name}: {format_size(record.size or 0)}, "
+                    f"{record.trade_count} trades, sha256 {record.sha256}, {format_duration(record.duration)}"
                 )
         failed = [outcome for outcome in outcomes if outcome.state in ("failed", "busy")]
         if failed:

@@ -4,7 +4,7 @@ from typing import Any
 
 from backups import objects
 from backups.cli import BackupCommand
-from backups.progress import human_size
+from trades.formats import format_size
 
 
 class Command(BackupCommand):
@@ -25,6 +25,6 @@ class Command(BackupCommand):
         for obj in backups:
             checksum = "yes" if objects.checksum_name(obj.name) in names else "no"
             self.stdout.write(
-                f"{obj.name:<{width}}  {human_size(obj.size):>10}  "
+                f"{obj.name:<{width}}  {format_size(obj.size):>10}  "
                 f"{obj.modified:%Y-%m-%d %H:%M:%S}  {checksum}"
             )

@@ -7,9 +7,9 @@ from django.core.management.base import CommandError, CommandParser
 
 from backups import objects
 from backups.cli import BackupCommand
-from backups.progress import human_size
 from backups.restore import SAFETY_COPY_MARK, restore, restore_postgres, safety_copies
 from backups.upload import live_database_path, on_postgres
+from trades.formats import format_size
 
 
 class Command(BackupCommand):
@@ -70,7 +70,7 @@ class Command(BackupCommand):
             if earlier:
                 size = sum(path.stat().st_size for path in earlier)
                 self.stdout.write(
-                    f"{len(earlier)} safety copies of earlier restores beside it take {human_size(size)}; "
+                    f"{len(earlier)} safety copies of earlier restores beside it take {format_size(size)}; "
                     "delete them once you no longer need them"
                 )
         if restored.site_was_running:

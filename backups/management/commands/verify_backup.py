@@ -6,8 +6,8 @@ from django.core.management.base import CommandParser
 
 from backups import objects
 from backups.cli import BackupCommand
-from backups.progress import human_size
 from backups.restore import verify
+from trades.formats import format_size
 
 
 class Command(BackupCommand):
@@ -21,7 +21,7 @@ class Command(BackupCommand):
         against = ", ".join(checked.checked_against) or "nothing (no checksum stored; integrity only)"
         check = "pg_restore check" if objects.is_dump(checked.name) else "integrity_check"
         self.stdout.write(
-            f"{checked.name} is sound: {human_size(checked.size)}"
+            f"{checked.name} is sound: {format_size(checked.size)}"
             f"{' gzip' if checked.compressed else ''}, {checked.trade_count} trades, "
             f"{check} ok, sha256 {checked.sha256} matches {against}"
         )

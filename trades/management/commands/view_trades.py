@@ -5,10 +5,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from trades.formats import format_money, format_price, format_quantity
 from trades.management.options import chosen_bot
 from trades.market import market_zone
 from trades.models import Trade
-from trades.tables import format_number as _num
 from trades.tables import parse_day, render_table
 
 
@@ -43,9 +43,9 @@ class Command(BaseCommand):
                     t.bot.name,
                     t.symbol,
                     t.side,
-                    _num(t.quantity),
-                    _num(t.price),
-                    _num(t.pnl),
+                    format_quantity(t.quantity),
+                    format_price(t.price),
+                    format_money(t.pnl),
                     t.strategy,
                     t.external_id,
                 )
