@@ -7,6 +7,7 @@ import json
 import threading
 from decimal import Decimal
 from io import StringIO
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,7 +22,7 @@ from tests.conftest import stored_trade
 from tests.discord_server import DiscordServer
 from trades import market
 from trades.models import Bot, Trade
-from trades.summary import DayPnl, Drawdown, performance_lines
+from trades.summary import DayPnl, Drawdown, max_drawdown, performance_lines
 
 pytestmark = pytest.mark.django_db
 NY = ZoneInfo("America/New_York")
@@ -449,3 +450,126 @@ def test_of_two_equally_deep_drawdowns_the_earlier_is_the_maximum(bot: Bot) -> N
     mon, tue, wed, thu = closed_days(bot, "100", "-40", "60", "-40")
     p = Trade.objects.period_summary(mon, thu).overall
     assert p.max_drawdown == drawdown("40", eleven(mon), eleven(tue), eleven(wed))
+
+
+# --- trade by trade -------------------------------------------------------------------------
+
+
+def fills_on(bot: Bot, *fills: tuple[dt.datetime, str]) -> None:
+    """Closed trades of ``bot`` at these times with these P&Ls (ids in the order given)."""
+    Trade.objects.record_batch(
+        bot, [stored_trade(n, pnl=Decimal(pnl), executed_at=when) for n, (when, pnl) in enumerate(fills)]
+    )
+
+
+def monday(hour: int, minute: int = 0) -> tuple[dt.datetime, dt.date]:
+    return dt.datetime(2026, 1, 5, hour, minute, tzinfo=NY), day(5)
+
+
+def test_a_fall_and_recovery_inside_one_day_is_the_maximum_drawdown(bot: Bot) -> None:
+    # Cumulative: 100 at 10:00 (peak), -50 at 11:00 (bottom, 150 down), 150 at 12:00 (recovered).
+    # Day by day the P&L only rose (+150 on Monday, +10 on Tuesday): no drawdown at all.
+    fills_on(
+        bot,
+        (monday(10)[0], "100"),
+        (monday(11)[0], "-150"),
+        (monday(12)[0], "200"),
+        (dt.datetime(2026, 1, 6, 10, tzinfo=NY), "10"),
+    )
+    summary = Trade.objects.period_summary(day(5), day(6))
+    assert [d.cumulative for d in summary.days] == [150, 160]
+    assert summary.overall.max_drawdown == drawdown("150", monday(10), monday(11), monday(12))
+    lines = dict(performance_lines(summary.overall))
+    assert lines["Max drawdown"] == "-150.00"
+    assert lines["Drawdown began"] == "2026-01-05 10:00:00 EST"
+    assert lines["Drawdown bottomed"] == "2026-01-05 11:00:00 EST"
+    assert lines["Drawdown recovered"] == "2026-01-05 12:00:00 EST"
+
+
+def test_of_two_equal_peaks_the_drawdown_began_at_the_one_it_fell_from(bot: Bot) -> None:
+    # 100 at 10:00 (peak), 60 at 10:30, 100 at 11:00 (the high regained: that fall of 40 is over,
+    # and the peak is now 11:00), 10 at 11:30 (90 down from 11:00's 100, never recovered).
+    fills_on(
+        bot,
+        (monday(10)[0], "100"),
+        (monday(10, 30)[0], "-40"),
+        (monday(11)[0], "40"),
+        (monday(11, 30)[0], "-90"),
+    )
+    p = Trade.objects.period_summary(day(5), day(5)).overall
+    assert p.max_drawdown == drawdown("90", monday(11), monday(11, 30), None)
+    assert dict(performance_lines(p))["Drawdown recovered"] == "not recovered"
+
+
+def test_a_break_even_trade_at_the_high_does_not_move_the_peak(bot: Bot) -> None:
+    # 100 at 10:00 (peak), 100 at 10:30 (a trade at zero: still the same stretch at the high), 40.
+    fills_on(bot, (monday(10)[0], "100"), (monday(10, 30)[0], "0"), (monday(11)[0], "-60"))
+    p = Trade.objects.period_summary(day(5), day(5)).overall
+    assert p.max_drawdown == drawdown("60", monday(10), monday(11), None)
+
+
+def test_a_drawdown_from_the_start_says_so(bot: Bot) -> None:
+    # The peak is the zero before the first trade, as freqtrade starts from the starting balance.
+    fills_on(bot, (monday(10)[0], "-30"), (monday(11)[0], "-20"), (monday(12)[0], "50"))
+    p = Trade.objects.period_summary(day(5), day(5)).overall
+    assert p.max_drawdown == drawdown("50", None, monday(11), monday(12))
+    lines = dict(performance_lines(p))
+    assert lines["Drawdown began"] == "at the start (nothing realized)"
+    assert lines["Drawdown recovered"] == "2026-01-05 12:00:00 EST"
+
+
+def test_trades_at_the_same_moment_count_in_the_order_they_were_stored(bot: Bot) -> None:
+    # Both at 10:00: +100 (stored first, the peak) then -100 (the bottom), then 50. In the other
+    # order the fall would start at the period's start (no peak time) and recover at 11:00.
+    fills_on(bot, (monday(10)[0], "100"), (monday(10)[0], "-100"), (monday(11)[0], "50"))
+    p = Trade.objects.period_summary(day(5), day(5)).overall
+    assert p.max_drawdown == drawdown("100", monday(10), monday(10), None)
+
+
+def test_no_trades_no_drawdown(bot: Bot) -> None:
+    p = Trade.objects.period_summary(day(5), day(9)).overall
+    assert p.max_drawdown is None
+    assert dict(performance_lines(p))["Max drawdown"] == "-"
+    assert "Drawdown began" not in dict(performance_lines(p))
+
+
+def test_the_drawdowns_are_measured_from_one_query_whatever_the_number_of_trades(
+    bot: Bot, fills: None, django_assert_num_queries: Any
+) -> None:
+    # One GROUP BY for the counting, one ordered read of (time, day, P&L, strategy, symbol).
+    with django_assert_num_queries(2):
+        Trade.objects.for_bot(bot).period_summary(day(5), day(13))
+    with django_assert_num_queries(2):
+        Trade.objects.for_bot(bot).period_summary(day(5), day(13), breakdown=False)
+
+
+def test_max_drawdown_of_bare_fills() -> None:
+    ten, eleven_ = monday(10), monday(11)
+    assert max_drawdown([]) is None
+    assert max_drawdown([(*ten, Decimal(5)), (*eleven_, Decimal(-7))]) == drawdown("7", ten, eleven_, None)
+
+
+# --- derived figures in the API --------------------------------------------------------------
+
+
+def test_api_answers_derived_money_to_the_cent_and_ratios_to_four_places(api: APIClient, bot: Bot) -> None:
+    # Monday: 100.42, 0, 0: expectancy 100.42 / 3 = 33.47333... (the issue's example).
+    # Tuesday: 10, -1, -1, -0.01: average loss -2.01 / 3 = -0.67, profit factor 10 / 2.01 = 4.97512...
+    tuesday = dt.datetime(2026, 1, 6, 10, tzinfo=NY)
+    fills_on(
+        bot,
+        (monday(10)[0], "100.42"),
+        (monday(11)[0], "0"),
+        (monday(12)[0], "0"),
+        *((tuesday + dt.timedelta(minutes=n), pnl) for n, pnl in enumerate(("10", "-1", "-1", "-0.01"))),
+    )
+    response = api.get("/api/v1/summary/period/?start=2026-01-05&end=2026-01-05")
+    assert b'"expectancy":33.47,' in response.content
+    body = json.loads(response.content)
+    assert body["average_win"] == 100.42 and body["win_rate"] == 33.33
+    body = json.loads(api.get("/api/v1/summary/period/?start=2026-01-06&end=2026-01-06").content)
+    assert body["average_loss"] == -0.67 and body["profit_factor"] == 4.9751
+    assert body["expectancy"] == 2.0  # 7.99 over 4 closed trades = 1.9975
+    # What is stored keeps its precision: a day's P&L is a sum, not a quotient.
+    both = json.loads(api.get("/api/v1/summary/period/?start=2026-01-05&end=2026-01-06").content)
+    assert both["total_pnl"] == 108.41 and both["days"][1]["pnl"] == 7.99
