@@ -10,6 +10,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from backups.models import BackupRecord, Kind
+from trades.formats import format_duration
 
 CHECKS = {"backup": {"check": "backups.health.last_backup", "vital": False}}
 
@@ -36,12 +37,13 @@ def last_backup(now: dt.datetime | None = None) -> dict[str, Any]:
         installed = _installed_at()
         waited = (now - installed).total_seconds() if installed else 0
         if settings.DB_SYNC_ENABLED and waited > limit:
-            state.update(ok=False, reason=f"no backup yet, {int(waited)} s after installation")
+            state.update(ok=False, reason=f"no backup yet, {format_duration(int(waited))} after installation")
         return state
     age = (now - last.finished_at).total_seconds()
     state.update(last_backup=last.finished_at, object_name=last.object_name, age_seconds=round(age, 1))
     if settings.DB_SYNC_ENABLED and age > limit:
-        state.update(ok=False, reason=f"last good backup {int(age)} s ago (limit {limit} s)")
+        words = f"last good backup {format_duration(int(age))} ago (limit {format_duration(limit)})"
+        state.update(ok=False, reason=words)
     return state
 
 

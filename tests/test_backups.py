@@ -515,4 +515,4 @@ def test_a_fresh_site_without_a_backup_is_ok_for_exactly_twice_the_interval_afte
     at_limit = last_backup(now=installed + dt.timedelta(seconds=600))
     assert at_limit["ok"] is True and "reason" not in at_limit
     past = last_backup(now=installed + dt.timedelta(seconds=601))
-    assert past["ok"] is False and past["reason"] == "no backup yet, 601 s after installation"
+    assert past["ok"] is False and past["reason"] == "no backup yet, 10 min 1 s after installation"
