@@ -1,4 +1,4 @@
-"""How the admin pages show money, rates and times (one place, so every page agrees)."""
+"""How the admin pages show money, rates, durations and times: ``trades.formats``, as filters."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django import template
 from django.utils.safestring import SafeString
 
 from monitorsite import cockpit
-from trades.formats import format_market_time, format_money, format_rate
+from trades.formats import format_duration, format_market_time, format_money, format_rate
 
 register = template.Library()
 
@@ -27,6 +27,11 @@ def pnl(value: Decimal | None) -> SafeString:
 @register.filter
 def rate(value: float | None) -> str:
     return format_rate(value)
+
+
+@register.filter
+def duration(value: dt.timedelta | float | None) -> str:
+    return format_duration(value)
 
 
 @register.filter
