@@ -8,11 +8,13 @@ import threading
 from decimal import Decimal
 from io import StringIO
 from typing import Any
+from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test import Client
 from rest_framework.test import APIClient
 
 from alerts.models import Alert, Channel, SummarySchedule
@@ -573,3 +575,23 @@ def test_api_answers_derived_money_to_the_cent_and_ratios_to_four_places(api: AP
     # What is stored keeps its precision: a day's P&L is a sum, not a quotient.
     both = json.loads(api.get("/api/v1/summary/period/?start=2026-01-05&end=2026-01-06").content)
     assert both["total_pnl"] == 108.41 and both["days"][1]["pnl"] == 7.99
+
+
+def test_the_cockpit_shows_the_drawdown_with_its_times(admin_client: Client, bot: Bot) -> None:
+    # Thursday: 100 at 10:00 (peak), -50 at 11:00 (bottom, 150 down), -30 at 12:00 (not back).
+    thursday = dt.date(2026, 1, 15)
+    fills_on(
+        bot,
+        *(
+            (dt.datetime(2026, 1, 15, hour, tzinfo=NY), pnl)
+            for hour, pnl in ((10, "100"), (11, "-150"), (12, "20"))
+        ),
+    )
+    evening = dt.datetime(2026, 1, 15, 20, 30, tzinfo=NY)
+    with mock.patch("django.utils.timezone.now", return_value=evening):
+        page = admin_client.get("/admin/").content.decode()
+    assert f"today, {thursday:%a %Y-%m-%d}" in page
+    assert "<dt>Max drawdown</dt><dd>-150.00</dd>" in page
+    assert "<dt>Drawdown began</dt><dd>2026-01-15 10:00:00 EST</dd>" in page
+    assert "<dt>Drawdown bottomed</dt><dd>2026-01-15 11:00:00 EST</dd>" in page
+    assert "<dt>Drawdown recovered</dt><dd>not recovered</dd>" in page
