@@ -411,8 +411,7 @@ def test_unknown_paths_oversized_bodies_and_server_errors_answer_json(site: Site
     for path in ("/api/v1/trades/", "/api/v1/heartbeat/", "/api/v1/events/"):
         response = post(site, path, eleven_mb, key)
         assert response.status_code == 400, path
-        # filesizeformat's no-break space between number and unit.
-        expected = ["Send at most 10.0\xa0MB per request; split the batch."]
+        expected = ["Send at most 10.0 MB per request; split the batch."]
         assert response.json()["errors"] == {"body": expected}
     # Past what the web server buffers at all: refused from the headers, before Django, still JSON.
     connection = http.client.HTTPConnection("127.0.0.1", site.port, timeout=30)

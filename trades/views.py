@@ -6,7 +6,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.template.defaultfilters import filesizeformat
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.request import Request
@@ -15,6 +14,7 @@ from rest_framework.views import APIView
 
 from monitor_client.wire import MAX_BATCH
 from trades import market
+from trades.formats import format_size
 from trades.ingest import insert_fields
 from trades.models import BotEvent, Trade
 from trades.serializers import (
@@ -39,7 +39,7 @@ def _bad_request(detail: str, errors: dict[str, Any]) -> Response:
 
 
 def _too_large() -> Response:
-    limit = filesizeformat(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    limit = format_size(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     return _bad_request(
         "The request body is too large; nothing was stored.",
         {"body": [f"Send at most {limit} per request; split the batch."]},
