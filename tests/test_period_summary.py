@@ -15,6 +15,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from alerts.models import Alert, Channel, SummarySchedule
@@ -189,7 +190,7 @@ def test_the_cockpit_figures_read_the_index_not_the_table(bot: Bot, fills: None)
         if connection.vendor == "sqlite":
             cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
             plan = " ".join(str(row[-1]) for row in cursor.fetchall())
-            assert "COVERING INDEX trade_bot_day_pnl" in plan, plan
+            assert "COVERING INDEX trade_bot_day_time_pnl" in plan, plan
         else:
             # PostgreSQL picks by cost, and a sequential scan is cheapest on a test's few rows:
             # the question is whether the (bot, day, pnl) index answers. Whether it reads the
@@ -535,14 +536,37 @@ def test_no_trades_no_drawdown(bot: Bot) -> None:
     assert "Drawdown began" not in dict(performance_lines(p))
 
 
-def test_the_drawdowns_are_measured_from_one_query_whatever_the_number_of_trades(
+def test_the_drawdowns_are_measured_from_one_read_of_the_trades(
     bot: Bot, fills: None, django_assert_num_queries: Any
 ) -> None:
-    # One GROUP BY for the counting, one ordered read of (time, day, P&L, strategy, symbol).
-    with django_assert_num_queries(2):
+    # One GROUP BY for the counting, one ordered read of (id, P&L[, strategy, symbol]), and one
+    # of the few trades that mark a drawdown (their times).
+    with django_assert_num_queries(3):
         Trade.objects.for_bot(bot).period_summary(day(5), day(13))
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3):
         Trade.objects.for_bot(bot).period_summary(day(5), day(13), breakdown=False)
+    with django_assert_num_queries(2):  # no closed trade: nothing marks a drawdown
+        Trade.objects.for_bot(bot).period_summary(day(14), day(16))
+
+
+def test_the_cockpits_drawdown_reads_the_index_in_order_not_the_table(bot: Bot, fills: None) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        Trade.objects.for_bot(bot).drawdowns(day(5), day(13), breakdown=False)
+    read = queries.captured_queries[0]["sql"]
+    assert "ORDER BY" in read, read
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {read}")
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+            # Index only, already in the order of execution: no table, no sort.
+            assert "COVERING INDEX trade_bot_day_time_pnl" in plan and "TEMP B-TREE" not in plan, plan
+        else:
+            # As for the counting above: on a test's few rows only "an index, never a table scan" holds.
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("ANALYZE trades_trade")
+            cursor.execute(f"EXPLAIN {read}")
+            plan = " ".join(str(row[0]) for row in cursor.fetchall())
+            assert "Seq Scan" not in plan, plan
 
 
 def test_max_drawdown_of_bare_fills() -> None:

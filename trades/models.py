@@ -35,6 +35,7 @@ from trades.summary import (
     Breakdown,
     DailySummary,
     DayFigures,
+    Drawdown,
     DrawdownMeter,
     Performance,
     PeriodSummary,
@@ -235,15 +236,15 @@ class TradeQuerySet(models.QuerySet["Trade"]):
         """
         groups = self.figures_per_day(start, end, by=("strategy", "symbol") if breakdown else ())
         every = [figures for _, figures in groups]
-        overall, per_group = self.drawdowns(start, end, breakdown=breakdown)
+        overall, *per_group = self.drawdowns(start, end, breakdown=breakdown)
 
         def per(index: int) -> dict[str, Performance]:
             if not breakdown:
                 return {}
-            meters = per_group[index]
+            drawdowns = per_group[index]
             return {
-                # A group with opening fills alone has no meter: no closed trade, no drawdown.
-                name: Performance.from_days(days, meters[name].result() if name in meters else None)
+                # A group with opening fills alone has no drawdown: no closed trade.
+                name: Performance.from_days(days, drawdowns.get(name))
                 for name, days in _per_name(groups, index).items()
             }
 
@@ -253,7 +254,7 @@ class TradeQuerySet(models.QuerySet["Trade"]):
         return PeriodSummary(
             start=start,
             end=end,
-            overall=Performance.from_days(every, overall.result()),
+            overall=Performance.from_days(every, overall),
             days=tuple(daily_pnl(merged.values())),
             by_strategy=per(0),
             by_symbol=per(1),
@@ -261,29 +262,41 @@ class TradeQuerySet(models.QuerySet["Trade"]):
 
     def drawdowns(
         self, start: dt.date, end: dt.date, *, breakdown: bool = True
-    ) -> tuple[DrawdownMeter, tuple[dict[str, DrawdownMeter], dict[str, DrawdownMeter]]]:
-        """The cumulative realized P&L followed trade by trade over trading days ``start`` to ``end``:
-        overall and (with ``breakdown``) per strategy and per symbol, from one query.
+    ) -> tuple[Drawdown | None, dict[str, Drawdown | None], dict[str, Drawdown | None]]:
+        """The deepest fall of the cumulative realized P&L, trade by trade, over trading days ``start``
+        to ``end``: overall and (with ``breakdown``) per strategy and per symbol (see ``Drawdown``).
 
-        The closed trades come ordered by execution time (ties by id) as bare tuples,
-        never as model objects: a month of a busy bot is a few thousand rows.
+        One read of the closed trades' (id, P&L) in the order they were executed, as bare
+        tuples: for one bot without ``breakdown`` (the cockpit) the (bot, trading day,
+        time, P&L) index gives them in that order, without the table or a sort. Then one
+        read of the few trades that mark a drawdown, for their times.
         """
         by = ("strategy", "symbol") if breakdown else ()
+        # The trading day is the market's date of the time, so (day, time) is the time's order.
         rows = (
             self.filter(trading_day__gte=start, trading_day__lte=end, pnl__isnull=False)
-            .order_by("executed_at", "id")
-            .values_list("executed_at", "trading_day", "pnl", *by)
+            .order_by("trading_day", "executed_at", "id")
+            .values_list("id", "pnl", *by)
         )
         overall = DrawdownMeter()
         per_strategy: dict[str, DrawdownMeter] = {}
         per_symbol: dict[str, DrawdownMeter] = {}
-        for at, day, pnl, *names in rows.iterator(chunk_size=5000):
-            overall.add(at, day, pnl)
+        for pk, pnl, *names in rows.iterator(chunk_size=5000):
+            overall.add(pk, pnl)
             if names:
-                strategy, symbol = names
-                per_strategy.setdefault(strategy, DrawdownMeter()).add(at, day, pnl)
-                per_symbol.setdefault(symbol, DrawdownMeter()).add(at, day, pnl)
-        return overall, (per_strategy, per_symbol)
+                per_strategy.setdefault(names[0], DrawdownMeter()).add(pk, pnl)
+                per_symbol.setdefault(names[1], DrawdownMeter()).add(pk, pnl)
+        meters = [overall, *per_strategy.values(), *per_symbol.values()]
+        marks = set().union(*(meter.keys() for meter in meters))
+        moments: dict[int, tuple[dt.datetime, dt.date]] = {}
+        if marks:
+            found = self.model.objects.using(self.db).filter(pk__in=marks)
+            moments = {pk: (at, day) for pk, at, day in found.values_list("id", "executed_at", "trading_day")}
+        return (
+            overall.result(moments),
+            {name: meter.result(moments) for name, meter in per_strategy.items()},
+            {name: meter.result(moments) for name, meter in per_symbol.items()},
+        )
 
 
 def _per_name(groups: list[tuple[tuple[str, ...], DayFigures]], key: int) -> dict[str, list[DayFigures]]:
@@ -375,8 +388,11 @@ class Trade(models.Model):
             # and one trading day's trades newest first, without a sort.
             models.Index(fields=("executed_at",), name="trade_time"),
             models.Index(fields=("trading_day", "executed_at"), name="trade_day_time"),
-            # Covers a period's per-day figures (the cockpit, the period summary) without the table.
-            models.Index(fields=("bot", "trading_day", "pnl"), name="trade_bot_day_pnl"),
+            # Covers a period's per-day figures (the cockpit, the period summary) without the table,
+            # and gives its closed trades in the order they were executed (ties by id) for the drawdown.
+            models.Index(
+                fields=("bot", "trading_day", "executed_at", "id", "pnl"), name="trade_bot_day_time_pnl"
+            ),
         ]
 
     def __str__(self) -> str:

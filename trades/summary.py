@@ -205,38 +205,60 @@ class Drawdown:
     recovered_day: dt.date | None = None
 
 
+# Where a trade is when it marks a drawdown: (executed at, trading day).
+Moment = tuple[dt.datetime, dt.date]
+
+
 class DrawdownMeter:
     """Follows the cumulative realized P&L one closed trade at a time (oldest first) and keeps its
-    deepest fall, settling ties as ``Drawdown`` says. One pass, a few numbers of state."""
+    deepest fall, settling ties as ``Drawdown`` says. One pass, a few numbers of state.
+
+    A trade is named by a key (its id): only the three that mark the deepest fall (the
+    peak, the bottom, the recovery) need their times, looked up once at the end. Measured
+    on 84,000 closed trades (42 days of 2,000) on a busy 2-core machine: 0.15 to 0.2 s
+    reading (id, P&L) in order from the covering index, over 3 s reading each trade's
+    time and day from the table and sorting them (Django parsing 84,000 SQLite date-times).
+    """
 
     def __init__(self) -> None:
         self.cumulative = Decimal(0)
         self.peak = Decimal(0)
-        self.peak_at: dt.datetime | None = None
-        self.peak_day: dt.date | None = None
+        self.peak_key: Any = None  # None: the zero before the first trade
         self.below = False  # fallen under the peak since it was reached
-        self.worst = Drawdown(Decimal(0))
+        self.amount = Decimal(0)
+        self.marks: tuple[Any, Any, Any] | None = None  # the deepest fall's peak, bottom, recovery
         self.worst_peak = Decimal(0)
         self.closed = 0
 
-    def add(self, at: dt.datetime, day: dt.date, pnl: Decimal) -> None:
+    def add(self, key: Any, pnl: Decimal) -> None:
         self.closed += 1
         self.cumulative += pnl
         cumulative = self.cumulative
-        worst = self.worst
-        if worst.trough_at is not None and worst.recovered_at is None and cumulative >= self.worst_peak:
-            self.worst = dataclasses.replace(worst, recovered_at=at, recovered_day=day)
+        if self.marks is not None and self.marks[2] is None and cumulative >= self.worst_peak:
+            self.marks = (self.marks[0], self.marks[1], key)
         if cumulative > self.peak or (self.below and cumulative == self.peak):
-            self.peak, self.peak_at, self.peak_day, self.below = cumulative, at, day, False
+            self.peak, self.peak_key, self.below = cumulative, key, False
         elif cumulative < self.peak:
             self.below = True
-            if self.peak - cumulative > worst.amount:
-                self.worst = Drawdown(self.peak - cumulative, self.peak_at, self.peak_day, at, day)
-                self.worst_peak = self.peak
+            if self.peak - cumulative > self.amount:
+                self.amount, self.marks, self.worst_peak = (
+                    self.peak - cumulative,
+                    (self.peak_key, key, None),
+                    self.peak,
+                )
 
-    def result(self) -> Drawdown | None:
-        """The deepest fall so far; None before any closed trade."""
-        return self.worst if self.closed else None
+    def keys(self) -> set[Any]:
+        """The trades whose moments ``result`` needs."""
+        return {key for key in self.marks or () if key is not None}
+
+    def result(self, moments: Mapping[Any, Moment]) -> Drawdown | None:
+        """The deepest fall, its marks placed by ``moments`` (key to moment); None before any closed trade."""
+        if not self.closed:
+            return None
+        if self.marks is None:
+            return Drawdown(Decimal(0))
+        peak, trough, recovered = (moments[key] if key is not None else (None, None) for key in self.marks)
+        return Drawdown(self.amount, *peak, *trough, *recovered)
 
 
 def max_drawdown(fills: Iterable[tuple[dt.datetime, dt.date, Decimal]]) -> Drawdown | None:
@@ -244,8 +266,8 @@ def max_drawdown(fills: Iterable[tuple[dt.datetime, dt.date, Decimal]]) -> Drawd
     trading day, P&L), oldest first; None without one."""
     meter = DrawdownMeter()
     for at, day, pnl in fills:
-        meter.add(at, day, pnl)
-    return meter.result()
+        meter.add((at, day), pnl)
+    return meter.result({key: key for key in meter.keys()})
 
 
 @dataclass(frozen=True)
