@@ -193,7 +193,7 @@ def test_the_cockpit_figures_read_the_index_not_the_table(bot: Bot, fills: None)
             assert "COVERING INDEX trade_bot_day_time_pnl" in plan, plan
         else:
             # PostgreSQL picks by cost, and a sequential scan is cheapest on a test's few rows:
-            # the question is whether the (bot, day, pnl) index answers. Whether it reads the
+            # the question is whether the (bot, day, time, id, pnl) index answers. Whether it reads the
             # table's pages too depends on the visibility map (set by VACUUM, which cannot run in
             # the test's transaction), so an index scan of it, plain or bitmap, is the answer.
             # On a test's few rows its planner chooses freely among the bot's and the day's indexes

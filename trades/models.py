@@ -168,8 +168,9 @@ class TradeQuerySet(models.QuerySet["Trade"]):
         A row per trading day from ``start`` to ``end`` (both included; ``end``
         defaults to ``start``) and, with ``by``, per value of those fields (such as
         ``("strategy", "symbol")``): the values of ``by``, and the row's figures.
-        For one bot without ``by``, the grouping reads the (bot, trading_day, pnl)
-        index alone, never the table: 30 days of a busy bot in a few milliseconds.
+        For one bot without ``by``, the grouping reads the (bot, trading_day,
+        executed_at, id, pnl) index alone, never the table: 30 days of a busy bot in a
+        few milliseconds.
         """
         end = start if end is None else end
         if start == end:
