@@ -241,11 +241,8 @@ class DrawdownMeter:
         elif cumulative < self.peak:
             self.below = True
             if self.peak - cumulative > self.amount:
-                self.amount, self.marks, self.worst_peak = (
-                    self.peak - cumulative,
-                    (self.peak_key, key, None),
-                    self.peak,
-                )
+                self.amount, self.worst_peak = self.peak - cumulative, self.peak
+                self.marks = (self.peak_key, key, None)
 
     def keys(self) -> set[Any]:
         """The trades whose moments ``result`` needs."""
