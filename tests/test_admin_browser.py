@@ -188,7 +188,7 @@ def test_admin_logs_in_and_filters_trade_list_by_side(
 ) -> None:
     log_in(browser, live_server, "/admin/trades/trade/")
 
-    assert browser.find_element(By.CSS_SELECTOR, "#content h1").text == "Select trade to change"
+    assert browser.find_element(By.CSS_SELECTOR, "#content h1").text == "Select trade to view"
     # Newest first (Trade.Meta.ordering), one row per recorded trade.
     assert column_texts(browser, "symbol") == ["NVDA", "TSLA", "MSFT", "AAPL"]
     assert column_texts(browser, "bot") == ["alpha"] * 4

@@ -21,7 +21,7 @@ from trades import market
 from trades.models import Bot, BotEvent, BotKey, Trade
 from trades.paging import CappedCountPaginator
 from trades.summary import format_money
-from trades.tables import format_number
+from trades.tables import format_number, format_price
 
 # The library's own key model is unused here: every key belongs to a bot.
 admin.site.unregister(APIKey)
@@ -153,8 +153,17 @@ class TradeAdmin(admin.ModelAdmin):
     # COUNT(*) over a million trades on every page view is not worth it.
     show_full_result_count = False
 
+    # Recorded trades are the ledger as the bot reported it: the admin shows them (a view-only page)
+    # and exports them, but never adds, changes or deletes one. A correction is a new trade from the
+    # bot. Without change or delete permission Django answers 403 to a POST on either page and
+    # leaves the bulk delete action out.
     def has_add_permission(self, request: HttpRequest) -> bool:
-        # Trades come from the bot through the API, idempotent by external id.
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     @admin.display(description="quantity", ordering="quantity")
@@ -171,13 +180,6 @@ class TradeAdmin(admin.ModelAdmin):
             return "-"
         css = "pnl-pos" if trade.pnl > 0 else "pnl-neg" if trade.pnl < 0 else ""
         return format_html('<span class="{}">{}</span>', css, format_money(trade.pnl))
-
-
-def format_price(value: Any) -> str:
-    """Two decimals, and more only when the price has them (a penny stock at 0.0042 keeps its digits)."""
-    text = format_number(value)
-    whole, _, fraction = text.partition(".")
-    return f"{whole}.{fraction.ljust(2, '0')}"
 
 
 class BotKeyInline(admin.TabularInline):

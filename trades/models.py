@@ -39,6 +39,7 @@ from trades.summary import (
     TradeRef,
     daily_pnl,
 )
+from trades.tables import format_number, format_price
 
 
 class Bot(models.Model):
@@ -344,7 +345,8 @@ class Trade(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.side} {self.quantity} {self.symbol} @ {self.price}"
+        """Like a fill: "SELL 65 NVDA @ 123.47" (stored as 65.00000000 and 123.47000000)."""
+        return f"{self.side} {format_number(self.quantity)} {self.symbol} @ {format_price(self.price)}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.trading_day = trading_day_of(self.executed_at)

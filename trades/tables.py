@@ -32,6 +32,13 @@ def format_number(value: Decimal | float | None) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def format_price(value: Decimal | float) -> str:
+    """Two decimals, and more only when the price has them (a penny stock at 0.0042 keeps its digits)."""
+    text = format_number(value)
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
 def parse_day(value: str, option: str = "date") -> dt.date:
     try:
         return dt.date.fromisoformat(value)
