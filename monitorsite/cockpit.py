@@ -102,6 +102,8 @@ def build(now: dt.datetime | None = None) -> Cockpit:
 def health_words(part: dict[str, Any]) -> str:
     if part.get("starting"):
         return "starting"
+    if part.get("enabled") is False:  # log shipping without a Loki configured
+        return "off"
     if part["ok"]:
         return "ok"
     return str(part.get("reason") or "failing")
