@@ -33,6 +33,7 @@ class BotCard:
     bot: Bot
     state: status.BotState
     heartbeat_age: str
+    market: market.MarketClock
     today: DailySummary
     period: PeriodSummary
     period_lines: list[tuple[str, str]]
@@ -65,6 +66,7 @@ def build(now: dt.datetime | None = None) -> Cockpit:
     now = now or timezone.now()
     today = market.trading_day_of(now)
     start, end = market.period(None, today)
+    clock = market.market_clock(now)  # one calendar for every bot (MARKET_TIMEZONE, the NYSE's)
     cards = []
     for bot in Bot.objects.filter(is_active=True).defer("last_heartbeat_details", "description"):
         trades = Trade.objects.for_bot(bot)
@@ -75,6 +77,7 @@ def build(now: dt.datetime | None = None) -> Cockpit:
                 bot=bot,
                 state=status.bot_state(bot, now),
                 heartbeat_age="never" if age is None else f"{timesince(bot.last_heartbeat_at, now)} ago",
+                market=clock,
                 today=trades.daily_summary(today),
                 period=period,
                 period_lines=performance_lines(period.overall),

@@ -425,8 +425,11 @@ def read_cockpit(driver: WebDriver, ts: TradingSite) -> None:
     daily = ts.api("/api/v1/summary/daily/")
     period = ts.api("/api/v1/summary/period/")
     card = "#cockpit-bots .bot-card[data-bot='alpha']"
-    assert text_of(driver, f"{card} .bot-state") == "RUNNING"  # shown in capitals; the word is running
+    # Halted by the max daily loss: the card says so (in capitals), its heartbeat state beside.
+    assert text_of(driver, f"{card} .bot-state") == "HALTED"
     assert text_of(driver, f"{card} .bot-heartbeat").startswith("heartbeat ")
+    assert text_of(driver, f"{card} .heartbeat-state") == "running"
+    assert text_of(driver, f"{card} .bot-market").startswith(("market open, closes", "market closed, opens"))
     assert "(trading)" in text_of(driver, f"{card} .bot-heartbeat")
     assert text_of(driver, f"{card} .today-trades") == str(daily["total_trades"]) == "5"
     assert (

@@ -21,7 +21,7 @@ from trades import market
 from trades.models import Bot, BotEvent, BotKey, Trade
 from trades.paging import CappedCountPaginator
 from trades.summary import format_money
-from trades.tables import format_number, format_price
+from trades.tables import format_market_time, format_number, format_price
 
 # The library's own key model is unused here: every key belongs to a bot.
 admin.site.unregister(APIKey)
@@ -217,12 +217,23 @@ def issue_read_only_key(modeladmin: admin.ModelAdmin, request: HttpRequest, quer
 
 @admin.register(Bot)
 class BotAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_active", "last_heartbeat", "last_heartbeat_status", "created_at")
+    list_display = ("name", "is_active", "stopped", "last_heartbeat", "last_heartbeat_status", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name",)
-    readonly_fields = ("created_at", "last_heartbeat_at", "last_heartbeat_status", "last_heartbeat_details")
+    readonly_fields = (
+        "created_at",
+        "stopped",
+        "last_heartbeat_at",
+        "last_heartbeat_status",
+        "last_heartbeat_details",
+    )
     inlines = (BotKeyInline,)
     actions = (issue_write_key, issue_read_only_key)
+
+    @admin.display(description="stopped", ordering="stopped_at")
+    def stopped(self, bot: Bot) -> str:
+        """Says "stopped at <market time>" after the bot said it shut down, until it runs again."""
+        return "" if bot.stopped_at is None else f"stopped at {format_market_time(bot.stopped_at)}"
 
     @admin.display(description="last heartbeat", ordering="last_heartbeat_at")
     def last_heartbeat(self, bot: Bot) -> str:
