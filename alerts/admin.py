@@ -24,6 +24,7 @@ from alerts.models import (
     Channel,
     ChannelQuerySet,
     DeliveryAttempt,
+    QuickEnd,
     Repeat,
     Silence,
     SummarySchedule,
@@ -403,8 +404,17 @@ class AlertAdmin(admin.ModelAdmin):
 
 
 class SilenceForm(forms.ModelForm):
-    """Days of the week as boxes to tick; the model's ``problems`` judge the whole silence."""
+    """Days of the week as boxes to tick, and quick ends computed in market time when saved; the
+    model's ``clean`` judges the whole silence (an end in the past is refused there)."""
 
+    quick_end = forms.TypedChoiceField(
+        required=False,
+        label="Ends",
+        choices=[("", "at the time below"), *QuickEnd.choices],
+        coerce=QuickEnd,
+        empty_value=None,
+        help_text="A quick choice sets the end when you save, in market time, replacing the time below.",
+    )
     days = forms.MultipleChoiceField(
         required=False,
         choices=[(day, day.capitalize()) for day in WEEKDAY_NAMES],
@@ -425,6 +435,13 @@ class SilenceForm(forms.ModelForm):
         chosen = set(self.cleaned_data.get("days") or [])
         return ",".join(day for day in WEEKDAY_NAMES if day in chosen)
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if quick := cleaned.get("quick_end"):
+            cleaned["until"] = quick.end(timezone.now())
+            self.errors.pop("until", None)  # a time typed below and refused is replaced
+        return cleaned
+
 
 @admin.register(Silence)
 class SilenceAdmin(admin.ModelAdmin):
@@ -432,7 +449,7 @@ class SilenceAdmin(admin.ModelAdmin):
     list_display = ("rule_shown", "when", "reason", "in_force")
     list_filter = ("rule", "repeat")
     fieldsets = (
-        (None, {"fields": ("rule", "reason", "until")}),
+        (None, {"fields": ("rule", "reason", "quick_end", "until")}),
         ("Repeating (market time)", {"fields": ("repeat", "days", "start_time", "end_time")}),
     )
 

@@ -316,6 +316,21 @@ class Repeat(models.TextChoices):
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
 
 
+class QuickEnd(models.TextChoices):
+    """Ends an operator picks instead of typing one, computed in market time when saved."""
+
+    HOUR = "hour", "for an hour"
+    TRADING_DAY = "trading_day", "the rest of the trading day (until midnight, market time)"
+    NEXT_OPEN = "next_open", "until the next open"
+
+    def end(self, now: dt.datetime) -> dt.datetime:
+        if self == QuickEnd.HOUR:
+            return now + dt.timedelta(hours=1)
+        if self == QuickEnd.TRADING_DAY:
+            return market.end_of_trading_day(now)
+        return market.next_open(now)
+
+
 class Silence(models.Model):
     """Mute one rule, or everything: until a given time, or in a window that repeats.
 
@@ -391,8 +406,20 @@ class Silence(models.Model):
         return found
 
     def clean(self) -> None:
-        if found := self.problems:
+        found = self.problems
+        if "until" not in found and (past := self.ended(timezone.now())):
+            found["until"] = past
+        if found:
             raise ValidationError(found)
+
+    def ended(self, now: dt.datetime) -> str:
+        """Why the end is refused when it is not after ``now`` (a silence ending now mutes nothing);
+        empty when it is fine. Checked whenever a silence is saved in a form (``clean``): one that
+        has run out is given a new end, or deleted."""
+        if self.until is None or self.until > now:
+            return ""
+        shown = self.until.astimezone(market.market_zone())
+        return f"Must be in the future: {shown:%Y-%m-%d %H:%M:%S %Z} has passed."
 
     def _end(self) -> dt.time:
         assert self.end_time is not None

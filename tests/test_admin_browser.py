@@ -541,18 +541,28 @@ def test_operator_tasks_on_a_phone(browser: WebDriver, trading_site: TradingSite
     wait_for(browser, "ul.messagelist li.success")
     assert ts.sql("SELECT threshold FROM alerts_alertrule WHERE id = ?", rule_id) == [(-2500,)]
 
-    # Silence a rule for an hour.
+    # A silence that ended a minute ago is refused where it is typed, naming the field.
     browser.get(f"{url}/admin/alerts/silence/add/")
     Select(browser.find_element(By.ID, "id_rule")).select_by_visible_text("bot-stopped")
-    until = dt.datetime.now(dt.UTC).astimezone(ZoneInfo("America/New_York")) + dt.timedelta(hours=1)
-    browser.find_element(By.ID, "id_until_0").send_keys(until.strftime("%Y-%m-%d"))
-    browser.find_element(By.ID, "id_until_1").send_keys(until.strftime("%H:%M:%S"))
+    ended = dt.datetime.now(dt.UTC).astimezone(ZoneInfo("America/New_York")) - dt.timedelta(minutes=1)
+    browser.find_element(By.ID, "id_until_0").send_keys(ended.strftime("%Y-%m-%d"))
+    browser.find_element(By.ID, "id_until_1").send_keys(ended.strftime("%H:%M:%S"))
     browser.find_element(By.ID, "id_reason").send_keys("maintenance")
     browser.find_element(By.CSS_SELECTOR, "input[name=_save]").click()
+    wait_for(browser, ".errornote")
+    assert "Must be in the future" in text_of(browser, ".field-until .errorlist")
+    # Silence a rule for an hour with the quick choice: the end is computed when saved.
+    Select(browser.find_element(By.ID, "id_quick_end")).select_by_visible_text("for an hour")
+    before = dt.datetime.now(dt.UTC)
+    browser.find_element(By.CSS_SELECTOR, "input[name=_save]").click()
     wait_for(browser, "ul.messagelist li.success")
-    assert ts.sql(
-        "SELECT r.name, s.reason FROM alerts_silence s JOIN alerts_alertrule r ON r.id = s.rule_id"
-    ) == [("bot-stopped", "maintenance")]
+    ((name, reason, until),) = ts.sql(
+        "SELECT r.name, s.reason, s.until FROM alerts_silence s JOIN alerts_alertrule r ON r.id = s.rule_id"
+    )
+    assert (name, reason) == ("bot-stopped", "maintenance")
+    ends = dt.datetime.fromisoformat(until).replace(tzinfo=dt.UTC)
+    # An hour from the press, with 60 s for a loaded machine between the press and the save.
+    assert dt.timedelta(hours=1) <= ends - before < dt.timedelta(hours=1, seconds=60)
 
     # A test alert reaches the (loopback) Discord webhook.
     before = len(ts.discord.messages)
