@@ -34,6 +34,7 @@ from alerts.models import (
 from alerts.rules import JUDGED_FIELDS, describe, problems
 from alerts.tasks import enqueue
 from alerts.transports import TRANSPORTS, ConfigError, Setting, transport_class
+from trades import market
 from trades.paging import CappedCountPaginator
 
 
@@ -490,8 +491,12 @@ def resume_trading(
             },
         )
     who = request.user.get_username() if request.user.is_authenticated else ""
-    count = queryset.resume(by=who, now=timezone.now())
+    now = timezone.now()
+    count = queryset.resume(by=who, now=now)
     modeladmin.message_user(request, f"Trading resumed for {count} halt(s).")
+    today = market.trading_day_of(now)
+    for halt in queryset.filter(resumed_at=now, resumed_by=who).resumed_quiet(today):
+        modeladmin.message_user(request, f"{halt.quiet_until}.")
     return None
 
 

@@ -630,6 +630,13 @@ class TradingHaltQuerySet(models.QuerySet["TradingHalt"]):
             "bot"
         )
 
+    def resumed_quiet(self, today: dt.date) -> TradingHaltQuerySet:
+        """Halts an admin resumed whose trading day is not over on ``today``: their rule will not halt
+        the bot again before ``ends_on`` (one halt per bot and day, and a resume stands)."""
+        return self.filter(
+            resumed_at__isnull=False, trading_day__lte=today, ends_on__gt=today
+        ).select_related("bot")
+
     def resume(self, *, by: str, now: dt.datetime) -> int:
         """Let the halted bots trade again, recording who resumed and when; how many halts that resumed.
 
@@ -658,6 +665,16 @@ class TradingHalt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bot} halted on {self.trading_day}"
+
+    @property
+    def quiet_until(self) -> str:
+        """What a resume leaves, in words: "max daily loss will not halt alpha again until Fri
+        2026-01-16 (the next trading day)". ``halt`` raises one halt per bot and trading day and a
+        resume stands, so the halting rule (named first in the reason) stays quiet until ``ends_on``."""
+        rule = self.reason.partition(":")[0].strip() or "no rule"
+        return (
+            f"{rule} will not halt {self.bot} again until {self.ends_on:%a %Y-%m-%d} (the next trading day)"
+        )
 
 
 class PendingEvaluationQuerySet(models.QuerySet["PendingEvaluation"]):

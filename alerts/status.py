@@ -85,6 +85,11 @@ def halts_in_force(now: dt.datetime) -> list[TradingHalt]:
     return list(TradingHalt.objects.all_in_force(market.trading_day_of(now)).order_by("bot__name"))
 
 
+def resumed_halts(now: dt.datetime) -> list[TradingHalt]:
+    """Halts resumed by an admin whose rule stays quiet for the rest of their trading day."""
+    return list(TradingHalt.objects.resumed_quiet(market.trading_day_of(now)).order_by("bot__name"))
+
+
 def latest_alerts(limit: int = 8) -> list[Alert]:
     """The latest alerts, critical ones first, newest first within a level."""
     latest = list(Alert.objects.select_related("bot", "channel").order_by("-created_at", "-id")[:limit])

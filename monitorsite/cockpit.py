@@ -46,6 +46,7 @@ class Cockpit:
     today: dt.date
     bots: list[BotCard]
     halts: list[TradingHalt]
+    resumed: list[TradingHalt]  # resumed halts whose rule stays quiet until their end
     alerts: list[Alert]
     last_backup: BackupRecord | None
     backup_age: str
@@ -91,6 +92,7 @@ def build(now: dt.datetime | None = None) -> Cockpit:
         today=today,
         bots=cards,
         halts=status.halts_in_force(now),
+        resumed=status.resumed_halts(now),
         alerts=status.latest_alerts(),
         last_backup=last,
         backup_age="" if last is None or last.finished_at is None else timesince(last.finished_at, now),

@@ -523,11 +523,15 @@ def test_operator_tasks_on_a_phone(browser: WebDriver, trading_site: TradingSite
     assert ts.api("/api/v1/status/")["trading_allowed"] is False  # nothing changed by asking
     browser.find_element(By.ID, "confirm-resume").click()
     wait_for(browser, "ul.messagelist li")
-    assert message_texts(browser) == ["Trading resumed for 1 halt(s)."]
+    done, quiet = message_texts(browser)
+    assert done == "Trading resumed for 1 halt(s)."
+    assert quiet.startswith("max daily loss will not halt alpha again until ")
+    assert quiet.endswith(" (the next trading day).")
     assert ts.api("/api/v1/status/")["trading_allowed"] is True
     assert ts.sql("SELECT resumed_by FROM alerts_tradinghalt") == [("admin",)]
     browser.get(f"{url}/admin/")
     assert not browser.find_elements(By.CSS_SELECTOR, ".cockpit-halt")
+    assert text_of(browser, ".cockpit-resumed .quiet-until") == quiet
 
     # Change a threshold from the rule list.
     browser.get(f"{url}/admin/alerts/alertrule/?q=max-daily-loss")
