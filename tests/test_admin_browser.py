@@ -525,13 +525,13 @@ def test_operator_tasks_on_a_phone(browser: WebDriver, trading_site: TradingSite
     wait_for(browser, "ul.messagelist li")
     done, quiet = message_texts(browser)
     assert done == "Trading resumed for 1 halt(s)."
-    assert quiet.startswith("max daily loss will not halt alpha again until ")
+    assert quiet.startswith("Max daily loss will not halt alpha again until ")  # capfirst: the admin's
     assert quiet.endswith(" (the next trading day).")
     assert ts.api("/api/v1/status/")["trading_allowed"] is True
     assert ts.sql("SELECT resumed_by FROM alerts_tradinghalt") == [("admin",)]
     browser.get(f"{url}/admin/")
     assert not browser.find_elements(By.CSS_SELECTOR, ".cockpit-halt")
-    assert text_of(browser, ".cockpit-resumed .quiet-until") == quiet
+    assert text_of(browser, ".cockpit-resumed .quiet-until") == "m" + quiet[1:]
 
     # Change a threshold from the rule list.
     browser.get(f"{url}/admin/alerts/alertrule/?q=max-daily-loss")
@@ -591,3 +591,47 @@ def test_operator_tasks_on_a_phone(browser: WebDriver, trading_site: TradingSite
     assert len(files) == 1
     rows = list(csv.reader(io.StringIO(files[0].read_text())))
     assert [row[2] for row in rows[1:]] == ["c-1", "c-2", "c-3", "c-4", "c-5"]
+
+
+def test_a_bot_whose_client_closed_is_shown_stopped_then_running_at_both_sizes(
+    browser: WebDriver, site: Any, tmp_path: Path
+) -> None:
+    """The real monitor_client beats, then closes (its shutdown event), against the real server."""
+    from monitor_client import Monitor
+
+    key = site.create_bot("beta")
+    site.admin_session()  # makes the admin user
+    monitor = Monitor(site.url, key, tmp_path / "spool", backoff_base=0.05, backoff_max=0.5, linger=0.0)
+    monitor.start_heartbeats(every=60)
+    assert monitor.flush(timeout=30)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not site.sql("SELECT last_heartbeat_at FROM trades_bot WHERE name = 'beta'")[0][0]:
+        assert time.monotonic() < deadline, "no heartbeat reached the site"
+        time.sleep(0.1)
+    assert monitor.close(timeout=30)
+    ((stopped_at,),) = site.sql("SELECT stopped_at FROM trades_bot WHERE name = 'beta'")
+    assert stopped_at is not None
+    shown = (
+        dt.datetime.fromisoformat(stopped_at)
+        .replace(tzinfo=dt.UTC)
+        .astimezone(ZoneInfo("America/New_York"))
+        .strftime("%Y-%m-%d %H:%M:%S %Z")
+    )
+    card = "#cockpit-bots .bot-card[data-bot='beta']"
+    admin_log_in(browser, site.url)
+    for size in (PHONE, DESKTOP):
+        browser.set_window_size(*size)
+        browser.get(f"{site.url}/admin/")
+        wait_for(browser, card)
+        assert text_of(browser, f"{card} .bot-state") == f"STOPPED AT {shown}"  # shown in capitals
+        assert "state-shut-down" in browser.find_element(By.CSS_SELECTOR, card).get_attribute("class")
+        width, inner = page_width(browser)
+        assert width <= inner, f"the cockpit is {width} px wide in a {inner} px window at {size}"
+    browser.get(f"{site.url}/admin/trades/bot/")
+    assert column_texts(browser, "stopped") == [f"stopped at {shown}"]
+    # The next heartbeat says it runs again.
+    auth = {"Authorization": f"Bearer {key}"}
+    assert requests.post(f"{site.url}/api/v1/heartbeat/", json={}, headers=auth, timeout=30).ok
+    browser.get(f"{site.url}/admin/")
+    wait_for(browser, card)
+    assert text_of(browser, f"{card} .bot-state") == "RUNNING"
