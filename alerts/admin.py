@@ -24,6 +24,7 @@ from alerts.models import (
     Channel,
     ChannelQuerySet,
     DeliveryAttempt,
+    QuickEnd,
     Repeat,
     Silence,
     SummarySchedule,
@@ -33,6 +34,7 @@ from alerts.models import (
 from alerts.rules import JUDGED_FIELDS, describe, problems
 from alerts.tasks import enqueue
 from alerts.transports import TRANSPORTS, ConfigError, Setting, transport_class
+from trades import market
 from trades.formats import format_duration
 from trades.paging import CappedCountPaginator
 
@@ -408,8 +410,17 @@ class AlertAdmin(admin.ModelAdmin):
 
 
 class SilenceForm(forms.ModelForm):
-    """Days of the week as boxes to tick; the model's ``problems`` judge the whole silence."""
+    """Days of the week as boxes to tick, and quick ends computed in market time when saved; the
+    model's ``clean`` judges the whole silence (an end in the past is refused there)."""
 
+    quick_end = forms.TypedChoiceField(
+        required=False,
+        label="Ends",
+        choices=[("", "at the time below"), *QuickEnd.choices],
+        coerce=QuickEnd,
+        empty_value=None,
+        help_text="A quick choice sets the end when you save, in market time, replacing the time below.",
+    )
     days = forms.MultipleChoiceField(
         required=False,
         choices=[(day, day.capitalize()) for day in WEEKDAY_NAMES],
@@ -430,6 +441,13 @@ class SilenceForm(forms.ModelForm):
         chosen = set(self.cleaned_data.get("days") or [])
         return ",".join(day for day in WEEKDAY_NAMES if day in chosen)
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if quick := cleaned.get("quick_end"):
+            cleaned["until"] = quick.end(timezone.now())
+            self.errors.pop("until", None)  # a time typed below and refused is replaced
+        return cleaned
+
 
 @admin.register(Silence)
 class SilenceAdmin(admin.ModelAdmin):
@@ -437,7 +455,7 @@ class SilenceAdmin(admin.ModelAdmin):
     list_display = ("rule_shown", "when", "reason", "in_force")
     list_filter = ("rule", "repeat")
     fieldsets = (
-        (None, {"fields": ("rule", "reason", "until")}),
+        (None, {"fields": ("rule", "reason", "quick_end", "until")}),
         ("Repeating (market time)", {"fields": ("repeat", "days", "start_time", "end_time")}),
     )
 
@@ -478,8 +496,12 @@ def resume_trading(
             },
         )
     who = request.user.get_username() if request.user.is_authenticated else ""
-    count = queryset.resume(by=who, now=timezone.now())
+    now = timezone.now()
+    count = queryset.resume(by=who, now=now)
     modeladmin.message_user(request, f"Trading resumed for {count} halt(s).")
+    today = market.trading_day_of(now)
+    for halt in queryset.filter(resumed_at=now, resumed_by=who).resumed_quiet(today):
+        modeladmin.message_user(request, f"{halt.quiet_until}.")
     return None
 
 

@@ -317,6 +317,21 @@ class Repeat(models.TextChoices):
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
 
 
+class QuickEnd(models.TextChoices):
+    """Ends an operator picks instead of typing one, computed in market time when saved."""
+
+    HOUR = "hour", "for an hour"
+    TRADING_DAY = "trading_day", "the rest of the trading day (until midnight, market time)"
+    NEXT_OPEN = "next_open", "until the next open"
+
+    def end(self, now: dt.datetime) -> dt.datetime:
+        if self == QuickEnd.HOUR:
+            return now + dt.timedelta(hours=1)
+        if self == QuickEnd.TRADING_DAY:
+            return market.end_of_trading_day(now)
+        return market.next_open(now)
+
+
 class Silence(models.Model):
     """Mute one rule, or everything: until a given time, or in a window that repeats.
 
@@ -392,8 +407,20 @@ class Silence(models.Model):
         return found
 
     def clean(self) -> None:
-        if found := self.problems:
+        found = self.problems
+        if "until" not in found and (past := self.ended(timezone.now())):
+            found["until"] = past
+        if found:
             raise ValidationError(found)
+
+    def ended(self, now: dt.datetime) -> str:
+        """Why the end is refused when it is not after ``now`` (a silence ending now mutes nothing);
+        empty when it is fine. Checked whenever a silence is saved in a form (``clean``): one that
+        has run out is given a new end, or deleted."""
+        if self.until is None or self.until > now:
+            return ""
+        shown = self.until.astimezone(market.market_zone())
+        return f"Must be in the future: {shown:%Y-%m-%d %H:%M:%S %Z} has passed."
 
     def _end(self) -> dt.time:
         assert self.end_time is not None
@@ -609,6 +636,13 @@ class TradingHaltQuerySet(models.QuerySet["TradingHalt"]):
             "bot"
         )
 
+    def resumed_quiet(self, today: dt.date) -> TradingHaltQuerySet:
+        """Halts an admin resumed whose trading day is not over on ``today``: their rule will not halt
+        the bot again before ``ends_on`` (one halt per bot and day, and a resume stands)."""
+        return self.filter(
+            resumed_at__isnull=False, trading_day__lte=today, ends_on__gt=today
+        ).select_related("bot")
+
     def resume(self, *, by: str, now: dt.datetime) -> int:
         """Let the halted bots trade again, recording who resumed and when; how many halts that resumed.
 
@@ -637,6 +671,16 @@ class TradingHalt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bot} halted on {self.trading_day}"
+
+    @property
+    def quiet_until(self) -> str:
+        """What a resume leaves, in words: "max daily loss will not halt alpha again until Fri
+        2026-01-16 (the next trading day)". ``halt`` raises one halt per bot and trading day and a
+        resume stands, so the halting rule (named first in the reason) stays quiet until ``ends_on``."""
+        rule = self.reason.partition(":")[0].strip() or "no rule"
+        return (
+            f"{rule} will not halt {self.bot} again until {self.ends_on:%a %Y-%m-%d} (the next trading day)"
+        )
 
 
 class PendingEvaluationQuerySet(models.QuerySet["PendingEvaluation"]):

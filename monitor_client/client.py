@@ -107,6 +107,11 @@ class Monitor:
         self._status_failing = False
         self._crash_hook_installed = False
         self._closed = False
+        # Whether the site heard the bot is running (a heartbeat) and since then it shut down (a
+        # ``shutdown`` event) or crashed: close() says "shutdown" only for a bot that ran and did not.
+        self._heartbeat_sent = False
+        self._shutdown_sent = False
+        self._crashed = False
         self._shipper.start()
         atexit.register(self._at_exit)
 
@@ -146,8 +151,17 @@ class Monitor:
         """Report something about the bot (kinds and levels of the API), through the spool,
         so that an event from a crash is not lost while the site is down. Each event gets a
         fresh ``event_id`` stored with it in the spool, so a retry after a timeout or an
-        outage (or after a restart) sends the same id and the site stores and alerts it once."""
-        return self._spool_record(b"E", event_json(kind, level, message, details))
+        outage (or after a restart) sends the same id and the site stores and alerts it once.
+
+        A ``shutdown`` stops the heartbeat thread first and forgets a heartbeat not yet sent: the
+        site shows the bot "stopped" until a heartbeat says it runs again, so none may follow the
+        shutdown by accident."""
+        payload = event_json(kind, level, message, details)
+        if kind.strip().lower() == "shutdown":  # event_json checked it is a str of the kinds
+            self.stop_heartbeats()
+            self._shipper.drop_heartbeat()
+            self._shutdown_sent = True
+        return self._spool_record(b"E", payload)
 
     def heartbeat(self, status: str = "running", **details: Any) -> None:
         """Tell the site the bot is alive; sent by the shipper, the newest one wins.
@@ -155,6 +169,7 @@ class Monitor:
         The heartbeat thread (``start_heartbeats``) repeats the latest status and details.
         """
         beat = self._last_heartbeat = heartbeat_body(status, details)
+        self._heartbeat_sent, self._shutdown_sent = True, False
         self._shipper.send_heartbeat(beat)
 
     def start_heartbeats(self, every: float = 60.0) -> None:
@@ -162,6 +177,7 @@ class Monitor:
         if self._heartbeat_thread and self._heartbeat_thread.is_alive():
             return
         self._heartbeat_stop.clear()
+        self._heartbeat_sent, self._shutdown_sent = True, False
 
         def beat() -> None:
             while True:
@@ -251,6 +267,7 @@ class Monitor:
         thread: str,
         timeout: float,
     ) -> None:
+        self._crashed = True  # close() at exit must not call the crash a shutdown
         try:
             lines = traceback.format_exception(kind, exc, tb)
             summary = f"{kind.__name__}: {exc}"
@@ -281,11 +298,18 @@ class Monitor:
     def close(self, timeout: float = 10.0) -> bool:
         """Stop heartbeats, ship what is spooled (up to ``timeout``), stop the threads.
 
+        A bot that sent heartbeats and neither reported a ``shutdown`` since nor crashed
+        gets one here ("monitor closed"), so the site shows it stopped, not silent.
         Returns whether everything was shipped; anything left stays in the spool for
         the next start.
         """
         if self._closed:
             return not self.spool.pending()
+        if self._heartbeat_sent and not self._shutdown_sent and not self._crashed:
+            try:
+                self.event("shutdown", "info", "Monitor closed", reason="monitor closed")
+            except Exception:
+                log.exception("Could not report the shutdown")
         self.stop_heartbeats()
         shipped = self.flush(timeout)
         self._closed = True

@@ -166,6 +166,11 @@ class Shipper:
             self.pending_heartbeat = beat
         self._wake.set()
 
+    def drop_heartbeat(self) -> None:
+        """Forget a heartbeat not yet taken for sending (the bot said it shut down)."""
+        with self._heartbeat_lock:
+            self.pending_heartbeat = None
+
     def wait_until_acked(self, target: Position, timeout: float) -> bool:
         """Wait until the site stored everything before ``target``; False after ``timeout``."""
         deadline = time.monotonic() + max(0.0, timeout)

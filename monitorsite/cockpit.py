@@ -33,6 +33,7 @@ class BotCard:
     bot: Bot
     state: status.BotState
     heartbeat_age: str
+    market: market.MarketClock
     today: DailySummary
     period: PeriodSummary
     period_lines: list[tuple[str, str]]
@@ -45,6 +46,7 @@ class Cockpit:
     today: dt.date
     bots: list[BotCard]
     halts: list[TradingHalt]
+    resumed: list[TradingHalt]  # resumed halts whose rule stays quiet until their end
     alerts: list[Alert]
     last_backup: BackupRecord | None
     backup_age: str
@@ -65,6 +67,7 @@ def build(now: dt.datetime | None = None) -> Cockpit:
     now = now or timezone.now()
     today = market.trading_day_of(now)
     start, end = market.period(None, today)
+    clock = market.market_clock(now)  # one calendar for every bot (MARKET_TIMEZONE, the NYSE's)
     cards = []
     for bot in Bot.objects.filter(is_active=True).defer("last_heartbeat_details", "description"):
         trades = Trade.objects.for_bot(bot)
@@ -75,6 +78,7 @@ def build(now: dt.datetime | None = None) -> Cockpit:
                 bot=bot,
                 state=status.bot_state(bot, now),
                 heartbeat_age="never" if age is None else f"{timesince(bot.last_heartbeat_at, now)} ago",
+                market=clock,
                 today=trades.daily_summary(today),
                 period=period,
                 period_lines=performance_lines(period.overall),
@@ -88,6 +92,7 @@ def build(now: dt.datetime | None = None) -> Cockpit:
         today=today,
         bots=cards,
         halts=status.halts_in_force(now),
+        resumed=status.resumed_halts(now),
         alerts=status.latest_alerts(),
         last_backup=last,
         backup_age="" if last is None or last.finished_at is None else timesince(last.finished_at, now),
@@ -102,6 +107,8 @@ def build(now: dt.datetime | None = None) -> Cockpit:
 def health_words(part: dict[str, Any]) -> str:
     if part.get("starting"):
         return "starting"
+    if part.get("enabled") is False:  # log shipping without a Loki configured
+        return "off"
     if part["ok"]:
         return "ok"
     return str(part.get("reason") or "failing")

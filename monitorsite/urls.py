@@ -53,6 +53,8 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", **public), name="api-redoc"),
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
+    # Pages without the admin's <link rel="icon"> (the API docs, a browser's own guess) ask here.
+    path("favicon.ico", views.favicon, name="favicon"),
 ]
 
 handler400 = "monitorsite.errors.bad_request"

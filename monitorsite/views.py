@@ -1,9 +1,11 @@
-"""The site's own endpoint: health, answered from every app's registered checks."""
+"""The site's own endpoints: health, answered from every app's registered checks, and the favicon."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.staticfiles.storage import staticfiles_storage
+from django.http import HttpRequest, HttpResponseRedirect
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -13,6 +15,11 @@ from rest_framework.views import APIView
 
 from monitorsite import health
 from monitorsite.registry import run_health_checks
+
+
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """``/favicon.ico``: the static icon, so no page leaves a 404 line in the log."""
+    return HttpResponseRedirect(staticfiles_storage.url("monitorsite/favicon.svg"))
 
 
 class HealthSerializer(serializers.Serializer):

@@ -188,7 +188,7 @@ def test_admin_logs_in_and_filters_trade_list_by_side(
 ) -> None:
     log_in(browser, live_server, "/admin/trades/trade/")
 
-    assert browser.find_element(By.CSS_SELECTOR, "#content h1").text == "Select trade to change"
+    assert browser.find_element(By.CSS_SELECTOR, "#content h1").text == "Select trade to view"
     # Newest first (Trade.Meta.ordering), one row per recorded trade.
     assert column_texts(browser, "symbol") == ["NVDA", "TSLA", "MSFT", "AAPL"]
     assert column_texts(browser, "bot") == ["alpha"] * 4
@@ -425,8 +425,11 @@ def read_cockpit(driver: WebDriver, ts: TradingSite) -> None:
     daily = ts.api("/api/v1/summary/daily/")
     period = ts.api("/api/v1/summary/period/")
     card = "#cockpit-bots .bot-card[data-bot='alpha']"
-    assert text_of(driver, f"{card} .bot-state") == "RUNNING"  # shown in capitals; the word is running
+    # Halted by the max daily loss: the card says so (in capitals), its heartbeat state beside.
+    assert text_of(driver, f"{card} .bot-state") == "HALTED"
     assert text_of(driver, f"{card} .bot-heartbeat").startswith("heartbeat ")
+    assert text_of(driver, f"{card} .heartbeat-state") == "running"
+    assert text_of(driver, f"{card} .bot-market").startswith(("market open, closes", "market closed, opens"))
     assert "(trading)" in text_of(driver, f"{card} .bot-heartbeat")
     assert text_of(driver, f"{card} .today-trades") == str(daily["total_trades"]) == "5"
     assert (
@@ -520,11 +523,15 @@ def test_operator_tasks_on_a_phone(browser: WebDriver, trading_site: TradingSite
     assert ts.api("/api/v1/status/")["trading_allowed"] is False  # nothing changed by asking
     browser.find_element(By.ID, "confirm-resume").click()
     wait_for(browser, "ul.messagelist li")
-    assert message_texts(browser) == ["Trading resumed for 1 halt(s)."]
+    done, quiet = message_texts(browser)
+    assert done == "Trading resumed for 1 halt(s)."
+    assert quiet.startswith("Max daily loss will not halt alpha again until ")  # capfirst: the admin's
+    assert quiet.endswith(" (the next trading day).")
     assert ts.api("/api/v1/status/")["trading_allowed"] is True
     assert ts.sql("SELECT resumed_by FROM alerts_tradinghalt") == [("admin",)]
     browser.get(f"{url}/admin/")
     assert not browser.find_elements(By.CSS_SELECTOR, ".cockpit-halt")
+    assert text_of(browser, ".cockpit-resumed .quiet-until") == "m" + quiet[1:]
 
     # Change a threshold from the rule list.
     browser.get(f"{url}/admin/alerts/alertrule/?q=max-daily-loss")
@@ -538,18 +545,28 @@ def test_operator_tasks_on_a_phone(browser: WebDriver, trading_site: TradingSite
     wait_for(browser, "ul.messagelist li.success")
     assert ts.sql("SELECT threshold FROM alerts_alertrule WHERE id = ?", rule_id) == [(-2500,)]
 
-    # Silence a rule for an hour.
+    # A silence that ended a minute ago is refused where it is typed, naming the field.
     browser.get(f"{url}/admin/alerts/silence/add/")
     Select(browser.find_element(By.ID, "id_rule")).select_by_visible_text("bot-stopped")
-    until = dt.datetime.now(dt.UTC).astimezone(ZoneInfo("America/New_York")) + dt.timedelta(hours=1)
-    browser.find_element(By.ID, "id_until_0").send_keys(until.strftime("%Y-%m-%d"))
-    browser.find_element(By.ID, "id_until_1").send_keys(until.strftime("%H:%M:%S"))
+    ended = dt.datetime.now(dt.UTC).astimezone(ZoneInfo("America/New_York")) - dt.timedelta(minutes=1)
+    browser.find_element(By.ID, "id_until_0").send_keys(ended.strftime("%Y-%m-%d"))
+    browser.find_element(By.ID, "id_until_1").send_keys(ended.strftime("%H:%M:%S"))
     browser.find_element(By.ID, "id_reason").send_keys("maintenance")
     browser.find_element(By.CSS_SELECTOR, "input[name=_save]").click()
+    wait_for(browser, ".errornote")
+    assert "Must be in the future" in text_of(browser, ".field-until .errorlist")
+    # Silence a rule for an hour with the quick choice: the end is computed when saved.
+    Select(browser.find_element(By.ID, "id_quick_end")).select_by_visible_text("for an hour")
+    before = dt.datetime.now(dt.UTC)
+    browser.find_element(By.CSS_SELECTOR, "input[name=_save]").click()
     wait_for(browser, "ul.messagelist li.success")
-    assert ts.sql(
-        "SELECT r.name, s.reason FROM alerts_silence s JOIN alerts_alertrule r ON r.id = s.rule_id"
-    ) == [("bot-stopped", "maintenance")]
+    ((name, reason, until),) = ts.sql(
+        "SELECT r.name, s.reason, s.until FROM alerts_silence s JOIN alerts_alertrule r ON r.id = s.rule_id"
+    )
+    assert (name, reason) == ("bot-stopped", "maintenance")
+    ends = dt.datetime.fromisoformat(until).replace(tzinfo=dt.UTC)
+    # An hour from the press, with 60 s for a loaded machine between the press and the save.
+    assert dt.timedelta(hours=1) <= ends - before < dt.timedelta(hours=1, seconds=60)
 
     # A test alert reaches the (loopback) Discord webhook.
     before = len(ts.discord.messages)
@@ -574,3 +591,47 @@ def test_operator_tasks_on_a_phone(browser: WebDriver, trading_site: TradingSite
     assert len(files) == 1
     rows = list(csv.reader(io.StringIO(files[0].read_text())))
     assert [row[2] for row in rows[1:]] == ["c-1", "c-2", "c-3", "c-4", "c-5"]
+
+
+def test_a_bot_whose_client_closed_is_shown_stopped_then_running_at_both_sizes(
+    browser: WebDriver, site: Any, tmp_path: Path
+) -> None:
+    """The real monitor_client beats, then closes (its shutdown event), against the real server."""
+    from monitor_client import Monitor
+
+    key = site.create_bot("beta")
+    site.admin_session()  # makes the admin user
+    monitor = Monitor(site.url, key, tmp_path / "spool", backoff_base=0.05, backoff_max=0.5, linger=0.0)
+    monitor.start_heartbeats(every=60)
+    assert monitor.flush(timeout=30)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not site.sql("SELECT last_heartbeat_at FROM trades_bot WHERE name = 'beta'")[0][0]:
+        assert time.monotonic() < deadline, "no heartbeat reached the site"
+        time.sleep(0.1)
+    assert monitor.close(timeout=30)
+    ((stopped_at,),) = site.sql("SELECT stopped_at FROM trades_bot WHERE name = 'beta'")
+    assert stopped_at is not None
+    shown = (
+        dt.datetime.fromisoformat(stopped_at)
+        .replace(tzinfo=dt.UTC)
+        .astimezone(ZoneInfo("America/New_York"))
+        .strftime("%Y-%m-%d %H:%M:%S %Z")
+    )
+    card = "#cockpit-bots .bot-card[data-bot='beta']"
+    admin_log_in(browser, site.url)
+    for size in (PHONE, DESKTOP):
+        browser.set_window_size(*size)
+        browser.get(f"{site.url}/admin/")
+        wait_for(browser, card)
+        assert text_of(browser, f"{card} .bot-state") == f"STOPPED AT {shown}"  # shown in capitals
+        assert "state-shut-down" in browser.find_element(By.CSS_SELECTOR, card).get_attribute("class")
+        width, inner = page_width(browser)
+        assert width <= inner, f"the cockpit is {width} px wide in a {inner} px window at {size}"
+    browser.get(f"{site.url}/admin/trades/bot/")
+    assert column_texts(browser, "stopped") == [f"stopped at {shown}"]
+    # The next heartbeat says it runs again.
+    auth = {"Authorization": f"Bearer {key}"}
+    assert requests.post(f"{site.url}/api/v1/heartbeat/", json={}, headers=auth, timeout=30).ok
+    browser.get(f"{site.url}/admin/")
+    wait_for(browser, card)
+    assert text_of(browser, f"{card} .bot-state") == "RUNNING"

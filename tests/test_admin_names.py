@@ -107,3 +107,10 @@ def test_a_backups_page_reads_its_size_duration_and_count(admin_client: Client, 
 
 def test_a_trades_title_reads_like_a_fill(one_of_each: None) -> None:
     assert str(Trade.objects.get()) == "BUY 65 AAPL @ 123.47"
+
+
+def test_a_trades_page_reads_its_quantity_price_and_pnl(admin_client: Client, one_of_each: None) -> None:
+    trade = Trade.objects.get()
+    page = admin_client.get(f"/admin/trades/trade/{trade.pk}/change/").content.decode()
+    assert "65.00000000" not in page and "123.47000000" not in page
+    assert '<div class="readonly">65</div>' in page and '<div class="readonly">123.47</div>' in page

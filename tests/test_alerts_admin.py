@@ -425,9 +425,9 @@ def silence_form(**fields: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("fields", "refused"),
     [
-        ({"until_0": "2026-01-20", "until_1": "12:00"}, None),
+        ({"until_0": "2099-01-20", "until_1": "12:00"}, None),
         ({}, "until"),  # once, with no end
-        ({"until_0": "2026-01-20", "until_1": "12:00", "start_time": "09:30"}, "start_time"),
+        ({"until_0": "2099-01-20", "until_1": "12:00", "start_time": "09:30"}, "start_time"),
         ({"repeat": "trading_days", "start_time": "09:30", "end_time": "09:35"}, None),
         ({"repeat": "trading_days", "start_time": "09:30"}, "end_time"),
         ({"repeat": "trading_days", "start_time": "09:35", "end_time": "09:30"}, "end_time"),

@@ -337,6 +337,43 @@ def test_heartbeat_thread_keeps_reporting_until_closed(
     assert not any(t.name == "monitor-heartbeat" and t.is_alive() for t in threading.enumerate())
 
 
+def test_closing_a_monitor_that_beat_says_shutdown_once_and_no_heartbeat_follows(
+    site: Site, key: str, make_monitor: Callable[..., Monitor], tmp_path: Path
+) -> None:
+    def shutdowns() -> list[tuple[Any, ...]]:
+        return query(site, "SELECT message FROM trades_botevent WHERE kind = 'shutdown' ORDER BY id")
+
+    def stopped() -> tuple[Any, ...]:
+        return query(site, "SELECT stopped_at, last_heartbeat_at FROM trades_bot WHERE name='client-bot'")[0]
+
+    quiet = make_monitor(site.url, key, spool_dir=tmp_path / "quiet")
+    record(quiet, 1, prefix="quiet")
+    assert quiet.close(timeout=30)
+    assert shutdowns() == [] and stopped()[0] is None  # it never said it ran: nothing to stop
+
+    closed = make_monitor(site.url, key, spool_dir=tmp_path / "closed")
+    closed.start_heartbeats(every=0.05)
+    eventually(lambda: stopped()[1], what="a heartbeat")
+    assert closed.close(timeout=30)
+    assert shutdowns() == [("Monitor closed",)]
+    # Stopped: a heartbeat stored after the shutdown would have said the bot runs again.
+    assert stopped()[0] is not None
+
+    # A bot that reports its own shutdown while its heartbeat thread races: that one shutdown, and
+    # no heartbeat after it (the site would call the bot running again).
+    own = make_monitor(site.url, key, spool_dir=tmp_path / "own")
+    own.start_heartbeats(every=0.01)
+    eventually(lambda: stopped()[0] is None, what="the heartbeat that says it runs again")
+    own.event("shutdown", "info", "Bot stopped")
+    assert own.flush(timeout=30)
+    # A fixed wait, as the assertion is that something does not happen: 50 heartbeat periods.
+    time.sleep(0.5)
+    assert stopped()[0] is not None
+    assert own.close(timeout=30)
+    assert shutdowns() == [("Monitor closed",), ("Bot stopped",)]
+    assert stopped()[0] is not None
+
+
 def test_events_reach_the_site_with_their_details(
     site: Site, key: str, make_monitor: Callable[..., Monitor]
 ) -> None:

@@ -234,11 +234,13 @@ def test_the_cockpit_page_shows_the_state_and_the_halt_on_the_markets_evening(
     with mock.patch("django.utils.timezone.now", return_value=evening):
         page = admin_client.get("/admin/").content.decode()
     assert "Trading halted: alpha" in page and "max daily loss: -1,200" in page
-    assert '<span class="bot-state">running</span>' in page
+    # The card's badge says halted; its heartbeat state stands beside the heartbeat.
+    assert '<span class="bot-state">halted</span>' in page
+    assert '<span class="heartbeat-state">running</span>' in page
     assert "today, Thu 2026-01-15" in page
     with mock.patch("django.utils.timezone.now", return_value=evening + SECOND):
         page = admin_client.get("/admin/").content.decode()
-    assert '<span class="bot-state">stale</span>' in page  # past the grace, after the close
+    assert '<span class="heartbeat-state">stale</span>' in page  # past the grace, after the close
 
 
 # --- the 30-trading-day window -----------------------------------------------------------------

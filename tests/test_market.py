@@ -92,3 +92,43 @@ def test_today_follows_the_market_timezone_setting(settings: Any) -> None:
 )
 def test_is_market_open(moment: dt.datetime, open_: bool) -> None:
     assert market.is_market_open(moment) is open_
+
+
+def ny(day: dt.date, hour: int, minute: int = 0, second: int = 0) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=NEW_YORK)
+
+
+WEDNESDAY, FRIDAY, MONDAY = dt.date(2026, 11, 25), dt.date(2026, 11, 27), dt.date(2026, 11, 30)
+SECOND = dt.timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("moment", "is_open", "next_change"),
+    [
+        (ny(WEDNESDAY, 9, 30) - SECOND, False, ny(WEDNESDAY, 9, 30)),
+        (ny(WEDNESDAY, 9, 30), True, ny(WEDNESDAY, 16)),  # the opening bell is open
+        (ny(WEDNESDAY, 16) - SECOND, True, ny(WEDNESDAY, 16)),
+        # The closing bell is closed; Thanksgiving is skipped, Friday opens at 09:30 (closes at 13:00).
+        (ny(WEDNESDAY, 16), False, ny(FRIDAY, 9, 30)),
+        (ny(dt.date(2026, 11, 26), 12), False, ny(FRIDAY, 9, 30)),  # Thanksgiving
+        (ny(FRIDAY, 12, 59, 59), True, ny(FRIDAY, 13)),  # the early close
+        (ny(FRIDAY, 13), False, ny(MONDAY, 9, 30)),  # over the weekend
+        (ny(dt.date(2026, 11, 29), 23, 59, 59), False, ny(MONDAY, 9, 30)),  # Sunday night
+    ],
+)
+def test_the_market_clock_at_the_bells_over_a_holiday_and_a_weekend(
+    moment: dt.datetime, is_open: bool, next_change: dt.datetime
+) -> None:
+    clock = market.market_clock(moment.astimezone(dt.UTC))  # given as the site's clock gives it
+    assert (clock.is_open, clock.next_change) == (is_open, next_change)
+    assert clock.is_open is market.is_market_open(moment)
+
+
+def test_the_market_clock_counts_the_markets_midnight_not_utcs() -> None:
+    # 20:30 New York on Friday is already Saturday in UTC; the next open is still Monday's.
+    clock = market.market_clock(ny(FRIDAY, 20, 30).astimezone(dt.UTC))
+    assert (clock.is_open, clock.next_change) == (False, ny(MONDAY, 9, 30))
+    assert clock.words == "market closed, opens Mon 2026-11-30 09:30 EST"
+    # Before the open the next change is that same day's open, not the next trading day's.
+    assert market.market_clock(ny(MONDAY, 0, 0).astimezone(dt.UTC)).next_change == ny(MONDAY, 9, 30)
+    assert market.market_clock(ny(MONDAY, 10).astimezone(dt.UTC)).words == "market open, closes 16:00 EST"

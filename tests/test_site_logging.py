@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -183,3 +184,38 @@ def test_health_is_degraded_not_unavailable_while_loki_is_away() -> None:
     finally:
         handler.shipper.close(timeout=0.2)
     assert APIClient().get("/api/v1/health/").json()["status"] == "ok"
+
+
+@pytest.mark.django_db
+def test_the_cockpit_says_log_shipping_off_without_loki_and_ok_with_one(
+    admin_client: Any, loki: LoopbackLoki
+) -> None:
+    from monitor_client.loki import LokiShippingHandler
+    from monitorsite import cockpit
+
+    def shipping_words() -> str:
+        return {name: words for name, words, _ in cockpit.build().health}["log shipping"]
+
+    assert shipping_words() == "off"
+    assert "log shipping</span>: off" in admin_client.get("/admin/").content.decode()
+    handler = LokiShippingHandler(loki.url, "monitorsite", interval=0.05, timeout=1)
+    try:
+        assert shipping_words() == "ok"
+    finally:
+        handler.shipper.close(timeout=0.2)
+    assert shipping_words() == "off"
+
+
+@pytest.mark.django_db
+def test_the_favicon_is_served_and_linked_from_every_admin_page(admin_client: Any) -> None:
+    from django.test import Client
+
+    response = Client().get("/favicon.ico", follow=True)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("image/svg+xml")
+    assert b"<svg" in b"".join(response.streaming_content)
+    icon = response.redirect_chain[-1][0]
+    assert (
+        f'<link rel="icon" type="image/svg+xml" href="{icon}">'
+        in admin_client.get("/admin/").content.decode()
+    )

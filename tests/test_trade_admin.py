@@ -1,16 +1,15 @@
-"""Editing a trade in the admin holds it to the API's rules: nothing the API would refuse is saved."""
+"""Recorded trades are read-only in the admin: shown and exported, never added, changed or deleted
+(a correction is a new trade from the bot); a trade's title reads like a fill."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from tests.conftest import stored_trade
-from trades.limits import DIGITS_MESSAGE
 from trades.models import Bot, Trade
 
 
@@ -20,63 +19,77 @@ def trade(bot: Bot) -> Trade:
     return Trade.objects.get()
 
 
-def form(trade: Trade, **changes: str) -> dict[str, Any]:
-    """The change form as the admin page would post it, with ``changes`` typed in."""
-    data = {
-        "symbol": trade.symbol,
-        "side": trade.side,
-        "quantity": str(trade.quantity),
-        "price": str(trade.price),
-        "strategy": trade.strategy,
-        "pnl": str(trade.pnl),
-        "metadata": '{"order_type": "limit"}',
-    }
-    data.update(changes)
-    return data
-
-
-def errors_of(response: Any) -> dict[str, list[str]]:
-    assert response.status_code == 200, "the form was accepted"
-    return {name: list(errors) for name, errors in response.context["adminform"].form.errors.items()}
-
-
-@pytest.mark.parametrize(
-    ("field", "typed", "message"),
-    [
-        ("quantity", "12345678.12345678", DIGITS_MESSAGE),  # 16 significant digits
-        ("pnl", "-123456789.12345678", DIGITS_MESSAGE),
-        ("quantity", "0", "Must be greater than 0."),
-        ("price", "-5", "Must be greater than 0."),
-        ("price", "20000000", "Must be at most 10,000,000 in size."),
-        ("pnl", "-200000000000", "Must be at most 100,000,000,000 in size."),
-        ("metadata", '{"spread": NaN}', "infinit"),
-        ("metadata", '{"note": "\\ud800"}', "surrogate"),
-        ("metadata", "[" * 20 + "]" * 20, "Must be a JSON object."),
-        ("metadata", '{"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}', "deeper"),
-        ("metadata", '{"blob": "' + "x" * 5000 + '"}', "KB"),
-    ],
-)
-def test_a_value_the_api_refuses_is_refused_in_the_admin_too(
-    admin_client: Client, trade: Trade, field: str, typed: str, message: str
-) -> None:
+def test_a_posted_change_is_refused_and_changes_nothing(admin_client: Client, trade: Trade) -> None:
     before = Trade.objects.values().get()
-    url = reverse("admin:trades_trade_change", args=[trade.pk])
-    errors = errors_of(admin_client.post(url, form(trade, **{field: typed})))
-    assert list(errors) == [field]
-    assert any(message.lower() in error.lower() for error in errors[field]), errors
-    assert Trade.objects.values().get() == before
-
-
-def test_a_sound_edit_is_saved_exactly(admin_client: Client, trade: Trade) -> None:
     url = reverse("admin:trades_trade_change", args=[trade.pk])
     response = admin_client.post(
         url,
-        form(trade, quantity="1234567.12345678", price="0.00000001", pnl="-99999999999.9999"),
+        {"symbol": "EVIL", "side": "SELL", "quantity": "1", "price": "1", "pnl": "1000000", "metadata": "{}"},
     )
-    assert response.status_code == 302, errors_of(response)
-    trade.refresh_from_db()
-    assert (trade.quantity, trade.price, trade.pnl) == (
-        Decimal("1234567.12345678"),
-        Decimal("0.00000001"),
-        Decimal("-99999999999.9999"),
+    assert response.status_code == 403
+    assert Trade.objects.values().get() == before
+
+
+def test_a_posted_delete_is_refused_and_the_trade_stays(admin_client: Client, trade: Trade) -> None:
+    url = reverse("admin:trades_trade_delete", args=[trade.pk])
+    assert admin_client.get(url).status_code == 403
+    assert admin_client.post(url, {"post": "yes"}).status_code == 403
+    assert Trade.objects.filter(pk=trade.pk).exists()
+
+
+def test_no_trade_is_added_in_the_admin(admin_client: Client, trade: Trade) -> None:
+    assert admin_client.post(reverse("admin:trades_trade_add"), {}).status_code == 403
+    assert Trade.objects.count() == 1
+
+
+def test_the_bulk_delete_action_is_gone_and_a_posted_one_deletes_nothing(
+    admin_client: Client, trade: Trade
+) -> None:
+    changelist = reverse("admin:trades_trade_changelist")
+    page = admin_client.get(changelist)
+    actions = [value for value, _ in page.context["action_form"].fields["action"].choices]
+    assert "delete_selected" not in actions and "export_csv" in actions
+    response = admin_client.post(changelist, {"action": "delete_selected", "_selected_action": [trade.pk]})
+    assert response.status_code in (200, 302)  # "No action selected", never a deletion
+    assert Trade.objects.filter(pk=trade.pk).exists()
+
+
+def test_a_trades_page_shows_values_with_no_input_box(admin_client: Client, trade: Trade) -> None:
+    page = admin_client.get(reverse("admin:trades_trade_change", args=[trade.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    for field in ("symbol", "side", "quantity", "price", "pnl", "strategy", "metadata"):
+        assert f'name="{field}"' not in html, field
+    assert 'name="_save"' not in html and "deletelink" not in html
+    assert str(trade) in html
+
+
+def test_the_csv_export_still_answers(admin_client: Client, trade: Trade) -> None:
+    response = admin_client.post(
+        reverse("admin:trades_trade_changelist"), {"action": "export_csv", "_selected_action": [trade.pk]}
     )
+    assert response.status_code == 200 and response["Content-Type"] == "text/csv"
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert len(lines) == 2 and trade.external_id in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("side", "quantity", "price", "title"),
+    [
+        ("SELL", "65.00000000", "123.47000000", "SELL 65 NVDA @ 123.47"),
+        ("BUY", "0.50", "123.4", "BUY 0.5 NVDA @ 123.40"),
+        ("BUY", "10", "0.0012", "BUY 10 NVDA @ 0.0012"),  # a penny price keeps its digits
+        ("SELL", "1500", "1234.5", "SELL 1,500 NVDA @ 1,234.50"),  # thousands separated, as money is
+        ("BUY", "0.00000001", "123.45678901", "BUY 0.00000001 NVDA @ 123.45678901"),
+    ],
+)
+def test_a_trades_title_reads_like_a_fill(side: str, quantity: str, price: str, title: str) -> None:
+    assert str(Trade(side=side, quantity=Decimal(quantity), symbol="NVDA", price=Decimal(price))) == title
+
+
+def test_a_stored_trades_title_drops_the_columns_zeros(bot: Bot) -> None:
+    Trade.objects.record_batch(
+        bot, [stored_trade(1, side="SELL", symbol="NVDA", quantity=Decimal(65), price=Decimal("123.47"))]
+    )
+    stored = Trade.objects.get()
+    assert stored.quantity == Decimal("65") and str(stored) == "SELL 65 NVDA @ 123.47"

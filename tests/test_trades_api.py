@@ -607,7 +607,7 @@ def test_an_oversized_body_gets_a_json_400_and_stores_nothing(api: APIClient, se
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 50_000
     response = post(api, [make_trade(n, metadata={"note": "x" * 200}) for n in range(300)])
     assert response.status_code == 400
-    assert response.json()["errors"]["body"] == ["Send at most 48.8\xa0KB per request; split the batch."]
+    assert response.json()["errors"]["body"] == ["Send at most 48.8 KB per request; split the batch."]
     assert Trade.objects.count() == 0
 
 

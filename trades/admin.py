@@ -18,7 +18,7 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from trades import market
-from trades.formats import format_money, format_price, format_quantity
+from trades.formats import format_market_time, format_money, format_price, format_quantity
 from trades.models import Bot, BotEvent, BotKey, Trade
 from trades.paging import CappedCountPaginator
 
@@ -142,7 +142,22 @@ class TradeAdmin(admin.ModelAdmin):
     search_fields = ("external_id", "symbol", "strategy")
     paginator = CappedCountPaginator
     list_select_related = ("bot",)
-    readonly_fields = ("bot", "external_id", "executed_at", "trading_day", "received_at")
+    # The view page: quantity, price and P&L as they read in the list, not as the columns store them.
+    fields = (
+        "bot",
+        "external_id",
+        "symbol",
+        "side",
+        "quantity_shown",
+        "price_shown",
+        "pnl_shown",
+        "strategy",
+        "executed_at",
+        "trading_day",
+        "metadata",
+        "received_at",
+    )
+    readonly_fields = fields
     formfield_overrides = {models.JSONField: {"form_class": JSONText}}
     actions = (export_csv,)
     # Rendering a row costs the admin about a millisecond; 50 fill a phone's screen several times.
@@ -152,8 +167,17 @@ class TradeAdmin(admin.ModelAdmin):
     # COUNT(*) over a million trades on every page view is not worth it.
     show_full_result_count = False
 
+    # Recorded trades are the ledger as the bot reported it: the admin shows them (a view-only page)
+    # and exports them, but never adds, changes or deletes one. A correction is a new trade from the
+    # bot. Without change or delete permission Django answers 403 to a POST on either page and
+    # leaves the bulk delete action out.
     def has_add_permission(self, request: HttpRequest) -> bool:
-        # Trades come from the bot through the API, idempotent by external id.
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     @admin.display(description="quantity", ordering="quantity")
@@ -207,12 +231,23 @@ def issue_read_only_key(modeladmin: admin.ModelAdmin, request: HttpRequest, quer
 
 @admin.register(Bot)
 class BotAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_active", "last_heartbeat", "last_heartbeat_status", "created_at")
+    list_display = ("name", "is_active", "stopped", "last_heartbeat", "last_heartbeat_status", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name",)
-    readonly_fields = ("created_at", "last_heartbeat_at", "last_heartbeat_status", "last_heartbeat_details")
+    readonly_fields = (
+        "created_at",
+        "stopped",
+        "last_heartbeat_at",
+        "last_heartbeat_status",
+        "last_heartbeat_details",
+    )
     inlines = (BotKeyInline,)
     actions = (issue_write_key, issue_read_only_key)
+
+    @admin.display(description="stopped", ordering="stopped_at")
+    def stopped(self, bot: Bot) -> str:
+        """Says "stopped at <market time>" after the bot said it shut down, until it runs again."""
+        return "" if bot.stopped_at is None else f"stopped at {format_market_time(bot.stopped_at)}"
 
     @admin.display(description="last heartbeat", ordering="last_heartbeat_at")
     def last_heartbeat(self, bot: Bot) -> str:

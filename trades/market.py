@@ -9,6 +9,7 @@ XNYS), a maintained package, rather than a holiday list kept here by hand.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -79,6 +80,53 @@ def is_market_open(now: dt.datetime | None = None) -> bool:
     moment = now or timezone.now()
     hours = market_hours(trading_day_of(moment))
     return hours is not None and hours[0] <= moment < hours[1]
+
+
+@dataclass(frozen=True)
+class MarketClock:
+    """Whether the market is open at a moment, and when that next changes (its close while open,
+    else its next open), in the market's time zone."""
+
+    is_open: bool
+    next_change: dt.datetime
+
+    @property
+    def words(self) -> str:
+        """In words: "market open, closes 16:00 EST", "market closed, opens Mon 2026-12-07 09:30 EST"."""
+        if self.is_open:
+            return f"market open, closes {self.next_change:%H:%M %Z}"
+        return f"market closed, opens {self.next_change:%a %Y-%m-%d %H:%M %Z}"
+
+
+def market_clock(now: dt.datetime | None = None) -> MarketClock:
+    """The market at ``now`` (default: the current time): open from the opening bell on, closed from
+    the closing bell on (as ``is_market_open``), over weekends, holidays and early closes."""
+    moment = now or timezone.now()
+    day = trading_day_of(moment)
+    hours = market_hours(day)
+    if hours is not None and moment < hours[1]:
+        return MarketClock(True, hours[1]) if hours[0] <= moment else MarketClock(False, hours[0])
+    following = market_hours(next_trading_day(day))
+    assert following is not None  # next_trading_day finds a session within 15 days
+    return MarketClock(False, following[0])
+
+
+def next_open(now: dt.datetime | None = None) -> dt.datetime:
+    """The next opening bell after ``now`` (a session open at ``now`` has already opened)."""
+    moment = now or timezone.now()
+    clock = market_clock(moment)
+    if not clock.is_open:
+        return clock.next_change
+    following = market_hours(next_trading_day(trading_day_of(moment)))
+    assert following is not None
+    return following[0]
+
+
+def end_of_trading_day(now: dt.datetime | None = None) -> dt.datetime:
+    """The market's next midnight: when the trading day of ``now`` ends (the daily rules and halts
+    start afresh then), in the market's time zone."""
+    day = trading_day_of(now or timezone.now()) + dt.timedelta(days=1)
+    return dt.datetime(day.year, day.month, day.day, tzinfo=market_zone())
 
 
 def last_trading_days(count: int, end: dt.date | None = None) -> tuple[dt.date, dt.date]:

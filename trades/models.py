@@ -58,6 +58,13 @@ class Bot(models.Model):
         max_length=HEARTBEAT_STATUS_MAX_LENGTH, blank=True, editable=False
     )
     last_heartbeat_details = models.JSONField(default=dict, blank=True, editable=False)
+    stopped_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the bot said it shut down (a shutdown event); cleared when a heartbeat,"
+        " a new trade or a startup event says it runs again.",
+    )
 
     class Meta:
         ordering = ("name",)
@@ -77,14 +84,45 @@ class Bot(models.Model):
         return age is None or age > grace
 
     def record_heartbeat(self, status: str = "", details: dict[str, Any] | None = None) -> dt.datetime:
-        """Store a heartbeat with one UPDATE, so a busy bot costs one write."""
+        """Store a heartbeat with one UPDATE, so a busy bot costs one write. A bot that beats runs:
+        a shutdown it reported before is over."""
         now = timezone.now()
         Bot.objects.filter(pk=self.pk).update(
-            last_heartbeat_at=now, last_heartbeat_status=status, last_heartbeat_details=details or {}
+            last_heartbeat_at=now,
+            last_heartbeat_status=status,
+            last_heartbeat_details=details or {},
+            stopped_at=None,
         )
         self.last_heartbeat_at, self.last_heartbeat_status = now, status
         self.last_heartbeat_details = details or {}
+        self.stopped_at = None
         return now
+
+    # A heartbeat the bot's client sent just before the shutdown may reach us just after it: its
+    # request may take the client's timeout (10 s by default), and the clocks may differ a little.
+    HEARTBEAT_IN_FLIGHT = dt.timedelta(seconds=30)
+
+    def record_shutdown(self, occurred_at: dt.datetime, now: dt.datetime | None = None) -> bool:
+        """The bot said it shut down at ``occurred_at`` (its clock, never later than ours): stopped
+        from then on, unless a heartbeat came more than ``HEARTBEAT_IN_FLIGHT`` after it (an old
+        shutdown replayed from the spool of a bot that has started again). Whether the bot is now
+        stopped. A wrong "stopped" would last until the next heartbeat; a missed one for good."""
+        moment = min(occurred_at, now or timezone.now())
+        latest_beat = occurred_at + self.HEARTBEAT_IN_FLIGHT
+        changed = (
+            Bot.objects.filter(pk=self.pk)
+            .filter(Q(last_heartbeat_at__isnull=True) | Q(last_heartbeat_at__lte=latest_beat))
+            .update(stopped_at=moment)
+        )
+        if changed:
+            self.stopped_at = moment
+        return bool(changed)
+
+    def record_running(self, since: dt.datetime) -> None:
+        """Something the bot did at ``since`` (a new trade, a startup event) says it runs: a shutdown
+        it reported before that is over."""
+        if Bot.objects.filter(pk=self.pk, stopped_at__lt=since).update(stopped_at=None):
+            self.stopped_at = None
 
     def issue_key(self, *, read_only: bool = False, name: str = "") -> tuple[BotKey, str]:
         """Create a key for this bot; the plain key is returned once and never stored."""
@@ -397,6 +435,7 @@ class Trade(models.Model):
         ]
 
     def __str__(self) -> str:
+        """Like a fill: "SELL 65 NVDA @ 123.47" (stored as 65.00000000 and 123.47000000)."""
         return f"{self.side} {format_quantity(self.quantity)} {self.symbol} @ {format_price(self.price)}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
@@ -414,7 +453,8 @@ class BotEventQuerySet(models.QuerySet["BotEvent"]):
     def record(self, bot: Bot, **fields: Any) -> tuple[BotEvent, bool]:
         """Store an event for ``bot``; with an ``event_id`` already stored for it, store nothing.
 
-        Returns the event and whether it is new. A bot that retries an event after a
+        Returns the event and whether it is new. A ``shutdown`` marks the bot stopped
+        (``Bot.record_shutdown``), a ``startup`` running again. A bot that retries an event after a
         timeout sends the same ``event_id``, so the event (and its alert, which follows
         the new row) happens once. Two copies racing each other meet at the unique
         constraint: the loser answers with the winner's row.
@@ -427,7 +467,12 @@ class BotEventQuerySet(models.QuerySet["BotEvent"]):
                 return stored, False
         try:
             with transaction.atomic():
-                return self.create(bot=bot, **fields), True
+                event = self.create(bot=bot, **fields)
+                if event.kind == EventKind.SHUTDOWN:
+                    bot.record_shutdown(event.occurred_at)
+                elif event.kind == EventKind.STARTUP:
+                    bot.record_running(event.occurred_at)
+                return event, True
         except IntegrityError:
             if event_id is None:
                 raise

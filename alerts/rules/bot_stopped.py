@@ -2,6 +2,12 @@
 
 Outside market hours silence is expected: an open breach stays open, and none starts.
 When heartbeats return the breach ends with an info notice that the bot is reporting again.
+
+A bot that said it shut down (a ``shutdown`` event, which ``monitor_client`` also sends when a
+bot that sent heartbeats closes it) is stopped on purpose, not silent: this rule leaves it alone
+until a heartbeat, a new trade or a startup says it runs again. The shutdown itself is news of
+its own, told by the ``event-shutdown`` rule (info, by default) once per shutdown, in market
+hours or not: a deliberate stop is worth knowing, never a critical page.
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ class BotStopped(Judge):
         if bot.last_heartbeat_at is None or rule.threshold is None:
             return  # a bot that never reported cannot have stopped
         subject = f"bot-{bot.pk}"
-        state = heartbeat_state(bot.last_heartbeat_at, now, rule.threshold, today)
+        state = bot_heartbeat_state(bot, now, rule.threshold, today)
+        if state == SHUT_DOWN:
+            return  # stopped on purpose; an open breach stays open until heartbeats return
         if state == RUNNING:
             yield Recovery(subject)
             return
@@ -67,7 +75,16 @@ class BotStopped(Judge):
         )
 
 
-RUNNING, STALE, STOPPED = "running", "stale", "stopped"
+RUNNING, STALE, STOPPED, SHUT_DOWN = "running", "stale", "stopped", "shut down"
+
+
+def bot_heartbeat_state(bot: Bot, now: dt.datetime, threshold: Decimal, today: dt.date) -> str:
+    """``shut down`` for a bot that said it stopped (``Bot.stopped_at``), else what its last
+    heartbeat says (``heartbeat_state``); the bot has reported at least once."""
+    if bot.stopped_at is not None:
+        return SHUT_DOWN
+    assert bot.last_heartbeat_at is not None
+    return heartbeat_state(bot.last_heartbeat_at, now, threshold, today)
 
 
 def heartbeat_state(last: dt.datetime, now: dt.datetime, threshold: Decimal, today: dt.date) -> str:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trades', '0004_admin_indexes'),
+        ('trades', '0005_bot_stopped_at'),
     ]
 
     operations = [
