@@ -25,6 +25,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
+from trades.market import market_zone
+
 MISSING = "-"
 
 CENT_PLACES = 2
@@ -142,6 +144,4 @@ def format_market_time(moment: dt.datetime | None) -> str:
     """A moment in the market's time zone, to the second, with the zone's name (2026-01-15 10:31:05 EST)."""
     if moment is None:
         return MISSING
-    from trades.market import market_zone  # the market's calendar loads pandas: only when needed
-
     return moment.astimezone(market_zone()).strftime("%Y-%m-%d %H:%M:%S %Z")
