@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
 from alerts import status
-from alerts.models import Alert, TradingHalt
+from alerts.models import TradingHalt
 from backups.models import BackupRecord
 from monitorsite.registry import run_health_checks
 from trades import market
@@ -45,7 +45,7 @@ class Cockpit:
     today: dt.date
     bots: list[BotCard]
     halts: list[TradingHalt]
-    alerts: list[Alert]
+    alerts: list[status.AlertGroup]
     last_backup: BackupRecord | None
     backup_age: str
     health_state: str
@@ -55,7 +55,7 @@ class Cockpit:
 HEALTH_NAMES = {
     "database": "database",
     "task_cluster": "task cluster",
-    "alerts": "alert backlog",
+    "alerts": "alert delivery",
     "log_shipping": "log shipping",
     "backup": "backups",
 }
@@ -88,7 +88,7 @@ def build(now: dt.datetime | None = None) -> Cockpit:
         today=today,
         bots=cards,
         halts=status.halts_in_force(now),
-        alerts=status.latest_alerts(),
+        alerts=status.latest_alerts(now),
         last_backup=last,
         backup_age="" if last is None or last.finished_at is None else timesince(last.finished_at, now),
         health_state=state,
