@@ -95,9 +95,10 @@ def _group_key(alert: Alert) -> tuple[object, ...]:
 
 
 def _delivery(alert: Alert) -> Delivery:
+    label = str(alert.get_state_display()).lower()
     if alert.channel is None:
-        return Delivery(alert.state, alert.get_state_display())
-    label = "in a digest" if alert.state == AlertState.FOLDED else alert.get_state_display()
+        return Delivery(alert.state, label)
+    label = "in a digest" if alert.state == AlertState.FOLDED else label
     return Delivery(alert.state, f"{label} to {alert.channel.name}")
 
 
