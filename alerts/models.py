@@ -549,7 +549,7 @@ class Alert(models.Model):
     channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.SET_NULL)
     bot = models.ForeignKey(Bot, null=True, blank=True, on_delete=models.SET_NULL)
     source = models.CharField(
-        max_length=64, help_text="What raised it: a rule kind, event:<kind>, site:<kind>, test, digest…"
+        max_length=64, help_text="What raised it: a rule kind, event:<kind>, site:<kind>, test_alert, digest…"
     )
     subject = models.CharField(max_length=200, blank=True, help_text="Dedup key within the source.")
     level = models.CharField(max_length=16, choices=Level.choices)

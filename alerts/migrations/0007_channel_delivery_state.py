@@ -13,6 +13,15 @@ def last_success_from_history(apps, schema_editor):
         Channel.objects.filter(pk=channel_id).update(last_success_at=last)
 
 
+def name_test_alerts_and_end_their_retries(apps, schema_editor):
+    """Test alerts were raised as ``test`` (their subject ``test-<time>``) and retried like any other:
+    they are ``test_alert`` now, and one still waiting has had its one try."""
+    Alert = apps.get_model("alerts", "Alert")
+    old = Alert.objects.filter(source="test", subject__startswith="test-")
+    old.filter(state="pending").update(state="failed")
+    old.update(source="test_alert")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -45,5 +54,11 @@ class Migration(migrations.Migration):
             name='last_success_at',
             field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='last success'),
         ),
+        migrations.AlterField(
+            model_name='alert',
+            name='source',
+            field=models.CharField(help_text='What raised it: a rule kind, event:<kind>, site:<kind>, test_alert, digest…', max_length=64),
+        ),
         migrations.RunPython(last_success_from_history, migrations.RunPython.noop),
+        migrations.RunPython(name_test_alerts_and_end_their_retries, migrations.RunPython.noop),
     ]
