@@ -599,7 +599,7 @@ class Alert(models.Model):
         return self.level != Level.CRITICAL and self.source not in REPORT_SOURCES
 
 
-# What ``send_test_alert`` raises: sent at once, never retried, never folded.
+# What ``send_test_alert`` raises: sent at once, once, never retried.
 TEST_SOURCE = "test_alert"
 
 # Reports, not alarms: each goes out as its own message, never folded into a digest.
