@@ -204,3 +204,17 @@ def test_the_channel_list_and_page_show_failing_then_working(
     send(now=T + dt.timedelta(minutes=5))
     listing = admin_client.get("/admin/alerts/channel/").content.decode()
     assert "failing since" not in listing and "2026-01-15 10:05:00 EST" in listing  # its last success
+
+
+def test_the_cockpit_names_a_failing_channel_until_it_works_again(
+    admin_client: Client, phone: Channel, telegram: TelegramServer, closed: str
+) -> None:
+    send()
+    page = admin_client.get("/admin/").content.decode()
+    site = page[page.index('id="cockpit-site"') :]
+    assert "alert delivery</span>: channel phone-telegram failing since" in site
+    assert f"cannot reach {closed}: connection refused" in site
+    point_at(phone, telegram.api_url)
+    send()
+    page = admin_client.get("/admin/").content.decode()
+    assert "phone-telegram failing" not in page and "alert delivery</span>: ok" in page
