@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from alerts.health import outbox
 from alerts.models import Alert, AlertState, Channel
 from tests.channel_fixtures import *  # noqa: F403
 from tests.channel_fixtures import make_channel, send, telegram_config
-from tests.harness import free_port
+from tests.harness import free_port, manage, site_env, site_sql
 from tests.telegram_server import TOKEN, TelegramServer
 from trades.tables import format_market_time
 
@@ -218,3 +219,33 @@ def test_the_cockpit_names_a_failing_channel_until_it_works_again(
     send()
     page = admin_client.get("/admin/").content.decode()
     assert "phone-telegram failing" not in page and "alert delivery</span>: ok" in page
+
+
+def test_the_migration_keeps_each_channels_last_success_and_ends_old_test_alerts_retries(
+    tmp_path: Path,
+) -> None:
+    # A database of its own, migrated by the real command: the test database stays as it is.
+    env = site_env(tmp_path)
+    manage(env, "migrate", "alerts", "0006_what_a_delivery_attempt_reached")
+    ((discord,),) = site_sql(env, "SELECT id FROM alerts_channel WHERE name = 'discord'")
+    insert = (
+        "INSERT INTO alerts_alert (channel_id, source, subject, level, title, message, fields, state,"
+        " created_at, sent_at, attempts, last_error, held)"
+        " VALUES (?, ?, ?, 'info', 't', '', '[]', ?, ?, ?, 0, '', 0)"
+    )
+    site_sql(env, insert, discord, "daily_loss", "", "sent", "2026-01-14 15:00:00", "2026-01-14 15:00:01")
+    site_sql(env, insert, discord, "daily_loss", "", "sent", "2026-01-15 15:00:00", "2026-01-15 15:00:02")
+    site_sql(env, insert, discord, "test", "test-2026-01-15T15:05:00", "pending", "2026-01-15 15:05:00", None)
+    site_sql(env, insert, discord, "test", "test-2026-01-15T15:06:00", "sent", "2026-01-15 15:06:00", None)
+    site_sql(env, insert, discord, "test", "bot-1:2026-01-15", "pending", "2026-01-15 15:07:00", None)
+    manage(env, "migrate")
+    assert site_sql(env, "SELECT last_success_at FROM alerts_channel WHERE id = ?", discord) == [
+        ("2026-01-15 15:00:02",)
+    ]
+    assert site_sql(
+        env, "SELECT source, state FROM alerts_alert WHERE created_at >= '2026-01-15 15:05' ORDER BY id"
+    ) == [
+        ("test_alert", "failed"),  # a test alert still waiting has had its one try
+        ("test_alert", "sent"),
+        ("test", "pending"),  # not a test alert's subject: left as it was
+    ]
