@@ -99,7 +99,12 @@ def _delivery(alert: Alert) -> Delivery:
     if alert.channel is None:
         return Delivery(alert.state, label)
     label = "in a digest" if alert.state == AlertState.FOLDED else label
-    return Delivery(alert.state, f"{label} to {alert.channel.name}")
+    words = f"{label} to {alert.channel.name}"
+    if alert.state == AlertState.PENDING and alert.attempts:
+        words += f" (tried {alert.attempts}×, retrying)"
+    elif alert.state == AlertState.PENDING and alert.held:
+        words += " (held by the rate limit)"
+    return Delivery(alert.state, words)
 
 
 def resolved_halt_subjects(bot_ids: set[int], today: dt.date) -> set[str]:

@@ -56,6 +56,18 @@ def test_two_alerts_raised_at_the_same_moment_stay_two(channels: tuple[Channel, 
     assert sorted(g.alert.title for g in latest_alerts(NOW)) == ["Frequency", "Loss"]
 
 
+def test_a_pending_delivery_says_whether_it_is_retrying_or_held(channels: tuple[Channel, Channel]) -> None:
+    desk, phone = channels
+    (first, second) = raised("Loss", NOW, {desk: AlertState.PENDING, phone: AlertState.PENDING})
+    Alert.objects.filter(pk=first.pk).update(attempts=2, last_error="cannot reach …")
+    Alert.objects.filter(pk=second.pk).update(held=True)
+    (loss,) = latest_alerts(NOW)
+    assert [d.words for d in loss.deliveries] == [
+        "pending to desk (tried 2×, retrying)",
+        "pending to phone (held by the rate limit)",
+    ]
+
+
 def test_the_limit_counts_alerts_not_rows_and_each_listed_alert_is_whole(
     channels: tuple[Channel, Channel],
 ) -> None:
