@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
 from alerts import status
-from alerts.models import Alert, TradingHalt
+from alerts.models import TradingHalt
 from backups.models import BackupRecord
 from monitorsite.registry import run_health_checks
 from trades import market
@@ -47,7 +47,7 @@ class Cockpit:
     bots: list[BotCard]
     halts: list[TradingHalt]
     resumed: list[TradingHalt]  # resumed halts whose rule stays quiet until their end
-    alerts: list[Alert]
+    alerts: list[status.AlertGroup]
     last_backup: BackupRecord | None
     backup_age: str
     health_state: str
@@ -57,7 +57,7 @@ class Cockpit:
 HEALTH_NAMES = {
     "database": "database",
     "task_cluster": "task cluster",
-    "alerts": "alert backlog",
+    "alerts": "alert delivery",
     "log_shipping": "log shipping",
     "backup": "backups",
 }
@@ -93,7 +93,7 @@ def build(now: dt.datetime | None = None) -> Cockpit:
         bots=cards,
         halts=status.halts_in_force(now),
         resumed=status.resumed_halts(now),
-        alerts=status.latest_alerts(),
+        alerts=status.latest_alerts(now),
         last_backup=last,
         backup_age="" if last is None or last.finished_at is None else timesince(last.finished_at, now),
         health_state=state,
