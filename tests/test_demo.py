@@ -21,7 +21,7 @@ import requests
 
 from alerts.evaluation import alert_for_event, evaluate_schedule, evaluate_trades
 from alerts.models import Alert, AlertRule, TradingHalt
-from monitor_client.demo import PaperBot, parse_args
+from monitor_client.demo import SESSION, DayBook, PaperBot, Position, parse_args
 from tests.conftest import stored_trade
 from tests.harness import MARKET_ZONE, ROOT, Site, free_port, stop, wait_for, with_default_sigint
 from trades.models import Bot, BotEvent, Trade
@@ -348,3 +348,178 @@ def test_a_losing_demo_shows_the_whole_halt_path_within_ten_minutes(quiet_demo: 
         (halted_at,) = [at for at, kind, _, _ in monitor.events if kind == "risk_limit"]
         assert not [f for at, f in monitor.fills if at > halted_at and f["reason"] == "open"]
         Bot.objects.filter(pk=bot.pk).update(is_active=False)
+
+
+# --- the demo's own limits, at their boundaries -----------------------------------------------
+
+
+def paper_bot(tmp_path: Path | None = None, *options: str) -> tuple[PaperBot, SimulatedMonitor]:
+    monitor = SimulatedMonitor()
+    args = parse_args([*options, "--seed", "1"])
+    book = tmp_path / "demo-day.json" if tmp_path else None
+    return PaperBot(monitor, args, clock=monitor.now, book_path=book), monitor  # type: ignore[arg-type]
+
+
+def long_at(entry: str, quantity: int = 80, stop: str | None = "99.00") -> Position:
+    return Position("long", quantity, Decimal(entry), Decimal(stop) if stop else None)
+
+
+def test_the_day_fills_allowed_are_a_first_share_then_paced_over_a_session() -> None:
+    paper, _ = paper_bot()
+    book = paper.book
+    assert book.fills_allowed(40, MORNING) == 12 and book.fills_allowed(40, MORNING + SESSION) == 40
+    # The 13th fill: exactly 1/28 of the session after the start, not a microsecond before.
+    thirteenth = book.when_allowed(13, 40)
+    assert thirteenth == MORNING + dt.timedelta(microseconds=835_714_286)  # 390 min / 28, rounded up
+    assert book.fills_allowed(40, thirteenth) == 13
+    assert book.fills_allowed(40, thirteenth - dt.timedelta(microseconds=1)) == 12
+    assert book.when_allowed(12, 40) == MORNING and book.when_allowed(41, 40) is None
+
+
+def test_a_position_opens_when_its_two_fills_are_within_the_days_allowance(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    paper, monitor = paper_bot()
+    paper.book.fills = 10  # 10 + 2 = 12: the first share, exactly
+    assert paper.may_open(long_at("100.00"))
+    paper.book.fills = 11  # 13 fills: one past it
+    with caplog.at_level(logging.INFO, logger="demo_bot"):
+        assert not paper.may_open(long_at("100.00"))
+        assert not paper.may_open(long_at("100.00"))
+    waits = [r.getMessage() for r in caplog.records if r.getMessage().startswith("No new position")]
+    assert waits == ["No new position: 11 of the day's 40 fills made; the next position waits until 09:58."]
+    # A position already open needs its closing fill too.
+    paper.instruments[0].position = long_at("100.00")
+    paper.book.fills = 9  # 9 + 1 + 2 = 12
+    assert paper.may_open(long_at("100.00"))
+    paper.book.fills = 10
+    assert not paper.may_open(long_at("100.00"))
+    # The day's last position: 38 + 2 = 40 at the session's end; none past it, that day.
+    paper.instruments[0].position = None
+    monitor.ticks = round(SESSION.total_seconds() / monitor.tick)
+    paper.book.fills = 38
+    assert paper.may_open(long_at("100.00"))
+    paper.book.fills = 39
+    assert not paper.may_open(long_at("100.00"))
+    assert paper.waiting.endswith("the next position waits for the next day")
+
+
+def test_no_position_opens_that_could_take_the_day_past_the_loss_limit() -> None:
+    paper, _ = paper_bot()
+    paper.instruments[0].position = long_at("100.00", quantity=50)  # at risk: 50 x 1.00
+    paper.book.realized = Decimal("-120.00")
+    assert paper.may_open(long_at("100.00", quantity=80))  # -120 - 50 - 80 = -250: the limit itself
+    assert not paper.may_open(long_at("100.00", quantity=80, stop="98.99"))  # 80.80 at risk: past it
+    assert paper.waiting.startswith("the day's realized P&L is -120.00; no position while the open ones")
+    paper.book.realized = Decimal("-119.99")
+    assert paper.may_open(long_at("100.00", quantity=80))
+    # Without a loss limit (or with --losing) nothing is held back for it.
+    unlimited, _ = paper_bot(None, "--day-loss-limit", "0")
+    unlimited.book.realized = Decimal("-10000")
+    assert unlimited.may_open(long_at("100.00", stop=None))
+    losing, _ = paper_bot(None, "--losing")
+    losing.book.realized, losing.book.fills = Decimal("-10000"), 10_000
+    assert losing.may_open(long_at("100.00", stop=None))
+
+
+def test_a_stop_is_an_order_at_a_cent_price_on_the_positions_side_and_fills_at_it() -> None:
+    paper, monitor = paper_bot()
+    assert paper.stop_price("long", Decimal("123.47")) == Decimal("122.24")  # 122.2353 up: less at risk
+    assert paper.stop_price("short", Decimal("123.47")) == Decimal("124.70")  # 124.7047 down
+    assert paper_bot(None, "--day-loss-limit", "0")[0].stop_price("long", Decimal("100")) is None
+    instrument = paper.instruments[0]
+    for price, closed in (("122.25", False), ("122.24", True), ("120.00", True)):
+        instrument.history.clear()
+        instrument.history.extend([125.0] * 12)  # far above: the long has not reverted
+        instrument.position = Position("long", 64, Decimal("123.47"), Decimal("122.24"))
+        paper.trade(instrument, Decimal(price))
+        assert (instrument.position is None) == closed, price
+    for price, closed in (("124.69", False), ("124.70", True)):
+        instrument.history.clear()
+        instrument.history.extend([120.0] * 12)  # far below: the short has not reverted
+        instrument.position = Position("short", 64, Decimal("123.47"), Decimal("124.70"))
+        paper.trade(instrument, Decimal(price))
+        assert (instrument.position is None) == closed, price
+    # Each close at the stop's price, whatever the tick's price: the loss is what was at risk.
+    assert [(f["side"], f["price"], f["pnl"], f["reason"]) for _, f in monitor.fills] == [
+        ("SELL", Decimal("122.24"), Decimal("-78.72"), "stop loss"),
+        ("SELL", Decimal("122.24"), Decimal("-78.72"), "stop loss"),
+        ("BUY", Decimal("124.70"), Decimal("-78.72"), "stop loss"),
+    ]
+
+
+def test_the_days_pnl_is_pulled_toward_zero_and_losing_runs_against_positions() -> None:
+    paper, _ = paper_bot()
+    instrument = paper.instruments[0]
+    volatility = paper.args.volatility
+    instrument.position = long_at("100.00")
+    for realized, drift in (("-250", volatility), ("-500", volatility), ("-125", volatility / 2), ("0", 0.0)):
+        paper.book.realized = Decimal(realized)
+        assert paper.drift(instrument) == pytest.approx(drift), realized
+    paper.book.realized = Decimal("125")
+    assert paper.drift(instrument) == pytest.approx(-volatility / 2)  # a winning day leans back too
+    instrument.position = Position("short", 80, Decimal("100.00"), Decimal("101.00"))
+    assert paper.drift(instrument) == pytest.approx(volatility / 2)
+    losing, _ = paper_bot(None, "--losing")
+    losing.instruments[0].position = long_at("100.00", stop=None)
+    assert losing.drift(losing.instruments[0]) == -volatility
+
+
+def test_the_day_book_carries_over_a_restart_the_same_day_and_not_to_the_next(
+    tmp_path: Path, quiet_demo: None
+) -> None:
+    first = SimulatedMonitor()
+    paper = simulate(first, 1, 10, book_path=tmp_path / "demo-day.json")
+    assert paper.book.fills == len(first.fills) == 12
+    # A restart ten minutes later goes on from the book: no second first share of fills.
+    second = SimulatedMonitor()
+    second.ticks = first.ticks
+    again = simulate(second, 2, 10, book_path=tmp_path / "demo-day.json")
+    assert again.book.started == MORNING
+    assert again.book.fills == 12 + len(second.fills) <= again.book.fills_allowed(40, second.now())
+    assert again.book.realized == sum(f["pnl"] or 0 for _, f in first.fills + second.fills)
+    # The next day's run starts a day of its own.
+    tomorrow = SimulatedMonitor(start=MORNING + dt.timedelta(days=1))
+    fresh = simulate(tomorrow, 3, 10, book_path=tmp_path / "demo-day.json")
+    assert fresh.book.fills == len(tomorrow.fills) > 0 and fresh.book.started == tomorrow.start
+
+
+def test_an_unreadable_day_book_starts_a_new_day(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    book = tmp_path / "demo-day.json"
+    book.write_text("{not json")
+    opened = DayBook.open(book, MORNING)
+    assert (opened.fills, opened.realized, opened.started) == (0, 0, MORNING)
+    assert f"Starting a new day book: {book} could not be read" in caplog.text
+
+
+def test_a_run_past_midnight_starts_the_next_days_book() -> None:
+    monitor = SimulatedMonitor(start=MORNING.replace(hour=23, minute=59, second=58))
+    paper = PaperBot(monitor, parse_args(["--seed", "1"]), clock=monitor.now)  # type: ignore[arg-type]
+    paper.book.fills = 30
+    monitor.ticks = 0
+    paper.step(0)
+    assert paper.book.day == MORNING.date() and paper.book.fills == 30
+    monitor.ticks = 1  # 00:00:00 the next day
+    paper.step(1)
+    assert paper.book.day == MORNING.date() + dt.timedelta(days=1) and paper.book.fills == 0
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("--day-fills", "1", "0 (no limit) or at least 2 (a position's two fills), got 1"),
+        ("--day-fills", "-3", "0 (no limit) or at least 2 (a position's two fills), got -3"),
+        ("--day-fills", "ten", "a whole number of fills, got 'ten'"),
+        ("--day-loss-limit", "-250", "a sum of money, 0 (no limit) or more, got '-250'"),
+        ("--day-loss-limit", "lots", "a sum of money such as 250, got 'lots'"),
+        ("--day-loss-limit", "inf", "a sum of money, 0 (no limit) or more, got 'inf'"),
+    ],
+)
+def test_a_bad_limit_is_refused_naming_its_option(
+    option: str, value: str, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        parse_args([option, value])
+    assert exit_.value.code == 2
+    assert f"error: argument {option}: {words}" in capsys.readouterr().err
+    assert parse_args([option, "0"]) is not None  # 0: no limit
