@@ -4,15 +4,15 @@ It trades nothing real. Prices are random walks; a mean-reversion strategy opens
 position when a price strays from its recent average and closes it when the price
 comes back, or at a stop loss or take profit, so there are wins and losses. Every
 fill goes through ``Monitor.record_trade`` (closing fills carry their P&L), with
-heartbeats, events (startup, market_open, the odd data_quality or connection_retry,
-risk_limit when the site halts trading, market_close, shutdown) and logs through
+heartbeats, events (startup, market_open, with ``--glitch-rate`` the odd data_quality or
+connection_retry, risk_limit when the site halts trading, market_close, shutdown) and logs through
 ``monitor_client.setup_logging``, exactly as a real bot would use them.
 
 By default it keeps limits of its own, as a careful bot does, so that it stays calm under the
 site's default rules for a whole session: at most ``--day-fills`` fills a trading day, paced over
 the session (the default trade-frequency warning is above 50), and no position that could take the
-day's realized P&L below ``-day-loss-limit`` (the default daily-loss warning is at -500; its stop
-losses are stop orders, filled at their price). Its day (fills, P&L) is kept in its spool folder, so
+day's realized P&L below minus ``--day-loss-limit`` (the default daily-loss warning is at -500;
+its stop losses are stop orders, filled at their price). Its day (fills, P&L) is kept in its spool folder, so
 a restart the same day goes on from it. ``--losing`` drops those limits and runs prices against
 its positions: the site's warnings, then its halt.
 
