@@ -207,33 +207,39 @@ def simulate(
     return paper
 
 
-def alerts_judging(bot: Bot, monitor: SimulatedMonitor) -> list[tuple[str, str]]:
-    """(level, title) of every alert the site's rules raise over what the demo sent.
+def alerts_judging(runs: dict[str, SimulatedMonitor]) -> dict[str, list[tuple[str, str]]]:
+    """(level, title) of every alert the site's rules raise over what each run of the demo sent,
+    by the name of its bot (one bot a run; every run ends at the same moment).
 
     Its events are stored and judged one by one, as they came. Its fills are stored and judged as
     the site judges a batch, in two batches: the day rules judge the day's totals after each batch,
     so a day rule could first breach at the fill that took the day's P&L to its low (a loss limit)
     or at the last fill (the most trades); every per-trade rule sees every fill either way. Then the
-    per-minute pass at the end, the bot's heartbeat fresh, as a running demo's is.
+    per-minute pass at the end, every bot's heartbeat fresh, as a running demo's is.
     """
-    for at, kind, level, message in monitor.events:
-        event, _ = BotEvent.objects.record(bot, kind=kind, level=level, message=message, occurred_at=at)
-        alert_for_event(event, now=at)
-    running, low, cut = Decimal(0), Decimal(0), 0
-    for index, (_, fields) in enumerate(monitor.fills):
-        running += fields["pnl"] or 0
-        if running < low:
-            low, cut = running, index + 1
-    for batch in (monitor.fills[:cut], monitor.fills[cut:]):
-        if batch:
-            stored = [stored_trade(executed_at=at, **trade_fields(fields)) for at, fields in batch]
-            ids = Trade.objects.record_batch(bot, stored).ids
-            evaluate_trades(bot.pk, ids, now=batch[-1][0])
-    end = monitor.now()
-    Bot.objects.filter(pk=bot.pk).update(last_heartbeat_at=end)
+    (end,) = {monitor.now() for monitor in runs.values()}
+    bots = {name: Bot.objects.create(name=name) for name in runs}
+    for name, monitor in runs.items():
+        bot = bots[name]
+        for at, kind, level, message in monitor.events:
+            event, _ = BotEvent.objects.record(bot, kind=kind, level=level, message=message, occurred_at=at)
+            alert_for_event(event, now=at)
+        running, low, cut = Decimal(0), Decimal(0), 0
+        for index, (_, fields) in enumerate(monitor.fills):
+            running += fields["pnl"] or 0
+            if running < low:
+                low, cut = running, index + 1
+        for batch in (monitor.fills[:cut], monitor.fills[cut:]):
+            if batch:
+                stored = [stored_trade(executed_at=at, **trade_fields(fields)) for at, fields in batch]
+                ids = Trade.objects.record_batch(bot, stored).ids
+                evaluate_trades(bot.pk, ids, now=batch[-1][0])
+    Bot.objects.filter(pk__in=[bot.pk for bot in bots.values()]).update(last_heartbeat_at=end)
     evaluate_schedule(now=end)
-    Bot.objects.filter(pk=bot.pk).update(is_active=False)  # out of the next seeds' passes
-    return list(Alert.objects.filter(bot=bot).order_by("created_at", "pk").values_list("level", "title"))
+    return {
+        name: list(Alert.objects.filter(bot=bot).order_by("created_at", "pk").values_list("level", "title"))
+        for name, bot in bots.items()
+    }
 
 
 def trade_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -259,33 +265,31 @@ def test_ten_minutes_of_the_default_demo_raise_no_warning_over_200_seeds(quiet_d
     assert rules["trade-frequency"] == ("warning", Decimal(50), True)
     assert rules["daily-loss-warning"] == ("warning", Decimal(-500), True)
     assert rules["event-data-quality"][0] == rules["event-connection-retry"][0] == "warning"
-    loud: dict[int, list[tuple[str, str]]] = {}
-    pnls: list[Decimal] = []
+    runs: dict[str, SimulatedMonitor] = {}
     for seed in range(200):
-        monitor = SimulatedMonitor()
+        runs[f"demo-{seed}"] = monitor = SimulatedMonitor()
         simulate(monitor, seed, 10)
         assert monitor.fills, f"seed {seed} made no trade in ten minutes"
-        pnls += [fields["pnl"] for _, fields in monitor.fills if fields["pnl"] is not None]
-        alerts = alerts_judging(Bot.objects.create(name=f"demo-{seed}"), monitor)
-        if any(level in WARNINGS for level, _ in alerts):
-            loud[seed] = alerts
+    pnls = [fields["pnl"] for run in runs.values() for _, fields in run.fills if fields["pnl"] is not None]
+    assert min(pnls) < 0 < max(pnls), "wins and losses"
+    judged = alerts_judging(runs)
+    loud = {name: alerts for name, alerts in judged.items() if any(level in WARNINGS for level, _ in alerts)}
     assert not loud, f"{len(loud)} of 200 seeds warned: {dict(list(loud.items())[:5])}"
     assert not TradingHalt.objects.exists()
-    assert min(pnls) < 0 < max(pnls), "wins and losses"
 
 
 @pytest.mark.django_db
 def test_a_whole_session_of_the_default_demo_raises_no_warning(quiet_demo: None) -> None:
     """Five seeds of a whole session (the bounds hold by construction: see the tests below)."""
-    for seed in range(5):
-        monitor = SimulatedMonitor(start=MORNING.replace(hour=9, minute=30))
+    runs = {f"demo-{seed}": SimulatedMonitor(start=MORNING.replace(hour=9, minute=30)) for seed in range(5)}
+    for seed, monitor in enumerate(runs.values()):
         paper = simulate(monitor, seed, 390)
-        alerts = alerts_judging(Bot.objects.create(name=f"demo-{seed}"), monitor)
-        assert not [a for a in alerts if a[0] in WARNINGS], (seed, alerts)
+        assert paper.book.fills == len(monitor.fills) <= 40
         # Still trading in the afternoon: the fills are paced over the session, not spent at once.
         afternoon = [at for at, _ in monitor.fills if at.hour >= 13]
         assert len(afternoon) >= 4, (seed, [at for at, _ in monitor.fills])
-        assert paper.book.fills == len(monitor.fills) <= 40
+    for name, alerts in alerts_judging(runs).items():
+        assert not [a for a in alerts if a[0] in WARNINGS], (name, alerts)
 
 
 class JudgedMonitor(SimulatedMonitor):
