@@ -39,6 +39,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ CENT = Decimal("0.01")
 # A regular NYSE session: the day's fills are paced so that they last it.
 SESSION = dt.timedelta(hours=6, minutes=30)
 # Of the day's fills, the share free at once, so that a new user sees trades in the first minutes.
-FIRST_SHARE = 0.3
+FIRST_SHARE = Fraction(3, 10)
 # How hard the day's P&L is pulled back toward zero: the drift toward open positions, in shares
 # of the volatility per tick, at the loss limit (in proportion nearer zero, and against them on a
 # winning day). With 1 a day's low averages about -75 in ten minutes and -110 in a session.
@@ -132,13 +133,13 @@ class DayBook:
     def fills_allowed(self, limit: int, now: dt.datetime) -> int:
         """The day's fills allowed by ``now``: a first share at once, the rest evenly over a session
         (whole microseconds: no rounding decides the instant a fill is allowed)."""
-        first = int(limit * FIRST_SHARE)
+        first = int(limit * FIRST_SHARE)  # exact: no float decides it
         elapsed = min(SESSION, max(dt.timedelta(0), now - self.started))
         return first + (limit - first) * elapsed // SESSION
 
     def when_allowed(self, fills: int, limit: int) -> dt.datetime | None:
         """The first instant ``fills`` fills are allowed (None: not this day)."""
-        first = int(limit * FIRST_SHARE)
+        first = int(limit * FIRST_SHARE)  # exact: no float decides it
         if fills > limit:
             return None
         if fills <= first:
