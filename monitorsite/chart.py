@@ -50,6 +50,7 @@ def pnl_chart(period: PeriodSummary) -> SafeString:
 
     slot = plot_width / len(days)
     bar_width = round(max(1.0, min(slot * 0.7, 28.0)), 1)
+    radius = 2.5 if slot >= 8 else 1.2  # a long period's points would run into a thick band
 
     def x(index: int) -> float:
         return round(left + slot * (index + 0.5), 1)
@@ -71,9 +72,9 @@ def pnl_chart(period: PeriodSummary) -> SafeString:
     points = " ".join(f"{x(i)},{y(d.cumulative)}" for i, d in enumerate(days))
     dots = format_html_join(
         "",
-        '<circle class="point" cx="{}" cy="{}" r="2.5" fill="{}"><title>{}: {} cumulative</title></circle>',
+        '<circle class="point" cx="{}" cy="{}" r="{}" fill="{}"><title>{}: {} cumulative</title></circle>',
         (
-            (x(i), y(d.cumulative), LINE, _long_date(d.date), format_money(d.cumulative))
+            (x(i), y(d.cumulative), radius, LINE, _long_date(d.date), format_money(d.cumulative))
             for i, d in enumerate(days)
         ),
     )
