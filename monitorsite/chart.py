@@ -23,7 +23,8 @@ from trades.summary import DayPnl, PeriodSummary, format_money
 WIDTH, HEIGHT = 360, 200
 FONT = 10
 DIGIT = 6.2  # a digit's width at FONT, near enough to leave room for the labels
-TOP, RIGHT, BOTTOM = 10, 8, 20  # BOTTOM holds the dates
+# TOP leaves a line above the plot for a highest value just over zero (see label_y); BOTTOM holds the dates.
+TOP, RIGHT, BOTTOM = 16, 8, 20
 # First, last and two between: four "Dec 24" fit a phone's 300 px of plot without touching.
 DATE_LABELS = 4
 GREEN, RED, GREY, LINE = "#1a7f37", "#ba2121", "#888", "#2f5f9e"
@@ -39,7 +40,7 @@ def pnl_chart(period: PeriodSummary) -> SafeString:
     low = min(Decimal(0), *(d.pnl for d in days), *(d.cumulative for d in days))
     high = max(Decimal(0), *(d.pnl for d in days), *(d.cumulative for d in days))
     y_values = sorted({low, Decimal(0), high})
-    left = 6 + DIGIT * max(len(format_money(v)) for v in y_values)
+    left = round(6 + DIGIT * max(len(format_money(v)) for v in y_values), 1)
     plot_width, plot_height = WIDTH - left - RIGHT, HEIGHT - TOP - BOTTOM
     span = high - low
 
@@ -117,7 +118,7 @@ def pnl_chart(period: PeriodSummary) -> SafeString:
         line=LINE,
         points=points,
         dots=dots,
-        left=round(left, 1),
+        left=left,
         top=TOP,
         bottom=TOP + plot_height,
         x_axis=x_axis,

@@ -198,18 +198,19 @@ def test_every_label_stays_inside_the_chart_with_large_money() -> None:
         assert 0 <= left and right <= width, (label.text, left, right)
 
 
-@pytest.mark.parametrize(("lowest", "highest"), [("-5", "1200"), ("-1200", "5"), ("-3", "4")])
-def test_labels_of_values_close_to_zero_stay_clear_of_the_zero_label(lowest: str, highest: str) -> None:
-    days = [dt.date(2026, 3, 2), dt.date(2026, 3, 3), dt.date(2026, 3, 4)]
-    series = (
-        DayPnl(days[0], Decimal(lowest), Decimal(lowest)),
-        DayPnl(days[1], Decimal(highest) - Decimal(lowest), Decimal(highest)),
-        DayPnl(days[2], Decimal(0), Decimal(highest)),
-    )
+@pytest.mark.parametrize(
+    "pnls",
+    [["-5", "1205"], ["5", "-1205"], ["-3", "7"]],
+    ids=["lowest-just-below-zero", "highest-just-above-zero", "both-close"],
+)
+def test_labels_of_values_close_to_zero_stay_clear_of_the_zero_label_and_inside(pnls: list[str]) -> None:
+    days = [dt.date(2026, 3, 2) + dt.timedelta(days=i) for i in range(len(pnls))]
+    cumulative = [sum(Decimal(p) for p in pnls[: i + 1]) for i in range(len(pnls))]
+    series = tuple(DayPnl(d, Decimal(p), c) for d, p, c in zip(days, pnls, cumulative, strict=True))
     svg = ET.fromstring(
         str(pnl_chart(PeriodSummary(days[0], days[-1], Performance.from_days([]), series, {}, {})))
     )
     ys = sorted(float(e.get("y", "nan")) for e in svg.iter(f"{SVG}text") if e.get("class") == "y-label")
     assert len(ys) == 3
     assert all(b - a >= 10 for a, b in itertools.pairwise(ys)), ys  # a 10-unit font: lines apart
-    assert all(0 < y < 200 for y in ys)
+    assert all(5 <= y <= 195 for y in ys), ys  # half the font inside the 200-unit chart
