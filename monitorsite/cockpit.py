@@ -15,13 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
 from alerts import status
 from alerts.models import TradingHalt
 from backups.models import BackupRecord
+from monitorsite.chart import pnl_chart
 from monitorsite.registry import run_health_checks
 from trades import market
 from trades.models import Bot, Trade
@@ -112,58 +113,6 @@ def health_words(part: dict[str, Any]) -> str:
     if part["ok"]:
         return "ok"
     return str(part.get("reason") or "failing")
-
-
-# --- the chart ---------------------------------------------------------------------------
-
-WIDTH, HEIGHT, PAD = 340, 120, 6
-
-
-def pnl_chart(period: PeriodSummary) -> SafeString:
-    """The cumulative realized P&L over the period as an inline SVG (drawn here: nothing fetched).
-
-    The x axis is the period's trading days with a closed trade, the y axis the
-    running total; a dashed line marks zero.
-    """
-    days = period.days
-    if not days:
-        return format_html(
-            '<p class="cockpit-empty">No closed trades from {} to {}.</p>', period.start, period.end
-        )
-    values = [Decimal(0), *(d.cumulative for d in days)]
-    low, high = min(values), max(values)
-    span = (high - low) or Decimal(1)
-
-    def y(value: Decimal) -> float:
-        return round(float(PAD + (high - value) / span * (HEIGHT - 2 * PAD)), 1)
-
-    step = (WIDTH - 2 * PAD) / max(1, len(values) - 1)
-    points = " ".join(f"{round(PAD + i * step, 1)},{y(v)}" for i, v in enumerate(values))
-    last = days[-1].cumulative
-    colour = "#1a7f37" if last >= 0 else "#ba2121"
-    title = f"Cumulative realized P&L {period.start} to {period.end}: {format_money(last)}"
-    dots = format_html_join(
-        "",
-        '<circle cx="{}" cy="{}" r="2" fill="{}"><title>{} {}</title></circle>',
-        (
-            (round(PAD + (i + 1) * step, 1), y(d.cumulative), colour, d.date, format_money(d.cumulative))
-            for i, d in enumerate(days)
-        ),
-    )
-    return format_html(
-        '<svg class="pnl-chart" viewBox="0 0 {w} {h}" role="img" aria-label="{title}"'
-        ' preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg">'
-        "<title>{title}</title>"
-        '<line x1="0" x2="{w}" y1="{zero}" y2="{zero}" stroke="#999" stroke-dasharray="3 3"/>'
-        '<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>{dots}</svg>',
-        w=WIDTH,
-        h=HEIGHT,
-        title=title,
-        zero=y(Decimal(0)),
-        colour=colour,
-        points=points,
-        dots=dots,
-    )
 
 
 def signed_money(value: Decimal | None) -> SafeString:
