@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import Max, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -20,7 +20,6 @@ from alerts.models import (
     Alert,
     AlertQuerySet,
     AlertRule,
-    AlertState,
     Channel,
     ChannelQuerySet,
     DeliveryAttempt,
@@ -35,7 +34,7 @@ from alerts.rules import JUDGED_FIELDS, describe, problems
 from alerts.tasks import enqueue
 from alerts.transports import TRANSPORTS, ConfigError, Setting, transport_class
 from trades import market
-from trades.formats import format_duration
+from trades.formats import format_duration, format_market_time
 from trades.paging import CappedCountPaginator
 
 
@@ -216,9 +215,9 @@ def field_name(kind: str, setting: Setting) -> str:
 
 @admin.action(description="Send a test alert through the selected channels")
 def send_test(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
-    for channel, state in send_test_alert(channels=list(queryset)):
-        level = messages.SUCCESS if state == AlertState.SENT else messages.WARNING
-        modeladmin.message_user(request, f"{channel.name}: test alert {state}", level)
+    for result in send_test_alert(channels=list(queryset)):
+        level = messages.SUCCESS if result.ok else messages.ERROR
+        modeladmin.message_user(request, f"{result.channel.name}: test alert {result.words}", level)
 
 
 @admin.action(description="Resume delivery (clear the failure that disabled the channel)")
@@ -245,9 +244,6 @@ class ChannelAdmin(admin.ModelAdmin):
     list_filter = ("kind", "enabled")
     readonly_fields = ("destination_shown", "status", "last_success", "disabled_at")
     actions = (send_test, resume_channel)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Channel]:
-        return super().get_queryset(request).annotate(last_sent=Max("alert__sent_at"))
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         # The kind's setting fields are made by the form itself, not the model: name only the model's.
@@ -302,21 +298,17 @@ class ChannelAdmin(admin.ModelAdmin):
 
     @admin.display(description="state")
     def status(self, channel: Channel) -> str:
-        if channel.disabled_reason:
-            since = f" since {channel.disabled_at:%Y-%m-%d %H:%M}" if channel.disabled_at else ""
+        """What its last sends did (``Channel.state_words``); a problem in red."""
+        if channel.enabled and (channel.disabled_reason or channel.is_failing):
             return format_html(
-                '<strong style="color:#ba2121">⚠ disabled{}: {}</strong>', since, channel.disabled_reason
+                '<strong class="channel-state problem" style="color:#ba2121">⚠ {}</strong>',
+                channel.state_words,
             )
-        if not channel.enabled:
-            return "off"
-        return "working" if channel.is_configured else "not configured"
+        return format_html('<span class="channel-state">{}</span>', channel.state_words)
 
     @admin.display(description="last success")
     def last_success(self, channel: Channel) -> str:
-        last = getattr(channel, "last_sent", None)
-        if last is None:
-            last = Alert.objects.filter(channel=channel).aggregate(last=Max("sent_at"))["last"]
-        return f"{timezone.localtime(last):%Y-%m-%d %H:%M}" if last else "never"
+        return format_market_time(channel.last_success_at) if channel.last_success_at else "never"
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         _warn_disabled_channels(request)

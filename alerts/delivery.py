@@ -24,13 +24,14 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from alerts.conf import setting
-from alerts.models import LEVEL_RANK, Alert, AlertState, Channel, DeliveryAttempt
+from alerts.models import LEVEL_RANK, TEST_SOURCE, Alert, AlertState, Channel, DeliveryAttempt
 from alerts.outbound import hide, remember_secrets
 from alerts.transports import TransportError, transport_class, transport_for
 
@@ -274,6 +275,14 @@ def send_alert(alert: Alert, channel: Channel, clock: Callable[[], dt.datetime])
     )
     if claimed != 1:
         return "skipped"
+    return _send_claimed(alert, channel, clock, claimed_at=now)
+
+
+def _send_claimed(
+    alert: Alert, channel: Channel, clock: Callable[[], dt.datetime], claimed_at: dt.datetime
+) -> str:
+    """Send an alert this worker claimed (``sending`` since ``claimed_at``); record the alert's and
+    the channel's state."""
     transport = None
     error: TransportError | None = None
     try:
@@ -303,19 +312,23 @@ def send_alert(alert: Alert, channel: Channel, clock: Callable[[], dt.datetime])
             )
             for o in transport.outcomes
         )
-    mine = Alert.objects.filter(pk=alert.pk, state=AlertState.SENDING, claimed_at=now)
+    mine = Alert.objects.filter(pk=alert.pk, state=AlertState.SENDING, claimed_at=claimed_at)
+    this_channel = Channel.objects.filter(pk=channel.pk)
     if error is None:
         mine.update(state=AlertState.SENT, sent_at=finished, attempts=F("attempts") + 1, last_error="")
+        this_channel.record_success(finished)
         return "sent"
     logger.warning("alerts: alert %s to channel %s not sent: %s", alert.pk, channel.name, error.message)
-    if error.disables_channel:
-        Channel.objects.filter(pk=channel.pk).update(
-            disabled_reason=error.message[:500], disabled_at=finished
-        )
-        mine.update(state=AlertState.PENDING, claimed_at=None, last_error=error.message[:500])
-        return "channel_disabled"
+    this_channel.record_failure(error.message, finished)
     attempts = alert.attempts + 1
-    if error.permanent or attempts >= setting("ALERT_MAX_ATTEMPTS"):
+    if error.disables_channel:
+        this_channel.update(disabled_reason=error.message[:500], disabled_at=finished)
+        if alert.retried:  # it waits for the channel to be fixed
+            mine.update(state=AlertState.PENDING, claimed_at=None, last_error=error.message[:500])
+        else:
+            mine.update(state=AlertState.FAILED, attempts=attempts, last_error=error.message[:500])
+        return "channel_disabled"
+    if error.permanent or not alert.retried or attempts >= setting("ALERT_MAX_ATTEMPTS"):
         mine.update(state=AlertState.FAILED, attempts=attempts, last_error=error.message[:500])
         return "failed"
     wait = error.retry_after if error.retry_after is not None else retry_delay(attempts)
@@ -334,10 +347,21 @@ def retry_delay(attempts: int) -> float:
     return min(30.0 * 2 ** (attempts - 1), 1800.0)
 
 
-def send_test_alert(channels: list[Channel] | None = None, level: str = "info") -> list[tuple[Channel, str]]:
+@dataclass(frozen=True)
+class SendResult:
+    """What one test send did, said once: ``sent to chat -100…`` or ``failed: <why>``."""
+
+    channel: Channel
+    ok: bool
+    words: str
+
+
+def send_test_alert(channels: list[Channel] | None = None, level: str = "info") -> list[SendResult]:
     """One test alert through each enabled channel (whatever its minimum level), sent now.
 
-    Returns each channel with the alert's state afterwards (``sent``, or why not).
+    Each is sent here and now, once (the rate limit aside: one message an operator asked for),
+    and never retried: a failure is final, recorded on the alert and the channel. A channel
+    without a destination keeps it stored; a disabled one is not tried (resume it first).
     """
     if channels is None:
         Channel.objects.ensure_defaults()
@@ -345,22 +369,31 @@ def send_test_alert(channels: list[Channel] | None = None, level: str = "info") 
     now = timezone.now()
     results = []
     for channel in channels:
-        alert = Alert.objects.create(
-            channel=channel,
-            source="test",
-            subject=f"test-{now.isoformat()}",
-            level=level,
-            title=f"Test alert ({level})",
-            message="If you can read this, alerts reach this channel.",
-            fields=[["Channel", channel.name], ["Level", level]],
-            created_at=now,
-        )
+        message = {
+            "channel": channel,
+            "source": TEST_SOURCE,
+            "subject": f"test-{now.isoformat()}",
+            "level": level,
+            "title": f"Test alert ({level})",
+            "message": "If you can read this, alerts reach this channel.",
+            "fields": [["Channel", channel.name], ["Level", level]],
+            "created_at": now,
+        }
         if not channel.is_configured:
-            Alert.objects.filter(pk=alert.pk).update(state=AlertState.STORED)
-        elif not channel.is_suspended:
-            deliver_channel(channel)
+            Alert.objects.create(**message, state=AlertState.STORED)
+            results.append(SendResult(channel, False, "not sent: no destination is set (stored)"))
+            continue
+        if channel.is_suspended:
+            why = f"the channel is disabled ({channel.disabled_reason}); resume it first"
+            Alert.objects.create(**message, state=AlertState.FAILED, last_error=why[:500])
+            results.append(SendResult(channel, False, f"not sent: {why}"))
+            continue
+        # Claimed from the start: no delivery run can take it meanwhile.
+        alert = Alert.objects.create(**message, state=AlertState.SENDING, claimed_at=now)
+        _send_claimed(alert, channel, timezone.now, claimed_at=now)
         alert.refresh_from_db()
-        results.append(
-            (channel, alert.state if not alert.last_error else f"{alert.state}: {alert.last_error}")
-        )
+        if alert.state == AlertState.SENT:
+            results.append(SendResult(channel, True, f"sent to {channel.destination}"))
+        else:
+            results.append(SendResult(channel, False, f"failed: {alert.last_error}"))
     return results

@@ -18,7 +18,8 @@ CHECKS = {
 
 
 def outbox() -> dict[str, Any]:
-    """Degraded when alerts have waited unsent longer than ``ALERT_OUTBOX_STALE_MINUTES``."""
+    """Degraded as soon as a channel's last send failed (naming it and why), when a channel is
+    disabled, or when alerts have waited unsent longer than ``ALERT_OUTBOX_STALE_MINUTES``."""
     minutes = setting("ALERT_OUTBOX_STALE_MINUTES")
     stale = (
         Alert.objects.unsent().filter(created_at__lt=timezone.now() - dt.timedelta(minutes=minutes)).count()
@@ -26,8 +27,11 @@ def outbox() -> dict[str, Any]:
     suspended = list(
         Channel.objects.filter(enabled=True).exclude(disabled_reason="").values_list("name", flat=True)
     )
-    state: dict[str, Any] = {"ok": stale == 0 and not suspended, "unsent": stale}
-    reasons = []
+    failing = list(Channel.objects.failing().filter(disabled_reason=""))
+    state: dict[str, Any] = {"ok": stale == 0 and not suspended and not failing, "unsent": stale}
+    reasons = [f"channel {channel.name} {channel.failing_words}" for channel in failing]
+    if failing:
+        state["failing_channels"] = [channel.name for channel in failing]
     if stale:
         reasons.append(f"{stale} alert(s) unsent for over {minutes} min")
     if suspended:

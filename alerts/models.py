@@ -13,7 +13,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import IntegrityError, connections, models, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from alerts import rules
@@ -201,6 +202,23 @@ class ChannelQuerySet(models.QuerySet["Channel"]):
         """
         return self.exclude(disabled_reason="").update(disabled_reason="", disabled_at=None)
 
+    def failing(self) -> ChannelQuerySet:
+        """Enabled channels whose last send failed (health names them at once, not minutes later)."""
+        return self.filter(enabled=True, failing_since__isnull=False)
+
+    def record_success(self, at: dt.datetime) -> int:
+        """A send went through: the channel works again."""
+        return self.update(last_success_at=at, failing_since=None, consecutive_failures=0, last_error="")
+
+    def record_failure(self, error: str, at: dt.datetime) -> int:
+        """A send failed: failing since the first failure in a row, with the latest error (secret-free)."""
+        return self.update(
+            failing_since=Coalesce("failing_since", Value(at, output_field=models.DateTimeField())),
+            last_failure_at=at,
+            consecutive_failures=F("consecutive_failures") + 1,
+            last_error=error[:500],
+        )
+
     def secrets(self) -> list[str]:
         """Every secret in use, the environment's and each channel's own: masked in every text we write."""
         found: list[str] = []
@@ -249,6 +267,13 @@ class Channel(models.Model):
         "alerts wait until it is fixed. Clear it to resume.",
     )
     disabled_at = models.DateTimeField(null=True, blank=True)
+    # What its last sends did (the delivery records them): failing from the first failure in a row
+    # until the next success. The error is in words that name the host and the cause, never a secret.
+    last_success_at = models.DateTimeField("last success", null=True, blank=True, editable=False)
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    last_failure_at = models.DateTimeField(null=True, blank=True, editable=False)
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    last_error = models.CharField(max_length=500, blank=True, editable=False)
     # One worker at a time sends for a channel, so its rate limit holds across workers.
     lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -292,6 +317,30 @@ class Channel(models.Model):
     @property
     def is_suspended(self) -> bool:
         return bool(self.disabled_reason)
+
+    @property
+    def is_failing(self) -> bool:
+        return self.failing_since is not None
+
+    @property
+    def failing_words(self) -> str:
+        """``failing since 2026-01-15 10:31:05 EST (3 sends): cannot reach …: connection refused``."""
+        if self.failing_since is None:
+            return ""
+        sends = f"{self.consecutive_failures} send{'s' if self.consecutive_failures != 1 else ''}"
+        return f"failing since {format_market_time(self.failing_since)} ({sends}): {self.last_error}"
+
+    @property
+    def state_words(self) -> str:
+        """What its last sends did, in words: working, failing since …, disabled …, off, not configured."""
+        if not self.enabled:
+            return "off"
+        if self.disabled_reason:
+            since = f" since {format_market_time(self.disabled_at)}" if self.disabled_at else ""
+            return f"disabled{since}: {self.disabled_reason}"
+        if self.failing_since is not None:
+            return self.failing_words
+        return "working" if self.is_configured else "not configured"
 
 
 class SilenceQuerySet(models.QuerySet["Silence"]):
@@ -527,7 +576,7 @@ class Alert(models.Model):
     channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.SET_NULL)
     bot = models.ForeignKey(Bot, null=True, blank=True, on_delete=models.SET_NULL)
     source = models.CharField(
-        max_length=64, help_text="What raised it: a rule kind, event:<kind>, site:<kind>, test, digest…"
+        max_length=64, help_text="What raised it: a rule kind, event:<kind>, site:<kind>, test_alert, digest…"
     )
     subject = models.CharField(max_length=200, blank=True, help_text="Dedup key within the source.")
     level = models.CharField(max_length=16, choices=Level.choices)
@@ -567,10 +616,18 @@ class Alert(models.Model):
         return {item for items in self.delivery_attempts.values_list("reached", flat=True) for item in items}
 
     @property
+    def retried(self) -> bool:
+        """A failed send is tried again later, except a test alert's: its sender reads the result once."""
+        return self.source != TEST_SOURCE
+
+    @property
     def foldable(self) -> bool:
         """Critical alerts and daily summaries always go out on their own, never in a digest."""
         return self.level != Level.CRITICAL and self.source not in REPORT_SOURCES
 
+
+# What ``send_test_alert`` raises: sent at once, once, never retried.
+TEST_SOURCE = "test_alert"
 
 # Reports, not alarms: each goes out as its own message, never folded into a digest.
 REPORT_SOURCES = ("daily_summary", "period_summary", "weekly_report", "digest")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -151,6 +153,59 @@ class HideSecrets(logging.Filter):
         return True
 
 
+# --- what went wrong, in words ------------------------------------------------------------
+
+
+def host_of(url: str) -> str:
+    """``api.telegram.org`` or ``127.0.0.1:8080``: the host a request went to, never a path or a login."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "the server"
+    host = parts.hostname or "the server"
+    return f"{host}:{port}" if port else host
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception behind it (causes, contexts, urllib3's ``reason`` and args)."""
+    found: list[BaseException] = []
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        behind = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        stack += [e for e in behind if isinstance(e, BaseException)]
+    return found
+
+
+# Most telling first: urllib3 wraps the socket's own error in classes that say less.
+_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
+    (ConnectionRefusedError, "connection refused"),
+    (socket.gaierror, "name not found"),
+    (ssl.SSLCertVerificationError, "its TLS certificate is not trusted"),
+    (ssl.SSLError, "the TLS handshake failed"),
+    (ConnectionResetError, "connection reset"),
+    (ConnectionAbortedError, "connection aborted"),
+    (TimeoutError, "timed out"),
+)
+
+
+def cause(exc: BaseException) -> str:
+    """Why a connection failed, in words: ``connection refused``, ``name not found``, ``timed out``…
+
+    Read from the exception's types alone: their texts carry the URL, tokens included.
+    """
+    chain = [e for e in _chain(exc) if not isinstance(e, requests.RequestException)]
+    for kind, words in _CAUSES:
+        if any(isinstance(e, kind) for e in chain):
+            return words
+    innermost = next((e for e in reversed(chain) if isinstance(e, OSError)), exc)
+    return f"connection failed ({type(innermost).__name__})"
+
+
 def header_retry_after(response: requests.Response) -> float | None:
     """The ``Retry-After`` header in seconds (HTTP's own way to ask for a wait)."""
     header = response.headers.get("Retry-After")
@@ -194,19 +249,24 @@ def post(
     timeout = setting("ALERT_HTTP_TIMEOUT")
     max_wait = setting("ALERT_HTTP_MAX_WAIT")
     last_error = ""
+    host = host_of(url)
     for attempt in range(1, attempts + 1):
         started = time.monotonic()
         try:
             response = _session.post(
                 url, json=json, data=data, headers=headers, params=params, timeout=timeout
             )
+        except requests.ConnectTimeout:
+            last_error = f"cannot reach {host}: no connection within {timeout:g} s"
+            record(Outcome(None, last_error, _ms(started)))
+            wait = _backoff(attempt)
         except requests.Timeout:
-            last_error = f"no answer within {timeout:g} s"
+            last_error = f"no answer from {host} within {timeout:g} s"
             record(Outcome(None, last_error, _ms(started)))
             wait = _backoff(attempt)
         except requests.RequestException as exc:
-            # The exception's text carries the URL; keep only its class.
-            last_error = f"connection failed ({type(exc).__name__})"
+            # The exception's text carries the URL; only its types are read.
+            last_error = f"cannot reach {host}: {cause(exc)}"
             record(Outcome(None, last_error, _ms(started)))
             wait = _backoff(attempt)
         else:
@@ -214,14 +274,14 @@ def post(
             if response.status_code not in RETRYABLE_STATUS:
                 record(Outcome(response.status_code, text, _ms(started)))
                 return response
-            last_error = f"HTTP {response.status_code}: {text}"
+            last_error = f"{host} answered HTTP {response.status_code}: {text}"
             record(Outcome(response.status_code, last_error, _ms(started)))
             if response.status_code == 429:
                 asked = retry_after(response)
                 wait = _backoff(attempt) if asked is None else asked
                 if wait > max_wait or attempt == attempts:
                     raise RequestFailed(
-                        f"rate limited by the server: retry after {wait:.2f} s",
+                        f"rate limited by {host}: retry after {wait:.2f} s",
                         retry_after=wait,
                         status_code=429,
                     )
@@ -229,7 +289,7 @@ def post(
                 wait = _backoff(attempt)
         if attempt < attempts:
             sleep(min(wait, max_wait))
-    raise RequestFailed(f"gave up after {attempts} attempts: {last_error}")
+    raise RequestFailed(f"{last_error} ({attempts} tries)" if attempts > 1 else last_error)
 
 
 def _backoff(attempt: int) -> float:

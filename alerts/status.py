@@ -1,5 +1,5 @@
 """What the alerts app tells the cockpit: each bot's state as the bot-stopped rule judges it, the
-halts in force, and the latest alerts (critical first)."""
+halts in force, and the latest alerts (each once, live ones first)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,13 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from alerts.models import Alert, AlertRule, Level, TradingHalt, rules_judging
+from django.db.models import Q
+
+from alerts import rules
+from alerts.models import Alert, AlertRule, AlertState, Channel, Level, TradingHalt, rules_judging
 from alerts.rules.bot_stopped import SHUT_DOWN, BotStopped, bot_heartbeat_state
+from alerts.rules.daily_loss import MaxDailyLoss
+from alerts.rules.trading_day import day_subject
 from trades import market
 from trades.formats import format_market_time
 from trades.models import Bot
@@ -90,7 +95,89 @@ def resumed_halts(now: dt.datetime) -> list[TradingHalt]:
     return list(TradingHalt.objects.resumed_quiet(market.trading_day_of(now)).order_by("bot__name"))
 
 
-def latest_alerts(limit: int = 8) -> list[Alert]:
-    """The latest alerts, critical ones first, newest first within a level."""
-    latest = list(Alert.objects.select_related("bot", "channel").order_by("-created_at", "-id")[:limit])
-    return sorted(latest, key=lambda a: a.level != Level.CRITICAL)
+@dataclass(frozen=True)
+class Delivery:
+    """Where one alert went and how far: ``sent to discord``, ``failed to phone``, ``silenced``."""
+
+    state: str
+    words: str
+
+
+@dataclass(frozen=True)
+class AlertGroup:
+    """One alert as the operator thinks of it: the rows raised together, one per channel.
+
+    ``alert`` is the first row (its title, level, message and page); ``resolved``: it belongs to a
+    halt that was resumed or has ended, so it no longer calls for action.
+    """
+
+    alert: Alert
+    deliveries: list[Delivery]
+    resolved: bool
+
+
+def _group_key(alert: Alert) -> tuple[object, ...]:
+    # ``raise_alert`` writes one row per channel, every field alike but the channel.
+    return (
+        alert.created_at,
+        alert.source,
+        alert.subject,
+        alert.level,
+        alert.title,
+        alert.bot_id,
+        alert.rule_id,
+    )
+
+
+def _delivery(alert: Alert) -> Delivery:
+    label = str(alert.get_state_display()).lower()
+    if alert.channel is None:
+        return Delivery(alert.state, label)
+    label = "in a digest" if alert.state == AlertState.FOLDED else label
+    words = f"{label} to {alert.channel.name}"
+    if alert.state == AlertState.PENDING and alert.attempts:
+        words += f" (tried {alert.attempts}×, retrying)"
+    elif alert.state == AlertState.PENDING and alert.held:
+        words += " (held by the rate limit)"
+    return Delivery(alert.state, words)
+
+
+def resolved_halt_subjects(bot_ids: set[int], today: dt.date) -> set[str]:
+    """The subjects of the halts of these bots that were resumed or have ended by ``today``."""
+    halts = TradingHalt.objects.filter(bot_id__in=bot_ids).filter(
+        Q(resumed_at__isnull=False) | Q(ends_on__lte=today)
+    )
+    return {day_subject(bot_id, day) for bot_id, day in halts.values_list("bot_id", "trading_day")}
+
+
+def latest_alerts(now: dt.datetime, limit: int = 8) -> list[AlertGroup]:
+    """The latest ``limit`` alerts, each once with its channels' states: the live ones first
+    (critical first, then newest first), then those of resolved halts (newest first).
+
+    Reads the newest ``limit`` x (channels + 1) rows: an alert has a row per channel at most, and
+    its rows share one ``created_at``, so the first ``limit`` alerts among them are whole.
+    """
+    window = limit * (Channel.objects.count() + 1)
+    rows = Alert.objects.select_related("channel").order_by("-created_at", "-id")[:window]
+    groups: dict[tuple[object, ...], list[Alert]] = {}
+    for row in rows:
+        key = _group_key(row)
+        if key not in groups and len(groups) == limit:
+            break
+        groups.setdefault(key, []).append(row)
+    firsts = [members[0] for members in groups.values()]
+    halting = set(rules.kinds_where(lambda judge: isinstance(judge, MaxDailyLoss)))
+    resolved = resolved_halt_subjects(
+        {a.bot_id for a in firsts if a.bot_id and a.source in halting}, market.trading_day_of(now)
+    )
+    latest = [
+        AlertGroup(
+            alert=members[0],
+            deliveries=[
+                _delivery(a) for a in sorted(members, key=lambda a: a.channel.name if a.channel else "")
+            ],
+            resolved=members[0].source in halting and members[0].subject in resolved,
+        )
+        for members in groups.values()
+    ]
+    return sorted(latest, key=lambda g: (g.resolved, g.alert.level != Level.CRITICAL))

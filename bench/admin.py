@@ -98,6 +98,12 @@ def pages(today: dt.date, trade_id: int, bot_id: int) -> list[tuple[str, str]]:
     day = {"trading_day": today.isoformat()}
     return [
         ("cockpit (admin index)", "/admin/"),
+        ("report, today, every bot", "/admin/report/"),
+        # Six weeks: about the 30 trading days the cockpit's Report link opens.
+        (
+            "report, six weeks, one bot",
+            f"/admin/report/?bot=bench&start={today - dt.timedelta(days=42)}&end={today}",
+        ),
         ("trade list", "/admin/trades/trade/"),
         ("trade list, page 10", "/admin/trades/trade/?p=10"),
         ("trade list, one bot", f"/admin/trades/trade/?bot__id__exact={bot_id}"),

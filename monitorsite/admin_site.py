@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, path
 
 # Apps in the order an operator looks for them; any other app follows, by name.
 APP_ORDER = ("trades", "alerts", "backups")
@@ -26,3 +27,21 @@ class MonitorAdminSite(admin.AdminSite):
         from monitorsite import cockpit
 
         return super().index(request, {"cockpit": cockpit.build(), **(extra_context or {})})
+
+    def get_urls(self) -> list[URLPattern | URLResolver]:
+        return [path("report/", self.admin_view(self.report), name="report"), *super().get_urls()]
+
+    def report(self, request: HttpRequest) -> HttpResponse:
+        """A period's figures for one bot or all (staff only, as every admin page): a page, or its CSV."""
+        from monitorsite.report import report_for
+
+        form, report = report_for(request.GET)
+        if report is not None and request.GET.get("format") == "csv":
+            return report.csv_response()
+        context = {
+            **self.each_context(request),
+            "title": report.title if report else "Report",
+            "form": form,
+            "report": report,
+        }
+        return TemplateResponse(request, "admin/report.html", context)

@@ -15,17 +15,19 @@ from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
 from alerts import status
-from alerts.models import Alert, TradingHalt
+from alerts.models import TradingHalt
 from backups.models import BackupRecord
+from monitorsite.chart import pnl_chart
 from monitorsite.registry import run_health_checks
 from trades import market
+from trades.formats import format_money, format_rate
 from trades.models import Bot, Trade
-from trades.summary import DailySummary, PeriodSummary, format_money, format_rate, performance_lines
+from trades.summary import DailySummary, PeriodSummary, performance_lines
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Cockpit:
     bots: list[BotCard]
     halts: list[TradingHalt]
     resumed: list[TradingHalt]  # resumed halts whose rule stays quiet until their end
-    alerts: list[Alert]
+    alerts: list[status.AlertGroup]
     last_backup: BackupRecord | None
     backup_age: str
     health_state: str
@@ -57,7 +59,7 @@ class Cockpit:
 HEALTH_NAMES = {
     "database": "database",
     "task_cluster": "task cluster",
-    "alerts": "alert backlog",
+    "alerts": "alert delivery",
     "log_shipping": "log shipping",
     "backup": "backups",
 }
@@ -93,7 +95,7 @@ def build(now: dt.datetime | None = None) -> Cockpit:
         bots=cards,
         halts=status.halts_in_force(now),
         resumed=status.resumed_halts(now),
-        alerts=status.latest_alerts(),
+        alerts=status.latest_alerts(now),
         last_backup=last,
         backup_age="" if last is None or last.finished_at is None else timesince(last.finished_at, now),
         health_state=state,
@@ -112,58 +114,6 @@ def health_words(part: dict[str, Any]) -> str:
     if part["ok"]:
         return "ok"
     return str(part.get("reason") or "failing")
-
-
-# --- the chart ---------------------------------------------------------------------------
-
-WIDTH, HEIGHT, PAD = 340, 120, 6
-
-
-def pnl_chart(period: PeriodSummary) -> SafeString:
-    """The cumulative realized P&L over the period as an inline SVG (drawn here: nothing fetched).
-
-    The x axis is the period's trading days with a closed trade, the y axis the
-    running total; a dashed line marks zero.
-    """
-    days = period.days
-    if not days:
-        return format_html(
-            '<p class="cockpit-empty">No closed trades from {} to {}.</p>', period.start, period.end
-        )
-    values = [Decimal(0), *(d.cumulative for d in days)]
-    low, high = min(values), max(values)
-    span = (high - low) or Decimal(1)
-
-    def y(value: Decimal) -> float:
-        return round(float(PAD + (high - value) / span * (HEIGHT - 2 * PAD)), 1)
-
-    step = (WIDTH - 2 * PAD) / max(1, len(values) - 1)
-    points = " ".join(f"{round(PAD + i * step, 1)},{y(v)}" for i, v in enumerate(values))
-    last = days[-1].cumulative
-    colour = "#1a7f37" if last >= 0 else "#ba2121"
-    title = f"Cumulative realized P&L {period.start} to {period.end}: {format_money(last)}"
-    dots = format_html_join(
-        "",
-        '<circle cx="{}" cy="{}" r="2" fill="{}"><title>{} {}</title></circle>',
-        (
-            (round(PAD + (i + 1) * step, 1), y(d.cumulative), colour, d.date, format_money(d.cumulative))
-            for i, d in enumerate(days)
-        ),
-    )
-    return format_html(
-        '<svg class="pnl-chart" viewBox="0 0 {w} {h}" role="img" aria-label="{title}"'
-        ' preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg">'
-        "<title>{title}</title>"
-        '<line x1="0" x2="{w}" y1="{zero}" y2="{zero}" stroke="#999" stroke-dasharray="3 3"/>'
-        '<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>{dots}</svg>',
-        w=WIDTH,
-        h=HEIGHT,
-        title=title,
-        zero=y(Decimal(0)),
-        colour=colour,
-        points=points,
-        dots=dots,
-    )
 
 
 def signed_money(value: Decimal | None) -> SafeString:

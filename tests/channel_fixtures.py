@@ -101,4 +101,5 @@ def all_text() -> list[str]:
     ]
     texts += list(DeliveryAttempt.objects.values_list("error", flat=True))
     texts += list(Channel.objects.values_list("disabled_reason", flat=True))
+    texts += list(Channel.objects.values_list("last_error", flat=True))
     return texts

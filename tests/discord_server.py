@@ -130,8 +130,13 @@ class DiscordServer:
 
     @property
     def base(self) -> str:
+        return f"http://{self.host}"
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``, as the site's error words name it."""
         assert self._server
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def url(self) -> str:

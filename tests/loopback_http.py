@@ -69,8 +69,13 @@ class LoopbackServer:
 
     @property
     def base(self) -> str:
+        return f"http://{self.host}"
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``, as the site's error words name it."""
         assert self._server
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"127.0.0.1:{self._server.server_address[1]}"
 
     def then(self, action: str, value: Any = None, times: int = 1) -> LoopbackServer:
         """Queue answers for the next requests: ``status`` (a code), ``429`` (seconds), ``hang`` (seconds)."""

@@ -11,7 +11,7 @@
 - On demand: 429 ``{"parameters": {"retry_after": N}}`` (whole seconds, no
   ``Retry-After`` header, so the client must read the body), a 429 with the wait in its
   ``Retry-After`` header alone (``429-header``), 403 ``Forbidden: bot was blocked by the
-  user``, a supergroup migration, a 5xx, a hang.
+  user``, a supergroup migration, a 5xx, a hang, a 502 that echoes the request's path (``echo``).
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ class TelegramServer(LoopbackServer):
             answer = failure(429, "Too Many Requests")
             answer.headers = {"Retry-After": str(value)}
             return answer
+        if action == "echo":  # a careless proxy's error page: the request line, token included
+            return failure(502, f"Bad Gateway: POST {request.path} failed")
         if action == "migrate":
             return failure(
                 400, "Bad Request: group chat was upgraded to a supergroup chat", migrate_to_chat_id=value

@@ -420,7 +420,7 @@ def text_of(driver: WebDriver, css: str) -> str:
 
 def read_cockpit(driver: WebDriver, ts: TradingSite) -> None:
     """Every figure the cockpit shows for the bot equals the API's."""
-    from trades.summary import format_money, format_rate
+    from trades.formats import format_money, format_rate
 
     daily = ts.api("/api/v1/summary/daily/")
     period = ts.api("/api/v1/summary/period/")
@@ -574,7 +574,7 @@ def test_operator_tasks_on_a_phone(browser: WebDriver, trading_site: TradingSite
     (channel_id,) = ts.sql("SELECT id FROM alerts_channel WHERE name = 'discord'")[0]
     run_changelist_action(browser, [channel_id], "send_test")
     wait_for(browser, "ul.messagelist li")
-    assert "discord: test alert sent" in [m.lower() for m in message_texts(browser)]
+    assert [m for m in message_texts(browser) if m.lower().startswith("discord: test alert sent to ")]
     ts.discord.wait_for_messages(before + 1, timeout=60)
     assert any("test" in title.lower() for title in ts.discord.titles())
 
@@ -635,3 +635,60 @@ def test_a_bot_whose_client_closed_is_shown_stopped_then_running_at_both_sizes(
     browser.get(f"{site.url}/admin/")
     wait_for(browser, card)
     assert text_of(browser, f"{card} .bot-state") == "RUNNING"
+
+
+@pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_a_channel_at_a_closed_port_shows_failing_then_working_again(
+    browser: WebDriver, site: Any, size: tuple[int, int]
+) -> None:
+    """The operator's path: a test send to a Telegram channel whose Bot API URL refuses connections,
+    then to the (loopback) Bot API: the list says what each send did."""
+    from tests import telegram_server
+    from tests.harness import free_port
+
+    closed = f"127.0.0.1:{free_port()}"  # nothing listens there
+    telegram = telegram_server.TelegramServer().start()
+    try:
+        config = {"bot_token": telegram_server.TOKEN, "chat_id": telegram_server.CHAT_ID}
+        site.sql("UPDATE alerts_channel SET enabled = FALSE")
+        site.sql(
+            "INSERT INTO alerts_channel (name, kind, config, min_level, enabled, rate_limit_per_minute,"
+            " disabled_reason, consecutive_failures, last_error) VALUES ('phone-telegram', 'telegram', ?,"
+            " 'info', TRUE, 5, '', 0, '')",
+            json.dumps({**config, "api_url": f"http://{closed}"}),
+        )
+        ((channel_id,),) = site.sql("SELECT id FROM alerts_channel WHERE name = 'phone-telegram'")
+        site.admin_session()  # makes the admin user
+        browser.set_window_size(*size)
+        admin_log_in(browser, site.url)
+
+        browser.get(f"{site.url}/admin/alerts/channel/")
+        run_changelist_action(browser, [channel_id], "send_test")
+        wait_for(browser, "ul.messagelist li")
+        # (The admin's style capitalises a message's first letter.)
+        assert [m.lower() for m in message_texts(browser)] == [
+            f"phone-telegram: test alert failed: cannot reach {closed}: connection refused (3 tries)"
+        ]
+        state = text_of(browser, f"#result_list tr:has(input[value='{channel_id}']) .field-status")
+        assert state.startswith("⚠ failing since ") and f"(1 send): cannot reach {closed}" in state
+        assert telegram_server.TOKEN.split(":")[1] not in browser.page_source
+        width, inner = page_width(browser)
+        assert width <= inner, f"the channel list is {width} px wide in a {inner} px window"
+
+        site.sql(
+            "UPDATE alerts_channel SET config = ? WHERE id = ?",
+            json.dumps({**config, "api_url": telegram.api_url}),
+            channel_id,
+        )
+        browser.get(f"{site.url}/admin/alerts/channel/")
+        run_changelist_action(browser, [channel_id], "send_test")
+        wait_for(browser, "ul.messagelist li")
+        assert [m.lower() for m in message_texts(browser)] == [
+            f"phone-telegram: test alert sent to chat {telegram_server.CHAT_ID}"
+        ]
+        row = f"#result_list tr:has(input[value='{channel_id}'])"
+        assert text_of(browser, f"{row} .field-status") == "working"
+        assert text_of(browser, f"{row} .field-last_success") != "never"
+        assert len(telegram.messages) == 1
+    finally:
+        telegram.stop()

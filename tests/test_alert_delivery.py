@@ -242,7 +242,7 @@ def test_retries_back_off_and_give_up_after_the_attempt_limit(
     deliver_pending(now=later(90))
     alert.refresh_from_db()
     assert alert.state == AlertState.FAILED and alert.attempts == 3
-    assert alert.last_error == "gave up after 1 attempts: HTTP 503: Server error"
+    assert alert.last_error == f"{discord.host} answered HTTP 503: Server error"
 
 
 @pytest.mark.django_db

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.harness import ROOT, Site, free_port, stop, wait_for, with_default_sigint
+from alerts.evaluation import alert_for_event, evaluate_schedule, evaluate_trades
+from alerts.models import Alert, AlertRule, TradingHalt
+from monitor_client.demo import SESSION, DayBook, PaperBot, Position, parse_args
+from tests.conftest import stored_trade
+from tests.harness import MARKET_ZONE, ROOT, Site, free_port, stop, wait_for, with_default_sigint
+from trades.models import Bot, BotEvent, Trade
 
 pytestmark = pytest.mark.server
 
@@ -144,38 +153,164 @@ def test_demo_without_a_key_says_what_to_do(tmp_path: Path) -> None:
     assert "MONITOR_KEY" in result.stderr and "Traceback" not in result.stderr
 
 
-# --- what a new user sees: the demo's first ten minutes, judged by the real rules ---------
+# --- what a new user sees: the demo judged by the site's own rules, on a simulated clock --------
+
+# A trading morning (a Thursday, no holiday), a quarter of an hour after the open.
+MORNING = dt.datetime(2026, 1, 15, 9, 45, tzinfo=MARKET_ZONE)
+WARNINGS = {"warning", "critical"}
 
 
-class DemoAgainstTheRules:
-    """The demo bot's calls, stored and judged in-process by the site's own code, on a
-    simulated clock (one tick every ``--tick`` seconds of a trading morning)."""
+class SimulatedMonitor:
+    """The demo bot's Monitor calls on a simulated clock (``ticks`` ticks of ``tick`` seconds after
+    ``start``): each fill and event kept with its time, the site never asked."""
 
-    def __init__(self, bot: Any, start: Any, tick: float) -> None:
-        self.bot, self.start, self.tick, self.ticks = bot, start, tick, 0
+    def __init__(self, start: dt.datetime = MORNING) -> None:
+        self.start, self.tick, self.ticks = start, 2.0, 0
+        self.fills: list[tuple[dt.datetime, dict[str, Any]]] = []
+        self.events: list[tuple[dt.datetime, str, str, str]] = []
 
-    def now(self) -> Any:
-        import datetime as dt
-
+    def now(self) -> dt.datetime:
         return self.start + dt.timedelta(seconds=self.ticks * self.tick)
 
     def record_trade(self, **fields: Any) -> bool:
-        from alerts.evaluation import evaluate_trades
-        from tests.conftest import stored_trade
-        from trades.models import Trade
-
-        trade = {
-            k: fields[k] for k in ("external_id", "symbol", "side", "quantity", "price", "strategy", "pnl")
-        }
-        item = stored_trade(executed_at=self.now(), **trade)
-        ids = Trade.objects.record_batch(self.bot, [item]).ids
-        evaluate_trades(self.bot.pk, ids, now=self.now())
+        self.fills.append((self.now(), fields))
         return True
 
     def event(self, kind: str, level: str = "info", message: str = "", **details: Any) -> bool:
-        from alerts.evaluation import alert_for_event
-        from trades.models import BotEvent
+        self.events.append((self.now(), kind, level, message))
+        return True
 
+    def trading_allowed(self) -> bool:
+        # No halt without a max-daily-loss breach first, which judging the fills finds.
+        return True
+
+    def start_heartbeats(self, every: float) -> None:
+        pass
+
+    def after_tick(self) -> None:
+        pass
+
+
+def simulate(
+    monitor: SimulatedMonitor, seed: int, minutes: float, *options: str, book_path: Path | None = None
+) -> PaperBot:
+    """The demo's ``run`` loop for ``minutes`` of simulated time, then its end of session."""
+    args = parse_args([*options, "--seed", str(seed)])
+    monitor.tick = args.tick
+    paper = PaperBot(monitor, args, clock=monitor.now, book_path=book_path)  # type: ignore[arg-type]
+    first = monitor.ticks
+    for tick in range(1, round(minutes * 60 / args.tick) + 1):
+        monitor.ticks = first + tick
+        paper.step(tick)
+        monitor.after_tick()
+    paper.close_all("session end")
+    return paper
+
+
+def alerts_judging(runs: dict[str, SimulatedMonitor]) -> dict[str, list[tuple[str, str]]]:
+    """(level, title) of every alert the site's rules raise over what each run of the demo sent,
+    by the name of its bot (one bot a run; every run ends at the same moment).
+
+    Its events are stored and judged one by one, as they came. Its fills are stored and judged as
+    the site judges a batch, in two batches: the day rules judge the day's totals after each batch,
+    so a day rule could first breach at the fill that took the day's P&L to its low (a loss limit)
+    or at the last fill (the most trades); every per-trade rule sees every fill either way. Then the
+    per-minute pass at the end, every bot's heartbeat fresh, as a running demo's is.
+    """
+    (end,) = {monitor.now() for monitor in runs.values()}
+    bots = {name: Bot.objects.create(name=name) for name in runs}
+    for name, monitor in runs.items():
+        bot = bots[name]
+        for at, kind, level, message in monitor.events:
+            event, _ = BotEvent.objects.record(bot, kind=kind, level=level, message=message, occurred_at=at)
+            alert_for_event(event, now=at)
+        running, low, cut = Decimal(0), Decimal(0), 0
+        for index, (_, fields) in enumerate(monitor.fills):
+            running += fields["pnl"] or 0
+            if running < low:
+                low, cut = running, index + 1
+        for batch in (monitor.fills[:cut], monitor.fills[cut:]):
+            if batch:
+                stored = [stored_trade(executed_at=at, **trade_fields(fields)) for at, fields in batch]
+                ids = Trade.objects.record_batch(bot, stored).ids
+                evaluate_trades(bot.pk, ids, now=batch[-1][0])
+    Bot.objects.filter(pk__in=[bot.pk for bot in bots.values()]).update(last_heartbeat_at=end)
+    evaluate_schedule(now=end)
+    return {
+        name: list(Alert.objects.filter(bot=bot).order_by("created_at", "pk").values_list("level", "title"))
+        for name, bot in bots.items()
+    }
+
+
+def trade_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: fields[k] for k in ("external_id", "symbol", "side", "quantity", "price", "strategy", "pnl")}
+
+
+def default_rules() -> dict[str, tuple[str, Decimal | None, bool]]:
+    return {r.name: (r.level, r.threshold, r.enabled) for r in AlertRule.objects.filter(bot__isnull=True)}
+
+
+@pytest.fixture
+def quiet_demo() -> Iterator[None]:
+    demo_log = logging.getLogger("demo_bot")
+    level = demo_log.level
+    demo_log.setLevel(logging.ERROR)
+    yield
+    demo_log.setLevel(level)
+
+
+@pytest.mark.django_db
+def test_ten_minutes_of_the_default_demo_raise_no_warning_over_200_seeds(quiet_demo: None) -> None:
+    rules = default_rules()  # as the migrations seed them, which is what a new user has
+    assert rules["trade-frequency"] == ("warning", Decimal(50), True)
+    assert rules["daily-loss-warning"] == ("warning", Decimal(-500), True)
+    assert rules["event-data-quality"][0] == rules["event-connection-retry"][0] == "warning"
+    runs: dict[str, SimulatedMonitor] = {}
+    for seed in range(200):
+        runs[f"demo-{seed}"] = monitor = SimulatedMonitor()
+        simulate(monitor, seed, 10)
+        assert monitor.fills, f"seed {seed} made no trade in ten minutes"
+    pnls = [fields["pnl"] for run in runs.values() for _, fields in run.fills if fields["pnl"] is not None]
+    assert min(pnls) < 0 < max(pnls), "wins and losses"
+    judged = alerts_judging(runs)
+    loud = {name: alerts for name, alerts in judged.items() if any(level in WARNINGS for level, _ in alerts)}
+    assert not loud, f"{len(loud)} of 200 seeds warned: {dict(list(loud.items())[:5])}"
+    assert not TradingHalt.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_whole_session_of_the_default_demo_raises_no_warning(quiet_demo: None) -> None:
+    """Five seeds of a whole session (the bounds hold by construction: see the tests below)."""
+    runs = {f"demo-{seed}": SimulatedMonitor(start=MORNING.replace(hour=9, minute=30)) for seed in range(5)}
+    for seed, monitor in enumerate(runs.values()):
+        paper = simulate(monitor, seed, 390)
+        assert paper.book.fills == len(monitor.fills) <= 40
+        # Still trading in the afternoon: the fills are paced over the session, not spent at once.
+        afternoon = [at for at, _ in monitor.fills if at.hour >= 13]
+        assert len(afternoon) >= 4, (seed, [at for at, _ in monitor.fills])
+    for name, alerts in alerts_judging(runs).items():
+        assert not [a for a in alerts if a[0] in WARNINGS], (name, alerts)
+
+
+class JudgedMonitor(SimulatedMonitor):
+    """Each fill and event stored and judged at once, the per-minute pass each simulated minute, and
+    the site's trading status as the demo asks it: the whole loop, for a few seeds."""
+
+    def __init__(self, bot: Bot) -> None:
+        super().__init__()
+        self.bot, self.allowed = bot, True
+
+    def record_trade(self, **fields: Any) -> bool:
+        super().record_trade(**fields)
+        ids = Trade.objects.record_batch(
+            self.bot, [stored_trade(executed_at=self.now(), **trade_fields(fields))]
+        ).ids
+        evaluate_trades(self.bot.pk, ids, now=self.now())
+        self.allowed = self.in_force() is None  # only an evaluation halts
+        return True
+
+    def event(self, kind: str, level: str = "info", message: str = "", **details: Any) -> bool:
+        super().event(kind, level, message)
         event, _ = BotEvent.objects.record(
             self.bot, kind=kind, level=level, message=message, occurred_at=self.now()
         )
@@ -183,66 +318,212 @@ class DemoAgainstTheRules:
         return True
 
     def trading_allowed(self) -> bool:
-        from alerts.models import TradingHalt
+        return self.allowed
 
-        return TradingHalt.objects.in_force(self.bot, self.now().date()) is None
+    def in_force(self) -> TradingHalt | None:
+        return TradingHalt.objects.in_force(self.bot, self.now().date())
 
-    def start_heartbeats(self, every: float) -> None:
-        pass
-
-
-def first_ten_minutes(seed: int, *options: str) -> list[tuple[str, str]]:
-    """(level, title) of every alert the demo raised in its first ten minutes, in order."""
-    import datetime as dt
-    from zoneinfo import ZoneInfo
-
-    from alerts.evaluation import evaluate_schedule
-    from alerts.models import Alert
-    from monitor_client.demo import PaperBot, parse_args
-    from trades.models import Bot
-
-    args = parse_args([*options, "--seed", str(seed)])
-    bot = Bot.objects.create(name=f"demo-bot-{seed}-{len(options)}")
-    start = dt.datetime(2026, 1, 15, 9, 45, tzinfo=ZoneInfo("America/New_York"))
-    monitor = DemoAgainstTheRules(bot, start, args.tick)
-    paper = PaperBot(monitor, args)  # type: ignore[arg-type]
-    monitor.event("startup", "info", "Demo bot starting")
-    monitor.event("market_open", "info", "Paper session open")
-    for tick in range(1, int(600 / args.tick) + 1):
-        monitor.ticks = tick
-        paper.step(tick)
-        if tick % int(60 / args.tick) == 0:
-            evaluate_schedule(now=monitor.now())  # the per-minute pass
-    return list(Alert.objects.filter(bot=bot).order_by("created_at", "pk").values_list("level", "title"))
+    def after_tick(self) -> None:
+        if self.ticks % round(60 / self.tick) == 0:
+            Bot.objects.filter(pk=self.bot.pk).update(last_heartbeat_at=self.now())
+            evaluate_schedule(now=self.now())
+            self.allowed = self.in_force() is None
 
 
 @pytest.mark.django_db
-def test_a_fresh_demos_first_ten_minutes_are_calm_and_readable() -> None:
-    import logging
-
-    from alerts.models import TradingHalt
-
-    logging.getLogger("demo_bot").setLevel(logging.ERROR)
-    for seed in range(8):
-        alerts = first_ten_minutes(seed)
-        titles = [title for _, title in alerts]
-        assert titles[:2] == [f"demo-bot-{seed}-0: Startup", f"demo-bot-{seed}-0: Market Open"], alerts
-        # No halt (a critical max-daily-loss alert); the -500 warning is rare (seed 5 here).
-        assert all(level != "critical" for level, _ in alerts), alerts
-        assert not TradingHalt.objects.exists()
-        assert len(alerts) <= 6, alerts
-        print(f"seed {seed}:", alerts)
-
-
-@pytest.mark.django_db
-def test_a_losing_demo_warns_then_halts_within_ten_minutes() -> None:
-    import logging
-
-    logging.getLogger("demo_bot").setLevel(logging.ERROR)
+def test_a_losing_demo_shows_the_whole_halt_path_within_ten_minutes(quiet_demo: None) -> None:
     for seed in range(3):
-        alerts = first_ten_minutes(seed, "--losing")
-        losses = [(level, title) for level, title in alerts if "realized P&L" in title]
-        assert [level for level, _ in losses][:2] == ["warning", "critical"], alerts
-        halted = [title for _, title in alerts if title.endswith("Risk Limit")]
-        assert halted, alerts  # the bot saw the halt and reported it
-        print(f"--losing seed {seed}:", alerts)
+        bot = Bot.objects.create(name=f"losing-{seed}")
+        monitor = JudgedMonitor(bot)
+        monitor.event("startup", "info", "Demo bot starting")
+        monitor.event("market_open", "info", "Paper session open")
+        simulate(monitor, seed, 10, "--losing")
+        alerts = list(
+            Alert.objects.filter(bot=bot).order_by("created_at", "pk").values_list("level", "title")
+        )
+        titles = [title for _, title in alerts]
+        assert titles[:2] == [f"{bot.name}: Startup", f"{bot.name}: Market Open"], alerts
+        losses = [level for level, title in alerts if "realized P&L" in title]
+        assert losses[:2] == ["warning", "critical"], alerts  # the daily-loss warning, then the halt's
+        halt = TradingHalt.objects.get(bot=bot)
+        assert halt.resumed_at is None
+        # The bot saw the halt, said so (a critical alert of its own), and opened nothing after it.
+        assert f"{bot.name}: Risk Limit" in titles, alerts
+        (halted_at,) = [at for at, kind, _, _ in monitor.events if kind == "risk_limit"]
+        assert not [f for at, f in monitor.fills if at > halted_at and f["reason"] == "open"]
+        Bot.objects.filter(pk=bot.pk).update(is_active=False)
+
+
+# --- the demo's own limits, at their boundaries -----------------------------------------------
+
+
+def paper_bot(tmp_path: Path | None = None, *options: str) -> tuple[PaperBot, SimulatedMonitor]:
+    monitor = SimulatedMonitor()
+    args = parse_args([*options, "--seed", "1"])
+    book = tmp_path / "demo-day.json" if tmp_path else None
+    return PaperBot(monitor, args, clock=monitor.now, book_path=book), monitor  # type: ignore[arg-type]
+
+
+def long_at(entry: str, quantity: int = 80, stop: str | None = "99.00") -> Position:
+    return Position("long", quantity, Decimal(entry), Decimal(stop) if stop else None)
+
+
+def test_the_day_fills_allowed_are_a_first_share_then_paced_over_a_session() -> None:
+    paper, _ = paper_bot()
+    book = paper.book
+    assert book.fills_allowed(40, MORNING) == 12 and book.fills_allowed(40, MORNING + SESSION) == 40
+    # The 13th fill: exactly 1/28 of the session after the start, not a microsecond before.
+    thirteenth = book.when_allowed(13, 40)
+    assert thirteenth == MORNING + dt.timedelta(microseconds=835_714_286)  # 390 min / 28, rounded up
+    assert book.fills_allowed(40, thirteenth) == 13
+    assert book.fills_allowed(40, thirteenth - dt.timedelta(microseconds=1)) == 12
+    assert book.when_allowed(12, 40) == MORNING and book.when_allowed(41, 40) is None
+
+
+def test_a_position_opens_when_its_two_fills_are_within_the_days_allowance(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    paper, monitor = paper_bot()
+    paper.book.fills = 10  # 10 + 2 = 12: the first share, exactly
+    assert paper.may_open(long_at("100.00"))
+    paper.book.fills = 11  # 13 fills: one past it
+    with caplog.at_level(logging.INFO, logger="demo_bot"):
+        assert not paper.may_open(long_at("100.00"))
+        assert not paper.may_open(long_at("100.00"))
+    waits = [r.getMessage() for r in caplog.records if r.getMessage().startswith("No new position")]
+    assert waits == ["No new position: 11 of the day's 40 fills made; the next position waits until 09:58."]
+    # A position already open needs its closing fill too.
+    paper.instruments[0].position = long_at("100.00")
+    paper.book.fills = 9  # 9 + 1 + 2 = 12
+    assert paper.may_open(long_at("100.00"))
+    paper.book.fills = 10
+    assert not paper.may_open(long_at("100.00"))
+    # The day's last position: 38 + 2 = 40 at the session's end; none past it, that day.
+    paper.instruments[0].position = None
+    monitor.ticks = round(SESSION.total_seconds() / monitor.tick)
+    paper.book.fills = 38
+    assert paper.may_open(long_at("100.00"))
+    paper.book.fills = 39
+    assert not paper.may_open(long_at("100.00"))
+    assert paper.waiting.endswith("the next position waits for the next day")
+
+
+def test_no_position_opens_that_could_take_the_day_past_the_loss_limit() -> None:
+    paper, _ = paper_bot()
+    paper.instruments[0].position = long_at("100.00", quantity=50)  # at risk: 50 x 1.00
+    paper.book.realized = Decimal("-120.00")
+    assert paper.may_open(long_at("100.00", quantity=80))  # -120 - 50 - 80 = -250: the limit itself
+    assert not paper.may_open(long_at("100.00", quantity=80, stop="98.99"))  # 80.80 at risk: past it
+    assert paper.waiting.startswith("the day's realized P&L is -120.00; no position while the open ones")
+    paper.book.realized = Decimal("-119.99")
+    assert paper.may_open(long_at("100.00", quantity=80))
+    # Without a loss limit (or with --losing) nothing is held back for it.
+    unlimited, _ = paper_bot(None, "--day-loss-limit", "0")
+    unlimited.book.realized = Decimal("-10000")
+    assert unlimited.may_open(long_at("100.00", stop=None))
+    losing, _ = paper_bot(None, "--losing")
+    losing.book.realized, losing.book.fills = Decimal("-10000"), 10_000
+    assert losing.may_open(long_at("100.00", stop=None))
+
+
+def test_a_stop_is_an_order_at_a_cent_price_on_the_positions_side_and_fills_at_it() -> None:
+    paper, monitor = paper_bot()
+    assert paper.stop_price("long", Decimal("123.47")) == Decimal("122.24")  # 122.2353 up: less at risk
+    assert paper.stop_price("short", Decimal("123.47")) == Decimal("124.70")  # 124.7047 down
+    assert paper_bot(None, "--day-loss-limit", "0")[0].stop_price("long", Decimal("100")) is None
+    instrument = paper.instruments[0]
+    for price, closed in (("122.25", False), ("122.24", True), ("120.00", True)):
+        instrument.history.clear()
+        instrument.history.extend([125.0] * 12)  # far above: the long has not reverted
+        instrument.position = Position("long", 64, Decimal("123.47"), Decimal("122.24"))
+        paper.trade(instrument, Decimal(price))
+        assert (instrument.position is None) == closed, price
+    for price, closed in (("124.69", False), ("124.70", True)):
+        instrument.history.clear()
+        instrument.history.extend([120.0] * 12)  # far below: the short has not reverted
+        instrument.position = Position("short", 64, Decimal("123.47"), Decimal("124.70"))
+        paper.trade(instrument, Decimal(price))
+        assert (instrument.position is None) == closed, price
+    # Each close at the stop's price, whatever the tick's price: the loss is what was at risk.
+    assert [(f["side"], f["price"], f["pnl"], f["reason"]) for _, f in monitor.fills] == [
+        ("SELL", Decimal("122.24"), Decimal("-78.72"), "stop loss"),
+        ("SELL", Decimal("122.24"), Decimal("-78.72"), "stop loss"),
+        ("BUY", Decimal("124.70"), Decimal("-78.72"), "stop loss"),
+    ]
+
+
+def test_the_days_pnl_is_pulled_toward_zero_and_losing_runs_against_positions() -> None:
+    paper, _ = paper_bot()
+    instrument = paper.instruments[0]
+    volatility = paper.args.volatility
+    instrument.position = long_at("100.00")
+    for realized, drift in (("-250", volatility), ("-500", volatility), ("-125", volatility / 2), ("0", 0.0)):
+        paper.book.realized = Decimal(realized)
+        assert paper.drift(instrument) == pytest.approx(drift), realized
+    paper.book.realized = Decimal("125")
+    assert paper.drift(instrument) == pytest.approx(-volatility / 2)  # a winning day leans back too
+    instrument.position = Position("short", 80, Decimal("100.00"), Decimal("101.00"))
+    assert paper.drift(instrument) == pytest.approx(volatility / 2)
+    losing, _ = paper_bot(None, "--losing")
+    losing.instruments[0].position = long_at("100.00", stop=None)
+    assert losing.drift(losing.instruments[0]) == -volatility
+
+
+def test_the_day_book_carries_over_a_restart_the_same_day_and_not_to_the_next(
+    tmp_path: Path, quiet_demo: None
+) -> None:
+    first = SimulatedMonitor()
+    paper = simulate(first, 1, 10, book_path=tmp_path / "demo-day.json")
+    assert paper.book.fills == len(first.fills) == 12
+    # A restart ten minutes later goes on from the book: no second first share of fills.
+    second = SimulatedMonitor()
+    second.ticks = first.ticks
+    again = simulate(second, 2, 10, book_path=tmp_path / "demo-day.json")
+    assert again.book.started == MORNING
+    assert again.book.fills == 12 + len(second.fills) <= again.book.fills_allowed(40, second.now())
+    assert again.book.realized == sum(f["pnl"] or 0 for _, f in first.fills + second.fills)
+    # The next day's run starts a day of its own.
+    tomorrow = SimulatedMonitor(start=MORNING + dt.timedelta(days=1))
+    fresh = simulate(tomorrow, 3, 10, book_path=tmp_path / "demo-day.json")
+    assert fresh.book.fills == len(tomorrow.fills) > 0 and fresh.book.started == tomorrow.start
+
+
+def test_an_unreadable_day_book_starts_a_new_day(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    book = tmp_path / "demo-day.json"
+    book.write_text("{not json")
+    opened = DayBook.open(book, MORNING)
+    assert (opened.fills, opened.realized, opened.started) == (0, 0, MORNING)
+    assert f"Starting a new day book: {book} could not be read" in caplog.text
+
+
+def test_a_run_past_midnight_starts_the_next_days_book() -> None:
+    monitor = SimulatedMonitor(start=MORNING.replace(hour=23, minute=59, second=58))
+    paper = PaperBot(monitor, parse_args(["--seed", "1"]), clock=monitor.now)  # type: ignore[arg-type]
+    paper.book.fills = 30
+    monitor.ticks = 0
+    paper.step(0)
+    assert paper.book.day == MORNING.date() and paper.book.fills == 30
+    monitor.ticks = 1  # 00:00:00 the next day
+    paper.step(1)
+    assert paper.book.day == MORNING.date() + dt.timedelta(days=1) and paper.book.fills == 0
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("--day-fills", "1", "0 (no limit) or at least 2 (a position's two fills), got 1"),
+        ("--day-fills", "-3", "0 (no limit) or at least 2 (a position's two fills), got -3"),
+        ("--day-fills", "ten", "a whole number of fills, got 'ten'"),
+        ("--day-loss-limit", "-250", "a sum of money, 0 (no limit) or more, got '-250'"),
+        ("--day-loss-limit", "lots", "a sum of money such as 250, got 'lots'"),
+        ("--day-loss-limit", "inf", "a sum of money, 0 (no limit) or more, got 'inf'"),
+    ],
+)
+def test_a_bad_limit_is_refused_naming_its_option(
+    option: str, value: str, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        parse_args([option, value])
+    assert exit_.value.code == 2
+    assert f"error: argument {option}: {words}" in capsys.readouterr().err
+    assert parse_args([option, "0"]) is not None  # 0: no limit

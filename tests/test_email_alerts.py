@@ -83,7 +83,8 @@ def test_a_mail_server_that_is_down_is_tried_again_later(
         settings.EMAIL_PORT = probe.getsockname()[1]
     (alert,) = send(now=T)
     assert alert.state == AlertState.PENDING and alert.attempts == 1
-    assert alert.last_error == "e-mail not sent: cannot reach the mail server (ConnectionRefusedError)"
+    where = f"127.0.0.1:{settings.EMAIL_PORT}"
+    assert alert.last_error == f"e-mail not sent: cannot reach the mail server {where}: connection refused"
     assert alert.next_attempt_at == T + dt.timedelta(seconds=30)
     channel.refresh_from_db()
     assert channel.disabled_reason == ""

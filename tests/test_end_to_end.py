@@ -40,9 +40,10 @@ from tests.storage_servers import Service, start_moto
 
 pytestmark = pytest.mark.server
 
-# Fast ticks so a few seconds hold dozens of fills; no feed glitches (their events
-# are noise here); heartbeats every second.
-FAST = ("--tick", "0.05", "--glitch-rate", "0", "--heartbeat-every", "1")
+# Fast ticks so a few seconds hold dozens of fills, without the demo's own day limits (they pace
+# its fills over a session); no feed glitches (their events are noise here); heartbeats every second.
+NO_DAY_LIMITS = ("--day-fills", "0", "--day-loss-limit", "0")
+FAST = ("--tick", "0.05", *NO_DAY_LIMITS, "--glitch-rate", "0", "--heartbeat-every", "1")
 # Prices run against every position: the daily loss (-500) and then the max daily loss
 # (-1000) are breached within seconds, and the site halts trading. With this seed the
 # day's realized P&L, once at -500 or below, never comes back above it (a recovery

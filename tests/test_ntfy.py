@@ -85,7 +85,9 @@ def test_a_wrong_token_disables_the_channel(channel: Channel, ntfy: NtfyServer) 
     )
     (alert,) = send()
     channel.refresh_from_db()
-    assert channel.disabled_reason.startswith("ntfy refused the topic (HTTP 403: forbidden)")
+    assert channel.disabled_reason.startswith(
+        f"ntfy refused the topic (HTTP 403 from {ntfy.host}: forbidden)"
+    )
     assert alert.state == AlertState.PENDING
     send()
     assert ntfy.statuses == [403]

@@ -324,6 +324,9 @@ def test_command_prints_the_figures(bot: Bot, fills: None) -> None:
         (["--start", "2026-02-30"], "--start must be YYYY-MM-DD"),
         (["--start", "2026-01-09", "--end", "2026-01-08"], "--end (2026-01-08) is before --start"),
         (["--bot", "nobody"], "No bot named 'nobody'"),
+        # The API's rules too, as the report page has them: its years and its longest period.
+        (["--end", "2200-01-01"], "--end: Must be a day in the years 2000 to 2199."),
+        (["--start", "2000-01-03", "--end", "2003-01-06"], "--end: A period is at most 1098 days long."),
     ],
 )
 def test_command_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:

@@ -352,21 +352,30 @@ class PeriodSummary:
         lines += [f"{label}: {value}" for label, value in performance_lines(self.overall)]
         for title_, groups in (("strategy", self.by_strategy), ("symbol", self.by_symbol)):
             if groups:
-                rows = [
-                    (
-                        name or "(none)",
-                        p.total_trades,
-                        format_money(p.total_pnl),
-                        format_rate(p.win_rate),
-                        format_factor(p.profit_factor),
-                        format_money(p.expectancy),
-                        format_money(p.max_drawdown.amount if p.max_drawdown else None),
-                    )
-                    for name, p in groups.items()
-                ]
-                headers = (title_, "trades", "P&L", "win rate", "profit factor", "expectancy", "max drawdown")
+                headers, rows = group_table(title_, groups)
                 lines += ["", render_table(headers, rows, right=range(1, 7))]
         return "\n".join(lines)
+
+
+def group_table(
+    title: str, groups: Mapping[str, Performance]
+) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """One row of figures per strategy or symbol (``title``), as text: the command's tables, the
+    report page's and its CSV's."""
+    headers = (title, "trades", "P&L", "win rate", "profit factor", "expectancy", "max drawdown")
+    rows = [
+        (
+            name or "(none)",
+            str(p.total_trades),
+            format_money(p.total_pnl),
+            format_rate(p.win_rate),
+            format_factor(p.profit_factor),
+            format_money(p.expectancy),
+            format_money(p.max_drawdown.amount if p.max_drawdown else None),
+        )
+        for name, p in groups.items()
+    ]
+    return headers, rows
 
 
 def format_drawdown(drawdown: Drawdown | None) -> list[tuple[str, str]]:

@@ -29,6 +29,11 @@ def day_totals(rule: Rule, bot: Bot, day: dt.date, memo: Memo) -> DayFigures:
     return memo[key]
 
 
+def day_subject(bot_id: int, day: dt.date) -> str:
+    """The subject of a day rule's breach (and its alerts): the bot's trading day."""
+    return f"bot-{bot_id}:{day.isoformat()}"
+
+
 class DayRule(Judge):
     """A member says which figure of the day it judges, when it is breached, and in what words."""
 
@@ -56,7 +61,7 @@ class DayRule(Judge):
             fields.append(("Scope", rule.scope))
         message = " ".join(part for part in (words.message, self.consequence(bot, day, figure, now)) if part)
         notice = Notice(title=words.title, message=message, fields=fields)
-        yield Breach(subject=f"bot-{bot.pk}:{day.isoformat()}", notice=notice)
+        yield Breach(subject=day_subject(bot.pk, day), notice=notice)
 
     # --- what a member says ---
 

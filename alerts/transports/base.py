@@ -205,6 +205,7 @@ class Transport:
         self.channel = channel
         self.config = self.resolved(channel.settings)
         self.outcomes: list[Outcome] = []
+        self.host = ""  # where the last request went (``post``)
 
     # --- settings ---
     @classmethod
@@ -280,6 +281,7 @@ class Transport:
         """POST through ``alerts.outbound`` (timeouts, bounded retries, waits, masking), each
         request recorded in ``outcomes``; a request that got no usable answer is a ``TransportError``."""
         options.setdefault("describe", self.describe)
+        self.host = outbound.host_of(url)  # named in the error words; the URL itself may hold a token
         try:
             return outbound.post(url, record=self.outcomes.append, secrets=self.secrets(), **options)
         except outbound.RequestFailed as exc:
@@ -312,10 +314,10 @@ class Transport:
         detail = self.outcomes[-1].error if self.outcomes else ""
         if refused(status, detail):
             raise TransportError(
-                f"{service} refused {what} (HTTP {status}: {detail}); check {check}",
+                f"{service} refused {what} (HTTP {status} from {self.host}: {detail}); check {check}",
                 disables_channel=True,
                 status_code=status,
             )
         raise TransportError(
-            f"{service} answered HTTP {status}: {detail}", permanent=True, status_code=status
+            f"{service} ({self.host}) answered HTTP {status}: {detail}", permanent=True, status_code=status
         )

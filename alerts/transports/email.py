@@ -26,7 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from alerts.conf import setting
-from alerts.outbound import Outcome, fragments
+from alerts.outbound import Outcome, cause, fragments
 from alerts.transports.base import DIGEST_ROOM, Setting, Transport, TransportError, cut, plain_text
 
 if TYPE_CHECKING:
@@ -122,7 +122,8 @@ class EmailTransport(Transport):
             )
         except (smtplib.SMTPException, OSError) as exc:
             # Refused or dropped connections, timeouts, TLS failures: the server may be back later.
-            self._fail(started, None, f"cannot reach the mail server ({type(exc).__name__})")
+            where = f"{settings.EMAIL_HOST}:{settings.EMAIL_PORT}"
+            self._fail(started, None, f"cannot reach the mail server {where}: {cause(exc)}")
         else:
             self._answer(started, owed, _by_address(refused, envelope), reached_before=reached_before)
 

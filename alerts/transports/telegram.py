@@ -109,9 +109,11 @@ class TelegramTransport(Transport):
             )
         if status in (401, 403, 404) or "chat not found" in detail.lower():
             raise TransportError(
-                f"Telegram refused the bot or chat (HTTP {status}: {detail}); "
+                f"Telegram refused the bot or chat (HTTP {status} from {self.host}: {detail}); "
                 "check the bot token and chat id, and that the bot is in the chat",
                 disables_channel=True,
                 status_code=status,
             )
-        raise TransportError(f"Telegram answered HTTP {status}: {detail}", permanent=True, status_code=status)
+        raise TransportError(
+            f"Telegram ({self.host}) answered HTTP {status}: {detail}", permanent=True, status_code=status
+        )

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from trades import market
 from trades.management.options import chosen_bot, send_through_alerts
 from trades.models import Trade
+from trades.serializers import PeriodQuerySerializer
 from trades.signals import period_summary_send
 from trades.tables import parse_day
 
@@ -24,6 +25,13 @@ class Command(BaseCommand):
         given = {name: parse_day(options[name], name) if options[name] else None for name in ("start", "end")}
         if given["start"] and given["end"] and given["end"] < given["start"]:
             raise CommandError(f"--end ({given['end']}) is before --start ({given['start']}).")
+        # The rest of the period API's rules (its years, its longest period), in its words.
+        period = PeriodQuerySerializer(
+            data={name: options[name] for name in ("start", "end") if options[name]}
+        )
+        if not period.is_valid():
+            field, messages = next(iter(period.errors.items()))
+            raise CommandError(f"--{field}: {messages[0]}")
         start, end = market.period(given["start"], given["end"])
         bot = chosen_bot(options["bot"])
         trades = Trade.objects.for_bot(bot) if bot else Trade.objects.all()

@@ -1,0 +1,186 @@
+"""A period's P&L chart, drawn here as inline SVG: nothing fetched, no script, no library.
+
+Bars are each day's realized P&L about a zero line (green above, red below), the line is
+the period's cumulative realized P&L; the x axis names the first and last day and a few
+between, the y axis the lowest value, zero and the highest, as money. Every bar and point
+carries a ``<title>`` (the tooltip), and the whole an ``aria-label`` that says it in words.
+The cockpit's cards and the report page draw the same function.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from trades.formats import format_money
+from trades.summary import DayPnl, PeriodSummary
+
+# The viewBox. The SVG is drawn at its box's width, 340 px and up (a card on a phone), so a
+# 10-unit font reads at about 10 px there and grows with a desk's wider cards.
+WIDTH, HEIGHT = 360, 200
+FONT = 10
+DIGIT = 6.2  # a digit's width at FONT, near enough to leave room for the labels
+# TOP leaves a line above the plot for a highest value just over zero (see label_y); BOTTOM holds the dates.
+TOP, RIGHT, BOTTOM = 16, 8, 20
+# First, last and two between: four "Dec 24" fit a phone's 300 px of plot without touching.
+DATE_LABELS = 4
+GREEN, RED, GREY, LINE = "#1a7f37", "#ba2121", "#888", "#2f5f9e"
+
+
+def pnl_chart(period: PeriodSummary) -> SafeString:
+    """Daily P&L bars and the cumulative line over ``period.days`` (the days with a closed trade)."""
+    days = period.days
+    if not days:
+        return format_html(
+            '<p class="cockpit-empty">No closed trades from {} to {}.</p>', period.start, period.end
+        )
+    low = min(Decimal(0), *(d.pnl for d in days), *(d.cumulative for d in days))
+    high = max(Decimal(0), *(d.pnl for d in days), *(d.cumulative for d in days))
+    y_values = sorted({low, Decimal(0), high})
+    left = round(6 + DIGIT * max(len(format_money(v)) for v in y_values), 1)
+    plot_width, plot_height = WIDTH - left - RIGHT, HEIGHT - TOP - BOTTOM
+    span = high - low
+
+    def y(value: Decimal) -> float:
+        if not span:  # every day broke even: the zero line across the middle
+            return TOP + plot_height / 2
+        return round(TOP + float((high - value) / span) * plot_height, 1)
+
+    slot = plot_width / len(days)
+    bar_width = round(max(1.0, min(slot * 0.7, 28.0)), 1)
+    radius = 2.5 if slot >= 8 else 1.2  # a long period's points would run into a thick band
+
+    def x(index: int) -> float:
+        return round(left + slot * (index + 0.5), 1)
+
+    zero = y(Decimal(0))
+
+    def label_y(value: Decimal) -> float:
+        # A lowest or highest value close to zero has its label moved off the zero's, into the
+        # margin if need be: left of the axis, where no date is written.
+        if value < 0:
+            return max(y(value), zero + FONT + 1)
+        if value > 0:
+            return min(y(value), zero - FONT - 1)
+        return zero
+
+    bars = format_html_join(
+        "", "{}", ((_bar(d, x(i), y(d.pnl), zero, bar_width),) for i, d in enumerate(days))
+    )
+    points = " ".join(f"{x(i)},{y(d.cumulative)}" for i, d in enumerate(days))
+    dots = format_html_join(
+        "",
+        '<circle class="point" cx="{}" cy="{}" r="{}" fill="{}"><title>{}: {} cumulative</title></circle>',
+        (
+            (x(i), y(d.cumulative), radius, LINE, _long_date(d.date), format_money(d.cumulative))
+            for i, d in enumerate(days)
+        ),
+    )
+    y_axis = format_html_join(
+        "",
+        '<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="{}"{}/>'
+        '<text class="y-label" x="{}" y="{}" text-anchor="end" dominant-baseline="middle">{}</text>',
+        (
+            (
+                left,
+                WIDTH - RIGHT,
+                y(v),
+                y(v),
+                "#555" if v == 0 else "#ddd",
+                "" if v == 0 else format_html(' stroke-dasharray="{}"', "2 3"),
+                round(left - 4, 1),
+                label_y(v),
+                format_money(v),
+            )
+            for v in y_values
+        ),
+    )
+    x_axis = format_html_join(
+        "",
+        '<text class="x-label" x="{}" y="{}" text-anchor="middle">{}</text>',
+        ((_clamped(x(i), label, left), HEIGHT - 5, label) for i, label in _date_labels(days, slot)),
+    )
+    return format_html(
+        '<svg class="pnl-chart" viewBox="0 0 {w} {h}" role="img" aria-label="{summary}"'
+        ' xmlns="http://www.w3.org/2000/svg" font-size="{font}" fill="currentColor">'
+        "<title>{summary}</title>{y_axis}{bars}"
+        '<polyline class="cumulative" fill="none" stroke="{line}" stroke-width="2" points="{points}"/>'
+        '{dots}<line x1="{left}" x2="{left}" y1="{top}" y2="{bottom}" stroke="#555"/>{x_axis}</svg>',
+        w=WIDTH,
+        h=HEIGHT,
+        font=FONT,
+        summary=chart_summary(period),
+        y_axis=y_axis,
+        bars=bars,
+        line=LINE,
+        points=points,
+        dots=dots,
+        left=left,
+        top=TOP,
+        bottom=TOP + plot_height,
+        x_axis=x_axis,
+    )
+
+
+def chart_summary(period: PeriodSummary) -> str:
+    """The chart in words, for a screen reader (``aria-label``) and as the SVG's own title."""
+    days = period.days
+    best = max(days, key=lambda d: d.pnl)
+    worst = min(days, key=lambda d: d.pnl)
+    count = f"{len(days)} day{'s' if len(days) != 1 else ''} with closed trades"
+    return (
+        f"Realized P&L per day (bars) and cumulative (line), {period.start} to {period.end}: {count};"
+        f" best day {best.date} {format_money(best.pnl)}, worst day {worst.date} {format_money(worst.pnl)};"
+        f" cumulative {format_money(days[-1].cumulative)} at the end."
+    )
+
+
+def _bar(day: DayPnl, centre: float, top: float, zero: float, width: float) -> SafeString:
+    """One day's bar from the zero line up (a gain) or down (a loss); a break-even day is a grey tick."""
+    sign = "pos" if day.pnl > 0 else "neg" if day.pnl < 0 else "zero"
+    colour = {"pos": GREEN, "neg": RED, "zero": GREY}[sign]
+    upper, height = (min(top, zero), abs(zero - top)) if day.pnl else (zero - 0.5, 1.0)
+    return format_html(
+        '<rect class="bar bar-{}" x="{}" y="{}" width="{}" height="{}" fill="{}">'
+        "<title>{}: {} that day</title></rect>",
+        sign,
+        round(centre - width / 2, 1),
+        round(upper, 1),
+        width,
+        round(height, 1),
+        colour,
+        _long_date(day.date),
+        format_money(day.pnl),
+    )
+
+
+def _date_labels(days: tuple[DayPnl, ...], slot: float) -> list[tuple[int, str]]:
+    """The days named under the x axis: the first, the last and evenly spaced ones between, as
+    many as fit apart (``slot`` is a day's width), at most ``DATE_LABELS``."""
+    one_year = days[0].date.year == days[-1].date.year
+    for count in range(min(len(days), DATE_LABELS), 1, -1):
+        indexes = sorted({round(k * (len(days) - 1) / (count - 1)) for k in range(count)})
+        labels = [(i, _short_date(days[i].date, one_year)) for i in indexes]
+        widest = max(DIGIT * len(text) for _, text in labels)
+        if min(b - a for (a, _), (b, _) in itertools.pairwise(labels)) * slot >= widest + DIGIT:
+            return labels
+    return [(0, _short_date(days[0].date, one_year))]
+
+
+def _short_date(day: dt.date, one_year: bool) -> str:
+    # "Dec 4" within a year; across years the whole date says which.
+    return f"{day:%b} {day.day}" if one_year else f"{day:%Y-%m-%d}"
+
+
+def _long_date(day: dt.date) -> str:
+    return f"{day:%a %Y-%m-%d}"
+
+
+def _clamped(centre: float, label: str, left: float) -> float:
+    """A label's centre, moved in so that the label stays inside the chart."""
+    half = DIGIT * len(label) / 2
+    return round(max(left - 4 + half, min(centre, WIDTH - 2 - half)), 1)
