@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import requests
 
 from alerts.conf import setting
+from trades.formats import format_duration
 
 # One pooled session per process: a kept-alive connection saves the TLS
 # handshake (~100 ms to Discord) on every alert after the first.
@@ -281,7 +282,7 @@ def post(
                 wait = _backoff(attempt) if asked is None else asked
                 if wait > max_wait or attempt == attempts:
                     raise RequestFailed(
-                        f"rate limited by {host}: retry after {wait:.2f} s",
+                        f"rate limited by {host}: retry after {format_duration(wait)}",
                         retry_after=wait,
                         status_code=429,
                     )

@@ -17,6 +17,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
+from trades.formats import format_duration
+
 HEARTBEAT_TASK = "monitorsite.tasks.cluster_heartbeat"
 
 CHECKS = {
@@ -109,7 +111,7 @@ def task_cluster_state(now: Any = None) -> dict[str, Any]:
     state: dict[str, Any] = {"ok": age <= settings.CLUSTER_STALE_AFTER_SECONDS}
     state.update(last_heartbeat=last, age_seconds=round(age, 1))
     if not state["ok"]:
-        state["reason"] = f"no heartbeat for {int(age)} s"
+        state["reason"] = f"no heartbeat for {format_duration(int(age))}"
     return state
 
 
