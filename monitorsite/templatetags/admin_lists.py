@@ -20,7 +20,7 @@ def labelled(row: list[str], headers: list[dict[str, Any]]) -> list[SafeString]:
     for cell, header in zip(row, headers, strict=False):
         label = strip_tags(str(header.get("text", ""))).strip()
         if label and cell.startswith("<td"):
-            cell = mark_safe(f'<td data-label="{escape(label)}"{cell[3:]}')  # noqa: S308 - escaped above
+            cell = mark_safe(f'<td data-label="{escape(label)}"{cell[3:]}')
         cells.append(cell)
     cells.extend(row[len(cells) :])
     return cells
