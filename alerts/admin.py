@@ -121,7 +121,8 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
 
 def _setting_field(setting: Setting, stored: dict[str, Any]) -> forms.Field:
-    """One form field for one setting; a secret is write-only (typed in, never shown back)."""
+    """One form field for one setting; a saved secret is never shown back (ChannelForm shows a typed one
+    again only on the refused form it was typed into)."""
     env = f"Empty settings: the environment's ({setting.env})."
     if setting.secret:
         return forms.CharField(
@@ -138,6 +139,10 @@ def _setting_field(setting: Setting, stored: dict[str, Any]) -> forms.Field:
         widget=forms.TextInput(attrs={"size": 60}),
         help_text=" ".join(p for p in (setting.help, env) if p),
     )
+
+
+# Said before the first try: the name is a slug.
+NAME_RULE = "Letters, digits, hyphens and underscores only (no spaces), e.g. phone-telegram."
 
 
 class ChannelForm(forms.ModelForm):
@@ -167,9 +172,7 @@ class ChannelForm(forms.ModelForm):
             self.fields["kind"].disabled = True
             self.fields["kind"].help_text = "To change the kind, add a new channel."
         if "name" in self.fields:
-            self.fields["name"].help_text = (
-                "Letters, digits, hyphens and underscores only (no spaces), e.g. phone-telegram."
-            )
+            self.fields["name"].help_text = NAME_RULE
         if self.is_bound:
             # A refused form comes back with what was typed, secrets included: only the typed value is
             # in the data (a blank keeps the stored secret, which is never put into the page).
