@@ -169,11 +169,17 @@ if (document.documentElement.scrollWidth > inner) {
 }
 for (const el of document.querySelectorAll('#container *')) {
     const style = getComputedStyle(el);
-    if (style.display === 'none' || !['auto', 'scroll'].includes(style.overflowX)) continue;
+    if (style.display === 'none' || el.closest('.visually-hidden')) continue;  // for screen readers
     if (el.tagName === 'TEXTAREA' || el.tagName === 'SELECT') continue;
-    if (el.scrollWidth > el.clientWidth + 1) {
-        found.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}.${el.className} scrolls ` +
-                   `${el.scrollWidth} px in ${el.clientWidth}`);
+    const name = `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}.${el.className}`;
+    const wider = el.scrollWidth - el.clientWidth;
+    // (A button that shows an icon moves its words off to the left: text-indent -3000px.)
+    if (style.overflowX === 'hidden' && wider > 1 && parseFloat(style.textIndent) >= 0) {
+        found.push(`${name} cuts off ${wider} px`);
+    } else if (['auto', 'scroll'].includes(style.overflowX) && wider > 1) {
+        found.push(`${name} scrolls ${el.scrollWidth} px in ${el.clientWidth}`);
+    } else if (style.overflowX === 'scroll' && !style.display.startsWith('table')) {
+        found.push(`${name} always shows a sideways scroll bar`);
     }
 }
 return found;
