@@ -8,6 +8,7 @@ test per size that visits every page and reports every page that does not fit at
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from alerts.models import AlertRule
 from tests.harness import Site, copy_site_database, free_port, site_env, start_web, stop, wait_for
 from tests.test_admin_browser import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS, DESKTOP, PHONE, WAIT_SECONDS
 
@@ -376,3 +378,33 @@ def test_the_channel_form_shows_the_chosen_kind_and_keeps_a_typed_token(
     WebDriverWait(admin, WAIT_SECONDS).until(lambda d: "/change/" in d.current_url)
     assert pages_site.sql("SELECT name FROM alerts_channel WHERE kind = 'telegram'") == [("phone-telegram",)]
     assert token.split(":")[1] not in admin.page_source
+
+
+@pytest.mark.django_db
+def test_list_cells_carry_their_columns_name_and_a_rows_page_none(admin_client: Any) -> None:
+    """Without a browser: the labels are in a list's cells (escaped), and nowhere on a row's page."""
+    rules = admin_client.get("/admin/alerts/alertrule/").content.decode()
+    assert re.search(r'<td data-label="threshold" class="field-threshold">\s*<input', rules)
+    assert 'data-label="cooldown minutes"' in rules
+    assert 'data-label="action' not in rules and 'data-label="<' not in rules  # no select-box label
+    channels = admin_client.get("/admin/alerts/channel/").content.decode()
+    assert 'data-label="minimum level"' in channels
+    rule = AlertRule.objects.get(name="max-daily-loss")
+    assert "data-label" not in admin_client.get(f"/admin/alerts/alertrule/{rule.pk}/change/").content.decode()
+    assert "data-label" not in admin_client.get("/admin/alerts/channel/add/").content.decode()
+
+
+def test_a_label_is_escaped() -> None:
+    from monitorsite.templatetags.admin_lists import labelled
+
+    row = [
+        '<td class="action-checkbox"><input></td>',
+        '<th class="field-name">x</th>',
+        '<td class="field-pnl">1</td>',
+    ]
+    headers = [{"text": '<input type="checkbox">'}, {"text": "name"}, {"text": 'P&L "net"'}]
+    assert labelled(row, headers) == [
+        row[0],
+        row[1],
+        '<td data-label="P&amp;L &quot;net&quot;" class="field-pnl">1</td>',
+    ]
