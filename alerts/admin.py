@@ -123,7 +123,8 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
 
 def _setting_field(setting: Setting, stored: dict[str, Any]) -> forms.Field:
-    """One form field for one setting; a secret is write-only (typed in, never shown back)."""
+    """One form field for one setting; a saved secret is never shown back (ChannelForm shows a typed one
+    again only on the refused form it was typed into)."""
     env = f"Empty settings: the environment's ({setting.env})."
     if setting.secret:
         return forms.CharField(
@@ -142,11 +143,16 @@ def _setting_field(setting: Setting, stored: dict[str, Any]) -> forms.Field:
     )
 
 
+# Said before the first try: the name is a slug.
+NAME_RULE = "Letters, digits, hyphens and underscores only (no spaces), e.g. phone-telegram."
+
+
 class ChannelForm(forms.ModelForm):
     """The kind's settings as fields, checked by its transport; secrets are write-only.
 
-    A new channel shows every kind's settings (only the chosen kind's are
-    read); a saved one shows its own kind's, and keeps its kind.
+    A new channel has every kind's settings (only the chosen kind's are read;
+    the page shows only those, change_form.html); a saved one shows its own
+    kind's, and keeps its kind.
     """
 
     use_environment = forms.BooleanField(
@@ -167,6 +173,14 @@ class ChannelForm(forms.ModelForm):
         if self.instance.pk and "kind" in self.fields:
             self.fields["kind"].disabled = True
             self.fields["kind"].help_text = "To change the kind, add a new channel."
+        if "name" in self.fields:
+            self.fields["name"].help_text = NAME_RULE
+        if self.is_bound:
+            # A refused form comes back with what was typed, secrets included: only the typed value is
+            # in the data (a blank keeps the stored secret, which is never put into the page).
+            for field in self.fields.values():
+                if isinstance(field.widget, forms.PasswordInput):
+                    field.widget.render_value = True
 
     def kinds(self) -> list[str]:
         return [self.instance.kind] if self.instance.pk else list(TRANSPORTS)
@@ -260,7 +274,11 @@ class ChannelAdmin(admin.ModelAdmin):
             fieldsets.append(
                 (
                     f"{transport.label} settings",
-                    {"fields": [field_name(kind, s) for s in transport.SETTINGS]},
+                    {
+                        "fields": [field_name(kind, s) for s in transport.SETTINGS],
+                        # change_form.html shows only the chosen kind's settings
+                        "classes": ["channel-settings", f"kind-{kind}"],
+                    },
                 )
             )
         fieldsets.append((None, {"fields": ["use_environment"]}))

@@ -456,6 +456,38 @@ def test_a_wrong_setting_is_a_form_error_naming_the_field(admin_client: Client) 
     assert not Channel.objects.filter(name="ops-telegram").exists()
 
 
+def test_a_refused_form_keeps_what_was_typed_but_never_shows_a_saved_secret(admin_client: Client) -> None:
+    """The add form says the name rule before anything is typed; refused, it comes back with the
+    token just pasted (only the chosen kind's settings are judged: another kind's junk is not); a
+    saved channel's page, refused or not, never holds the saved token."""
+    add = "/admin/alerts/channel/add/"
+    assert "Letters, digits, hyphens and underscores only" in admin_client.get(add).content.decode()
+    typed = ADD_FORM | {
+        "name": "ops telegram",  # a space: not a slug
+        "telegram__bot_token": telegram_server.TOKEN,
+        "telegram__chat_id": telegram_server.CHAT_ID,
+        "discord__webhook_url": "not a url",  # another kind's setting: not read
+    }
+    response = admin_client.post(add, typed)
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.errors) == ["name"]
+    page = response.content.decode()
+    assert f'name="telegram__bot_token" value="{telegram_server.TOKEN}"' in page
+    assert admin_client.post(add, typed | {"name": "ops-telegram"}).status_code == 302
+    channel = Channel.objects.get(name="ops-telegram")
+    assert channel.config["bot_token"] == telegram_server.TOKEN
+    # A blank token keeps the saved one; the refused page (a bad chat id) shows neither it nor a value.
+    change = f"/admin/alerts/channel/{channel.pk}/change/"
+    refused = admin_client.post(
+        change, typed | {"name": "ops-telegram", "telegram__bot_token": "", "telegram__chat_id": "general"}
+    )
+    assert list(refused.context["adminform"].form.errors) == ["telegram__chat_id"]
+    assert telegram_server.TOKEN.split(":")[1] not in refused.content.decode()
+    assert 'name="telegram__bot_token" value=' not in refused.content.decode()
+    channel.refresh_from_db()
+    assert channel.config["bot_token"] == telegram_server.TOKEN
+
+
 def test_the_list_shows_kind_masked_destination_state_and_last_success(
     admin_client: Client, everywhere: dict[str, Any], receiver: WebhookReceiver
 ) -> None:
