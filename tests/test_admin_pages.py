@@ -286,7 +286,7 @@ def test_an_alerts_attempts_and_sent_at_show_on_a_phone(admin: WebDriver, pages_
         "Status code",
         "Error",
         "Reached",
-        "Duration ms",
+        "Took",
     }
     assert all(c["visible"] and c["inside"] for c in attempts), attempts
     assert [c["text"] for c in attempts if c["field"] == "field-status_code"] == ["503"] * 3
