@@ -136,7 +136,7 @@ def test_a_target_that_holds_data_is_refused_with_one_line(
     assert again.stderr.strip().splitlines() == [
         f"CommandError: PostgreSQL {name} is not empty (trades_trade has 40 rows): "
         "copy_to_postgres copies into an empty database only"
-    ]
+    ], again.stderr
 
 
 def test_without_database_url_or_a_source_the_command_says_so_in_one_line(
