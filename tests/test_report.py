@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 from tests import test_period_summary
 from tests.conftest import stored_trade
 from trades import market
-from trades.formats import format_money, format_rate
+from trades.formats import format_factor, format_money, format_rate
 from trades.models import Bot, Trade
 from trades.validation import MAX_PERIOD_DAYS
 
@@ -123,10 +123,20 @@ def test_the_page_shows_the_period_apis_figures_for_the_same_bot_and_period(
     assert page.figures["Win rate"].startswith(f"{format_rate(body['win_rate'])} ({body['wins']} won")
     assert page.figures["Expectancy per closed trade"] == money(body["expectancy"])
     for caption, key in (("By strategy", "by_strategy"), ("By symbol", "by_symbol")):
-        assert {row[0]: (row[1], row[2], row[3]) for row in page.tables[caption]} == {
-            name: (str(p["total_trades"]), money(p["total_pnl"]), format_rate(p["win_rate"]))
+        assert {row[0]: tuple(row[1:]) for row in page.tables[caption]} == {
+            name: (
+                str(p["total_trades"]),
+                money(p["total_pnl"]),
+                format_rate(p["win_rate"]),
+                format_factor(p["profit_factor"]),
+                money(p["expectancy"]),
+                # A fall reads as one, as in the figures above: -4.25, not 4.25.
+                money(-Decimal(p["max_drawdown"]["amount"]) if p["max_drawdown"] else None),
+            )
             for name, p in body[key].items()
         }
+    drawdown = body["max_drawdown"]
+    assert page.figures["Max drawdown"] == money(-Decimal(drawdown["amount"]) if drawdown else None)
     assert page.tables["By day (days with a closed trade)"] == [
         [d["date"], money(d["pnl"]), money(d["cumulative"])] for d in body["days"]
     ]

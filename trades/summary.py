@@ -371,7 +371,7 @@ def group_table(
             format_rate(p.win_rate),
             format_factor(p.profit_factor),
             format_money(p.expectancy),
-            format_money(p.max_drawdown.amount if p.max_drawdown else None),
+            format_money(-p.max_drawdown.amount if p.max_drawdown else None),  # a fall, as in the figures
         )
         for name, p in groups.items()
     ]
