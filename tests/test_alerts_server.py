@@ -76,7 +76,7 @@ def test_a_trade_past_the_max_daily_loss_reaches_discord_and_halts_trading(
     assert response.status_code == 201
     discord.wait_for_messages(2, timeout=120)
     titles = sorted(discord.titles())
-    assert titles[0].startswith("⚠️ alpha: realized P&L -1200") and titles[1].startswith(
+    assert titles[0].startswith("⚠️ alpha: realized P&L -1,200.00 on ") and titles[1].startswith(
         "🚨 alpha: realized P&L"
     )
     status = requests.get(f"{site.url}/api/v1/status/", headers=auth(key), timeout=10).json()

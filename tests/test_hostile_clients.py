@@ -347,7 +347,7 @@ def test_values_are_stored_exactly_as_sent_or_refused(site: Site) -> None:
         page = session.get(f"{site.url}/admin/trades/trade/{trade_id}/change/", timeout=30)
         assert page.status_code == 200 and external_id in page.text
     listing = session.get(f"{site.url}/admin/trades/trade/", timeout=30)
-    assert listing.status_code == 200 and "1234567.12345678" in listing.text
+    assert listing.status_code == 200 and "1,234,567.12345678" in listing.text  # every digit, grouped
 
 
 def test_every_write_endpoint_refuses_a_wrong_content_type_and_reads_a_chunked_body(site: Site) -> None:
