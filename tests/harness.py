@@ -290,17 +290,23 @@ def on_postgres() -> bool:
 def manage(
     env: dict[str, str], *args: str, check: bool = True, **run_options: Any
 ) -> subprocess.CompletedProcess[str]:
-    """``manage.py *args`` in a subprocess; ``run_options`` go to ``subprocess.run`` (e.g. ``preexec_fn``)."""
-    return subprocess.run(
+    """``manage.py *args`` in a subprocess; ``run_options`` go to ``subprocess.run`` (e.g. ``preexec_fn``).
+
+    With ``check``, a non-zero exit fails with the command's stderr (its last 4,000 characters), not
+    only its arguments."""
+    done = subprocess.run(
         [str(VENV_BIN / "python"), "manage.py", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
-        check=check,
+        check=False,
         **run_options,
     )
+    if check and done.returncode:
+        raise AssertionError(f"manage.py {args[0]} exited {done.returncode}:\n{done.stderr[-4000:]}")
+    return done
 
 
 @dataclass

@@ -231,7 +231,7 @@ def test_the_migration_keeps_each_channels_last_success_and_ends_old_test_alerts
     insert = (
         "INSERT INTO alerts_alert (channel_id, source, subject, level, title, message, fields, state,"
         " created_at, sent_at, attempts, last_error, held)"
-        " VALUES (?, ?, ?, 'info', 't', '', '[]', ?, ?, ?, 0, '', 0)"
+        " VALUES (?, ?, ?, 'info', 't', '', '[]', ?, ?, ?, 0, '', FALSE)"
     )
     site_sql(env, insert, discord, "daily_loss", "", "sent", "2026-01-14 15:00:00", "2026-01-14 15:00:01")
     site_sql(env, insert, discord, "daily_loss", "", "sent", "2026-01-15 15:00:00", "2026-01-15 15:00:02")

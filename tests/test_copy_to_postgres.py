@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import make_trade
-from tests.harness import Site, free_port, made_once, manage, site_env, start_web, stop, wait_for
+from tests.harness import ROOT, Site, free_port, made_once, manage, site_env, start_web, stop, wait_for
 
 TRADES_OVER_SEVERAL_DAYS = """
 import datetime as dt
@@ -240,15 +240,17 @@ def test_a_target_holding_one_bot_and_nothing_else_is_refused_and_left_as_it_was
 def test_a_source_one_migration_behind_is_refused_before_the_target_is_touched(
     sqlite_site: dict[str, str], postgres_database: str
 ) -> None:
-    manage(sqlite_site, "migrate", "trades", "0003")  # the code's last migration of trades not applied
+    # The code's last migration of trades not applied (whichever it is today).
+    *_, before, last = sorted(path.stem for path in (ROOT / "trades" / "migrations").glob("0*.py"))
+    manage(sqlite_site, "migrate", "trades", before)
     env = dict(sqlite_site, DATABASE_URL=postgres_database, REDIS_URL="")
 
     refused = manage(env, "copy_to_postgres", check=False)
 
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
-        "CommandError: the SQLite database lacks 1 migration(s) of this version (first "
-        "trades.0004_admin_indexes): run manage.py migrate on it first (with DATABASE_URL unset)"
+        f"CommandError: the SQLite database lacks 1 migration(s) of this version (first "
+        f"trades.{last}): run manage.py migrate on it first (with DATABASE_URL unset)"
     ]
     assert database_contents(postgres_database) == {}  # as empty as it came: not even migrated
 

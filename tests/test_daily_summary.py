@@ -5,6 +5,7 @@ import re
 from decimal import Decimal
 from io import StringIO
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
@@ -249,6 +250,25 @@ DAY_INDEXES = ("trade_bot_day_time", "trade_bot_day_time_pnl")
 
 def test_summary_reads_only_the_days_trades(bot: Bot) -> None:
     """Every summary query starts from the (bot, trading day) index, never walking all the bot's trades."""
+    from django.db import connection
+
+    # Twenty weekdays of trades of this bot and of four others, so that PostgreSQL's planner, which
+    # knows how many rows there are, has a choice to make between the (bot, day) indexes, the bot's
+    # and the day's (on an empty table any index will do, and it took the day's).
+    new_york = ZoneInfo("America/New_York")
+    days = [DAY - dt.timedelta(days=k) for k in range(28) if (DAY - dt.timedelta(days=k)).weekday() < 5][:20]
+    for b, owner in enumerate([bot, *(Bot.objects.create(name=f"other-{k}") for k in range(4))]):
+        moments = [dt.datetime.combine(day, dt.time(10, 31), new_york) for day in days]
+        trades = [
+            stored_trade(
+                b * 10_000 + n, pnl=Decimal(n % 7 - 3), executed_at=moments[n % 20] + dt.timedelta(seconds=n)
+            )
+            for n in range(400)
+        ]
+        Trade.objects.record_batch(owner, trades)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE trades_trade")
     plans = query_plans(lambda: Trade.objects.for_bot(bot).daily_summary(DAY))
     assert len(plans) == 3, plans
     for plan in plans:
