@@ -10,6 +10,7 @@ Set ``ADMIN_TRADES_SCREENSHOT=/path.png`` to keep the screenshot of the trade li
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -80,19 +82,20 @@ def download_dir(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def browser(download_dir: Path) -> Iterator[WebDriver]:
-    """A fresh headless Chromium with its own throw-away profile."""
+@contextlib.contextmanager
+def chromium(download_dir: Path | None = None) -> Iterator[WebDriver]:
+    """A fresh headless Chromium with its own throw-away profile (downloads into ``download_dir``)."""
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
-    options.add_experimental_option(
-        "prefs",
-        {"download.default_directory": str(download_dir), "download.prompt_for_download": False},
-    )
+    if download_dir is not None:
+        options.add_experimental_option(
+            "prefs",
+            {"download.default_directory": str(download_dir), "download.prompt_for_download": False},
+        )
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(90)
     try:
@@ -100,6 +103,12 @@ def browser(download_dir: Path) -> Iterator[WebDriver]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser(download_dir: Path) -> Iterator[WebDriver]:
+    with chromium(download_dir) as driver:
+        yield driver
 
 
 @pytest.fixture
@@ -145,11 +154,18 @@ def wait_for(driver: WebDriver, css: str) -> Any:
     return WebDriverWait(driver, WAIT_SECONDS).until(EC.presence_of_element_located((By.CSS_SELECTOR, css)))
 
 
-def log_in(driver: WebDriver, live_server: Any, next_path: str) -> None:
+def log_in(
+    driver: WebDriver,
+    live_server: Any,
+    next_path: str,
+    *,
+    username: str = ADMIN_USERNAME,
+    password: str = ADMIN_PASSWORD,
+) -> None:
     """Log in through the admin's own login form and land on ``next_path``."""
     driver.get(f"{live_server.url}/admin/login/?next={next_path}")
-    driver.find_element(By.ID, "id_username").send_keys(ADMIN_USERNAME)
-    driver.find_element(By.ID, "id_password").send_keys(ADMIN_PASSWORD)
+    driver.find_element(By.ID, "id_username").send_keys(username)
+    driver.find_element(By.ID, "id_password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "#login-form [type=submit]").click()
     # The login page's own URL contains next_path in its query, so compare the path.
     WebDriverWait(driver, WAIT_SECONDS).until(lambda d: urlsplit(d.current_url).path == next_path)
@@ -402,11 +418,8 @@ def trading_site(site: Any, discord: Any) -> TradingSite:
 
 
 def admin_log_in(driver: WebDriver, url: str) -> None:
-    driver.get(f"{url}/admin/login/?next=/admin/")
-    driver.find_element(By.ID, "id_username").send_keys("admin")
-    driver.find_element(By.ID, "id_password").send_keys("admin-password-for-tests")
-    driver.find_element(By.CSS_SELECTOR, "#login-form [type=submit]").click()
-    WebDriverWait(driver, WAIT_SECONDS).until(lambda d: urlsplit(d.current_url).path == "/admin/")
+    """Log in as the site's admin user (``Site.admin_session`` makes it) and land on the cockpit."""
+    log_in(driver, SimpleNamespace(url=url), "/admin/", username="admin", password="admin-password-for-tests")
     wait_for(driver, "#cockpit-bots")
 
 

@@ -9,22 +9,19 @@ test per size that visits every page and reports every page that does not fit at
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from alerts.models import AlertRule
+from tests import test_admin_browser as admin_browser
 from tests.harness import Site, copy_site_database, free_port, site_env, start_web, stop, wait_for
-from tests.test_admin_browser import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS, DESKTOP, PHONE, WAIT_SECONDS
+from tests.test_admin_browser import DESKTOP, PHONE, WAIT_SECONDS
 
 # Long words that cannot wrap: a page that fits with these fits with what a bot sends. 90
 # characters: the longest that fits every field it fills ("momentum-" + LONG in a trade's strategy,
@@ -98,31 +95,16 @@ def pages_site(tmp_path_factory: pytest.TempPathFactory, migrated_template: Any)
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[WebDriver]:
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(90)
-    try:
+def browser() -> Iterator[WebDriver]:
+    with admin_browser.chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def admin(chromium: WebDriver, pages_site: Site) -> WebDriver:
+def admin(browser: WebDriver, pages_site: Site) -> WebDriver:
     """The browser, logged in to the site's admin."""
-    chromium.get(f"{pages_site.url}/admin/login/?next=/admin/")
-    chromium.find_element(By.ID, "id_username").send_keys("admin")
-    chromium.find_element(By.ID, "id_password").send_keys("admin-password-for-tests")
-    chromium.find_element(By.CSS_SELECTOR, "#login-form [type=submit]").click()
-    WebDriverWait(chromium, WAIT_SECONDS).until(lambda d: urlsplit(d.current_url).path == "/admin/")
-    return chromium
+    admin_browser.admin_log_in(browser, pages_site.url)
+    return browser
 
 
 def open_page(driver: WebDriver, url: str) -> None:
