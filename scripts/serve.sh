@@ -122,7 +122,12 @@ stop_all() {
         kill -0 -- "-$web" 2>/dev/null || kill -0 -- "-$cluster" 2>/dev/null || return 0
         sleep 0.2
     done
-    echo "still running after 30 s; killing" >&2
+    local left=
+    kill -0 -- "-$web" 2>/dev/null && left="the web server"
+    if kill -0 -- "-$cluster" 2>/dev/null; then
+        left="${left:+$left and }the task cluster"
+    fi
+    echo "${left:-the site} still running after 30 s; killing" >&2
     kill -KILL -- "-$web" "-$cluster" 2>/dev/null
 }
 

@@ -22,10 +22,12 @@ from tests.harness import (
     ROOT,
     Site,
     child_pids,
+    copy_site_database,
     drop_site_database,
     free_port,
     on_postgres,
     site_database_name,
+    site_env,
     start_web,
     stop,
     wait_for,
@@ -227,7 +229,66 @@ def test_serve_script_runs_site_and_cluster_and_ctrl_c_stops_both(site: Site) ->
     output = (site.tmp / "serve.log").read_text()
     assert "site and task cluster stopped" in output
     # Both stopped on their own, nothing needed SIGKILL (the site's log says what each was doing).
-    assert "killing" not in output, site_log_tail(site)
+    assert "killing" not in output, output + site_log_tail(site)
+
+
+# A cluster asked to stop at the given moment of its start, by a SIGTERM its main process sends
+# itself there (the moment a supervisor's TERM once arrived by chance): "before" the sentinel
+# exists, "during" the fork that makes it (django-q2 dropped both).
+STOP_DURING_START = """
+import multiprocessing.context, os, signal, sys
+import django
+django.setup()
+import django_q.cluster
+from django.core.management import call_command
+
+when = sys.argv[1]
+main = os.getpid()
+if when == "before":
+    make_context = django_q.cluster.get_mp_context
+    def get_mp_context():
+        if os.getpid() == main:
+            os.kill(main, signal.SIGTERM)
+        return make_context()
+    django_q.cluster.get_mp_context = get_mp_context
+else:
+    fork = multiprocessing.context.ForkProcess._Popen
+    def _Popen(process):
+        popen = fork(process)  # the child never returns from this
+        if os.getpid() == main:
+            os.kill(main, signal.SIGTERM)  # handled here, before the process has its popen
+        return popen
+    multiprocessing.context.ForkProcess._Popen = staticmethod(_Popen)
+call_command("qcluster")
+print("cluster returned")
+"""
+
+
+@pytest.mark.parametrize("moment", ["before", "during"])
+def test_a_cluster_told_to_stop_while_it_starts_stops(
+    tmp_path: Path, migrated_template: Path, moment: str
+) -> None:
+    copy_site_database(migrated_template, tmp_path / "trades.db")
+    env = dict(site_env(tmp_path), DJANGO_SETTINGS_MODULE="monitorsite.settings")
+    cluster = subprocess.Popen(
+        [str(ROOT / ".venv/bin/python"), "-c", STOP_DURING_START, moment],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        # It starts its sentinel and workers, then stops them: seconds, not the minute
+        # it would otherwise run (forever, until killed).
+        output, _ = cluster.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        stop(cluster, timeout=5)
+        raise AssertionError(f"the cluster told to stop {moment} its sentinel started kept running") from None
+    text = output.decode(errors="replace")
+    assert cluster.returncode == 0, text
+    assert "cluster returned" in text and "Traceback" not in text, text
+    assert_gone([cluster.pid])
 
 
 def test_serve_script_stops_the_site_when_the_cluster_dies(site: Site) -> None:

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import CommandError
+from django_q.cluster import Cluster
 from django_q.management.commands.qcluster import Command as ClusterCommand
 
 from monitorsite.dbfiles import mark_site_running
@@ -31,7 +34,40 @@ class Command(ClusterCommand):
                 f"cannot take the running-site lock {exc.filename}: {exc.strerror or exc}"
             ) from None
         _announce_start()
-        super().handle(*args, **options)
+        # django-q2's own handle(), with the cluster below.
+        settings.SECRET_KEY  # noqa: B018 - no cluster without a secret key to sign tasks with
+        if options.get("cluster_name"):
+            os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
+        cluster = StoppableCluster()
+        cluster.start()
+        if options.get("run_once", False):
+            cluster.stop()
+
+
+class StoppableCluster(Cluster):
+    """django-q2's cluster, keeping a stop asked for while its sentinel is being started.
+
+    django-q2 stops on SIGTERM/SIGINT only when its sentinel process already exists:
+    a signal that arrives before it, or during the fork that makes it, is dropped
+    (``stop()`` sees no live sentinel and returns), and the cluster then runs on until
+    something kills it. ``scripts/serve.sh`` stopping the site just after it started
+    once waited out its 30 s and killed the cluster that way. Here such a signal is
+    noted, and the cluster stops as soon as its sentinel is up.
+    """
+
+    stop_asked = False
+
+    def sig_handler(self, signum: int, frame: Any) -> None:
+        if self.sentinel is None or self.sentinel.pid is None:
+            self.stop_asked = True
+            return
+        super().sig_handler(signum, frame)
+
+    def start(self) -> int:
+        pid = super().start()
+        if self.stop_asked:
+            self.stop()
+        return pid
 
 
 def _announce_start() -> None:
