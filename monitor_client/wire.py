@@ -68,6 +68,34 @@ EVENT_ID_MAX_LENGTH = 100
 EVENT_MESSAGE_MAX_LENGTH = 10_000
 HEARTBEAT_STATUS_MAX_LENGTH = 100
 
+# --- the bot's state, carried by a heartbeat (all optional) -----------------------
+# ``positions``: a list of {symbol, quantity, avg_price, market_price}; quantity signed
+# (negative: short), an empty list means flat, an absent one "not reported". Each
+# number is held to the trade's rules (places, significant digits); a symbol appears
+# once. Quantities and prices within a trade's bounds (``MAX_QUANTITY``, ``MAX_PRICE``;
+# a quantity may be 0 or negative here, a price is above 0).
+MAX_POSITIONS = 500
+POSITION_FIELDS = ("symbol", "quantity", "avg_price", "market_price")
+# ``equity`` and ``cash``: the account's values as the bot knows them, signed (a margin
+# account's cash may be below 0), within a P&L's bound.
+MAX_ABS_MONEY = MAX_ABS_PNL
+# ``host``: the machine and process the bot runs on. Each figure optional; a figure
+# the bot's platform does not give is left out, not sent as 0.
+HOST_FIELDS = (
+    "pid",
+    "started_at",
+    "rss_bytes",
+    "cpu_percent",
+    "memory_available_bytes",
+    "memory_total_bytes",
+    "disk_free_bytes",
+    "disk_total_bytes",
+)
+MAX_PID = 2**31 - 1  # a pid_t; Linux's own limit (pid_max) is lower
+MAX_HOST_BYTES = 2**60  # an exbibyte: more memory or disk than any machine a bot runs on
+# A process's CPU over its cores (psutil: 100 per busy core), up to 1,024 cores.
+MAX_CPU_PERCENT = 102_400
+
 # --- free-form JSON (a trade's metadata, a heartbeat's or an event's details) ------
 # Stored size limits in bytes (as the JSON column holds them: ``json.dumps``).
 METADATA_MAX_BYTES = 4 * 1024
