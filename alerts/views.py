@@ -10,7 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alerts.models import TradingHalt
-from trades import market
+from trades import market, positions
+from trades.serializers import HostFiguresSerializer
 
 
 class StatusSerializer(serializers.Serializer):
@@ -20,6 +21,9 @@ class StatusSerializer(serializers.Serializer):
     checked_at = serializers.DateTimeField()
     halted_until = serializers.DateField(
         required=False, help_text="With trading_allowed false: the trading day trading resumes."
+    )
+    host = HostFiguresSerializer(
+        allow_null=True, help_text="The host figures of the bot's latest heartbeat that had them; null: none."
     )
 
 
@@ -36,4 +40,6 @@ class StatusView(APIView):
                 "reason": f"{halt.reason}; halted until {halt.ends_on} or until an admin resumes trading",
                 "halted_until": halt.ends_on,
             }
-        return Response({**body, "bot": request.user.name, "checked_at": now})
+        snapshot = positions.latest_host(request.user)
+        host = {"as_of": snapshot.taken_at, **(snapshot.host() or {})} if snapshot else None
+        return Response({**body, "bot": request.user.name, "checked_at": now, "host": host})

@@ -83,16 +83,32 @@ class Bot(models.Model):
         age = self.heartbeat_age(now)
         return age is None or age > grace
 
-    def record_heartbeat(self, status: str = "", details: dict[str, Any] | None = None) -> dt.datetime:
+    def record_heartbeat(
+        self, status: str = "", details: dict[str, Any] | None = None, **state: Any
+    ) -> dt.datetime:
         """Store a heartbeat with one UPDATE, so a busy bot costs one write. A bot that beats runs:
-        a shutdown it reported before is over."""
+        a shutdown it reported before is over.
+
+        ``state``: what the heartbeat said of the bot's state, checked (``trades.state``):
+        ``positions`` (a list of ``Position``), ``equity``, ``cash``, ``host`` (figures by
+        ``wire.HOST_FIELDS`` name). When any is given it is kept as a ``BotSnapshot`` in the
+        same transaction, and ``state_reported`` is sent once that has committed."""
+        from trades.signals import state_reported
+
         now = timezone.now()
-        Bot.objects.filter(pk=self.pk).update(
-            last_heartbeat_at=now,
-            last_heartbeat_status=status,
-            last_heartbeat_details=details or {},
-            stopped_at=None,
-        )
+        state = {name: value for name, value in state.items() if value is not None}
+        with transaction.atomic():
+            Bot.objects.filter(pk=self.pk).update(
+                last_heartbeat_at=now,
+                last_heartbeat_status=status,
+                last_heartbeat_details=details or {},
+                stopped_at=None,
+            )
+            if state:
+                snapshot = BotSnapshot.objects.create(bot=self, taken_at=now, **snapshot_fields(**state))
+                transaction.on_commit(
+                    lambda: state_reported.send(sender=BotSnapshot, bot=self, snapshot=snapshot)
+                )
         self.last_heartbeat_at, self.last_heartbeat_status = now, status
         self.last_heartbeat_details = details or {}
         self.stopped_at = None
@@ -509,3 +525,101 @@ class BotEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.level} {self.kind}: {self.message[:60]}"
+
+
+class BotSnapshotQuerySet(models.QuerySet["BotSnapshot"]):
+    def with_positions(self) -> BotSnapshotQuerySet:
+        """Snapshots whose heartbeat reported the positions (an empty list included: flat)."""
+        return self.filter(positions__isnull=False)
+
+    def latest_with_positions(self, bot: Bot, before: dt.datetime | None = None) -> BotSnapshot | None:
+        """The bot's newest snapshot that reported positions, taken before ``before`` when given."""
+        snapshots = self.filter(bot=bot).with_positions()
+        if before is not None:
+            snapshots = snapshots.filter(taken_at__lt=before)
+        return snapshots.order_by("-taken_at", "-id").first()
+
+
+class BotSnapshot(models.Model):
+    """The bot's state as one heartbeat reported it (``trades.state``): open positions, account, host.
+
+    A heartbeat that carries none of it stores no snapshot. ``positions`` is NULL when
+    not reported, ``[]`` when flat; ``unrealized_pnl`` is their sum, worked out once here.
+    Old snapshots are thinned by a scheduled task (``trades.retention``).
+    """
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="snapshots")
+    taken_at = models.DateTimeField(help_text="When the site received the heartbeat.")
+    positions = models.JSONField(null=True, blank=True, editable=False)
+    position_count = models.PositiveIntegerField(null=True, blank=True)
+    unrealized_pnl = models.DecimalField(
+        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True
+    )
+    equity = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True)
+    cash = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True)
+    host_pid = models.PositiveIntegerField(null=True, blank=True)
+    host_started_at = models.DateTimeField(null=True, blank=True)
+    rss_bytes = models.BigIntegerField(null=True, blank=True)
+    cpu_percent = models.FloatField(null=True, blank=True)
+    memory_available_bytes = models.BigIntegerField(null=True, blank=True)
+    memory_total_bytes = models.BigIntegerField(null=True, blank=True)
+    disk_free_bytes = models.BigIntegerField(null=True, blank=True)
+    disk_total_bytes = models.BigIntegerField(null=True, blank=True)
+
+    objects = BotSnapshotQuerySet.as_manager()
+
+    HOST_COLUMNS = {
+        "pid": "host_pid",
+        "started_at": "host_started_at",
+        "rss_bytes": "rss_bytes",
+        "cpu_percent": "cpu_percent",
+        "memory_available_bytes": "memory_available_bytes",
+        "memory_total_bytes": "memory_total_bytes",
+        "disk_free_bytes": "disk_free_bytes",
+        "disk_total_bytes": "disk_total_bytes",
+    }
+
+    class Meta:
+        ordering = ("-taken_at", "-id")
+        indexes = [models.Index(fields=("bot", "taken_at"), name="snapshot_bot_time")]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} at {self.taken_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def has_host(self) -> bool:
+        return any(getattr(self, column) is not None for column in self.HOST_COLUMNS.values())
+
+    def host(self) -> dict[str, Any] | None:
+        """The host figures as the heartbeat named them (None when none was reported)."""
+        if not self.has_host:
+            return None
+        return {name: getattr(self, column) for name, column in self.HOST_COLUMNS.items()}
+
+    def position_list(self) -> list[Any]:
+        """The reported positions (``trades.state.Position``); empty when flat or not reported."""
+        from trades.state import Position
+
+        return [Position.from_json(item) for item in self.positions or ()]
+
+
+def snapshot_fields(
+    *,
+    positions: list[Any] | None = None,
+    equity: Decimal | None = None,
+    cash: Decimal | None = None,
+    host: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A ``BotSnapshot``'s columns from a heartbeat's checked state (see ``Bot.record_heartbeat``)."""
+    from trades.state import unrealized_pnl
+
+    fields: dict[str, Any] = {"equity": equity, "cash": cash}
+    if positions is not None:
+        fields.update(
+            positions=[position.as_json() for position in positions],
+            position_count=len(positions),
+            unrealized_pnl=unrealized_pnl(positions),
+        )
+    for name, value in (host or {}).items():
+        fields[BotSnapshot.HOST_COLUMNS[name]] = value
+    return fields

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
+from decimal import Decimal
 from typing import Any
 
 from django.core.validators import RegexValidator
@@ -18,14 +20,20 @@ from monitor_client.wire import (
     EVENT_ID_MAX_LENGTH,
     EVENT_MESSAGE_MAX_LENGTH,
     HEARTBEAT_STATUS_MAX_LENGTH,
+    HOST_FIELDS,
+    MAX_ABS_MONEY,
     MAX_CLOCK_SKEW,
+    MAX_CPU_PERCENT,
     MAX_DIGITS,
+    MAX_HOST_BYTES,
     MAX_LIST_LIMIT,
+    MAX_PID,
     SIDE_PATTERN,
     STRATEGY_MAX_LENGTH,
     SYMBOL_MAX_LENGTH,
     SYMBOL_PATTERN,
 )
+from trades import state
 from trades.formats import CENT_PLACES
 from trades.jsonvalues import json_field_problem
 from trades.models import BotEvent, EventKind, EventLevel, Side
@@ -257,14 +265,117 @@ class PeriodQuerySerializer(QuerySerializer):
         return attrs
 
 
+@extend_schema_field(state.positions_schema())
+class PositionsField(serializers.Field):
+    """The bot's open positions (``trades.state``): errors by position and field."""
+
+    def to_internal_value(self, data: Any) -> list[state.Position]:
+        try:
+            return state.parse_positions(data)
+        except state.StateError as exc:
+            raise serializers.ValidationError(exc.errors) from None
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field(state.money_schema())
+class StateMoneyField(serializers.Field):
+    """An account's value (equity, cash): a JSON number, signed, within ``MAX_ABS_MONEY``."""
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        try:
+            return state.number(data, MAX_ABS_MONEY, positive=False)
+        except state.StateError as exc:
+            raise serializers.ValidationError(exc.errors) from None
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class StrictNumberField(serializers.FloatField):
+    """A JSON number (DRF's own also takes "1.5" and true), finite."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            raise serializers.ValidationError(state.NOT_A_NUMBER)
+        if isinstance(data, float) and not math.isfinite(data):
+            raise serializers.ValidationError(state.NOT_FINITE)
+        return super().to_internal_value(data)
+
+
+def _bytes(help_text: str) -> WholeNumberField:
+    return WholeNumberField(required=False, min_value=0, max_value=MAX_HOST_BYTES, help_text=help_text)
+
+
+class HostSerializer(serializers.Serializer):
+    """The machine and process the bot runs on, each figure optional (left out when the bot's
+    platform does not give it)."""
+
+    pid = WholeNumberField(required=False, min_value=1, max_value=MAX_PID, help_text="The bot's process id.")
+    started_at = AwareDateTimeField(
+        required=False, help_text="When the bot's process started. " + MOMENT_BOUNDS
+    )
+    rss_bytes = _bytes("The bot process's resident memory.")
+    cpu_percent = StrictNumberField(
+        required=False,
+        min_value=0,
+        max_value=MAX_CPU_PERCENT,
+        help_text="The bot process's CPU since the previous heartbeat, 100 per busy core.",
+    )
+    memory_available_bytes = _bytes("The machine's memory available to new work.")
+    memory_total_bytes = _bytes("The machine's memory.")
+    disk_free_bytes = _bytes("Free space on the disk of the bot's working folder.")
+    disk_total_bytes = _bytes("The size of that disk.")
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [name for name in data if name not in HOST_FIELDS]
+            if unknown:
+                raise serializers.ValidationError(
+                    {
+                        str(name)[:50]: [
+                            "Unknown field; the host figures are " + ", ".join(HOST_FIELDS) + "."
+                        ]
+                        for name in unknown[:10]
+                    }
+                )
+        return super().to_internal_value(data)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        errors = {}
+        for part, whole in (
+            ("memory_available_bytes", "memory_total_bytes"),
+            ("disk_free_bytes", "disk_total_bytes"),
+        ):
+            if part in attrs and whole in attrs and attrs[part] > attrs[whole]:
+                errors[part] = [state.ABOVE_TOTAL]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
 class HeartbeatSerializer(StrictTextSerializer):
-    """A heartbeat: the bot is alive; what it is doing (``status``) and anything else (``details``)."""
+    """A heartbeat: the bot is alive; what it is doing (``status``) and anything else (``details``),
+    and, optionally, its state: open positions, the account's equity and cash, the host's figures.
+    A heartbeat with any of these is kept as a snapshot of the bot's state."""
 
     # DRF's CharField refuses NUL and unpaired surrogates itself.
     status = serializers.CharField(
         required=False, allow_blank=True, max_length=HEARTBEAT_STATUS_MAX_LENGTH, default=""
     )
     details = DetailsField(required=False, default=dict)
+    positions = PositionsField(required=False, allow_null=True, write_only=True)
+    equity = StateMoneyField(
+        required=False,
+        allow_null=True,
+        write_only=True,
+        help_text="The account's equity as the bot knows it.",
+    )
+    cash = StateMoneyField(
+        required=False, allow_null=True, write_only=True, help_text="The account's cash as the bot knows it."
+    )
+    host = HostSerializer(required=False, allow_null=True, write_only=True)
     received_at = serializers.DateTimeField(read_only=True)
 
 
@@ -395,3 +506,51 @@ class PeriodSummarySerializer(PerformanceSerializer):
     days = DayPnlSerializer(many=True, help_text="Days with a closed trade, oldest first.")
     by_strategy = serializers.DictField(child=PerformanceSerializer())
     by_symbol = serializers.DictField(child=PerformanceSerializer())
+
+
+def _money(help_text: str, *, allow_null: bool = True) -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, allow_null=allow_null, help_text=help_text
+    )
+
+
+class OpenPositionSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    quantity = _money("Signed: negative for a short.", allow_null=False)
+    avg_price = _money("The average entry price.", allow_null=False)
+    market_price = _money("The price the bot marked it at.", allow_null=False)
+    unrealized_pnl = _money("quantity x (market_price - avg_price).", allow_null=False)
+
+
+class HostFiguresSerializer(serializers.Serializer):
+    as_of = serializers.DateTimeField(help_text="When the heartbeat that carried them arrived.")
+    pid = serializers.IntegerField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    rss_bytes = serializers.IntegerField(allow_null=True)
+    cpu_percent = serializers.FloatField(allow_null=True)
+    memory_available_bytes = serializers.IntegerField(allow_null=True)
+    memory_total_bytes = serializers.IntegerField(allow_null=True)
+    disk_free_bytes = serializers.IntegerField(allow_null=True)
+    disk_total_bytes = serializers.IntegerField(allow_null=True)
+
+
+class PositionsSerializer(serializers.Serializer):
+    as_of = serializers.DateTimeField(
+        allow_null=True, help_text="When the latest heartbeat that reported positions arrived; null: never."
+    )
+    positions = OpenPositionSerializer(
+        many=True, allow_null=True, help_text="Empty: flat. Null: the bot has not reported its positions."
+    )
+    unrealized_pnl = _money("The positions' unrealized P&L together; null when not reported.")
+    realized_pnl = _money("Today's realized P&L (the trading day in MARKET_TIMEZONE).", allow_null=False)
+    day_pnl = _money(
+        "Today's P&L with open positions marked to market: realized P&L + the positions' unrealized P&L"
+        " now - their unrealized P&L in the last snapshot before the trading day began (0 without one)."
+        " Null when the bot has reported no positions today."
+    )
+    open_pnl = _money("The part of day_pnl the open positions make (day_pnl - realized_pnl).")
+    equity = _money("The account's equity in the latest heartbeat that reported it.")
+    cash = _money("The account's cash in the latest heartbeat that reported it.")
+    account_as_of = serializers.DateTimeField(
+        allow_null=True, help_text="When equity and cash were reported."
+    )

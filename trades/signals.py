@@ -10,6 +10,11 @@ from django.dispatch import Signal
 #: never for trades stored by a transaction that rolled back.
 trades_recorded = Signal()
 
+#: Sent once, after the transaction that stored a heartbeat's state (a ``BotSnapshot``:
+#: positions, account or host figures) has committed. kwargs: ``bot`` and ``snapshot``.
+#: Never sent for a heartbeat that carried no state.
+state_reported = Signal()
+
 #: A problem of the site itself that an operator should be alerted to (a backup
 #: failing again and again, say). kwargs: ``kind`` (str, e.g. "backup_failed"),
 #: ``level`` ("info", "warning" or "critical"), ``title``, ``message`` and

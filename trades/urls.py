@@ -8,4 +8,5 @@ urlpatterns = [
     path("summary/period/", views.PeriodSummaryView.as_view(), name="period-summary"),
     path("heartbeat/", views.HeartbeatView.as_view(), name="heartbeat"),
     path("events/", views.EventsView.as_view(), name="events"),
+    path("positions/", views.PositionsView.as_view(), name="positions"),
 ]

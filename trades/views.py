@@ -13,10 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monitor_client.wire import MAX_BATCH
-from trades import market
+from trades import market, positions
 from trades.formats import format_size
 from trades.ingest import insert_fields
-from trades.models import BotEvent, Trade
+from trades.models import BotEvent, BotSnapshot, Trade
 from trades.serializers import (
     DailySummarySerializer,
     EventSerializer,
@@ -24,6 +24,7 @@ from trades.serializers import (
     IngestResultSerializer,
     PeriodQuerySerializer,
     PeriodSummarySerializer,
+    PositionsSerializer,
     SummaryQuerySerializer,
     TradeListSerializer,
     TradeQuerySerializer,
@@ -165,7 +166,52 @@ class HeartbeatView(BotWriteView):
         if not body.is_valid():
             return _bad_request("Invalid heartbeat.", body.errors)
         received_at = request.user.record_heartbeat(**body.validated_data)
-        return Response({**body.validated_data, "received_at": received_at})
+        return Response(
+            {
+                "status": body.validated_data["status"],
+                "details": body.validated_data["details"],
+                "received_at": received_at,
+            }
+        )
+
+
+class PositionsView(APIView):
+    @extend_schema(
+        responses=PositionsSerializer,
+        description="The bot's open positions as its latest heartbeat reported them, with their unrealized"
+        " P&L, and today's P&L with them marked to market (`day_pnl`); the account's equity and cash.",
+    )
+    def get(self, request: Request) -> Response:
+        bot = request.user
+        latest = BotSnapshot.objects.latest_with_positions(bot)
+        realized = Trade.objects.for_bot(bot).realized_pnl(market.today())
+        today = positions.day_pnl(bot, market.today(), realized)
+        account = positions.latest_account(bot)
+        listed = None
+        if latest is not None:
+            listed = [
+                {
+                    "symbol": position.symbol,
+                    "quantity": position.quantity,
+                    "avg_price": position.avg_price,
+                    "market_price": position.market_price,
+                    "unrealized_pnl": position.unrealized_pnl,
+                }
+                for position in latest.position_list()
+            ]
+        return Response(
+            {
+                "as_of": latest.taken_at if latest else None,
+                "positions": listed,
+                "unrealized_pnl": latest.unrealized_pnl if latest else None,
+                "realized_pnl": realized,
+                "day_pnl": today.total if today else None,
+                "open_pnl": today.open_part if today else None,
+                "equity": account.equity if account else None,
+                "cash": account.cash if account else None,
+                "account_as_of": account.taken_at if account else None,
+            }
+        )
 
 
 class EventsView(BotWriteView):
