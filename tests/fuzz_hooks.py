@@ -2,7 +2,9 @@
 
 The document says in words what JSON Schema cannot: a reported moment lies between
 ``EARLIEST`` and a day ahead of the site's clock (``MOMENT_BOUNDS``), and free-form
-JSON holds a few KB at most; a period's end is not before its start nor years after it.
+JSON holds a few KB at most; a period's end is not before its start nor years after it;
+the bot's positions name each symbol once and stay within an account's value, and a
+host's memory available and disk free are not above their totals.
 The fuzzer reads schemas, not words, so:
 
 - its ``date-time`` values are drawn within those bounds (its negative cases still
@@ -25,6 +27,7 @@ from hypothesis import strategies as st
 
 from monitor_client.wire import EARLIEST, MAX_CLOCK_SKEW
 from trades.jsonvalues import TOO_LARGE
+from trades.state import ABOVE_TOTAL, DUPLICATE_SYMBOL, TOTAL_TOO_LARGE, VALUE_TOO_LARGE
 from trades.validation import END_BEFORE_START, PERIOD_TOO_LONG, TOO_EARLY, TOO_LATE
 
 # The answers of the rules the document states only in words (trades.jsonvalues, trades.validation).
@@ -33,8 +36,14 @@ _END_BEFORE_START = (
     re.escape(END_BEFORE_START).replace(r"\{end\}", r"[0-9-]+").replace(r"\{start\}", r"[0-9-]+")
 )
 _PERIOD_TOO_LONG = re.escape(PERIOD_TOO_LONG).replace(r"\{days\}", r"\d+")
+# The bot's state (trades.state): a symbol once per list, a position's value and the positions'
+# unrealized P&L within an account's, a part (memory available, disk free) not above its total.
+_STATE_RULES = "|".join(
+    re.escape(rule) for rule in (DUPLICATE_SYMBOL, VALUE_TOO_LARGE, TOTAL_TOO_LARGE, ABOVE_TOTAL)
+)
 _RULES_IN_WORDS = re.compile(
-    rf"^(?:{re.escape(TOO_EARLY)}|{re.escape(TOO_LATE)}|{_TOO_LARGE}|{_END_BEFORE_START}|{_PERIOD_TOO_LONG})$"
+    rf"^(?:{re.escape(TOO_EARLY)}|{re.escape(TOO_LATE)}|{_TOO_LARGE}|{_END_BEFORE_START}|{_PERIOD_TOO_LONG}"
+    rf"|{_STATE_RULES})$"
 )
 
 # Offsets reach ±14 hours; a moment this far inside the bounds stays inside whatever its offset.

@@ -20,7 +20,6 @@ from monitor_client.wire import (
     EVENT_ID_MAX_LENGTH,
     EVENT_MESSAGE_MAX_LENGTH,
     HEARTBEAT_STATUS_MAX_LENGTH,
-    HOST_FIELDS,
     MAX_ABS_MONEY,
     MAX_CLOCK_SKEW,
     MAX_CPU_PERCENT,
@@ -310,7 +309,8 @@ def _bytes(help_text: str) -> WholeNumberField:
 
 class HostSerializer(serializers.Serializer):
     """The machine and process the bot runs on, each figure optional (left out when the bot's
-    platform does not give it)."""
+    platform does not give it). Other keys are ignored: the client gathers these figures by
+    itself, and a newer client's new figure must not make an older site refuse its heartbeats."""
 
     pid = WholeNumberField(required=False, min_value=1, max_value=MAX_PID, help_text="The bot's process id.")
     started_at = AwareDateTimeField(
@@ -327,20 +327,6 @@ class HostSerializer(serializers.Serializer):
     memory_total_bytes = _bytes("The machine's memory.")
     disk_free_bytes = _bytes("Free space on the disk of the bot's working folder.")
     disk_total_bytes = _bytes("The size of that disk.")
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = [name for name in data if name not in HOST_FIELDS]
-            if unknown:
-                raise serializers.ValidationError(
-                    {
-                        str(name)[:50]: [
-                            "Unknown field; the host figures are " + ", ".join(HOST_FIELDS) + "."
-                        ]
-                        for name in unknown[:10]
-                    }
-                )
-        return super().to_internal_value(data)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         errors = {}

@@ -41,6 +41,7 @@ DUPLICATE_SYMBOL = "The symbol appears more than once; report one entry per symb
 VALUE_TOO_LARGE = (
     f"quantity x price is above {MAX_ABS_MONEY:,f}, more than any account holds (a unit or parsing bug?)."
 )
+TOTAL_TOO_LARGE = f"The positions' unrealized P&L together is above {MAX_ABS_MONEY:,f} in size."
 ABOVE_TOTAL = "Must not be more than the total it is part of."
 SYMBOL_RULE = "Must be ASCII letters, digits and . : / _ - (a letter or digit first)."
 
@@ -49,7 +50,8 @@ _PLACES = Decimal(1).scaleb(-DECIMAL_PLACES)
 
 
 class StateError(ValueError):
-    """What is wrong, by field: ``{"3": {"quantity": ["..."]}}`` for positions, ``["..."]`` for a value."""
+    """What is wrong: ``{"3.quantity": ["..."]}`` for positions (a position's index and field, as
+    the API's error document has room for), ``["..."]`` for a value."""
 
     def __init__(self, errors: Any) -> None:
         super().__init__(errors)
@@ -138,7 +140,7 @@ def parse_positions(value: Any) -> list[Position]:
     for index, item in enumerate(value):
         found: dict[str, list[str]] = {}
         if not isinstance(item, dict):
-            errors[str(index)] = {"body": ["Must be an object with " + ", ".join(POSITION_FIELDS) + "."]}
+            errors[f"{index}"] = ["Must be an object with " + ", ".join(POSITION_FIELDS) + "."]
             continue
         for name in item:
             if name not in POSITION_FIELDS:
@@ -177,7 +179,7 @@ def parse_positions(value: Any) -> list[Position]:
             ):
                 found["quantity"] = [VALUE_TOO_LARGE]
         if found:
-            errors[str(index)] = found
+            errors.update((f"{index}.{name}", messages) for name, messages in found.items())
             continue
         positions.append(
             Position(symbol.upper(), numbers["quantity"], numbers["avg_price"], numbers["market_price"])
@@ -186,7 +188,7 @@ def parse_positions(value: Any) -> list[Position]:
         raise StateError(errors)
     total = sum((position.unrealized_pnl for position in positions), Decimal(0))
     if abs(total) > MAX_ABS_MONEY:
-        raise StateError([f"The positions' unrealized P&L together is above {MAX_ABS_MONEY:,f} in size."])
+        raise StateError([TOTAL_TOO_LARGE])
     return positions
 
 

@@ -13,3 +13,10 @@ def record_event(bot_id: int, kind: str, level: str = "info", message: str = "",
         bot_id=bot_id, kind=kind, level=level, message=message, details=details or {}
     )
     return event.pk
+
+
+def thin_snapshots() -> str:
+    """The scheduled thinning of the bots' state snapshots (``trades.thinning``)."""
+    from trades.thinning import thin_snapshots as thin
+
+    return str(thin())
