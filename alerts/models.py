@@ -830,8 +830,10 @@ class PendingStateEvaluationQuerySet(models.QuerySet["PendingStateEvaluation"]):
     def claim(self, bot_id: int) -> dt.datetime | None:
         """Take the bot's waiting request (one task gets it); when the first waiting snapshot was taken."""
         since = _claim(self, bot_id, "since")
-        if isinstance(since, str):  # SQLite's raw rows hold text
-            since = connections[self.db].ops.convert_datetimefield_value(since, None, connections[self.db])
+        if isinstance(since, str):  # SQLite's raw rows hold text ...
+            since = dt.datetime.fromisoformat(since)
+        if since is not None and timezone.is_naive(since):  # ... of naive UTC
+            since = since.replace(tzinfo=dt.UTC)
         return since
 
 
