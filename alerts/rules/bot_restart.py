@@ -51,8 +51,8 @@ def last_restart(bot: Bot, since: dt.datetime) -> tuple[BotSnapshot, BotSnapshot
     Three indexed reads, whatever the heartbeat rate: the newest process snapshot, the first of
     the same process since ``since``, and the process snapshot just before that one."""
     snapshots = BotSnapshot.objects.filter(process_snapshots(bot))
-    latest = snapshots.order_by("-taken_at", "-id").first()
-    if latest is None or latest.taken_at < since:
+    latest = snapshots.filter(taken_at__gte=since).order_by("-taken_at", "-id").first()
+    if latest is None:
         return None
     first = snapshots.filter(same_process(latest), taken_at__gte=since).order_by("taken_at", "id").first()
     assert first is not None  # ``latest`` is one

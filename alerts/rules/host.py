@@ -1,6 +1,6 @@
 """The host a bot runs on: its disk and its memory, as the bot's heartbeats report them.
 
-Judged per bot on its newest snapshot with host figures (``trades.positions.latest_host``),
+Judged per bot on its newest snapshot with the figure judged (disk or memory),
 after heartbeats that carried the bot's state and on the schedule. Figures older than
 ``FRESH`` are not judged either way: a silent bot is the bot-stopped rule's news, and an
 old breach neither repeats nor ends while nothing new is known.
@@ -34,7 +34,6 @@ from alerts.models import Level
 from alerts.rules.base import Breach, Finding, Judge, Memo, Moment, NewState, Notice, Recovery, Rule
 from trades.formats import format_duration, format_market_time, format_rate, format_size
 from trades.models import Bot, BotSnapshot
-from trades.positions import latest_host
 
 FRESH = dt.timedelta(minutes=30)
 HORIZON = dt.timedelta(hours=24)
@@ -45,15 +44,17 @@ HUNDRED = Decimal(100)
 MICROSECOND = dt.timedelta(microseconds=1)
 
 
-def host_snapshot(bot: Bot, now: dt.datetime, memo: Memo) -> BotSnapshot | None:
-    """The bot's newest snapshot with host figures, when fresh (one query per bot and pass)."""
-    key = ("latest_host", bot.pk)
+def host_snapshot(bot: Bot, figure: str, now: dt.datetime, memo: Memo) -> BotSnapshot | None:
+    """The bot's newest snapshot that reported ``figure`` (a column), taken within ``FRESH`` of now;
+    one query per bot and figure in a pass, reading no further back than that."""
+    key = ("host_snapshot", bot.pk, figure, now)
     if key not in memo:
-        memo[key] = latest_host(bot)
-    snapshot: BotSnapshot | None = memo[key]
-    if snapshot is None or now - snapshot.taken_at > FRESH:
-        return None
-    return snapshot
+        memo[key] = (
+            BotSnapshot.objects.filter(bot=bot, taken_at__gte=now - FRESH, **{f"{figure}__isnull": False})
+            .order_by("-taken_at", "-id")
+            .first()
+        )
+    return memo[key]
 
 
 def percent_of(part: int, whole: int) -> Decimal:
@@ -108,7 +109,7 @@ class HostDisk(HostRule):
     threshold_means = "percent of the disk free, e.g. 10"
 
     def judge_host(self, rule: Rule, bot: Bot, now: dt.datetime, memo: Memo) -> Iterator[Finding]:
-        snapshot = host_snapshot(bot, now, memo)
+        snapshot = host_snapshot(bot, "disk_free_bytes", now, memo)
         if snapshot is None or rule.threshold is None:
             return
         free, total = snapshot.disk_free_bytes, snapshot.disk_total_bytes
@@ -184,7 +185,7 @@ class HostMemory(HostRule):
     threshold_means = "percent of the memory available, e.g. 10"
 
     def judge_host(self, rule: Rule, bot: Bot, now: dt.datetime, memo: Memo) -> Iterator[Finding]:
-        snapshot = host_snapshot(bot, now, memo)
+        snapshot = host_snapshot(bot, "memory_available_bytes", now, memo)
         if snapshot is None or rule.threshold is None:
             return
         available, total = snapshot.memory_available_bytes, snapshot.memory_total_bytes
