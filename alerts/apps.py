@@ -13,6 +13,7 @@ class AlertsConfig(AppConfig):
         from trades.models import BotEvent
 
         signals.trades_recorded.connect(receivers.on_trades_recorded, dispatch_uid="alerts.trades_recorded")
+        signals.state_reported.connect(receivers.on_state_reported, dispatch_uid="alerts.state_reported")
         signals.site_alert.connect(receivers.on_site_alert, dispatch_uid="alerts.site_alert")
         signals.daily_summary_send.connect(receivers.on_summary_requested, dispatch_uid="alerts.summary")
         signals.period_summary_send.connect(

@@ -4,8 +4,8 @@ The format (see docs/ALERTS.md)::
 
     rules:
       daily-loss-warning:          # the rule's name
-        kind: daily_loss           # daily_loss, max_daily_loss, trade_frequency,
-        threshold: -500            # position_size, bot_stopped, bot_event
+        kind: daily_loss           # daily_loss, max_daily_loss, trade_frequency, position_size,
+        threshold: -500            # bot_stopped, bot_event, host_disk, host_memory, bot_restart
         level: warning             # info, warning, critical
         enabled: true
         cooldown_minutes: 60

@@ -1,6 +1,7 @@
 """Judging the rules: which rules apply when, and what their judges find, as alerts.
 
-After new trades, on the schedule and on a bot event, evaluation finds the enabled
+After new trades, on the schedule, on a bot event and after heartbeats that carried the
+bot's state (positions, account, host), evaluation finds the enabled
 rules of the kinds judged then (``Judge.judged_on``) that apply to the bot, and asks
 each rule's judge (``alerts.rules``). What a judge finds, evaluation turns into alerts
 the same way for every kind:
@@ -31,10 +32,11 @@ from alerts.models import (
     Condition,
     Level,
     PendingEvaluation,
+    PendingStateEvaluation,
     Silence,
     rules_judging,
 )
-from alerts.rules.base import Finding, Memo, NewTrades, Notice, Recovery
+from alerts.rules.base import Finding, Memo, NewState, NewTrades, Notice, Recovery
 from alerts.transports import hide
 from trades import market
 from trades.models import Bot, BotEvent, Trade
@@ -210,6 +212,31 @@ def evaluate_new_trades(bot_id: int, first_trade_id: int, now: dt.datetime | Non
     return evaluate_trades(bot_id, trade_ids, now=now)
 
 
+# --- after heartbeats with the bot's state ------------------------------------------------
+
+
+def evaluate_state(bot_id: int, since: dt.datetime, now: dt.datetime | None = None) -> list[Alert]:
+    """After heartbeats that carried the bot's state, the first of them taken at ``since``: every
+    rule judged on the state (the daily losses with open positions marked to market, the host
+    rules), each judging the bot's newest state; the day rules judge each trading day from
+    ``since``'s to now's."""
+    now = now or timezone.now()
+    bot = Bot.objects.filter(pk=bot_id).first()
+    if bot is None:
+        return []
+    rules = rules_judging(AlertRule.objects.enabled().for_bot(bot).judged_on("state").judged(), bot.pk)
+    if not rules:
+        return []
+    first, last = market.trading_day_of(min(since, now)), market.trading_day_of(now)
+    days = [first] if first == last else [first, last]
+    state = NewState(bot=bot, days=days)
+    alerts: list[Alert] = []
+    memo: Memo = {}
+    for rule in rules:
+        alerts += _alerts(rule, bot, rule.judge.on_state(rule, state, now, memo), now)
+    return alerts
+
+
 # --- the schedule ------------------------------------------------------------------
 
 
@@ -217,7 +244,7 @@ def evaluate_schedule(now: dt.datetime | None = None) -> list[Alert]:
     """The periodic pass: every rule judged on the schedule, for each active bot it applies to
     (bot stopped, and today's daily thresholds, so an edited threshold counts).
 
-    It also judges trades whose evaluation task was lost (a request left waiting too long).
+    It also judges trades and states whose evaluation task was lost (a request left waiting too long).
     """
     now = now or timezone.now()
     today = market.trading_day_of(now)
@@ -226,6 +253,10 @@ def evaluate_schedule(now: dt.datetime | None = None) -> list[Alert]:
         first_id = PendingEvaluation.objects.claim(pending.bot_id)
         if first_id is not None:
             alerts += evaluate_new_trades(pending.bot_id, first_id, now=now)
+    for waiting in PendingStateEvaluation.objects.filter(queued_at__lt=now - PendingStateEvaluation.STALE):
+        since = PendingStateEvaluation.objects.claim(waiting.bot_id)
+        if since is not None:
+            alerts += evaluate_state(waiting.bot_id, since, now=now)
     rules = AlertRule.objects.enabled().judged_on("schedule").judged()
     if not rules:
         return alerts

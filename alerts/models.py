@@ -83,8 +83,9 @@ class AlertRule(models.Model):
         decimal_places=2,
         null=True,
         blank=True,
-        help_text="Daily loss: P&L at or below it. Trade frequency: trades above it. "
-        "Position size: notional above it. Bot stopped: minutes without a heartbeat.",
+        help_text="Daily loss: the day's P&L at or below it. Trade frequency: trades above it. "
+        "Position size: notional above it. Bot stopped: minutes without a heartbeat. "
+        "Host disk, host memory: percent free below it (above 0, below 100).",
     )
     level = models.CharField(max_length=16, choices=Level.choices, default=Level.WARNING)
     enabled = models.BooleanField(default=True)
@@ -750,30 +751,45 @@ class PendingEvaluationQuerySet(models.QuerySet["PendingEvaluation"]):
         so under load a request costs one SELECT and no write. A request
         older than ``STALE`` is taken over, in case its task was lost.
         """
-        stale = now - self.model.STALE
-        if self.filter(bot=bot, queued_at__gte=stale).exists():
-            return False
-        connection = connections[self.db]
-        table = connection.ops.quote_name(self.model._meta.db_table)
-        # SQLite's two-argument min() is PostgreSQL's LEAST().
-        least = "min" if connection.vendor == "sqlite" else "LEAST"
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} (bot_id, first_trade_id, queued_at) VALUES (%s, %s, %s) "
-                f"ON CONFLICT (bot_id) DO UPDATE SET queued_at = excluded.queued_at, "
-                f"first_trade_id = {least}({table}.first_trade_id, excluded.first_trade_id) "
-                f"WHERE {table}.queued_at < %s RETURNING bot_id",
-                [bot.pk, first_trade_id, _db_time(connection, now), _db_time(connection, stale)],
-            )
-            return cursor.fetchone() is not None
+        return _request(self, bot, "first_trade_id", first_trade_id, now)
 
     def claim(self, bot_id: int) -> int | None:
         """Take the bot's waiting request (one task gets it); the first trade id to evaluate from."""
-        table = connections[self.db].ops.quote_name(self.model._meta.db_table)
-        with connections[self.db].cursor() as cursor:
-            cursor.execute(f"DELETE FROM {table} WHERE bot_id = %s RETURNING first_trade_id", [bot_id])
-            row = cursor.fetchone()
-        return None if row is None else row[0]
+        return _claim(self, bot_id, "first_trade_id")
+
+
+def _request(queryset: models.QuerySet[Any], bot: Bot, column: str, value: Any, now: dt.datetime) -> bool:
+    """Record that ``bot`` waits for an evaluation from ``value`` on (the least one wins); True when
+    this call queued it (none waited, or the one waiting is older than ``STALE``: its task may be lost).
+
+    The read comes first, so under load a request costs one SELECT and no write."""
+    model = queryset.model
+    stale = now - model.STALE
+    if queryset.filter(bot=bot, queued_at__gte=stale).exists():
+        return False
+    connection = connections[queryset.db]
+    table = connection.ops.quote_name(model._meta.db_table)
+    # SQLite's two-argument min() is PostgreSQL's LEAST().
+    least = "min" if connection.vendor == "sqlite" else "LEAST"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (bot_id, {column}, queued_at) VALUES (%s, %s, %s) "
+            f"ON CONFLICT (bot_id) DO UPDATE SET queued_at = excluded.queued_at, "
+            f"{column} = {least}({table}.{column}, excluded.{column}) "
+            f"WHERE {table}.queued_at < %s RETURNING bot_id",
+            [bot.pk, value, _db_time(connection, now), _db_time(connection, stale)],
+        )
+        return cursor.fetchone() is not None
+
+
+def _claim(queryset: models.QuerySet[Any], bot_id: int, column: str) -> Any:
+    """Take the bot's waiting request (one task gets it); its ``column``, None when none waited."""
+    connection = connections[queryset.db]
+    table = connection.ops.quote_name(queryset.model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE bot_id = %s RETURNING {column}", [bot_id])
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def _db_time(connection: Any, moment: dt.datetime) -> Any:
@@ -800,6 +816,41 @@ class PendingEvaluation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bot}: trades from #{self.first_trade_id} wait to be judged"
+
+
+class PendingStateEvaluationQuerySet(models.QuerySet["PendingStateEvaluation"]):
+    def request(self, bot: Bot, since: dt.datetime, now: dt.datetime) -> bool:
+        """Ask for an evaluation of ``bot``'s state reported from ``since`` on; True: queue a task.
+
+        False when one already waits for this bot: it judges the bot's newest state when it
+        runs, so it covers this snapshot too. A heartbeat every few seconds costs one SELECT
+        while the task waits, and the cluster one evaluation per queue wait."""
+        return _request(self, bot, "since", _db_time(connections[self.db], since), now)
+
+    def claim(self, bot_id: int) -> dt.datetime | None:
+        """Take the bot's waiting request (one task gets it); when the first waiting snapshot was taken."""
+        since = _claim(self, bot_id, "since")
+        if isinstance(since, str):  # SQLite's raw rows hold text ...
+            since = dt.datetime.fromisoformat(since)
+        if since is not None and timezone.is_naive(since):  # ... of naive UTC
+            since = since.replace(tzinfo=dt.UTC)
+        return since
+
+
+class PendingStateEvaluation(models.Model):
+    """A bot whose newly reported state (``trades.BotSnapshot``) waits for an evaluation task;
+    snapshots that arrive meanwhile join it (like ``PendingEvaluation`` for trades)."""
+
+    STALE = dt.timedelta(seconds=30)
+
+    bot = models.OneToOneField(Bot, on_delete=models.CASCADE, primary_key=True)
+    since = models.DateTimeField(help_text="When the first snapshot waiting to be judged was taken.")
+    queued_at = models.DateTimeField()
+
+    objects = PendingStateEvaluationQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.bot}: state since {format_market_time(self.since)} waits to be judged"
 
 
 class SummarySchedule(models.Model):

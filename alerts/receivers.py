@@ -1,4 +1,5 @@
-"""How alerts hears about trades, bot events and site problems (connected in AlertsConfig.ready).
+"""How alerts hears about trades, the bot's reported state, bot events and site problems
+(connected in AlertsConfig.ready).
 
 Each receiver only queues work or writes an outbox row; none may raise into
 the request or task that sent the signal.
@@ -12,9 +13,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from alerts.models import AlertRule, PendingEvaluation
+from alerts.models import AlertRule, PendingEvaluation, PendingStateEvaluation
 from alerts.tasks import enqueue
-from trades.models import Bot, BotEvent
+from trades.models import Bot, BotEvent, BotSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,22 @@ def on_trades_recorded(sender: Any, bot: Bot, trade_ids: list[int], **kwargs: An
 def _forget(bot_id: int) -> Callable[[], None]:
     """If the task cannot be queued, drop the request, so the next batch queues one."""
     return lambda: PendingEvaluation.objects.filter(bot_id=bot_id).delete()
+
+
+def on_state_reported(sender: Any, bot: Bot, snapshot: BotSnapshot, **kwargs: Any) -> None:
+    """Queue an evaluation of the bot's new state, unless one already waits (it judges the newest
+    state, so it covers this one): a heartbeat every few seconds queues one task per queue wait."""
+    try:
+        if not AlertRule.objects.enabled().judged_on("state").exists():
+            return
+        if PendingStateEvaluation.objects.request(bot, snapshot.taken_at, timezone.now()):
+            enqueue("alerts.tasks.evaluate_state", bot.pk, on_failure=_forget_state(bot.pk))
+    except Exception:
+        logger.exception("alerts: could not queue the evaluation of %s's state", bot)
+
+
+def _forget_state(bot_id: int) -> Callable[[], None]:
+    return lambda: PendingStateEvaluation.objects.filter(bot_id=bot_id).delete()
 
 
 def on_bot_event(sender: Any, instance: BotEvent, created: bool, raw: bool = False, **kwargs: Any) -> None:

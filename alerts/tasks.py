@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from django.db import transaction
 
 from alerts import delivery, evaluation, summary
-from alerts.models import PendingEvaluation
+from alerts.models import PendingEvaluation, PendingStateEvaluation
 from trades.models import BotEvent
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,17 @@ def evaluate_trades(bot_id: int, trade_ids: list[int]) -> int:
     if first_id is None:
         return 0  # an earlier task took the request over and judged these trades
     raised = evaluation.evaluate_new_trades(bot_id, first_id)
+    return delivery.deliver_pending() if raised else 0
+
+
+@_logged
+def evaluate_state(bot_id: int) -> int:
+    """The evaluation of the bot's newly reported state (every snapshot that arrived while it waited),
+    then what it raised is sent."""
+    since = PendingStateEvaluation.objects.claim(bot_id)
+    if since is None:
+        return 0  # an earlier task took the request over and judged this state
+    raised = evaluation.evaluate_state(bot_id, since)
     return delivery.deliver_pending() if raised else 0
 
 

@@ -62,4 +62,15 @@ RULE_CASES: list[tuple[str, str, str, bool, str | None]] = [
     ("bot_event", "", "", False, "event_kind"),
     ("bot_event", "5", "crash", False, "threshold"),
     ("bot_event", "", "crash", False, None),
+    ("host_disk", "0", "", False, "threshold"),  # a percent: above 0 ...
+    ("host_disk", "100", "", False, "threshold"),  # ... and below 100
+    ("host_disk", "", "", False, "threshold"),
+    ("host_disk", "10", "", True, "per_trade"),
+    ("host_disk", "10", "", False, None),
+    ("host_memory", "-5", "", False, "threshold"),
+    ("host_memory", "99.99", "", False, None),
+    ("host_memory", "0.01", "", False, None),
+    ("bot_restart", "5", "", False, "threshold"),
+    ("bot_restart", "", "crash", False, "event_kind"),
+    ("bot_restart", "", "", False, None),
 ]

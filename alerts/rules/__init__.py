@@ -38,6 +38,9 @@ RULE_KINDS: dict[str, str] = {
     "position_size": "alerts.rules.position_size.PositionSize",
     "bot_stopped": "alerts.rules.bot_stopped.BotStopped",
     "bot_event": "alerts.rules.bot_event.ReportedEvent",
+    "host_disk": "alerts.rules.host.HostDisk",
+    "host_memory": "alerts.rules.host.HostMemory",
+    "bot_restart": "alerts.rules.bot_restart.BotRestart",
 }
 
 # The fields of a rule its judge decides on (the admin's forms, alerts.yaml, stored rules).
@@ -61,7 +64,8 @@ def kinds_where(test: Callable[[Judge], bool]) -> list[str]:
 
 
 def kinds_judged_on(moment: Moment) -> list[str]:
-    """The kinds judged after new trades (``trades``), on the schedule or on a bot event."""
+    """The kinds judged after new trades (``trades``), on the schedule, on a bot event or after
+    heartbeats that carried the bot's state (``state``)."""
     return kinds_where(lambda judge: moment in judge.judged_on)
 
 

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 Problems = dict[str, str]
 Fields = Sequence[tuple[str, object]]
 
-# When rules are judged: after a batch of trades is stored, on the periodic pass, on a bot event.
-Moment = Literal["trades", "schedule", "event"]
+# When rules are judged: after a batch of trades is stored, on the periodic pass, on a bot event,
+# after heartbeats that carried the bot's state (a ``BotSnapshot``: positions, account, host).
+Moment = Literal["trades", "schedule", "event", "state"]
 
 # Figures worked out once per evaluation pass, shared by judges that read the same ones
 # (the day rules of one bot, day and scope cost one query together). Keys start with
@@ -39,6 +40,7 @@ class Rule(Protocol):
 
     threshold: Decimal | None
     per_trade: bool
+    cooldown_minutes: int
     strategy: str
     symbol: str
 
@@ -54,6 +56,16 @@ class NewTrades:
 
     bot: Bot
     trade_ids: list[int]
+    days: list[dt.date]
+
+
+@dataclass(frozen=True)
+class NewState:
+    """Heartbeats with the bot's state arrived (one or several, judged together): the bot, and the
+    trading days from the first waiting snapshot's to now's (a snapshot just before the market's
+    midnight is judged for its own day)."""
+
+    bot: Bot
     days: list[dt.date]
 
 
@@ -163,6 +175,10 @@ class Judge:
         self, rule: Rule, bot: Bot, today: dt.date, now: dt.datetime, memo: Memo
     ) -> Iterator[Finding]:
         """What the periodic pass finds for ``bot`` (``today``: the market's trading day of ``now``)."""
+        return iter(())
+
+    def on_state(self, rule: Rule, state: NewState, now: dt.datetime, memo: Memo) -> Iterator[Finding]:
+        """What the bot's newly reported state (positions, account, host) breaches."""
         return iter(())
 
     def on_event(self, rule: Rule, event: BotEvent, now: dt.datetime) -> Iterator[Finding]:

@@ -1,7 +1,9 @@
 """Rules over one bot's trading day (daily loss, max daily loss, trade frequency).
 
 Judged after new trades (each trading day the batch touched) and on the schedule
-(today, so an edited threshold counts without waiting for a trade).
+(today, so an edited threshold counts without waiting for a trade); a member whose figure
+moves with the bot's open positions (the daily losses) is judged after heartbeats that
+carried its state too (``state``: the days of the snapshots that waited).
 
 No flapping: the breach's subject is the bot's trading day, and it is not ended when
 the figure crosses back within that day, so however often P&L crosses the limit it
@@ -14,9 +16,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from alerts.rules.base import Breach, Finding, Judge, Memo, Moment, NewTrades, Notice, Rule
+from alerts.rules.base import Breach, Finding, Judge, Memo, Moment, NewState, NewTrades, Notice, Rule
 from trades.models import Bot, Trade
 from trades.summary import DayFigures
 
@@ -48,10 +50,14 @@ class DayRule(Judge):
     ) -> Iterator[Finding]:
         return self.judge_day(rule, bot, today, now, memo)
 
+    def on_state(self, rule: Rule, state: NewState, now: dt.datetime, memo: Memo) -> Iterator[Finding]:
+        for day in state.days:
+            yield from self.judge_day(rule, state.bot, day, now, memo)
+
     def judge_day(
         self, rule: Rule, bot: Bot, day: dt.date, now: dt.datetime, memo: Memo
     ) -> Iterator[Finding]:
-        figure = self.figure(day_totals(rule, bot, day, memo))
+        figure = self.measure(rule, bot, day, memo)
         threshold = rule.threshold
         if threshold is None or not self.breached(figure, threshold):
             return
@@ -65,17 +71,21 @@ class DayRule(Judge):
 
     # --- what a member says ---
 
+    def measure(self, rule: Rule, bot: Bot, day: dt.date, memo: Memo) -> Any:
+        """The figure the member judges (by default ``figure`` of the day's totals in the rule's scope)."""
+        return self.figure(day_totals(rule, bot, day, memo))
+
     def figure(self, totals: DayFigures) -> Decimal | int:
         raise NotImplementedError
 
-    def breached(self, figure: Decimal | int, threshold: Decimal) -> bool:
+    def breached(self, figure: Any, threshold: Decimal) -> bool:
         raise NotImplementedError
 
-    def words(self, bot: Bot, day: dt.date, figure: Decimal | int, threshold: Decimal) -> Notice:
+    def words(self, bot: Bot, day: dt.date, figure: Any, threshold: Decimal) -> Notice:
         """The title, the message and the fields of the figure (after the bot and the day)."""
         raise NotImplementedError
 
-    def consequence(self, bot: Bot, day: dt.date, figure: Decimal | int, now: dt.datetime) -> str:
+    def consequence(self, bot: Bot, day: dt.date, figure: Any, now: dt.datetime) -> str:
         """The breach's side effect, done before it alerts (on every breach, even one within its
         cooldown), told in a sentence added to the message ("": none)."""
         return ""
