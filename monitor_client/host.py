@@ -68,8 +68,8 @@ class HostSampler:
 
     ``use_psutil``: None (the default) uses it when it can be imported, False never,
     True insists (and falls back to the standard library when it cannot be imported).
-    ``proc`` is where the ``/proc`` file system is (tests point it elsewhere).
-    Thread-safe; meant for one caller (the shipper's thread).
+    ``proc`` is where the ``/proc`` file system is, ``clock`` the wall time a CPU figure is
+    measured over (tests set both). Thread-safe; meant for one caller (the shipper's thread).
     """
 
     def __init__(
@@ -78,9 +78,11 @@ class HostSampler:
         *,
         use_psutil: bool | None = None,
         proc: str | os.PathLike[str] = "/proc",
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.folder = Path(folder)
         self.proc = Path(proc)
+        self._clock = clock
         self._use_psutil = use_psutil
         self._lock = threading.Lock()
         self._psutil: Any = None
@@ -198,7 +200,7 @@ class HostSampler:
     def _cpu(self) -> float | None:
         """This process's CPU since the previous sample, 100 per busy core (the first
         sample: the average since the process started, or nothing when that is unknown)."""
-        now, cpu = time.monotonic(), self._cpu_seconds()
+        now, cpu = self._clock(), self._cpu_seconds()
         if self._last_cpu is None:
             self._last_cpu = (now, cpu)
             started = self._start_epoch()
