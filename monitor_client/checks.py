@@ -184,6 +184,12 @@ def heartbeat_body(status: str, details: dict[str, Any]) -> dict[str, Any]:
     return {"status": str(status)[:HEARTBEAT_STATUS_MAX_LENGTH], "details": json.loads(_dumps(details))}
 
 
+# The bounds as floats, each exactly its Decimal (1e9, 1e7, 1e11): a comparison with a Decimal
+# costs a conversion per number.
+_FLOAT_BOUNDS = {limit: float(limit) for limit in (MAX_QUANTITY, MAX_PRICE, MAX_ABS_MONEY)}
+assert all(Decimal(bound) == limit for limit, bound in _FLOAT_BOUNDS.items())
+
+
 def _bounded(name: str, value: Any, limit: Decimal, *, positive: bool) -> int | float:
     """A position's or the account's number as the heartbeat's JSON carries it, held to a
     trade's rules (finite, places, significant digits) and within ``limit`` (inclusive, as
@@ -193,7 +199,8 @@ def _bounded(name: str, value: Any, limit: Decimal, *, positive: bool) -> int | 
     float's shortest text, so ``json.dumps`` writes the digits checked here."""
     text = _number(name, value, positive=positive)
     number = int(text) if type(value) is int else float(text)
-    if number > limit or number < -limit:
+    bound = _FLOAT_BOUNDS[limit]  # exact: an int or a float compares with it exactly
+    if not -bound <= number <= bound:
         low = "above 0" if positive else f"at least {-limit:,f}"
         raise ValueError(f"{name} must be {low} and at most {limit:,f}; got {text}.")
     return number
