@@ -137,6 +137,7 @@ class Shipper:
     ):
         self.spool = spool
         self.host = host
+        self._host_failed = False
         self.site = site
         self.url = url
         self.dead_letter_path = dead_letter_path
@@ -275,7 +276,9 @@ class Shipper:
         try:
             return self.host() if self.host is not None else {}
         except Exception:
-            log.debug("The host figures failed; the heartbeat goes without them", exc_info=True)
+            if not self._host_failed:  # said once, not every beat
+                self._host_failed = True
+                log.debug("The host figures failed; heartbeats go without them", exc_info=True)
             return {}
 
     def _send_heartbeat(self, beat: dict[str, Any]) -> None:
