@@ -14,6 +14,7 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +26,12 @@ from monitor_client.wire import (
     EVENT_MESSAGE_MAX_LENGTH,
     EXTERNAL_ID_MAX_LENGTH,
     HEARTBEAT_STATUS_MAX_LENGTH,
+    MAX_ABS_MONEY,
     MAX_CLOCK_SKEW,
+    MAX_POSITIONS,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    POSITION_FIELDS,
     SIDES,
     SIGNIFICANT_DIGITS,
     STRATEGY_MAX_LENGTH,
@@ -176,3 +182,110 @@ def heartbeat_body(status: str, details: dict[str, Any]) -> dict[str, Any]:
     stores, the details through the same encoder as metadata (so a Decimal or a datetime
     is a string here, not an error in the shipper)."""
     return {"status": str(status)[:HEARTBEAT_STATUS_MAX_LENGTH], "details": json.loads(_dumps(details))}
+
+
+# The bounds as floats, each exactly its Decimal (1e9, 1e7, 1e11): a comparison with a Decimal
+# costs a conversion per number.
+_FLOAT_BOUNDS = {limit: float(limit) for limit in (MAX_QUANTITY, MAX_PRICE, MAX_ABS_MONEY)}
+assert all(Decimal(bound) == limit for limit, bound in _FLOAT_BOUNDS.items())
+
+
+def _bounded(name: str, value: Any, limit: Decimal, *, positive: bool) -> int | float:
+    """A position's or the account's number as the heartbeat's JSON carries it, held to a
+    trade's rules (finite, places, significant digits) and within ``limit`` (inclusive, as
+    the site's). A heartbeat the site refuses is lost whole, so a bound is checked here too.
+
+    Returned as an int or a float: a number of at most 15 significant digits is exactly the
+    float's shortest text, so ``json.dumps`` writes the digits checked here."""
+    text = _number(name, value, positive=positive)
+    number = int(text) if type(value) is int else float(text)
+    bound = _FLOAT_BOUNDS[limit]  # exact: an int or a float compares with it exactly
+    if not -bound <= number <= bound:
+        low = "above 0" if positive else f"at least {-limit:,f}"
+        raise ValueError(f"{name} must be {low} and at most {limit:,f}; got {text}.")
+    return number
+
+
+def _symbol(name: str, symbol: Any) -> str:
+    if type(symbol) is not str or len(symbol) > SYMBOL_MAX_LENGTH or not _SYMBOL.fullmatch(symbol):
+        raise ValueError(
+            f"{name} must be 1 to {SYMBOL_MAX_LENGTH} ASCII letters, digits and . : / _ -"
+            f" (a letter or digit first); got {symbol!r}."
+        )
+    return symbol.upper()
+
+
+_POSITION_KEYS = frozenset(POSITION_FIELDS)
+_POSITION_SHAPE = (
+    "a dict with the keys symbol, quantity, avg_price and market_price, or a tuple"
+    " (symbol, quantity, avg_price, market_price)"
+)
+
+
+def positions_list(positions: Any) -> list[dict[str, Any]]:
+    """The bot's open positions as the heartbeat's ``positions`` carries them.
+
+    Each one a dict with the keys of ``wire.POSITION_FIELDS`` or a tuple of those four
+    values in that order; ``quantity`` signed (negative: short; 0 is taken), prices above
+    0. At most ``MAX_POSITIONS``, each symbol once (its letters' case aside: the symbol is
+    sent upper-cased, as the site stores a trade's). A mistake raises ``ValueError``
+    naming the position and its field.
+    """
+    if isinstance(positions, str | bytes | Mapping) or not hasattr(positions, "__iter__"):
+        raise ValueError(
+            f"positions must be a list, each position {_POSITION_SHAPE}; got {positions!r:.200}."
+        )
+    items = positions if isinstance(positions, list | tuple) else list(positions)
+    if len(items) > MAX_POSITIONS:
+        raise ValueError(f"positions holds {len(items)} positions; at most {MAX_POSITIONS} are taken.")
+    seen: dict[str, int] = {}
+    sent = []
+    for index, item in enumerate(items):
+        if isinstance(item, Mapping):
+            if item.keys() != _POSITION_KEYS:
+                missing = ", ".join(f for f in POSITION_FIELDS if f not in item)
+                extra = ", ".join(sorted(map(str, item.keys() - _POSITION_KEYS)))
+                raise ValueError(
+                    f"positions[{index}] must be {_POSITION_SHAPE};"
+                    + (f" missing {missing};" if missing else "")
+                    + (f" unknown {extra};" if extra else "")
+                    + f" got {item!r:.200}."
+                )
+            symbol, quantity, avg_price, market_price = (item[field] for field in POSITION_FIELDS)
+        elif isinstance(item, tuple | list) and len(item) == len(POSITION_FIELDS):
+            symbol, quantity, avg_price, market_price = item
+        else:
+            raise ValueError(f"positions[{index}] must be {_POSITION_SHAPE}; got {item!r:.200}.")
+        symbol = _symbol(f"positions[{index}].symbol", symbol)
+        if symbol in seen:
+            raise ValueError(
+                f"positions[{index}].symbol {symbol} is positions[{seen[symbol]}]'s too: each symbol once."
+            )
+        seen[symbol] = index
+        sent.append(
+            {
+                "symbol": symbol,
+                "quantity": _bounded(
+                    f"positions[{index}].quantity ({symbol})", quantity, MAX_QUANTITY, positive=False
+                ),
+                "avg_price": _bounded(
+                    f"positions[{index}].avg_price ({symbol})", avg_price, MAX_PRICE, positive=True
+                ),
+                "market_price": _bounded(
+                    f"positions[{index}].market_price ({symbol})", market_price, MAX_PRICE, positive=True
+                ),
+            }
+        )
+    return sent
+
+
+def bot_state(positions: Any, equity: Any, cash: Any) -> dict[str, Any]:
+    """What a heartbeat says of the bot's account: the keys given (None: not reported)."""
+    state: dict[str, Any] = {}
+    if positions is not None:
+        state["positions"] = positions_list(positions)
+    if equity is not None:
+        state["equity"] = _bounded("equity", equity, MAX_ABS_MONEY, positive=False)
+    if cash is not None:
+        state["cash"] = _bounded("cash", cash, MAX_ABS_MONEY, positive=False)
+    return state

@@ -6,6 +6,9 @@ bug, so it raises ``ValueError`` at once instead of failing forever later), appe
 the durable spool (``monitor_client.spool``) and return. A background thread
 (``monitor_client.shipper``) sends the spool to the site, retrying while it is down.
 Only ``flush`` and ``trading_allowed`` wait for the network, each bounded by a timeout.
+Heartbeats carry the bot's state (``heartbeat``, ``report_positions``) and the host's
+figures (``monitor_client.host``), the latter gathered by the shipper's thread as it
+sends the beat, so no call of the bot waits for them.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from monitor_client.checks import event_json, heartbeat_body, trade_json
+from monitor_client.checks import bot_state, event_json, heartbeat_body, trade_json
+from monitor_client.host import HostSampler
 from monitor_client.shipper import Shipper, SiteConnection, SitePacing
 from monitor_client.spool import DEFAULT_MAX_BYTES, Spool
 from monitor_client.wire import MAX_BATCH
@@ -89,6 +93,8 @@ class Monitor:
             SiteConnection(self.url, key, timeout) if configured else None,
             url=self.url,
             dead_letter_path=self.dead_letter_path,
+            # The disk figures are those of the spool folder's file system.
+            host=HostSampler(self.spool.directory),
             pacing=SitePacing(
                 batch_size=max(1, min(batch_size, MAX_BATCH)),
                 backoff_base=backoff_base,
@@ -98,6 +104,9 @@ class Monitor:
             ),
         )
         self._last_heartbeat: dict[str, Any] = {"status": "running", "details": {}}
+        # The bot's state as last reported (positions, equity, cash): every heartbeat carries it.
+        self._state: dict[str, Any] = {}
+        self._state_lock = threading.Lock()
         self._heartbeat_stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
         self._status_lock = threading.Lock()
@@ -163,14 +172,56 @@ class Monitor:
             self._shutdown_sent = True
         return self._spool_record(b"E", payload)
 
-    def heartbeat(self, status: str = "running", **details: Any) -> None:
+    def heartbeat(
+        self,
+        status: str = "running",
+        positions: Any = None,
+        equity: int | float | Decimal | None = None,
+        cash: int | float | Decimal | None = None,
+        **details: Any,
+    ) -> None:
         """Tell the site the bot is alive; sent by the shipper, the newest one wins.
 
-        The heartbeat thread (``start_heartbeats``) repeats the latest status and details.
+        ``positions``, ``equity`` and ``cash`` report the bot's state as ``report_positions``
+        does (None: unchanged); the beat carries the latest state reported, and the host's
+        figures, added by the shipper's thread as it sends it. The heartbeat thread
+        (``start_heartbeats``) repeats the latest status, details and state. Raises
+        ``ValueError`` for a malformed position or amount, before anything is changed.
         """
-        beat = self._last_heartbeat = heartbeat_body(status, details)
+        beat = heartbeat_body(status, details)
+        state = bot_state(positions, equity, cash)
+        with self._state_lock:
+            if state:
+                self._state = {**self._state, **state}
+            beat.update(self._state)
+            self._last_heartbeat = beat
         self._heartbeat_sent, self._shutdown_sent = True, False
         self._shipper.send_heartbeat(beat)
+
+    def report_positions(
+        self,
+        positions: Any,
+        equity: int | float | Decimal | None = None,
+        cash: int | float | Decimal | None = None,
+    ) -> None:
+        """Keep the bot's open positions (and the account's equity and cash, when given) for
+        the heartbeats: sent with the next one, at once when the heartbeat thread runs, and
+        repeated by it until the next report.
+
+        ``positions`` is a list (an empty one: flat), each position a dict with the keys
+        ``symbol``, ``quantity``, ``avg_price`` and ``market_price`` or a tuple of those four in
+        that order; ``quantity`` is signed (negative: short). At most ``wire.MAX_POSITIONS``,
+        each symbol once, numbers as a trade's (finite, 8 places, 15 significant digits,
+        within ``MAX_QUANTITY`` / ``MAX_PRICE``; equity and cash within ``MAX_ABS_MONEY``).
+        A mistake raises ``ValueError`` at once, naming the position and field.
+        """
+        state = bot_state(positions, equity, cash)
+        with self._state_lock:
+            self._state = {**self._state, **state}
+            beat = self._last_heartbeat = {**self._last_heartbeat, **self._state}
+        thread = self._heartbeat_thread
+        if thread is not None and thread.is_alive() and not self._heartbeat_stop.is_set():
+            self._shipper.send_heartbeat(beat)
 
     def start_heartbeats(self, every: float = 60.0) -> None:
         """Send a heartbeat now and every ``every`` seconds from a daemon thread."""

@@ -4,8 +4,10 @@ It trades nothing real. Prices are random walks; a mean-reversion strategy opens
 position when a price strays from its recent average and closes it when the price
 comes back, or at a stop loss or take profit, so there are wins and losses. Every
 fill goes through ``Monitor.record_trade`` (closing fills carry their P&L), with
-heartbeats, events (startup, market_open, with ``--glitch-rate`` the odd data_quality or
-connection_retry, risk_limit when the site halts trading, market_close, shutdown) and logs through
+heartbeats carrying its open positions and its paper account's equity and cash
+(``Monitor.report_positions``, after each fill and once per heartbeat period), events
+(startup, market_open, with ``--glitch-rate`` the odd data_quality or connection_retry,
+risk_limit when the site halts trading, market_close, shutdown) and logs through
 ``monitor_client.setup_logging``, exactly as a real bot would use them.
 
 By default it keeps limits of its own, as a careful bot does, so that it stays calm under the
@@ -61,6 +63,8 @@ FIRST_SHARE = Fraction(3, 10)
 # winning day). With 1 a day's low averages about -75 in ten minutes and -110 in a session.
 PULL = 1.0
 BOOK_FILE = "demo-day.json"
+# The paper account's cash at the start of a run; equity is cash plus the open positions at market.
+STARTING_CASH = Decimal(100_000)
 
 
 @dataclass
@@ -193,6 +197,8 @@ class PaperBot:
         self.book_path = book_path if self.fill_limit or self.loss_limit else None
         self.book = DayBook.open(self.book_path, clock())
         self.waiting = ""  # why no position opens now, as last said in the log
+        self.cash = STARTING_CASH  # the paper account: a buy pays, a sell (or a short) is paid
+        self.reported_at: dt.datetime | None = None  # the last report of the positions
 
     def run(self) -> None:
         monitor = self.monitor
@@ -204,6 +210,7 @@ class PaperBot:
             strategy=STRATEGY,
             paper=True,
         )
+        self.report_positions(force=True)  # the first heartbeat carries the account
         monitor.start_heartbeats(every=self.args.heartbeat_every)
         monitor.event("market_open", "info", "Paper session open")
         log.info("Paper session open; a tick every %.2f s. Ctrl-C stops.", self.args.tick)
@@ -215,6 +222,7 @@ class PaperBot:
             if self.args.duration and time.monotonic() - started >= self.args.duration:
                 break
         self.close_all("session end")
+        self.report_positions(force=True)  # flat
         monitor.event(
             "market_close",
             "info",
@@ -239,9 +247,37 @@ class PaperBot:
                 log.info("Trading allowed again.")
         if self.rng.random() < self.args.glitch_rate:
             self.glitch()
+        fills = self.fills
         for instrument in self.instruments:
             price = instrument.tick(self.rng, self.args.volatility, self.drift(instrument))
             self.trade(instrument, price)
+        self.report_positions(force=self.fills != fills)
+
+    def report_positions(self, force: bool = False) -> None:
+        """The open positions at the last prices, and the paper account, for the heartbeats: after a
+        fill (``force``), else once per heartbeat period (the heartbeat thread repeats the last)."""
+        now = self.clock()
+        period = dt.timedelta(seconds=self.args.heartbeat_every)
+        if not force and self.reported_at is not None and now - self.reported_at < period:
+            return
+        self.reported_at = now
+        positions, value = [], Decimal(0)
+        for instrument in self.instruments:
+            position = instrument.position
+            if position is None:
+                continue
+            quantity = position.quantity if position.side == "long" else -position.quantity
+            market = Decimal(str(instrument.price)).quantize(CENT)
+            value += quantity * market
+            positions.append(
+                {
+                    "symbol": instrument.symbol,
+                    "quantity": quantity,
+                    "avg_price": position.entry,
+                    "market_price": market,
+                }
+            )
+        self.monitor.report_positions(positions, equity=self.cash + value, cash=self.cash)
 
     def drift(self, instrument: Instrument) -> float:
         """With --losing, prices run against open positions: the daily-loss warning fires within
@@ -345,6 +381,7 @@ class PaperBot:
         self.fills += 1
         if pnl is not None:
             self.realized += pnl
+        self.cash += quantity * price if side == "SELL" else -quantity * price
         self.book.add(pnl)
         external_id = f"demo-{self.run_id}-{self.fills}"
         self.monitor.record_trade(

@@ -17,6 +17,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,8 @@ class Shipper:
     heartbeat until it is sent.
 
     Without a ``site`` nothing is shipped: records wait in the spool for a process that
-    has one.
+    has one. ``host`` gives the host's figures, called on this thread as each heartbeat is
+    sent (so the bot's thread never waits for them).
     """
 
     def __init__(
@@ -131,8 +133,11 @@ class Shipper:
         url: str,
         dead_letter_path: Path,
         pacing: SitePacing,
+        host: Callable[[], dict[str, Any]] | None = None,
     ):
         self.spool = spool
+        self.host = host
+        self._host_failed = False
         self.site = site
         self.url = url
         self.dead_letter_path = dead_letter_path
@@ -266,8 +271,21 @@ class Shipper:
             self._progress.notify_all()
         return True
 
+    def _host_figures(self) -> dict[str, Any]:
+        """The host's figures now; none when the sampler fails (it should not: it never raises)."""
+        try:
+            return self.host() if self.host is not None else {}
+        except Exception:
+            if not self._host_failed:  # said once, not every beat
+                self._host_failed = True
+                log.debug("The host figures failed; heartbeats go without them", exc_info=True)
+            return {}
+
     def _send_heartbeat(self, beat: dict[str, Any]) -> None:
-        response = self._post("heartbeat/", json.dumps(beat).encode())
+        # A copy: ``beat`` is the Monitor's latest, repeated by its heartbeat thread; a retry
+        # takes the figures afresh.
+        host = self._host_figures()
+        response = self._post("heartbeat/", json.dumps({**beat, "host": host} if host else beat).encode())
         if response.status_code == 400:
             log.error("The site refused a heartbeat: %s", response.text[:500])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import os
@@ -21,7 +22,8 @@ import requests
 
 from alerts.evaluation import alert_for_event, evaluate_schedule, evaluate_trades
 from alerts.models import Alert, AlertRule, TradingHalt
-from monitor_client.demo import SESSION, DayBook, PaperBot, Position, parse_args
+from monitor_client.checks import bot_state
+from monitor_client.demo import SESSION, STARTING_CASH, DayBook, PaperBot, Position, parse_args
 from tests.conftest import stored_trade
 from tests.harness import MARKET_ZONE, ROOT, Site, free_port, stop, wait_for, with_default_sigint
 from trades.models import Bot, BotEvent, Trade
@@ -168,6 +170,7 @@ class SimulatedMonitor:
         self.start, self.tick, self.ticks = start, 2.0, 0
         self.fills: list[tuple[dt.datetime, dict[str, Any]]] = []
         self.events: list[tuple[dt.datetime, str, str, str]] = []
+        self.reports: list[tuple[dt.datetime, dict[str, Any]]] = []
 
     def now(self) -> dt.datetime:
         return self.start + dt.timedelta(seconds=self.ticks * self.tick)
@@ -179,6 +182,10 @@ class SimulatedMonitor:
     def event(self, kind: str, level: str = "info", message: str = "", **details: Any) -> bool:
         self.events.append((self.now(), kind, level, message))
         return True
+
+    def report_positions(self, positions: Any, equity: Any = None, cash: Any = None) -> None:
+        # As the heartbeat carries it, through the Monitor's own checks (a mistake raises).
+        self.reports.append((self.now(), bot_state(positions, equity, cash)))
 
     def trading_allowed(self) -> bool:
         # No halt without a max-daily-loss breach first, which judging the fills finds.
@@ -352,6 +359,40 @@ def test_a_losing_demo_shows_the_whole_halt_path_within_ten_minutes(quiet_demo: 
         (halted_at,) = [at for at, kind, _, _ in monitor.events if kind == "risk_limit"]
         assert not [f for at, f in monitor.fills if at > halted_at and f["reason"] == "open"]
         Bot.objects.filter(pk=bot.pk).update(is_active=False)
+
+
+def test_the_demo_reports_its_positions_and_paper_account_after_each_fill_and_each_period() -> None:
+    monitor = SimulatedMonitor()
+    paper = simulate(monitor, 5, 30, "--losing", "--heartbeat-every", "15")
+    paper.report_positions(force=True)  # as run() does after the session's end closed everything
+    assert len(monitor.fills) >= 4
+    assert monitor.reports[-1][1] == {
+        "positions": [],
+        "equity": float(STARTING_CASH + paper.realized),
+        "cash": float(STARTING_CASH + paper.realized),
+    }
+    fill_times = {at for at, _ in monitor.fills}
+    reported_at = [at for at, _ in monitor.reports]
+    assert fill_times <= set(reported_at), "a report in the tick of each fill"
+    gaps = [b - a for a, b in itertools.pairwise(reported_at)]
+    assert max(gaps) <= dt.timedelta(seconds=15 + paper.args.tick), "one at least each heartbeat period"
+    assert min(gaps[:-1]) >= dt.timedelta(seconds=paper.args.tick), "none between ticks"
+    sides = set()
+    for at, state in monitor.reports:
+        # The account as the fills up to that moment make it: signed quantities, cash paid and received.
+        held: dict[str, int] = {}
+        cash = STARTING_CASH
+        for _, fill in (f for f in monitor.fills if f[0] <= at):
+            sign = 1 if fill["side"] == "BUY" else -1
+            held[fill["symbol"]] = held.get(fill["symbol"], 0) + sign * fill["quantity"]
+            cash -= sign * fill["quantity"] * fill["price"]
+        positions = {p["symbol"]: p for p in state["positions"]}
+        assert {s: p["quantity"] for s, p in positions.items()} == {s: q for s, q in held.items() if q}
+        assert Decimal(str(state["cash"])) == cash
+        open_value = sum(p["quantity"] * Decimal(str(p["market_price"])) for p in positions.values())
+        assert Decimal(str(state["equity"])) == cash + open_value
+        sides |= {p["quantity"] > 0 for p in positions.values()}
+    assert sides == {True, False}, "longs and shorts both reported"
 
 
 # --- the demo's own limits, at their boundaries -----------------------------------------------

@@ -243,3 +243,106 @@ def test_the_wire_module_imports_without_django() -> None:
         check=True,
     )
     assert result.stdout.strip() == "[]", result.stdout
+
+
+# --- the bot's state a heartbeat carries (the bot's side) ---------------------------
+# Each case: the report at the limit (kept for the heartbeats) and one past it (``ValueError``
+# on the bot's thread, naming the position and field, and nothing kept).
+
+
+def position(symbol: str = "AAPL", quantity: Any = 1, avg_price: Any = 10, market_price: Any = 11) -> dict:
+    return {"symbol": symbol, "quantity": quantity, "avg_price": avg_price, "market_price": market_price}
+
+
+def many(count: int) -> list[dict[str, Any]]:
+    return [position(f"S{n}") for n in range(count)]
+
+
+def one(symbol: str = "AAPL", **fields: Any) -> dict[str, Any]:
+    """A report of one position."""
+    return {"positions": [position(symbol, **fields)]}
+
+
+MAX_QTY, MAX_PRICE, MAX_MONEY, MAX_SYMBOL = (
+    wire.MAX_QUANTITY,
+    wire.MAX_PRICE,
+    wire.MAX_ABS_MONEY,
+    wire.SYMBOL_MAX_LENGTH,
+)
+AT = r"positions\[0\]"  # the first position, as an error names it
+POSITION_CASES = [
+    # (report at the limit, report one past it, what the error names)
+    ({"positions": many(wire.MAX_POSITIONS)}, {"positions": many(wire.MAX_POSITIONS + 1)},
+     rf"positions holds {wire.MAX_POSITIONS + 1} positions; at most {wire.MAX_POSITIONS}"),
+    ({"positions": [position("AAPL"), position("AAPL.B")]},
+     {"positions": [position("AAPL"), position("aapl")]},
+     r"positions\[1\]\.symbol AAPL is positions\[0\]'s too"),
+    (one(quantity=MAX_QTY), one(quantity=MAX_QTY + 1),
+     rf"{AT}\.quantity \(AAPL\) must be at least -1,000,000,000 and at most 1,000,000,000"),
+    (one(quantity=-MAX_QTY), one(quantity=-MAX_QTY - 1), rf"{AT}\.quantity \(AAPL\)"),
+    (one(quantity=0), one(quantity=float("nan")),
+     rf"{AT}\.quantity \(AAPL\) must be a finite number; got nan"),
+    (one(avg_price=MAX_PRICE), one(avg_price=MAX_PRICE + 1),
+     rf"{AT}\.avg_price \(AAPL\) must be above 0 and at most 10,000,000"),
+    (one(market_price=Decimal("0.00000001")), one(market_price=0),
+     rf"{AT}\.market_price \(AAPL\) must be greater than 0"),
+    (one(market_price=1e7), one(market_price=1e400),
+     rf"{AT}\.market_price \(AAPL\) must be a finite number; got inf"),
+    (one(market_price=Decimal("1e7")), one(market_price=Decimal("1e400")),
+     rf"{AT}\.market_price \(AAPL\) must be above 0 and at most 10,000,000; got 1E\+400"),
+    (one(avg_price=Decimal("1.12345678")), one(avg_price=Decimal("1.123456789")),
+     rf"{AT}\.avg_price \(AAPL\) has more than 8 decimal places"),
+    (one(quantity=Decimal("1234567.12345678")), one(quantity=Decimal("12345678.12345678")),
+     rf"{AT}\.quantity \(AAPL\) has more than 15 significant digits"),
+    (one("S" * MAX_SYMBOL), one("S" * (MAX_SYMBOL + 1)), rf"{AT}\.symbol must be 1 to {MAX_SYMBOL}"),
+    (one("brk.b"), one("BRK B"), rf"{AT}\.symbol must be"),
+    ({"positions": [("AAPL", 1, 10, 11)]}, {"positions": [("AAPL", 1, 10)]}, rf"{AT} must be a dict"),
+    (one(), {"positions": [{**position(), "side": "long"}]}, rf"{AT} must be .*unknown side"),
+    ({"positions": []}, {"positions": "AAPL"}, r"positions must be a list"),
+    ({"equity": MAX_MONEY, "cash": -MAX_MONEY}, {"equity": MAX_MONEY + 1},
+     r"equity must be at least -100,000,000,000 and at most 100,000,000,000"),
+    ({"cash": -MAX_MONEY}, {"cash": -MAX_MONEY - 1}, r"cash must be"),
+    ({"cash": 0}, {"cash": True}, r"cash must be a number"),
+]  # fmt: skip
+
+
+def as_kept(given: dict[str, Any]) -> dict[str, Any]:
+    """A report as the heartbeat carries it: symbols upper-cased, each number the same value."""
+    kept: dict[str, Any] = {}
+    for key, value in given.items():
+        if key == "positions":
+            rows = [
+                dict(zip(wire.POSITION_FIELDS, p, strict=True)) if isinstance(p, tuple) else p for p in value
+            ]
+            kept[key] = [{**p, "symbol": p["symbol"].upper()} for p in rows]
+        else:
+            kept[key] = value
+    return kept
+
+
+def same(sent: Any, given: Any) -> bool:
+    if isinstance(given, dict):
+        return sent.keys() == given.keys() and all(same(sent[k], given[k]) for k in given)
+    if isinstance(given, list):
+        return len(sent) == len(given) and all(same(a, b) for a, b in zip(sent, given, strict=True))
+    if isinstance(given, str):
+        return sent == given
+    return type(sent) in (int, float) and Decimal(str(sent)) == Decimal(str(given))
+
+
+@pytest.mark.parametrize(("at_limit", "past_limit", "named"), POSITION_CASES)
+def test_the_bot_takes_its_state_at_each_limit_and_refuses_it_one_past(
+    monitor: Monitor, at_limit: dict[str, Any], past_limit: dict[str, Any], named: str
+) -> None:
+    """Through both calls that take it: ``report_positions`` and ``heartbeat``."""
+    calls = {
+        "report_positions": lambda state: monitor.report_positions(**{"positions": None, **state}),
+        "heartbeat": lambda state: monitor.heartbeat("running", **state),
+    }
+    for name, call in calls.items():
+        call(at_limit)
+        kept = dict(monitor._last_heartbeat)
+        assert same({key: kept[key] for key in at_limit}, as_kept(at_limit)), (name, kept)
+        with pytest.raises(ValueError, match=named):
+            call(past_limit)
+        assert monitor._last_heartbeat == kept, f"{name}: nothing kept of a refused report"
