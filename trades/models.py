@@ -581,7 +581,16 @@ class BotSnapshot(models.Model):
 
     class Meta:
         ordering = ("-taken_at", "-id")
-        indexes = [models.Index(fields=("bot", "taken_at"), name="snapshot_bot_time")]
+        indexes = [
+            models.Index(fields=("bot", "taken_at"), name="snapshot_bot_time"),
+            # The snapshots with positions alone (day_pnl's: the day's last, the last before it),
+            # so a bot that sends host figures every minute and positions rarely is not scanned.
+            models.Index(
+                fields=("bot", "taken_at"),
+                condition=Q(positions__isnull=False),
+                name="snapshot_bot_positions_time",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.bot_id} at {self.taken_at:%Y-%m-%d %H:%M:%S}"

@@ -33,7 +33,14 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ('-taken_at', '-id'),
-                'indexes': [models.Index(fields=['bot', 'taken_at'], name='snapshot_bot_time')],
+                'indexes': [
+                    models.Index(fields=['bot', 'taken_at'], name='snapshot_bot_time'),
+                    models.Index(
+                        condition=models.Q(('positions__isnull', False)),
+                        fields=['bot', 'taken_at'],
+                        name='snapshot_bot_positions_time',
+                    ),
+                ],
             },
         ),
     ]
