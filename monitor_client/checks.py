@@ -14,7 +14,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -240,6 +240,7 @@ def positions_list(positions: Any) -> list[dict[str, Any]]:
         raise ValueError(f"positions holds {len(items)} positions; at most {MAX_POSITIONS} are taken.")
     seen: dict[str, int] = {}
     sent = []
+    unrealized = 0.0
     for index, item in enumerate(items):
         if isinstance(item, Mapping):
             if item.keys() != _POSITION_KEYS:
@@ -262,21 +263,63 @@ def positions_list(positions: Any) -> list[dict[str, Any]]:
                 f"positions[{index}].symbol {symbol} is positions[{seen[symbol]}]'s too: each symbol once."
             )
         seen[symbol] = index
-        sent.append(
-            {
-                "symbol": symbol,
-                "quantity": _bounded(
-                    f"positions[{index}].quantity ({symbol})", quantity, MAX_QUANTITY, positive=False
-                ),
-                "avg_price": _bounded(
-                    f"positions[{index}].avg_price ({symbol})", avg_price, MAX_PRICE, positive=True
-                ),
-                "market_price": _bounded(
-                    f"positions[{index}].market_price ({symbol})", market_price, MAX_PRICE, positive=True
-                ),
-            }
+        position = {
+            "symbol": symbol,
+            "quantity": _bounded(
+                f"positions[{index}].quantity ({symbol})", quantity, MAX_QUANTITY, positive=False
+            ),
+            "avg_price": _bounded(
+                f"positions[{index}].avg_price ({symbol})", avg_price, MAX_PRICE, positive=True
+            ),
+            "market_price": _bounded(
+                f"positions[{index}].market_price ({symbol})", market_price, MAX_PRICE, positive=True
+            ),
+        }
+        # What the site holds a position's value to (and the positions' unrealized P&L together):
+        # a heartbeat it refused would be lost, and the bot would look silent. In floats, and
+        # exactly (in decimals) only near the bound, where a float's rounding could decide.
+        size, avg, market = position["quantity"], position["avg_price"], position["market_price"]
+        if _past_money_bound(
+            max(abs(size * avg), abs(size * market)),
+            lambda s=size, a=avg, m=market: max(abs(_exact(s) * _exact(a)), abs(_exact(s) * _exact(m))),
+        ):
+            raise ValueError(
+                f"positions[{index}].quantity ({symbol}) x its price is above {MAX_ABS_MONEY:,f},"
+                f" more than any account holds; got {size} at {max(avg, market)}."
+            )
+        unrealized += size * (market - avg)
+        sent.append(position)
+    if _past_money_bound(
+        abs(unrealized),
+        lambda: abs(
+            sum(
+                (_exact(p["quantity"]) * (_exact(p["market_price"]) - _exact(p["avg_price"])) for p in sent),
+                Decimal(0),
+            )
+        ),
+    ):
+        raise ValueError(
+            f"positions' unrealized P&L together is above {MAX_ABS_MONEY:,f}; got {unrealized:,.2f}."
         )
     return sent
+
+
+_MONEY_BOUND = float(MAX_ABS_MONEY)
+
+
+def _exact(number: int | float) -> Decimal:
+    """The decimal a checked number (at most 15 significant digits) was written as."""
+    return Decimal(repr(number))
+
+
+def _past_money_bound(approximate: float, exact: Callable[[], Decimal]) -> bool:
+    """Whether a money figure is above ``MAX_ABS_MONEY``: ``approximate`` (in floats) decides
+    unless it is within a float's rounding of the bound, where ``exact`` does."""
+    if approximate > _MONEY_BOUND * (1 + 1e-9):
+        return True
+    if approximate < _MONEY_BOUND * (1 - 1e-9):
+        return False
+    return exact() > MAX_ABS_MONEY
 
 
 def bot_state(positions: Any, equity: Any, cash: Any) -> dict[str, Any]:

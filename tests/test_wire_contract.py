@@ -25,7 +25,7 @@ from rest_framework.test import APIClient
 import monitor_client.checks as checks_module
 from monitor_client import Monitor, wire
 from tests.harness import ROOT
-from trades.models import Bot, BotEvent, EventKind, EventLevel, Side, Trade
+from trades.models import Bot, BotEvent, BotSnapshot, EventKind, EventLevel, Side, Trade
 
 NOW = dt.datetime(2026, 1, 15, 15, 0, tzinfo=dt.UTC)
 
@@ -303,6 +303,14 @@ POSITION_CASES = [
      r"equity must be at least -100,000,000,000 and at most 100,000,000,000"),
     ({"cash": -MAX_MONEY}, {"cash": -MAX_MONEY - 1}, r"cash must be"),
     ({"cash": 0}, {"cash": True}, r"cash must be a number"),
+    # A position's value (quantity x price) and the positions' unrealized P&L together stay within
+    # an account's: the site refuses more, and a refused heartbeat is lost.
+    (one(quantity=-10_000_000, avg_price=10_000, market_price=10_000),
+     one(quantity=-10_000_001, avg_price=10_000, market_price=10_000),
+     rf"{AT}\.quantity \(AAPL\) x its price is above 100,000,000,000"),
+    ({"positions": [position("A", 10_000_000, 1, 5001), position("B", 10_000_000, 1, 5001)]},
+     {"positions": [position("A", 10_000_000, 1, 5001), position("B", 10_000_000, 1, 5001.01)]},
+     r"positions' unrealized P&L together is above 100,000,000,000"),
 ]  # fmt: skip
 
 
@@ -346,3 +354,18 @@ def test_the_bot_takes_its_state_at_each_limit_and_refuses_it_one_past(
         with pytest.raises(ValueError, match=named):
             call(past_limit)
         assert monitor._last_heartbeat == kept, f"{name}: nothing kept of a refused report"
+
+
+@pytest.mark.parametrize(("at_limit", "past_limit", "named"), POSITION_CASES)
+def test_the_site_takes_what_the_bot_sends_of_its_state_and_refuses_one_past(
+    api: APIClient, monitor: Monitor, at_limit: dict[str, Any], past_limit: dict[str, Any], named: str
+) -> None:
+    """The heartbeat the bot would send (its state at the limit) is a 200; the report one past the
+    limit, sent by a client that does not check, is a 400 and stores nothing."""
+    monitor.heartbeat("running", **at_limit)
+    sent = json.loads(json.dumps(monitor._last_heartbeat))
+    assert post(api, "/api/v1/heartbeat/", sent) == 200
+    snapshots = BotSnapshot.objects.count()
+    past = json.dumps({"status": "running", **past_limit}, default=float)  # Decimal('1e400') -> Infinity
+    assert post(api, "/api/v1/heartbeat/", past) == 400, past[:200]
+    assert BotSnapshot.objects.count() == snapshots
