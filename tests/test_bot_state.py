@@ -90,6 +90,13 @@ def test_status_gives_the_last_host_figures(bot: Bot, api: APIClient, read_key: 
     assert reader.post(HEARTBEAT, {"host": HOST}, format="json").status_code == 403
 
 
+def test_a_whole_number_written_with_a_point_is_a_whole_number(bot: Bot, api: APIClient) -> None:
+    """JSON Schema's ``integer`` (what the document says) takes 5.0; 5.5 is refused."""
+    assert beat(api, {"host": {"pid": 7.0, "rss_bytes": 1024.0}}).status_code == 200
+    assert api.get("/api/v1/status/").json()["host"]["rss_bytes"] == 1024
+    assert beat(api, {"host": {"rss_bytes": 1024.5}}).status_code == 400
+
+
 def test_a_host_figure_the_bot_cannot_give_is_left_out_and_one_the_site_does_not_know_is_ignored(
     bot: Bot, api: APIClient
 ) -> None:

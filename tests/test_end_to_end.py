@@ -10,6 +10,7 @@ database, Loki.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -199,7 +200,9 @@ def test_the_demo_bot_trades_alerts_logs_and_its_trades_restore_from_a_backup(
     daily_loss = [e for e in discord.embeds() if " · daily_loss · " in e.get("footer", {}).get("text", "")]
     assert len(daily_loss) == 1
     assert daily_loss[0]["footer"]["text"] == f"warning · daily_loss · alert #{alert_id}"
-    assert daily_loss[0]["title"].startswith(f"⚠️ {BOT}: realized P&L -")
+    # The demo reports its positions, so the day is judged with them marked to market.
+    day_loss_title = rf"⚠️ {BOT}: day P&L -[0-9,.]+ on [0-9-]+ \(open positions -?[0-9,.]+\)"
+    assert re.fullmatch(day_loss_title, daily_loss[0]["title"]), daily_loss[0]["title"]
     # The max daily loss went out as critical and halted trading, which the bot obeyed.
     ((halt_id,),) = stack.sql(
         "SELECT id FROM alerts_alert WHERE source = 'max_daily_loss' AND state = 'sent'"

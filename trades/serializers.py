@@ -303,8 +303,17 @@ class StrictNumberField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
-def _bytes(help_text: str) -> WholeNumberField:
-    return WholeNumberField(required=False, min_value=0, max_value=MAX_HOST_BYTES, help_text=help_text)
+class JSONWholeNumberField(WholeNumberField):
+    """A whole number in JSON: ``5`` or, as JSON Schema's ``integer`` has it, ``5.0``."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, float) and math.isfinite(data) and data.is_integer():
+            data = int(data)
+        return super().to_internal_value(data)
+
+
+def _bytes(help_text: str) -> JSONWholeNumberField:
+    return JSONWholeNumberField(required=False, min_value=0, max_value=MAX_HOST_BYTES, help_text=help_text)
 
 
 class HostSerializer(serializers.Serializer):
@@ -312,7 +321,9 @@ class HostSerializer(serializers.Serializer):
     platform does not give it). Other keys are ignored: the client gathers these figures by
     itself, and a newer client's new figure must not make an older site refuse its heartbeats."""
 
-    pid = WholeNumberField(required=False, min_value=1, max_value=MAX_PID, help_text="The bot's process id.")
+    pid = JSONWholeNumberField(
+        required=False, min_value=1, max_value=MAX_PID, help_text="The bot's process id."
+    )
     started_at = AwareDateTimeField(
         required=False, help_text="When the bot's process started. " + MOMENT_BOUNDS
     )
