@@ -146,7 +146,7 @@ class AccountView:
 
     @property
     def words(self) -> str:
-        """"equity 100,000.00, cash 20,000.00": what the bot reported of the two."""
+        """ "equity 100,000.00, cash 20,000.00": what the bot reported of the two."""
         figures = (("equity", self.equity), ("cash", self.cash))
         return ", ".join(f"{name} {format_money(value)}" for name, value in figures if value is not None)
 
@@ -165,11 +165,12 @@ def host_level(percent: Decimal) -> str:
     return "ok"
 
 
-def share_line(name: str, verb: str, part: int | None, total: int | None) -> HostLine | None:
+def share_line(
+    name: str, verb: str, percent: Decimal | None, part: int | None, total: int | None
+) -> HostLine | None:
     """ "disk 6.2% free (3.1 GB of 50.0 GB)", coloured by the share; None without both figures."""
-    if part is None or not total:
+    if percent is None:
         return None
-    percent = Decimal(part) * 100 / Decimal(total)
     words = f"{name} {format_rate(percent)} {verb} ({format_size(part)} of {format_size(total)})"
     return HostLine(words, host_level(percent))
 
@@ -189,8 +190,20 @@ class HostView:
     @classmethod
     def of(cls, snapshot: BotSnapshot, now: dt.datetime, grace: dt.timedelta) -> HostView:
         lines = [
-            share_line("disk", "free", snapshot.disk_free_bytes, snapshot.disk_total_bytes),
-            share_line("memory", "available", snapshot.memory_available_bytes, snapshot.memory_total_bytes),
+            share_line(
+                "disk",
+                "free",
+                snapshot.disk_free_percent,
+                snapshot.disk_free_bytes,
+                snapshot.disk_total_bytes,
+            ),
+            share_line(
+                "memory",
+                "available",
+                snapshot.memory_available_percent,
+                snapshot.memory_available_bytes,
+                snapshot.memory_total_bytes,
+            ),
         ]
         process = []
         if snapshot.host_started_at is not None:

@@ -221,3 +221,53 @@ def test_the_cockpits_state_queries_do_not_grow_with_positions_or_snapshots(bot:
             position(f"S{i}", 1, 10, 12) for i in range(50)
         ]})  # fmt: skip
     assert queries() == few <= 3  # the newest snapshot, the day's, the one before the day
+
+
+# --- the bot's page in the admin --------------------------------------------------------------
+
+
+def test_the_bots_page_lists_its_last_20_snapshots_newest_first(admin_client: Client, bot: Bot) -> None:
+    client = client_for(bot)
+    for n in range(21):
+        post_state(
+            client,
+            NOW + dt.timedelta(seconds=n),
+            positions=[position("AAPL", 10, 100, 90)] * 0
+            + [position(f"S{i}", 1, 10, 12) for i in range(n % 3)],
+            equity=1000 + n,
+        )
+    post_state(client, NOW + dt.timedelta(minutes=5), host=host(disk_free=99 * MB, disk_total=1000 * MB))
+    html = admin_client.get(f"/admin/trades/bot/{bot.pk}/change/").content.decode()
+    table = html[html.index('<table class="report-table snapshot-table">') : html.index("</table>")]
+    rows = re.findall(r"<tr>(.*?)</tr>", table)[1:]
+    assert len(rows) == 20
+    cells = [
+        [
+            (unescape(label), value)
+            for label, value in re.findall(r'<td data-label="([^"]+)">([^<]*)</td>', row)
+        ]
+        for row in rows
+    ]
+    newest, second, oldest = dict(cells[0]), dict(cells[1]), dict(cells[-1])
+    assert newest == {
+        "time": "2026-01-15 11:05:00 EST",
+        "positions": "-",  # not reported by that heartbeat
+        "unrealized P&L": "-",
+        "equity": "-",
+        "cash": "-",
+        "disk free": "9.9% (99.0 MB)",
+        "memory available": "50.0% (1.0 GB)",
+        "RSS": "120.0 MB",
+        "CPU": "3.5%",
+    }
+    assert second["time"] == "2026-01-15 11:00:20 EST" and second["positions"] == "2"  # 20 % 3
+    assert (
+        second["unrealized P&L"] == "4.00" and second["equity"] == "1,020.00" and second["disk free"] == "-"
+    )
+    assert oldest["time"] == "2026-01-15 11:00:02 EST"  # the 21st, at 11:00:00 and 11:00:01, are left out
+    assert 'name="last_snapshots"' not in html  # shown, never a field to change
+
+
+def test_a_bot_without_snapshots_says_so_on_its_page(admin_client: Client, bot: Bot) -> None:
+    html = admin_client.get(f"/admin/trades/bot/{bot.pk}/change/").content.decode()
+    assert "None yet: the bot&#x27;s heartbeats have carried no positions" in html

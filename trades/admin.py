@@ -12,14 +12,22 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from trades import market
-from trades.formats import format_market_time, format_money, format_price, format_quantity
-from trades.models import Bot, BotEvent, BotKey, Trade
+from trades.formats import (
+    format_market_time,
+    format_money,
+    format_price,
+    format_quantity,
+    format_rate,
+    format_size,
+)
+from trades.models import Bot, BotEvent, BotKey, BotSnapshot, Trade
 from trades.paging import CappedCountPaginator
 
 # The library's own key model is unused here: every key belongs to a bot.
@@ -229,6 +237,39 @@ def issue_read_only_key(modeladmin: admin.ModelAdmin, request: HttpRequest, quer
     _issue_keys(request, queryset, read_only=True)
 
 
+SHOWN_SNAPSHOTS = 20
+SNAPSHOT_COLUMNS = (
+    "time",
+    "positions",
+    "unrealized P&L",
+    "equity",
+    "cash",
+    "disk free",
+    "memory available",
+    "RSS",
+    "CPU",
+)
+
+
+def _share(percent: Any, part: int | None) -> str:
+    return "-" if percent is None else f"{format_rate(percent)} ({format_size(part)})"
+
+
+def _snapshot_cells(snapshot: BotSnapshot) -> tuple[str, ...]:
+    """A snapshot's row on its bot's page, in SNAPSHOT_COLUMNS' order ("-": not reported)."""
+    return (
+        format_market_time(snapshot.taken_at),
+        format_quantity(snapshot.position_count),
+        format_money(snapshot.unrealized_pnl),
+        format_money(snapshot.equity),
+        format_money(snapshot.cash),
+        _share(snapshot.disk_free_percent, snapshot.disk_free_bytes),
+        _share(snapshot.memory_available_percent, snapshot.memory_available_bytes),
+        format_size(snapshot.rss_bytes),
+        format_rate(snapshot.cpu_percent),
+    )
+
+
 @admin.register(Bot)
 class BotAdmin(admin.ModelAdmin):
     list_display = ("name", "is_active", "stopped", "last_heartbeat", "last_heartbeat_status", "created_at")
@@ -240,6 +281,7 @@ class BotAdmin(admin.ModelAdmin):
         "last_heartbeat_at",
         "last_heartbeat_status",
         "last_heartbeat_details",
+        "last_snapshots",
     )
     inlines = (BotKeyInline,)
     actions = (issue_write_key, issue_read_only_key)
@@ -254,6 +296,41 @@ class BotAdmin(admin.ModelAdmin):
         if bot.last_heartbeat_at is None:
             return "never"
         return f"{timesince(bot.last_heartbeat_at)} ago"
+
+    @admin.display(description=f"last {SHOWN_SNAPSHOTS} snapshots")
+    def last_snapshots(self, bot: Bot) -> SafeString | str:
+        """The state the bot's last heartbeats carried, newest first (read-only; a table that
+        stacks on a phone, each cell labelled)."""
+        if bot.pk is None:
+            return "-"
+        snapshots = list(
+            BotSnapshot.objects.filter(bot=bot)
+            .defer("positions")
+            .order_by("-taken_at", "-id")[:SHOWN_SNAPSHOTS]
+        )
+        if not snapshots:
+            return "None yet: the bot's heartbeats have carried no positions, account or host figures."
+        rows = format_html_join(
+            "",
+            "<tr>{}</tr>",
+            (
+                (
+                    format_html_join(
+                        "",
+                        '<td data-label="{}">{}</td>',
+                        zip(SNAPSHOT_COLUMNS, _snapshot_cells(each), strict=True),
+                    ),
+                )
+                for each in snapshots
+            ),
+        )
+        heads = format_html_join("", '<th scope="col">{}</th>', ((name,) for name in SNAPSHOT_COLUMNS))
+        return format_html(
+            '<div class="snapshot-scroll"><table class="report-table snapshot-table">'
+            "<thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>",
+            heads,
+            rows,
+        )
 
     def save_model(self, request: HttpRequest, obj: Bot, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
