@@ -238,36 +238,55 @@ def test_the_bots_page_lists_its_last_20_snapshots_newest_first(admin_client: Cl
         )
     post_state(client, NOW + dt.timedelta(minutes=5), host=host(disk_free=99 * MB, disk_total=1000 * MB))
     html = admin_client.get(f"/admin/trades/bot/{bot.pk}/change/").content.decode()
-    table = html[html.index('<table class="report-table snapshot-table">') : html.index("</table>")]
-    rows = re.findall(r"<tr>(.*?)</tr>", table)[1:]
+    group = html[html.index('id="snapshots-group"') :]
+    group = group[: group.index("</table>")]
+    heads = [text(head) for head in re.findall(r'<th class="column-[^"]*">(.*?)</th>', group, re.S)]
+    rows = re.findall(r'<tr class="form-row[^"]*"[^>]*>(.*?)</tr>', group, re.S)
     assert len(rows) == 20
     cells = [
-        [
-            (unescape(label), value)
-            for label, value in re.findall(r'<td data-label="([^"]+)">([^<]*)</td>', row)
-        ]
-        for row in rows
+        [text(cell) for cell in re.findall(r'<td class="field-[^"]*">(.*?)</td>', row, re.S)] for row in rows
     ]
+    cells = [list(zip(heads, row, strict=True)) for row in cells]
     newest, second, oldest = dict(cells[0]), dict(cells[1]), dict(cells[-1])
     assert newest == {
-        "time": "2026-01-15 11:05:00 EST",
-        "positions": "-",  # not reported by that heartbeat
-        "unrealized P&L": "-",
-        "equity": "-",
-        "cash": "-",
-        "disk free": "9.9% (99.0 MB)",
-        "memory available": "50.0% (1.0 GB)",
+        "Time": "2026-01-15 11:05:00 EST",
+        "Positions": "-",  # not reported by that heartbeat
+        "Unrealized P&L": "-",
+        "Equity": "-",
+        "Cash": "-",
+        "Disk free": "9.9% (99.0 MB)",
+        "Memory available": "50.0% (1.0 GB)",
         "RSS": "120.0 MB",
         "CPU": "3.5%",
     }
-    assert second["time"] == "2026-01-15 11:00:20 EST" and second["positions"] == "2"  # 20 % 3
+    assert second["Time"] == "2026-01-15 11:00:20 EST" and second["Positions"] == "2"  # 20 % 3
     assert (
-        second["unrealized P&L"] == "4.00" and second["equity"] == "1,020.00" and second["disk free"] == "-"
+        second["Unrealized P&L"] == "4.00" and second["Equity"] == "1,020.00" and second["Disk free"] == "-"
     )
-    assert oldest["time"] == "2026-01-15 11:00:02 EST"  # the 21st, at 11:00:00 and 11:00:01, are left out
-    assert 'name="last_snapshots"' not in html  # shown, never a field to change
+    assert oldest["Time"] == "2026-01-15 11:00:02 EST"  # of 22 snapshots, 11:00:00 and :01 are left out
+    assert re.findall(r'<input(?![^>]*type="hidden")', group) == []  # shown, never a field to change
+
+
+def test_the_bots_page_saves_while_new_snapshots_arrive(admin_client: Client, bot: Bot) -> None:
+    """The snapshots are view-only: saving the bot's page (its name, say) changes none of them, even
+    when a heartbeat has pushed the oldest listed one out since the page was opened."""
+    client = client_for(bot)
+    for n in range(20):
+        post_state(client, NOW + dt.timedelta(seconds=n), equity=n)
+    url = f"/admin/trades/bot/{bot.pk}/change/"
+    html = admin_client.get(url).content.decode()
+    form = html[html.index('id="bot_form"') :]
+    data = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+    data.update({"name": "alpha-renamed", "is_active": "on", "_save": "Save"})
+    post_state(client, NOW + dt.timedelta(minutes=1), equity=99)
+    before = list(bot.snapshots.order_by("id").values_list("id", "equity", "taken_at"))
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    bot.refresh_from_db()
+    assert bot.name == "alpha-renamed"
+    assert list(bot.snapshots.order_by("id").values_list("id", "equity", "taken_at")) == before
 
 
 def test_a_bot_without_snapshots_says_so_on_its_page(admin_client: Client, bot: Bot) -> None:
     html = admin_client.get(f"/admin/trades/bot/{bot.pk}/change/").content.decode()
-    assert "None yet: the bot&#x27;s heartbeats have carried no positions" in html
+    assert 'id="snapshots-group"' in html and 'class="form-row has_original' not in html

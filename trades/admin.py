@@ -12,8 +12,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.html import format_html
 from django.utils.timesince import timesince
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
@@ -238,36 +237,74 @@ def issue_read_only_key(modeladmin: admin.ModelAdmin, request: HttpRequest, quer
 
 
 SHOWN_SNAPSHOTS = 20
-SNAPSHOT_COLUMNS = (
-    "time",
-    "positions",
-    "unrealized P&L",
-    "equity",
-    "cash",
-    "disk free",
-    "memory available",
-    "RSS",
-    "CPU",
-)
 
 
 def _share(percent: Any, part: int | None) -> str:
     return "-" if percent is None else f"{format_rate(percent)} ({format_size(part)})"
 
 
-def _snapshot_cells(snapshot: BotSnapshot) -> tuple[str, ...]:
-    """A snapshot's row on its bot's page, in SNAPSHOT_COLUMNS' order ("-": not reported)."""
-    return (
-        format_market_time(snapshot.taken_at),
-        format_quantity(snapshot.position_count),
-        format_money(snapshot.unrealized_pnl),
-        format_money(snapshot.equity),
-        format_money(snapshot.cash),
-        _share(snapshot.disk_free_percent, snapshot.disk_free_bytes),
-        _share(snapshot.memory_available_percent, snapshot.memory_available_bytes),
-        format_size(snapshot.rss_bytes),
-        format_rate(snapshot.cpu_percent),
+class BotSnapshotInline(admin.TabularInline):
+    """The bot's last ``SHOWN_SNAPSHOTS`` snapshots on its page, newest first, read-only ("-": not
+    reported by that heartbeat). A sub-table: it stacks on a phone, each cell labelled (admin.js)."""
+
+    model = BotSnapshot
+    verbose_name_plural = f"last {SHOWN_SNAPSHOTS} snapshots"
+    fields = (
+        "time",
+        "positions_shown",
+        "unrealized",
+        "equity_shown",
+        "cash_shown",
+        "disk_free",
+        "memory",
+        "rss",
+        "cpu",
     )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # what the bot reported: shown, never edited
+
+    @admin.display(description="time")
+    def time(self, snapshot: BotSnapshot) -> str:
+        return format_market_time(snapshot.taken_at)
+
+    @admin.display(description="positions")
+    def positions_shown(self, snapshot: BotSnapshot) -> str:
+        return format_quantity(snapshot.position_count)
+
+    @admin.display(description="unrealized P&L")
+    def unrealized(self, snapshot: BotSnapshot) -> str:
+        return format_money(snapshot.unrealized_pnl)
+
+    @admin.display(description="equity")
+    def equity_shown(self, snapshot: BotSnapshot) -> str:
+        return format_money(snapshot.equity)
+
+    @admin.display(description="cash")
+    def cash_shown(self, snapshot: BotSnapshot) -> str:
+        return format_money(snapshot.cash)
+
+    @admin.display(description="disk free")
+    def disk_free(self, snapshot: BotSnapshot) -> str:
+        return _share(snapshot.disk_free_percent, snapshot.disk_free_bytes)
+
+    @admin.display(description="memory available")
+    def memory(self, snapshot: BotSnapshot) -> str:
+        return _share(snapshot.memory_available_percent, snapshot.memory_available_bytes)
+
+    @admin.display(description="RSS")
+    def rss(self, snapshot: BotSnapshot) -> str:
+        return format_size(snapshot.rss_bytes)
+
+    @admin.display(description="CPU")
+    def cpu(self, snapshot: BotSnapshot) -> str:
+        return format_rate(snapshot.cpu_percent)
 
 
 @admin.register(Bot)
@@ -281,9 +318,8 @@ class BotAdmin(admin.ModelAdmin):
         "last_heartbeat_at",
         "last_heartbeat_status",
         "last_heartbeat_details",
-        "last_snapshots",
     )
-    inlines = (BotKeyInline,)
+    inlines = (BotKeyInline, BotSnapshotInline)
     actions = (issue_write_key, issue_read_only_key)
 
     @admin.display(description="stopped", ordering="stopped_at")
@@ -297,40 +333,18 @@ class BotAdmin(admin.ModelAdmin):
             return "never"
         return f"{timesince(bot.last_heartbeat_at)} ago"
 
-    @admin.display(description=f"last {SHOWN_SNAPSHOTS} snapshots")
-    def last_snapshots(self, bot: Bot) -> SafeString | str:
-        """The state the bot's last heartbeats carried, newest first (read-only; a table that
-        stacks on a phone, each cell labelled)."""
-        if bot.pk is None:
-            return "-"
-        snapshots = list(
-            BotSnapshot.objects.filter(bot=bot)
-            .defer("positions")
-            .order_by("-taken_at", "-id")[:SHOWN_SNAPSHOTS]
-        )
-        if not snapshots:
-            return "None yet: the bot's heartbeats have carried no positions, account or host figures."
-        rows = format_html_join(
-            "",
-            "<tr>{}</tr>",
-            (
-                (
-                    format_html_join(
-                        "",
-                        '<td data-label="{}">{}</td>',
-                        zip(SNAPSHOT_COLUMNS, _snapshot_cells(each), strict=True),
-                    ),
-                )
-                for each in snapshots
-            ),
-        )
-        heads = format_html_join("", '<th scope="col">{}</th>', ((name,) for name in SNAPSHOT_COLUMNS))
-        return format_html(
-            '<div class="snapshot-scroll"><table class="report-table snapshot-table">'
-            "<thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>",
-            heads,
-            rows,
-        )
+    def get_formset_kwargs(self, request: HttpRequest, obj: Any, inline: Any, prefix: str) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, BotSnapshotInline):
+            # The last few of a bot's thousands: their ids first (the formset filters by bot after,
+            # which a sliced queryset cannot take); the positions stay in the database.
+            last = BotSnapshot.objects.filter(bot=obj).order_by("-taken_at", "-id")[:SHOWN_SNAPSHOTS]
+            kwargs["queryset"] = (
+                BotSnapshot.objects.filter(pk__in=list(last.values_list("pk", flat=True)))
+                .defer("positions")
+                .order_by("-taken_at", "-id")
+            )
+        return kwargs
 
     def save_model(self, request: HttpRequest, obj: Bot, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)

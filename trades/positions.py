@@ -14,12 +14,16 @@ alone), however old a snapshot it sent before.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db.models import Max, Min
+
 from trades import market
 from trades.models import Bot, BotSnapshot, Trade
+from trades.summary import DailySummary, DayClose, PeriodSummary
 
 
 def start_of_day(day: dt.date) -> dt.datetime:
@@ -108,3 +112,75 @@ def latest_host(bot: Bot) -> BotSnapshot | None:
         .order_by("-taken_at", "-id")
         .first()
     )
+
+
+# --- the summaries with the bot's state -------------------------------------------------------
+
+
+def daily_summary(bot: Bot, day: dt.date) -> DailySummary:
+    """The bot's daily summary with the day's closing ``day_pnl`` (and its open part) when the bot
+    reported positions that day: the API's, the summary alert's and the command's."""
+    summary = Trade.objects.for_bot(bot).daily_summary(day)
+    marked = day_pnl(bot, day, realized=summary.total_pnl)
+    if marked is None:
+        return summary
+    return dataclasses.replace(
+        summary, day_pnl=marked.total, open_pnl=marked.open_part, day_pnl_as_of=marked.as_of
+    )
+
+
+def period_summary(bot: Bot, start: dt.date, end: dt.date) -> PeriodSummary:
+    """The bot's period figures with each day's close where it reported its state (``day_closes``)."""
+    summary = Trade.objects.for_bot(bot).period_summary(start, end)
+    realized = {day.date: day.pnl for day in summary.days}
+    return dataclasses.replace(summary, closes=day_closes(bot, start, end, realized))
+
+
+def day_closes(
+    bot: Bot, start: dt.date, end: dt.date, realized: dict[dt.date, Decimal]
+) -> tuple[DayClose, ...]:
+    """Per trading day from ``start`` to ``end`` on which the bot reported its state, oldest first:
+    its last equity and cash that day, and the day's closing ``day_pnl`` as ``day_pnl`` works it
+    out (``realized``: the days' realized P&L, 0 where absent).
+
+    Bounded by days, not heartbeats: one query for the span the snapshots cover, then two index
+    seeks per day of it (its last snapshot with positions, its last with equity or cash), and one
+    for the morning of the first."""
+    snapshots = BotSnapshot.objects.filter(
+        bot=bot, taken_at__gte=start_of_day(start), taken_at__lt=start_of_day(end + dt.timedelta(days=1))
+    )
+    span = snapshots.aggregate(first=Min("taken_at"), last=Max("taken_at"))
+    if span["first"] is None:
+        return ()
+    zone = market.market_zone()
+    day, last_day = market.trading_day_of(span["first"], zone), market.trading_day_of(span["last"], zone)
+    before = BotSnapshot.objects.latest_with_positions(bot, before=start_of_day(day))
+    unrealized_before = (before.unrealized_pnl or Decimal(0)) if before else Decimal(0)
+    closes = []
+    while day <= last_day:
+        that_day = snapshots.filter(
+            taken_at__gte=start_of_day(day), taken_at__lt=start_of_day(day + dt.timedelta(days=1))
+        ).order_by("-taken_at", "-id")
+        held = that_day.with_positions().only("taken_at", "unrealized_pnl").first()
+        account = (
+            that_day.exclude(equity__isnull=True, cash__isnull=True)
+            .only("taken_at", "equity", "cash")
+            .first()
+        )
+        if held is not None or account is not None:
+            open_pnl = None
+            if held is not None:
+                open_pnl = (held.unrealized_pnl or Decimal(0)) - unrealized_before
+                unrealized_before = held.unrealized_pnl or Decimal(0)
+            closes.append(
+                DayClose(
+                    date=day,
+                    as_of=max(each.taken_at for each in (held, account) if each is not None),
+                    equity=account.equity if account else None,
+                    cash=account.cash if account else None,
+                    day_pnl=None if open_pnl is None else realized.get(day, Decimal(0)) + open_pnl,
+                    open_pnl=open_pnl,
+                )
+            )
+        day += dt.timedelta(days=1)
+    return tuple(closes)
