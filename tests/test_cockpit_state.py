@@ -87,14 +87,16 @@ def test_a_gaining_position_is_green(admin_client: Client, bot: Bot) -> None:
 
 
 def test_many_positions_show_the_largest_few_and_count_the_rest(admin_client: Client, bot: Bot) -> None:
-    positions = [position(f"S{n:03d}", 1, 100, 100 + (n % 50) - 25) for n in range(500)]
+    # Gains of up to +25 (S049, S099...), losses of up to -24, and one loss of -30 (S000).
+    positions = [position(f"S{n:03d}", 1, 100, 100 + (n % 50) - 24) for n in range(1, 500)]
+    positions.insert(0, position("S000", 1, 100, 70))
     post_state(client_for(bot), NOW, positions=positions)
     shown = card(bot).positions
     assert shown is not None and shown.count == 500
     assert len(shown.rows) == cockpit.SHOWN_POSITIONS == 5
     assert shown.more == 495
-    # |unrealized| 25 is the largest: S000, S050, S100... (n % 50 == 0 gives -25), by symbol.
-    assert [row.symbol for row in shown.rows] == ["S000", "S050", "S100", "S150", "S200"]
+    # The largest by |unrealized P&L|, a loss or a gain; a tie by symbol.
+    assert [row.symbol for row in shown.rows] == ["S000", "S049", "S099", "S149", "S199"]
     html = card_html(page(admin_client), "alpha")
     assert html.count('<li class="position') == 5
     assert "495 more" in text(html)
