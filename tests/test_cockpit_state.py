@@ -289,6 +289,16 @@ def test_the_bots_page_saves_while_new_snapshots_arrive(admin_client: Client, bo
     assert list(bot.snapshots.order_by("id").values_list("id", "equity", "taken_at")) == before
 
 
+def test_a_new_bots_page_has_no_snapshots_and_adds_the_bot(admin_client: Client, db: None) -> None:
+    page = admin_client.get("/admin/trades/bot/add/")
+    assert page.status_code == 200 and "snapshots-group" not in page.content.decode()
+    html = page.content.decode()
+    data = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+    data.update({"name": "gamma", "is_active": "on", "_save": "Save"})
+    assert admin_client.post("/admin/trades/bot/add/", data).status_code == 302
+    assert Bot.objects.filter(name="gamma").exists()
+
+
 def test_a_bot_without_snapshots_says_so_on_its_page(admin_client: Client, bot: Bot) -> None:
     html = admin_client.get(f"/admin/trades/bot/{bot.pk}/change/").content.decode()
     assert 'id="snapshots-group"' in html and 'class="form-row has_original' not in html

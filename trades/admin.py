@@ -333,6 +333,12 @@ class BotAdmin(admin.ModelAdmin):
             return "never"
         return f"{timesince(bot.last_heartbeat_at)} ago"
 
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
+        # A bot being added has no snapshots yet.
+        return (
+            self.inlines if obj is not None else tuple(i for i in self.inlines if i is not BotSnapshotInline)
+        )
+
     def get_formset_kwargs(self, request: HttpRequest, obj: Any, inline: Any, prefix: str) -> dict[str, Any]:
         kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
         if isinstance(inline, BotSnapshotInline):
