@@ -242,4 +242,5 @@ def test_a_bot_with_500_positions_keeps_the_cockpit_short_and_narrow_on_a_phone(
     assert height("many") < 1.5 * PHONE[1], height("many")  # about a screen, not 500 rows
     if SCREENSHOTS:
         keep_screenshot(browser, "cockpit-state")
-        browser.find_element(By.CSS_SELECTOR, many).screenshot(str(Path(SCREENSHOTS) / "cockpit-state-card.png"))
+        card = browser.find_element(By.CSS_SELECTOR, many)
+        card.screenshot(str(Path(SCREENSHOTS) / "cockpit-state-card.png"))

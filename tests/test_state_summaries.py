@@ -191,3 +191,28 @@ def test_the_report_for_one_bot_shows_each_days_close(staff: Client, two_days: N
 def test_the_report_for_every_bot_has_no_closes(staff: Client, two_days: None) -> None:
     page = staff.get("/admin/report/?start=2026-01-12&end=2026-01-16").content.decode()
     assert "close (equity" not in page
+
+
+def test_the_openapi_document_describes_the_new_keys_as_nullable() -> None:
+    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    schemas = schema["components"]["schemas"]
+
+    def answer(path: str) -> dict[str, Any]:
+        ref = schema["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"][
+            "$ref"
+        ]
+        return schemas[ref.rsplit("/", 1)[-1]]
+
+    daily = answer("/api/v1/summary/daily/")["properties"]
+    for key in ("day_pnl", "open_pnl", "day_pnl_as_of"):
+        assert "null" in daily[key]["type"] and daily[key]["description"], key  # OpenAPI 3.1
+    closes = answer("/api/v1/summary/period/")["properties"]["closes"]
+    assert closes["type"] == "array" and "equity curve" in closes["description"]
+    close = schemas[closes["items"]["$ref"].rsplit("/", 1)[-1]]
+    assert set(close["properties"]) == {"date", "as_of", "equity", "cash", "day_pnl", "open_pnl"}
+    assert {key for key, value in close["properties"].items() if "null" in value["type"]} == {
+        "equity",
+        "cash",
+        "day_pnl",
+        "open_pnl",
+    }
