@@ -537,6 +537,9 @@ def test_state_panels_read_the_snapshots_index_bot_by_bot(database: Path | None)
             assert re.search(r"Index Scan using snapshot_bot_time on trades_botsnapshot s\b", details), (
                 f"{title}: {details}"
             )
+            assert re.search(r"Index Cond: \(\(bot_id = b\.id\) AND \(taken_at >= ", details), (
+                f"{title}: {details}"
+            )
             assert not re.search(r"Seq Scan on trades_botsnapshot", details), f"{title}: {details}"
             continue
         plan = run(database, "EXPLAIN QUERY PLAN " + sql_queries()[title], symbols=ALL_SYMBOLS)
