@@ -92,7 +92,7 @@ HOST_CAUTION_PERCENT = Decimal(20)
 
 
 def as_of(taken_at: dt.datetime, now: dt.datetime, grace: dt.timedelta) -> str:
-    """ "" while figures taken at ``taken_at`` are current (within the heartbeat grace), else
+    """Nothing while figures taken at ``taken_at`` are current (within the heartbeat grace), else
     "as of <market time>": older figures are shown as what they were then."""
     return "" if now - taken_at <= grace else f"as of {format_market_time(taken_at)}"
 
@@ -146,7 +146,7 @@ class AccountView:
 
     @property
     def words(self) -> str:
-        """ "equity 100,000.00, cash 20,000.00": what the bot reported of the two."""
+        """What the bot reported of the two: "equity 100,000.00, cash 20,000.00"."""
         figures = (("equity", self.equity), ("cash", self.cash))
         return ", ".join(f"{name} {format_money(value)}" for name, value in figures if value is not None)
 
@@ -168,7 +168,7 @@ def host_level(percent: Decimal) -> str:
 def share_line(
     name: str, verb: str, percent: Decimal | None, part: int | None, total: int | None
 ) -> HostLine | None:
-    """ "disk 6.2% free (3.1 GB of 50.0 GB)", coloured by the share; None without both figures."""
+    """A share in words, "disk 6.2% free (3.1 GB of 50.0 GB)", coloured by it; None without it."""
     if percent is None:
         return None
     words = f"{name} {format_rate(percent)} {verb} ({format_size(part)} of {format_size(total)})"

@@ -134,7 +134,7 @@ class DailySummary(Totals):
         return {"date": self.date, **dataclasses.asdict(self)}
 
     def day_pnl_words(self) -> str | None:
-        """ "-1,520.00 (realized -20.00, open -1,500.00)"; None without a day P&L marked to market."""
+        """The day P&L in words, "-1,520.00 (realized -20.00, open -1,500.00)"; None without one."""
         if self.day_pnl is None:
             return None
         return (
