@@ -155,19 +155,19 @@ def test_without_snapshots_the_period_has_no_closes(bot: Bot, bot_api: APIClient
     assert body["closes"] == [] and body["total_pnl"] == 5
 
 
-def test_a_periods_closes_cost_two_queries_a_day_however_many_heartbeats(
+def test_a_periods_closes_cost_four_queries_however_many_days_and_heartbeats(
     bot: Bot, bot_api: APIClient
 ) -> None:
-    for minute in range(0, 60 * 6, 3):  # 120 heartbeats over Thursday's session
-        post_state(bot_api, utc(THURSDAY, 10) + dt.timedelta(minutes=minute), positions=[], equity=minute)
-
-    def queries() -> int:
+    def queries() -> tuple[int, list[Decimal | None]]:
         with CaptureQueriesContext(connection) as captured:
-            closes = positions.day_closes(bot, WEDNESDAY, FRIDAY, {})
-        assert [close.equity for close in closes] == [357]
-        return len(captured)
+            closes = positions.day_closes(bot, dt.date(2026, 1, 5), FRIDAY, {})
+        return len(captured), [close.equity for close in closes]
 
-    assert queries() == 1 + 1 + 2  # the span, the morning before it, Thursday's two seeks
+    post_state(bot_api, utc(dt.date(2026, 1, 5), 10), positions=[], equity=1)
+    assert queries() == (4, [Decimal(1)])  # the span, the morning before it, the days' closes, their rows
+    for minute in range(0, 60 * 6, 3):  # 120 heartbeats over Thursday's session, 10 days later
+        post_state(bot_api, utc(THURSDAY, 10) + dt.timedelta(minutes=minute), positions=[], equity=minute)
+    assert queries() == (4, [Decimal(1), Decimal(357)])
 
 
 # --- the report page ----------------------------------------------------------------------------
