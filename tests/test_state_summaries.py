@@ -216,3 +216,17 @@ def test_the_openapi_document_describes_the_new_keys_as_nullable() -> None:
         "day_pnl",
         "open_pnl",
     }
+
+
+def test_the_period_command_prints_each_days_close(bot: Bot, two_days: None) -> None:
+    out = StringIO()
+    call_command(
+        "period_summary", "--start", "2026-01-12", "--end", "2026-01-16", "--bot", "alpha", stdout=out
+    )
+    lines = out.getvalue().splitlines()
+    table = lines[lines.index("Each day's close (equity, and the day's P&L with open positions)") + 1 :]
+    assert table[0].split() == ["day", "equity", "cash", "day", "P&L", "of", "it", "open"]
+    assert [row.split() for row in table[2:4]] == [
+        ["2026-01-14", "10,100.00", "-", "100.00", "100.00"],
+        ["2026-01-15", "10,030.00", "50.00", "-70.00", "-50.00"],
+    ]
