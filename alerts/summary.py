@@ -21,7 +21,7 @@ from django.utils import timezone
 from alerts import delivery
 from alerts.evaluation import raise_alert
 from alerts.models import Alert, AlertState, Level, SummarySchedule
-from trades import market
+from trades import market, positions
 from trades.formats import format_money, format_rate
 from trades.models import Bot, Trade
 from trades.summary import DailySummary, PeriodSummary, performance_lines
@@ -38,6 +38,8 @@ def summary_fields(summary: DailySummary) -> list[tuple[str, str]]:
         ("Win rate", format_rate(summary.win_rate)),
         ("Total P&L", format_money(summary.total_pnl)),
     ]
+    if (marked := summary.day_pnl_words()) is not None:  # the bot reported its positions that day
+        fields.append(("Day P&L with open positions", marked))
     for label, trade in (("Best trade", summary.best_trade), ("Worst trade", summary.worst_trade)):
         if trade is not None:
             fields.append((label, f"{trade.symbol} {format_money(trade.pnl)} ({trade.external_id})"))
@@ -70,7 +72,7 @@ def summary_alerts(day: dt.date, bot: Bot | None = None, now: dt.datetime | None
     bots = [bot] if bot is not None else list(Bot.objects.filter(is_active=True))
     alerts: list[Alert] = []
     for each in bots:
-        summary = Trade.objects.for_bot(each).daily_summary(day)
+        summary = positions.daily_summary(each, day)
         alerts += raise_alert(
             source="daily_summary",
             subject=f"bot-{each.pk}:{day.isoformat()}",

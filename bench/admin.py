@@ -6,7 +6,10 @@ database: one with 1,000 trades, one with 1,000,000, written straight into the t
 ``bench/ingest.py`` loads its history: spread over 250 trading days up to today, 20
 symbols, 5 strategies, half of them closed). It logs in to each through the admin's login
 form as a browser would and times each admin page (the cockpit, every list, a change
-page) on both, their requests taken in turn, so a busy shared machine slows both alike.
+page) on both, their requests taken in turn, so a busy shared machine slows both alike. The
+bench bot reports its state as a busy one does (``load_snapshots``): a heartbeat every 30 s for
+two days and one per 15 minutes for 88 days before, each with 20 positions, equity, cash and host
+figures, the newest with 500 positions.
 Each figure is the median of ``REPEATS`` requests over a kept-alive connection on
 loopback: the server's time plus well under a millisecond. Target: every
 page at most 200 ms at 1,000,000 trades. A missed target prints FAIL; only a broken run
@@ -21,6 +24,7 @@ import argparse
 import contextlib
 import datetime as dt
 import http.client
+import json
 import shutil
 import sqlite3
 import statistics
@@ -35,6 +39,7 @@ from common import (
     code_version,
     connect,
     free_port,
+    insert_sql,
     machine_line,
     manage,
     new_site_with_bot,
@@ -181,6 +186,57 @@ def load(
     return time.perf_counter() - t0
 
 
+def load_snapshots(site_db: Path, bot_id: int, now: dt.datetime) -> int:
+    """The bot's state as its heartbeats leave it after retention: every 30 s for two days, one per
+    15 minutes for 88 days before; 20 positions each, the newest 500. The rows written."""
+
+    def positions(count: int, step: int) -> str:
+        return json.dumps(
+            [
+                {
+                    "symbol": f"S{n:03d}",
+                    "quantity": (-1) ** n * 10,
+                    "avg_price": 100 + n,
+                    "market_price": 100 + n + step % 7,
+                }
+                for n in range(count)
+            ]
+        )
+
+    moments = [now - dt.timedelta(seconds=30 * n) for n in range(2 * 2880)]
+    moments += [moments[-1] - dt.timedelta(minutes=15 * n) for n in range(1, 88 * 96)]
+    with contextlib.closing(connect(site_db)) as conn:
+        sql, columns = insert_sql(conn, "trades_botsnapshot")
+        gb = 1024**3
+        rows = []
+        for n, moment in enumerate(moments):
+            count = 500 if n == 0 else 20
+            values = {
+                "bot_id": bot_id,
+                "taken_at": moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+                "positions": positions(count, n),
+                "position_count": count,
+                "unrealized_pnl": str(10 * (n % 7) * count),
+                "equity": "100000.0",
+                "cash": "20000.0",
+                "host_pid": 4242,
+                "host_started_at": (now - dt.timedelta(days=3))
+                .astimezone(dt.UTC)
+                .strftime("%Y-%m-%d %H:%M:%S"),
+                "rss_bytes": 300 * 1024**2,
+                "cpu_percent": 4.5,
+                "memory_available_bytes": gb,
+                "memory_total_bytes": 2 * gb,
+                "disk_free_bytes": 20 * gb,
+                "disk_total_bytes": 50 * gb,
+            }
+            rows.append([values[column] for column in columns])
+        conn.execute("BEGIN")
+        conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+    return len(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="stop at 100,000 trades (a smoke test)")
@@ -200,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             bot_id = setup(env, folder / "trades.db")
             seconds = load(folder / "trades.db", TradeFactory(seed=11), days, count, bot_id, label)
             loaded.append(seconds)
+            snapshots = load_snapshots(folder / "trades.db", bot_id, dt.datetime.now(dt.UTC))
             server = Server(env, free_port(), folder / "web.log")
             servers.append(server)
             server.wait_ready()
@@ -231,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
             f"two sites side by side: {SMALL:,} and {stored:,} trades (written in {seconds:.0f} s), each"
             f" over {len(days)} trading days up to {today}; median of {REPEATS} requests per page,"
             " the two sites' requests taken in turn"
+        )
+        print(
+            f"the bot's state: {snapshots:,} snapshots on each site (two days every 30 s, then every 15 min)"
         )
         print()
         width = max(len(name) for name, _ in targets)

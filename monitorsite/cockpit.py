@@ -3,8 +3,10 @@
 It stands on the top floor (it reads trades, alerts, backups and the health
 registry), and each app computes its part: the daily and period figures
 (``trades``), bot states, halts and alerts (``alerts.status``), the last good
-backup (``backups``), and health (``monitorsite.registry``). Nothing here reads
-a trade one by one: the figures are GROUP BYs over the trading-day indexes.
+backup (``backups``), health (``monitorsite.registry``), and the bot's own state
+(``trades.positions``: its open positions, day P&L marked to market, account and host).
+Nothing here reads a trade one by one: the figures are GROUP BYs over the trading-day
+indexes; the state is a few index seeks per bot on the snapshots' (bot, time) index.
 """
 
 from __future__ import annotations
@@ -25,8 +27,18 @@ from backups.models import BackupRecord
 from monitorsite.chart import pnl_chart
 from monitorsite.registry import run_health_checks
 from trades import market
-from trades.formats import format_money, format_rate
-from trades.models import Bot, Trade
+from trades.formats import (
+    format_duration,
+    format_market_time,
+    format_money,
+    format_price,
+    format_quantity,
+    format_rate,
+    format_size,
+)
+from trades.models import Bot, BotSnapshot, Trade
+from trades.positions import DayPnl, day_pnl, latest_account, latest_host
+from trades.state import Position
 from trades.summary import DailySummary, PeriodSummary, performance_lines
 
 
@@ -40,6 +52,10 @@ class BotCard:
     period: PeriodSummary
     period_lines: list[tuple[str, str]]
     chart: SafeString
+    positions: PositionsView | None = None  # None: the bot never reported its positions
+    day_pnl: DayPnl | None = None  # None: no positions reported today
+    account: AccountView | None = None
+    host: HostView | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,169 @@ HEALTH_NAMES = {
 }
 
 
+# --- the bot's own state: positions, account, host ------------------------------------------
+
+# A card shows this many positions, the largest by |unrealized P&L|; the rest are counted.
+SHOWN_POSITIONS = 5
+# Host figures: a warning colour below the host rules' default threshold (disk and memory:
+# below 10% free), a caution colour below twice that.
+HOST_WARNING_PERCENT = Decimal(10)
+HOST_CAUTION_PERCENT = Decimal(20)
+
+
+def as_of(taken_at: dt.datetime, now: dt.datetime, grace: dt.timedelta) -> str:
+    """Nothing while figures taken at ``taken_at`` are current (within the heartbeat grace), else
+    "as of <market time>": older figures are shown as what they were then."""
+    return "" if now - taken_at <= grace else f"as of {format_market_time(taken_at)}"
+
+
+@dataclass(frozen=True)
+class PositionRow:
+    symbol: str
+    quantity: str
+    avg_price: str
+    market_price: str
+    unrealized: Decimal
+    side: str  # "long" or "short"
+
+
+@dataclass(frozen=True)
+class PositionsView:
+    """The positions of the bot's last snapshot that reported them, the largest few first."""
+
+    rows: list[PositionRow]
+    count: int
+    unrealized: Decimal | None
+    as_of: str  # "" when current
+
+    @property
+    def more(self) -> int:
+        return self.count - len(self.rows)
+
+    @classmethod
+    def of(cls, snapshot: BotSnapshot, now: dt.datetime, grace: dt.timedelta) -> PositionsView:
+        positions: list[Position] = snapshot.position_list()
+        largest = sorted(positions, key=lambda p: (-abs(p.unrealized_pnl), p.symbol))[:SHOWN_POSITIONS]
+        rows = [
+            PositionRow(
+                p.symbol,
+                format_quantity(p.quantity),
+                format_price(p.avg_price),
+                format_price(p.market_price),
+                p.unrealized_pnl,
+                "short" if p.quantity < 0 else "long",
+            )
+            for p in largest
+        ]
+        return cls(rows, len(positions), snapshot.unrealized_pnl, as_of(snapshot.taken_at, now, grace))
+
+
+@dataclass(frozen=True)
+class AccountView:
+    equity: Decimal | None
+    cash: Decimal | None
+    as_of: str
+
+    @property
+    def words(self) -> str:
+        """What the bot reported of the two: "equity 100,000.00, cash 20,000.00"."""
+        figures = (("equity", self.equity), ("cash", self.cash))
+        return ", ".join(f"{name} {format_money(value)}" for name, value in figures if value is not None)
+
+
+@dataclass(frozen=True)
+class HostLine:
+    words: str
+    level: str  # "ok", "caution" (under 20%), "warning" (under 10%)
+
+
+def host_level(percent: Decimal) -> str:
+    if percent < HOST_WARNING_PERCENT:
+        return "warning"
+    if percent < HOST_CAUTION_PERCENT:
+        return "caution"
+    return "ok"
+
+
+def share_line(
+    name: str, verb: str, percent: Decimal | None, part: int | None, total: int | None
+) -> HostLine | None:
+    """A share in words, "disk 6.2% free (3.1 GB of 50.0 GB)", coloured by it; None without it."""
+    if percent is None:
+        return None
+    words = f"{name} {format_rate(percent)} {verb} ({format_size(part)} of {format_size(total)})"
+    return HostLine(words, host_level(percent))
+
+
+@dataclass(frozen=True)
+class HostView:
+    """The host's figures in plain words, from the bot's last snapshot that carried them."""
+
+    lines: list[HostLine]
+    as_of: str
+
+    @property
+    def level(self) -> str:
+        levels = {line.level for line in self.lines}
+        return next((level for level in ("warning", "caution") if level in levels), "ok")
+
+    @classmethod
+    def of(cls, snapshot: BotSnapshot, now: dt.datetime, grace: dt.timedelta) -> HostView:
+        lines = [
+            share_line(
+                "disk",
+                "free",
+                snapshot.disk_free_percent,
+                snapshot.disk_free_bytes,
+                snapshot.disk_total_bytes,
+            ),
+            share_line(
+                "memory",
+                "available",
+                snapshot.memory_available_percent,
+                snapshot.memory_available_bytes,
+                snapshot.memory_total_bytes,
+            ),
+        ]
+        process = []
+        if snapshot.host_started_at is not None:
+            # Up until the figures were taken; counted to now while they are current.
+            stale = now - snapshot.taken_at > grace
+            process.append(
+                f"up {format_duration((snapshot.taken_at if stale else now) - snapshot.host_started_at)}"
+            )
+        if snapshot.host_pid is not None:
+            process.append(f"pid {snapshot.host_pid}")
+        if snapshot.rss_bytes is not None:
+            process.append(f"RSS {format_size(snapshot.rss_bytes)}")
+        if snapshot.cpu_percent is not None:
+            process.append(f"CPU {format_rate(snapshot.cpu_percent)}")
+        if process:
+            lines.append(HostLine(", ".join(process), "ok"))
+        return cls([line for line in lines if line is not None], as_of(snapshot.taken_at, now, grace))
+
+
+def bot_state_views(
+    bot: Bot, now: dt.datetime, today: dt.date, realized: Decimal, grace: dt.timedelta
+) -> tuple[PositionsView | None, DayPnl | None, AccountView | None, HostView | None]:
+    """The card's state parts. A bot's client sends everything with each heartbeat, so the newest
+    snapshot usually answers all of it: one index seek; a part it lacks is looked up on its own."""
+    latest = BotSnapshot.objects.filter(bot=bot).order_by("-taken_at", "-id").first()
+    if latest is None:
+        return None, None, None, None
+    held = latest if latest.positions is not None else BotSnapshot.objects.latest_with_positions(bot)
+    account = latest if latest.equity is not None or latest.cash is not None else latest_account(bot)
+    host = latest if latest.has_host else latest_host(bot)
+    return (
+        None if held is None else PositionsView.of(held, now, grace),
+        None if held is None else day_pnl(bot, today, realized=realized),
+        None
+        if account is None
+        else AccountView(account.equity, account.cash, as_of(account.taken_at, now, grace)),
+        None if host is None else HostView.of(host, now, grace),
+    )
+
+
 def build(now: dt.datetime | None = None) -> Cockpit:
     now = now or timezone.now()
     today = market.trading_day_of(now)
@@ -75,16 +254,23 @@ def build(now: dt.datetime | None = None) -> Cockpit:
         trades = Trade.objects.for_bot(bot)
         period = trades.period_summary(start, end, breakdown=False)
         age = bot.heartbeat_age(now)
+        state = status.bot_state(bot, now)
+        summary = trades.daily_summary(today)
+        positions, day, account, host = bot_state_views(bot, now, today, summary.total_pnl, state.grace)
         cards.append(
             BotCard(
                 bot=bot,
-                state=status.bot_state(bot, now),
+                state=state,
                 heartbeat_age="never" if age is None else f"{timesince(bot.last_heartbeat_at, now)} ago",
                 market=clock,
-                today=trades.daily_summary(today),
+                today=summary,
                 period=period,
                 period_lines=performance_lines(period.overall),
                 chart=pnl_chart(period),
+                positions=positions,
+                day_pnl=day,
+                account=account,
+                host=host,
             )
         )
     last = BackupRecord.objects.last_good()

@@ -30,7 +30,7 @@ VIEW = "market_utc_offsets"
 # may read: what the dashboard shows. Never the channels' settings (webhook URLs and tokens),
 # the users, the sessions or the API keys.
 READER_ROLE = "grafana_reader"
-DASHBOARD_TABLES = ("trades_trade", "trades_bot", VIEW)
+DASHBOARD_TABLES = ("trades_trade", "trades_bot", "trades_botsnapshot", VIEW)
 FIRST_YEAR, LAST_YEAR = 2000, 2100
 
 

@@ -21,7 +21,7 @@ from django.utils.safestring import SafeString
 from django.utils.text import slugify
 
 from monitorsite.chart import pnl_chart
-from trades import market
+from trades import market, positions
 from trades.formats import format_money
 from trades.models import Bot, Trade
 from trades.serializers import PeriodQuerySerializer
@@ -85,14 +85,24 @@ class Report:
 
     @classmethod
     def build(cls, bot: Bot | None, start: dt.date, end: dt.date) -> Report:
-        trades = Trade.objects.for_bot(bot) if bot else Trade.objects.all()
-        summary = trades.period_summary(start, end)
+        # One bot's figures come with its state at each day's close (equity, day P&L marked to market).
+        summary = (
+            positions.period_summary(bot, start, end)
+            if bot
+            else Trade.objects.all().period_summary(start, end)
+        )
         tables = [
             Table(f"By {title}", *group_table(title, groups))
             for title, groups in (("strategy", summary.by_strategy), ("symbol", summary.by_symbol))
         ]
         days = [(f"{d.date:%Y-%m-%d}", format_money(d.pnl), format_money(d.cumulative)) for d in summary.days]
         tables.append(Table("By day (days with a closed trade)", ("day", "P&L", "cumulative P&L"), days))
+        if summary.closes:
+            tables.append(
+                Table(
+                    "Each day's close (equity, and the day's P&L with open positions)", *summary.close_table()
+                )
+            )
         return cls(bot, summary, performance_lines(summary.overall), tables)
 
     @property

@@ -37,7 +37,7 @@ from django_q.models import Task
 from django.utils import timezone
 from alerts.models import Alert, AlertRule, Channel, DeliveryAttempt, Silence, TradingHalt
 from backups.models import BackupRecord
-from trades.models import Bot, BotEvent, Trade
+from trades.models import Bot, BotEvent, BotSnapshot, Trade
 
 now = timezone.now()
 bot = Bot.objects.get(name="alpha")
@@ -50,6 +50,14 @@ Trade.objects.create(
     pnl=Decimal("-1234.5"), strategy="momentum-{LONG}", executed_at=now, trading_day=now.date(),
     metadata={{"note": "{LONG}"}},
 )
+for n in range(20):  # the bot's page lists its last 20 snapshots, the widest figures there are
+    BotSnapshot.objects.create(
+        bot=bot, taken_at=now - dt.timedelta(seconds=30 * n), positions=[], position_count=500,
+        unrealized_pnl=Decimal("-123456789012.34"), equity=Decimal("123456789012.34"),
+        cash=Decimal("-123456789012.34"), host_pid=4194304, rss_bytes=10**15, cpu_percent=1234.5,
+        memory_available_bytes=10**15, memory_total_bytes=10**15, disk_free_bytes=10**15,
+        disk_total_bytes=10**15,
+    )
 channel = Channel.objects.get(name="discord")
 alert = Alert.objects.create(
     channel=channel, bot=bot, level="critical", title="Daily loss {LONG}", message="{LONG} " * 4,

@@ -21,6 +21,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
+from monitor_client.wire import SYMBOL_MAX_LENGTH
 from tests import test_admin_browser as admin_browser
 from tests.test_admin_browser import DESKTOP, PHONE, WAIT_SECONDS, admin_log_in, page_width, text_of, wait_for
 from trades.formats import format_money
@@ -169,3 +170,77 @@ def test_cockpit_layout_open_sections_and_the_report_in_the_browser(
     rows = list(csv.reader(io.StringIO(files[0].read_text())))
     assert rows[0] == ["report", "alpha", query["start"], query["end"]]
     assert ["Realized P&L", "38.25"] in rows
+
+
+def post_state(url: str, key: str, count: int) -> None:
+    """A heartbeat with ``count`` positions, the account and the host (disk 6.2% free, memory 7.8%
+    available). The first five, longs and shorts, gain or lose the most (the first one's symbol is
+    as long as a symbol may be); the rest move by one."""
+    gb = 1024**3
+    positions = [
+        {
+            "symbol": ("L" * SYMBOL_MAX_LENGTH) if n == 0 else f"SYM{n:03d}",
+            "quantity": (-1) ** n * ((n + 1) * 1000 if n < 5 else 1),
+            "avg_price": 100 + n,
+            "market_price": 100 + n + (3 if n < 5 else 1) * (-1) ** (n // 2),
+        }
+        for n in range(count)
+    ]
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3, minutes=12)
+    body = {
+        "status": "trading",
+        "positions": positions,
+        "equity": 1_234_567.89,
+        "cash": -45_678.9,
+        "host": {
+            "pid": 4242,
+            "started_at": started.isoformat(),
+            "rss_bytes": 512 * 1024**2,
+            "cpu_percent": 12.5,
+            "memory_available_bytes": 160 * 1024**2,
+            "memory_total_bytes": 2 * gb,
+            "disk_free_bytes": int(3.1 * gb),
+            "disk_total_bytes": 50 * gb,
+        },
+    }
+    auth = {"Authorization": f"Bearer {key}"}
+    response = requests.post(f"{url}/api/v1/heartbeat/", json=body, headers=auth, timeout=30)
+    assert response.ok, response.text
+
+
+def test_a_bot_with_500_positions_keeps_the_cockpit_short_and_narrow_on_a_phone(
+    browser: WebDriver, site: Any
+) -> None:
+    """The card of a bot holding 500 positions is as tall as one holding its five largest but for its
+    "N more" line; nothing scrolls sideways, whatever the symbols' and figures' lengths."""
+    keys = {name: site.create_bot(name) for name in ("many", "few")}
+    post_state(site.url, keys["many"], 500)
+    post_state(site.url, keys["few"], 5)
+    site.admin_session()
+    browser.set_window_size(*PHONE)
+    admin_log_in(browser, site.url)
+    many = "#cockpit-bots .bot-card[data-bot='many']"
+    wait_for(browser, f"{many} .position-list")
+    assert len(browser.find_elements(By.CSS_SELECTOR, f"{many} li.position")) == 5
+    assert text_of(browser, f"{many} .positions-more") == "495 more"
+    assert "disk 6.2% free (3.1 GB of 50.0 GB)" in text_of(browser, f"{many} .bot-host")
+    width, inner = page_width(browser)
+    assert width <= inner, f"the cockpit is {width} px wide in a {inner} px window"
+
+    def height(bot: str) -> float:
+        return browser.execute_script(
+            "return document.querySelector(`.bot-card[data-bot='${arguments[0]}']`)"
+            ".getBoundingClientRect().height",
+            bot,
+        )
+
+    more_line = browser.execute_script(
+        "return document.querySelector(`.bot-card[data-bot='many'] .positions-more`)"
+        ".getBoundingClientRect().height"
+    )
+    assert height("many") - height("few") == pytest.approx(more_line, abs=1), (height("many"), height("few"))
+    assert height("many") < 1.5 * PHONE[1], height("many")  # about a screen, not 500 rows
+    if SCREENSHOTS:
+        keep_screenshot(browser, "cockpit-state")
+        card = browser.find_element(By.CSS_SELECTOR, many)
+        card.screenshot(str(Path(SCREENSHOTS) / "cockpit-state-card.png"))

@@ -102,7 +102,11 @@ def test_summary_api_answers_every_contract_field(bot: Bot, api: APIClient, day_
         "worst_trade",
         "by_strategy",
         "by_symbol",
+        "day_pnl",
+        "open_pnl",
+        "day_pnl_as_of",
     }
+    assert body["day_pnl"] is body["open_pnl"] is body["day_pnl_as_of"] is None  # no positions reported
     assert body["date"] == "2026-01-15"
     assert body["total_pnl"] == -74.875
     assert body["best_trade"] == {

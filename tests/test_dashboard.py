@@ -36,6 +36,7 @@ from monitor_client.loki import LokiEmitter
 from monitorsite.grafana import create_market_views
 from tests.conftest import make_trade
 from tests.harness import ROOT, manage, site_env
+from tests.state_fixtures import GB, MB, client_for, host, position, post_state
 from trades.models import Bot, Trade
 
 # The backend of this run of the suite: its queries are run on it.
@@ -58,6 +59,8 @@ ALL_SYMBOLS = ["AAPL", "MSFT", "NVDA", "TSLA"]
 # on PostgreSQL the built-in data source's $__timeFilter(column).
 PLACEHOLDERS = re.compile(r"\$__from|\$__to|\$\{symbol:sqlstring\}|\$__timeFilter\([\w.]+\)")
 TIME_FILTER = re.compile(r"\$__timeFilter\(([\w.]+)\)")
+# The panels of the bots' reported state (trades_botsnapshot), a series per bot each.
+STATE_PANELS = ("Equity", "Open P&L", "Host: disk and memory free", "Bot memory (RSS)")
 
 
 def dashboard(backend: str = BACKEND) -> dict[str, Any]:
@@ -209,8 +212,23 @@ def database(transactional_db: Any) -> Iterator[Path | None]:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {alpha.issue_key()[1]}")
     assert client.post("/api/v1/trades/", trades, format="json").status_code == 201
+    beta = Bot.objects.create(name="beta")
+    # The bots' state, before their last heartbeats (bare): alpha reports everything, beta its
+    # equity alone; one of alpha's is older than the range (the last 24 hours), one is its host alone.
+    state = client_for(alpha)
+    post_state(state, NOW - dt.timedelta(hours=25), equity=9000, positions=[], host=host())
+    post_state(
+        state,
+        NOW - dt.timedelta(hours=3),
+        equity=10000,
+        positions=[position("AAPL", 10, 100, 101), position("TSLA", -2, 200, 210)],  # 10 - 20
+        host=host(disk_free=25 * GB, disk_total=50 * GB, memory_available=1 * GB, memory_total=2 * GB),
+    )
+    post_state(state, NOW - dt.timedelta(hours=2), host=host(disk_free=5 * GB, memory_available=200 * MB))
+    post_state(state, NOW - dt.timedelta(hours=1), equity=10050.5, positions=[])
+    post_state(client_for(beta), NOW - dt.timedelta(minutes=90), equity=500)
     heartbeat(alpha, NOW - dt.timedelta(seconds=120))
-    heartbeat(Bot.objects.create(name="beta"), NOW - dt.timedelta(hours=1))
+    heartbeat(beta, NOW - dt.timedelta(hours=1))
     Bot.objects.create(name="gamma")
     Bot.objects.create(name="delta", is_active=False)
     if POSTGRES:
@@ -222,7 +240,7 @@ def database(transactional_db: Any) -> Iterator[Path | None]:
 
 
 @pytest.mark.parametrize("backend", list(PROVISIONING))
-def test_the_dashboard_has_the_eight_panels_refreshes_every_30s_over_24h(backend: str) -> None:
+def test_the_dashboard_has_the_twelve_panels_refreshes_every_30s_over_24h(backend: str) -> None:
     board = dashboard(backend)
     assert [(panel["title"], panel["type"]) for panel in board["panels"]] == [
         ("Bot status", "stat"),
@@ -231,6 +249,10 @@ def test_the_dashboard_has_the_eight_panels_refreshes_every_30s_over_24h(backend
         ("Win rate today", "gauge"),
         ("Cumulative P&L", "timeseries"),
         ("Trades by symbol", "piechart"),
+        ("Equity", "timeseries"),
+        ("Open P&L", "timeseries"),
+        ("Host: disk and memory free", "timeseries"),
+        ("Bot memory (RSS)", "timeseries"),
         ("Recent trades", "table"),
         ("Live logs", "logs"),
     ]
@@ -241,7 +263,15 @@ def test_the_dashboard_has_the_eight_panels_refreshes_every_30s_over_24h(backend
     for title, sql in sql_queries(backend).items():
         leftover = PLACEHOLDERS.sub("", sql)
         assert "$" not in leftover, f"{title}: uses a placeholder the test does not know"
-    assert len(sql_queries(backend)) == 8  # seven panels and the variable
+    assert len(sql_queries(backend)) == 12  # eleven panels and the variable
+    # No two panels overlap on Grafana's 24-column grid.
+    cells = [
+        (x, y)
+        for panel in board["panels"]
+        for x in range(panel["gridPos"]["x"], panel["gridPos"]["x"] + panel["gridPos"]["w"])
+        for y in range(panel["gridPos"]["y"], panel["gridPos"]["y"] + panel["gridPos"]["h"])
+    ]
+    assert len(cells) == len(set(cells)) and all(x < 24 for x, _ in cells)
 
 
 def test_the_postgres_dashboard_mirrors_every_panel_of_the_sqlite_one() -> None:
@@ -270,6 +300,12 @@ def test_the_postgres_dashboard_mirrors_every_panel_of_the_sqlite_one() -> None:
                 assert target["rawQuery"] and target["editorMode"] == "code"
                 assert target["format"] == ("time_series" if panel["type"] == "timeseries" else "table")
     assert postgres["templating"]["list"][0]["datasource"]["uid"] == "trades-postgres"
+    # A series per bot: the queries answer (time, metric, value) rows, "long" data that the SQLite
+    # plugin's "time series" query type splits by metric, as PostgreSQL's time_series format does.
+    for panel in sqlite["panels"]:
+        if panel["title"] in STATE_PANELS:
+            (target,) = panel["targets"]
+            assert target["queryType"] == "time series" and "AS metric" in target["rawQueryText"]
 
 
 def test_the_dashboards_connection_cannot_write(database: Path | None) -> None:
@@ -312,7 +348,7 @@ def test_grafanas_postgresql_role_reads_the_dashboards_tables_and_no_secret(
         server._replace(netloc=f"grafana_reader:{READER_PASSWORD}@{server.hostname}:{server.port}")
     )
     with psycopg.connect(reader_url, autocommit=True) as reader:
-        for table in ("trades_trade", "trades_bot", "market_utc_offsets"):
+        for table in ("trades_trade", "trades_bot", "trades_botsnapshot", "market_utc_offsets"):
             reader.execute(f"SELECT * FROM {table} LIMIT 1")
         for table in ("alerts_channel", "auth_user", "django_session", "rest_framework_api_key_apikey"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -378,6 +414,26 @@ def test_every_sql_query_gives_the_known_figures(database: Path | None) -> None:
     earlier = {"start": FROM_MS - 24 * 3600 * 1000, "end": FROM_MS}
     assert q["Today's P&L"](**earlier) == [(pytest.approx(30),)]  # y1 25 + e1 5
 
+    # The bots' state over the range, a series per bot (its name the series' "metric").
+    def ago(**delta: float) -> int:
+        return int((NOW - dt.timedelta(**delta)).timestamp())
+
+    assert q["Equity"]() == [
+        (ago(hours=3), "alpha", pytest.approx(10000)),
+        (ago(minutes=90), "beta", pytest.approx(500)),
+        (ago(hours=1), "alpha", pytest.approx(10050.5)),
+    ]
+    assert q["Open P&L"]() == [(ago(hours=3), "alpha", pytest.approx(-10)), (ago(hours=1), "alpha", 0)]
+    assert q["Host: disk and memory free"]() == [
+        (ago(hours=3), "alpha disk free", pytest.approx(50)),
+        (ago(hours=3), "alpha memory available", pytest.approx(50)),
+        (ago(hours=2), "alpha disk free", pytest.approx(10)),
+        (ago(hours=2), "alpha memory available", pytest.approx(100 * 200 / 2048)),
+    ]
+    assert q["Bot memory (RSS)"]() == [(ago(hours=3), "alpha", 120 * MB), (ago(hours=2), "alpha", 120 * MB)]
+    # The day before: alpha's first snapshot alone.
+    assert q["Equity"](**earlier) == [(ago(hours=25), "alpha", pytest.approx(9000))]
+
 
 def test_queries_run_on_an_empty_database(database: Path | None) -> None:
     with connection.cursor() as writer:
@@ -413,7 +469,7 @@ def test_time_columns_come_back_as_times_grafana_reads(database: Path | None) ->
                         "title"
                     ]
                 checked += 1
-    assert checked == 3  # Bot status, Cumulative P&L, Recent trades
+    assert checked == 7  # Bot status, Cumulative P&L, Recent trades and the four state panels
 
 
 @pytest.mark.parametrize(
@@ -467,6 +523,31 @@ def test_range_queries_use_an_index(database: Path | None) -> None:
         plan = run(database, "EXPLAIN QUERY PLAN " + sql_queries()[title], symbols=ALL_SYMBOLS)
         details = " | ".join(row[-1] for row in plan)
         assert re.search(r"SEARCH t USING (COVERING )?INDEX", details), f"{title}: {details}"
+
+
+def test_state_panels_read_the_snapshots_index_bot_by_bot(database: Path | None) -> None:
+    """Each state panel walks the (bot, taken_at) index over the range for each bot, never every
+    snapshot a bot has kept (90 days of them)."""
+    for title in STATE_PANELS:
+        if POSTGRES:
+            sql = "EXPLAIN " + render(sql_queries()[title], symbols=ALL_SYMBOLS)
+            with reader_connection() as reader:
+                reader.execute("SET enable_seqscan = off")
+                details = " | ".join(row[0] for row in reader.execute(sql.encode()).fetchall())
+            assert re.search(r"Index Scan using snapshot_bot_time on trades_botsnapshot s\b", details), (
+                f"{title}: {details}"
+            )
+            assert re.search(r"Index Cond: \(\(bot_id = b\.id\) AND \(taken_at >= ", details), (
+                f"{title}: {details}"
+            )
+            assert not re.search(r"Seq Scan on trades_botsnapshot", details), f"{title}: {details}"
+            continue
+        plan = run(database, "EXPLAIN QUERY PLAN " + sql_queries()[title], symbols=ALL_SYMBOLS)
+        details = " | ".join(row[-1] for row in plan)
+        assert re.search(
+            r"SEARCH s USING INDEX snapshot_bot_time \(bot_id=\? AND taken_at>\? AND taken_at<\?\)", details
+        ), f"{title}: {details}"
+        assert "SCAN s" not in details, f"{title}: {details}"
 
 
 # --- the logs panel -------------------------------------------------------------------

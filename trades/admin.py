@@ -18,8 +18,15 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from trades import market
-from trades.formats import format_market_time, format_money, format_price, format_quantity
-from trades.models import Bot, BotEvent, BotKey, Trade
+from trades.formats import (
+    format_market_time,
+    format_money,
+    format_price,
+    format_quantity,
+    format_rate,
+    format_size,
+)
+from trades.models import Bot, BotEvent, BotKey, BotSnapshot, Trade
 from trades.paging import CappedCountPaginator
 
 # The library's own key model is unused here: every key belongs to a bot.
@@ -229,6 +236,77 @@ def issue_read_only_key(modeladmin: admin.ModelAdmin, request: HttpRequest, quer
     _issue_keys(request, queryset, read_only=True)
 
 
+SHOWN_SNAPSHOTS = 20
+
+
+def _share(percent: Any, part: int | None) -> str:
+    return "-" if percent is None else f"{format_rate(percent)} ({format_size(part)})"
+
+
+class BotSnapshotInline(admin.TabularInline):
+    """The bot's last ``SHOWN_SNAPSHOTS`` snapshots on its page, newest first, read-only ("-": not
+    reported by that heartbeat). A sub-table: it stacks on a phone, each cell labelled (admin.js)."""
+
+    model = BotSnapshot
+    verbose_name_plural = f"last {SHOWN_SNAPSHOTS} snapshots"
+    fields = (
+        "time",
+        "positions_shown",
+        "unrealized",
+        "equity_shown",
+        "cash_shown",
+        "disk_free",
+        "memory",
+        "rss",
+        "cpu",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # what the bot reported: shown, never edited
+
+    @admin.display(description="time")
+    def time(self, snapshot: BotSnapshot) -> str:
+        return format_market_time(snapshot.taken_at)
+
+    @admin.display(description="positions")
+    def positions_shown(self, snapshot: BotSnapshot) -> str:
+        return format_quantity(snapshot.position_count)
+
+    @admin.display(description="unrealized P&L")
+    def unrealized(self, snapshot: BotSnapshot) -> str:
+        return format_money(snapshot.unrealized_pnl)
+
+    @admin.display(description="equity")
+    def equity_shown(self, snapshot: BotSnapshot) -> str:
+        return format_money(snapshot.equity)
+
+    @admin.display(description="cash")
+    def cash_shown(self, snapshot: BotSnapshot) -> str:
+        return format_money(snapshot.cash)
+
+    @admin.display(description="disk free")
+    def disk_free(self, snapshot: BotSnapshot) -> str:
+        return _share(snapshot.disk_free_percent, snapshot.disk_free_bytes)
+
+    @admin.display(description="memory available")
+    def memory(self, snapshot: BotSnapshot) -> str:
+        return _share(snapshot.memory_available_percent, snapshot.memory_available_bytes)
+
+    @admin.display(description="RSS")
+    def rss(self, snapshot: BotSnapshot) -> str:
+        return format_size(snapshot.rss_bytes)
+
+    @admin.display(description="CPU")
+    def cpu(self, snapshot: BotSnapshot) -> str:
+        return format_rate(snapshot.cpu_percent)
+
+
 @admin.register(Bot)
 class BotAdmin(admin.ModelAdmin):
     list_display = ("name", "is_active", "stopped", "last_heartbeat", "last_heartbeat_status", "created_at")
@@ -241,7 +319,7 @@ class BotAdmin(admin.ModelAdmin):
         "last_heartbeat_status",
         "last_heartbeat_details",
     )
-    inlines = (BotKeyInline,)
+    inlines = (BotKeyInline, BotSnapshotInline)
     actions = (issue_write_key, issue_read_only_key)
 
     @admin.display(description="stopped", ordering="stopped_at")
@@ -254,6 +332,25 @@ class BotAdmin(admin.ModelAdmin):
         if bot.last_heartbeat_at is None:
             return "never"
         return f"{timesince(bot.last_heartbeat_at)} ago"
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
+        # A bot being added has no snapshots yet.
+        return (
+            self.inlines if obj is not None else tuple(i for i in self.inlines if i is not BotSnapshotInline)
+        )
+
+    def get_formset_kwargs(self, request: HttpRequest, obj: Any, inline: Any, prefix: str) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, BotSnapshotInline):
+            # The last few of a bot's thousands: their ids first (the formset filters by bot after,
+            # which a sliced queryset cannot take); the positions stay in the database.
+            last = BotSnapshot.objects.filter(bot=obj).order_by("-taken_at", "-id")[:SHOWN_SNAPSHOTS]
+            kwargs["queryset"] = (
+                BotSnapshot.objects.filter(pk__in=list(last.values_list("pk", flat=True)))
+                .defer("positions")
+                .order_by("-taken_at", "-id")
+            )
+        return kwargs
 
     def save_model(self, request: HttpRequest, obj: Bot, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)

@@ -605,11 +605,25 @@ class BotSnapshot(models.Model):
             return None
         return {name: getattr(self, column) for name, column in self.HOST_COLUMNS.items()}
 
+    @property
+    def disk_free_percent(self) -> Decimal | None:
+        """Free disk in percent of the disk (None without both figures)."""
+        return _percent(self.disk_free_bytes, self.disk_total_bytes)
+
+    @property
+    def memory_available_percent(self) -> Decimal | None:
+        """Available memory in percent of the machine's (None without both figures)."""
+        return _percent(self.memory_available_bytes, self.memory_total_bytes)
+
     def position_list(self) -> list[Any]:
         """The reported positions (``trades.state.Position``); empty when flat or not reported."""
         from trades.state import Position
 
         return [Position.from_json(item) for item in self.positions or ()]
+
+
+def _percent(part: int | None, total: int | None) -> Decimal | None:
+    return None if part is None or not total else Decimal(part) * 100 / Decimal(total)
 
 
 def snapshot_fields(

@@ -14,12 +14,17 @@ alone), however old a snapshot it sent before.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db import connections
+from django.db.models import Max, Min
+
 from trades import market
 from trades.models import Bot, BotSnapshot, Trade
+from trades.summary import DailySummary, DayClose, PeriodSummary
 
 
 def start_of_day(day: dt.date) -> dt.datetime:
@@ -108,3 +113,102 @@ def latest_host(bot: Bot) -> BotSnapshot | None:
         .order_by("-taken_at", "-id")
         .first()
     )
+
+
+# --- the summaries with the bot's state -------------------------------------------------------
+
+
+def daily_summary(bot: Bot, day: dt.date) -> DailySummary:
+    """The bot's daily summary with the day's closing ``day_pnl`` (and its open part) when the bot
+    reported positions that day: the API's, the summary alert's and the command's."""
+    summary = Trade.objects.for_bot(bot).daily_summary(day)
+    marked = day_pnl(bot, day, realized=summary.total_pnl)
+    if marked is None:
+        return summary
+    return dataclasses.replace(
+        summary, day_pnl=marked.total, open_pnl=marked.open_part, day_pnl_as_of=marked.as_of
+    )
+
+
+def period_summary(bot: Bot, start: dt.date, end: dt.date) -> PeriodSummary:
+    """The bot's period figures with each day's close where it reported its state (``day_closes``)."""
+    summary = Trade.objects.for_bot(bot).period_summary(start, end)
+    realized = {day.date: day.pnl for day in summary.days}
+    return dataclasses.replace(summary, closes=day_closes(bot, start, end, realized))
+
+
+def day_closes(
+    bot: Bot, start: dt.date, end: dt.date, realized: dict[dt.date, Decimal]
+) -> tuple[DayClose, ...]:
+    """Per trading day from ``start`` to ``end`` on which the bot reported its state, oldest first:
+    its last equity and cash that day, and the day's closing ``day_pnl`` as ``day_pnl`` works it
+    out (``realized``: the days' realized P&L, 0 where absent).
+
+    Bounded by days, not heartbeats, in four queries: the span the snapshots cover, the morning
+    of its first day, each day's two closing snapshots (``closing_ids``), and those rows."""
+    snapshots = BotSnapshot.objects.filter(
+        bot=bot, taken_at__gte=start_of_day(start), taken_at__lt=start_of_day(end + dt.timedelta(days=1))
+    )
+    span = snapshots.aggregate(first=Min("taken_at"), last=Max("taken_at"))
+    if span["first"] is None:
+        return ()
+    zone = market.market_zone()
+    first, last = market.trading_day_of(span["first"], zone), market.trading_day_of(span["last"], zone)
+    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    before = BotSnapshot.objects.latest_with_positions(bot, before=start_of_day(first))
+    unrealized_before = (before.unrealized_pnl or Decimal(0)) if before else Decimal(0)
+    ids = closing_ids(bot, days)
+    rows = BotSnapshot.objects.only("taken_at", "unrealized_pnl", "equity", "cash").in_bulk(
+        {each for pair in ids for each in pair if each is not None}
+    )
+    closes = []
+    for day, (held_id, account_id) in zip(days, ids, strict=True):
+        held, account = rows.get(held_id), rows.get(account_id)  # type: ignore[arg-type]
+        if held is None and account is None:
+            continue
+        open_pnl = None
+        if held is not None:
+            open_pnl = (held.unrealized_pnl or Decimal(0)) - unrealized_before
+            unrealized_before = held.unrealized_pnl or Decimal(0)
+        closes.append(
+            DayClose(
+                date=day,
+                as_of=max(each.taken_at for each in (held, account) if each is not None),
+                equity=account.equity if account else None,
+                cash=account.cash if account else None,
+                day_pnl=None if open_pnl is None else realized.get(day, Decimal(0)) + open_pnl,
+                open_pnl=open_pnl,
+            )
+        )
+    return tuple(closes)
+
+
+def closing_ids(bot: Bot, days: list[dt.date]) -> list[tuple[int | None, int | None]]:
+    """For each trading day, the ids of the bot's last snapshot with positions and its last with
+    equity or cash (None: none that day), in one statement: a row per day (VALUES) and, for each,
+    two index seeks on (bot, taken_at). A query per day through the ORM cost about a millisecond
+    each, 85 ms for six weeks; this is a few."""
+    if not days:
+        return []
+    connection = connections[BotSnapshot.objects.db]
+    table = connection.ops.quote_name(BotSnapshot._meta.db_table)
+
+    def last(condition: str) -> str:
+        return (
+            f"(SELECT s.id FROM {table} s WHERE s.bot_id = {int(bot.pk)} AND s.taken_at >= d.column2"
+            f" AND s.taken_at < d.column3 AND {condition} ORDER BY s.taken_at DESC, s.id DESC LIMIT 1)"
+        )
+
+    params: list[object] = []
+    for n, day in enumerate(days):
+        bounds = (start_of_day(day), start_of_day(day + dt.timedelta(days=1)))
+        params += [n, *(connection.ops.adapt_datetimefield_value(moment) for moment in bounds)]
+    values = ", ".join(["(%s, %s, %s)"] * len(days))
+    sql = (
+        f"SELECT d.column1, {last('s.positions IS NOT NULL')},"
+        f" {last('(s.equity IS NOT NULL OR s.cash IS NOT NULL)')}"
+        f" FROM (VALUES {values}) AS d ORDER BY d.column1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(held, account) for _, held, account in cursor.fetchall()]

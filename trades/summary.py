@@ -122,10 +122,25 @@ class DailySummary(Totals):
     worst_trade: TradeRef | None
     by_strategy: Mapping[str, Breakdown]
     by_symbol: Mapping[str, Breakdown]
+    # The day's P&L with open positions marked to market at its last snapshot with positions, and
+    # the open positions' part of it (``trades.positions``): None when the bot reported none that
+    # day, or for a summary of several bots.
+    day_pnl: Decimal | None = None
+    open_pnl: Decimal | None = None
+    day_pnl_as_of: dt.datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The API's JSON shape (decimals and dates left for the renderer to encode), the day first."""
         return {"date": self.date, **dataclasses.asdict(self)}
+
+    def day_pnl_words(self) -> str | None:
+        """The day P&L in words, "-1,520.00 (realized -20.00, open -1,500.00)"; None without one."""
+        if self.day_pnl is None:
+            return None
+        return (
+            f"{format_money(self.day_pnl)} (realized {format_money(self.total_pnl)},"
+            f" open {format_money(self.open_pnl)})"
+        )
 
     def render_text(self) -> str:
         """Plain text: a totals table, the best and worst trade, a table per strategy and per symbol."""
@@ -147,6 +162,10 @@ class DailySummary(Totals):
                 right=range(6),
             ),
         ]
+        if (marked := self.day_pnl_words()) is not None:
+            lines.append(
+                f"Day P&L with open positions: {marked}, as of {format_market_time(self.day_pnl_as_of)}"
+            )
         for label, trade in (("Best trade", self.best_trade), ("Worst trade", self.worst_trade)):
             if trade:
                 lines.append(f"{label}: {trade.symbol} {format_money(trade.pnl)} ({trade.external_id})")
@@ -321,6 +340,20 @@ def daily_pnl(rows: Any) -> list[DayPnl]:
 
 
 @dataclass(frozen=True)
+class DayClose:
+    """A trading day's close as the bot reported its state (``trades.positions.day_closes``): the
+    last equity and cash it reported that day, and the day's P&L with open positions marked to
+    market at its last snapshot with positions; None where that day's heartbeats did not carry it."""
+
+    date: dt.date
+    as_of: dt.datetime  # the day's last snapshot that gave any of these
+    equity: Decimal | None
+    cash: Decimal | None
+    day_pnl: Decimal | None
+    open_pnl: Decimal | None
+
+
+@dataclass(frozen=True)
 class PeriodSummary:
     """A period's performance (trading days ``start`` to ``end``, both included), overall and per group.
 
@@ -334,6 +367,9 @@ class PeriodSummary:
     days: tuple[DayPnl, ...]
     by_strategy: Mapping[str, Performance]
     by_symbol: Mapping[str, Performance]
+    # One bot's state at each day's close where it reported it: the equity curve and each day's
+    # P&L with open positions (``trades.positions.with_closes``); empty for several bots.
+    closes: tuple[DayClose, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The API's JSON shape: the overall figures at the top level, then the daily series and groups."""
@@ -344,7 +380,23 @@ class PeriodSummary:
             "days": [dataclasses.asdict(day) for day in self.days],
             "by_strategy": {name: dataclasses.asdict(p) for name, p in self.by_strategy.items()},
             "by_symbol": {name: dataclasses.asdict(p) for name, p in self.by_symbol.items()},
+            "closes": [dataclasses.asdict(close) for close in self.closes],
         }
+
+    def close_table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        """The days' closes as text: the command's table, the report page's and its CSV's."""
+        headers = ("day", "equity", "cash", "day P&L", "of it open")
+        rows = [
+            (
+                f"{c.date:%Y-%m-%d}",
+                format_money(c.equity),
+                format_money(c.cash),
+                format_money(c.day_pnl),
+                format_money(c.open_pnl),
+            )
+            for c in self.closes
+        ]
+        return headers, rows
 
     def render_text(self, title: str = "Performance") -> str:
         """Plain text: a figures table for the whole period, then one row per strategy and per symbol."""
@@ -354,6 +406,10 @@ class PeriodSummary:
             if groups:
                 headers, rows = group_table(title_, groups)
                 lines += ["", render_table(headers, rows, right=range(1, 7))]
+        if self.closes:
+            headers, rows = self.close_table()
+            lines += ["", "Each day's close (equity, and the day's P&L with open positions)"]
+            lines += [render_table(headers, rows, right=range(1, 5))]
         return "\n".join(lines)
 
 

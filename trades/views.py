@@ -137,7 +137,7 @@ class DailySummaryView(APIView):
         if not query.is_valid():
             return _bad_request("Invalid query parameters.", query.errors)
         day = query.validated_data.get("date") or market.today()
-        return Response(Trade.objects.for_bot(request.user).daily_summary(day).as_dict())
+        return Response(positions.daily_summary(request.user, day).as_dict())
 
 
 class PeriodSummaryView(APIView):
@@ -156,7 +156,7 @@ class PeriodSummaryView(APIView):
         if not query.is_valid():
             return _bad_request("Invalid query parameters.", query.errors)
         start, end = market.period(query.validated_data.get("start"), query.validated_data.get("end"))
-        return Response(Trade.objects.for_bot(request.user).period_summary(start, end).as_dict())
+        return Response(positions.period_summary(request.user, start, end).as_dict())
 
 
 class HeartbeatView(BotWriteView):

@@ -5,10 +5,11 @@
 # with psql as the database's owner: psql -v reader_password=...
 #
 # The role may read what the dashboard shows and nothing else: the site grants it SELECT
-# on trades_trade, trades_bot and the market_utc_offsets view after every migrate (each
-# start; monitorsite/grafana.py), never on the alert channels' settings (webhook URLs,
-# tokens), the users, the sessions or the API keys. It writes nothing: no INSERT, UPDATE
-# or DELETE, and its sessions are read-only. Made before the site's first migrate; on a
+# on trades_trade, trades_bot, trades_botsnapshot (the bots' reported state) and the
+# market_utc_offsets view after every migrate (each start; monitorsite/grafana.py),
+# never on the alert channels' settings (webhook URLs, tokens), the users, the sessions
+# or the API keys. It writes nothing: no INSERT, UPDATE or DELETE, and its sessions are
+# read-only. Made before the site's first migrate; on a
 # database of your own, run the SQL and then the site's migrate (scripts/start.sh does).
 set -eu
 : "${GRAFANA_DB_PASSWORD:?set GRAFANA_DB_PASSWORD in .env (see .env.example)}"

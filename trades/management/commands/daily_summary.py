@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from trades import market
+from trades import market, positions
 from trades.management.options import chosen_bot, send_through_alerts
 from trades.models import Trade
 from trades.signals import daily_summary_send
@@ -22,7 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         day = parse_day(options["date"]) if options["date"] else market.today()
         bot = chosen_bot(options["bot"])
-        trades = Trade.objects.for_bot(bot) if bot else Trade.objects.all()
-        self.stdout.write(trades.daily_summary(day).render_text())
+        summary = positions.daily_summary(bot, day) if bot else Trade.objects.all().daily_summary(day)
+        self.stdout.write(summary.render_text())
         if options["send"]:
             self.stdout.write(send_through_alerts(daily_summary_send, "summary", day=day, bot=bot))

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from trades import market
+from trades import market, positions
 from trades.management.options import chosen_bot, send_through_alerts
 from trades.models import Trade
 from trades.serializers import PeriodQuerySerializer
@@ -34,9 +34,13 @@ class Command(BaseCommand):
             raise CommandError(f"--{field}: {messages[0]}")
         start, end = market.period(given["start"], given["end"])
         bot = chosen_bot(options["bot"])
-        trades = Trade.objects.for_bot(bot) if bot else Trade.objects.all()
         title = f"Performance of {bot.name}" if bot else "Performance of every bot"
-        self.stdout.write(trades.period_summary(start, end).render_text(title))
+        summary = (
+            positions.period_summary(bot, start, end)
+            if bot
+            else Trade.objects.all().period_summary(start, end)
+        )
+        self.stdout.write(summary.render_text(title))
         if options["send"]:
             sent = send_through_alerts(period_summary_send, "report", start=start, end=end, bot=bot)
             self.stdout.write(sent)
