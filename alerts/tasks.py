@@ -86,13 +86,18 @@ def send_weekly_report_if_due() -> int:
 
 
 def enqueue(func: str, *args: Any, on_failure: Callable[[], Any] | None = None) -> None:
-    """Queue a task once the current transaction commits; a failure to queue is logged, never raised."""
+    """Queue a task once the current transaction commits; a failure to queue is logged, never raised.
+
+    Its success is not kept among django-q2's results (a failure is): these tasks come with
+    every batch and every heartbeat that carries state, and django-q2 keeps only the newest
+    ``save_limit`` successes. A flood of them once pushed out the cluster's own heartbeat,
+    its proof of life for health, which then said the cluster had never run."""
 
     def submit() -> None:
         try:
             from django_q.tasks import async_task
 
-            async_task(func, *args)
+            async_task(func, *args, save=False)
         except Exception:
             logger.exception("alerts: could not queue %s", func)
             if on_failure is not None:

@@ -241,15 +241,19 @@ def test_a_source_one_migration_behind_is_refused_before_the_target_is_touched(
     sqlite_site: dict[str, str], postgres_database: str
 ) -> None:
     # The code's last migration of trades not applied (whichever it is today).
+    # Unapplying it unapplies what depends on it in other apps too: the command counts them all.
     *_, before, last = sorted(path.stem for path in (ROOT / "trades" / "migrations").glob("0*.py"))
     manage(sqlite_site, "migrate", "trades", before)
+    plan = manage(sqlite_site, "showmigrations", "--plan").stdout
+    lacking = sum(1 for line in plan.splitlines() if line.startswith("[ ]"))
+    assert lacking >= 1 and f"[ ]  trades.{last}" in plan, plan
     env = dict(sqlite_site, DATABASE_URL=postgres_database, REDIS_URL="")
 
     refused = manage(env, "copy_to_postgres", check=False)
 
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
-        f"CommandError: the SQLite database lacks 1 migration(s) of this version (first "
+        f"CommandError: the SQLite database lacks {lacking} migration(s) of this version (first "
         f"trades.{last}): run manage.py migrate on it first (with DATABASE_URL unset)"
     ]
     assert database_contents(postgres_database) == {}  # as empty as it came: not even migrated

@@ -227,3 +227,35 @@ def test_a_heartbeat_at_the_instant_of_the_restart_is_the_new_clusters_first(
     beat(restart, 1)
     state = health.task_cluster_state(now=restart + dt.timedelta(seconds=10))
     assert state == {"ok": True, "last_heartbeat": restart, "age_seconds": 10.0}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_flood_of_alert_tasks_never_pushes_out_the_clusters_proof_of_life(settings: Any) -> None:
+    """django-q2 keeps the newest ``save_limit`` successes and deletes the oldest: the alerts'
+    event tasks (one per batch, per heartbeat with state) are not kept, so however many run,
+    the cluster's heartbeat stays; a failed one is kept, for the admin's failed tasks."""
+    from django_q.brokers import get_broker
+    from django_q.models import Failure
+    from django_q.monitor import save_task
+
+    from alerts.tasks import enqueue
+    from tests.queued import clear_queue, queued
+
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "save_limit": 5}
+    beat(timezone.now())
+    clear_queue()
+    for _ in range(12):
+        enqueue("alerts.tasks.deliver")  # outside a transaction: queued at once
+    packages = [task.package for task in queued()]
+    assert len(packages) == 12
+    now = timezone.now()
+    with mock.patch("django_q.monitor.Conf.SAVE_LIMIT", 5):
+        for package in packages[:-1]:
+            save_task({**package, "success": True, "result": 0, "started": now, "stopped": now}, get_broker())
+        save_task(
+            {**packages[-1], "success": False, "result": "boom", "started": now, "stopped": now}, get_broker()
+        )
+    assert list(Success.objects.values_list("func", flat=True)) == [health.HEARTBEAT_TASK]
+    assert Failure.objects.filter(func="alerts.tasks.deliver").count() == 1
+    assert get_health()[1]["components"]["task_cluster"]["ok"] is True
+    clear_queue()
