@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from monitor_client.wire import MAX_CPU_PERCENT, MAX_HOST_BYTES, MAX_PID
+from monitor_client.wire import EARLIEST, MAX_CLOCK_SKEW, MAX_CPU_PERCENT, MAX_HOST_BYTES, MAX_PID
 
 log = logging.getLogger("monitor_client")
 
@@ -120,7 +120,8 @@ class HostSampler:
                     figures.update(value)
                 else:
                     figures[name] = value
-            return {name: value for name, value in figures.items() if self._within(name, value)}
+            kept = {name: value for name, value in figures.items() if self._within(name, value)}
+            return self._consistent(kept)
 
     # --- what the figures come from ---------------------------------------------
 
@@ -248,6 +249,27 @@ class HostSampler:
             return True
         self._say(name, ValueError(f"{value!r} is outside {bounds[0]}..{bounds[1]}"))
         return False
+
+    def _consistent(self, figures: dict[str, Any]) -> dict[str, Any]:
+        """What the site checks across figures and against its clock, so a heartbeat is never
+        refused for them (a refused heartbeat is lost, and the bot looks silent): a part above
+        its whole is left out (lxcfs gives a container's MemTotal with the host's MemAvailable),
+        and a start time outside 2000 to a day ahead of now (a clock not yet set at boot)."""
+        for part, whole in (
+            ("memory_available_bytes", "memory_total_bytes"),
+            ("disk_free_bytes", "disk_total_bytes"),
+        ):
+            if part in figures and whole in figures and figures[part] > figures[whole]:
+                self._say(part, ValueError(f"{figures[part]} is above {whole} {figures[whole]}"))
+                del figures[part]
+        started = figures.get("started_at")
+        if started is not None:
+            moment = dt.datetime.fromisoformat(started)
+            if not EARLIEST <= moment <= dt.datetime.now(dt.UTC) + MAX_CLOCK_SKEW:
+                self._say("started_at", ValueError(f"{started} is outside the site's bounds"))
+                del figures["started_at"]
+                self._started_known = False  # read again once the clock is right
+        return figures
 
     def _say(self, name: str, problem: Exception) -> None:
         """A figure that cannot be had: said once at debug level, then left out quietly."""

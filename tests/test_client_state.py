@@ -429,3 +429,34 @@ def test_a_failing_sampler_sends_the_heartbeat_without_host(site: HeartbeatSite,
     monitor.heartbeat("running")
     beat = eventually(site.beats, what="a heartbeat")[0]
     assert beat == {"status": "running", "details": {}}
+
+
+@pytest.mark.django_db
+def test_figures_the_site_would_refuse_together_are_left_out_not_sent(tmp_path: Path) -> None:
+    """lxcfs gives a container's MemTotal beside the host's MemAvailable, and a machine without a
+    clock may start the bot in 1970: sent as read, the site refuses the whole heartbeat (and the bot
+    looks silent). The sampler leaves those figures out, and the site takes the rest."""
+    from rest_framework.test import APIClient
+
+    from trades.models import Bot
+
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "stat").write_text("1 (bot) S 0" + " 0" * 17 + " 250 0\n")
+    (proc / "self" / "statm").write_text("1000 200 100 1 0 50 0\n")
+    (proc / "stat").write_text("cpu 1 2 3\nbtime 100\n")  # booted in 1970
+    (proc / "meminfo").write_text("MemTotal: 2097152 kB\nMemFree: 100000 kB\nMemAvailable: 8388608 kB\n")
+    figures = HostSampler(tmp_path, use_psutil=False, proc=proc).sample()
+    assert "memory_available_bytes" not in figures and figures["memory_total_bytes"] == 2097152 * 1024
+    assert "started_at" not in figures
+    bot = Bot.objects.create(name="lxc")
+    _, key = bot.issue_key()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    answer = api.post("/api/v1/heartbeat/", {"status": "running", "host": figures}, format="json")
+    assert answer.status_code == 200, answer.json()
+    (proc / "meminfo").write_text("MemTotal: 2097152 kB\nMemAvailable: 1048576 kB\n")
+    assert (
+        HostSampler(tmp_path, use_psutil=False, proc=proc).sample()["memory_available_bytes"]
+        == 1048576 * 1024
+    )
