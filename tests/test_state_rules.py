@@ -519,3 +519,32 @@ def test_a_crash_loop_alerts_once_per_cooldown(bot: Bot, api: APIClient) -> None
     assert evaluate_schedule(now=at(12, 0)) == []
     beat(api, at(12, 5), host=process(999, at(12, 4)))
     assert len(judge(bot, at(12, 5))) == 1
+
+
+def test_a_late_heartbeat_of_the_old_process_does_not_make_a_restart_alert_twice(
+    bot: Bot, api: APIClient
+) -> None:
+    only("bot-restart")
+    beat(api, at(9, 30), host=process(100, at(9)))
+    beat(api, at(10), host=process(100, at(9)))
+    beat(api, at(10, 5), host=process(200, at(10, 4)))
+    assert [a.title for a in judge(bot, at(10, 5))] == ["alpha restarted"]
+    beat(api, at(10, 5, 10), host=process(100, at(9)))  # the old process's heartbeat in flight
+    assert judge(bot, at(10, 5, 10)) == []
+    beat(api, at(10, 6), host=process(200, at(10, 4)))
+    assert judge(bot, at(10, 6)) == []
+
+
+def test_two_processes_on_one_key_alert_once_per_cooldown_not_at_each_change(
+    bot: Bot, api: APIClient
+) -> None:
+    only("bot-restart")
+    beat(api, at(9, 0), host=process(100, at(8)))
+    beat(api, at(9, 30), host=process(100, at(8)))
+    raised = []
+    for n in range(20):  # a worker with its own Monitor on the bot's key: two processes beating
+        when = at(10) + dt.timedelta(seconds=30 * n)
+        pid, started = (200, at(9, 59)) if n % 2 == 0 else (100, at(8))
+        beat(api, when, host=process(pid, started))
+        raised += judge(bot, when)
+    assert len(raised) == 1, [a.title for a in raised]

@@ -71,6 +71,13 @@ def last_restart(bot: Bot, since: dt.datetime) -> tuple[BotSnapshot, BotSnapshot
     return before, first
 
 
+def more_than_one_process(bot: Bot, since: dt.datetime) -> bool:
+    """Whether the bot's snapshots since ``since`` name more than one process."""
+    snapshots = BotSnapshot.objects.filter(process_snapshots(bot), taken_at__gte=since)
+    latest = snapshots.order_by("-taken_at", "-id").first()
+    return latest is not None and snapshots.exclude(same_process(latest)).exists()
+
+
 def window(rule: Rule) -> dt.timedelta:
     """How long after a restart the bot's breach lasts: the cooldown (an hour when it is 0)."""
     return dt.timedelta(minutes=rule.cooldown_minutes) if rule.cooldown_minutes else WINDOW_WITHOUT_COOLDOWN
@@ -97,7 +104,11 @@ class BotRestart(Judge):
             memo[key] = last_restart(bot, since + dt.timedelta(microseconds=1))
         found: tuple[BotSnapshot, BotSnapshot] | None = memo[key]
         if found is None:
-            yield Recovery(subject)
+            # Over only when the window heard of one process alone: a late heartbeat of the old
+            # process (or two processes sharing a key) is no recovery, or each change would
+            # start a new breach and alert again within the cooldown.
+            if not more_than_one_process(bot, since + dt.timedelta(microseconds=1)):
+                yield Recovery(subject)
             return
         old, new = found
         yield Breach(
