@@ -45,7 +45,9 @@ class Monitor:
     ``trading_allowed`` before the site ever answered. ``timeout`` bounds each request
     of the shipper, ``status_timeout`` the status check, cached ``status_ttl`` seconds.
     ``backoff_base``/``backoff_max`` shape the retries while the site is down;
-    ``auth_retry`` is the slower pace after a 401/403 or a wrong URL. ``clock`` is for
+    ``auth_retry`` is the slower pace after a 401/403 or a wrong URL. ``state_max_age``
+    is how long the positions, equity and cash reported last go with the heartbeats (5 min:
+    report them at least that often; a stale mark is not sent as current). ``clock`` is for
     tests.
     """
 
@@ -67,12 +69,17 @@ class Monitor:
         auth_retry: float = 60.0,
         linger: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
+        state_max_age: float = 300.0,
     ):
         self.url = (url if url is not None else os.environ.get("MONITOR_URL", "")).strip()
         key = (key if key is not None else os.environ.get("MONITOR_KEY", "")).strip()
         self.fail_open = fail_open
         self.status_ttl = status_ttl
         self._clock = clock
+        # Positions, equity and cash go with the heartbeats only this long after the bot last
+        # reported them: a stalled trading loop's marks are not sent again as if current.
+        self.state_max_age = state_max_age
+        self._state_at: float | None = None
         self.spool = Spool(
             spool_dir if spool_dir is not None else Path.cwd() / "data" / "spool",
             max_bytes=spool_max_bytes,
@@ -193,8 +200,10 @@ class Monitor:
         with self._state_lock:
             if state:
                 self._state = {**self._state, **state}
+                self._state_at = self._clock()
             beat.update(self._state)
             self._last_heartbeat = beat
+        beat = self._fresh(beat)
         self._heartbeat_sent, self._shutdown_sent = True, False
         self._shipper.send_heartbeat(beat)
 
@@ -218,6 +227,7 @@ class Monitor:
         state = bot_state(positions, equity, cash)
         with self._state_lock:
             self._state = {**self._state, **state}
+            self._state_at = self._clock()
             beat = self._last_heartbeat = {**self._last_heartbeat, **self._state}
         thread = self._heartbeat_thread
         if thread is not None and thread.is_alive() and not self._heartbeat_stop.is_set():
@@ -232,12 +242,21 @@ class Monitor:
 
         def beat() -> None:
             while True:
-                self._shipper.send_heartbeat(self._last_heartbeat)
+                self._shipper.send_heartbeat(self._fresh(self._last_heartbeat))
                 if self._heartbeat_stop.wait(every):
                     return
 
         self._heartbeat_thread = threading.Thread(target=beat, name="monitor-heartbeat", daemon=True)
         self._heartbeat_thread.start()
+
+    def _fresh(self, beat: dict[str, Any]) -> dict[str, Any]:
+        """``beat`` without the bot's positions, equity and cash once they are older than
+        ``state_max_age``: the site then sees them as not reported (its rules judge realized
+        P&L alone, the cockpit shows the last positions as of their time) rather than as current."""
+        at = self._state_at
+        if at is None or self._clock() - at <= self.state_max_age:
+            return beat
+        return {key: value for key, value in beat.items() if key not in ("positions", "equity", "cash")}
 
     def stop_heartbeats(self) -> None:
         self._heartbeat_stop.set()

@@ -460,3 +460,29 @@ def test_figures_the_site_would_refuse_together_are_left_out_not_sent(tmp_path: 
         HostSampler(tmp_path, use_psutil=False, proc=proc).sample()["memory_available_bytes"]
         == 1048576 * 1024
     )
+
+
+def test_positions_older_than_state_max_age_are_not_sent_again_as_current(tmp_path: Path) -> None:
+    """A bot whose trading loop stalls while its heartbeat thread beats: its last marks go out
+    for ``state_max_age`` (exactly that long included), then the beats carry no state, so the
+    site judges realized P&L alone instead of hours-old prices as now."""
+    from monitor_client import Monitor
+
+    now = [1000.0]
+    monitor = Monitor(url="", key="", spool_dir=tmp_path / "spool", clock=lambda: now[0], state_max_age=300)
+    sent: list[dict] = []
+    monitor._shipper.send_heartbeat = sent.append  # type: ignore[method-assign]
+    try:
+        monitor.report_positions([("AAPL", 10, 100, 99)], equity=5000)
+        monitor.heartbeat("running")
+        now[0] += 300
+        monitor.heartbeat("running")
+        now[0] += 0.001
+        monitor.heartbeat("running")
+        assert ["positions" in beat for beat in sent] == [True, True, False]
+        assert "equity" not in sent[-1] and sent[-1]["status"] == "running"
+        monitor.report_positions([("AAPL", 10, 100, 98)])
+        monitor.heartbeat("running")
+        assert sent[-1]["positions"][0]["market_price"] == 98 and sent[-1]["equity"] == 5000
+    finally:
+        monitor.close()
