@@ -54,6 +54,7 @@ class BotCard:
     chart: SafeString
     positions: PositionsView | None = None  # None: the bot never reported its positions
     day_pnl: DayPnl | None = None  # None: no positions reported today
+    day_pnl_as_of: str = ""  # "" when its positions are current
     account: AccountView | None = None
     host: HostView | None = None
 
@@ -269,6 +270,7 @@ def build(now: dt.datetime | None = None) -> Cockpit:
                 chart=pnl_chart(period),
                 positions=positions,
                 day_pnl=day,
+                day_pnl_as_of="" if day is None else as_of(day.as_of, now, state.grace),
                 account=account,
                 host=host,
             )

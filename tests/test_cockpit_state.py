@@ -302,3 +302,14 @@ def test_a_new_bots_page_has_no_snapshots_and_adds_the_bot(admin_client: Client,
 def test_a_bot_without_snapshots_says_so_on_its_page(admin_client: Client, bot: Bot) -> None:
     html = admin_client.get(f"/admin/trades/bot/{bot.pk}/change/").content.decode()
     assert 'id="snapshots-group"' in html and 'class="form-row has_original' not in html
+
+
+def test_the_days_pnl_says_how_old_its_positions_are_once_past_the_grace(
+    admin_client: Client, bot: Bot
+) -> None:
+    post_state(client_for(bot), NOW, positions=[position("AAPL", 10, 100, 90)])
+    at_grace = card_html(page(admin_client, NOW + GRACE), "alpha")
+    assert "Day P&amp;L" in at_grace and "as of" not in at_grace
+    stale = card_html(page(admin_client, NOW + GRACE + SECOND), "alpha")
+    day_line = stale.split('class="bot-day-pnl"', 1)[1].split("</div>", 1)[0]
+    assert "as of 2026-01-15 11:00:00 EST" in text(day_line)
