@@ -11,6 +11,7 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from monitor_client import wire
@@ -319,3 +320,31 @@ def test_the_thinning_is_scheduled() -> None:
 
     spec = next(spec for spec in declared_schedules() if spec.name == "snapshots-thin")
     assert spec.func == "trades.tasks.thin_snapshots" and spec.interval_minutes() == 60
+
+
+@pytest.mark.django_db
+def test_the_latest_account_and_host_are_found_on_their_own_indexes() -> None:
+    """A bot that never reports equity (or host figures) is not scanned snapshot by snapshot:
+    each lookup is one seek on a partial index of the snapshots that have them."""
+    from django.db import connection
+
+    from trades.positions import latest_account, latest_host
+
+    bot = Bot.objects.create(name="alpha")
+    assert latest_account(bot) is None and latest_host(bot) is None
+    for lookup, index in (
+        (latest_account, "snapshot_bot_account_time"),
+        (latest_host, "snapshot_bot_host_time"),
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            lookup(bot)
+        sql = queries.captured_queries[-1]["sql"]
+        with connection.cursor() as cursor:
+            if connection.vendor == "sqlite":
+                cursor.execute("EXPLAIN QUERY PLAN " + sql)
+                plan = " | ".join(str(row[-1]) for row in cursor.fetchall())
+            else:
+                cursor.execute("SET LOCAL enable_seqscan = off")
+                cursor.execute("EXPLAIN " + sql)
+                plan = " | ".join(row[0] for row in cursor.fetchall())
+        assert index in plan, plan

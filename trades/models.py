@@ -527,6 +527,21 @@ class BotEvent(models.Model):
         return f"{self.level} {self.kind}: {self.message[:60]}"
 
 
+# The snapshots that reported equity or cash, and host figures: the conditions of their partial
+# indexes, and the filters that use them (a query must state the condition as the index does).
+REPORTED_ACCOUNT = Q(equity__isnull=False) | Q(cash__isnull=False)
+REPORTED_HOST = (
+    Q(host_pid__isnull=False)
+    | Q(host_started_at__isnull=False)
+    | Q(rss_bytes__isnull=False)
+    | Q(cpu_percent__isnull=False)
+    | Q(memory_available_bytes__isnull=False)
+    | Q(memory_total_bytes__isnull=False)
+    | Q(disk_free_bytes__isnull=False)
+    | Q(disk_total_bytes__isnull=False)
+)
+
+
 class BotSnapshotQuerySet(models.QuerySet["BotSnapshot"]):
     def with_positions(self) -> BotSnapshotQuerySet:
         """Snapshots whose heartbeat reported the positions (an empty list included: flat)."""
@@ -590,6 +605,12 @@ class BotSnapshot(models.Model):
                 condition=Q(positions__isnull=False),
                 name="snapshot_bot_positions_time",
             ),
+            # And those with equity or cash, and those with host figures: a bot that never sends
+            # one of them is not scanned snapshot by snapshot for it (the cockpit, /status/).
+            models.Index(
+                fields=("bot", "taken_at"), condition=REPORTED_ACCOUNT, name="snapshot_bot_account_time"
+            ),
+            models.Index(fields=("bot", "taken_at"), condition=REPORTED_HOST, name="snapshot_bot_host_time"),
         ]
 
     def __str__(self) -> str:

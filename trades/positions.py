@@ -23,7 +23,7 @@ from django.db import connections
 from django.db.models import Max, Min
 
 from trades import market
-from trades.models import Bot, BotSnapshot, Trade
+from trades.models import REPORTED_ACCOUNT, REPORTED_HOST, Bot, BotSnapshot, Trade
 from trades.summary import DailySummary, DayClose, PeriodSummary
 
 
@@ -87,32 +87,13 @@ def day_pnl(bot: Bot, day: dt.date, realized: Decimal | None = None) -> DayPnl |
 
 
 def latest_account(bot: Bot) -> BotSnapshot | None:
-    """The bot's newest snapshot that reported equity or cash."""
-    return (
-        BotSnapshot.objects.filter(bot=bot)
-        .exclude(equity__isnull=True, cash__isnull=True)
-        .order_by("-taken_at", "-id")
-        .first()
-    )
+    """The bot's newest snapshot that reported equity or cash (on its partial index)."""
+    return BotSnapshot.objects.filter(REPORTED_ACCOUNT, bot=bot).order_by("-taken_at", "-id").first()
 
 
 def latest_host(bot: Bot) -> BotSnapshot | None:
-    """The bot's newest snapshot that reported host figures."""
-    return (
-        BotSnapshot.objects.filter(bot=bot)
-        .exclude(
-            host_pid__isnull=True,
-            host_started_at__isnull=True,
-            rss_bytes__isnull=True,
-            cpu_percent__isnull=True,
-            memory_available_bytes__isnull=True,
-            memory_total_bytes__isnull=True,
-            disk_free_bytes__isnull=True,
-            disk_total_bytes__isnull=True,
-        )
-        .order_by("-taken_at", "-id")
-        .first()
-    )
+    """The bot's newest snapshot that reported host figures (on its partial index)."""
+    return BotSnapshot.objects.filter(REPORTED_HOST, bot=bot).order_by("-taken_at", "-id").first()
 
 
 # --- the summaries with the bot's state -------------------------------------------------------
