@@ -528,16 +528,15 @@ def test_range_queries_use_an_index(database: Path | None) -> None:
 def test_state_panels_read_the_snapshots_index_bot_by_bot(database: Path | None) -> None:
     """Each state panel walks a (bot, taken_at) index over the range for each bot, never every
     snapshot a bot has kept (90 days of them): the one of every snapshot, or for a panel of
-    positions (open P&L) the one of the snapshots that reported them."""
+    positions, the account or the host the one of the snapshots that reported them."""
     for title in STATE_PANELS:
         if POSTGRES:
             sql = "EXPLAIN " + render(sql_queries()[title], symbols=ALL_SYMBOLS)
             with reader_connection() as reader:
                 reader.execute("SET enable_seqscan = off")
                 details = " | ".join(row[0] for row in reader.execute(sql.encode()).fetchall())
-            assert re.search(
-                r"Index Scan using snapshot_bot_(positions_)?time on trades_botsnapshot s\b", details
-            ), f"{title}: {details}"
+            scan = r"Index Scan using snapshot_bot_(positions_|account_|host_)?time"
+            assert re.search(scan + r" on trades_botsnapshot s\b", details), f"{title}: {details}"
             assert re.search(r"Index Cond: \(\(bot_id = b\.id\) AND \(taken_at >= ", details), (
                 f"{title}: {details}"
             )
@@ -545,7 +544,7 @@ def test_state_panels_read_the_snapshots_index_bot_by_bot(database: Path | None)
             continue
         plan = run(database, "EXPLAIN QUERY PLAN " + sql_queries()[title], symbols=ALL_SYMBOLS)
         details = " | ".join(row[-1] for row in plan)
-        index = r"SEARCH s USING INDEX snapshot_bot_(positions_)?time"
+        index = r"SEARCH s USING INDEX snapshot_bot_(positions_|account_|host_)?time"
         walk = index + r" \(bot_id=\? AND taken_at>\? AND taken_at<\?\)"
         assert re.search(walk, details), f"{title}: {details}"
         assert "SCAN s" not in details, f"{title}: {details}"
