@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from monitor_client import Monitor, wire
 from monitor_client.host import MIN_CPU_WINDOW, HostSampler
 from tests.harness import ROOT
 from tests.loopback_http import Answer, LoopbackServer, Request
+from tests.test_client import eventually
 
 # Quick retries, as tests/test_client.py has them.
 FAST = {"backoff_base": 0.05, "backoff_max": 0.5, "auth_retry": 0.5, "linger": 0.0}
@@ -36,16 +37,6 @@ FAST = {"backoff_base": 0.05, "backoff_max": 0.5, "auth_retry": 0.5, "linger": 0
 MOVING_BYTES = 256 * 1024 * 1024
 # psutil is not a requirement: its path is judged where it is installed.
 SOURCES = ["stdlib", *(["psutil"] if importlib.util.find_spec("psutil") else [])]
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.02)
-    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 def meminfo_bytes(name: str) -> int:

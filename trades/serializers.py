@@ -408,6 +408,12 @@ class EventSerializer(StrictTextSerializer, serializers.ModelSerializer):
         return super().to_internal_value(data)
 
 
+def _money(help_text: str, *, allow_null: bool = True) -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, allow_null=allow_null, help_text=help_text
+    )
+
+
 WIN_RATE_MEANS = "Percent of closed trades that won, two decimals (a ratio to four places); null without one."
 
 
@@ -441,19 +447,13 @@ class DailySummarySerializer(TotalsSerializer):
     worst_trade = TradeRefSerializer(allow_null=True)
     by_strategy = serializers.DictField(child=BreakdownSerializer())
     by_symbol = serializers.DictField(child=BreakdownSerializer())
-    day_pnl = serializers.DecimalField(
-        max_digits=MAX_DIGITS,
-        decimal_places=DECIMAL_PLACES,
-        allow_null=True,
-        help_text="The day's P&L with open positions marked to market at the day's last heartbeat that"
+    day_pnl = _money(
+        "The day's P&L with open positions marked to market at the day's last heartbeat that"
         " reported positions (as `GET /api/v1/positions/` works out `day_pnl`): `total_pnl` + `open_pnl`."
         " Null when the bot reported no positions that day.",
     )
-    open_pnl = serializers.DecimalField(
-        max_digits=MAX_DIGITS,
-        decimal_places=DECIMAL_PLACES,
-        allow_null=True,
-        help_text="The part of `day_pnl` the open positions make. Null with `day_pnl`.",
+    open_pnl = _money(
+        "The part of `day_pnl` the open positions make. Null with `day_pnl`.",
     )
     day_pnl_as_of = serializers.DateTimeField(
         allow_null=True, help_text="When the heartbeat `day_pnl` is marked at arrived. Null with `day_pnl`."
@@ -517,30 +517,18 @@ class PerformanceSerializer(TotalsSerializer):
 class DayCloseSerializer(serializers.Serializer):
     date = serializers.DateField(help_text="The trading day (in MARKET_TIMEZONE).")
     as_of = serializers.DateTimeField(help_text="When the day's last heartbeat that gave these arrived.")
-    equity = serializers.DecimalField(
-        max_digits=MAX_DIGITS,
-        decimal_places=DECIMAL_PLACES,
-        allow_null=True,
-        help_text="The last equity the bot reported that day; null: none reported that day.",
+    equity = _money(
+        "The last equity the bot reported that day; null: none reported that day.",
     )
-    cash = serializers.DecimalField(
-        max_digits=MAX_DIGITS,
-        decimal_places=DECIMAL_PLACES,
-        allow_null=True,
-        help_text="The cash reported with that equity; null: not reported.",
+    cash = _money(
+        "The cash reported with that equity; null: not reported.",
     )
-    day_pnl = serializers.DecimalField(
-        max_digits=MAX_DIGITS,
-        decimal_places=DECIMAL_PLACES,
-        allow_null=True,
-        help_text="The day's closing P&L with open positions marked to market (as the daily summary's"
+    day_pnl = _money(
+        "The day's closing P&L with open positions marked to market (as the daily summary's"
         " `day_pnl`); null: no positions reported that day.",
     )
-    open_pnl = serializers.DecimalField(
-        max_digits=MAX_DIGITS,
-        decimal_places=DECIMAL_PLACES,
-        allow_null=True,
-        help_text="The part of `day_pnl` the open positions make; null with `day_pnl`.",
+    open_pnl = _money(
+        "The part of `day_pnl` the open positions make; null with `day_pnl`.",
     )
 
 
@@ -555,12 +543,6 @@ class PeriodSummarySerializer(PerformanceSerializer):
         help_text="The equity curve and each day's P&L with open positions: one entry per trading day on"
         " which the bot's heartbeats reported its positions, equity or cash, oldest first. Empty when"
         " they never did in the period.",
-    )
-
-
-def _money(help_text: str, *, allow_null: bool = True) -> serializers.DecimalField:
-    return serializers.DecimalField(
-        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, allow_null=allow_null, help_text=help_text
     )
 
 
