@@ -154,6 +154,26 @@ def wait_for(driver: WebDriver, css: str) -> Any:
     return WebDriverWait(driver, WAIT_SECONDS).until(EC.presence_of_element_located((By.CSS_SELECTOR, css)))
 
 
+def downloaded(download_dir: Path, pattern: str = "*.csv") -> Path:
+    """The one file Chromium has finished downloading into ``download_dir``.
+
+    Chromium first reserves the final name with an empty file, writes into a temporary
+    ("*.crdownload", ".org.chromium.*") and renames that over the reservation once the download
+    is complete; so a file of the final name is whole only when it is not empty and no
+    temporary is left beside it.
+    """
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        entries = list(download_dir.iterdir()) if download_dir.exists() else []
+        files = sorted(download_dir.glob(pattern))
+        temporaries = [e.name for e in entries if e.name.endswith(".crdownload") or e.name.startswith(".")]
+        if files and not temporaries and all(f.stat().st_size > 0 for f in files):
+            assert len(files) == 1, entries
+            return files[0]
+        assert time.monotonic() < deadline, f"no finished download after {WAIT_SECONDS} s: {entries}"
+        time.sleep(0.1)
+
+
 def log_in(
     driver: WebDriver,
     live_server: Any,
@@ -305,10 +325,7 @@ def test_csv_export_action_downloads_selected_trades(
 
     # Chromium writes to temporary names (".org.chromium.*", "*.crdownload") and renames
     # the file to its final name only once the download is complete.
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not (files := sorted(download_dir.glob("*.csv"))) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(files) == 1, list(download_dir.iterdir())
+    files = [downloaded(download_dir)]
     assert re.fullmatch(r"trades_\d{8}_\d{6}\.csv", files[0].name)
 
     rows = list(csv.reader(io.StringIO(files[0].read_text())))
@@ -598,11 +615,7 @@ def test_operator_tasks_on_a_phone(browser: WebDriver, trading_site: TradingSite
         "export_csv"
     )
     browser.find_element(By.CSS_SELECTOR, "#changelist-form .actions button[name=index]").click()
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not (files := sorted(download_dir.glob("*.csv"))) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(files) == 1
-    rows = list(csv.reader(io.StringIO(files[0].read_text())))
+    rows = list(csv.reader(io.StringIO(downloaded(download_dir).read_text())))
     assert [row[2] for row in rows[1:]] == ["c-1", "c-2", "c-3", "c-4", "c-5"]
 
 

@@ -9,7 +9,6 @@ import csv
 import datetime as dt
 import io
 import os
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -163,11 +162,7 @@ def test_cockpit_layout_open_sections_and_the_report_in_the_browser(
 
     keep_screenshot(browser, "report")
     browser.find_element(By.CSS_SELECTOR, "a.report-csv").click()
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not (files := sorted(download_dir.glob("*.csv"))) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(files) == 1, list(download_dir.iterdir())
-    rows = list(csv.reader(io.StringIO(files[0].read_text())))
+    rows = list(csv.reader(io.StringIO(admin_browser.downloaded(download_dir).read_text())))
     assert rows[0] == ["report", "alpha", query["start"], query["end"]]
     assert ["Realized P&L", "38.25"] in rows
 
