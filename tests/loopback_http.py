@@ -2,11 +2,13 @@
 
 Each service's module (``telegram_server``, ``ntfy_server``, ``slack_server``,
 ``webhook_receiver``) answers as its service documents; this part records
-what arrived and plays answers queued with ``then`` (a status, a 429, a hang).
+what arrived and plays answers queued with ``then`` (a status, a 429, a hang,
+a dropped connection), each for any request or aimed at one method of the service.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections import deque
@@ -38,7 +40,7 @@ class LoopbackServer:
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.statuses: list[int] = []
-        self._plan: deque[tuple[str, Any]] = deque()
+        self._plan: deque[tuple[str, Any, str | None]] = deque()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._release = threading.Event()
@@ -49,6 +51,9 @@ class LoopbackServer:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:
+                server._serve(self)
 
             def do_POST(self) -> None:
                 server._serve(self)
@@ -77,10 +82,17 @@ class LoopbackServer:
         assert self._server
         return f"127.0.0.1:{self._server.server_address[1]}"
 
-    def then(self, action: str, value: Any = None, times: int = 1) -> LoopbackServer:
-        """Queue answers for the next requests: ``status`` (a code), ``429`` (seconds), ``hang`` (seconds)."""
+    def then(
+        self, action: str, value: Any = None, times: int = 1, method: str | None = None
+    ) -> LoopbackServer:
+        """Queue answers for the next requests: ``status`` (a code), ``429`` (seconds), ``hang`` (seconds),
+        ``drop`` (the connection closed with no answer: a network failure).
+
+        With ``method``, only a request for that method (``method_of``) takes them; the others
+        take the first answer queued without one.
+        """
         for _ in range(times):
-            self._plan.append((action, value))
+            self._plan.append((action, value, method))
         return self
 
     def gaps(self) -> list[float]:
@@ -88,6 +100,10 @@ class LoopbackServer:
         return [b.at - a.at for a, b in zip(self.requests, self.requests[1:], strict=False)]
 
     # --- what a service module implements ---
+    def method_of(self, request: Request) -> str | None:
+        """The service's method a request calls, for answers aimed with ``then(..., method=)``."""
+        return None
+
     def planned(self, action: str, value: Any, request: Request) -> Answer:
         raise NotImplementedError
 
@@ -103,9 +119,19 @@ class LoopbackServer:
             handler.rfile.read(length),
             time.monotonic(),
         )
+        method = self.method_of(request)
         with self._lock:
             self.requests.append(request)
-            action = self._plan.popleft() if self._plan else None
+            action = next((a for a in self._plan if a[2] is None or a[2] == method), None)
+            if action is not None:
+                self._plan.remove(action)
+        if action is not None and action[0] == "drop":
+            handler.close_connection = True
+            try:
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
         if action is not None and action[0] == "hang":
             self._release.wait(action[1])
             answer = Answer(200, b"{}")
