@@ -200,7 +200,7 @@ class TelegramServer(LoopbackServer):
             message: dict[str, Any] = {
                 "message_id": self._message_id(chat),
                 "from": self._user(user_id, username),
-                "chat": self._chat(chat, user_id),
+                "chat": self._chat(chat),
                 "date": int(time.time()),
                 "text": text,
             }
@@ -253,14 +253,15 @@ class TelegramServer(LoopbackServer):
             "username": username,
         }
 
-    def _chat(self, chat: int, user_id: int) -> dict[str, Any]:
+    def _chat(self, chat: int) -> dict[str, Any]:
+        """A group (negative id) or a user's private chat with the bot (the user's id)."""
         if chat < 0:
             return {
                 "id": chat,
                 "type": "supergroup",
                 "title": "Trading desk" if chat == int(CHAT_ID) else "Elsewhere",
             }
-        return {"id": chat, "type": "private", "first_name": NAMES.get(user_id, "User")}
+        return {"id": chat, "type": "private", "first_name": NAMES.get(chat, "User")}
 
     def _message_id(self, chat: int) -> int:
         number = self._next_message_id.get(chat, 0) + 1
@@ -355,7 +356,7 @@ class TelegramServer(LoopbackServer):
             message: dict[str, Any] = {
                 "message_id": self._message_id(chat),
                 "from": BOT,
-                "chat": self._chat(chat, USER_ID),
+                "chat": self._chat(chat),
                 "date": int(time.time()),
                 "text": text,
             }

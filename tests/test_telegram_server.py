@@ -14,6 +14,7 @@ from tests.telegram_server import (
     CHAT_ID,
     FIRST_UPDATE_ID,
     OTHER_CHAT_ID,
+    OTHER_USER_ID,
     STRANGER_ID,
     TERMINATED,
     TOKEN,
@@ -211,3 +212,12 @@ def test_planned_answers_aimed_at_one_method_and_a_dropped_connection(tg: Telegr
     with pytest.raises(requests.ConnectionError):
         call(tg, "sendMessage", chat_id=CHAT_ID, text="lost")
     assert call(tg, "sendMessage", chat_id=CHAT_ID, text="kept")[0] == 200 and tg.texts() == ["kept"]
+
+
+def test_a_user_writing_privately_opens_a_private_chat_the_bot_may_answer(tg: TelegramServer) -> None:
+    tg.user_says("/help", user_id=OTHER_USER_ID, chat_id=OTHER_USER_ID, username="bob")
+    message = call(tg, "getUpdates")[1]["result"][0]["message"]
+    assert message["chat"] == {"id": OTHER_USER_ID, "type": "private", "first_name": "Bob"}
+    assert message["from"]["username"] == "bob" and message["message_id"] == 1
+    sent = call(tg, "sendMessage", chat_id=OTHER_USER_ID, text="Commands: ...")[1]["result"]
+    assert sent["chat"]["id"] == OTHER_USER_ID and sent["message_id"] == 2  # ids count per chat
