@@ -339,7 +339,7 @@ class TelegramServer(LoopbackServer):
 
     def _chat_id(self, payload: dict[str, Any]) -> int:
         try:
-            chat = int(payload.get("chat_id"))  # type: ignore[arg-type]
+            chat = int(str(payload.get("chat_id")))
         except (TypeError, ValueError):
             raise BadRequest("Bad Request: chat not found") from None
         if chat not in self._known_chats:
