@@ -23,6 +23,7 @@ from alerts.models import (
     Channel,
     ChannelQuerySet,
     DeliveryAttempt,
+    OperatorAction,
     QuickEnd,
     Repeat,
     Silence,
@@ -519,7 +520,16 @@ def resume_trading(
 class TradingHaltAdmin(admin.ModelAdmin):
     list_display = ("bot", "trading_day", "ends_on", "reason", "created_at", "resumed_at", "resumed_by")
     list_filter = ("bot", "resumed_at")
-    readonly_fields = ("bot", "trading_day", "ends_on", "reason", "created_at", "resumed_at", "resumed_by")
+    readonly_fields = (
+        "bot",
+        "trading_day",
+        "ends_on",
+        "reason",
+        "halted_by",
+        "created_at",
+        "resumed_at",
+        "resumed_by",
+    )
     actions = (resume_trading,)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -543,6 +553,29 @@ class SummaryScheduleAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return not SummarySchedule.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(OperatorAction)
+class OperatorActionAdmin(admin.ModelAdmin):
+    """What operators changed from their phones (Telegram commands): a record, never edited."""
+
+    list_display = ("at", "who", "action", "target", "outcome")
+    list_filter = ("action", "via")
+    search_fields = ("who", "outcome")
+    date_hierarchy = "at"
+
+    @admin.display(description="bot or rule")
+    def target(self, action: OperatorAction) -> str:
+        return str(action.bot or action.rule or "")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -688,6 +688,36 @@ class TradingHaltQuerySet(models.QuerySet["TradingHalt"]):
         except IntegrityError:  # another worker halted it first
             return self.get(bot=bot, trading_day=day)
 
+    def halt_by_operator(
+        self, bot: Bot, day: dt.date, *, by: str, now: dt.datetime
+    ) -> tuple[TradingHalt, bool]:
+        """An operator halts ``bot`` until the next trading day: ``(halt, whether this halted it)``.
+
+        A halt already in force is left as it is (``False``). There is one halt per bot and trading
+        day: the day's halt that was resumed stands again, now as this operator's.
+        """
+        current = self.in_force(bot, day)
+        if current is not None:
+            return current, False
+        reason, by = f"halted by {by}"[:300], by[:150]
+        try:
+            with transaction.atomic():
+                halt = self.create(
+                    bot=bot,
+                    trading_day=day,
+                    ends_on=market.next_trading_day(day),
+                    reason=reason,
+                    created_at=now,
+                    halted_by=by,
+                )
+            return halt, True
+        except IntegrityError:  # the day's halt exists, resumed (or raised a moment ago)
+            pass
+        again = self.filter(bot=bot, trading_day=day, resumed_at__isnull=False).update(
+            resumed_at=None, resumed_by="", halted_by=by, reason=reason, created_at=now
+        )
+        return self.get(bot=bot, trading_day=day), bool(again)
+
     def all_in_force(self, today: dt.date) -> TradingHaltQuerySet:
         """Every halt that stops a bot trading on ``today`` (the cockpit's banner)."""
         return self.filter(resumed_at__isnull=True, trading_day__lte=today, ends_on__gt=today).select_related(
@@ -720,6 +750,9 @@ class TradingHalt(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     resumed_at = models.DateTimeField(null=True, blank=True)
     resumed_by = models.CharField(max_length=150, blank=True)
+    halted_by = models.CharField(
+        max_length=150, blank=True, help_text="The operator who halted it; empty: a rule halted it."
+    )
 
     objects = TradingHaltQuerySet.as_manager()
 
@@ -735,7 +768,8 @@ class TradingHalt(models.Model):
         """What a resume leaves, in words: "max daily loss will not halt alpha again until Fri
         2026-01-16 (the next trading day)". ``halt`` raises one halt per bot and trading day and a
         resume stands, so the halting rule (named first in the reason) stays quiet until ``ends_on``."""
-        rule = self.reason.partition(":")[0].strip() or "no rule"
+        # An operator's halt took the day's one halt: no rule can halt the bot again that day.
+        rule = "no rule" if self.halted_by else self.reason.partition(":")[0].strip() or "no rule"
         return (
             f"{rule} will not halt {self.bot} again until {self.ends_on:%a %Y-%m-%d} (the next trading day)"
         )
@@ -882,3 +916,79 @@ class SummarySchedule(models.Model):
     def current(cls) -> SummarySchedule:
         schedule, _ = cls.objects.get_or_create(pk=1)
         return schedule
+
+
+# --- commands from the operator's phone (Telegram) ------------------------------------------
+
+
+class OperatorAction(models.Model):
+    """Something an operator changed from outside the admin (a Telegram command): who, when, what."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    who = models.CharField(max_length=150, help_text="The operator, as the command's sender named them.")
+    via = models.CharField(max_length=20, default="telegram")
+    action = models.CharField(max_length=20)
+    bot = models.ForeignKey(Bot, null=True, blank=True, on_delete=models.SET_NULL)
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.SET_NULL)
+    outcome = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ("-at", "-id")
+
+    def __str__(self) -> str:
+        return f"{self.who}: {self.action} at {format_market_time(self.at)}"
+
+
+class ConfirmAction(models.TextChoices):
+    HALT = "halt", "halt"
+    RESUME = "resume", "resume"
+
+
+class CommandConfirmationQuerySet(models.QuerySet["CommandConfirmation"]):
+    def claim(self, nonce: str, user_id: int, now: dt.datetime, within: dt.timedelta | None = None) -> int:
+        """Take the press of ``nonce``'s button: 1 when this press may act, else 0 (already answered,
+        another user's question, or asked longer than ``within`` ago; exactly ``within`` is in time).
+        A conditional UPDATE, so two presses (or two readers) act once."""
+        pending = self.filter(nonce=nonce, user_id=user_id, answered_at__isnull=True)
+        if within is not None:
+            pending = pending.filter(asked_at__gte=now - within)
+        return pending.update(answered_at=now)
+
+
+class CommandConfirmation(models.Model):
+    """A control command waiting for its asker's confirm press (``/halt``, ``/resume``)."""
+
+    nonce = models.CharField(max_length=32, unique=True)
+    user_id = models.BigIntegerField()
+    who = models.CharField(max_length=150)
+    action = models.CharField(max_length=10, choices=ConfirmAction.choices)
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE)
+    asked_at = models.DateTimeField()
+    message_id = models.BigIntegerField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CommandConfirmationQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.bot} asked by {self.who}"
+
+
+class CommandReader(models.Model):
+    """The one reader of a Telegram bot's updates, for every process and machine of the site.
+
+    A process reads only while it holds the lease (``holder`` until ``lease_until``), taken and
+    renewed with conditional UPDATEs. ``next_update_id`` is the ``offset`` of the next
+    ``getUpdates``: an update is handled in the transaction that moves it past the update, so
+    each is handled once, across restarts too. Keyed by a hash of the token, never the token.
+    """
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    next_update_id = models.BigIntegerField(default=0)
+    holder = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    polled_at = models.DateTimeField(null=True, blank=True, help_text="The last answered getUpdates.")
+    error = models.CharField(max_length=300, blank=True)
+    error_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Telegram command reader ({self.holder or 'nobody'})"

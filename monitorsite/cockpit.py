@@ -79,6 +79,7 @@ HEALTH_NAMES = {
     "alerts": "alert delivery",
     "log_shipping": "log shipping",
     "backup": "backups",
+    "telegram_commands": "Telegram commands",
 }
 
 

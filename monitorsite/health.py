@@ -29,6 +29,8 @@ CHECKS = {
     # everything), never unavailable. The check lives with the shipper in
     # monitor_client, which needs no Django.
     "log_shipping": {"check": "monitor_client.loki.shipping_health", "vital": False},
+    # Not vital: the site works without its commands; "off" unless TELEGRAM_COMMAND_USERS is set.
+    "telegram_commands": {"check": "monitorsite.telegram.reader.reader_state", "vital": False},
 }
 
 logger = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from alerts.outbound import MASKED_LOGGERS
 from alerts.transports import environment_settings
+from alerts.transports.telegram import command_users
 from backups.providers import PROVIDERS
 from monitor_client.logsetup import logging_config
 from monitor_client.wire import MAX_BODY_BYTES
@@ -263,6 +264,11 @@ CLUSTER_STARTING_SECONDS = 60
 # (alerts/transports/), so a new kind needs no line here. Each is a setting of its own name;
 # a malformed one stops start-up with one line naming it.
 globals().update(environment_settings(env_checked))
+# Commands from the operator's phone (monitorsite/telegram/): off unless users are named; they
+# are read with the default Telegram channel's bot token and answered in its chat only.
+TELEGRAM_COMMAND_USERS: tuple[int, ...] = env_checked("TELEGRAM_COMMAND_USERS", command_users) or ()
+if TELEGRAM_COMMAND_USERS and not (globals().get("TELEGRAM_BOT_TOKEN") and globals().get("TELEGRAM_CHAT_ID")):
+    raise ImproperlyConfigured("TELEGRAM_COMMAND_USERS needs TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID set too")
 # E-mail alerts go through Django's SMTP backend with Django's own settings.
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)

@@ -151,6 +151,9 @@ def test_ensure_admin_generates_and_prints_a_password_once(monkeypatch: pytest.M
         ("CLOUD_STORAGE_PROVIDER", "dropbox"),
         ("LOKI_URL", "loki:3100"),
         ("DJANGO_ALLOWED_HOSTS", " , "),
+        ("TELEGRAM_COMMAND_USERS", "@ann"),
+        ("TELEGRAM_COMMAND_USERS", "-1001234567890"),  # a group's id, not a user's
+        ("TELEGRAM_COMMAND_USERS", "111111111"),  # without the bot token and chat to read them with
     ],
 )
 def test_a_malformed_setting_stops_start_up_naming_the_variable(

@@ -53,6 +53,24 @@ def chat_id(value: str) -> str:
     return value
 
 
+def command_users(value: str) -> tuple[int, ...]:
+    """``TELEGRAM_COMMAND_USERS``: Telegram user ids, comma separated (a user's id is a positive
+    number; a chat's or group's is not a user)."""
+    ids = []
+    for item in str(value).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if not re.fullmatch(r"[1-9]\d{0,15}", item):
+            raise ValueError(
+                "must be Telegram user ids (positive numbers, as @userinfobot tells them), comma separated"
+            )
+        ids.append(int(item))
+    if not ids:
+        raise ValueError("must name at least one Telegram user id")
+    return tuple(dict.fromkeys(ids))
+
+
 def retry_after(response: requests.Response) -> float | None:
     """``parameters.retry_after`` of a 429, else the ``Retry-After`` header."""
     wait = (json_body(response).get("parameters") or {}).get("retry_after")

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from typing import Any
 
 from django.conf import settings
@@ -10,6 +12,7 @@ from django_q.cluster import Cluster
 from django_q.management.commands.qcluster import Command as ClusterCommand
 
 from monitorsite.dbfiles import mark_site_running
+from monitorsite.telegram import reader as telegram_reader
 
 
 class Command(ClusterCommand):
@@ -42,6 +45,18 @@ class Command(ClusterCommand):
         cluster.start()
         if options.get("run_once", False):
             cluster.stop()
+            return
+        # The Telegram commands' reader, a thread of this process (started once the sentinel has
+        # forked, so no fork copies it); it stops with the cluster and lets another take over.
+        stop = threading.Event()
+        reader = telegram_reader.start(stop)
+        try:
+            while cluster.sentinel is not None and cluster.sentinel.is_alive():
+                time.sleep(0.5)
+        finally:
+            stop.set()
+            if reader is not None:
+                reader.release()
 
 
 class StoppableCluster(Cluster):
