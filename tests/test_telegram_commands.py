@@ -615,3 +615,26 @@ def test_a_confirmation_is_claimed_once_and_by_its_asker_alone(alpha: Bot) -> No
     assert claim(asked.nonce, USER_ID, NOW, commands.CONFIRM_WITHIN) == 1
     # A second reader pressing the same button at the same moment finds it taken.
     assert claim(asked.nonce, USER_ID, NOW, commands.CONFIRM_WITHIN) == 0
+
+
+def test_the_admin_lists_what_operators_did_and_lets_no_one_change_it(
+    reader: Reader, telegram: TelegramServer, alpha: Bot, rule: AlertRule, admin_client: Any
+) -> None:
+    question = ask_halt(reader, telegram)
+    press(reader, telegram, question, 0, NOW)
+    one_reply(reader, telegram, f"/mute {rule.name} 30")
+    page = admin_client.get("/admin/alerts/operatoraction/").content.decode()
+    assert page.count(f"ann (Telegram {USER_ID})") == 2
+    assert "alpha halted until Fri 2026-01-16 by ann." in page and f"muted {rule.name} until" in page
+    action = OperatorAction.objects.first()
+    assert admin_client.get("/admin/alerts/operatoraction/add/").status_code == 403
+    assert (
+        admin_client.post(f"/admin/alerts/operatoraction/{action.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    assert OperatorAction.objects.count() == 2
+    # The halt names who halted it, beside the others.
+    halts = admin_client.get(
+        f"/admin/alerts/tradinghalt/{TradingHalt.objects.get().pk}/change/"
+    ).content.decode()
+    assert f"ann (Telegram {USER_ID})" in halts
