@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.utils import timezone
+
+from trades import sessions
 
 EXCHANGE = "XNYS"
 
@@ -44,23 +45,11 @@ def today(now: dt.datetime | None = None) -> dt.date:
     return trading_day_of(now or timezone.now())
 
 
-@lru_cache(maxsize=8)
-def _calendar(year: int) -> Any:
-    # One calendar per year, with a month's margin (its first and last day must
-    # be sessions): exchange_calendars builds its sessions eagerly, and its
-    # default range (a year either side of today) misses old replays and
-    # holidays more than a year ahead. Imported here: pandas costs ~0.5 s to import,
-    # which the site pays only when a calendar question is first asked.
-    import exchange_calendars
-
-    return exchange_calendars.get_calendar(EXCHANGE, start=f"{year - 1}-12-01", end=f"{year + 1}-01-31")
-
-
 def is_trading_day(day: dt.date) -> bool:
     """Whether the exchange holds a session on ``day`` (no weekends, no exchange holidays)."""
     if day.weekday() >= 5:
         return False
-    return bool(_calendar(day.year).is_session(day.isoformat()))
+    return sessions.hours(EXCHANGE, day) is not None
 
 
 def market_hours(day: dt.date) -> tuple[dt.datetime, dt.datetime] | None:
@@ -68,11 +57,13 @@ def market_hours(day: dt.date) -> tuple[dt.datetime, dt.datetime] | None:
 
     An early close (the day after Thanksgiving, Christmas Eve) ends at 13:00 New York time.
     """
-    if not is_trading_day(day):
+    if day.weekday() >= 5:
         return None
-    opens, closes = _calendar(day.year).session_open_close(day.isoformat())
+    session = sessions.hours(EXCHANGE, day)
+    if session is None:
+        return None
     zone = market_zone()
-    return opens.to_pydatetime().astimezone(zone), closes.to_pydatetime().astimezone(zone)
+    return session[0].astimezone(zone), session[1].astimezone(zone)
 
 
 def is_market_open(now: dt.datetime | None = None) -> bool:
