@@ -987,6 +987,9 @@ class CommandReader(models.Model):
     holder = models.CharField(max_length=200, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     polled_at = models.DateTimeField(null=True, blank=True, help_text="The last answered getUpdates.")
+    last_update_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last update was handled."
+    )
     error = models.CharField(max_length=300, blank=True)
     error_at = models.DateTimeField(null=True, blank=True)
 

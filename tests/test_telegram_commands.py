@@ -28,11 +28,12 @@ from alerts.models import (
 )
 from alerts.transports.telegram import command_users
 from monitorsite.telegram import commands
-from monitorsite.telegram.reader import Config, Reader
+from monitorsite.telegram.reader import FRESH_NUMBERING, Config, Reader
 from tests.conftest import stored_trade
 from tests.state_fixtures import client_for, position, post_state
 from tests.telegram_server import (
     CHAT_ID,
+    FIRST_UPDATE_ID,
     OTHER_CHAT_ID,
     OTHER_USER_ID,
     STRANGER_ID,
@@ -48,6 +49,7 @@ from trades.models import Bot, Trade
 pytestmark = pytest.mark.django_db
 NOW = utc(THURSDAY, 11)  # a trading Thursday, the market open
 FRIDAY = THURSDAY + dt.timedelta(days=1)
+SECOND = dt.timedelta(seconds=1)
 
 
 @pytest.fixture
@@ -74,8 +76,8 @@ def poll(reader: Reader, now: dt.datetime = NOW) -> list[dict[str, Any]]:
     row = reader.claim(now)
     assert row is not None
     payload: dict[str, Any] = {"timeout": 0}
-    if row.next_update_id:
-        payload["offset"] = row.next_update_id
+    if offset := reader.offset(row, now):
+        payload["offset"] = offset
     updates = reader.api.call("getUpdates", payload)
     for update in updates:
         reader.handle(update, now)
@@ -638,3 +640,16 @@ def test_the_admin_lists_what_operators_did_and_lets_no_one_change_it(
         f"/admin/alerts/tradinghalt/{TradingHalt.objects.get().pk}/change/"
     ).content.decode()
     assert f"ann (Telegram {USER_ID})" in halts
+
+
+@pytest.mark.parametrize(("quiet", "handled"), [(FRESH_NUMBERING - SECOND, False), (FRESH_NUMBERING, True)])
+def test_after_a_quiet_week_an_update_numbered_afresh_is_still_handled(
+    reader: Reader, telegram: TelegramServer, quiet: dt.timedelta, handled: bool
+) -> None:
+    """Telegram may number the next update at random after a week without any: lower than the
+    stored offset, which would confirm (drop) it unseen."""
+    reader.claim(NOW)
+    CommandReader.objects.update(next_update_id=FIRST_UPDATE_ID + 10_000, last_update_at=NOW - quiet)
+    telegram.user_says("/help")
+    assert len(poll(reader)) == (1 if handled else 0)
+    assert len(telegram.messages) == (1 if handled else 0)

@@ -47,6 +47,9 @@ LEASE_SECONDS = 60
 IDLE_SECONDS = 15
 # Waits after failures that give no ``retry_after``: 1 s, 2 s, 5 s … at most a minute.
 BACKOFF_SECONDS = (1, 2, 5, 10, 30, 60)
+# "If there are no new updates for at least a week, then identifier of the next update will be
+# chosen randomly instead of sequentially" (the Bot API's Update): a day's margin.
+FRESH_NUMBERING = dt.timedelta(days=6)
 # A reply that meets a 429 is tried this many times in all.
 REPLY_TRIES = 3
 
@@ -166,8 +169,8 @@ class Reader:
                 "timeout": poll_seconds(),
                 "allowed_updates": ["message", "callback_query"],
             }
-            if row.next_update_id:
-                payload["offset"] = row.next_update_id
+            if offset := self.offset(row, timezone.now()):
+                payload["offset"] = offset
             updates = self.api.call("getUpdates", payload, wait=poll_seconds())
         except BotApiError as exc:
             return self.failed(exc)
@@ -178,6 +181,18 @@ class Reader:
                 break
             self.handle(update)
         return 0
+
+    def offset(self, row: CommandReader, now: dt.datetime) -> int:
+        """The ``offset`` to ask for: past the last update handled. After a quiet week Telegram may
+        number the next update at random, lower than that, and an offset above an update confirms
+        (drops) it; so once no update has come for ``FRESH_NUMBERING`` (Telegram keeps updates a day,
+        so none is pending from before), the stored offset is let go and any id is taken."""
+        if row.next_update_id and (row.last_update_at is None or now - row.last_update_at >= FRESH_NUMBERING):
+            CommandReader.objects.filter(
+                pk=row.pk, holder=self.holder, next_update_id=row.next_update_id
+            ).update(next_update_id=0)
+            row.next_update_id = 0
+        return row.next_update_id
 
     def prepare(self) -> None:
         """What polling needs first: no webhook (Telegram refuses getUpdates while one is set), our
@@ -231,7 +246,11 @@ class Reader:
         # unanswered (the operator sends it again), never handled twice.
         claimed = CommandReader.objects.filter(
             token_hash=self.config.token_hash, holder=self.holder, next_update_id__lte=update_id
-        ).update(next_update_id=update_id + 1, lease_until=now + dt.timedelta(seconds=lease_seconds()))
+        ).update(
+            next_update_id=update_id + 1,
+            last_update_at=now,
+            lease_until=now + dt.timedelta(seconds=lease_seconds()),
+        )
         if not claimed:
             return False
         for call in self.decide(update, now):
