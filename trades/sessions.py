@@ -1,7 +1,7 @@
 """Exchange sessions (open and close, holidays and early closes included) by calendar code.
 
 The one place that asks the calendar library (``exchange_calendars``, with pandas under it):
-``trades.market`` reads sessions only through ``hours`` and ``calendar_names``, so how they are
+``trades.market`` reads sessions only through ``hours``, ``calendar_names`` and ``zone``, so how they are
 obtained (the library in this process, or tables computed once and stored) is decided here alone.
 """
 
@@ -39,3 +39,16 @@ def calendar_names() -> tuple[str, ...]:
     import exchange_calendars
 
     return tuple(sorted(exchange_calendars.get_calendar_names(include_aliases=True)))
+
+
+@lru_cache(maxsize=64)
+def zone(code: str) -> str:
+    """The IANA time zone of exchange ``code`` (``XLON`` → ``Europe/London``), aliases resolved.
+    Raises KeyError for a code the library does not know."""
+    from exchange_calendars import calendar_utils
+
+    if code not in calendar_names():
+        raise KeyError(code)
+    dispatcher = calendar_utils.global_calendar_dispatcher
+    factory = dispatcher._calendar_factories[dispatcher.resolve_alias(code)]
+    return str(factory.tz)
