@@ -12,6 +12,7 @@ from unittest import mock
 import pytest
 from django.test import Client
 
+from monitorsite import cockpit
 from tests.conftest import stored_trade
 from tests.state_fixtures import client_for, position, post_state
 from trades import positions
@@ -87,3 +88,29 @@ def test_the_report_page_defaults_to_the_chosen_bots_today(
     assert "Report: london, Thu 2026-07-16" in london
     assert "Report: crypto, Wed 2026-07-15" in crypto
     assert "Report: all bots, Wed 2026-07-15" in every  # the site's calendar (New York)
+
+
+def test_the_cockpit_shows_each_bots_market_and_day(admin_client: Client, bots: dict[str, Bot]) -> None:
+    # 09:00 UTC on Thursday 3 December: London open since 08:00 GMT, New York opens at 09:30 EST.
+    morning = dt.datetime(2026, 12, 3, 9, tzinfo=UTC)
+    cards = {card.bot.name: card for card in cockpit.build(now=morning).bots}
+    assert cards["london"].market.words == "market open, closes 16:30 GMT"
+    assert cards["new_york"].market.words == "market closed, opens Thu 2026-12-03 09:30 EST"
+    assert cards["crypto"].market.words == "market open 24/7"
+    assert cards["new_york"].calendar == ""  # the site's calendar: as before
+    assert cards["london"].calendar == "XLON, Thu 2026-12-03"
+    with mock.patch("django.utils.timezone.now", return_value=morning):
+        page = admin_client.get("/admin/").content.decode()
+    assert '<span class="bot-calendar">XLON, Thu 2026-12-03:</span> market open, closes 16:30 GMT' in page
+    # Late on the 15th of July in New York is the 16th in London: each card counts its own day.
+    for bot in bots.values():
+        with mock.patch("django.utils.timezone.now", return_value=LATE):
+            trade = stored_trade(1, executed_at=LATE - dt.timedelta(minutes=1), pnl=Decimal("5"))
+        Trade.objects.record_batch(bot, [trade])
+    cards = {card.bot.name: card for card in cockpit.build(now=LATE).bots}
+    assert {name: (card.today.date, card.today.total_trades) for name, card in cards.items()} == {
+        "new_york": (dt.date(2026, 7, 15), 1),
+        "london": (dt.date(2026, 7, 16), 1),
+        "crypto": (dt.date(2026, 7, 15), 1),
+    }
+    assert cards["london"].period.end == dt.date(2026, 7, 16)
