@@ -13,6 +13,7 @@ import pytest
 from django.test import Client
 
 from monitorsite import cockpit
+from monitorsite.telegram import commands as telegram
 from tests.conftest import stored_trade
 from tests.state_fixtures import client_for, position, post_state
 from trades import positions
@@ -114,3 +115,21 @@ def test_the_cockpit_shows_each_bots_market_and_day(admin_client: Client, bots: 
         "crypto": (dt.date(2026, 7, 15), 1),
     }
     assert cards["london"].period.end == dt.date(2026, 7, 16)
+
+
+def test_telegram_replies_count_each_bots_day(bots: dict[str, Bot]) -> None:
+    for bot in bots.values():
+        with mock.patch("django.utils.timezone.now", return_value=LATE):
+            trade = stored_trade(1, executed_at=LATE - dt.timedelta(minutes=1), pnl=Decimal("5"))
+        Trade.objects.record_batch(bot, [trade])
+    sender = telegram.Sender(111, "ann")
+    today = telegram.today_command(sender, "", LATE).text
+    assert "Today, Wed 2026-07-15" in today
+    london = today[today.index("london") :].split("\n\n")[0]
+    assert london.startswith("london (XLON, Thu 2026-07-16)\nTrades: 1")
+    assert "new_york\nTrades: 1" in today and "crypto (24/7, Wed 2026-07-15)\nTrades: 1" in today
+    week = telegram.week_command(sender, "", LATE).text
+    assert "london (XLON, Fri 2026-07-10 to Thu 2026-07-16)" in week
+    assert "crypto (24/7, Sat 2026-07-11 to Wed 2026-07-15)" in week  # 5 trading days: 5 days
+    halt = telegram.halt_command(sender, "london", LATE).text
+    assert "until Fri 2026-07-17 (the next trading day)" in halt
