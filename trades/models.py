@@ -73,6 +73,7 @@ class Bot(models.Model):
     calendar = models.CharField(
         max_length=32,
         default=default_calendar_code,
+        db_default="XNYS",  # a row written without it (raw SQL, an older process mid-deploy)
         validators=[validate_calendar_code],
         help_text="The market it trades: an exchange code (XNYS, XLON, XTKS, XHKG ...), 24/7 or 24/5."
         " Its trading days, daily figures, summaries and halts follow it. After changing it, run"
@@ -81,6 +82,7 @@ class Bot(models.Model):
     timezone = models.CharField(
         max_length=64,
         default="UTC",
+        db_default="UTC",
         validators=[validate_timezone_name],
         help_text="For a 24/7 or 24/5 calendar, the IANA time zone its days start in (an exchange"
         " keeps its own).",
