@@ -320,9 +320,13 @@ class BotForm(forms.ModelForm):  # type: ignore[type-arg]
         for name in ("calendar", "timezone"):
             if name in self.fields:
                 self.fields[name].required = False
+        if "calendar" in self.fields:
+            self.fields["calendar"].validators = []  # checked once written as create_bot writes it
 
     def clean_calendar(self) -> str:
-        return str(self.cleaned_data.get("calendar") or self.instance.calendar)
+        code = str(self.cleaned_data.get("calendar") or self.instance.calendar).strip().upper()
+        market.validate_calendar_code(code)
+        return code
 
     def clean_timezone(self) -> str:
         return str(self.cleaned_data.get("timezone") or self.instance.timezone)
