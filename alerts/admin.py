@@ -34,7 +34,6 @@ from alerts.models import (
 from alerts.rules import JUDGED_FIELDS, describe, problems
 from alerts.tasks import enqueue
 from alerts.transports import TRANSPORTS, ConfigError, Setting, transport_class
-from trades import market
 from trades.formats import format_duration, format_market_time
 from trades.paging import CappedCountPaginator
 
@@ -510,8 +509,7 @@ def resume_trading(
     now = timezone.now()
     count = queryset.resume(by=who, now=now)
     modeladmin.message_user(request, f"Trading resumed for {count} halt(s).")
-    today = market.trading_day_of(now)
-    for halt in queryset.filter(resumed_at=now, resumed_by=who).resumed_quiet(today):
+    for halt in queryset.filter(resumed_at=now, resumed_by=who).resumed_quiet_at(now):
         modeladmin.message_user(request, f"{halt.quiet_until}.")
     return None
 

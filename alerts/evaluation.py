@@ -227,7 +227,8 @@ def evaluate_state(bot_id: int, since: dt.datetime, now: dt.datetime | None = No
     rules = rules_judging(AlertRule.objects.enabled().for_bot(bot).judged_on("state").judged(), bot.pk)
     if not rules:
         return []
-    first, last = market.trading_day_of(min(since, now)), market.trading_day_of(now)
+    calendar = market.calendar_for(bot)
+    first, last = calendar.trading_day_of(min(since, now)), calendar.trading_day_of(now)
     days = [first] if first == last else [first, last]
     state = NewState(bot=bot, days=days)
     alerts: list[Alert] = []
@@ -247,7 +248,6 @@ def evaluate_schedule(now: dt.datetime | None = None) -> list[Alert]:
     It also judges trades and states whose evaluation task was lost (a request left waiting too long).
     """
     now = now or timezone.now()
-    today = market.trading_day_of(now)
     alerts: list[Alert] = []
     for pending in PendingEvaluation.objects.filter(queued_at__lt=now - PendingEvaluation.STALE):
         first_id = PendingEvaluation.objects.claim(pending.bot_id)
@@ -263,10 +263,12 @@ def evaluate_schedule(now: dt.datetime | None = None) -> list[Alert]:
     bots = list(Bot.objects.filter(is_active=True))
     memo: Memo = {}
     judging = {bot.pk: {rule.pk for rule in rules_judging(rules, bot.pk)} for bot in bots}
+    today = {bot.pk: market.calendar_for(bot).today(now) for bot in bots}  # each on its calendar
     for rule in rules:
         for bot in bots:
             if rule.pk in judging[bot.pk]:
-                alerts += _alerts(rule, bot, rule.judge.on_schedule(rule, bot, today, now, memo), now)
+                judged = rule.judge.on_schedule(rule, bot, today[bot.pk], now, memo)
+                alerts += _alerts(rule, bot, judged, now)
     return alerts
 
 

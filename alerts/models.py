@@ -681,7 +681,7 @@ class TradingHaltQuerySet(models.QuerySet["TradingHalt"]):
                 return self.create(
                     bot=bot,
                     trading_day=day,
-                    ends_on=market.next_trading_day(day),
+                    ends_on=market.calendar_for(bot).next_trading_day(day),
                     reason=reason[:300],
                     created_at=now,
                 )
@@ -705,7 +705,7 @@ class TradingHaltQuerySet(models.QuerySet["TradingHalt"]):
                 halt = self.create(
                     bot=bot,
                     trading_day=day,
-                    ends_on=market.next_trading_day(day),
+                    ends_on=market.calendar_for(bot).next_trading_day(day),
                     reason=reason,
                     created_at=now,
                     halted_by=by,
@@ -723,6 +723,22 @@ class TradingHaltQuerySet(models.QuerySet["TradingHalt"]):
         return self.filter(resumed_at__isnull=True, trading_day__lte=today, ends_on__gt=today).select_related(
             "bot"
         )
+
+    def all_in_force_at(self, now: dt.datetime) -> list[TradingHalt]:
+        """Every halt that stops a bot trading at ``now``, on its bot's calendar's day (a London
+        bot's day may have begun while New York's has not), in the queryset's order."""
+        return [halt for halt in self._around(now).filter(resumed_at__isnull=True) if halt.covers(now)]
+
+    def resumed_quiet_at(self, now: dt.datetime) -> list[TradingHalt]:
+        """``resumed_quiet`` at ``now``, each halt on its bot's calendar's day."""
+        return [halt for halt in self._around(now).filter(resumed_at__isnull=False) if halt.covers(now)]
+
+    def _around(self, now: dt.datetime) -> TradingHaltQuerySet:
+        # Every zone's date is within a day of UTC's: the candidates, checked per bot after.
+        day = now.astimezone(dt.UTC).date()
+        return self.filter(
+            trading_day__lte=day + dt.timedelta(days=1), ends_on__gt=day - dt.timedelta(days=1)
+        ).select_related("bot")
 
     def resumed_quiet(self, today: dt.date) -> TradingHaltQuerySet:
         """Halts an admin resumed whose trading day is not over on ``today``: their rule will not halt
@@ -762,6 +778,10 @@ class TradingHalt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bot} halted on {self.trading_day}"
+
+    def covers(self, now: dt.datetime) -> bool:
+        """Whether ``now`` falls within the halt's days on its bot's calendar (resumed or not)."""
+        return self.trading_day <= market.calendar_for(self.bot).today(now) < self.ends_on
 
     @property
     def quiet_until(self) -> str:

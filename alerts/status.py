@@ -77,7 +77,7 @@ def bot_state(bot: Bot, now: dt.datetime) -> BotState:
     the halt in force on the market's day of ``now``."""
     minutes = grace_for(bot)
     grace = dt.timedelta(minutes=float(minutes))
-    today = market.trading_day_of(now)
+    today = market.calendar_for(bot).today(now)
     halt = TradingHalt.objects.in_force(bot, today)
     halted_until = None if halt is None else halt.ends_on
     if bot.last_heartbeat_at is None and bot.stopped_at is None:
@@ -87,12 +87,13 @@ def bot_state(bot: Bot, now: dt.datetime) -> BotState:
 
 
 def halts_in_force(now: dt.datetime) -> list[TradingHalt]:
-    return list(TradingHalt.objects.all_in_force(market.trading_day_of(now)).order_by("bot__name"))
+    """The halts in force at ``now``, each on its bot's calendar's day."""
+    return TradingHalt.objects.order_by("bot__name").all_in_force_at(now)
 
 
 def resumed_halts(now: dt.datetime) -> list[TradingHalt]:
     """Halts resumed by an admin whose rule stays quiet for the rest of their trading day."""
-    return list(TradingHalt.objects.resumed_quiet(market.trading_day_of(now)).order_by("bot__name"))
+    return TradingHalt.objects.order_by("bot__name").resumed_quiet_at(now)
 
 
 @dataclass(frozen=True)
@@ -142,12 +143,21 @@ def _delivery(alert: Alert) -> Delivery:
     return Delivery(alert.state, words)
 
 
-def resolved_halt_subjects(bot_ids: set[int], today: dt.date) -> set[str]:
-    """The subjects of the halts of these bots that were resumed or have ended by ``today``."""
+def resolved_halt_subjects(bot_ids: set[int], now: dt.datetime) -> set[str]:
+    """The subjects of the halts of these bots that were resumed or have ended by ``now`` (on each
+    bot's calendar's day)."""
+    latest = now.astimezone(dt.UTC).date() + dt.timedelta(days=1)  # no zone's date is later
     halts = TradingHalt.objects.filter(bot_id__in=bot_ids).filter(
-        Q(resumed_at__isnull=False) | Q(ends_on__lte=today)
+        Q(resumed_at__isnull=False) | Q(ends_on__lte=latest)
     )
-    return {day_subject(bot_id, day) for bot_id, day in halts.values_list("bot_id", "trading_day")}
+    today = {bot.pk: market.calendar_for(bot).today(now) for bot in Bot.objects.filter(pk__in=bot_ids)}
+    return {
+        day_subject(bot_id, day)
+        for bot_id, day, ends_on, resumed_at in halts.values_list(
+            "bot_id", "trading_day", "ends_on", "resumed_at"
+        )
+        if resumed_at is not None or ends_on <= today[bot_id]
+    }
 
 
 def latest_alerts(now: dt.datetime, limit: int = 8) -> list[AlertGroup]:
@@ -167,9 +177,7 @@ def latest_alerts(now: dt.datetime, limit: int = 8) -> list[AlertGroup]:
         groups.setdefault(key, []).append(row)
     firsts = [members[0] for members in groups.values()]
     halting = set(rules.kinds_where(lambda judge: isinstance(judge, MaxDailyLoss)))
-    resolved = resolved_halt_subjects(
-        {a.bot_id for a in firsts if a.bot_id and a.source in halting}, market.trading_day_of(now)
-    )
+    resolved = resolved_halt_subjects({a.bot_id for a in firsts if a.bot_id and a.source in halting}, now)
     latest = [
         AlertGroup(
             alert=members[0],

@@ -6,6 +6,12 @@ sends when the time has come on a trading day and that day's summary has
 not gone out; the day is claimed with a conditional UPDATE, so two workers
 (or a re-run) send it once. If the cluster was down at the send time, the
 first run after it comes back, the same day, catches up.
+
+That send time, in ``MARKET_TIMEZONE``, is for the bots on the site's calendar. A bot on another
+calendar gets its day's summary ``AFTER_CLOSE`` after its own market's close (early closes
+included), and its week's report ``WEEKLY_AFTER_CLOSE`` after the week's last close; a 24/7 or
+24/5 bot, as its day (or week) ends at midnight in its zone. Each is claimed per bot and day under
+a lock of the schedule's row: sent once, whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from alerts import delivery
@@ -27,6 +35,9 @@ from trades.models import Bot, Trade
 from trades.summary import DailySummary, PeriodSummary, performance_lines
 
 logger = logging.getLogger(__name__)
+# After a close (not the site's calendar): the day's summary, then the week's report.
+AFTER_CLOSE = dt.timedelta(minutes=5)
+WEEKLY_AFTER_CLOSE = dt.timedelta(minutes=15)
 
 
 def summary_fields(summary: DailySummary) -> list[tuple[str, str]]:
@@ -67,9 +78,54 @@ def _lines_by_group(
     return "\n".join(lines)
 
 
-def summary_alerts(day: dt.date, bot: Bot | None = None, now: dt.datetime | None = None) -> list[Alert]:
-    """Write one summary per bot (or for ``bot`` alone) to the outbox."""
-    bots = [bot] if bot is not None else list(Bot.objects.filter(is_active=True))
+def site_calendar_bots() -> list[Bot]:
+    """The active bots on the site's calendar (their summaries go out at the schedule's times)."""
+    site = market.site_calendar()
+    return [bot for bot in Bot.objects.filter(is_active=True) if market.calendar_for(bot) == site]
+
+
+def own_calendar_bots() -> dict[market.Calendar, list[Bot]]:
+    """The active bots on other calendars than the site's, by calendar."""
+    site = market.site_calendar()
+    groups: dict[market.Calendar, list[Bot]] = {}
+    for bot in Bot.objects.filter(is_active=True):
+        calendar = market.calendar_for(bot)
+        if calendar != site:
+            groups.setdefault(calendar, []).append(bot)
+    return groups
+
+
+def closed_day(calendar: market.Calendar, now: dt.datetime, after: dt.timedelta) -> dt.date | None:
+    """The trading day of ``calendar`` whose close was at least ``after`` before ``now``, and which
+    is still its latest: today's session once closed; around the clock, yesterday once midnight
+    has passed. None when there is none (a holiday, a weekend, or before the close)."""
+    today = calendar.today(now)
+    if calendar.around_the_clock:
+        day = today - dt.timedelta(days=1)
+        ended = calendar.start_of_day(today)
+        return day if calendar.is_trading_day(day) and now >= ended + after else None
+    hours = calendar.market_hours(today)
+    return today if hours is not None and now >= hours[1] + after else None
+
+
+def _once(source: str, subject: str, write: Callable[[], list[Alert]]) -> list[Alert]:
+    """``write()`` unless an alert of ``source`` and ``subject`` exists: checked and written while
+    holding the schedule's row, so two workers write it once."""
+    schedule = SummarySchedule.current()
+    with transaction.atomic():
+        # A write first: it waits for the other worker's transaction on SQLite and PostgreSQL alike.
+        SummarySchedule.objects.filter(pk=schedule.pk).update(enabled=F("enabled"))
+        if Alert.objects.filter(source=source, subject=subject).exists():
+            return []
+        return write()
+
+
+def summary_alerts(
+    day: dt.date, bot: Bot | None = None, now: dt.datetime | None = None, bots: list[Bot] | None = None
+) -> list[Alert]:
+    """Write one summary per bot (or for ``bot`` alone, or each of ``bots``) to the outbox."""
+    if bots is None:
+        bots = [bot] if bot is not None else list(Bot.objects.filter(is_active=True))
     alerts: list[Alert] = []
     for each in bots:
         summary = positions.daily_summary(each, day)
@@ -90,10 +146,19 @@ def summary_alerts(day: dt.date, bot: Bot | None = None, now: dt.datetime | None
 def send_if_due(now: dt.datetime | None = None) -> list[Alert]:
     """Send today's summary if it is a trading day, the time has come, and it has not gone out yet."""
     now = now or timezone.now()
+    schedule = SummarySchedule.current()
+    if not schedule.enabled:
+        return []
+    own = _own_calendar_summaries(now)
+    if own:
+        delivery.deliver_pending()
+    return _site_summaries(schedule, now) + own
+
+
+def _site_summaries(schedule: SummarySchedule, now: dt.datetime) -> list[Alert]:
     local = now.astimezone(market.market_zone())
     today = local.date()
-    schedule = SummarySchedule.current()
-    if not schedule.enabled or local.time() < schedule.send_at or schedule.last_sent_day == today:
+    if local.time() < schedule.send_at or schedule.last_sent_day == today:
         return []
     if not market.is_trading_day(today):
         return []
@@ -104,9 +169,25 @@ def send_if_due(now: dt.datetime | None = None) -> list[Alert]:
     )
     if claimed != 1:
         return []
-    alerts = summary_alerts(today, now=now)
+    alerts = summary_alerts(today, now=now, bots=site_calendar_bots())
     logger.info("alerts: daily summary for %s written for %d bot(s)", today, len(alerts))
     delivery.deliver_pending()
+    return alerts
+
+
+def _own_calendar_summaries(now: dt.datetime) -> list[Alert]:
+    alerts: list[Alert] = []
+    for calendar, bots in own_calendar_bots().items():
+        day = closed_day(calendar, now, AFTER_CLOSE)
+        if day is None:
+            continue
+        for bot in bots:
+            written = _once(
+                "daily_summary", f"bot-{bot.pk}:{day.isoformat()}", partial(summary_alerts, day, bot, now=now)
+            )
+            if written:
+                logger.info("alerts: daily summary for %s (%s) written for %s", day, calendar.code, bot.name)
+            alerts += written
     return alerts
 
 
@@ -129,9 +210,11 @@ def period_alerts(
     source: str = "period_summary",
     label: str = "Performance",
     now: dt.datetime | None = None,
+    bots: list[Bot] | None = None,
 ) -> list[Alert]:
-    """Write one performance report per active bot (or for ``bot`` alone) to the outbox."""
-    bots = [bot] if bot is not None else list(Bot.objects.filter(is_active=True))
+    """Write one performance report per active bot (or for ``bot`` alone, or each of ``bots``)."""
+    if bots is None:
+        bots = [bot] if bot is not None else list(Bot.objects.filter(is_active=True))
     alerts: list[Alert] = []
     for each in bots:
         summary = Trade.objects.for_bot(each).period_summary(start, end)
@@ -165,10 +248,19 @@ def send_weekly_if_due(now: dt.datetime | None = None) -> list[Alert]:
     so two workers or a re-run send it once.
     """
     now = now or timezone.now()
+    schedule = SummarySchedule.current()
+    if not schedule.weekly_enabled:
+        return []
+    own = _own_calendar_weekly(now)
+    if own:
+        delivery.deliver_pending()
+    return _site_weekly(schedule, now) + own
+
+
+def _site_weekly(schedule: SummarySchedule, now: dt.datetime) -> list[Alert]:
     local = now.astimezone(market.market_zone())
     today = local.date()
-    schedule = SummarySchedule.current()
-    if not schedule.weekly_enabled or local.time() < schedule.weekly_send_at:
+    if local.time() < schedule.weekly_send_at:
         return []
     if schedule.last_weekly_sent_day == today or not market.is_last_trading_day_of_week(today):
         return []
@@ -179,9 +271,34 @@ def send_weekly_if_due(now: dt.datetime | None = None) -> list[Alert]:
     )
     if claimed != 1:
         return []
-    alerts = period_alerts(week_start(today), today, source="weekly_report", label="Weekly report", now=now)
+    alerts = period_alerts(
+        week_start(today),
+        today,
+        source="weekly_report",
+        label="Weekly report",
+        now=now,
+        bots=site_calendar_bots(),
+    )
     logger.info("alerts: weekly report for the week to %s written for %d bot(s)", today, len(alerts))
     delivery.deliver_pending()
+    return alerts
+
+
+def _own_calendar_weekly(now: dt.datetime) -> list[Alert]:
+    alerts: list[Alert] = []
+    for calendar, bots in own_calendar_bots().items():
+        day = closed_day(calendar, now, WEEKLY_AFTER_CLOSE)
+        if day is None or not calendar.is_last_trading_day_of_week(day):
+            continue
+        start = week_start(day)
+        for bot in bots:
+            alerts += _once(
+                "weekly_report",
+                f"bot-{bot.pk}:{start.isoformat()}:{day.isoformat()}",
+                partial(
+                    period_alerts, start, day, bot, source="weekly_report", label="Weekly report", now=now
+                ),
+            )
     return alerts
 
 

@@ -31,7 +31,7 @@ class StatusView(APIView):
     @extend_schema(responses=StatusSerializer)
     def get(self, request: Request) -> Response:
         now = timezone.now()
-        halt = TradingHalt.objects.in_force(request.user, market.trading_day_of(now))
+        halt = TradingHalt.objects.in_force(request.user, market.calendar_for(request.user).today(now))
         if halt is None:
             body = {"trading_allowed": True, "reason": "No risk limit is breached."}
         else:

@@ -57,6 +57,7 @@ class BotCard:
     day_pnl_as_of: str = ""  # "" when its positions are current
     account: AccountView | None = None
     host: HostView | None = None
+    calendar: str = ""  # a bot not on the site's calendar: its code and its day, "XLON, Thu 2026-07-16"
 
 
 @dataclass(frozen=True)
@@ -249,16 +250,22 @@ def bot_state_views(
 def build(now: dt.datetime | None = None) -> Cockpit:
     now = now or timezone.now()
     today = market.trading_day_of(now)
-    start, end = market.period(None, today)
-    clock = market.market_clock(now)  # one calendar for every bot (MARKET_TIMEZONE, the NYSE's)
+    # Each bot on its calendar: its day, its last 30 trading days, its market's clock (worked out
+    # once per calendar, however many bots share it).
+    days: dict[market.Calendar, tuple[dt.date, dt.date, dt.date, market.MarketClock]] = {}
     cards = []
     for bot in Bot.objects.filter(is_active=True).defer("last_heartbeat_details", "description"):
+        calendar = market.calendar_for(bot)
+        if calendar not in days:
+            bot_today = calendar.today(now)
+            days[calendar] = (bot_today, *calendar.period(None, bot_today), calendar.clock(now))
+        bot_today, start, end, clock = days[calendar]
         trades = Trade.objects.for_bot(bot)
         period = trades.period_summary(start, end, breakdown=False)
         age = bot.heartbeat_age(now)
         state = status.bot_state(bot, now)
-        summary = trades.daily_summary(today)
-        positions, day, account, host = bot_state_views(bot, now, today, summary.total_pnl, state.grace)
+        summary = trades.daily_summary(bot_today)
+        positions, day, account, host = bot_state_views(bot, now, bot_today, summary.total_pnl, state.grace)
         cards.append(
             BotCard(
                 bot=bot,
@@ -274,6 +281,9 @@ def build(now: dt.datetime | None = None) -> Cockpit:
                 day_pnl_as_of="" if day is None else as_of(day.as_of, now, state.grace),
                 account=account,
                 host=host,
+                calendar=""
+                if calendar == market.site_calendar()
+                else f"{calendar.code}, {bot_today:%a %Y-%m-%d}",
             )
         )
     last = BackupRecord.objects.last_good()

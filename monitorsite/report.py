@@ -152,7 +152,10 @@ class Report:
 
 def report_for(query: QueryDict, today: dt.date | None = None) -> tuple[ReportForm, Report | None]:
     """The form read from ``query``, and its report when the form is valid."""
-    form = ReportForm.of(query, today or market.today())
+    if today is None:  # one bot's today is its calendar's
+        bot = Bot.objects.filter(name=query["bot"]).first() if query.get("bot") else None
+        today = (market.calendar_for(bot) if bot else market.site_calendar()).today()
+    form = ReportForm.of(query, today)
     if not form.is_valid():
         return form, None
     data = form.cleaned_data

@@ -72,6 +72,9 @@ CSRF_TRUSTED_ORIGINS = [
 ]
 
 MARKET_TIMEZONE = env_timezone("MARKET_TIMEZONE", "America/New_York")
+# A new bot's calendar and the site's own (an exchange code, 24/7 or 24/5), checked by
+# `manage.py check` (trades.apps): the site's calendar runs in MARKET_TIMEZONE.
+MARKET_CALENDAR = env_str("MARKET_CALENDAR", "XNYS") or "XNYS"
 
 INSTALLED_APPS = [
     # django.contrib.admin with the cockpit as its index (monitorsite/admin_site.py).

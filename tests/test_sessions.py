@@ -177,11 +177,34 @@ def test_calendar_names_are_the_librarys_and_rebuilt_when_corrupt(store: Path) -
     assert sessions.calendar_names() == expected
     assert {"XNYS", "XLON", "XTKS", "24/7"} <= set(expected)
     path = folder_of(store) / "calendar-names.json"
-    for text in ("", '{"names": []}', '{"names": ["XNYS", 3]}', "[]"):
+    stored = json.loads(path.read_text())
+    assert stored["names"] == list(expected) and set(stored["zones"]) == set(expected)
+    bad = [
+        "",
+        '{"names": []}',
+        '{"names": ["XNYS", 3]}',
+        "[]",
+        '{"names": ["XNYS"]}',  # no zones
+        '{"names": ["XNYS"], "zones": {}}',
+        '{"names": ["XNYS"], "zones": {"XNYS": ""}}',
+    ]
+    for text in bad:
         path.write_text(text)
         sessions._names.clear()
         assert sessions.calendar_names() == expected
-        assert json.loads(path.read_text()) == {"names": list(expected)}
+        assert json.loads(path.read_text()) == stored
+
+
+def test_each_codes_zone_is_the_librarys_aliases_resolved(store: Path) -> None:
+    from exchange_calendars import calendar_utils
+
+    dispatcher = calendar_utils.global_calendar_dispatcher
+    for code in ("XNYS", "XLON", "XTKS", "XHKG", "XASX", "XNAS", "NYSE", "24/7"):
+        expected = str(dispatcher._calendar_factories[dispatcher.resolve_alias(code)].tz)
+        assert sessions.zone(code) == expected
+    assert sessions.zone("XLON") == "Europe/London" and sessions.zone("NYSE") == "America/New_York"
+    with pytest.raises(KeyError):
+        sessions.zone("NOPE")
 
 
 def test_an_unknown_code_or_a_year_the_library_cannot_build_is_a_value_error(store: Path) -> None:

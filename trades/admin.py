@@ -307,9 +307,43 @@ class BotSnapshotInline(admin.TabularInline):
         return format_rate(snapshot.cpu_percent)
 
 
+class BotForm(forms.ModelForm):  # type: ignore[type-arg]
+    """A bot's calendar and time zone are checked as ``create_bot`` checks them (the model's
+    validators); left empty, they stay as they are (a new bot's: MARKET_CALENDAR and UTC)."""
+
+    class Meta:
+        model = Bot
+        fields = "__all__"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("calendar", "timezone"):
+            if name in self.fields:
+                self.fields[name].required = False
+        if "calendar" in self.fields:
+            self.fields["calendar"].validators = []  # checked once written as create_bot writes it
+
+    def clean_calendar(self) -> str:
+        code = str(self.cleaned_data.get("calendar") or self.instance.calendar).strip().upper()
+        market.validate_calendar_code(code)
+        return code
+
+    def clean_timezone(self) -> str:
+        return str(self.cleaned_data.get("timezone") or self.instance.timezone)
+
+
 @admin.register(Bot)
 class BotAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_active", "stopped", "last_heartbeat", "last_heartbeat_status", "created_at")
+    form = BotForm
+    list_display = (
+        "name",
+        "is_active",
+        "calendar",
+        "stopped",
+        "last_heartbeat",
+        "last_heartbeat_status",
+        "created_at",
+    )
     list_filter = ("is_active",)
     search_fields = ("name",)
     readonly_fields = (
@@ -353,9 +387,16 @@ class BotAdmin(admin.ModelAdmin):
         return kwargs
 
     def save_model(self, request: HttpRequest, obj: Bot, form: Any, change: bool) -> None:
+        before = Bot.objects.filter(pk=obj.pk).values_list("calendar", "timezone").first() if change else None
         super().save_model(request, obj, form, change)
         if not change:
             _issue_keys(request, Bot.objects.filter(pk=obj.pk), read_only=False)
+        elif before != (obj.calendar, obj.timezone) and obj.trades.exists():
+            messages.warning(
+                request,
+                f"{obj.name}'s calendar changed: its new trades take their trading day from it. Run"
+                f" `manage.py recompute_trading_days {obj.name}` to move its stored trades onto it.",
+            )
 
 
 @admin.register(BotKey)

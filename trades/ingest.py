@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connections, models, transaction
 from django.utils import timezone
 
-from trades.market import market_zone, trading_day_of
+from trades.market import calendar_for
 from trades.signals import trades_recorded
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def _rows(
     count = len(trades)
     adapt_time = adapters["DateTimeField"]
     assert adapt_time is not None
-    zone = market_zone()
+    calendar = calendar_for(bot)
     columns: list[list[Any]] = []
     for field in insert_fields(model):
         if field.name == "bot":
@@ -155,7 +155,7 @@ def _rows(
         elif field.name == "received_at":
             column = [adapt_time(timezone.now())] * count
         elif field.name == "trading_day":
-            days = [trading_day_of(t["executed_at"], zone) for t in trades]
+            days = [calendar.trading_day_of(t["executed_at"]) for t in trades]
             column = [day.isoformat() for day in days] if adapters is _ADAPTERS else days
         else:
             name, default = field.name, field.get_default()

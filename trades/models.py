@@ -30,7 +30,12 @@ from monitor_client.wire import (
 from trades.formats import format_price, format_quantity
 from trades.ingest import BatchResult, store_batch
 from trades.limits import StorableDecimal, validate_metadata
-from trades.market import trading_day_of
+from trades.market import (
+    calendar_for,
+    default_calendar_code,
+    validate_calendar_code,
+    validate_timezone_name,
+)
 from trades.summary import (
     Breakdown,
     DailySummary,
@@ -64,6 +69,23 @@ class Bot(models.Model):
         editable=False,
         help_text="When the bot said it shut down (a shutdown event); cleared when a heartbeat,"
         " a new trade or a startup event says it runs again.",
+    )
+    calendar = models.CharField(
+        max_length=32,
+        default=default_calendar_code,
+        db_default="XNYS",  # a row written without it (raw SQL, an older process mid-deploy)
+        validators=[validate_calendar_code],
+        help_text="The market it trades: an exchange code (XNYS, XLON, XTKS, XHKG ...), 24/7 or 24/5."
+        " Its trading days, daily figures, summaries and halts follow it. After changing it, run"
+        " manage.py recompute_trading_days with the bot's name.",
+    )
+    timezone = models.CharField(
+        max_length=64,
+        default="UTC",
+        db_default="UTC",
+        validators=[validate_timezone_name],
+        help_text="For a 24/7 or 24/5 calendar, the IANA time zone its days start in (an exchange"
+        " keeps its own).",
     )
 
     class Meta:
@@ -455,7 +477,7 @@ class Trade(models.Model):
         return f"{self.side} {format_quantity(self.quantity)} {self.symbol} @ {format_price(self.price)}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        self.trading_day = trading_day_of(self.executed_at)
+        self.trading_day = calendar_for(self.bot).trading_day_of(self.executed_at)
         super().save(*args, **kwargs)
 
 

@@ -27,9 +27,10 @@ from trades.models import REPORTED_ACCOUNT, REPORTED_HOST, Bot, BotSnapshot, Tra
 from trades.summary import DailySummary, DayClose, PeriodSummary
 
 
-def start_of_day(day: dt.date) -> dt.datetime:
-    """When the trading day ``day`` begins: midnight in the market's time zone."""
-    return dt.datetime(day.year, day.month, day.day, tzinfo=market.market_zone())
+def start_of_day(day: dt.date, bot: Bot | None = None) -> dt.datetime:
+    """When the trading day ``day`` begins: midnight in the zone of ``bot``'s calendar (without a
+    bot, the site's)."""
+    return (market.calendar_for(bot) if bot is not None else market.site_calendar()).start_of_day(day)
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ class DayPnl:
 
 def day_snapshot(bot: Bot, day: dt.date) -> BotSnapshot | None:
     """The bot's last snapshot with positions taken within the trading day ``day``."""
-    start = start_of_day(day)
-    end = start_of_day(day + dt.timedelta(days=1))
+    start = start_of_day(day, bot)
+    end = start_of_day(day + dt.timedelta(days=1), bot)
     return (
         BotSnapshot.objects.filter(bot=bot, taken_at__gte=start, taken_at__lt=end)
         .with_positions()
@@ -73,7 +74,7 @@ def day_pnl(bot: Bot, day: dt.date, realized: Decimal | None = None) -> DayPnl |
     snapshot = day_snapshot(bot, day)
     if snapshot is None:
         return None
-    before = BotSnapshot.objects.latest_with_positions(bot, before=start_of_day(day))
+    before = BotSnapshot.objects.latest_with_positions(bot, before=start_of_day(day, bot))
     if realized is None:
         realized = Trade.objects.for_bot(bot).realized_pnl(day)
     return DayPnl(
@@ -128,15 +129,17 @@ def day_closes(
     Bounded by days, not heartbeats, in four queries: the span the snapshots cover, the morning
     of its first day, each day's two closing snapshots (``closing_ids``), and those rows."""
     snapshots = BotSnapshot.objects.filter(
-        bot=bot, taken_at__gte=start_of_day(start), taken_at__lt=start_of_day(end + dt.timedelta(days=1))
+        bot=bot,
+        taken_at__gte=start_of_day(start, bot),
+        taken_at__lt=start_of_day(end + dt.timedelta(days=1), bot),
     )
     span = snapshots.aggregate(first=Min("taken_at"), last=Max("taken_at"))
     if span["first"] is None:
         return ()
-    zone = market.market_zone()
-    first, last = market.trading_day_of(span["first"], zone), market.trading_day_of(span["last"], zone)
+    calendar = market.calendar_for(bot)
+    first, last = calendar.trading_day_of(span["first"]), calendar.trading_day_of(span["last"])
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-    before = BotSnapshot.objects.latest_with_positions(bot, before=start_of_day(first))
+    before = BotSnapshot.objects.latest_with_positions(bot, before=start_of_day(first, bot))
     unrealized_before = (before.unrealized_pnl or Decimal(0)) if before else Decimal(0)
     ids = closing_ids(bot, days)
     rows = BotSnapshot.objects.only("taken_at", "unrealized_pnl", "equity", "cash").in_bulk(
@@ -182,7 +185,7 @@ def closing_ids(bot: Bot, days: list[dt.date]) -> list[tuple[int | None, int | N
 
     params: list[object] = []
     for n, day in enumerate(days):
-        bounds = (start_of_day(day), start_of_day(day + dt.timedelta(days=1)))
+        bounds = (start_of_day(day, bot), start_of_day(day + dt.timedelta(days=1), bot))
         params += [n, *(connection.ops.adapt_datetimefield_value(moment) for moment in bounds)]
     values = ", ".join(["(%s, %s, %s)"] * len(days))
     sql = (

@@ -1,7 +1,7 @@
 """Exchange sessions (open and close, holidays and early closes included) by calendar code.
 
 The one place that knows the calendar library (``exchange_calendars``, with pandas under it):
-``trades.market`` reads sessions only through ``hours`` and ``calendar_names``. No site process
+``trades.market`` reads sessions only through ``hours``, ``calendar_names`` and ``zone``. No site process
 imports the library: it costs ~50 MiB in every process that does. Instead, a year of one
 calendar's sessions is computed once by a short-lived subprocess (``python -m trades.sessions``,
 which imports only the library) and stored as a small JSON file under ``SESSIONS_DIR`` (next to
@@ -36,7 +36,7 @@ COMPUTE_TIMEOUT_SECONDS = 120
 Table = dict[dt.date, tuple[dt.datetime, dt.datetime]]
 
 _tables: dict[tuple[Path, str, int], Table] = {}
-_names: dict[Path, tuple[str, ...]] = {}
+_names: dict[Path, dict[str, str]] = {}  # calendar code -> its IANA time zone
 _lock = threading.Lock()
 
 
@@ -48,14 +48,24 @@ def hours(code: str, day: dt.date) -> tuple[dt.datetime, dt.datetime] | None:
 
 def calendar_names() -> tuple[str, ...]:
     """Every exchange code the library knows, sorted."""
+    return tuple(sorted(_zones()))
+
+
+def zone(code: str) -> str:
+    """The IANA time zone of exchange ``code`` (``XLON`` → ``Europe/London``), aliases resolved.
+    Raises KeyError for a code the library does not know."""
+    return _zones()[code]
+
+
+def _zones() -> dict[str, str]:
     folder = _folder()
-    names = _names.get(folder)
-    if names is None:
+    zones = _names.get(folder)
+    if zones is None:
         with _lock:
-            names = _names.get(folder)
-            if names is None:
-                names = _names[folder] = _load_names(folder)
-    return names
+            zones = _names.get(folder)
+            if zones is None:
+                zones = _names[folder] = _load_names(folder)
+    return zones
 
 
 # --------------------------------------------------------------------------- the store
@@ -114,7 +124,7 @@ def _load_table(folder: Path, code: str, year: int) -> Table:
     return table
 
 
-def _load_names(folder: Path) -> tuple[str, ...]:
+def _load_names(folder: Path) -> dict[str, str]:
     path = names_path(folder)
     stored = _read(path)
     if stored is not None:
@@ -145,11 +155,16 @@ def _parse_table(data: Any, code: str, year: int) -> Table:
     return table
 
 
-def _parse_names(data: Any) -> tuple[str, ...]:
-    names = data["names"]
+def _parse_names(data: Any) -> dict[str, str]:
+    names, zones = data["names"], data["zones"]
     if not isinstance(names, list) or not names or not all(isinstance(name, str) and name for name in names):
         raise ValueError("not a list of names")
-    return tuple(sorted(names))
+    if not isinstance(zones, dict) or set(zones) != set(names):
+        raise ValueError("not a zone for each name")
+    for name in names:
+        if not isinstance(zones[name], str) or not zones[name]:
+            raise ValueError(f"a bad zone for {name!r}")
+    return {name: zones[name] for name in sorted(names)}
 
 
 def _read(path: Path) -> Any:
@@ -226,9 +241,14 @@ def compute_table(code: str, year: int) -> dict[str, Any]:
 
 
 def compute_names() -> dict[str, Any]:
+    """Every code the library knows (aliases too), and each one's time zone."""
     import exchange_calendars
+    from exchange_calendars import calendar_utils
 
-    return {"names": sorted(exchange_calendars.get_calendar_names(include_aliases=True))}
+    names = sorted(exchange_calendars.get_calendar_names(include_aliases=True))
+    dispatcher = calendar_utils.global_calendar_dispatcher
+    zones = {name: str(dispatcher._calendar_factories[dispatcher.resolve_alias(name)].tz) for name in names}
+    return {"names": names, "zones": zones}
 
 
 def main(argv: list[str]) -> int:

@@ -136,7 +136,7 @@ class DailySummaryView(APIView):
         query = SummaryQuerySerializer.of(request.query_params)
         if not query.is_valid():
             return _bad_request("Invalid query parameters.", query.errors)
-        day = query.validated_data.get("date") or market.today()
+        day = query.validated_data.get("date") or market.calendar_for(request.user).today()
         return Response(positions.daily_summary(request.user, day).as_dict())
 
 
@@ -155,7 +155,8 @@ class PeriodSummaryView(APIView):
         query = PeriodQuerySerializer.of(request.query_params)
         if not query.is_valid():
             return _bad_request("Invalid query parameters.", query.errors)
-        start, end = market.period(query.validated_data.get("start"), query.validated_data.get("end"))
+        calendar = market.calendar_for(request.user)
+        start, end = calendar.period(query.validated_data.get("start"), query.validated_data.get("end"))
         return Response(positions.period_summary(request.user, start, end).as_dict())
 
 
@@ -184,8 +185,9 @@ class PositionsView(APIView):
     def get(self, request: Request) -> Response:
         bot = request.user
         latest = BotSnapshot.objects.latest_with_positions(bot)
-        realized = Trade.objects.for_bot(bot).realized_pnl(market.today())
-        today = positions.day_pnl(bot, market.today(), realized)
+        day = market.calendar_for(bot).today()
+        realized = Trade.objects.for_bot(bot).realized_pnl(day)
+        today = positions.day_pnl(bot, day, realized)
         account = positions.latest_account(bot)
         listed = None
         if latest is not None:

@@ -1,7 +1,9 @@
 """Bot stopped: no heartbeat for longer than the threshold, in minutes of market hours.
 
-Outside market hours silence is expected: an open breach stays open, and none starts.
-When heartbeats return the breach ends with an info notice that the bot is reporting again.
+Market hours are the bot's calendar's (``trades.market.calendar_for``): a London bot is judged
+while London trades, a 24/7 bot at any hour. Outside market hours silence is expected: an open
+breach stays open, and none starts. When heartbeats return the breach ends with an info notice that
+the bot is reporting again.
 
 A bot that said it shut down (a ``shutdown`` event, which ``monitor_client`` also sends when a
 bot that sent heartbeats closes it) is stopped on purpose, not silent: this rule leaves it alone
@@ -84,23 +86,40 @@ def bot_heartbeat_state(bot: Bot, now: dt.datetime, threshold: Decimal, today: d
     if bot.stopped_at is not None:
         return SHUT_DOWN
     assert bot.last_heartbeat_at is not None
-    return heartbeat_state(bot.last_heartbeat_at, now, threshold, today)
+    return heartbeat_state(bot.last_heartbeat_at, now, threshold, today, market.calendar_for(bot))
 
 
-def heartbeat_state(last: dt.datetime, now: dt.datetime, threshold: Decimal, today: dt.date) -> str:
+def heartbeat_state(
+    last: dt.datetime,
+    now: dt.datetime,
+    threshold: Decimal,
+    today: dt.date,
+    calendar: market.Calendar | None = None,
+) -> str:
     """What a bot's last heartbeat says at ``now``, for the rule and the cockpit alike.
 
     ``running``: silent no longer than ``threshold`` minutes (exactly the grace is still running).
     ``stopped``: silent longer than that within the market hours of ``today``, counted from the
     open when the silence began before it, so the bell itself is not a breach. ``stale``: silent
     past the grace, but outside market hours or too soon after the open to be stopped.
+
+    ``calendar`` (default: the site's) says the market hours and ``today`` is its day. A 24/7
+    market is always open: no midnight restarts the count. A 24/5 market opens on Monday's.
     """
     if not past_grace(minutes_between(last, now), threshold):
         return RUNNING
-    hours = market.market_hours(today)
-    if hours is None or not hours[0] <= now <= hours[1]:
-        return STALE
-    silent_since = max(last, hours[0])
+    calendar = calendar or market.site_calendar()
+    if calendar.code == market.ALL_WEEK:
+        silent_since = last
+    elif calendar.code == market.WEEKDAYS:
+        if not calendar.is_open(now):
+            return STALE
+        silent_since = max(last, calendar.start_of_day(today - dt.timedelta(days=today.weekday())))
+    else:
+        hours = calendar.market_hours(today)
+        if hours is None or not hours[0] <= now <= hours[1]:
+            return STALE
+        silent_since = max(last, hours[0])
     return STOPPED if past_grace(minutes_between(silent_since, now), threshold) else STALE
 
 

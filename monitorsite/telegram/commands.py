@@ -131,6 +131,16 @@ def local_time(moment: dt.datetime, now: dt.datetime) -> str:
     return local.strftime("%a %Y-%m-%d %H:%M %Z")
 
 
+def own_calendar(bot: Bot, first: dt.date, last: dt.date | None = None) -> str:
+    """After a bot's name when its calendar is not the site's: its code and its days,
+    " (XLON, Thu 2026-12-03)"; "" for a bot on the site's calendar."""
+    calendar = market.calendar_for(bot)
+    if calendar == market.site_calendar():
+        return ""
+    days = f"{first:%a %Y-%m-%d}" if last is None else f"{first:%a %Y-%m-%d} to {last:%a %Y-%m-%d}"
+    return f" ({calendar.code}, {days})"
+
+
 def plain(lines: str) -> str:
     """The summaries' lines without their Discord emphasis (Telegram gets plain text)."""
     return lines.replace("**", "")
@@ -140,7 +150,6 @@ def plain(lines: str) -> str:
 
 
 def status_command(sender: Sender, args: str, now: dt.datetime) -> Reply:
-    today = market.trading_day_of(now)
     words = market.market_clock(now).words
     lines = [f"{words[0].upper()}{words[1:]}."]
     bots = active_bots()
@@ -152,6 +161,7 @@ def status_command(sender: Sender, args: str, now: dt.datetime) -> Reply:
         if state.halted_until is not None:
             words = f"HALTED until {state.halted_until:%a %Y-%m-%d} ({state.label})"
         lines.append(f"{bot.name}: {words}, heartbeat {ago(bot.last_heartbeat_at, now)}")
+        today = market.calendar_for(bot).today(now)
         realized = Trade.objects.for_bot(bot).realized_pnl(today)
         marked = positions.day_pnl(bot, today, realized=realized)
         today_words = f"today {format_money(realized)} realized"
@@ -169,9 +179,10 @@ def today_command(sender: Sender, args: str, now: dt.datetime) -> Reply:
     today = market.trading_day_of(now)
     parts = [f"Today, {today:%a %Y-%m-%d}"]
     for bot in active_bots():
-        summary = positions.daily_summary(bot, today)
+        day = market.calendar_for(bot).today(now)
+        summary = positions.daily_summary(bot, day)
         fields = "\n".join(f"{label}: {value}" for label, value in summary_fields(summary))
-        parts.append(f"{bot.name}\n{fields}\n{plain(summary_lines(summary))}")
+        parts.append(f"{bot.name}{own_calendar(bot, day)}\n{fields}\n{plain(summary_lines(summary))}")
     if len(parts) == 1:
         parts.append("No bots yet.")
     return Reply(fit("\n\n".join(parts)))
@@ -181,9 +192,11 @@ def period_reply(title: str, days: int, now: dt.datetime) -> Reply:
     start, end = market.last_trading_days(days, market.trading_day_of(now))
     parts = [f"{title}: {start:%a %Y-%m-%d} to {end:%a %Y-%m-%d} ({days} trading days)"]
     for bot in active_bots():
-        summary = positions.period_summary(bot, start, end)
+        calendar = market.calendar_for(bot)
+        first, last = calendar.last_trading_days(days, calendar.today(now))
+        summary = positions.period_summary(bot, first, last)
         figures = "\n".join(f"{label}: {value}" for label, value in performance_lines(summary.overall))
-        parts.append(f"{bot.name}\n{figures}")
+        parts.append(f"{bot.name}{own_calendar(bot, first, last)}\n{figures}")
     if len(parts) == 1:
         parts.append("No bots yet.")
     return Reply(fit("\n\n".join(parts)))
@@ -311,11 +324,12 @@ def halt_command(sender: Sender, args: str, now: dt.datetime) -> Reply:
     bot = which_bot("halt", args)
     if isinstance(bot, str):
         return Reply(bot)
-    today = market.trading_day_of(now)
+    calendar = market.calendar_for(bot)
+    today = calendar.today(now)
     halt = TradingHalt.objects.in_force(bot, today)
     if halt is not None:
         return Reply(f"{bot.name} is already halted until {halt.ends_on:%a %Y-%m-%d}: {halt.reason}")
-    ends = market.next_trading_day(today)
+    ends = calendar.next_trading_day(today)
     return ask(
         sender,
         ConfirmAction.HALT,
@@ -330,7 +344,7 @@ def resume_command(sender: Sender, args: str, now: dt.datetime) -> Reply:
     bot = which_bot("resume", args)
     if isinstance(bot, str):
         return Reply(bot)
-    halt = TradingHalt.objects.in_force(bot, market.trading_day_of(now))
+    halt = TradingHalt.objects.in_force(bot, market.calendar_for(bot).today(now))
     if halt is None:
         return Reply(f"{bot.name} is not halted.")
     return ask(
@@ -393,7 +407,7 @@ def pressed(sender: Sender, data: str, now: dt.datetime) -> Press:
 def halt_now(bot: Bot, sender: Sender, now: dt.datetime) -> tuple[bool, str]:
     """Halt ``bot``: whether this halted it, and the outcome in words."""
     halt, halted = TradingHalt.objects.halt_by_operator(
-        bot, market.trading_day_of(now), by=sender.who, now=now
+        bot, market.calendar_for(bot).today(now), by=sender.who, now=now
     )
     if not halted:
         return False, f"{bot.name} was already halted until {halt.ends_on:%a %Y-%m-%d}: {halt.reason}"
@@ -402,7 +416,7 @@ def halt_now(bot: Bot, sender: Sender, now: dt.datetime) -> tuple[bool, str]:
 
 def resume_now(bot: Bot, sender: Sender, now: dt.datetime) -> tuple[bool, str]:
     """Resume ``bot``'s halt in force: whether this resumed it, and the outcome in words."""
-    today = market.trading_day_of(now)
+    today = market.calendar_for(bot).today(now)
     ids = list(TradingHalt.objects.all_in_force(today).filter(bot=bot).values_list("pk", flat=True))
     if not TradingHalt.objects.filter(pk__in=ids).resume(by=sender.who, now=now):
         return False, f"{bot.name} was not halted any more; nothing changed."

@@ -12,7 +12,9 @@ from trades.tables import parse_day
 
 
 class Command(BaseCommand):
-    help = "Print the summary of one trading day (default: today in MARKET_TIMEZONE)."
+    help = (
+        "Print the summary of one trading day (default: today on the bot's calendar, or in MARKET_TIMEZONE)."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--date", help="trading day, YYYY-MM-DD")
@@ -20,8 +22,12 @@ class Command(BaseCommand):
         parser.add_argument("--send", action="store_true", help="also send it through the alert channels")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        day = parse_day(options["date"]) if options["date"] else market.today()
         bot = chosen_bot(options["bot"])
+        day = (
+            parse_day(options["date"])
+            if options["date"]
+            else (market.calendar_for(bot) if bot else market.site_calendar()).today()
+        )
         summary = positions.daily_summary(bot, day) if bot else Trade.objects.all().daily_summary(day)
         self.stdout.write(summary.render_text())
         if options["send"]:

@@ -32,8 +32,9 @@ class Command(BaseCommand):
         if not period.is_valid():
             field, messages = next(iter(period.errors.items()))
             raise CommandError(f"--{field}: {messages[0]}")
-        start, end = market.period(given["start"], given["end"])
         bot = chosen_bot(options["bot"])
+        calendar = market.calendar_for(bot) if bot else market.site_calendar()
+        start, end = calendar.period(given["start"], given["end"])
         title = f"Performance of {bot.name}" if bot else "Performance of every bot"
         summary = (
             positions.period_summary(bot, start, end)
