@@ -84,10 +84,19 @@ class VerifiedKeys:
 
 def _copy_of(bot_key: BotKey) -> BotKey:
     """The key and its bot as new instances (same field values)."""
-    bot = copy.copy(bot_key.bot)
-    key = copy.copy(bot_key)
-    key._state.fields_cache["bot"] = bot
+    key = _clone(bot_key)
+    key._state.fields_cache["bot"] = _clone(bot_key.bot)
     return key
+
+
+def _clone(instance: Any) -> Any:
+    """A new instance with ``instance``'s field values, as a saved row (what ``copy.copy`` of a model
+    makes, without its round trip through pickling's protocol: it ran on every request)."""
+    clone = object.__new__(type(instance))
+    clone.__dict__.update(instance.__dict__)
+    clone._state = copy.copy(instance._state)
+    clone._state.fields_cache = {}
+    return clone
 
 
 VERIFIED_KEYS = VerifiedKeys(KEY_CACHE_SECONDS, KEY_CACHE_SIZE)
