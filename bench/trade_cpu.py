@@ -46,6 +46,7 @@ from common import (
     ClientJob,
     RunResult,
     Server,
+    _die_with_parent,
     code_version,
     connect,
     free_port,
@@ -187,6 +188,7 @@ class BareServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # a hard-killed benchmark leaves no bare app behind
         )
 
     def wait_ready(self) -> None:
