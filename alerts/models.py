@@ -154,6 +154,26 @@ class AlertRule(models.Model):
         return ", ".join(p for p in parts if p) or "all trades"
 
 
+# ``any_rule_judged_on``'s SQL and parameters, by moment and database alias.
+_COMPILED_EXISTS: dict[tuple[str, str], tuple[str, tuple[Any, ...]]] = {}
+
+
+def any_rule_judged_on(moment: Moment, using: str = "default") -> bool:
+    """Whether an enabled rule is judged at ``moment``: ``AlertRule.objects.enabled().judged_on(moment)
+    .exists()``, asked of the database every time, its SQL compiled once per database. Every trade
+    batch and every heartbeat with state asks it, and compiling the query cost more than running
+    it; it has no other parameter (the kinds come from the fixed ``rules.RULE_KINDS``)."""
+    key = (moment, using)
+    compiled = _COMPILED_EXISTS.get(key)
+    if compiled is None:
+        query = AlertRule.objects.using(using).enabled().judged_on(moment).query.exists()
+        compiled = _COMPILED_EXISTS[key] = query.get_compiler(using=using).as_sql()
+    sql, params = compiled
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() is not None
+
+
 class ChannelQuerySet(models.QuerySet["Channel"]):
     def ensure_defaults(self) -> None:
         """The default channel of each kind whose environment variables are set, named after its kind.
@@ -819,13 +839,18 @@ def _request(queryset: models.QuerySet[Any], bot: Bot, column: str, value: Any, 
     The read comes first, so under load a request costs one SELECT and no write."""
     model = queryset.model
     stale = now - model.STALE
-    if queryset.filter(bot=bot, queued_at__gte=stale).exists():
-        return False
     connection = connections[queryset.db]
     table = connection.ops.quote_name(model._meta.db_table)
     # SQLite's two-argument min() is PostgreSQL's LEAST().
     least = "min" if connection.vendor == "sqlite" else "LEAST"
     with connection.cursor() as cursor:
+        # The ORM's filter(bot=bot, queued_at__gte=stale).exists(), written out: every batch asks it.
+        cursor.execute(
+            f"SELECT 1 FROM {table} WHERE bot_id = %s AND queued_at >= %s LIMIT 1",
+            [bot.pk, _db_time(connection, stale)],
+        )
+        if cursor.fetchone() is not None:
+            return False
         cursor.execute(
             f"INSERT INTO {table} (bot_id, {column}, queued_at) VALUES (%s, %s, %s) "
             f"ON CONFLICT (bot_id) DO UPDATE SET queued_at = excluded.queued_at, "

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from alerts.models import AlertRule, PendingEvaluation, PendingStateEvaluation
+from alerts.models import AlertRule, PendingEvaluation, PendingStateEvaluation, any_rule_judged_on
 from alerts.tasks import enqueue
 from trades.models import Bot, BotEvent, BotSnapshot
 
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 def on_trades_recorded(sender: Any, bot: Bot, trade_ids: list[int], **kwargs: Any) -> None:
     """Queue an evaluation of the batch, unless one for this bot already waits (it covers the batch)."""
     try:
-        if not trade_ids or not AlertRule.objects.enabled().judged_on("trades").exists():
+        if not trade_ids or not any_rule_judged_on("trades"):
             return
         if PendingEvaluation.objects.request(bot, min(trade_ids), timezone.now()):
             enqueue("alerts.tasks.evaluate_trades", bot.pk, list(trade_ids), on_failure=_forget(bot.pk))
@@ -40,7 +40,7 @@ def on_state_reported(sender: Any, bot: Bot, snapshot: BotSnapshot, **kwargs: An
     """Queue an evaluation of the bot's new state, unless one already waits (it judges the newest
     state, so it covers this one): a heartbeat every few seconds queues one task per queue wait."""
     try:
-        if not AlertRule.objects.enabled().judged_on("state").exists():
+        if not any_rule_judged_on("state"):
             return
         if PendingStateEvaluation.objects.request(bot, snapshot.taken_at, timezone.now()):
             enqueue("alerts.tasks.evaluate_state", bot.pk, on_failure=_forget_state(bot.pk))

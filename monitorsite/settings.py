@@ -214,6 +214,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["trades.auth.HasBotKey"],
     "DEFAULT_RENDERER_CLASSES": ["trades.renderers.APIJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["trades.parsers.BotJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "trades.negotiation.APIContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": False,
     "UNAUTHENTICATED_USER": None,

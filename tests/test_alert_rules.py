@@ -10,11 +10,21 @@ from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from alerts.evaluation import alert_for_event, evaluate_schedule, evaluate_trades
-from alerts.models import Alert, AlertRule, AlertState, PendingEvaluation, Silence, TradingHalt
+from alerts.models import (
+    Alert,
+    AlertRule,
+    AlertState,
+    PendingEvaluation,
+    Silence,
+    TradingHalt,
+    any_rule_judged_on,
+)
 from alerts.tasks import evaluate_trades as evaluate_trades_task
 from tests.conftest import make_trade, stored_trade
 from tests.queued import clear_queue, queued
@@ -621,6 +631,45 @@ def test_a_lost_evaluation_task_is_made_up_for(
     )
     post_batch(api, django_capture_on_commit_callbacks, make_trade(2))
     assert len(queued()) == 1
+
+
+def test_whether_a_rule_is_judged_on_a_moment_is_asked_of_the_database_every_time() -> None:
+    """``any_rule_judged_on`` (asked by every batch and heartbeat with state) keeps its SQL, never
+    its answer: a rule switched on or off counts for the very next request."""
+    moments = ("trades", "schedule", "event", "state")
+
+    def answers() -> dict[str, bool]:
+        return {moment: any_rule_judged_on(moment) for moment in moments}
+
+    def orm() -> dict[str, bool]:
+        return {moment: AlertRule.objects.enabled().judged_on(moment).exists() for moment in moments}
+
+    only()  # every rule off
+    assert answers() == orm() == dict.fromkeys(moments, False)
+    only("daily-loss-warning")
+    assert answers() == orm() and answers()["trades"] and not answers()["event"]
+    only("event-shutdown")
+    assert answers() == orm() and answers()["event"] and not answers()["trades"]
+    only()
+    assert answers() == dict.fromkeys(moments, False)
+
+
+@pytest.mark.parametrize(
+    ("age", "queued"),
+    [(PendingEvaluation.STALE, False), (PendingEvaluation.STALE + dt.timedelta(microseconds=1), True)],
+)
+def test_a_waiting_request_is_taken_over_once_older_than_stale(
+    bot: Bot, age: dt.timedelta, queued: bool
+) -> None:
+    now = timezone.now()
+    PendingEvaluation.objects.create(bot=bot, first_trade_id=5, queued_at=now - age)
+    with CaptureQueriesContext(connection) as queries:
+        assert PendingEvaluation.objects.request(bot, 7, now) is queued
+    if not queued:  # one waits: that costs one read and no write
+        assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT"]
+    waiting = PendingEvaluation.objects.get(bot=bot)
+    assert waiting.first_trade_id == 5  # the least first id wins either way
+    assert waiting.queued_at == (now if queued else now - age)
 
 
 def test_a_failed_enqueue_leaves_no_request_behind(

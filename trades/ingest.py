@@ -121,9 +121,9 @@ def store_batch(
         if repeats:
             ids.update(_ids_by_external_id(model, using, bot, repeats))
         new_ids = [ids[key] for key in unique if key in new_keys]
-        if new_ids and bot.stopped_at is not None:  # a bot that trades runs (no query otherwise)
-            bot.record_running(max(unique[key]["executed_at"] for key in new_keys))
         if new_ids:
+            # A bot that trades runs.
+            bot.record_running(max(unique[key]["executed_at"] for key in new_keys), using=using)
             transaction.on_commit(lambda: _announce(model, bot, new_ids), using=using)
     return BatchResult(ids=[ids[t["external_id"]] for t in trades], new_ids=new_ids)
 
