@@ -42,7 +42,7 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 DATA_DIR = BASE_DIR / "data"
 DATABASE_PATH = env_path("DATABASE_PATH", DATA_DIR / "trades.db", base=BASE_DIR)
 # Exchange sessions computed once from the calendar library and kept (trades/sessions.py).
-SESSIONS_DIR = DATABASE_PATH.with_name("sessions")
+SESSIONS_DIR = env_path("SESSIONS_DIR", DATABASE_PATH.with_name("sessions"), base=BASE_DIR)
 LOG_DIR = env_path("LOG_DIR", DATA_DIR / "logs", base=BASE_DIR)
 SECRET_KEY_FILE = DATA_DIR / ".secret_key"
 

@@ -49,6 +49,10 @@ def with_default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+# The exchange sessions every site and test process of the suite reads (trades/sessions.py): kept
+# between runs, in a folder named for the calendar library's version, each file checked when read.
+TEST_SESSIONS_DIR = Path(tempfile.gettempdir()) / "monitor-test-sessions"
+
 MAX_WORKERS = 8  # the blocks of ports and Redis databases below are made for this many
 
 
@@ -125,6 +129,9 @@ def site_env(tmp: Path, *, sqlite: bool = False, **extra: str) -> dict[str, str]
         # checkout's data/backups (a developer's real latest backup, shared by every run).
         LOCAL_STORAGE_PATH=str(tmp / "backups"),
         DJANGO_SECRET_KEY="test-secret-key-for-subprocesses",
+        # Exchange sessions are computed once (a subprocess, a second or two) and kept: every site
+        # under test reads the run's, as the sites of one machine would share one data folder.
+        SESSIONS_DIR=str(TEST_SESSIONS_DIR),
         # A developer's own .env must not leak into the site under test.
         ENV_FILE=str(tmp / "no.env"),
         PYTHONUNBUFFERED="1",

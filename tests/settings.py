@@ -7,6 +7,8 @@ database's folder is made here, where a side effect on import is harmless.
 import os
 from pathlib import Path
 
+from tests.harness import TEST_SESSIONS_DIR
+
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key")
 
 # Each test process (one per pytest-xdist worker) keeps what the site writes in its data folder
@@ -16,6 +18,7 @@ OWN_DATA = Path(__file__).resolve().parent.parent / "data" / "tests" / str(os.ge
 os.environ["DATABASE_PATH"] = str(OWN_DATA / "trades.db")
 os.environ["LOG_DIR"] = str(OWN_DATA / "logs")
 os.environ["LOCAL_STORAGE_PATH"] = str(OWN_DATA / "backups")
+os.environ["SESSIONS_DIR"] = str(TEST_SESSIONS_DIR)  # shared with the sites under test
 
 if os.environ.get("REDIS_URL"):
     # Each pytest-xdist worker queues its in-process tasks in a Redis database of its own,
