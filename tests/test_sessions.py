@@ -253,5 +253,5 @@ def test_web_processes_answer_without_importing_pandas(site: Site) -> None:
         assert any("_sqlite3" in name or "psycopg" in name for name in files)  # the check sees modules
         heavy = sorted(name for name in files if "/pandas/" in name or "/numpy" in name)
         assert heavy == [], f"web process {pid} imported {heavy[:3]}"
-    stored = list((site.tmp / "sessions").glob("*/XNYS-*.json"))
+    stored = list(Path(site.env["SESSIONS_DIR"]).glob("*/XNYS-*.json"))
     assert {p.name for p in stored} >= {"XNYS-2025.json", "XNYS-2026.json"}
