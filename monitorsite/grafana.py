@@ -82,4 +82,13 @@ def grant_dashboard_reads(cursor: Any) -> None:
     cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [READER_ROLE])
     if cursor.fetchone() is None:
         return
-    cursor.execute(f"GRANT SELECT ON {', '.join(DASHBOARD_TABLES)} TO {READER_ROLE}")
+    # Only those that exist: a migrate to an earlier state (``migrate alerts 0003``) has not made
+    # the newer ones yet, and the role is the server's, not the database's.
+    cursor.execute(
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = current_schema() AND table_name = ANY(%s)",
+        [list(DASHBOARD_TABLES)],
+    )
+    existing = sorted(name for (name,) in cursor.fetchall())
+    if existing:
+        cursor.execute(f"GRANT SELECT ON {', '.join(existing)} TO {READER_ROLE}")
