@@ -4,6 +4,7 @@ network failures waited out, and no update lost or handled twice across restarts
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import signal
@@ -11,8 +12,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
+from django.utils import timezone
 
 from alerts.models import CommandReader
 from monitorsite.telegram import commands
@@ -20,6 +23,7 @@ from monitorsite.telegram import reader as reader_module
 from monitorsite.telegram.reader import Config, Reader, reader_state
 from tests.harness import Site, free_port, start_web, stop, wait_for
 from tests.telegram_server import CHAT_ID, TOKEN, USER_ID, TelegramServer
+from trades.formats import format_duration
 from trades.models import Bot
 
 DEADLINE = 60.0  # only waited out when something is broken
@@ -117,7 +121,7 @@ def test_a_409_and_a_429_are_waited_out_and_no_update_is_lost_or_repeated(
     assert len(text) == 2 and text[0].startswith("Commands:") and text[1].startswith("alpha")
 
 
-def test_a_network_failure_is_retried_logged_once_and_named_by_health(
+def test_a_network_failure_is_retried_logged_once_and_recorded_for_health(
     telegram: TelegramServer, running: Running, caplog: pytest.LogCaptureFixture, settings: Any
 ) -> None:
     caplog.set_level(logging.WARNING, logger="monitorsite.telegram.reader")
@@ -132,8 +136,14 @@ def test_a_network_failure_is_retried_logged_once_and_named_by_health(
     eventually(lambda: CommandReader.objects.exclude(error="").exists(), "the error recorded")
     telegram.user_says("/help")
     eventually(lambda: replies(telegram), "the answer after the failures")
-    warnings = [r.getMessage() for r in caplog.records if "getUpdates" in r.getMessage()]
-    assert len(warnings) == 1 and "cannot reach 127.0.0.1" in warnings[0]
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "getUpdates" in r.getMessage()]
+
+    assert len(warnings()) == 1 and "cannot reach 127.0.0.1" in warnings()[0]
+    # Polling again ended that outage: the next one is logged again.
+    telegram.then("drop", None, method="getUpdates")
+    eventually(lambda: len(warnings()) == 2, "the next outage logged")
     assert TOKEN not in caplog.text and TOKEN.split(":")[1] not in CommandReader.objects.get().error
 
 
@@ -142,6 +152,16 @@ def test_health_says_when_the_commands_are_not_read(db: Any, settings: Any, tele
     settings.TELEGRAM_COMMAND_USERS = (USER_ID,)
     settings.TELEGRAM_BOT_TOKEN, settings.TELEGRAM_CHAT_ID = TOKEN, CHAT_ID
     assert reader_state() == {"ok": False, "reason": "Telegram commands never read"}
+    # Read lately: ok, exactly up to its limit; past it, the last error is named.
+    limit = dt.timedelta(seconds=2 * (reader_module.poll_seconds() + 10) + reader_module.IDLE_SECONDS)
+    now = timezone.now()
+    error = "getUpdates: api.telegram.org answered 409: Conflict: terminated by other getUpdates request"
+    CommandReader.objects.create(token_hash=Config.from_settings().token_hash, polled_at=now, error=error)
+    with mock.patch("django.utils.timezone.now", return_value=now + limit):
+        assert reader_state()["ok"] is True
+    with mock.patch("django.utils.timezone.now", return_value=now + limit + dt.timedelta(seconds=1)):
+        late = format_duration(limit + dt.timedelta(seconds=1))
+        assert reader_state() == {"ok": False, "reason": f"Telegram commands not read for {late}: {error}"}
 
 
 def test_a_restart_mid_conversation_handles_no_update_twice(

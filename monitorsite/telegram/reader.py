@@ -151,7 +151,7 @@ class Reader:
                 wait = self.step()
             except Exception as exc:  # the database away or busy, a bug: wait, then go on
                 logger.exception("telegram commands: %s", type(exc).__name__)
-                self.note_error(f"{type(exc).__name__}", logged=True)
+                self.note_error(f"{type(exc).__name__}")  # logged above, with its traceback
                 wait = self.backoff()
             if wait:
                 self.stop.wait(wait)
@@ -175,7 +175,7 @@ class Reader:
         except BotApiError as exc:
             return self.failed(exc)
         CommandReader.objects.filter(pk=row.pk).update(polled_at=timezone.now())
-        self.failures = 0
+        self.failures, self._logged_error = 0, ""  # the next outage is logged again
         for update in sorted(updates or [], key=lambda u: u.get("update_id", 0)):
             if self.stop.is_set():
                 break
@@ -214,7 +214,9 @@ class Reader:
             wait = exc.retry_after
         else:
             wait = self.backoff()
-        self.note_error(f"{exc.message}; trying again in {format_duration(wait)}", logged=False)
+        # Logged once an outage: its method and status (a network failure's words may vary).
+        kind = f"{exc.message.partition(':')[0]} {exc.status}"
+        self.note_error(f"{exc.message}; trying again in {format_duration(wait)}", log_as=kind)
         return wait
 
     def backoff(self) -> float:
@@ -222,10 +224,11 @@ class Reader:
         self.failures += 1
         return wait
 
-    def note_error(self, message: str, *, logged: bool) -> None:
-        if not logged and message.partition(";")[0] != self._logged_error:
+    def note_error(self, message: str, *, log_as: str = "") -> None:
+        """Record the error for health; log it unless ``log_as`` (its kind) was the last logged."""
+        if log_as and log_as != self._logged_error:
             logger.warning("telegram commands: %s", message)
-            self._logged_error = message.partition(";")[0]
+            self._logged_error = log_as
         try:
             CommandReader.objects.filter(token_hash=self.config.token_hash).update(
                 error=message[:300], error_at=timezone.now()
