@@ -26,7 +26,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -38,7 +37,6 @@ from pathlib import Path
 
 from common import (
     HOST,
-    PYTHON,
     ROOT,
     ClientJob,
     Server,
@@ -51,6 +49,8 @@ from common import (
     run_as_script,
     run_clients,
     site_env,
+    start_cluster,
+    stop_group,
     verdict,
 )
 
@@ -68,29 +68,6 @@ TRADES = "/api/v1/trades/"
 def sql(db: Path, statement: str, *params: object) -> list[tuple[object, ...]]:
     with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn, conn:
         return conn.execute(statement, params).fetchall()
-
-
-def start_cluster(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [str(PYTHON), "manage.py", "qcluster"],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
 
 
 def post(port: int, key: str, trade: dict[str, object]) -> int:

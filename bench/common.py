@@ -420,3 +420,28 @@ def insert_sql(conn: sqlite3.Connection, table: str) -> tuple[str, list[str]]:
     columns = [row[1] for row in conn.execute(f'PRAGMA table_info("{table}")') if row[1] != "id"]
     quoted = ", ".join(f'"{c}"' for c in columns)
     return f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join("?" * len(columns))})', columns
+
+
+def start_cluster(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """The task cluster (``manage.py qcluster``) in a process group of its own, its output in ``log``."""
+    return subprocess.Popen(
+        [str(PYTHON), "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process started with its own group, as Ctrl-C stops it; killed after 30 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)

@@ -26,11 +26,8 @@ import datetime as dt
 import http.client
 import importlib.util
 import json
-import os
 import random
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,9 +39,7 @@ from zoneinfo import ZoneInfo
 from common import (
     HOST,
     MARKET_TZ_NAME,
-    PYTHON,
     REQUEST_TIMEOUT_S,
-    ROOT,
     Server,
     code_version,
     free_port,
@@ -53,6 +48,8 @@ from common import (
     new_site_with_bot,
     run_as_script,
     site_env,
+    start_cluster,
+    stop_group,
     verdict,
 )
 
@@ -130,29 +127,6 @@ def processes(web_pgid: int, cluster_pgid: int) -> list[Process]:
         if kib is not None:
             out.append(Process(pid, role, kib))
     return out
-
-
-def start_cluster(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [str(PYTHON), "manage.py", "qcluster"],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
 
 
 def trading_days(count: int) -> list[dt.date]:
