@@ -9,11 +9,21 @@ import pytest
 
 from alerts.models import Channel
 from tests.discord_server import DiscordServer
+from tests.telegram_server import TelegramServer
 
 
 @pytest.fixture
 def discord() -> Iterator[DiscordServer]:
     server = DiscordServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def telegram() -> Iterator[TelegramServer]:
+    server = TelegramServer().start()
     try:
         yield server
     finally:

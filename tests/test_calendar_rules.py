@@ -15,6 +15,7 @@ from django.test import Client
 from alerts import status
 from alerts.evaluation import evaluate_schedule, evaluate_state, evaluate_trades
 from alerts.models import Alert, AlertRule, TradingHalt
+from tests.calendar_fixtures import *  # noqa: F403  (the bots fixture: three bots on three calendars)
 from tests.conftest import stored_trade
 from tests.state_fixtures import client_for, position, post_state
 from trades.models import Bot, Trade
@@ -24,15 +25,6 @@ UTC = dt.UTC
 LONDON = ZoneInfo("Europe/London")
 TOKYO = ZoneInfo("Asia/Tokyo")
 SECOND = dt.timedelta(seconds=1)
-
-
-@pytest.fixture
-def bots() -> dict[str, Bot]:
-    return {
-        "new_york": Bot.objects.create(name="new_york", calendar="XNYS"),
-        "london": Bot.objects.create(name="london", calendar="XLON"),
-        "crypto": Bot.objects.create(name="crypto", calendar="24/7", timezone="Asia/Tokyo"),
-    }
 
 
 def only(*names: str) -> None:

@@ -15,20 +15,12 @@ from django.db import connection
 
 from alerts.models import Alert
 from alerts.summary import send_if_due, send_weekly_if_due, summary_alerts
+from tests.calendar_fixtures import *  # noqa: F403  (the bots fixture: three bots on three calendars)
 from trades.models import Bot
 
 pytestmark = pytest.mark.django_db
 UTC = dt.UTC
 SECOND = dt.timedelta(seconds=1)
-
-
-@pytest.fixture
-def bots() -> dict[str, Bot]:
-    return {
-        "new_york": Bot.objects.create(name="new_york", calendar="XNYS"),
-        "london": Bot.objects.create(name="london", calendar="XLON"),
-        "crypto": Bot.objects.create(name="crypto", calendar="24/7", timezone="Asia/Tokyo"),
-    }
 
 
 def utc(day: int, hour: int, minute: int = 0, second: int = 0) -> dt.datetime:

@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from unittest import mock
@@ -29,6 +28,7 @@ from alerts.models import (
 from alerts.transports.telegram import command_users
 from monitorsite.telegram import commands
 from monitorsite.telegram.reader import FRESH_NUMBERING, Config, Reader
+from tests.alert_fixtures import *  # noqa: F403  (the telegram fixture: the loopback Bot API)
 from tests.conftest import stored_trade
 from tests.state_fixtures import client_for, position, post_state
 from tests.telegram_server import (
@@ -50,15 +50,6 @@ pytestmark = pytest.mark.django_db
 NOW = utc(THURSDAY, 11)  # a trading Thursday, the market open
 FRIDAY = THURSDAY + dt.timedelta(days=1)
 SECOND = dt.timedelta(seconds=1)
-
-
-@pytest.fixture
-def telegram() -> Iterator[TelegramServer]:
-    server = TelegramServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from alerts.models import CommandReader
 from monitorsite.telegram import commands
 from monitorsite.telegram import reader as reader_module
 from monitorsite.telegram.reader import Config, Reader, reader_state
+from tests.alert_fixtures import *  # noqa: F403  (the telegram fixture: the loopback Bot API)
 from tests.harness import Site, free_port, start_web, stop, wait_for
 from tests.telegram_server import CHAT_ID, TOKEN, USER_ID, TelegramServer
 from trades.formats import format_duration
@@ -35,15 +36,6 @@ def eventually(condition: Callable[[], Any], what: str, timeout: float = DEADLIN
         assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
         time.sleep(0.02)
     return result
-
-
-@pytest.fixture
-def telegram() -> Iterator[TelegramServer]:
-    server = TelegramServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
