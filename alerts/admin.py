@@ -36,6 +36,7 @@ from alerts.tasks import enqueue
 from alerts.transports import TRANSPORTS, ConfigError, Setting, transport_class
 from trades.formats import format_duration, format_market_time
 from trades.paging import CappedCountPaginator
+from trades.readonly import ReadOnlyAdminMixin
 
 
 class AlertRuleForm(forms.ModelForm):
@@ -557,7 +558,7 @@ class SummaryScheduleAdmin(admin.ModelAdmin):
 
 
 @admin.register(OperatorAction)
-class OperatorActionAdmin(admin.ModelAdmin):
+class OperatorActionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """What operators changed from their phones (Telegram commands): a record, never edited."""
 
     list_display = ("at", "who", "action", "target", "outcome")
@@ -568,12 +569,3 @@ class OperatorActionAdmin(admin.ModelAdmin):
     @admin.display(description="bot or rule")
     def target(self, action: OperatorAction) -> str:
         return str(action.bot or action.rule or "")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

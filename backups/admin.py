@@ -1,17 +1,15 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from backups.models import BackupRecord
 from trades.formats import format_duration, format_quantity, format_size
 from trades.paging import CappedCountPaginator
+from trades.readonly import ReadOnlyAdminMixin
 
 
 @admin.register(BackupRecord)
-class BackupRecordAdmin(admin.ModelAdmin):
+class BackupRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: records are written by the backups themselves."""
 
     list_display = (
@@ -57,12 +55,3 @@ class BackupRecordAdmin(admin.ModelAdmin):
     @admin.display(description="duration", ordering="duration")
     def duration_shown(self, record: BackupRecord) -> str:
         return format_duration(record.duration)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

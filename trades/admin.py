@@ -28,6 +28,7 @@ from trades.formats import (
 )
 from trades.models import Bot, BotEvent, BotKey, BotSnapshot, Trade
 from trades.paging import CappedCountPaginator
+from trades.readonly import ReadOnlyAdminMixin
 
 # The library's own key model is unused here: every key belongs to a bot.
 admin.site.unregister(APIKey)
@@ -130,7 +131,10 @@ class TradingDayFilter(admin.SimpleListFilter):
 
 
 @admin.register(Trade)
-class TradeAdmin(admin.ModelAdmin):
+class TradeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Recorded trades are the ledger as the bot reported it: the admin shows them (a view-only page)
+    # and exports them, but never adds, changes or deletes one (ReadOnlyAdminMixin). A correction is
+    # a new trade from the bot.
     list_display = (
         "executed_at",
         "bot",
@@ -173,19 +177,6 @@ class TradeAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER
     # COUNT(*) over a million trades on every page view is not worth it.
     show_full_result_count = False
-
-    # Recorded trades are the ledger as the bot reported it: the admin shows them (a view-only page)
-    # and exports them, but never adds, changes or deletes one. A correction is a new trade from the
-    # bot. Without change or delete permission Django answers 403 to a POST on either page and
-    # leaves the bulk delete action out.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="quantity", ordering="quantity")
     def quantity_shown(self, trade: Trade) -> str:
