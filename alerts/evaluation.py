@@ -19,7 +19,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
-from django.db.models import DateTimeField, F, Value
+from django.db.models import DateTimeField, F, Max, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -183,33 +183,34 @@ def _raise(rule: AlertRule, bot: Bot, subject: str, notice: Notice, now: dt.date
 
 def evaluate_trades(bot_id: int, trade_ids: list[int], now: dt.datetime | None = None) -> list[Alert]:
     """After a batch was stored: every rule judged on new trades (the day rules judge each trading
-    day the batch touched)."""
-    now = now or timezone.now()
+    day the batch touched). The batch is every trade of the bot from the least of ``trade_ids`` to
+    the greatest: ids grow with each stored batch."""
+    if not trade_ids:
+        return []
+    return _evaluate_batch(bot_id, min(trade_ids), max(trade_ids), now or timezone.now())
+
+
+def evaluate_new_trades(bot_id: int, first_trade_id: int, now: dt.datetime | None = None) -> list[Alert]:
+    """Every trade of the bot from ``first_trade_id`` on (ids grow with each stored batch)."""
+    last_id = Trade.objects.filter(bot_id=bot_id, pk__gte=first_trade_id).aggregate(last=Max("pk"))["last"]
+    if last_id is None:
+        return []
+    return _evaluate_batch(bot_id, first_trade_id, last_id, now or timezone.now())
+
+
+def _evaluate_batch(bot_id: int, first_id: int, last_id: int, now: dt.datetime) -> list[Alert]:
     bot = Bot.objects.filter(pk=bot_id).first()
-    if bot is None or not trade_ids:
+    if bot is None:
         return []
     rules = rules_judging(AlertRule.objects.enabled().for_bot(bot).judged_on("trades").judged(), bot.pk)
     if not rules:
         return []
-    days = sorted(
-        set(
-            Trade.objects.filter(pk__in=trade_ids).order_by().values_list("trading_day", flat=True).distinct()
-        )
-    )
-    batch = NewTrades(bot=bot, trade_ids=trade_ids, days=days)
+    batch = NewTrades.between(bot, first_id, last_id)
     alerts: list[Alert] = []
     memo: Memo = {}
     for rule in rules:
         alerts += _alerts(rule, bot, rule.judge.after_trades(rule, batch, now, memo), now)
     return alerts
-
-
-def evaluate_new_trades(bot_id: int, first_trade_id: int, now: dt.datetime | None = None) -> list[Alert]:
-    """Every trade of the bot from ``first_trade_id`` on (ids grow with each stored batch)."""
-    trade_ids = list(
-        Trade.objects.filter(bot_id=bot_id, pk__gte=first_trade_id).order_by().values_list("pk", flat=True)
-    )
-    return evaluate_trades(bot_id, trade_ids, now=now)
 
 
 # --- after heartbeats with the bot's state ------------------------------------------------

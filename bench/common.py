@@ -331,7 +331,7 @@ class Server:
 
     def threads(self) -> str:
         """The server's worker threads: ``WEB_CONCURRENCY``, else monitorsite.serve's default."""
-        return os.environ.get("WEB_CONCURRENCY", "").strip() or "8 (default)"
+        return os.environ.get("WEB_CONCURRENCY", "").strip() or "4 (default)"
 
     def wait_ready(self) -> None:
         """Until ``GET /api/v1/health/`` answers with any status (503 without a task cluster)."""

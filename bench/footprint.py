@@ -9,7 +9,9 @@ broker and the schedules of ``setup_schedules``. Then it loads 50,000 trades thr
 period summary and status endpoints, and prints the PSS of each process of both groups (from
 ``/proc/<pid>/smaps_rollup``, so pages shared between forked processes are counted once in the
 total) against the limits: 250 MiB for every process together, 100 MiB for a web process. The
-same again with ``WEB_PROCESSES=1``.
+same again with ``WEB_PROCESSES=1``. Then one web process fed 900 batches of every size from 1
+to 500 trades, as bots' spools send them: its PSS before and after (each new batch size once
+left SQLite a prepared statement of its own in each thread's connection).
 
 At its end, when ``bench/trade_cpu.py`` exists, its ``measure()`` lines follow (the server CPU
 per single-trade POST; written separately).
@@ -62,6 +64,8 @@ READS = 200
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "SPY", "QQQ")
 STRATEGIES = ("momentum", "mean_reversion")
 MARKET_TZ = ZoneInfo(MARKET_TZ_NAME)
+# Batches of every size from 1 to 500 (as bots' spools send them) into one web process.
+VARIED_BATCHES = 900
 # How long the cluster may take to work through what the load queued.
 QUEUE_DRAIN_TIMEOUT_S = 120.0
 
@@ -284,6 +288,60 @@ def run(web_processes: int, label: str) -> bool:
     return ok
 
 
+def varied_body(number: int, size: int, day: dt.date) -> bytes:
+    """``size`` fills of one day, as a bot's spool sends what it holds: any count from 1 to 500."""
+    clock = dt.datetime.combine(day, dt.time(10), tzinfo=MARKET_TZ).astimezone(dt.UTC)
+    trades = [
+        {
+            "external_id": f"vary-{number:04d}-{i:03d}",
+            "symbol": SYMBOLS[i % len(SYMBOLS)],
+            "side": "BUY",
+            "quantity": 1 + i % 50,
+            "price": 100.25,
+            "executed_at": (clock + dt.timedelta(milliseconds=i)).isoformat(timespec="milliseconds"),
+        }
+        for i in range(size)
+    ]
+    return json.dumps(trades, separators=(",", ":")).encode()
+
+
+def varied_batches() -> bool:
+    """One web process (its default threads) fed ``VARIED_BATCHES`` batches of 1 to 500 trades from
+    four clients: its PSS before and after, against the limit for a web process."""
+    with tempfile.TemporaryDirectory(prefix="footprint-") as tmp_name:
+        tmp = Path(tmp_name)
+        env = {**site_env(tmp), "WEB_PROCESSES": "1"}
+        env.pop("WEB_CONCURRENCY", None)
+        key = new_site_with_bot(env)
+        server = Server(env, free_port(), tmp / "web.log")
+        try:
+            server.wait_ready()
+            (web,) = [pid for pid in group_members(server.proc.pid) if pid != server.proc.pid]
+            before = pss_kib(web) or 0
+            rng = random.Random(500)
+            day = trading_days(1)[0]
+            bodies = [varied_body(n, rng.randint(1, 500), day) for n in range(VARIED_BATCHES)]
+            started = time.monotonic()
+            with ThreadPoolExecutor(4) as pool:
+                statuses = set(
+                    pool.map(lambda b: request(server.port, "POST", "/api/v1/trades/", key, b), bodies)
+                )
+            took = time.monotonic() - started
+            if statuses != {201}:
+                raise RuntimeError(f"varied batches: statuses {sorted(statuses)}")
+            after = pss_kib(web) or 0
+        finally:
+            server.stop()
+    within = after / 1024 <= WEB_PROCESS_LIMIT_MIB
+    print(f"\nbatches of every size (WEB_PROCESSES=1): {VARIED_BATCHES} of 1 to 500 trades in {took:.1f} s")
+    print(
+        f"  web process PSS {before / 1024:.1f} MiB at start, {after / 1024:.1f} MiB after"
+        f" ({after / max(before, 1):.2f}x);  {after / 1024 / WEB_PROCESS_LIMIT_MIB:.2f} x"
+        f" {WEB_PROCESS_LIMIT_MIB:.0f} MiB  {verdict(within)}"
+    )
+    return within
+
+
 def trade_cpu_lines() -> list[str]:
     """``bench/trade_cpu.py``'s ``measure()`` lines, when that module exists."""
     if importlib.util.find_spec("trade_cpu") is None:
@@ -306,10 +364,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         default_ok = run(2, "default deployment (WEB_PROCESSES=2, the default on 2 cores)")
         single_ok = run(1, "WEB_PROCESSES=1")
+        varied_ok = varied_batches()
     except RuntimeError as exc:
         print(f"footprint: {exc}", file=sys.stderr)
         return 1
-    print(f"\nwithin the limits: default {verdict(default_ok)}, WEB_PROCESSES=1 {verdict(single_ok)}")
+    print(
+        f"\nwithin the limits: default {verdict(default_ok)}, WEB_PROCESSES=1 {verdict(single_ok)},"
+        f" batches of every size {verdict(varied_ok)}"
+    )
     if not args.no_cpu:
         for line in trade_cpu_lines():
             print(line)

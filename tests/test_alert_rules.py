@@ -286,6 +286,48 @@ def test_per_trade_position_alerts_when_switched_on(bot: Bot) -> None:
     assert [a.subject for a in alerts()] == [f"trade-{t.pk}" for t in Trade.objects.order_by("pk")]
 
 
+def test_a_batch_is_judged_only_on_its_own_bots_trades_between_its_first_and_last(bot: Bot) -> None:
+    only("position-size")
+    other = Bot.objects.create(name="beta")
+    big = {"quantity": Decimal("10"), "price": Decimal("150")}
+    small = {"quantity": Decimal("1")}
+    first = record(bot, stored_trade(1, **small))
+    record(other, stored_trade(2, **big))  # another bot's trade between this bot's batches
+    second = record(bot, stored_trade(3, **small), stored_trade(4, **small))
+    evaluate_trades(bot.pk, second, now=at(11))
+    assert alerts() == []
+    evaluate_trades(bot.pk, first + second, now=at(11, 1))
+    assert alerts() == []
+    evaluate_trades(other.pk, Trade.objects.filter(bot=other).values_list("pk", flat=True), now=at(11, 2))
+    assert [a.title for a in alerts()] == ["beta: large position BUY 10 AAPL"]
+
+
+def statements(run: Any) -> set[str]:
+    """The SQL statements (placeholders, not values) that ``run()`` sends."""
+    sent: set[str] = set()
+
+    def note(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        sent.add(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(note):
+        run()
+    return sent
+
+
+def test_a_batch_is_judged_with_the_same_statements_whatever_its_size(bot: Bot) -> None:
+    """No statement grows with the batch (an IN of every id): SQLite keeps each shape it prepares,
+    and one per batch size once held 200 MB in a task worker."""
+    sizes = ((1, 2), (10, 3), (20, 9))
+    batches = [
+        [stored_trade(n, quantity=Decimal(1)) for n in range(start, start + size)] for start, size in sizes
+    ]
+    ids = [record(bot, *batch) for batch in batches]
+    judged = [statements(lambda batch=batch: evaluate_trades(bot.pk, batch, now=at(11))) for batch in ids]
+    assert alerts() == []
+    assert judged[1] == judged[2]
+
+
 # --- bot stopped ----------------------------------------------------------------------------
 
 

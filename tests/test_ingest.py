@@ -76,6 +76,28 @@ def test_record_batch_returns_each_trades_id_and_which_are_new(bot: Bot) -> None
     assert (second.created, second.duplicates) == (1, 2)
 
 
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 127, 128, 129, 255, 256, 1000, 1001])
+def test_a_batch_goes_in_power_of_two_chunks_of_at_most_chunk_rows(count: int) -> None:
+    """At most log2(CHUNK) + 1 statement shapes whatever the sizes sent: each is cached per connection."""
+    items = list(range(count))
+    sizes = [len(chunk) for chunk in ingest.chunks(items)]
+    assert [item for chunk in ingest.chunks(items) for item in chunk] == items
+    assert all(size <= ingest.CHUNK and size & (size - 1) == 0 for size in sizes)
+    assert sizes == sorted(sizes, reverse=True)
+    assert {size for size in sizes if sizes.count(size) > 1} <= {ingest.CHUNK}
+
+
+@pytest.mark.parametrize("count", [ingest.CHUNK - 1, ingest.CHUNK, ingest.CHUNK + 1, 3 * ingest.CHUNK + 7])
+def test_a_batch_across_chunk_edges_is_stored_whole_with_every_id(bot: Bot, count: int) -> None:
+    replayed = [stored_trade(n) for n in range(0, count, 3)]
+    Trade.objects.record_batch(bot, replayed)
+    result = Trade.objects.record_batch(bot, [stored_trade(n) for n in range(count)])
+    ids = dict(Trade.objects.values_list("external_id", "id"))
+    assert len(ids) == count
+    assert result.ids == [ids[f"ord-{n}"] for n in range(count)]
+    assert result.new_ids == [ids[f"ord-{n}"] for n in range(count) if n % 3]
+
+
 def test_a_replay_returns_the_bots_own_id_when_two_bots_share_an_external_id(bot: Bot) -> None:
     other = Bot.objects.create(name="other")
     mine = Trade.objects.record_batch(bot, [stored_trade(1)]).ids

@@ -132,6 +132,23 @@ def test_both_web_processes_answer_and_each_ships_its_lines_to_loki(
             loki.stop()
 
 
+def shared_dirty_mib(pid: int) -> float:
+    """Pages the process wrote before it was forked or since, still shared with another process."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Shared_Dirty:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no Shared_Dirty in /proc/{pid}/smaps_rollup")
+
+
+def test_the_web_processes_share_the_site_their_main_process_loaded(two_process_site: Site) -> None:
+    """The main process loads the site (apps, admin, URLs, views) before it forks: each web process
+    starts with those pages shared. Loaded after the fork, each held its own copy: 6 MiB shared."""
+    main = two_process_site.processes[0].pid
+    requests.get(f"{two_process_site.url}/api/v1/health/", timeout=10).raise_for_status()
+    for pid in child_pids(main):
+        assert shared_dirty_mib(pid) > 20, f"web process {pid} shares {shared_dirty_mib(pid):.1f} MiB"
+
+
 def ship_from_each_process(site: Site, loki: LoopbackLoki) -> None:
     pids = child_pids(site.processes[0].pid)
     age_the_start(site)

@@ -52,11 +52,32 @@ class Rule(Protocol):
 
 @dataclass(frozen=True)
 class NewTrades:
-    """A stored batch, as the judges see it: the bot, the new trades' ids, the trading days they touched."""
+    """A stored batch, as the judges see it: the bot, its new trades (every trade of the bot from
+    ``first_id`` to ``last_id``: ids grow with each stored batch), the trading days they touched.
+
+    A range, not a list of ids: an ``IN`` of a thousand ids is a statement of its own for each
+    count, and SQLite's statement cache kept a hundred of them, 200 MB, in a task worker."""
 
     bot: Bot
-    trade_ids: list[int]
+    first_id: int
+    last_id: int
     days: list[dt.date]
+
+    @classmethod
+    def between(cls, bot: Bot, first_id: int, last_id: int) -> NewTrades:
+        """The batch of the bot's trades from ``first_id`` to ``last_id``, with the days they touched."""
+        trades = _trades_between(bot, first_id, last_id)
+        days = sorted(set(trades.order_by().values_list("trading_day", flat=True).distinct()))
+        return cls(bot=bot, first_id=first_id, last_id=last_id, days=days)
+
+    def trades(self) -> TradeQuerySet:
+        return _trades_between(self.bot, self.first_id, self.last_id)
+
+
+def _trades_between(bot: Bot, first_id: int, last_id: int) -> TradeQuerySet:
+    from trades.models import Trade
+
+    return Trade.objects.filter(bot=bot, pk__gte=first_id, pk__lte=last_id)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from django.db.models import DecimalField, ExpressionWrapper, F
 
 from alerts.rules.base import Breach, Finding, Judge, Memo, Moment, NewTrades, Notice, Rule
 from trades.formats import format_money, format_price, format_quantity
-from trades.models import Trade
 
 NOTIONAL = ExpressionWrapper(
     F("quantity") * F("price"), output_field=DecimalField(max_digits=40, decimal_places=8)
@@ -33,7 +32,7 @@ class PositionSize(Judge):
         bot = trades.bot
         # Breached: a notional above the threshold, found by the database.
         fills = (
-            rule.in_scope(Trade.objects.filter(bot=bot, pk__in=trades.trade_ids))
+            rule.in_scope(trades.trades())
             .annotate(notional=NOTIONAL)
             .filter(notional__gt=rule.threshold)
             .order_by("executed_at", "pk")

@@ -4,14 +4,18 @@ import logging
 import os
 import threading
 import time
+from importlib import import_module
+from importlib.util import find_spec
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError
+from django.db import connections
 from django_q.cluster import Cluster
 from django_q.management.commands.qcluster import Command as ClusterCommand
 
 from monitorsite.dbfiles import mark_site_running
+from monitorsite.memory import limit_malloc_arenas, share_with_forks
 from monitorsite.telegram import reader as telegram_reader
 
 
@@ -30,6 +34,7 @@ class Command(ClusterCommand):
     help = ClusterCommand.help + " Holds the running-site lock beside the database (see restore_backup)."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        limit_malloc_arenas()
         try:
             mark_site_running()
         except OSError as exc:
@@ -41,6 +46,7 @@ class Command(ClusterCommand):
         settings.SECRET_KEY  # noqa: B018 - no cluster without a secret key to sign tasks with
         if options.get("cluster_name"):
             os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
+        preload_tasks()
         cluster = StoppableCluster()
         cluster.start()
         if options.get("run_once", False):
@@ -57,6 +63,20 @@ class Command(ClusterCommand):
             stop.set()
             if reader is not None:
                 reader.release()
+
+
+def preload_tasks() -> None:
+    """Every app's tasks module and the URLs loaded before the cluster forks, so the sentinel, the
+    workers and those that replace them share their pages rather than each loading its own copy."""
+    from django.apps import apps
+    from django.urls import get_resolver
+
+    for app in apps.get_app_configs():
+        if find_spec(f"{app.name}.tasks") is not None:
+            import_module(f"{app.name}.tasks")
+    get_resolver().url_patterns  # noqa: B018
+    connections.close_all()
+    share_with_forks()
 
 
 class StoppableCluster(Cluster):
