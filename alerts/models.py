@@ -836,7 +836,8 @@ def _request(queryset: models.QuerySet[Any], bot: Bot, column: str, value: Any, 
     """Record that ``bot`` waits for an evaluation from ``value`` on (the least one wins); True when
     this call queued it (none waited, or the one waiting is older than ``STALE``: its task may be lost).
 
-    The read comes first, so under load a request costs one SELECT and no write."""
+    The read comes first, so under load a request costs one SELECT and no write (a write only when
+    the waiting one starts later than ``value``)."""
     model = queryset.model
     stale = now - model.STALE
     connection = connections[queryset.db]
@@ -844,13 +845,24 @@ def _request(queryset: models.QuerySet[Any], bot: Bot, column: str, value: Any, 
     # SQLite's two-argument min() is PostgreSQL's LEAST().
     least = "min" if connection.vendor == "sqlite" else "LEAST"
     with connection.cursor() as cursor:
-        # The ORM's filter(bot=bot, queued_at__gte=stale).exists(), written out: every batch asks it.
+        # Whether one waits, and starts later than this one: every batch asks it.
         cursor.execute(
-            f"SELECT 1 FROM {table} WHERE bot_id = %s AND queued_at >= %s LIMIT 1",
-            [bot.pk, _db_time(connection, stale)],
+            f"SELECT {column} > %s FROM {table} WHERE bot_id = %s AND queued_at >= %s",
+            [value, bot.pk, _db_time(connection, stale)],
         )
-        if cursor.fetchone() is not None:
-            return False
+        waiting = cursor.fetchone()
+        if waiting is not None:
+            if not waiting[0]:
+                return False  # it starts here or earlier: it covers this one
+            # It starts later. PostgreSQL hands out ids as rows are inserted, not as they commit: a
+            # batch can commit after one with higher ids queued its request, and was left unjudged.
+            cursor.execute(
+                f"UPDATE {table} SET {column} = {least}({column}, %s) WHERE bot_id = %s RETURNING bot_id",
+                [value, bot.pk],
+            )
+            if cursor.fetchone() is not None:
+                return False
+            # Its task took it meanwhile (and judges from its own start): queue another below.
         cursor.execute(
             f"INSERT INTO {table} (bot_id, {column}, queued_at) VALUES (%s, %s, %s) "
             f"ON CONFLICT (bot_id) DO UPDATE SET queued_at = excluded.queued_at, "

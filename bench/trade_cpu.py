@@ -63,7 +63,7 @@ from common import (
 TRADES = "/api/v1/trades/"
 CLIENTS = 4
 # The site's default worker threads (monitorsite.serve), unless WEB_CONCURRENCY says otherwise.
-THREADS = int(os.environ.get("WEB_CONCURRENCY", "").strip() or 8)
+THREADS = int(os.environ.get("WEB_CONCURRENCY", "").strip() or 4)
 # Clients stop at this many requests per second of run time, far above what 2 cores
 # serve, so the time limit is what ends a run.
 MAX_RATE_PER_CLIENT = 5000

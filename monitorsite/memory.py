@@ -10,8 +10,9 @@ until either writes to one. Two things kept those pages from staying shared or s
   loaded before the fork out of the collector's reach (``gc.freeze``); these objects live as long
   as the process anyway.
 - glibc gives each thread that allocates an arena of its own (up to eight per core), and an
-  arena keeps what it once held. ``limit_malloc_arenas`` caps them at two per process: a web
-  process's threads mostly wait on the database or the socket, not on malloc.
+  arena keeps what it once held. ``limit_malloc_arenas`` caps them at two per process (or at the
+  operator's ``MALLOC_ARENA_MAX``): a web process's threads mostly wait on the database or the
+  socket, not on malloc.
 """
 
 from __future__ import annotations
@@ -25,21 +26,25 @@ M_ARENA_MAX = -8
 MALLOC_ARENAS = 2
 
 
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """At most ``arenas`` malloc arenas in this process and the processes it forks; whether set.
+def limit_malloc_arenas(default: int = MALLOC_ARENAS) -> bool:
+    """At most ``MALLOC_ARENA_MAX`` (else ``default``) malloc arenas in this process and the ones it
+    forks; whether it was set.
 
-    Called before the process starts threads. An operator's own ``MALLOC_ARENA_MAX`` is left
-    alone, and so is a C library without ``mallopt`` (musl, macOS): nothing changes there.
+    Called before the process starts threads, once the ``.env`` file is read: glibc reads
+    ``MALLOC_ARENA_MAX`` itself only from the environment the process started with. Nothing changes
+    with a C library without ``mallopt`` (musl, macOS).
     """
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return False
+    try:
+        arenas = int(os.environ.get("MALLOC_ARENA_MAX") or default)
+    except ValueError:
+        arenas = default
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    return mallopt(M_ARENA_MAX, arenas) == 1
+    return mallopt(M_ARENA_MAX, max(1, arenas)) == 1
 
 
 def share_with_forks() -> None:

@@ -249,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Files the site creates (the database, its WAL, logs) are the owner's alone.
     os.umask(0o077)
-    limit_malloc_arenas()
     load_env_file(BASE_DIR)
+    limit_malloc_arenas()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitorsite.settings")
     try:
         options = server_options()

@@ -21,6 +21,7 @@ from alerts.models import (
     AlertRule,
     AlertState,
     PendingEvaluation,
+    PendingStateEvaluation,
     Silence,
     TradingHalt,
     any_rule_judged_on,
@@ -712,6 +713,42 @@ def test_a_waiting_request_is_taken_over_once_older_than_stale(
     waiting = PendingEvaluation.objects.get(bot=bot)
     assert waiting.first_trade_id == 5  # the least first id wins either way
     assert waiting.queued_at == (now if queued else now - age)
+
+
+def test_a_batch_with_lower_ids_committed_later_moves_the_waiting_request_back(bot: Bot) -> None:
+    """PostgreSQL numbers rows as they are inserted, not as they commit: a batch with lower ids can
+    commit after one with higher ids queued its evaluation. The waiting request then starts at the
+    lower id (exactly one less too), or that batch would never be judged; a later one changes nothing."""
+    now = timezone.now()
+    assert PendingEvaluation.objects.request(bot, 1100, now) is True
+    assert PendingEvaluation.objects.request(bot, 1099, now) is False
+    assert PendingEvaluation.objects.get(bot=bot).first_trade_id == 1099
+    assert PendingEvaluation.objects.request(bot, 100, now) is False
+    with CaptureQueriesContext(connection) as queries:
+        assert PendingEvaluation.objects.request(bot, 100, now) is False  # a tie: covered
+        assert PendingEvaluation.objects.request(bot, 2000, now) is False
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT", "SELECT"]
+    assert PendingEvaluation.objects.get(bot=bot).first_trade_id == 100
+    # Its task takes it between this batch's read and the move back: the batch queues its own.
+    claimed: list[int | None] = []
+
+    def task_claims_first(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.startswith("UPDATE") and not claimed:
+            claimed.append(PendingEvaluation.objects.claim(bot.pk))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(task_claims_first):
+        assert PendingEvaluation.objects.request(bot, 50, now) is True
+    assert claimed == [100]
+    assert PendingEvaluation.objects.get(bot=bot).first_trade_id == 50
+
+
+def test_a_snapshot_taken_earlier_but_reported_later_moves_the_waiting_state_request_back(bot: Bot) -> None:
+    now = timezone.now()
+    assert PendingStateEvaluation.objects.request(bot, now - dt.timedelta(seconds=5), now) is True
+    assert PendingStateEvaluation.objects.request(bot, now - dt.timedelta(seconds=9), now) is False
+    assert PendingStateEvaluation.objects.request(bot, now - dt.timedelta(seconds=1), now) is False
+    assert PendingStateEvaluation.objects.claim(bot.pk) == now - dt.timedelta(seconds=9)
 
 
 def test_a_failed_enqueue_leaves_no_request_behind(

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
+from trades.ingest import chunks
 from trades.models import BotSnapshot
 
 KEEP_ALL = dt.timedelta(days=2)
 KEEP_THINNED = dt.timedelta(days=90)
 BUCKET_SECONDS = 15 * 60
-DELETE_CHUNK = 500
+# Power-of-two chunks (trades/ingest.py ``chunks``): a bounded number of statement shapes.
+DELETE_CHUNK = 512
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def thin_snapshots(now: dt.datetime | None = None) -> Thinned:
     keep = set(held.values())
     to_delete = sorted(set(drop) - keep)
     thinned = 0
-    for start in range(0, len(to_delete), DELETE_CHUNK):
-        count, _ = BotSnapshot.objects.filter(pk__in=to_delete[start : start + DELETE_CHUNK]).delete()
+    for chunk in chunks(to_delete, DELETE_CHUNK):
+        count, _ = BotSnapshot.objects.filter(pk__in=chunk).delete()
         thinned += count
     return Thinned(thinned=thinned, expired=expired)
