@@ -309,12 +309,14 @@ class Server:
     In a process group of its own, so that everything it started stops with it.
     """
 
-    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], port: int, log_path: Path, *, with_cluster: bool = False) -> None:
         self.port = port
         self.log_path = log_path
         self._log = log_path.open("wb")
+        # With the task cluster forked from its main process, as scripts/serve.sh runs the site.
+        extra = ["--with-cluster"] if with_cluster else []
         self.proc = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "python"), "-m", "monitorsite.serve"],
+            [str(ROOT / ".venv" / "bin" / "python"), "-m", "monitorsite.serve", *extra],
             cwd=ROOT,
             env={**env, "BIND": f"{HOST}:{port}"},
             stdin=subprocess.DEVNULL,
@@ -359,7 +361,7 @@ class Server:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(20)
+                self.proc.wait(30)  # a task cluster forked from it gets 25 s
             except subprocess.TimeoutExpired:
                 pass
         # The group's id is the server's pid; anything it left behind is killed with it.

@@ -1,23 +1,23 @@
 """Memory footprint of the default deployment (issue 25): PSS of every process after real use.
 
 Run as ``.venv/bin/python bench/footprint.py`` from anywhere. It starts the site as
-``scripts/start.sh`` / ``scripts/serve.sh`` run it on a 2-core machine: the web server
-(``python -m monitorsite.serve``, two web processes) and the task cluster (``manage.py
-qcluster``), each in a process group of its own, over a throwaway SQLite database with the ORM
-broker and the schedules of ``setup_schedules``. Then it loads 50,000 trades through the API
-(batches of 1,000 over 50 trading days), makes 200 reads spread over the trades, daily summary,
-period summary and status endpoints, and prints the PSS of each process of both groups (from
-``/proc/<pid>/smaps_rollup``, so pages shared between forked processes are counted once in the
-total) against the limits: 250 MiB for every process together, 100 MiB for a web process. The
-same again with ``WEB_PROCESSES=1``. Then one web process fed 900 batches of every size from 1
-to 500 trades, as bots' spools send them: its PSS before and after (each new batch size once
-left SQLite a prepared statement of its own in each thread's connection).
+``scripts/start.sh`` / ``scripts/serve.sh`` run it on a 2-core machine: ``python -m
+monitorsite.serve --with-cluster``, whose main process forks two web processes and the task cluster
+(``manage.py qcluster``'s work, in a process group of its own), over a throwaway SQLite database
+with the ORM broker and the schedules of ``setup_schedules``. Then it loads 50,000 trades through
+the API (batches of 1,000 over 50 trading days), makes 200 reads spread over the trades, daily
+summary, period summary and status endpoints, and prints the PSS of each process of both groups
+(from ``/proc/<pid>/smaps_rollup``, so pages shared between forked processes are counted once in the
+total) against the limits: 250 MiB for every process together, 100 MiB for a web process. The same
+again with ``WEB_PROCESSES=1``. Then one web process fed 900 batches of every size from 1 to 500
+trades, as bots' spools send them: its PSS before and after (each new batch size once left SQLite a
+prepared statement of its own in each thread's connection).
 
-At its end, when ``bench/trade_cpu.py`` exists, its ``measure()`` lines follow (the server CPU
-per single-trade POST; written separately).
+At its end, when ``bench/trade_cpu.py`` exists, its ``measure()`` lines follow (the server CPU per
+single-trade POST; written separately).
 
-A missed limit is reported as FAIL and does not change the exit status (0); a broken run does (1,
-or 130 when interrupted).
+A missed limit is reported as FAIL and does not change the exit status (0); a broken run does (1, or
+130 when interrupted).
 """
 
 from __future__ import annotations
@@ -50,8 +50,6 @@ from common import (
     new_site_with_bot,
     run_as_script,
     site_env,
-    start_cluster,
-    stop_group,
     verdict,
 )
 
@@ -111,14 +109,18 @@ def group_members(pgid: int) -> dict[int, int]:
     return members
 
 
-def processes(web_pgid: int, cluster_pgid: int) -> list[Process]:
-    """The deployment's processes with their roles, web first."""
+def processes(web_pgid: int) -> list[Process]:
+    """The deployment's processes with their roles, web first: the web server's group, then the
+    group of the task cluster its main process forked."""
     out = []
     for pid in sorted(group_members(web_pgid)):
         role = "web server (main)" if pid == web_pgid else "web process"
         kib = pss_kib(pid)
         if kib is not None:
             out.append(Process(pid, role, kib))
+    cluster_pgid = next((pid for pid in _children(web_pgid) if _leads_group(pid)), None)
+    if cluster_pgid is None:
+        raise RuntimeError("no task cluster under the web server")
     cluster = group_members(cluster_pgid)
     for pid, ppid in sorted(cluster.items()):
         if pid == cluster_pgid:
@@ -131,6 +133,21 @@ def processes(web_pgid: int, cluster_pgid: int) -> list[Process]:
         if kib is not None:
             out.append(Process(pid, role, kib))
     return out
+
+
+def _children(parent: int) -> list[int]:
+    try:
+        return [int(pid) for pid in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _leads_group(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return int(stat[stat.rindex(")") + 2 :].split()[2]) == pid
 
 
 def trading_days(count: int) -> list[dt.date]:
@@ -243,19 +260,17 @@ def run(web_processes: int, label: str) -> bool:
         env.pop("WEB_CONCURRENCY", None)  # the server's default threads, as start.sh runs it
         key = new_site_with_bot(env)
         manage(env, "setup_schedules")
-        server = Server(env, free_port(), tmp / "web.log")
-        cluster = start_cluster(env, tmp / "qcluster.log")
+        server = Server(env, free_port(), tmp / "web.log", with_cluster=True)
         try:
             server.wait_ready()
             days = trading_days(TRADES // BATCH)
             load_s = load(server.port, key, days)
             drained_s = wait_queue_empty(tmp / "trades.db")
             read_s = read_all(server.port, key, reads(days))
-            if cluster.poll() is not None:
-                raise RuntimeError(f"the task cluster exited with {cluster.returncode}")
-            procs = processes(server.proc.pid, cluster.pid)
+            if server.proc.poll() is not None:
+                raise RuntimeError(f"the site exited with {server.proc.returncode}")
+            procs = processes(server.proc.pid)
         finally:
-            stop_group(cluster)
             server.stop()
     print(f"\n{label}")
     print(

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -76,6 +77,11 @@ MAX_BACKOFF_SECONDS = 30.0
 # How long the web processes get to finish after SIGTERM before SIGKILL: waitress
 # gives its worker threads 5 s; docker stops a container with SIGKILL after 10 s.
 STOP_SECONDS = 8
+# How long the task cluster gets to stop after SIGTERM (its workers finish the task in hand) before
+# SIGKILL; scripts/serve.sh waits 30 s for the whole site.
+CLUSTER_STOP_SECONDS = 25
+# prctl's request for a signal when the parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
 # A web process's exit status when the site cannot load (a configuration error):
 # starting it again cannot help, so the server stops.
 CONFIGURATION_ERROR = 3
@@ -246,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check-config", action="store_true", help="read the settings and the site, then exit"
     )
+    parser.add_argument(
+        "--with-cluster",
+        action="store_true",
+        help="also run the task cluster (manage.py qcluster), forked from this process (scripts/serve.sh)",
+    )
     args = parser.parse_args(argv)
     # Files the site creates (the database, its WAL, logs) are the owner's alone.
     os.umask(0o077)
@@ -262,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             # The settings, with every variable they read, and the site's code load now;
             # each web process sets up its logging and connections after the fork
             # (see ``serve_in_child``).
-            preload_site()
+            preload_site(with_cluster=args.with_cluster)
     except ImproperlyConfigured as exc:
         sys.stderr.write(f"Configuration error: {exc}\n")
         return 2
@@ -290,10 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     log_to_console_and_file()
     plural = "process" if processes == 1 else "processes"
     logger.info("site listening on %s with %d web %s", listening_at(sockets), processes, plural)
-    return WebProcesses(processes, sockets, options).run()
+    return WebProcesses(processes, sockets, options, with_cluster=args.with_cluster).run()
 
 
-def preload_site() -> None:
+def preload_site(*, with_cluster: bool = False) -> None:
     """The whole site loaded here, once, before any fork: the web processes share its pages.
 
     The apps, their models and admin, and the URLs (every view, the API and its schema's imports)
@@ -314,6 +325,10 @@ def preload_site() -> None:
     logging.getLogger("django-q").addHandler(logging.NullHandler())
     apps.populate(settings.INSTALLED_APPS)
     get_resolver().url_patterns  # noqa: B018
+    if with_cluster:
+        from monitorsite.management.commands.qcluster import load_tasks
+
+        load_tasks()
     connections.close_all()
     share_with_forks()
 
@@ -355,12 +370,19 @@ class WebProcesses:
     does the work (reaping, starting, stopping) between its waits.
     """
 
-    def __init__(self, count: int, sockets: list[socket.socket], options: dict[str, Any]) -> None:
+    def __init__(
+        self, count: int, sockets: list[socket.socket], options: dict[str, Any], *, with_cluster: bool = False
+    ) -> None:
         self.slots = [Slot() for _ in range(count)]
         self.sockets = sockets
         self.options = options
         self.stopping = False
         self.pid = os.getpid()
+        self.with_cluster = with_cluster
+        # The task cluster's main process while it runs, and its process group (it leads one:
+        # its sentinel and workers are in it, and stay there if it is killed).
+        self.cluster: int | None = None
+        self.cluster_group: int | None = None
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
@@ -372,6 +394,8 @@ class WebProcesses:
         signal.signal(signal.SIGCHLD, self._on_child)
         status = 0
         try:
+            if self.with_cluster:
+                self._start_cluster()
             while not self.stopping:
                 status = self._reap()
                 if status:
@@ -430,6 +454,31 @@ class WebProcesses:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
         slot.pid, slot.started_at, slot.replaces = pid, time.monotonic(), ""
 
+    def _start_cluster(self) -> None:
+        """Fork the task cluster (``manage.py qcluster``'s work) in a process group of its own."""
+        blocked = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        try:
+            pid = os.fork()
+        except OSError:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+            raise
+        if pid == 0:
+            os.setpgid(0, 0)
+            signal.set_wakeup_fd(-1)
+            os.close(self._wake_read)
+            os.close(self._wake_write)
+            for sock in self.sockets:
+                sock.close()
+            for signum in blocked:
+                signal.signal(signum, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+            run_cluster_in_child(self.pid)
+        with contextlib.suppress(OSError):  # the child may have done it already
+            os.setpgid(pid, pid)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+        self.cluster = self.cluster_group = pid
+
     def _reap(self) -> int:
         """Empty the slot of every web process that ended; non-zero: stop the server with this status."""
         while True:
@@ -439,6 +488,12 @@ class WebProcesses:
                 return 0
             if pid == 0:
                 return 0
+            if pid == self.cluster:
+                self.cluster = None
+                if self.stopping:
+                    continue
+                logger.error("the task cluster (process %d) %s; stopping the site", pid, _ending(status))
+                return 1
             slot = next((slot for slot in self.slots if slot.pid == pid), None)
             if slot is None:
                 continue
@@ -474,6 +529,8 @@ class WebProcesses:
         for sock in self.sockets:
             sock.close()  # the web processes keep their own copies until they close them
         self._signal_all(signal.SIGTERM)
+        cluster_deadline = time.monotonic() + CLUSTER_STOP_SECONDS
+        self._signal_cluster(signal.SIGTERM)
         deadline = time.monotonic() + STOP_SECONDS
         while self._running() and time.monotonic() < deadline:
             self._reap()
@@ -487,7 +544,43 @@ class WebProcesses:
             for pid in self._running():
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, 0)
+        self._stop_cluster(cluster_deadline)
         logger.info("web server stopped")
+
+    def _signal_cluster(self, signum: int) -> None:
+        """To the cluster's main process, which stops its sentinel and workers; to its whole group
+        when it has gone (what it left behind)."""
+        if self.cluster_group is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if self.cluster is not None:
+                os.kill(self.cluster, signum)
+            else:
+                os.killpg(self.cluster_group, signum)
+
+    def _cluster_left(self) -> bool:
+        """Whether any process of the cluster's group is still there."""
+        if self.cluster_group is None:
+            return False
+        try:
+            os.killpg(self.cluster_group, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    def _stop_cluster(self, deadline: float) -> None:
+        """Until the cluster's workers have finished what they had taken, or ``deadline``; then SIGKILL."""
+        while self._cluster_left() and time.monotonic() < deadline:
+            self._reap()
+            self._wait(0.1)
+        if self._cluster_left():
+            logger.warning("the task cluster still running after %d s; killing", CLUSTER_STOP_SECONDS)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.cluster_group, signal.SIGKILL)  # type: ignore[arg-type]
+        if self.cluster is not None:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.cluster, 0)
+            self.cluster = None
 
     def _running(self) -> list[int]:
         return [slot.pid for slot in self.slots if slot.pid is not None]
@@ -496,6 +589,40 @@ class WebProcesses:
         for pid in self._running():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
+
+
+def run_cluster_in_child(parent: int) -> NoReturn:
+    """The task cluster's life after the fork: its logging, then ``manage.py qcluster``'s work.
+
+    It shares the site the main process loaded (``preload_site``). It stops (SIGTERM) if the main
+    process dies, and never returns into the main process's code."""
+    status = 1
+    try:
+        _stop_when_parent_dies(parent)
+        import django
+        from django.core.management import call_command
+
+        django.setup()  # the apps are loaded; this configures this process's logging
+        call_command("qcluster")
+        status = 0
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+def _stop_when_parent_dies(parent: int) -> None:
+    """SIGTERM from the kernel when the main process dies (Linux): the cluster stops as it would on
+    Ctrl-C rather than run unsupervised."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request above
+        raise SystemExit(0)
 
 
 def _ending(status: int) -> str:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Run the web server (waitress, python -m monitorsite.serve) and the django-q2
-# cluster side by side. Ctrl-C (or SIGTERM) stops
-# both and waits for them; if either dies on its own, the other is stopped too,
-# so a supervisor sees the failure instead of a half-running site.
+# Run the web server (waitress, python -m monitorsite.serve) and the django-q2 task
+# cluster: one command, --with-cluster, whose main process loads the site once and
+# forks the web processes and the cluster (manage.py qcluster's work) from it, so they
+# share its memory (docs/web-server.md). Ctrl-C (or SIGTERM) stops both and waits for
+# them; if either dies on its own, the other is stopped too, so a supervisor sees the
+# failure instead of a half-running site.
 #
 # --demo also runs the paper-trading demo bot (python -m monitor_client.demo) as
 # the bot "demo-bot"; its key is made once and kept next to the database in
@@ -76,12 +78,11 @@ prepare_demo() {
     export MONITOR_URL MONITOR_KEY
 }
 
-# Each in a process group of its own, so that stopping one reaches its workers
-# even when its main process was killed and they were left behind.
-setsid .venv/bin/python -m monitorsite.serve &
+# In a process group of its own, so that stopping it reaches its web processes even
+# when its main process was killed and they were left behind (the cluster leads a
+# group of its own below it, and stops when that main process dies).
+setsid .venv/bin/python -m monitorsite.serve --with-cluster &
 web=$!
-setsid .venv/bin/python manage.py qcluster &
-cluster=$!
 demo=
 if [ "$demo_wanted" = 1 ]; then
     if prepare_demo; then
@@ -108,27 +109,20 @@ stop_demo() {
 
 stop_all() {
     stop_demo
-    # The main processes first, so each stops its own workers gracefully; a
-    # group whose main process is already gone gets the signal directly.
-    local pid
-    for pid in "$web" "$cluster"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null
-        else
-            kill -TERM -- "-$pid" 2>/dev/null
-        fi
-    done
+    # The main process first, so it stops the web processes and the cluster gracefully
+    # (the cluster's workers finish the task in hand, up to 25 s); a group whose main
+    # process is already gone gets the signal directly.
+    if kill -0 "$web" 2>/dev/null; then
+        kill -TERM "$web" 2>/dev/null
+    else
+        kill -TERM -- "-$web" 2>/dev/null
+    fi
     for _ in $(seq 150); do
-        kill -0 -- "-$web" 2>/dev/null || kill -0 -- "-$cluster" 2>/dev/null || return 0
+        kill -0 -- "-$web" 2>/dev/null || return 0
         sleep 0.2
     done
-    local left=
-    kill -0 -- "-$web" 2>/dev/null && left="the web server"
-    if kill -0 -- "-$cluster" 2>/dev/null; then
-        left="${left:+$left and }the task cluster"
-    fi
-    echo "${left:-the site} still running after 30 s; killing" >&2
-    kill -KILL -- "-$web" "-$cluster" 2>/dev/null
+    echo "the site still running after 30 s; killing" >&2
+    kill -KILL -- "-$web" 2>/dev/null
 }
 
 on_signal() {
@@ -141,7 +135,7 @@ on_signal() {
 trap on_signal INT TERM
 
 echo "site starting (admin at /admin/, API docs at /api/docs/); Ctrl-C stops it" >&2
-wait -n "$web" "$cluster"
+wait "$web"
 status=$?
 echo "a process of the site exited with status $status; stopping the rest" >&2
 trap - INT TERM

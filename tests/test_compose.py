@@ -125,6 +125,11 @@ def test_web_runs_the_same_web_server_command_as_serve_sh(config: dict[str, Any]
     words = shlex.split(line.split("&")[0])
     command = " ".join(words[words.index(next(w for w in words if w.endswith("python"))) :])
     command = command.replace(".venv/bin/python", "python")
+    # Compose runs the task cluster as a service of its own (qcluster), not forked from the web server.
+    assert " --with-cluster" in command
+    command = command.replace(" --with-cluster", "")
+    qcluster = config["services"]["qcluster"]["command"]
+    assert (qcluster if isinstance(qcluster, str) else " ".join(qcluster)) == "python manage.py qcluster"
     web = config["services"]["web"]["command"]
     web = web if isinstance(web, str) else " ".join(web)
     assert ("exec " + command) in web

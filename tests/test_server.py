@@ -9,9 +9,10 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,6 +21,7 @@ import requests
 from tests.conftest import make_trade
 from tests.harness import (
     ROOT,
+    VENV_BIN,
     Site,
     child_pids,
     copy_site_database,
@@ -35,6 +37,7 @@ from tests.harness import (
 )
 
 pytestmark = pytest.mark.server
+T = TypeVar("T")
 
 
 def auth(key: str) -> dict[str, str]:
@@ -216,8 +219,7 @@ def test_serve_script_runs_site_and_cluster_and_ctrl_c_stops_both(site: Site) ->
         # The cluster's scheduler first looks for due tasks about 30 s after it starts.
         health = wait_for(f"http://127.0.0.1:{port}/api/v1/health/", timeout=180, accept=(200,))
         assert health.json()["components"]["task_cluster"]["ok"] is True
-        groups = child_pids(serve.pid)
-        assert len(groups) == 2  # the web server and qcluster, each leading its own group
+        groups = site_groups(serve.pid)
         os.killpg(serve.pid, signal.SIGINT)
         assert serve.wait(45) == 0
         assert_gone(groups)
@@ -304,14 +306,59 @@ def test_serve_script_stops_the_site_when_the_cluster_dies(site: Site) -> None:
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/api/v1/health/")
-        groups = child_pids(serve.pid)
-        cluster = [pid for pid in groups if b"qcluster" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-        assert len(cluster) == 1
-        os.kill(cluster[0], signal.SIGKILL)  # the cluster's main process; its workers stay behind
+        groups = site_groups(serve.pid)
+        cluster = groups[1]
+        wait_until(lambda: len(child_pids(cluster)) == 1, what="the cluster's sentinel")
+        os.kill(cluster, signal.SIGKILL)  # the cluster's main process; its sentinel and workers stay behind
         assert serve.wait(40) != 0
         assert_gone(groups)
     finally:
         stop(serve, timeout=45)  # serve.sh gives the site 30 s to stop
+
+
+def wait_until(probe: Callable[[], T], *, what: str, timeout: float = 60) -> T:
+    """``probe()``'s first true answer; an ``AssertionError`` naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (answer := probe()):
+        assert time.monotonic() < deadline, f"no {what} after {timeout:g} s"
+        time.sleep(0.05)
+    return answer
+
+
+def site_groups(serve_sh: int) -> list[int]:
+    """The process groups of the site scripts/serve.sh runs: the web server's (its main process, the
+    web processes) and, forked from that main process, the task cluster's."""
+    (main,) = wait_until(lambda: child_pids(serve_sh), what="the web server's main process")
+    cluster = wait_until(
+        lambda: [pid for pid in child_pids(main) if os.getpgid(pid) == pid], what="the task cluster"
+    )
+    assert len(cluster) == 1, cluster
+    return [main, *cluster]
+
+
+def test_a_task_cluster_whose_web_server_was_killed_stops(site: Site) -> None:
+    """``monitorsite.serve --with-cluster`` killed outright (SIGKILL, the out-of-memory killer): the
+    cluster it forked gets SIGTERM from the kernel and stops as on Ctrl-C, its workers with it."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(VENV_BIN / "python"), "-m", "monitorsite.serve", "--with-cluster"],
+        cwd=ROOT,
+        env=dict(site.env, BIND=f"127.0.0.1:{port}", WEB_PROCESSES="1", WEB_CONCURRENCY="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/api/v1/health/")
+        (cluster,) = wait_until(
+            lambda: [pid for pid in child_pids(server.pid) if os.getpgid(pid) == pid], what="the task cluster"
+        )
+        wait_until(lambda: len(child_pids(cluster)) == 1, what="the cluster's sentinel")
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(10)
+        assert_gone([cluster, server.pid])
+    finally:
+        stop(server, timeout=45)
 
 
 def test_a_post_waits_out_a_busy_database_instead_of_failing(site: Site) -> None:

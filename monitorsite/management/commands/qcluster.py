@@ -68,6 +68,13 @@ class Command(ClusterCommand):
 def preload_tasks() -> None:
     """Every app's tasks module and the URLs loaded before the cluster forks, so the sentinel, the
     workers and those that replace them share their pages rather than each loading its own copy."""
+    load_tasks()
+    connections.close_all()
+    share_with_forks()
+
+
+def load_tasks() -> None:
+    """Import every app's ``tasks`` module and the URLs (alerts link to the admin)."""
     from django.apps import apps
     from django.urls import get_resolver
 
@@ -75,8 +82,6 @@ def preload_tasks() -> None:
         if find_spec(f"{app.name}.tasks") is not None:
             import_module(f"{app.name}.tasks")
     get_resolver().url_patterns  # noqa: B018
-    connections.close_all()
-    share_with_forks()
 
 
 class StoppableCluster(Cluster):
