@@ -49,6 +49,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -595,25 +596,18 @@ def run_cluster_in_child(parent: int) -> NoReturn:
     """The task cluster's life after the fork: its logging, then ``manage.py qcluster``'s work.
 
     It shares the site the main process loaded (``preload_site``). It stops (SIGTERM) if the main
-    process dies, and never returns into the main process's code."""
-    status = 1
-    try:
+    process dies, and never returns into the main process's code (``live_and_exit``)."""
+
+    def cluster() -> int:
         _stop_when_parent_dies(parent)
         import django
         from django.core.management import call_command
 
         django.setup()  # the apps are loaded; this configures this process's logging
         call_command("qcluster")
-        status = 0
-    except SystemExit as exc:
-        status = exc.code if isinstance(exc.code, int) else 0
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
+        return 0
+
+    live_and_exit(cluster)
 
 
 def _stop_when_parent_dies(parent: int) -> None:
@@ -642,16 +636,21 @@ def serve_in_child(
 ) -> NoReturn:
     """The life of one web process after the fork: Django, then waitress on the inherited sockets.
 
-    Never returns into the main process's code: it ends with ``os._exit`` once its
-    log lines (Loki's queue too) are flushed.
+    Never returns into the main process's code (``live_and_exit``).
     """
+    live_and_exit(lambda: _serve(sockets, options, parent, replaces))
+
+
+def live_and_exit(work: Callable[[], int]) -> NoReturn:
+    """A forked child's whole life: ``work()``, then ``os._exit`` with its status once the child's
+    log lines (Loki's queue too) are flushed; never returns into the main process's code."""
     status = 1
     try:
-        status = _serve(sockets, options, parent, replaces)
+        status = work()
     except ImproperlyConfigured as exc:
         sys.stderr.write(f"Configuration error: {exc}\n")
         status = CONFIGURATION_ERROR
-    except SystemExit as exc:  # SIGTERM before the server ran
+    except SystemExit as exc:  # SIGTERM before the work ran, or its main process already gone
         status = exc.code if isinstance(exc.code, int) else 0
     except BaseException:
         traceback.print_exc()
