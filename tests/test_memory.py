@@ -70,3 +70,46 @@ def test_malloc_arenas_are_capped_at_two_unless_the_operator_chose_a_number() ->
     assert arenas({**env, "MALLOC_ARENA_MAX": "3"}) == ("True", 3)
     # One that is not a number: the site's two (glibc itself ignores it).
     assert arenas({**env, "SET_LATER": "lots"}) == ("True", 2)
+
+
+# glibc raises its mmap threshold to the size of the largest mmapped block freed; mallinfo2's
+# hblkhd is what is mmapped now. Prints whether a 512 KiB block got pages of its own after a 1 MiB
+# one was freed.
+MMAPPED_AFTER_A_LARGE_FREE = """
+import ctypes, sys
+from monitorsite.memory import limit_malloc_arenas
+
+if sys.argv[1] == "tuned":
+    limit_malloc_arenas()
+fields = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
+
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in fields]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Mallinfo2
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+libc.free(libc.malloc(1024 * 1024))
+before = libc.mallinfo2().hblkhd
+block = libc.malloc(512 * 1024)
+print(libc.mallinfo2().hblkhd - before >= 512 * 1024)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt and mallinfo2")
+@pytest.mark.parametrize(("how", "own_pages"), [("tuned", "True"), ("glibc's default", "False")])
+def test_a_large_block_gets_pages_of_its_own_whatever_was_freed_before(how: str, own_pages: str) -> None:
+    """So that a 1,000-trade body freed does not leave every later large buffer in the heap for good."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
+    result = subprocess.run(
+        [sys.executable, "-c", MMAPPED_AFTER_A_LARGE_FREE, "tuned" if how == "tuned" else "default"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == own_pages
