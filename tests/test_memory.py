@@ -46,9 +46,10 @@ print(buffer.value.decode().count("<heap nr="))
 """
 
 
-def arenas(env: dict[str, str]) -> tuple[str, int]:
+def printed(script: str, env: dict[str, str], *args: str) -> str:
+    """What ``script`` prints, run in a fresh interpreter (glibc's malloc state is per process)."""
     result = subprocess.run(
-        [sys.executable, "-c", ARENAS_AFTER_THREADS],
+        [sys.executable, "-c", script, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -56,7 +57,11 @@ def arenas(env: dict[str, str]) -> tuple[str, int]:
         timeout=60,
         check=True,
     )
-    limited, count = result.stdout.split()
+    return result.stdout
+
+
+def arenas(env: dict[str, str]) -> tuple[str, int]:
+    limited, count = printed(ARENAS_AFTER_THREADS, env).split()
     return limited, int(count)
 
 
@@ -103,13 +108,5 @@ print(libc.mallinfo2().hblkhd - before >= 512 * 1024)
 def test_a_large_block_gets_pages_of_its_own_whatever_was_freed_before(how: str, own_pages: str) -> None:
     """So that a 1,000-trade body freed does not leave every later large buffer in the heap for good."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
-    result = subprocess.run(
-        [sys.executable, "-c", MMAPPED_AFTER_A_LARGE_FREE, "tuned" if how == "tuned" else "default"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert result.stdout.strip() == own_pages
+    mode = "tuned" if how == "tuned" else "default"
+    assert printed(MMAPPED_AFTER_A_LARGE_FREE, env, mode).strip() == own_pages
