@@ -8,6 +8,7 @@ with one readable line instead of surfacing later as a strange error.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -130,3 +131,22 @@ def env_checked(name: str, check: Callable[[str], T]) -> T | None:
         return check(value)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} {exc}") from None
+
+
+# RFC 6750's b64token: what may follow "Bearer " in an Authorization header.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+BEARER_TOKEN_MIN_LENGTH = 16
+
+
+def bearer_token(value: str) -> str:
+    """A secret a client sends as ``Authorization: Bearer <value>`` (``env_checked``'s check).
+
+    Letters, digits and ``-._~+/`` (then ``=`` padding) only: a space inside could not be sent in
+    the header, nor kept by a credentials file (Prometheus trims it). At least 16 characters: a
+    shorter one is guessed too soon (``openssl rand -hex 32`` gives 64).
+    """
+    if not _BEARER_TOKEN.fullmatch(value):
+        raise ValueError("may hold only letters, digits and -._~+/ (then = padding), no spaces")
+    if len(value) < BEARER_TOKEN_MIN_LENGTH:
+        raise ValueError(f"must be at least {BEARER_TOKEN_MIN_LENGTH} characters long")
+    return value

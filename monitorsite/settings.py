@@ -21,6 +21,7 @@ from monitor_client.logsetup import logging_config
 from monitor_client.wire import MAX_BODY_BYTES
 from monitorsite.backends import describe_broker, describe_database, postgres_database, redis_url
 from monitorsite.env import (
+    bearer_token,
     env_bool,
     env_checked,
     env_choice,
@@ -290,6 +291,9 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 if EMAIL_USE_TLS and EMAIL_USE_SSL:
     raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: set one of them")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "trading-monitor@localhost")
+# Prometheus (monitorsite/metrics.py): GET /metrics answers only with this token as a Bearer token,
+# and does not exist without it. Checked like the other secrets: never echoed.
+METRICS_TOKEN: str | None = env_checked("METRICS_TOKEN", bearer_token)
 LOKI_URL = env_url("LOKI_URL")
 LOKI_USERNAME = env_str("LOKI_USERNAME")
 LOKI_PASSWORD = env_str("LOKI_PASSWORD")

@@ -15,6 +15,7 @@ from rest_framework.permissions import AllowAny
 import alerts.urls
 import trades.urls
 from monitorsite import views
+from monitorsite.metrics import metrics_view
 
 api_v1 = [
     *trades.urls.urlpatterns,
@@ -52,6 +53,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **public), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", **public), name="api-redoc"),
     path("admin/", admin.site.urls),
+    # Prometheus' own path, outside the API: only with METRICS_TOKEN, as its Bearer token.
+    path("metrics", metrics_view, name="metrics"),
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     # Pages without the admin's <link rel="icon"> (the API docs, a browser's own guess) ask here.
     path("favicon.ico", views.favicon, name="favicon"),
