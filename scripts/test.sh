@@ -26,6 +26,17 @@ if ! command -v docker-compose >/dev/null; then
     fi
 fi
 # --- end of compose file check block
+# --- Prometheus (tests/test_metrics.py): Debian's prometheus scrapes the site under test, and its
+# promtool checks docs/prometheus/alerts.yml. Installed only when missing.
+if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
+    if command -v apt-get >/dev/null; then
+        echo "Installing prometheus with apt" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    else
+        echo "No /usr/bin/prometheus or /usr/bin/promtool and no apt-get: tests/test_metrics.py will fail" >&2
+    fi
+fi
+# --- end of prometheus block
 # --- Storage emulators (tests/test_storage_providers.py): Azurite from npm, pinned by
 # tests/emulators/package-lock.json. Installed only when missing.
 if [ ! -x tests/emulators/node_modules/.bin/azurite-blob ]; then
