@@ -233,6 +233,7 @@ def test_every_family_has_the_prefix_a_type_and_bounded_labels(settings: Any) ->
 @pytest.mark.django_db
 def test_more_trades_on_more_symbols_add_no_series_and_no_queries(settings: Any) -> None:
     populate(bots=2, trades=5, symbols=2)
+    exposition(settings)  # which bot is the largest is known from here on (trade_counts)
     with CaptureQueriesContext(connection) as few:
         before = samples(exposition(settings))
     populate(bots=2, trades=300, symbols=40)
@@ -247,20 +248,21 @@ def test_more_trades_on_more_symbols_add_no_series_and_no_queries(settings: Any)
 @pytest.mark.django_db
 def test_queries_per_scrape_grow_with_bots_and_channels_only(settings: Any) -> None:
     def queries() -> int:
+        exposition(settings)  # which bot is the largest is known from here on (trade_counts)
         with CaptureQueriesContext(connection) as captured:
             exposition(settings)
         return len(captured.captured_queries)
 
-    populate(bots=1, trades=3, symbols=1)
-    one = queries()
     populate(bots=2, trades=3, symbols=1)
     two = queries()
     populate(bots=3, trades=3, symbols=1)
     three = queries()
-    per_bot = two - one
-    assert three - two == per_bot <= 8
+    populate(bots=4, trades=3, symbols=1)
+    four = queries()
+    per_bot = three - two
+    assert four - three == per_bot <= 8
     Channel.objects.create(name="second", kind="discord")
-    assert queries() == three  # the channels are one query
+    assert queries() == four  # the channels are one query
 
 
 # --- values at their boundaries ---------------------------------------------------------------
@@ -319,6 +321,27 @@ def test_todays_realized_pnl_follows_each_bots_calendar_day() -> None:
     assert value(text, "bot_realized_pnl_today", bot="ny") == 7
     assert value(text, "bot_realized_pnl_today", bot="tokyo") == 5
     assert value(text, "bot_trades_total", bot="ny") == 2
+
+
+@pytest.mark.django_db
+def test_each_bots_trades_are_counted_whichever_bot_was_the_largest_last_time() -> None:
+    now = timezone.now()
+    alpha, beta = Bot.objects.create(name="a"), Bot.objects.create(name="b")
+    retired = Bot.objects.create(name="retired", is_active=False)
+    for n in range(5):
+        add_trade(alpha, n, now)
+    for n in range(3):
+        add_trade(beta, n, now)
+    add_trade(retired, 1, now)  # in the table's total, not a series of its own
+    text = render(now)
+    assert [value(text, "bot_trades_total", bot=name) for name in ("a", "b")] == [5, 3]
+    assert value(text, "bot_trades_total", bot="retired") is None
+    for n in range(3, 10):  # beta becomes the largest
+        add_trade(beta, n, now)
+    text = render(now)
+    assert [value(text, "bot_trades_total", bot=name) for name in ("a", "b")] == [5, 10]
+    Trade.objects.filter(bot=beta).delete()
+    assert value(render(now), "bot_trades_total", bot="b") == 0
 
 
 @pytest.mark.django_db
