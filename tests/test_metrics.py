@@ -547,6 +547,22 @@ def test_prometheus_has_every_series_the_site_exposes(scraped: tuple[Site, str, 
     assert len(exposed) >= 16
 
 
+def test_the_token_reaches_no_log(scraped: tuple[Site, str, str]) -> None:
+    site, _, _ = scraped
+    wrong = f"Bearer {TOKEN[:-1]}"
+    assert (
+        requests.get(f"{site.url}/metrics", headers={"Authorization": wrong}, timeout=30).status_code == 401
+    )
+    eventually(lambda: "Unauthorized: /metrics" in logs(site), site, "the 401 logged")
+    assert TOKEN[:-1] not in logs(site) and TOKEN not in site.log("prometheus.log")
+
+
+def logs(site: Site) -> str:
+    return site.log("web.log") + "".join(
+        path.read_text(errors="replace") for path in (site.tmp / "logs").glob("*") if path.is_file()
+    )
+
+
 def test_a_new_trade_reaches_prometheus_at_the_next_scrape(scraped: tuple[Site, str, str]) -> None:
     site, url, alpha = scraped
     post(
