@@ -254,9 +254,12 @@ def site_families() -> Iterator[Metric]:
 
 @cache
 def site_version() -> str:
-    """The project's version, from pyproject.toml (read once per process)."""
-    with open(settings.BASE_DIR / "pyproject.toml", "rb") as file:
-        return str(tomllib.load(file)["project"]["version"])
+    """The project's version, from pyproject.toml (read once per process); "unknown" without it."""
+    try:
+        with open(settings.BASE_DIR / "pyproject.toml", "rb") as file:
+            return str(tomllib.load(file)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
 
 
 def families(now: dt.datetime | None = None) -> Iterable[Metric]:
