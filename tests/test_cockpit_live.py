@@ -7,6 +7,7 @@ Every moment is fixed (``timezone.now`` mocked), so "nothing happened" is exactl
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import re
 from decimal import Decimal
 from unittest import mock
@@ -59,6 +60,20 @@ def test_an_unchanged_cockpit_answers_304_and_a_new_trade_200_with_a_new_etag(
     assert ask(admin_client, NOW + 8 * SECOND, second)[0] == 304
     # An ETag that is not the current one (an old one, or another cockpit's) gets the part.
     assert ask(admin_client, NOW + 9 * SECOND, '"0123"')[0] == 200
+
+
+def test_the_live_part_is_compressed_and_its_weak_etag_still_answers_304(
+    admin_client: Client, bot: Bot
+) -> None:
+    """Compressed (it carries no CSRF token for BREACH to guess at); compressing makes its ETag weak,
+    and If-None-Match compares weakly: the browser's next check still gets its 304."""
+    trade(bot, 1, "12.50", NOW - MINUTE)
+    with mock.patch("django.utils.timezone.now", return_value=NOW):
+        response = admin_client.get(LIVE, HTTP_ACCEPT_ENCODING="gzip")
+    assert response.status_code == 200 and response["Content-Encoding"] == "gzip"
+    assert b"12.50" in gzip.decompress(response.content)
+    assert response["ETag"] == "W/" + ask(admin_client, NOW)[1]
+    assert ask(admin_client, NOW + SECOND, response["ETag"])[0] == 304
 
 
 def test_a_heartbeat_age_changes_the_etag_only_when_it_crosses_a_whole_minute(
