@@ -217,3 +217,30 @@ def test_without_javascript_the_page_reloads_itself_and_with_it_never(
     (meta,) = browser.find_elements(By.CSS_SELECTOR, refresh)
     assert meta.get_attribute("content") == "30"
     assert text_of(browser, ".cockpit-updated").endswith("; reloads every 30 s.")
+
+
+def test_a_halt_that_arrives_while_the_cockpit_is_open_can_be_resumed_from_it(
+    browser: WebDriver, live_server: Any, alpha_key: str
+) -> None:
+    """Its form came with a placeholder for the CSRF token; the script put the page's own in its
+    place, so the button leads to the question, not to a CSRF failure."""
+    from alerts.models import TradingHalt
+    from monitorsite.admin_site import CSRF_PLACEHOLDER
+    from trades.market import trading_day_of
+
+    browser.set_window_size(*PHONE)
+    open_cockpit(browser, live_server.url, 1)
+    today = trading_day_of(dt.datetime.now(dt.UTC))
+    halt = TradingHalt.objects.create(
+        bot=Bot.objects.get(name="alpha"),
+        trading_day=today,
+        ends_on=today + dt.timedelta(days=4),
+        reason="max daily loss: -1,200",
+        created_at=dt.datetime.now(dt.UTC),
+    )
+    wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, f"#halt-{halt.pk}"), 20, "the halt shown")
+    assert not_reloaded(browser)
+    token = browser.find_element(By.CSS_SELECTOR, f"#halt-{halt.pk} input[name=csrfmiddlewaretoken]")
+    assert token.get_attribute("value") not in ("", CSRF_PLACEHOLDER)
+    browser.find_element(By.CSS_SELECTOR, f"#halt-{halt.pk} button.resume-trading").click()
+    assert "alpha" in admin_browser.wait_for(browser, ".halts-to-resume").text
