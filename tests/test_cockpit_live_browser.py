@@ -153,13 +153,13 @@ def test_a_hidden_cockpit_stops_asking_and_asks_at_once_when_shown_again(
     before = len(asked)
     time.sleep(7)  # asserting that nothing happens: two checks' worth of silence
     assert len(asked) == before, asked
-    # Shown again after more than its 3 s: it asks at once, not 3 s later (1.5 s of margin).
+    # Shown again after more than its 3 s: it asks at once, not 3 s later.
     browser.execute_script(
         "delete document.visibilityState; document.dispatchEvent(new Event('visibilitychange'));"
     )
     shown = time.monotonic()
     wait_until(lambda: len(asked) > before, 10, "a check once shown")
-    assert time.monotonic() - shown < 1.5
+    assert time.monotonic() - shown < 2  # the next interval would be 3 s; 2 s for a loaded machine
     assert not_reloaded(browser)
 
 
@@ -207,8 +207,8 @@ def test_an_expired_session_and_a_failing_server_are_said_and_the_figures_stay(
 def test_without_javascript_the_page_reloads_itself_and_with_it_never(
     browser: WebDriver, live_server: Any, alpha_key: str
 ) -> None:
-    """The only reload is in <noscript>: an element (and a reload in 30 s) when scripts are off,
-    text the parser never acts on when they are on."""
+    """The only reload is in <noscript>: an element, which the browser acts on, when scripts are off;
+    text it never parses into one when they are on."""
     log_in(browser, live_server, "/admin/")
     refresh = "head meta[http-equiv=refresh]"
     assert browser.find_elements(By.CSS_SELECTOR, refresh) == []

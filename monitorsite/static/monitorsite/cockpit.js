@@ -37,10 +37,11 @@
     const keyOf = (n) => n.nodeType !== 1 ? "" :
         n.id || n.getAttribute("data-bot") || n.getAttribute("data-remember") || "";
     const same = (a, b) => a.nodeType === b.nodeType && a.nodeName === b.nodeName && keyOf(a) === keyOf(b);
-    // What the operator changes stays: a section's open state; the page's CSRF token in its forms
+    // What the operator changes stays: whether a section (any <details>, a <dialog>) is open; what a
+    // form holds (its values are properties, never touched here); the page's CSRF token in its forms
     // (the part carries a placeholder, see MonitorAdminSite.cockpit_live).
     const isToken = (el) => el.nodeName === "INPUT" && el.getAttribute("name") === "csrfmiddlewaretoken";
-    const kept = (el, name) => (name === "open" && el.nodeName === "DETAILS") || (name === "value" && isToken(el));
+    const kept = (el, name) => name === "open" || (name === "value" && isToken(el));
 
     function arrived(node) {
         if (node.nodeType !== 1) return;
