@@ -92,6 +92,7 @@ SHOWN_POSITIONS = 5
 # below 10% free), a caution colour below twice that.
 HOST_WARNING_PERCENT = Decimal(10)
 HOST_CAUTION_PERCENT = Decimal(20)
+MINUTE = dt.timedelta(minutes=1)
 
 
 def as_of(taken_at: dt.datetime, now: dt.datetime, grace: dt.timedelta) -> str:
@@ -210,11 +211,14 @@ class HostView:
         ]
         process = []
         if snapshot.host_started_at is not None:
-            # Up until the figures were taken; counted to now while they are current.
+            # Up until the figures were taken; counted to now while they are current, in whole minutes
+            # past the first: a clock in seconds would change the cockpit's live part (and its ETag)
+            # at every refresh.
             stale = now - snapshot.taken_at > grace
-            process.append(
-                f"up {format_duration((snapshot.taken_at if stale else now) - snapshot.host_started_at)}"
-            )
+            up = (snapshot.taken_at if stale else now) - snapshot.host_started_at
+            if not stale and up >= MINUTE:
+                up = MINUTE * (up // MINUTE)
+            process.append(f"up {format_duration(up)}")
         if snapshot.host_pid is not None:
             process.append(f"pid {snapshot.host_pid}")
         if snapshot.rss_bytes is not None:
