@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from django.utils.html import format_html, format_html_join
@@ -31,6 +32,79 @@ DATE_LABELS = 4
 GREEN, RED, GREY, LINE = "#1a7f37", "#ba2121", "#888", "#2f5f9e"
 
 
+class Frame:
+    """A chart's plot area and axes, shared by the charts here: a slot per day along x (named by
+    a few dates beneath), and y from the lowest to the highest value with zero always in (named as
+    money at the left, with a rule across at each)."""
+
+    def __init__(self, dates: Sequence[dt.date], values: Iterable[Decimal]) -> None:
+        self.dates = dates
+        values = list(values)
+        self.low = min(Decimal(0), *values)
+        self.high = max(Decimal(0), *values)
+        self.y_values = sorted({self.low, Decimal(0), self.high})
+        self.left = round(6 + DIGIT * max(len(format_money(v)) for v in self.y_values), 1)
+        self.plot_width, self.plot_height = WIDTH - self.left - RIGHT, HEIGHT - TOP - BOTTOM
+        self.span = self.high - self.low
+        self.slot = self.plot_width / len(dates)
+        self.zero = self.y(Decimal(0))
+
+    def y(self, value: Decimal) -> float:
+        if not self.span:  # every value is zero: the zero line across the middle
+            return TOP + self.plot_height / 2
+        return round(TOP + float((self.high - value) / self.span) * self.plot_height, 1)
+
+    def x(self, index: int) -> float:
+        return round(self.left + self.slot * (index + 0.5), 1)
+
+    def label_y(self, value: Decimal) -> float:
+        # A lowest or highest value close to zero has its label moved off the zero's, into the
+        # margin if need be: left of the axis, where no date is written.
+        if value < 0:
+            return max(self.y(value), self.zero + FONT + 1)
+        if value > 0:
+            return min(self.y(value), self.zero - FONT - 1)
+        return self.zero
+
+    def y_axis(self) -> SafeString:
+        return format_html_join(
+            "",
+            '<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="{}"{}/>'
+            '<text class="y-label" x="{}" y="{}" text-anchor="end" dominant-baseline="middle">{}</text>',
+            (
+                (
+                    self.left,
+                    WIDTH - RIGHT,
+                    self.y(v),
+                    self.y(v),
+                    "#555" if v == 0 else "#ddd",
+                    "" if v == 0 else format_html(' stroke-dasharray="{}"', "2 3"),
+                    round(self.left - 4, 1),
+                    self.label_y(v),
+                    format_money(v),
+                )
+                for v in self.y_values
+            ),
+        )
+
+    def x_axis(self) -> SafeString:
+        """The axis line up the left, and the dates under the plot."""
+        return format_html(
+            '<line x1="{left}" x2="{left}" y1="{top}" y2="{bottom}" stroke="#555"/>{labels}',
+            left=self.left,
+            top=TOP,
+            bottom=TOP + self.plot_height,
+            labels=format_html_join(
+                "",
+                '<text class="x-label" x="{}" y="{}" text-anchor="middle">{}</text>',
+                (
+                    (_clamped(self.x(i), label, self.left), HEIGHT - 5, label)
+                    for i, label in _date_labels(self.dates, self.slot)
+                ),
+            ),
+        )
+
+
 def pnl_chart(period: PeriodSummary) -> SafeString:
     """Daily P&L bars and the cumulative line over ``period.days`` (the days with a closed trade)."""
     days = period.days
@@ -38,38 +112,12 @@ def pnl_chart(period: PeriodSummary) -> SafeString:
         return format_html(
             '<p class="cockpit-empty">No closed trades from {} to {}.</p>', period.start, period.end
         )
-    low = min(Decimal(0), *(d.pnl for d in days), *(d.cumulative for d in days))
-    high = max(Decimal(0), *(d.pnl for d in days), *(d.cumulative for d in days))
-    y_values = sorted({low, Decimal(0), high})
-    left = round(6 + DIGIT * max(len(format_money(v)) for v in y_values), 1)
-    plot_width, plot_height = WIDTH - left - RIGHT, HEIGHT - TOP - BOTTOM
-    span = high - low
-
-    def y(value: Decimal) -> float:
-        if not span:  # every day broke even: the zero line across the middle
-            return TOP + plot_height / 2
-        return round(TOP + float((high - value) / span) * plot_height, 1)
-
-    slot = plot_width / len(days)
+    frame = Frame([d.date for d in days], [*(d.pnl for d in days), *(d.cumulative for d in days)])
+    x, y, slot = frame.x, frame.y, frame.slot
     bar_width = round(max(1.0, min(slot * 0.7, 28.0)), 1)
     radius = 2.5 if slot >= 8 else 1.2  # a long period's points would run into a thick band
-
-    def x(index: int) -> float:
-        return round(left + slot * (index + 0.5), 1)
-
-    zero = y(Decimal(0))
-
-    def label_y(value: Decimal) -> float:
-        # A lowest or highest value close to zero has its label moved off the zero's, into the
-        # margin if need be: left of the axis, where no date is written.
-        if value < 0:
-            return max(y(value), zero + FONT + 1)
-        if value > 0:
-            return min(y(value), zero - FONT - 1)
-        return zero
-
     bars = format_html_join(
-        "", "{}", ((_bar(d, x(i), y(d.pnl), zero, bar_width),) for i, d in enumerate(days))
+        "", "{}", ((_bar(d, x(i), y(d.pnl), frame.zero, bar_width),) for i, d in enumerate(days))
     )
     points = " ".join(f"{x(i)},{y(d.cumulative)}" for i, d in enumerate(days))
     dots = format_html_join(
@@ -80,49 +128,22 @@ def pnl_chart(period: PeriodSummary) -> SafeString:
             for i, d in enumerate(days)
         ),
     )
-    y_axis = format_html_join(
-        "",
-        '<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="{}"{}/>'
-        '<text class="y-label" x="{}" y="{}" text-anchor="end" dominant-baseline="middle">{}</text>',
-        (
-            (
-                left,
-                WIDTH - RIGHT,
-                y(v),
-                y(v),
-                "#555" if v == 0 else "#ddd",
-                "" if v == 0 else format_html(' stroke-dasharray="{}"', "2 3"),
-                round(left - 4, 1),
-                label_y(v),
-                format_money(v),
-            )
-            for v in y_values
-        ),
-    )
-    x_axis = format_html_join(
-        "",
-        '<text class="x-label" x="{}" y="{}" text-anchor="middle">{}</text>',
-        ((_clamped(x(i), label, left), HEIGHT - 5, label) for i, label in _date_labels(days, slot)),
-    )
     return format_html(
         '<svg class="pnl-chart" viewBox="0 0 {w} {h}" role="img" aria-label="{summary}"'
         ' xmlns="http://www.w3.org/2000/svg" font-size="{font}" fill="currentColor">'
         "<title>{summary}</title>{y_axis}{bars}"
         '<polyline class="cumulative" fill="none" stroke="{line}" stroke-width="2" points="{points}"/>'
-        '{dots}<line x1="{left}" x2="{left}" y1="{top}" y2="{bottom}" stroke="#555"/>{x_axis}</svg>',
+        "{dots}{x_axis}</svg>",
         w=WIDTH,
         h=HEIGHT,
         font=FONT,
         summary=chart_summary(period),
-        y_axis=y_axis,
+        y_axis=frame.y_axis(),
         bars=bars,
         line=LINE,
         points=points,
         dots=dots,
-        left=left,
-        top=TOP,
-        bottom=TOP + plot_height,
-        x_axis=x_axis,
+        x_axis=frame.x_axis(),
     )
 
 
@@ -158,17 +179,17 @@ def _bar(day: DayPnl, centre: float, top: float, zero: float, width: float) -> S
     )
 
 
-def _date_labels(days: tuple[DayPnl, ...], slot: float) -> list[tuple[int, str]]:
+def _date_labels(days: Sequence[dt.date], slot: float) -> list[tuple[int, str]]:
     """The days named under the x axis: the first, the last and evenly spaced ones between, as
     many as fit apart (``slot`` is a day's width), at most ``DATE_LABELS``."""
-    one_year = days[0].date.year == days[-1].date.year
+    one_year = days[0].year == days[-1].year
     for count in range(min(len(days), DATE_LABELS), 1, -1):
         indexes = sorted({round(k * (len(days) - 1) / (count - 1)) for k in range(count)})
-        labels = [(i, _short_date(days[i].date, one_year)) for i in indexes]
+        labels = [(i, _short_date(days[i], one_year)) for i in indexes]
         widest = max(DIGIT * len(text) for _, text in labels)
         if min(b - a for (a, _), (b, _) in itertools.pairwise(labels)) * slot >= widest + DIGIT:
             return labels
-    return [(0, _short_date(days[0].date, one_year))]
+    return [(0, _short_date(days[0], one_year))]
 
 
 def _short_date(day: dt.date, one_year: bool) -> str:
