@@ -205,3 +205,159 @@ def _clamped(centre: float, label: str, left: float) -> float:
     """A label's centre, moved in so that the label stays inside the chart."""
     half = DIGIT * len(label) / 2
     return round(max(left - 4 + half, min(centre, WIDTH - 2 - half)), 1)
+
+
+# --- the strategies side by side ---------------------------------------------------------------
+
+# Okabe and Ito's colour-blind-safe palette without its yellow (too pale on white), in their order;
+# the legend names each line as well. As many lines as colours: the rest are named in the legend.
+STRATEGY_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
+SHOWN_STRATEGIES = len(STRATEGY_COLOURS)
+LEGEND_COLUMNS, LEGEND_ROW = 2, 14  # the legend's entries two a row under the dates, a row's height
+SWATCH = 14  # a legend entry's sample of its line
+
+
+def compares_strategies(period: PeriodSummary) -> bool:
+    """Whether the period has strategies to set side by side: two or more traded in it (one
+    strategy's figures and line are the bot's own, shown already)."""
+    return len(period.by_strategy) >= 2
+
+
+def strategy_name(name: str) -> str:
+    """A strategy as people read it: trades without one are "(none)", as in every table."""
+    return name or "(none)"
+
+
+def shown_strategies(period: PeriodSummary) -> tuple[list[str], list[str]]:
+    """The strategies drawn (those with a closed trade, the largest |P&L| first, ties by name, at most
+    ``SHOWN_STRATEGIES``) and the rest with a closed trade, named in the legend as "N more"."""
+    drawn = [name for name, days in period.strategy_days.items() if days]
+    drawn.sort(key=lambda name: (-abs(period.strategy_days[name][-1].cumulative), name))
+    return drawn[:SHOWN_STRATEGIES], drawn[SHOWN_STRATEGIES:]
+
+
+def strategies_chart(period: PeriodSummary) -> SafeString:
+    """Each strategy's cumulative realized P&L over the period, a line each in its own colour, with
+    a legend (name and P&L at the end): ``period.strategy_days`` on the axes of ``pnl_chart``.
+
+    Every line starts from zero at the period's start (the axis) and has a point on each day any
+    drawn strategy closed a trade, keeping its total on the days it closed nothing; the last point
+    is a dot, so that a one-day period shows too. Each line and dot carries a ``<title>``."""
+    shown, rest = shown_strategies(period)
+    if not shown:
+        return format_html(
+            '<p class="cockpit-empty">No closed trades from {} to {}.</p>', period.start, period.end
+        )
+    dates = sorted({day.date for name in shown for day in period.strategy_days[name]})
+    series: dict[str, list[Decimal]] = {}
+    for name in shown:
+        by_date = {day.date: day.cumulative for day in period.strategy_days[name]}
+        running, values = Decimal(0), []
+        for date in dates:
+            running = by_date.get(date, running)
+            values.append(running)
+        series[name] = values
+    frame = Frame(dates, (value for values in series.values() for value in values))
+    lines = format_html_join(
+        "",
+        '<polyline class="strategy-line" data-strategy="{}" fill="none" stroke="{}" stroke-width="2"'
+        ' stroke-linejoin="round" points="{}"><title>{}: {} cumulative at the end</title></polyline>'
+        '<circle class="strategy-end" cx="{}" cy="{}" r="2.5" fill="{}"><title>{}: {} on {}</title></circle>',
+        (
+            (
+                name,
+                colour,
+                " ".join(
+                    [f"{frame.left},{frame.zero}"]
+                    + [f"{frame.x(i)},{frame.y(value)}" for i, value in enumerate(values)]
+                ),
+                strategy_name(name),
+                format_money(values[-1]),
+                frame.x(len(values) - 1),
+                frame.y(values[-1]),
+                colour,
+                strategy_name(name),
+                format_money(values[-1]),
+                _long_date(dates[-1]),
+            )
+            for (name, values), colour in zip(series.items(), STRATEGY_COLOURS, strict=False)
+        ),
+    )
+    entries = [
+        (strategy_name(name), format_money(series[name][-1]), colour)
+        for name, colour in zip(shown, STRATEGY_COLOURS, strict=False)
+    ]
+    legend_rows = -(-(len(entries) + bool(rest)) // LEGEND_COLUMNS)
+    height = HEIGHT + 4 + legend_rows * LEGEND_ROW
+    column = (WIDTH - 8) / LEGEND_COLUMNS
+    legend = format_html_join(
+        "",
+        '<g class="legend-entry"><title>{}: {}</title>'
+        '<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="{}" stroke-width="3"/>'
+        '<text class="legend-name" x="{}" y="{}" dominant-baseline="middle">{}</text></g>',
+        (
+            (
+                name,
+                money,
+                _legend_x(k, column),
+                _legend_x(k, column) + SWATCH,
+                _legend_y(k),
+                _legend_y(k),
+                colour,
+                _legend_x(k, column) + SWATCH + 4,
+                _legend_y(k),
+                _fitted(name, money, column - SWATCH - 6),
+            )
+            for k, (name, money, colour) in enumerate(entries)
+        ),
+    )
+    if rest:
+        k = len(entries)
+        more = ", ".join(strategy_name(name) for name in rest)
+        legend += format_html(
+            '<text class="legend-more" x="{}" y="{}" dominant-baseline="middle">{} more<title>Not drawn'
+            " (smaller P&amp;L): {}</title></text>",
+            _legend_x(k, column),
+            _legend_y(k),
+            len(rest),
+            more,
+        )
+    return format_html(
+        '<svg class="pnl-chart strategies-chart" viewBox="0 0 {w} {h}" role="img" aria-label="{summary}"'
+        ' xmlns="http://www.w3.org/2000/svg" font-size="{font}" fill="currentColor">'
+        "<title>{summary}</title>{y_axis}{lines}{x_axis}{legend}</svg>",
+        w=WIDTH,
+        h=height,
+        font=FONT,
+        summary=strategies_summary(period, shown, rest),
+        y_axis=frame.y_axis(),
+        lines=lines,
+        x_axis=frame.x_axis(),
+        legend=legend,
+    )
+
+
+def strategies_summary(period: PeriodSummary, shown: list[str], rest: list[str]) -> str:
+    """The strategies chart in words (``aria-label`` and the SVG's title)."""
+    ends = "; ".join(
+        f"{strategy_name(name)} {format_money(period.strategy_days[name][-1].cumulative)}" for name in shown
+    )
+    more = f"; {len(rest)} more not drawn" if rest else ""
+    return f"Cumulative realized P&L per strategy, {period.start} to {period.end}, at the end: {ends}{more}."
+
+
+def _legend_x(k: int, column: float) -> float:
+    return round(4 + (k % LEGEND_COLUMNS) * column, 1)
+
+
+def _legend_y(k: int) -> float:
+    return HEIGHT + 4 + (k // LEGEND_COLUMNS) * LEGEND_ROW + LEGEND_ROW / 2
+
+
+def _fitted(name: str, money: str, width: float) -> str:
+    """ "name money" in ``width``, the name cut short with "…" where it would not fit (the entry's
+    title has it whole)."""
+    room = int(width / DIGIT) - len(money) - 1
+    if len(name) > room:
+        name = name[: max(room - 1, 1)] + "…"
+    return f"{name} {money}"

@@ -378,7 +378,11 @@ class TradeQuerySet(models.QuerySet["Trade"]):
         for pk, pnl, *names in rows.iterator(chunk_size=5000):
             overall.add(pk, pnl)
             for meters, name in zip(per_name, names, strict=False):
-                meters.setdefault(name, DrawdownMeter()).add(pk, pnl)
+                # Not setdefault: that would make a meter for every trade, to throw away.
+                meter = meters.get(name)
+                if meter is None:
+                    meter = meters[name] = DrawdownMeter()
+                meter.add(pk, pnl)
         meters = [overall, *per_name[0].values(), *per_name[1].values()]
         marks = set().union(*(meter.keys() for meter in meters))
         moments: dict[int, tuple[dt.datetime, dt.date]] = {}
