@@ -501,10 +501,14 @@ class Trade(models.Model):
             models.Index(fields=("executed_at",), name="trade_time"),
             models.Index(fields=("trading_day", "executed_at"), name="trade_day_time"),
             # Covers a period's per-day figures (the cockpit, the period summary) without the table,
-            # and gives its closed trades in the order they were executed (ties by id) for the drawdown.
+            # and gives its closed trades in the order they were executed (ties by id) for the
+            # drawdown, with their strategy for the drawdown of each (the cockpit's strategies).
             models.Index(
-                fields=("bot", "trading_day", "executed_at", "id", "pnl"), name="trade_bot_day_time_pnl"
+                fields=("bot", "trading_day", "executed_at", "id", "pnl", "strategy"),
+                name="trade_bot_day_time_pnl",
             ),
+            # Covers the per-day figures of each strategy in the order they are grouped: no table, no sort.
+            models.Index(fields=("bot", "trading_day", "strategy", "pnl"), name="trade_bot_day_strategy_pnl"),
         ]
 
     def __str__(self) -> str:
