@@ -554,7 +554,7 @@ def test_the_cockpits_drawdown_reads_the_index_in_order_not_the_table(
     bot: Bot, fills: None, breakdown: bool | str
 ) -> None:
     with CaptureQueriesContext(connection) as queries:
-        Trade.objects.for_bot(bot).drawdowns(day(5), day(13), breakdown=breakdown)  # type: ignore[arg-type]
+        Trade.objects.for_bot(bot).drawdowns(day(5), day(13), breakdown=breakdown)
     read = queries.captured_queries[0]["sql"]
     assert "ORDER BY" in read, read
     with connection.cursor() as cursor:

@@ -325,8 +325,8 @@ class TradeQuerySet(models.QuerySet["Trade"]):
         in the database (``figures_per_day``); Python only adds up the rows, a few per
         day, and each strategy's daily series comes from the same rows. The drawdowns
         are measured trade by trade, from one ordered read of the closed trades' (time,
-        day, P&L) (``drawdowns``). Without ``breakdown`` (the cockpit of a bot with one
-        strategy) the index alone answers the counting.
+        day, P&L) (``drawdowns``). Without ``breakdown``, or per strategy alone (the
+        cockpit), an index alone answers the counting, in the order it groups.
         """
         by = _BREAKDOWNS[breakdown]
         groups = self.figures_per_day(start, end, by=by)
@@ -362,9 +362,9 @@ class TradeQuerySet(models.QuerySet["Trade"]):
         ``breakdown="strategy"``) per strategy alone (see ``Drawdown``).
 
         One read of the closed trades' (id, P&L) in the order they were executed, as bare
-        tuples: for one bot without ``breakdown`` (the cockpit) the (bot, trading day,
-        time, P&L) index gives them in that order, without the table or a sort. Then one
-        read of the few trades that mark a drawdown, for their times.
+        tuples: for one bot without ``breakdown`` or per strategy alone (the cockpit) the
+        (bot, trading day, time, id, P&L, strategy) index gives them in that order, without
+        the table or a sort. Then one read of the few trades that mark a drawdown, for their times.
         """
         by = _BREAKDOWNS[breakdown]
         # The trading day is the market's date of the time, so (day, time) is the time's order.
