@@ -1,5 +1,6 @@
 """The strategies side by side in the real browser (headless Chromium, the fixtures of
-``tests/test_admin_browser.py``) against the real server, on a phone (390 x 844): the cockpit
+``tests/test_admin_browser.py``) against the real server, on a phone (390 x 844) and at a desk
+(1,400 x 1,000): the cockpit
 card's section opens to its table and chart, and neither it nor the report page's strategies
 table and chart is wider than the window."""
 
@@ -15,7 +16,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from monitorsite.chart import SHOWN_STRATEGIES
 from tests import test_admin_browser as admin_browser
-from tests.test_admin_browser import PHONE, admin_log_in, page_width, wait_for
+from tests.test_admin_browser import DESKTOP, PHONE, admin_log_in, page_width, wait_for
 from tests.test_cockpit_browser import keep_screenshot
 
 browser, download_dir = admin_browser.browser, admin_browser.download_dir  # the fixtures, here too
@@ -73,10 +74,11 @@ def widest(driver: WebDriver, css: str) -> tuple[float, float]:
     )
 
 
-def test_the_strategies_fit_a_phone_on_the_cockpit_and_the_report(
-    browser: WebDriver, site: Any, busy_bot: str
+@pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_the_strategies_fit_the_window_on_the_cockpit_and_the_report(
+    browser: WebDriver, site: Any, busy_bot: str, size: tuple[int, int]
 ) -> None:
-    browser.set_window_size(*PHONE)
+    browser.set_window_size(*size)
     admin_log_in(browser, site.url)
     section = browser.find_element(By.CSS_SELECTOR, f"{CARD} details.bot-strategies")
     section.find_element(By.CSS_SELECTOR, "summary").click()
