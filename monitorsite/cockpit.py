@@ -24,7 +24,7 @@ from django.utils.timesince import timesince
 from alerts import status
 from alerts.models import TradingHalt
 from backups.models import BackupRecord
-from monitorsite.chart import pnl_chart
+from monitorsite.chart import compares_strategies, pnl_chart, strategies_chart
 from monitorsite.registry import run_health_checks
 from trades import market
 from trades.formats import (
@@ -39,7 +39,7 @@ from trades.formats import (
 from trades.models import Bot, BotSnapshot, Trade
 from trades.positions import DayPnl, day_pnl, latest_account, latest_host
 from trades.state import Position
-from trades.summary import DailySummary, PeriodSummary, performance_lines
+from trades.summary import DailySummary, PeriodSummary, group_table, performance_lines
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,28 @@ class BotCard:
     account: AccountView | None = None
     host: HostView | None = None
     calendar: str = ""  # a bot not on the site's calendar: its code and its day, "XLON, Thu 2026-07-16"
+    strategies: StrategiesView | None = None  # None: fewer than two strategies traded in the period
+
+
+@dataclass(frozen=True)
+class StrategiesView:
+    """The period's strategies side by side: a row of figures each (as the report page's "By strategy"
+    table) and their cumulative P&L lines on one chart."""
+
+    headers: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    chart: SafeString
+
+    @classmethod
+    def of(cls, period: PeriodSummary) -> StrategiesView | None:
+        if not compares_strategies(period):
+            return None
+        return cls(*group_table("strategy", period.by_strategy), strategies_chart(period))
+
+    @property
+    def labelled_rows(self) -> list[list[tuple[str, str]]]:
+        """Each cell with its column's header: in a card a row stacks and each cell says what it is."""
+        return [list(zip(self.headers, row, strict=True)) for row in self.rows]
 
 
 @dataclass(frozen=True)
@@ -265,7 +287,9 @@ def build(now: dt.datetime | None = None) -> Cockpit:
             days[calendar] = (bot_today, *calendar.period(None, bot_today), calendar.clock(now))
         bot_today, start, end, clock = days[calendar]
         trades = Trade.objects.for_bot(bot)
-        period = trades.period_summary(start, end, breakdown=False)
+        # Per strategy too (one GROUP BY by day and strategy, the same drawdown read), for the card's
+        # strategies side by side; see docs/benchmarks.md for its cost.
+        period = trades.period_summary(start, end, breakdown="strategy")
         age = bot.heartbeat_age(now)
         state = status.bot_state(bot, now)
         summary = trades.daily_summary(bot_today)
@@ -288,6 +312,7 @@ def build(now: dt.datetime | None = None) -> Cockpit:
                 calendar=""
                 if calendar == market.site_calendar()
                 else f"{calendar.code}, {bot_today:%a %Y-%m-%d}",
+                strategies=StrategiesView.of(period),
             )
         )
     last = BackupRecord.objects.last_good()

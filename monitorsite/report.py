@@ -20,7 +20,7 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.text import slugify
 
-from monitorsite.chart import pnl_chart
+from monitorsite.chart import compares_strategies, pnl_chart, strategies_chart
 from trades import market, positions
 from trades.formats import format_money
 from trades.models import Bot, Trade
@@ -67,6 +67,7 @@ class Table:
     caption: str
     headers: tuple[str, ...]
     rows: list[tuple[str, ...]]
+    chart: SafeString | None = None  # drawn under the table (the strategies' lines side by side)
 
     @property
     def labelled_rows(self) -> list[list[tuple[str, str]]]:
@@ -91,9 +92,10 @@ class Report:
             if bot
             else Trade.objects.all().period_summary(start, end)
         )
+        strategies = strategies_chart(summary) if compares_strategies(summary) else None
         tables = [
-            Table(f"By {title}", *group_table(title, groups))
-            for title, groups in (("strategy", summary.by_strategy), ("symbol", summary.by_symbol))
+            Table("By strategy", *group_table("strategy", summary.by_strategy), strategies),
+            Table("By symbol", *group_table("symbol", summary.by_symbol)),
         ]
         days = [(f"{d.date:%Y-%m-%d}", format_money(d.pnl), format_money(d.cumulative)) for d in summary.days]
         tables.append(Table("By day (days with a closed trade)", ("day", "P&L", "cumulative P&L"), days))

@@ -249,7 +249,8 @@ def uses_index(plan: str, index: str, *columns: str) -> bool:
     return bool(found) and all(re.search(rf"\b{column}\)?(::\w+)? = ", found.group(1)) for column in columns)
 
 
-DAY_INDEXES = ("trade_bot_day_time", "trade_bot_day_time_pnl")
+# The (bot, trading day, ...) indexes: each narrows to the bot's day, whichever the planner takes.
+DAY_INDEXES = ("trade_bot_day_time", "trade_bot_day_time_pnl", "trade_bot_day_strategy_pnl")
 
 
 def test_summary_reads_only_the_days_trades(bot: Bot) -> None:
@@ -276,8 +277,9 @@ def test_summary_reads_only_the_days_trades(bot: Bot) -> None:
     plans = query_plans(lambda: Trade.objects.for_bot(bot).daily_summary(DAY))
     assert len(plans) == 3, plans
     for plan in plans:
-        # Either (bot, trading day) index: trade_bot_day_time_pnl (the cockpit's) covers the counting
-        # and the best and worst trade; trade_bot_day_time what else the day needs.
+        # A (bot, trading day) index: trade_bot_day_time_pnl (the cockpit's) or the strategies'
+        # trade_bot_day_strategy_pnl covers the counting and the best and worst trade;
+        # trade_bot_day_time what else the day needs.
         assert any(uses_index(plan, index, "bot_id", "trading_day") for index in DAY_INDEXES), plan
         for other in ("trade_bot_time", "trade_bot_symbol_time", "trade_bot_strategy_time"):
             assert f"{other} " not in plan, plan

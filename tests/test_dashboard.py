@@ -61,6 +61,8 @@ PLACEHOLDERS = re.compile(r"\$__from|\$__to|\$\{symbol:sqlstring\}|\$__timeFilte
 TIME_FILTER = re.compile(r"\$__timeFilter\(([\w.]+)\)")
 # The panels of the bots' reported state (trades_botsnapshot), a series per bot each.
 STATE_PANELS = ("Equity", "Open P&L", "Host: disk and memory free", "Bot memory (RSS)")
+# The panels of a series per name (the "metric" column): the state panels' per bot, and per strategy.
+SERIES_PANELS = (*STATE_PANELS, "Cumulative P&L by strategy")
 
 
 def dashboard(backend: str = BACKEND) -> dict[str, Any]:
@@ -209,6 +211,8 @@ def database(transactional_db: Any) -> Iterator[Path | None]:
     ]
     fields = ("external_id", "symbol", "side", "quantity", "price", "pnl", "executed_at")
     trades = [make_trade(**dict(zip(fields, fill, strict=True))) for fill in fills]
+    # Strategies: momentum (make_trade's) but for t1's meanrev and e1's none ("").
+    trades[1]["strategy"], trades[2]["strategy"] = "", "meanrev"
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {alpha.issue_key()[1]}")
     assert client.post("/api/v1/trades/", trades, format="json").status_code == 201
@@ -240,7 +244,7 @@ def database(transactional_db: Any) -> Iterator[Path | None]:
 
 
 @pytest.mark.parametrize("backend", list(PROVISIONING))
-def test_the_dashboard_has_the_twelve_panels_refreshes_every_30s_over_24h(backend: str) -> None:
+def test_the_dashboard_has_the_thirteen_panels_refreshes_every_30s_over_24h(backend: str) -> None:
     board = dashboard(backend)
     assert [(panel["title"], panel["type"]) for panel in board["panels"]] == [
         ("Bot status", "stat"),
@@ -249,6 +253,7 @@ def test_the_dashboard_has_the_twelve_panels_refreshes_every_30s_over_24h(backen
         ("Win rate today", "gauge"),
         ("Cumulative P&L", "timeseries"),
         ("Trades by symbol", "piechart"),
+        ("Cumulative P&L by strategy", "timeseries"),
         ("Equity", "timeseries"),
         ("Open P&L", "timeseries"),
         ("Host: disk and memory free", "timeseries"),
@@ -263,7 +268,7 @@ def test_the_dashboard_has_the_twelve_panels_refreshes_every_30s_over_24h(backen
     for title, sql in sql_queries(backend).items():
         leftover = PLACEHOLDERS.sub("", sql)
         assert "$" not in leftover, f"{title}: uses a placeholder the test does not know"
-    assert len(sql_queries(backend)) == 12  # eleven panels and the variable
+    assert len(sql_queries(backend)) == 13  # twelve panels and the variable
     # No two panels overlap on Grafana's 24-column grid.
     cells = [
         (x, y)
@@ -300,10 +305,11 @@ def test_the_postgres_dashboard_mirrors_every_panel_of_the_sqlite_one() -> None:
                 assert target["rawQuery"] and target["editorMode"] == "code"
                 assert target["format"] == ("time_series" if panel["type"] == "timeseries" else "table")
     assert postgres["templating"]["list"][0]["datasource"]["uid"] == "trades-postgres"
-    # A series per bot: the queries answer (time, metric, value) rows, "long" data that the SQLite
-    # plugin's "time series" query type splits by metric, as PostgreSQL's time_series format does.
+    # A series per bot (or strategy): the queries answer (time, metric, value) rows, "long" data
+    # that the SQLite plugin's "time series" query type splits by metric, as PostgreSQL's
+    # time_series format does.
     for panel in sqlite["panels"]:
-        if panel["title"] in STATE_PANELS:
+        if panel["title"] in SERIES_PANELS:
             (target,) = panel["targets"]
             assert target["queryType"] == "time series" and "AS metric" in target["rawQueryText"]
 
@@ -402,6 +408,17 @@ def test_every_sql_query_gives_the_known_figures(database: Path | None) -> None:
     assert q["Cumulative P&L"](symbols=["AAPL"]) == [(epoch("2026-01-15T11:00:00-05:00"), pytest.approx(100))]
     assert q["Trades by symbol"]() == [("AAPL", 2), ("MSFT", 1), ("NVDA", 1), ("TSLA", 1)]
 
+    # A line per strategy, each its own running sum (t2 is an opening fill: no point).
+    assert q["Cumulative P&L by strategy"]() == [
+        (epoch("2026-01-14T22:00:00-05:00"), "(none)", pytest.approx(5)),
+        (epoch("2026-01-15T00:30:00-05:00"), "meanrev", pytest.approx(60)),
+        (epoch("2026-01-15T11:00:00-05:00"), "momentum", pytest.approx(100)),
+        (epoch("2026-01-15T12:00:00-05:00"), "momentum", pytest.approx(60)),
+    ]
+    assert q["Cumulative P&L by strategy"](symbols=["MSFT"]) == [
+        (epoch("2026-01-15T12:00:00-05:00"), "momentum", pytest.approx(-40))
+    ]
+
     recent = q["Recent trades"]()
     assert [(row[0], row[1], row[2], row[3]) for row in recent] == [
         (epoch("2026-01-15T12:00:00-05:00"), "alpha", "MSFT", "SELL"),
@@ -422,6 +439,9 @@ def test_every_sql_query_gives_the_known_figures(database: Path | None) -> None:
     # An earlier range moves "today" with its end: the 14th in New York.
     earlier = {"start": FROM_MS - 24 * 3600 * 1000, "end": FROM_MS}
     assert q["Today's P&L"](**earlier) == [(pytest.approx(30),)]  # y1 25 + e1 5
+    assert q["Cumulative P&L by strategy"](**earlier) == [
+        (epoch("2026-01-14T14:00:00-05:00"), "momentum", pytest.approx(25))
+    ]
 
     # The bots' state over the range, a series per bot (its name the series' "metric").
     def ago(**delta: float) -> int:
@@ -478,7 +498,7 @@ def test_time_columns_come_back_as_times_grafana_reads(database: Path | None) ->
                         "title"
                     ]
                 checked += 1
-    assert checked == 7  # Bot status, Cumulative P&L, Recent trades and the four state panels
+    assert checked == 8  # Bot status, both cumulative P&Ls, Recent trades and the four state panels
 
 
 @pytest.mark.parametrize(
@@ -516,7 +536,13 @@ def test_today_is_the_trading_day_in_the_market_time_zone(
 
 
 def test_range_queries_use_an_index(database: Path | None) -> None:
-    for title in ("Cumulative P&L", "Trades by symbol", "Recent trades", "Today's P&L"):
+    for title in (
+        "Cumulative P&L",
+        "Cumulative P&L by strategy",
+        "Trades by symbol",
+        "Recent trades",
+        "Today's P&L",
+    ):
         if POSTGRES:
             # A handful of rows fit one page, where a scan is cheapest: as on a real table,
             # the planner is asked for its best plan that is not a sequential scan.

@@ -177,20 +177,17 @@ def test_gains_only_have_a_zero_drawdown_and_no_profit_factor(bot: Bot, fills: N
     assert p.profit_factor is None  # no loss: infinite, shown as null
 
 
-def test_the_cockpit_figures_read_the_index_not_the_table(bot: Bot, fills: None) -> None:
+@pytest.mark.parametrize("by", [(), ("strategy",)], ids=["per-day", "per-strategy"])
+def test_the_cockpit_figures_read_the_index_not_the_table(bot: Bot, fills: None, by: tuple[str, ...]) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        Trade.objects.for_bot(bot).figures_per_day(day(5), day(13), by=by)
+    sql, params = queries.captured_queries[0]["sql"], ()
     with connection.cursor() as cursor:
-        sql, params = (
-            Trade.objects.for_bot(bot)
-            .filter(trading_day__gte=day(5), trading_day__lte=day(13))
-            .order_by()
-            .values_list("trading_day")
-            .annotate(n=__import__("django.db.models", fromlist=["Count"]).Count("pnl"))
-            .query.sql_with_params()
-        )
         if connection.vendor == "sqlite":
             cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
             plan = " ".join(str(row[-1]) for row in cursor.fetchall())
-            assert "COVERING INDEX trade_bot_day_time_pnl" in plan, plan
+            # Either (bot, trading day, ...) index that covers it; per strategy, in the order grouped.
+            assert "COVERING INDEX trade_bot_day_" in plan and "TEMP B-TREE" not in plan, plan
         else:
             # PostgreSQL picks by cost, and a sequential scan is cheapest on a test's few rows:
             # the question is whether the (bot, day, time, id, pnl) index answers. Whether it reads the
@@ -552,9 +549,12 @@ def test_the_drawdowns_are_measured_from_one_read_of_the_trades(
         Trade.objects.for_bot(bot).period_summary(day(14), day(16))
 
 
-def test_the_cockpits_drawdown_reads_the_index_in_order_not_the_table(bot: Bot, fills: None) -> None:
+@pytest.mark.parametrize("breakdown", [False, "strategy"])
+def test_the_cockpits_drawdown_reads_the_index_in_order_not_the_table(
+    bot: Bot, fills: None, breakdown: bool | str
+) -> None:
     with CaptureQueriesContext(connection) as queries:
-        Trade.objects.for_bot(bot).drawdowns(day(5), day(13), breakdown=False)
+        Trade.objects.for_bot(bot).drawdowns(day(5), day(13), breakdown=breakdown)
     read = queries.captured_queries[0]["sql"]
     assert "ORDER BY" in read, read
     with connection.cursor() as cursor:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from django.db import IntegrityError, connections, models, transaction
 from django.db.models import Count, Q, Sum
@@ -315,54 +315,58 @@ class TradeQuerySet(models.QuerySet["Trade"]):
             by_symbol=_breakdown(groups, 1),
         )
 
-    def period_summary(self, start: dt.date, end: dt.date, *, breakdown: bool = True) -> PeriodSummary:
+    def period_summary(
+        self, start: dt.date, end: dt.date, *, breakdown: bool | Literal["strategy"] = True
+    ) -> PeriodSummary:
         """Performance over trading days ``start`` to ``end`` (both included); see ``PeriodSummary``.
 
         One GROUP BY per trading day (and, with ``breakdown``, per strategy and
-        symbol) does the counting in the database (``figures_per_day``); Python
-        only adds up the rows, a few per day. The drawdowns are measured trade by
-        trade, from one ordered read of the closed trades' (time, day, P&L)
-        (``drawdowns``). Without ``breakdown`` (the cockpit) the index alone
-        answers the counting.
+        symbol; with ``breakdown="strategy"``, per strategy alone) does the counting
+        in the database (``figures_per_day``); Python only adds up the rows, a few per
+        day, and each strategy's daily series comes from the same rows. The drawdowns
+        are measured trade by trade, from one ordered read of the closed trades' (time,
+        day, P&L) (``drawdowns``). Without ``breakdown``, or per strategy alone (the
+        cockpit), an index alone answers the counting, in the order it groups.
         """
-        groups = self.figures_per_day(start, end, by=("strategy", "symbol") if breakdown else ())
+        by = _BREAKDOWNS[breakdown]
+        groups = self.figures_per_day(start, end, by=by)
         every = [figures for _, figures in groups]
         overall, *per_group = self.drawdowns(start, end, breakdown=breakdown)
 
-        def per(index: int) -> dict[str, Performance]:
-            if not breakdown:
-                return {}
+        def per(index: int) -> dict[str, list[DayFigures]]:
+            return _per_name(groups, index) if index < len(by) else {}
+
+        def performance(index: int) -> dict[str, Performance]:
             drawdowns = per_group[index]
+            # A group with opening fills alone has no drawdown: no closed trade.
             return {
-                # A group with opening fills alone has no drawdown: no closed trade.
-                name: Performance.from_days(days, drawdowns.get(name))
-                for name, days in _per_name(groups, index).items()
+                name: Performance.from_days(days, drawdowns.get(name)) for name, days in per(index).items()
             }
 
-        merged: dict[dt.date, DayFigures] = {}
-        for figures in every:
-            merged[figures.day] = merged[figures.day] + figures if figures.day in merged else figures
+        strategies = per(0)
         return PeriodSummary(
             start=start,
             end=end,
             overall=Performance.from_days(every, overall),
-            days=tuple(daily_pnl(merged.values())),
-            by_strategy=per(0),
-            by_symbol=per(1),
+            days=tuple(daily_pnl(_per_day(every))),
+            by_strategy=performance(0),
+            by_symbol=performance(1),
+            strategy_days={name: tuple(daily_pnl(_per_day(rows))) for name, rows in strategies.items()},
         )
 
     def drawdowns(
-        self, start: dt.date, end: dt.date, *, breakdown: bool = True
+        self, start: dt.date, end: dt.date, *, breakdown: bool | Literal["strategy"] = True
     ) -> tuple[Drawdown | None, dict[str, Drawdown | None], dict[str, Drawdown | None]]:
         """The deepest fall of the cumulative realized P&L, trade by trade, over trading days ``start``
-        to ``end``: overall and (with ``breakdown``) per strategy and per symbol (see ``Drawdown``).
+        to ``end``: overall and (with ``breakdown``) per strategy and per symbol, or (with
+        ``breakdown="strategy"``) per strategy alone (see ``Drawdown``).
 
         One read of the closed trades' (id, P&L) in the order they were executed, as bare
-        tuples: for one bot without ``breakdown`` (the cockpit) the (bot, trading day,
-        time, P&L) index gives them in that order, without the table or a sort. Then one
-        read of the few trades that mark a drawdown, for their times.
+        tuples: for one bot without ``breakdown`` or per strategy alone (the cockpit) the
+        (bot, trading day, time, id, P&L, strategy) index gives them in that order, without
+        the table or a sort. Then one read of the few trades that mark a drawdown, for their times.
         """
-        by = ("strategy", "symbol") if breakdown else ()
+        by = _BREAKDOWNS[breakdown]
         # The trading day is the market's date of the time, so (day, time) is the time's order.
         rows = (
             self.filter(trading_day__gte=start, trading_day__lte=end, pnl__isnull=False)
@@ -370,24 +374,41 @@ class TradeQuerySet(models.QuerySet["Trade"]):
             .values_list("id", "pnl", *by)
         )
         overall = DrawdownMeter()
-        per_strategy: dict[str, DrawdownMeter] = {}
-        per_symbol: dict[str, DrawdownMeter] = {}
+        per_name: tuple[dict[str, DrawdownMeter], dict[str, DrawdownMeter]] = ({}, {})
         for pk, pnl, *names in rows.iterator(chunk_size=5000):
             overall.add(pk, pnl)
-            if names:
-                per_strategy.setdefault(names[0], DrawdownMeter()).add(pk, pnl)
-                per_symbol.setdefault(names[1], DrawdownMeter()).add(pk, pnl)
-        meters = [overall, *per_strategy.values(), *per_symbol.values()]
+            for meters, name in zip(per_name, names, strict=False):
+                # Not setdefault: that would make a meter for every trade, to throw away.
+                meter = meters.get(name)
+                if meter is None:
+                    meter = meters[name] = DrawdownMeter()
+                meter.add(pk, pnl)
+        meters = [overall, *per_name[0].values(), *per_name[1].values()]
         marks = set().union(*(meter.keys() for meter in meters))
         moments: dict[int, tuple[dt.datetime, dt.date]] = {}
         if marks:
             found = self.model.objects.using(self.db).filter(pk__in=marks)
             moments = {pk: (at, day) for pk, at, day in found.values_list("id", "executed_at", "trading_day")}
-        return (
-            overall.result(moments),
-            {name: meter.result(moments) for name, meter in per_strategy.items()},
-            {name: meter.result(moments) for name, meter in per_symbol.items()},
+        strategies, symbols = (
+            {name: meter.result(moments) for name, meter in each.items()} for each in per_name
         )
+        return overall.result(moments), strategies, symbols
+
+
+# ``breakdown``'s fields to group by: both, the strategy alone (the cockpit's strategies), none.
+_BREAKDOWNS: dict[bool | str, tuple[str, ...]] = {
+    True: ("strategy", "symbol"),
+    "strategy": ("strategy",),
+    False: (),
+}
+
+
+def _per_day(figures: Iterable[DayFigures]) -> list[DayFigures]:
+    """Rows of the same day added up, one per day."""
+    merged: dict[dt.date, DayFigures] = {}
+    for each in figures:
+        merged[each.day] = merged[each.day] + each if each.day in merged else each
+    return list(merged.values())
 
 
 def _per_name(groups: list[tuple[tuple[str, ...], DayFigures]], key: int) -> dict[str, list[DayFigures]]:
@@ -480,10 +501,14 @@ class Trade(models.Model):
             models.Index(fields=("executed_at",), name="trade_time"),
             models.Index(fields=("trading_day", "executed_at"), name="trade_day_time"),
             # Covers a period's per-day figures (the cockpit, the period summary) without the table,
-            # and gives its closed trades in the order they were executed (ties by id) for the drawdown.
+            # and gives its closed trades in the order they were executed (ties by id) for the
+            # drawdown, with their strategy for the drawdown of each (the cockpit's strategies).
             models.Index(
-                fields=("bot", "trading_day", "executed_at", "id", "pnl"), name="trade_bot_day_time_pnl"
+                fields=("bot", "trading_day", "executed_at", "id", "pnl", "strategy"),
+                name="trade_bot_day_time_pnl",
             ),
+            # Covers the per-day figures of each strategy in the order they are grouped: no table, no sort.
+            models.Index(fields=("bot", "trading_day", "strategy", "pnl"), name="trade_bot_day_strategy_pnl"),
         ]
 
     def __str__(self) -> str:

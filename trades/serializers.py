@@ -544,6 +544,12 @@ class PeriodSummarySerializer(PerformanceSerializer):
         " which the bot's heartbeats reported its positions, equity or cash, oldest first. Empty when"
         " they never did in the period.",
     )
+    by_strategy_days = serializers.DictField(
+        child=DayPnlSerializer(many=True),
+        help_text="Each strategy's days with a closed trade, oldest first, with that strategy's own"
+        " cumulative realized P&L (as `days` for the whole): the lines of the strategies side by side."
+        " The same names as `by_strategy`; a strategy with opening fills alone has an empty list.",
+    )
 
 
 class OpenPositionSerializer(serializers.Serializer):

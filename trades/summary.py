@@ -370,6 +370,9 @@ class PeriodSummary:
     # One bot's state at each day's close where it reported it: the equity curve and each day's
     # P&L with open positions (``trades.positions.with_closes``); empty for several bots.
     closes: tuple[DayClose, ...] = ()
+    # Each strategy's days with a closed trade and its own cumulative P&L (as ``days``), in the
+    # order of ``by_strategy``; empty without a breakdown. A strategy with opening fills alone has none.
+    strategy_days: Mapping[str, tuple[DayPnl, ...]] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The API's JSON shape: the overall figures at the top level, then the daily series and groups."""
@@ -381,6 +384,9 @@ class PeriodSummary:
             "by_strategy": {name: dataclasses.asdict(p) for name, p in self.by_strategy.items()},
             "by_symbol": {name: dataclasses.asdict(p) for name, p in self.by_symbol.items()},
             "closes": [dataclasses.asdict(close) for close in self.closes],
+            "by_strategy_days": {
+                name: [dataclasses.asdict(day) for day in days] for name, days in self.strategy_days.items()
+            },
         }
 
     def close_table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
