@@ -25,7 +25,7 @@ from tests.conftest import stored_trade
 from tests.discord_server import DiscordServer
 from trades import market
 from trades.models import Bot, Trade
-from trades.summary import DayPnl, Drawdown, max_drawdown, performance_lines
+from trades.summary import DayPnl, Drawdown, max_drawdown, performance_lines, pnl_units
 
 pytestmark = pytest.mark.django_db
 NY = ZoneInfo("America/New_York")
@@ -622,3 +622,54 @@ def test_the_cockpit_shows_the_drawdown_with_its_times(admin_client: Client, bot
     assert "<dt>Drawdown began</dt><dd>2026-01-15 10:00:00 EST</dd>" in page
     assert "<dt>Drawdown bottomed</dt><dd>2026-01-15 11:00:00 EST</dd>" in page
     assert "<dt>Drawdown recovered</dt><dd>not recovered</dd>" in page
+
+
+# --- the drawdowns' read in whole units of 1e-8 ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "0.00000001",
+        "-0.00000001",
+        "57.27",
+        "-129.51",
+        "0.29",  # times 1e8 as floats: 28999999.999999996, which must round up, not be cut
+        "-4.35",
+        "5",  # SQLite keeps a whole value as an integer
+        "9999999.99999999",  # the last value below 1e7: the float's own product, rounded
+        "-9999999.99999999",
+        "10000000",
+        "10000000.1234567",  # from 1e7 on: 15 significant digits, as Django reads it
+        "-12345678.1234567",
+        "99999999999.9999",
+        "-100000000000",  # the largest loss a trade may carry (MAX_ABS_PNL)
+    ],
+)
+def test_the_drawdowns_read_a_pnl_as_django_reads_it(bot: Bot, stored: str) -> None:
+    Trade.objects.record_batch(bot, [stored_trade(1, pnl=Decimal(stored))])
+    as_django_reads_it = Trade.objects.values_list("pnl", flat=True).get()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pnl FROM trades_trade")
+        (raw,) = cursor.fetchone()
+    assert pnl_units(raw) == as_django_reads_it.scaleb(8) == Decimal(stored).scaleb(8)
+    assert type(pnl_units(raw)) is int
+
+
+def test_pnl_units_of_each_kind_a_cursor_gives() -> None:
+    assert pnl_units(0.1) == 10_000_000
+    assert pnl_units(1.15) == 115_000_000  # 114999999.99999999 as a float product
+    assert pnl_units(-2) == -200_000_000
+    assert pnl_units(Decimal("-0.00000003")) == -3
+    # Just under 1e7 a float's product is exact enough; from 1e7 on it would not be.
+    assert pnl_units(9_999_999.99999999) == 999_999_999_999_999
+    assert pnl_units(12_345_678.1234567) == 1_234_567_812_345_670
+
+
+def test_a_drawdown_in_units_is_money_with_eight_places(bot: Bot) -> None:
+    mon, tue = closed_days(bot, "100.10", "-40.25")
+    p = Trade.objects.period_summary(mon, tue).overall
+    assert p.max_drawdown is not None
+    assert p.max_drawdown.amount == Decimal("40.25") and p.max_drawdown.amount.as_tuple().exponent == -8
+    fills = [(*eleven(mon), Decimal("100.10")), (*eleven(tue), Decimal("-40.25"))]
+    assert max_drawdown(fills) == p.max_drawdown  # the Decimal meter agrees

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
 from django.db import IntegrityError, connections, models, transaction
 from django.db.models import Count, Q, Sum
+from django.db.models.sql.constants import MULTI
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
@@ -46,6 +47,7 @@ from trades.summary import (
     PeriodSummary,
     TradeRef,
     daily_pnl,
+    pnl_units,
 )
 
 
@@ -375,7 +377,8 @@ class TradeQuerySet(models.QuerySet["Trade"]):
         )
         overall = DrawdownMeter()
         per_name: tuple[dict[str, DrawdownMeter], dict[str, DrawdownMeter]] = ({}, {})
-        for pk, pnl, *names in rows.iterator(chunk_size=5000):
+        for pk, raw_pnl, *names in _raw_rows(rows):
+            pnl = pnl_units(raw_pnl)
             overall.add(pk, pnl)
             for meters, name in zip(per_name, names, strict=False):
                 # Not setdefault: that would make a meter for every trade, to throw away.
@@ -390,9 +393,22 @@ class TradeQuerySet(models.QuerySet["Trade"]):
             found = self.model.objects.using(self.db).filter(pk__in=marks)
             moments = {pk: (at, day) for pk, at, day in found.values_list("id", "executed_at", "trading_day")}
         strategies, symbols = (
-            {name: meter.result(moments) for name, meter in each.items()} for each in per_name
+            {name: meter.result(moments, in_units=True) for name, meter in each.items()} for each in per_name
         )
-        return overall.result(moments), strategies, symbols
+        return overall.result(moments, in_units=True), strategies, symbols
+
+
+def _raw_rows(rows: models.QuerySet[Any], chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
+    """The rows of a ``values_list`` query as the database cursor gives them, without Django's
+    converters: for the drawdowns' read of every closed trade of a period (the id, the P&L as
+    ``pnl_units`` reads it, names), whose conversion to Decimal took two thirds of its time
+    (95 ms of 146 for 62,000 trades). Only for columns that need no converter but the P&L's.
+    Read in chunks as ``iterator()`` reads (a server-side cursor on PostgreSQL unless the
+    database's settings turn them off): a year's trades are never all in memory at once."""
+    chunked = not connections[rows.db].settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
+    compiler = rows.query.get_compiler(rows.db)
+    for batch in compiler.execute_sql(MULTI, chunked_fetch=chunked, chunk_size=chunk):
+        yield from batch
 
 
 # ``breakdown``'s fields to group by: both, the strategy alone (the cockpit's strategies), none.

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import decimal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from monitor_client.wire import DECIMAL_PLACES, SIGNIFICANT_DIGITS
 from trades.formats import MISSING, format_factor, format_market_time, format_money, format_rate, to_cent
 from trades.tables import render_table
 
@@ -240,16 +242,18 @@ class DrawdownMeter:
     """
 
     def __init__(self) -> None:
-        self.cumulative = Decimal(0)
-        self.peak = Decimal(0)
+        # Numbers of one kind: Decimals, or whole units of 1e-8 as ints (``pnl_units``), which add
+        # several times faster; ``result`` gives the amount as money either way.
+        self.cumulative: Decimal | int = 0
+        self.peak: Decimal | int = 0
         self.peak_key: Any = None  # None: the zero before the first trade
         self.below = False  # fallen under the peak since it was reached
-        self.amount = Decimal(0)
+        self.amount: Decimal | int = 0
         self.marks: tuple[Any, Any, Any] | None = None  # the deepest fall's peak, bottom, recovery
-        self.worst_peak = Decimal(0)
+        self.worst_peak: Decimal | int = 0
         self.closed = 0
 
-    def add(self, key: Any, pnl: Decimal) -> None:
+    def add(self, key: Any, pnl: Decimal | int) -> None:
         self.closed += 1
         self.cumulative += pnl
         cumulative = self.cumulative
@@ -267,14 +271,35 @@ class DrawdownMeter:
         """The trades whose moments ``result`` needs."""
         return {key for key in self.marks or () if key is not None}
 
-    def result(self, moments: Mapping[Any, Moment]) -> Drawdown | None:
-        """The deepest fall, its marks placed by ``moments`` (key to moment); None before any closed trade."""
+    def result(self, moments: Mapping[Any, Moment], *, in_units: bool = False) -> Drawdown | None:
+        """The deepest fall, its marks placed by ``moments`` (key to moment); None before any closed
+        trade. ``in_units``: the meter was given whole units of 1e-8 (``pnl_units``)."""
         if not self.closed:
             return None
         if self.marks is None:
             return Drawdown(Decimal(0))
+        amount = Decimal(self.amount).scaleb(-DECIMAL_PLACES) if in_units else Decimal(self.amount)
         peak, trough, recovered = (moments[key] if key is not None else (None, None) for key in self.marks)
-        return Drawdown(self.amount, *peak, *trough, *recovered)
+        return Drawdown(amount, *peak, *trough, *recovered)
+
+
+# Whole units of 1e-8 (the P&L column's decimal places) are exact as ints: a P&L read as a float
+# (SQLite) below this size is within 0.22 units of its value after the multiplication, so rounding
+# gives the value itself; a larger one takes Django's own way (15 significant digits, as stored).
+_FLOAT_EXACT_BELOW = 10**7
+_FIFTEEN_DIGITS = decimal.Context(prec=SIGNIFICANT_DIGITS)
+
+
+def pnl_units(value: float | int | Decimal) -> int:
+    """A stored P&L as it comes from the database cursor (SQLite: a float or an int; PostgreSQL: a
+    Decimal), in whole units of 1e-8: what Django's converter would read, as an int."""
+    if type(value) is float:
+        if -_FLOAT_EXACT_BELOW < value < _FLOAT_EXACT_BELOW:
+            return round(value * 10**DECIMAL_PLACES)
+        return int(_FIFTEEN_DIGITS.create_decimal_from_float(value).scaleb(DECIMAL_PLACES))
+    if type(value) is int:
+        return value * 10**DECIMAL_PLACES
+    return int(Decimal(value).scaleb(DECIMAL_PLACES))
 
 
 def max_drawdown(fills: Iterable[tuple[dt.datetime, dt.date, Decimal]]) -> Drawdown | None:
