@@ -41,6 +41,8 @@ RULE_KINDS: dict[str, str] = {
     "host_disk": "alerts.rules.host.HostDisk",
     "host_memory": "alerts.rules.host.HostMemory",
     "bot_restart": "alerts.rules.bot_restart.BotRestart",
+    "trade_rate_anomaly": "alerts.rules.anomaly.TradeRateAnomaly",
+    "pnl_anomaly": "alerts.rules.anomaly.PnlAnomaly",
 }
 
 # The fields of a rule its judge decides on (the admin's forms, alerts.yaml, stored rules).

@@ -1,0 +1,388 @@
+"""Anomaly rules: a bot's hour judged against its own history at the same hour.
+
+``trade_rate_anomaly`` (fills per hour: too many, or too few while the market is open) and
+``pnl_anomaly`` (realized P&L per hour: a loss far outside its history). The history is the bot's
+stored hours (``trades.hours``): the same hour of its market's week over the last eight weeks, or,
+when fewer than ``MIN_SAMPLES`` of those are open hours (a young bot, holidays), the same hour of
+its market's day over the same weeks (the newest ``DAY_SAMPLES``). Closed hours (nights,
+weekends, holidays on the bot's calendar) are in no baseline, and a closed hour is not judged.
+
+The score is robust: ``(figure - median) / scale``, with ``scale = 1.4826 x MAD`` (the median
+absolute deviation, scaled to a standard deviation for normal data), so one wild hour in the
+history moves neither. The scale has a floor, else a bot that filled exactly 4 times at this hour
+every week (MAD 0) would score infinite on a fifth fill: for fills, the square root of the median
+(a count's own noise; at least 1); for P&L, the minimum loss divided by the threshold (with no
+spread in its history, a loss is far outside it when it is the minimum loss beyond the usual).
+It alerts when the score reaches the rule's threshold (``>=``; default 6) and the absolute floor
+is reached too: at least ``ANOMALY_MIN_FILLS`` fills, a loss of at least ``ANOMALY_MIN_LOSS``. No
+rule judges a bot whose first kept hour is less than ``ANOMALY_MIN_HISTORY_DAYS`` old.
+
+When they are judged: after each batch of trades, the current clock hour so far (its fills and
+P&L from the hour's start, one aggregate on the (bot, executed_at) index) against the baseline of
+that hour: a partial hour can only undercount, so it alerts as soon as the hour is unusual
+already. On the schedule, the hour that just ended, once stored: a loss or too many fills
+(caught late, e.g. trades sent in a late batch), and "unusually quiet": a bot that filled at least
+``ANOMALY_MIN_FILLS`` times at this hour every time in its history, and filled at most
+1/threshold of its usual (median) this hour while its market was open.
+
+No flapping: one subject per bot and figure; a breach ends (an info notice) only on the schedule,
+once a whole ended hour and the current one so far are back within the usual, so a burst that
+goes on alerts once per cooldown and a new clock hour does not end it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import statistics
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import ClassVar
+
+from alerts.conf import setting
+from alerts.models import Level
+from alerts.rules.base import Breach, Finding, Judge, Memo, Moment, NewTrades, Notice, Recovery, Rule
+from trades import hours, market
+from trades.formats import format_money, format_quantity
+from trades.models import Bot
+
+MIN_SAMPLES = 4  # open hours at the same hour of the week before the week's baseline is used
+DAY_SAMPLES = 20  # the newest open hours at the same hour of the day, when the week's are too few
+MAD_TO_SD = 1.4826
+MAX_THRESHOLD = Decimal(50)
+DEFAULT_THRESHOLD = Decimal(6)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One figure's history at one hour: its median, its spread and its usual range (the middle
+    half of the samples: the lower to the upper quartile)."""
+
+    values: list[float]
+    by: str  # "week" or "day": which samples it was made of
+
+    @property
+    def median(self) -> float:
+        return float(statistics.median(self.values))
+
+    @property
+    def mad(self) -> float:
+        median = self.median
+        return float(statistics.median(abs(value - median) for value in self.values))
+
+    @property
+    def usual(self) -> tuple[float, float]:
+        if len(self.values) < 2:
+            return self.values[0], self.values[0]
+        quartiles = statistics.quantiles(self.values, n=4, method="inclusive")
+        return quartiles[0], quartiles[2]
+
+    def score(self, figure: float, floor: float) -> float:
+        """How far ``figure`` is above the median, in robust standard deviations (at least ``floor``)."""
+        return (figure - self.median) / max(MAD_TO_SD * self.mad, floor)
+
+    @property
+    def described(self) -> str:
+        what = "the same hour of the week" if self.by == "week" else "the same hour of the day"
+        unit = "weeks" if self.by == "week" else "open days"
+        return f"{what}, last {len(self.values)} {unit}"
+
+
+@dataclass(frozen=True)
+class History:
+    """A bot's samples at one hour (None from ``history``: not judged)."""
+
+    samples: list[hours.Sample]
+    by: str
+    zone: dt.tzinfo
+
+    def of_fills(self) -> Baseline:
+        return Baseline([float(s.fills) for s in self.samples], self.by)
+
+    def of_pnl(self) -> Baseline:
+        return Baseline([float(s.realized_pnl) for s in self.samples], self.by)
+
+
+def history(bot: Bot, hour_start: dt.datetime, now: dt.datetime, memo: Memo) -> History | None:
+    """What the bot's hour from ``hour_start`` is judged against: None for a bot with less than the
+    minimum history, a closed hour, or too few open samples. Read once per bot and hour in a pass."""
+    key = ("anomaly_history", bot.pk, hour_start)
+    if key not in memo:
+        memo[key] = _history(bot, hour_start, now, memo)
+    return memo[key]
+
+
+def _history(bot: Bot, hour_start: dt.datetime, now: dt.datetime, memo: Memo) -> History | None:
+    first_key = ("anomaly_first_hour", bot.pk)
+    if first_key not in memo:
+        memo[first_key] = hours.first_hour(bot)
+    first = memo[first_key]
+    if first is None or now - first < dt.timedelta(days=setting("ANOMALY_MIN_HISTORY_DAYS")):
+        return None
+    calendar = market.calendar_for(bot)
+    if not hours.hour_is_open(calendar, hour_start):
+        return None
+    same = hours.same_hour(bot, hour_start, calendar)
+    if len(same.week) >= MIN_SAMPLES:
+        return History(same.week, "week", calendar.zone)
+    if len(same.day) >= MIN_SAMPLES:
+        return History(same.day[:DAY_SAMPLES], "day", calendar.zone)
+    return None
+
+
+def so_far(bot: Bot, hour_start: dt.datetime, memo: Memo) -> tuple[int, Decimal]:
+    """The bot's fills and realized P&L in the hour from ``hour_start``, once per pass."""
+    key = ("anomaly_so_far", bot.pk, hour_start)
+    if key not in memo:
+        memo[key] = hours.hour_totals(bot, hour_start, hour_start + hours.HOUR)
+    return memo[key]
+
+
+def min_fills() -> int:
+    return int(setting("ANOMALY_MIN_FILLS"))
+
+
+def min_loss() -> Decimal:
+    return Decimal(setting("ANOMALY_MIN_LOSS"))
+
+
+def _fills(value: float) -> str:
+    return format_quantity(Decimal(round(value)))
+
+
+def _range(low: str, high: str) -> str:
+    return low if low == high else f"{low}–{high}"
+
+
+def _at(hour_start: dt.datetime, zone: dt.tzinfo) -> str:
+    return f"{hour_start.astimezone(zone):%H:%M %Z}"
+
+
+class HourAnomaly(Judge):
+    """What both kinds share: the threshold (a robust score), when they are judged, the subjects."""
+
+    threshold_means = "a robust score: how unusual, e.g. 6 (lower alerts more often)"
+    judged_on: ClassVar[frozenset[Moment]] = frozenset({"trades", "schedule"})
+    figure_name: ClassVar[str] = ""
+
+    def threshold_problem(self, threshold: Decimal) -> str:
+        if threshold <= 0 or threshold > MAX_THRESHOLD:
+            return (
+                f"Must be a score above 0 and at most {MAX_THRESHOLD} (how unusual an hour must be"
+                f" to alert, e.g. {DEFAULT_THRESHOLD}), got {threshold}."
+            )
+        return ""
+
+    def subject(self, bot: Bot, what: str) -> str:
+        return f"bot-{bot.pk}:{what}"
+
+    def after_trades(self, rule: Rule, trades: NewTrades, now: dt.datetime, memo: Memo) -> Iterator[Finding]:
+        if rule.threshold is None:
+            return
+        bot, start = trades.bot, hours.hour_floor(now)
+        past = history(bot, start, now, memo)
+        if past is None:
+            return
+        fills, pnl = so_far(bot, start, memo)
+        notice = self.unusual(bot, start, fills, pnl, past, float(rule.threshold), ended=False)
+        if notice is not None:
+            yield Breach(self.subject(bot, self.figure_name), notice)
+
+    def on_schedule(
+        self, rule: Rule, bot: Bot, today: dt.date, now: dt.datetime, memo: Memo
+    ) -> Iterator[Finding]:
+        """The hour that just ended, once stored (and open): unusual, or back to usual."""
+        if rule.threshold is None:
+            return
+        threshold = float(rule.threshold)
+        current = hours.hour_floor(now)
+        ended = current - hours.HOUR
+        key = ("anomaly_stored_hour", bot.pk, ended)
+        if key not in memo:
+            memo[key] = hours.stored_hour(bot, ended)
+        row = memo[key]
+        if row is None or not row.market_open:
+            return
+        past = history(bot, ended, now, memo)
+        if past is None:
+            return
+        yield from self.ended_hour(bot, ended, row.fills, row.realized_pnl, past, threshold)
+        notice = self.unusual(bot, ended, row.fills, row.realized_pnl, past, threshold, ended=True)
+        subject = self.subject(bot, self.figure_name)
+        if notice is not None:
+            yield Breach(subject, notice)
+            return
+        now_past = history(bot, current, now, memo)
+        if now_past is not None:
+            fills, pnl = so_far(bot, current, memo)
+            if self.unusual(bot, current, fills, pnl, now_past, threshold, ended=False) is not None:
+                return  # the current hour is unusual already: the breach goes on
+        yield Recovery(subject)
+
+    # --- what a member says ---
+
+    def unusual(
+        self,
+        bot: Bot,
+        hour_start: dt.datetime,
+        fills: int,
+        pnl: Decimal,
+        past: History,
+        threshold: float,
+        *,
+        ended: bool,
+    ) -> Notice | None:
+        raise NotImplementedError
+
+    def ended_hour(
+        self, bot: Bot, hour_start: dt.datetime, fills: int, pnl: Decimal, past: History, threshold: float
+    ) -> Iterator[Finding]:
+        """More findings on an ended hour (the quiet hour)."""
+        return iter(())
+
+
+class TradeRateAnomaly(HourAnomaly):
+    summary = "fills in an hour far more, or far fewer while the market is open, than usual at that hour"
+    figure_name = "fills"
+
+    def unusual(
+        self,
+        bot: Bot,
+        hour_start: dt.datetime,
+        fills: int,
+        pnl: Decimal,
+        past: History,
+        threshold: float,
+        *,
+        ended: bool,
+    ) -> Notice | None:
+        base = past.of_fills()
+        score = base.score(fills, math.sqrt(max(base.median, 1.0)))
+        if fills < min_fills() or score < threshold:
+            return None
+        low, high = (_fills(value) for value in base.usual)
+        when = (
+            f"in the hour from {_at(hour_start, past.zone)}"
+            if ended
+            else f"since {_at(hour_start, past.zone)}"
+        )
+        usual = _range(low, high)
+        return Notice(
+            title=f"{bot.name}: {format_quantity(fills)} fills {'in an hour' if ended else 'this hour'},"
+            f" usually {usual}",
+            message=f"{bot.name} filled {format_quantity(fills)} times {when}; at this hour it usually"
+            f" fills {usual}.",
+            fields=self.fields(bot, fills, base, score, threshold, hour_start, past),
+        )
+
+    def ended_hour(
+        self, bot: Bot, hour_start: dt.datetime, fills: int, pnl: Decimal, past: History, threshold: float
+    ) -> Iterator[Finding]:
+        """Unusually quiet: a bot that always filled at least the minimum at this hour, this time
+        filled at most 1/threshold of its median. Ends when an ended open hour is not quiet."""
+        base = past.of_fills()
+        subject = self.subject(bot, "quiet")
+        if min(base.values) < min_fills() or fills * threshold > base.median:
+            yield Recovery(subject)
+            return
+        low, high = (_fills(value) for value in base.usual)
+        at = _at(hour_start, past.zone)
+        usual = _range(low, high)
+        yield Breach(
+            subject,
+            Notice(
+                title=f"{bot.name}: {format_quantity(fills)} fills in the hour from {at}, usually {usual}",
+                message=f"{bot.name} filled {format_quantity(fills)} times in the hour from {at} while its"
+                f" market was open; at this hour it usually fills {usual}, and never fewer than"
+                f" {_fills(min(base.values))}.",
+                fields=self.fields(bot, fills, base, None, threshold, hour_start, past),
+            ),
+        )
+
+    def fields(
+        self,
+        bot: Bot,
+        fills: int,
+        base: Baseline,
+        score: float | None,
+        threshold: float,
+        hour_start: dt.datetime,
+        past: History,
+    ) -> list[tuple[str, object]]:
+        low, high = (_fills(value) for value in base.usual)
+        found: list[tuple[str, object]] = [
+            ("Bot", bot.name),
+            ("Hour from", f"{hour_start.astimezone(past.zone):%Y-%m-%d %H:%M %Z}"),
+            ("Fills", format_quantity(fills)),
+            ("Usual (middle half)", _range(low, high)),
+            ("Median", _fills(base.median)),
+        ]
+        if score is not None:
+            found.append(("Score", f"{score:.1f} (threshold {threshold:g})"))
+        found.append(("Compared with", base.described))
+        return found
+
+    def recovered(self, rule: Rule, bot: Bot, since: dt.datetime, now: dt.datetime) -> Notice:
+        return Notice(
+            level=Level.INFO,
+            title=f"{bot.name}: fills per hour back to usual",
+            message=f"{bot.name} fills as usual for the hour again (unusual since"
+            f" {since.astimezone(market.calendar_for(bot).zone):%Y-%m-%d %H:%M %Z}).",
+            fields=[("Bot", bot.name)],
+        )
+
+
+class PnlAnomaly(HourAnomaly):
+    summary = "realized P&L in an hour far below its usual at that hour"
+    figure_name = "pnl"
+
+    def unusual(
+        self,
+        bot: Bot,
+        hour_start: dt.datetime,
+        fills: int,
+        pnl: Decimal,
+        past: History,
+        threshold: float,
+        *,
+        ended: bool,
+    ) -> Notice | None:
+        base = past.of_pnl()
+        floor = min_loss()
+        # A loss scores by how far it is below the median: the score of the negated figures.
+        score = Baseline([-value for value in base.values], base.by).score(
+            -float(pnl), float(floor) / threshold
+        )
+        if pnl > -floor or score < threshold:
+            return None
+        low, high = (format_money(Decimal(str(round(value, 2)))) for value in base.usual)
+        when = (
+            f"in the hour from {_at(hour_start, past.zone)}"
+            if ended
+            else f"this hour (since {_at(hour_start, past.zone)})"
+        )
+        return Notice(
+            title=f"{bot.name}: lost {format_money(-pnl)} {'in an hour' if ended else 'this hour'},"
+            f" usually {low} to {high}",
+            message=f"{bot.name} lost {format_money(-pnl)} {when}; at this hour its realized P&L is usually"
+            f" between {low} and {high}.",
+            fields=[
+                ("Bot", bot.name),
+                ("Hour from", f"{hour_start.astimezone(past.zone):%Y-%m-%d %H:%M %Z}"),
+                ("Realized P&L", format_money(pnl)),
+                ("Usual (middle half)", f"{low} to {high}"),
+                ("Median", format_money(Decimal(str(round(base.median, 2))))),
+                ("Score", f"{score:.1f} (threshold {threshold:g})"),
+                ("Compared with", base.described),
+            ],
+        )
+
+    def recovered(self, rule: Rule, bot: Bot, since: dt.datetime, now: dt.datetime) -> Notice:
+        return Notice(
+            level=Level.INFO,
+            title=f"{bot.name}: hourly P&L back to usual",
+            message=f"{bot.name}'s realized P&L per hour is within its usual range again (unusual since"
+            f" {since.astimezone(market.calendar_for(bot).zone):%Y-%m-%d %H:%M %Z}).",
+            fields=[("Bot", bot.name)],
+        )

@@ -1,0 +1,148 @@
+"""Each bot's fills and realized P&L per clock hour (``HourFigures``), kept for the last weeks.
+
+A scheduled task (``record_hours``) stores, for every active bot, each hour that has ended since
+the last one stored: from the bot's first trade, or at most ``KEEP`` back (the baseline window),
+zero-fill hours included. Two workers running it at once store each hour once (the table's unique
+(bot, hour) and ``ignore_conflicts``). An hour is stored ``SETTLE`` after it ends, so the batches
+of its last fills have arrived; a fill stored later than that is not counted in its hour.
+
+``same_hour`` reads what the anomaly rules (``alerts.rules.anomaly``) judge against: the bot's open
+hours at the same hour of its market's week, and of its market's day, over ``KEEP``. "The same
+hour" is on the market's clock (10:00 in New York is 15:00 UTC in winter and 14:00 in summer).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, Max, Min, Sum
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from trades import market
+from trades.models import Bot, HourFigures, Trade
+
+UTC = dt.UTC
+HOUR = dt.timedelta(hours=1)
+KEEP = dt.timedelta(weeks=8)  # the baseline window: eight samples of each hour of the week
+SETTLE = dt.timedelta(minutes=2)  # an hour is stored this long after it ends
+
+
+def hour_floor(moment: dt.datetime) -> dt.datetime:
+    """The start of the UTC clock hour ``moment`` falls in."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def hour_is_open(calendar: market.Calendar, start: dt.datetime) -> bool:
+    """Whether the market is open at some time in the hour from ``start`` (a session that opens at
+    9:30 makes the 9:00 hour an open one; a holiday, a weekend or a night hour is closed)."""
+    if calendar.code == market.ALL_WEEK:
+        return True
+    end = start + HOUR
+    for day in {calendar.trading_day_of(start), calendar.trading_day_of(end - dt.timedelta(microseconds=1))}:
+        hours = calendar.market_hours(day)
+        if hours is not None and hours[0] < end and hours[1] > start:
+            return True
+    return False
+
+
+def record_hours(now: dt.datetime | None = None) -> int:
+    """Store every ended hour not yet stored, for every active bot; how many hours were stored."""
+    now = now or timezone.now()
+    return sum(record_bot_hours(bot, now) for bot in Bot.objects.filter(is_active=True))
+
+
+def record_bot_hours(bot: Bot, now: dt.datetime) -> int:
+    """The bot's ended hours since the last stored one (one aggregate over its trades of those hours,
+    on the (bot, executed_at) index), and the rows older than the window removed."""
+    end = hour_floor(now - SETTLE)
+    last = HourFigures.objects.filter(bot=bot).aggregate(last=Max("hour_start"))["last"]
+    if last is not None:
+        start = last + HOUR
+    else:
+        first = Trade.objects.filter(bot=bot).aggregate(first=Min("executed_at"))["first"]
+        if first is None:
+            return 0  # no trade yet: no history to keep
+        start = hour_floor(first)
+    start = max(start, end - KEEP)
+    if start >= end:
+        return 0
+    per_hour = {
+        row["hour"].astimezone(UTC): (row["fills"], row["pnl"] or Decimal(0))
+        for row in Trade.objects.filter(bot=bot, executed_at__gte=start, executed_at__lt=end)
+        .order_by()
+        .annotate(hour=TruncHour("executed_at", tzinfo=UTC))
+        .values("hour")
+        .annotate(fills=Count("id"), pnl=Sum("pnl"))
+    }
+    calendar = market.calendar_for(bot)
+    rows = []
+    hour = start
+    while hour < end:
+        fills, pnl = per_hour.get(hour, (0, Decimal(0)))
+        rows.append(
+            HourFigures(
+                bot=bot,
+                hour_start=hour,
+                market_open=hour_is_open(calendar, hour),
+                fills=fills,
+                realized_pnl=pnl,
+            )
+        )
+        hour += HOUR
+    HourFigures.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+    HourFigures.objects.filter(bot=bot, hour_start__lt=end - KEEP - dt.timedelta(weeks=1)).delete()
+    return len(rows)
+
+
+def first_hour(bot: Bot) -> dt.datetime | None:
+    """The bot's first kept hour: its history starts there."""
+    return HourFigures.objects.filter(bot=bot).aggregate(first=Min("hour_start"))["first"]
+
+
+@dataclass(frozen=True)
+class Sample:
+    hour_start: dt.datetime
+    fills: int
+    realized_pnl: Decimal
+
+
+@dataclass(frozen=True)
+class SameHour:
+    """The bot's open hours before ``hour_start`` at the same hour of its market's week (``week``,
+    newest first) and of its market's day (``day``, newest first, the week's included)."""
+
+    week: list[Sample]
+    day: list[Sample]
+
+
+def same_hour(bot: Bot, hour_start: dt.datetime, calendar: market.Calendar | None = None) -> SameHour:
+    """One read of at most ``KEEP`` days of stored hours: the open ones at the same wall-clock hour
+    of the bot's market, one to 56 days before ``hour_start``."""
+    calendar = calendar or market.calendar_for(bot)
+    local = hour_start.astimezone(calendar.zone)
+    days = range(1, KEEP.days + 1)
+    # Wall-clock arithmetic in the market's zone: the same market hour across a DST change.
+    wanted = {(local - dt.timedelta(days=d)).astimezone(UTC): d for d in days}
+    found = HourFigures.objects.filter(bot=bot, market_open=True, hour_start__in=list(wanted)).values_list(
+        "hour_start", "fills", "realized_pnl"
+    )
+    samples = sorted(
+        (Sample(h.astimezone(UTC), f, p) for h, f, p in found), key=lambda s: -s.hour_start.timestamp()
+    )
+    week = [s for s in samples if wanted[s.hour_start] % 7 == 0]
+    return SameHour(week=week, day=samples)
+
+
+def hour_totals(bot: Bot, start: dt.datetime, end: dt.datetime) -> tuple[int, Decimal]:
+    """The bot's fills and realized P&L from ``start`` to ``end`` (one aggregate on the index)."""
+    row = Trade.objects.filter(bot=bot, executed_at__gte=start, executed_at__lt=end).aggregate(
+        fills=Count("id"), pnl=Sum("pnl")
+    )
+    return row["fills"], row["pnl"] or Decimal(0)
+
+
+def stored_hour(bot: Bot, start: dt.datetime) -> HourFigures | None:
+    return HourFigures.objects.filter(bot=bot, hour_start=start).first()
