@@ -69,6 +69,14 @@ def record_bot_hours(bot: Bot, now: dt.datetime) -> int:
     start = max(start, end - KEEP)
     if start >= end:
         return 0
+    stored = store_hours(bot, start, end)
+    HourFigures.objects.filter(bot=bot, hour_start__lt=end - KEEP - dt.timedelta(weeks=1)).delete()
+    return stored
+
+
+def store_hours(bot: Bot, start: dt.datetime, end: dt.datetime) -> int:
+    """Store the bot's hours from ``start`` to ``end`` (on the hour); an hour stored already (by
+    another worker) is left as it is. How many hours were given."""
     per_hour = {
         row["hour"].astimezone(UTC): (row["fills"], row["pnl"] or Decimal(0))
         for row in Trade.objects.filter(bot=bot, executed_at__gte=start, executed_at__lt=end)
@@ -93,7 +101,6 @@ def record_bot_hours(bot: Bot, now: dt.datetime) -> int:
         )
         hour += HOUR
     HourFigures.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
-    HourFigures.objects.filter(bot=bot, hour_start__lt=end - KEEP - dt.timedelta(weeks=1)).delete()
     return len(rows)
 
 

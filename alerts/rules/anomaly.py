@@ -33,7 +33,6 @@ goes on alerts once per cooldown and a new clock hour does not end it.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ from trades.models import Bot
 
 MIN_SAMPLES = 4  # open hours at the same hour of the week before the week's baseline is used
 DAY_SAMPLES = 20  # the newest open hours at the same hour of the day, when the week's are too few
-MAD_TO_SD = 1.4826
+MAD_TO_SD = Decimal("1.4826")
 MAX_THRESHOLD = Decimal(50)
 DEFAULT_THRESHOLD = Decimal(6)
 
@@ -57,36 +56,39 @@ DEFAULT_THRESHOLD = Decimal(6)
 @dataclass(frozen=True)
 class Baseline:
     """One figure's history at one hour: its median, its spread and its usual range (the middle
-    half of the samples: the lower to the upper quartile)."""
+    half of the samples: the lower to the upper quartile). Decimal throughout, so a figure exactly
+    at the threshold is at it, not a rounding either side."""
 
-    values: list[float]
+    values: list[Decimal]
     by: str  # "week" or "day": which samples it was made of
 
     @property
-    def median(self) -> float:
-        return float(statistics.median(self.values))
+    def median(self) -> Decimal:
+        return Decimal(statistics.median(self.values))
 
     @property
-    def mad(self) -> float:
+    def scale(self) -> Decimal:
+        """The spread as a standard deviation: 1.4826 x the median absolute deviation."""
         median = self.median
-        return float(statistics.median(abs(value - median) for value in self.values))
+        return MAD_TO_SD * Decimal(statistics.median(abs(value - median) for value in self.values))
 
     @property
-    def usual(self) -> tuple[float, float]:
+    def usual(self) -> tuple[Decimal, Decimal]:
         if len(self.values) < 2:
             return self.values[0], self.values[0]
         quartiles = statistics.quantiles(self.values, n=4, method="inclusive")
-        return quartiles[0], quartiles[2]
-
-    def score(self, figure: float, floor: float) -> float:
-        """How far ``figure`` is above the median, in robust standard deviations (at least ``floor``)."""
-        return (figure - self.median) / max(MAD_TO_SD * self.mad, floor)
+        return Decimal(quartiles[0]), Decimal(quartiles[2])
 
     @property
     def described(self) -> str:
         what = "the same hour of the week" if self.by == "week" else "the same hour of the day"
         unit = "weeks" if self.by == "week" else "open days"
         return f"{what}, last {len(self.values)} {unit}"
+
+
+def score(excess: Decimal, scale: Decimal) -> str:
+    """The robust score, for the alert's fields."""
+    return f"{excess / scale:.1f}" if scale else "∞"
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,10 @@ class History:
     zone: dt.tzinfo
 
     def of_fills(self) -> Baseline:
-        return Baseline([float(s.fills) for s in self.samples], self.by)
+        return Baseline([Decimal(s.fills) for s in self.samples], self.by)
 
     def of_pnl(self) -> Baseline:
-        return Baseline([float(s.realized_pnl) for s in self.samples], self.by)
+        return Baseline([s.realized_pnl for s in self.samples], self.by)
 
 
 def history(bot: Bot, hour_start: dt.datetime, now: dt.datetime, memo: Memo) -> History | None:
@@ -147,8 +149,8 @@ def min_loss() -> Decimal:
     return Decimal(setting("ANOMALY_MIN_LOSS"))
 
 
-def _fills(value: float) -> str:
-    return format_quantity(Decimal(round(value)))
+def _fills(value: Decimal) -> str:
+    return format_quantity(value.to_integral_value())
 
 
 def _range(low: str, high: str) -> str:
@@ -185,7 +187,7 @@ class HourAnomaly(Judge):
         if past is None:
             return
         fills, pnl = so_far(bot, start, memo)
-        notice = self.unusual(bot, start, fills, pnl, past, float(rule.threshold), ended=False)
+        notice = self.unusual(bot, start, fills, pnl, past, rule.threshold, ended=False)
         if notice is not None:
             yield Breach(self.subject(bot, self.figure_name), notice)
 
@@ -195,7 +197,7 @@ class HourAnomaly(Judge):
         """The hour that just ended, once stored (and open): unusual, or back to usual."""
         if rule.threshold is None:
             return
-        threshold = float(rule.threshold)
+        threshold = rule.threshold
         current = hours.hour_floor(now)
         ended = current - hours.HOUR
         key = ("anomaly_stored_hour", bot.pk, ended)
@@ -229,14 +231,14 @@ class HourAnomaly(Judge):
         fills: int,
         pnl: Decimal,
         past: History,
-        threshold: float,
+        threshold: Decimal,
         *,
         ended: bool,
     ) -> Notice | None:
         raise NotImplementedError
 
     def ended_hour(
-        self, bot: Bot, hour_start: dt.datetime, fills: int, pnl: Decimal, past: History, threshold: float
+        self, bot: Bot, hour_start: dt.datetime, fills: int, pnl: Decimal, past: History, threshold: Decimal
     ) -> Iterator[Finding]:
         """More findings on an ended hour (the quiet hour)."""
         return iter(())
@@ -253,13 +255,15 @@ class TradeRateAnomaly(HourAnomaly):
         fills: int,
         pnl: Decimal,
         past: History,
-        threshold: float,
+        threshold: Decimal,
         *,
         ended: bool,
     ) -> Notice | None:
         base = past.of_fills()
-        score = base.score(fills, math.sqrt(max(base.median, 1.0)))
-        if fills < min_fills() or score < threshold:
+        # The scale's floor: a count's own noise, the square root of its median (at least 1).
+        scale = max(base.scale, max(base.median, Decimal(1)).sqrt())
+        excess = fills - base.median
+        if fills < min_fills() or excess < threshold * scale:
             return None
         low, high = (_fills(value) for value in base.usual)
         when = (
@@ -273,11 +277,11 @@ class TradeRateAnomaly(HourAnomaly):
             f" usually {usual}",
             message=f"{bot.name} filled {format_quantity(fills)} times {when}; at this hour it usually"
             f" fills {usual}.",
-            fields=self.fields(bot, fills, base, score, threshold, hour_start, past),
+            fields=self.fields(bot, fills, base, score(excess, scale), threshold, hour_start, past),
         )
 
     def ended_hour(
-        self, bot: Bot, hour_start: dt.datetime, fills: int, pnl: Decimal, past: History, threshold: float
+        self, bot: Bot, hour_start: dt.datetime, fills: int, pnl: Decimal, past: History, threshold: Decimal
     ) -> Iterator[Finding]:
         """Unusually quiet: a bot that always filled at least the minimum at this hour, this time
         filled at most 1/threshold of its median. Ends when an ended open hour is not quiet."""
@@ -305,8 +309,8 @@ class TradeRateAnomaly(HourAnomaly):
         bot: Bot,
         fills: int,
         base: Baseline,
-        score: float | None,
-        threshold: float,
+        score: str | None,
+        threshold: Decimal,
         hour_start: dt.datetime,
         past: History,
     ) -> list[tuple[str, object]]:
@@ -319,7 +323,7 @@ class TradeRateAnomaly(HourAnomaly):
             ("Median", _fills(base.median)),
         ]
         if score is not None:
-            found.append(("Score", f"{score:.1f} (threshold {threshold:g})"))
+            found.append(("Score", f"{score} (threshold {format_quantity(threshold)})"))
         found.append(("Compared with", base.described))
         return found
 
@@ -344,19 +348,18 @@ class PnlAnomaly(HourAnomaly):
         fills: int,
         pnl: Decimal,
         past: History,
-        threshold: float,
+        threshold: Decimal,
         *,
         ended: bool,
     ) -> Notice | None:
         base = past.of_pnl()
         floor = min_loss()
-        # A loss scores by how far it is below the median: the score of the negated figures.
-        score = Baseline([-value for value in base.values], base.by).score(
-            -float(pnl), float(floor) / threshold
-        )
-        if pnl > -floor or score < threshold:
+        # How far below its median; the scale's floor is the minimum loss / threshold: with no
+        # spread in its history, a loss is far outside it once it is the minimum loss below the usual.
+        excess = base.median - pnl
+        if pnl > -floor or excess < max(threshold * base.scale, floor):
             return None
-        low, high = (format_money(Decimal(str(round(value, 2)))) for value in base.usual)
+        low, high = (format_money(value) for value in base.usual)
         when = (
             f"in the hour from {_at(hour_start, past.zone)}"
             if ended
@@ -372,8 +375,12 @@ class PnlAnomaly(HourAnomaly):
                 ("Hour from", f"{hour_start.astimezone(past.zone):%Y-%m-%d %H:%M %Z}"),
                 ("Realized P&L", format_money(pnl)),
                 ("Usual (middle half)", f"{low} to {high}"),
-                ("Median", format_money(Decimal(str(round(base.median, 2))))),
-                ("Score", f"{score:.1f} (threshold {threshold:g})"),
+                ("Median", format_money(base.median)),
+                (
+                    "Score",
+                    f"{score(excess, max(base.scale, floor / threshold))}"
+                    f" (threshold {format_quantity(threshold)})",
+                ),
                 ("Compared with", base.described),
             ],
         )
