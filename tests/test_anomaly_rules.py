@@ -114,7 +114,6 @@ def test_a_steady_bot_alerts_at_the_fill_that_reaches_the_threshold_not_one_befo
     only("trade-rate-anomaly")  # threshold 6: 4 + 6 x 2 = 16 fills
     bot = new_bot()
     history(bot, HOUR, USUAL)
-    every_hour(bot, HOUR - dt.timedelta(days=60), HOUR - dt.timedelta(days=59))  # its first kept hour
     now = HOUR + dt.timedelta(minutes=5)
     evaluate_trades(bot.pk, fill(bot, HOUR + dt.timedelta(minutes=1), 15), now=now)
     assert alerts("trade_rate_anomaly") == []  # 15: a score of 5.5
@@ -131,7 +130,6 @@ def test_the_spread_of_the_history_sets_the_scale_when_it_is_wider_than_a_counts
     only("trade-rate-anomaly", threshold=Decimal(2))
     bot = new_bot()
     history(bot, HOUR, [0, 10, 0, 10, 0, 10, 0, 10])  # median 5, MAD 5: scale 7.413; 5 + 14.826 = 19.826
-    every_hour(bot, HOUR - dt.timedelta(days=60), HOUR - dt.timedelta(days=59))
     now = HOUR + dt.timedelta(minutes=30)
     evaluate_trades(bot.pk, fill(bot, now, 19), now=now)
     assert alerts("trade_rate_anomaly") == []
@@ -144,7 +142,6 @@ def test_the_minimum_of_fills_holds_back_a_bot_that_never_trades_at_this_hour(se
     settings.ANOMALY_MIN_FILLS = 5
     bot = new_bot()
     history(bot, HOUR, [0] * 8)
-    every_hour(bot, HOUR - dt.timedelta(days=60), HOUR - dt.timedelta(days=59))
     now = HOUR + dt.timedelta(minutes=30)
     evaluate_trades(bot.pk, fill(bot, now, 4), now=now)
     assert alerts("trade_rate_anomaly") == []
@@ -157,7 +154,6 @@ def test_a_burst_alerts_once_per_cooldown_and_ends_after_a_whole_usual_hour() ->
     bot = new_bot()
     for hour in range(4):  # 10:00 to 13:00 usually fill 3-5
         history(bot, HOUR + dt.timedelta(hours=hour), USUAL)
-    every_hour(bot, HOUR - dt.timedelta(days=60), HOUR - dt.timedelta(days=59))
     at = HOUR + dt.timedelta(minutes=5)
     evaluate_trades(bot.pk, fill(bot, at, 20), now=at)
     evaluate_trades(bot.pk, fill(bot, at + dt.timedelta(minutes=1), 20), now=at + dt.timedelta(minutes=1))
@@ -228,7 +224,6 @@ def test_a_loss_alerts_at_the_threshold_not_a_cent_before() -> None:
     only("pnl-anomaly")
     bot = new_bot()
     history(bot, HOUR, [4] * 8, pnl=PNL)
-    every_hour(bot, HOUR - dt.timedelta(days=60), HOUR - dt.timedelta(days=59))
     now = HOUR + dt.timedelta(minutes=20)
     evaluate_trades(bot.pk, fill(bot, now, pnl=Decimal("-889.55")), now=now)
     assert alerts("pnl_anomaly") == []
@@ -245,7 +240,6 @@ def test_a_loss_far_outside_a_steady_history_alerts_and_a_usual_one_does_not() -
     only("pnl-anomaly", "trade-rate-anomaly")
     bot = new_bot()
     history(bot, HOUR, [4] * 8, pnl=[-150, 200, 50, 120, -80, 30, 180, -20])
-    every_hour(bot, HOUR - dt.timedelta(days=60), HOUR - dt.timedelta(days=59))
     now = HOUR + dt.timedelta(minutes=10)
     evaluate_trades(bot.pk, fill(bot, now, 4, pnl=Decimal(-40)), now=now)  # -160: as bad as it gets
     assert Alert.objects.count() == 0
@@ -261,7 +255,6 @@ def test_the_minimum_loss_holds_back_a_small_loss(settings: Any, loss: str, aler
     settings.ANOMALY_MIN_LOSS = 100
     bot = new_bot()
     history(bot, HOUR, [4] * 8, pnl=[500] * 8)  # any loss is far below 500 at a score of 0.1
-    every_hour(bot, HOUR - dt.timedelta(days=60), HOUR - dt.timedelta(days=59))
     now = HOUR + dt.timedelta(minutes=10)
     evaluate_trades(bot.pk, fill(bot, now, pnl=Decimal(loss)), now=now)
     assert len(alerts("pnl_anomaly")) == (1 if alerted else 0)
@@ -277,11 +270,6 @@ def test_a_bot_busy_at_the_open_and_quiet_at_lunch_is_judged_by_each_hour_of_its
     open_hour, lunch = thursday.replace(hour=9), thursday.replace(hour=12)
     history(bot, open_hour, [40, 38, 45, 41, 39, 44, 40, 42])
     history(bot, lunch, [1, 0, 2, 1, 1, 0, 1, 2])
-    every_hour(
-        bot,
-        (thursday - dt.timedelta(days=70)).astimezone(UTC),
-        (thursday - dt.timedelta(days=69)).astimezone(UTC),
-    )
     at_open = open_hour + dt.timedelta(minutes=50)
     evaluate_trades(bot.pk, fill(bot, at_open, 44), now=at_open)
     at_lunch = lunch + dt.timedelta(minutes=50)
@@ -310,7 +298,7 @@ def test_the_hourly_task_stores_each_ended_hour_once_with_its_fills_pnl_and_mark
     fill(bot, friday_ten + dt.timedelta(minutes=1), 3, pnl=Decimal("-12.50"))
     fill(bot, friday_ten + dt.timedelta(minutes=59, seconds=59), 1)
     fill(bot, friday_ten + dt.timedelta(hours=1), 2, pnl=Decimal(5))  # 11:00: the next hour
-    now = friday_ten + dt.timedelta(hours=2, minutes=1)  # 12:01: 12:00's hour has not settled
+    now = friday_ten + dt.timedelta(hours=2, minutes=1)  # 12:01: the 11:00 hour has not settled
     assert hours.record_hours(now) == 1
     hours.record_hours(now + dt.timedelta(minutes=1))  # 12:02: 11:00 is stored
     rows = list(HourFigures.objects.filter(bot=bot).order_by("hour_start"))
@@ -382,7 +370,6 @@ def test_a_quiet_hour_alerts_at_one_sixth_of_the_usual_fills(fills: int, alerted
     only("trade-rate-anomaly")  # median 12, threshold 6: at most 2 fills
     bot = new_bot()
     history(bot, HOUR, [12, 11, 13, 12, 12, 10, 14, 12])
-    every_hour(bot, HOUR - dt.timedelta(days=60), HOUR - dt.timedelta(days=59))
     fill(bot, HOUR + dt.timedelta(minutes=30), fills)
     later = HOUR + dt.timedelta(hours=1, minutes=3)
     hours.record_hours(later)
@@ -402,7 +389,6 @@ def test_only_a_bot_that_always_fills_the_minimum_at_this_hour_is_quiet(fewest: 
     only("trade-rate-anomaly")
     bot = new_bot()
     history(bot, HOUR, [12, 12, 12, fewest, 12, 12, 12, 12])
-    every_hour(bot, HOUR - dt.timedelta(days=60), HOUR - dt.timedelta(days=59))
     later = HOUR + dt.timedelta(hours=1, minutes=3)
     hours.record_hours(later)  # the 10:00 hour: no fills
     evaluate_schedule(now=later)
@@ -472,7 +458,6 @@ def test_a_usual_hour_gone_by_does_not_end_a_burst_of_the_current_hour() -> None
     bot = new_bot()
     for hour in range(-1, 1):  # 09:00 and 10:00 usually fill 3-5
         history(bot, HOUR + dt.timedelta(hours=hour), USUAL)
-    every_hour(bot, HOUR - dt.timedelta(days=60), HOUR - dt.timedelta(days=59))
     fill(bot, HOUR - dt.timedelta(minutes=30), 4)  # a usual 09:00 hour
     at = HOUR + dt.timedelta(minutes=3)
     hours.record_hours(at)
@@ -481,3 +466,18 @@ def test_a_usual_hour_gone_by_does_not_end_a_burst_of_the_current_hour() -> None
     evaluate_schedule(now=at + dt.timedelta(minutes=1))
     assert len(alerts("trade_rate_anomaly")) == 1
     assert Condition.objects.get(subject=f"bot-{bot.pk}:fills").active
+
+
+def test_fills_in_a_closed_market_hour_are_not_judged_against_the_open_days() -> None:
+    """A New York bot's Saturday 10:00 has no history (closed hours are in no baseline): a burst then
+    is not compared with the weekdays' 10:00, which it would be by the same hour of the day."""
+    only("trade-rate-anomaly")
+    bot = new_bot("nyse", calendar="XNYS")
+    saturday = dt.datetime(2026, 3, 7, 10, tzinfo=NY)
+    every_hour(bot, (saturday - dt.timedelta(days=56)).astimezone(UTC), saturday.astimezone(UTC), fills=2)
+    friday = saturday - dt.timedelta(days=1) + dt.timedelta(minutes=30)
+    for at in (saturday + dt.timedelta(minutes=30), friday):
+        evaluate_trades(bot.pk, fill(bot, at, 30), now=at)
+    (alert,) = alerts("trade_rate_anomaly")
+    assert alert.message.startswith("nyse filled 30 times since 10:00 EST;")
+    assert alert.created_at == friday

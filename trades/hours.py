@@ -104,11 +104,6 @@ def store_hours(bot: Bot, start: dt.datetime, end: dt.datetime) -> int:
     return len(rows)
 
 
-def first_hour(bot: Bot) -> dt.datetime | None:
-    """The bot's first kept hour: its history starts there."""
-    return HourFigures.objects.filter(bot=bot).aggregate(first=Min("hour_start"))["first"]
-
-
 @dataclass(frozen=True)
 class Sample:
     hour_start: dt.datetime
@@ -119,28 +114,30 @@ class Sample:
 @dataclass(frozen=True)
 class SameHour:
     """The bot's open hours before ``hour_start`` at the same hour of its market's week (``week``,
-    newest first) and of its market's day (``day``, newest first, the week's included)."""
+    newest first) and of its market's day (``day``, newest first, the week's included), and the
+    oldest stored hour at that hour of the day, open or not (``since``: how far its history reaches)."""
 
     week: list[Sample]
     day: list[Sample]
+    since: dt.datetime | None
 
 
 def same_hour(bot: Bot, hour_start: dt.datetime, calendar: market.Calendar | None = None) -> SameHour:
-    """One read of at most ``KEEP`` days of stored hours: the open ones at the same wall-clock hour
-    of the bot's market, one to 56 days before ``hour_start``."""
+    """One read of at most ``KEEP`` days of stored hours: those at the same wall-clock hour of the
+    bot's market, one to 56 days before ``hour_start``."""
     calendar = calendar or market.calendar_for(bot)
     local = hour_start.astimezone(calendar.zone)
     days = range(1, KEEP.days + 1)
     # Wall-clock arithmetic in the market's zone: the same market hour across a DST change.
     wanted = {(local - dt.timedelta(days=d)).astimezone(UTC): d for d in days}
-    found = HourFigures.objects.filter(bot=bot, market_open=True, hour_start__in=list(wanted)).values_list(
-        "hour_start", "fills", "realized_pnl"
+    found = HourFigures.objects.filter(bot=bot, hour_start__in=list(wanted)).values_list(
+        "hour_start", "market_open", "fills", "realized_pnl"
     )
-    samples = sorted(
-        (Sample(h.astimezone(UTC), f, p) for h, f, p in found), key=lambda s: -s.hour_start.timestamp()
-    )
+    rows = sorted((h.astimezone(UTC), is_open, f, p) for h, is_open, f, p in found)
+    since = rows[0][0] if rows else None
+    samples = [Sample(h, f, p) for h, is_open, f, p in reversed(rows) if is_open]  # newest first
     week = [s for s in samples if wanted[s.hour_start] % 7 == 0]
-    return SameHour(week=week, day=samples)
+    return SameHour(week=week, day=samples, since=since)
 
 
 def hour_totals(bot: Bot, start: dt.datetime, end: dt.datetime) -> tuple[int, Decimal]:

@@ -15,7 +15,8 @@ every week (MAD 0) would score infinite on a fifth fill: for fills, the square r
 spread in its history, a loss is far outside it when it is the minimum loss beyond the usual).
 It alerts when the score reaches the rule's threshold (``>=``; default 6) and the absolute floor
 is reached too: at least ``ANOMALY_MIN_FILLS`` fills, a loss of at least ``ANOMALY_MIN_LOSS``. No
-rule judges a bot whose first kept hour is less than ``ANOMALY_MIN_HISTORY_DAYS`` old.
+rule judges a bot whose stored history at the hour reaches back less than
+``ANOMALY_MIN_HISTORY_DAYS`` (its first stored hour at that hour of the day, open or not).
 
 When they are judged: after each batch of trades, the current clock hour so far (its fills and
 P&L from the hour's start, one aggregate on the (bot, executed_at) index) against the baseline of
@@ -107,25 +108,22 @@ class History:
 
 
 def history(bot: Bot, hour_start: dt.datetime, now: dt.datetime, memo: Memo) -> History | None:
-    """What the bot's hour from ``hour_start`` is judged against: None for a bot with less than the
-    minimum history, a closed hour, or too few open samples. Read once per bot and hour in a pass."""
+    """What the bot's hour from ``hour_start`` is judged against: None for a closed hour, a bot with
+    less than the minimum history at that hour, or too few open samples. One read (none for a
+    closed hour) per bot and hour in an evaluation pass."""
     key = ("anomaly_history", bot.pk, hour_start)
     if key not in memo:
-        memo[key] = _history(bot, hour_start, now, memo)
+        memo[key] = _history(bot, hour_start, now)
     return memo[key]
 
 
-def _history(bot: Bot, hour_start: dt.datetime, now: dt.datetime, memo: Memo) -> History | None:
-    first_key = ("anomaly_first_hour", bot.pk)
-    if first_key not in memo:
-        memo[first_key] = hours.first_hour(bot)
-    first = memo[first_key]
-    if first is None or now - first < dt.timedelta(days=setting("ANOMALY_MIN_HISTORY_DAYS")):
-        return None
+def _history(bot: Bot, hour_start: dt.datetime, now: dt.datetime) -> History | None:
     calendar = market.calendar_for(bot)
     if not hours.hour_is_open(calendar, hour_start):
         return None
     same = hours.same_hour(bot, hour_start, calendar)
+    if same.since is None or now - same.since < dt.timedelta(days=setting("ANOMALY_MIN_HISTORY_DAYS")):
+        return None  # too young: its history at this hour reaches back less than the minimum
     if len(same.week) >= MIN_SAMPLES:
         return History(same.week, "week", calendar.zone)
     if len(same.day) >= MIN_SAMPLES:
@@ -204,7 +202,7 @@ class HourAnomaly(Judge):
         if key not in memo:
             memo[key] = hours.stored_hour(bot, ended)
         row = memo[key]
-        if row is None or not row.market_open:
+        if row is None:
             return
         past = history(bot, ended, now, memo)
         if past is None:
