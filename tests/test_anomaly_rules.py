@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import close_old_connections, connection
+from django.db import connection
 
 from alerts.evaluation import evaluate_schedule, evaluate_trades
 from alerts.models import Alert, AlertRule, Condition
@@ -309,27 +309,26 @@ def test_the_hourly_task_stores_each_ended_hour_once_with_its_fills_pnl_and_mark
     assert all(r.market_open for r in rows)
 
 
+@pytest.mark.django_db(transaction=True)
 def test_two_workers_storing_the_same_hours_store_each_once() -> None:
+    """Both read the same last stored hour and store the same 48 hours at once: one row each."""
     bot = new_bot()
     start = HOUR - dt.timedelta(hours=48)
     fill(bot, start, 3)
-    if connection.vendor == "sqlite":  # one writer at a time: the second finds the rows there
-        stored = [hours.store_hours(bot, start, HOUR), hours.store_hours(bot, start, HOUR)]
-    else:
-        barrier, stored = threading.Barrier(2), []
+    barrier, stored = threading.Barrier(2), []
 
-        def worker() -> None:
-            try:
-                barrier.wait(timeout=10)
-                stored.append(hours.store_hours(bot, start, HOUR))
-            finally:
-                close_old_connections()
+    def worker() -> None:
+        try:
+            barrier.wait(timeout=10)
+            stored.append(hours.store_hours(bot, start, HOUR))
+        finally:
+            connection.close()
 
-        threads = [threading.Thread(target=worker) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
     assert stored == [48, 48]
     assert HourFigures.objects.filter(bot=bot).count() == 48
     assert HourFigures.objects.get(bot=bot, hour_start=start).fills == 3
