@@ -17,10 +17,12 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db import connections, router
 from django.db.models import Count, Max, Min, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from monitor_client.wire import DECIMAL_PLACES
 from trades import market
 from trades.models import Bot, HourFigures, Trade
 
@@ -141,11 +143,37 @@ def same_hour(bot: Bot, hour_start: dt.datetime, calendar: market.Calendar | Non
 
 
 def hour_totals(bot: Bot, start: dt.datetime, end: dt.datetime) -> tuple[int, Decimal]:
-    """The bot's fills and realized P&L from ``start`` to ``end`` (one aggregate on the index)."""
-    row = Trade.objects.filter(bot=bot, executed_at__gte=start, executed_at__lt=end).aggregate(
-        fills=Count("id"), pnl=Sum("pnl")
-    )
-    return row["fills"], row["pnl"] or Decimal(0)
+    """The bot's fills and realized P&L from ``start`` to ``end``: one aggregate on the
+    (bot, executed_at) index. Judged with every batch, so its SQL is written once per database
+    rather than compiled by the ORM each time (that cost more than running it)."""
+    alias = router.db_for_read(Trade)
+    connection = connections[alias]
+    sql = _HOUR_TOTALS_SQL.get(alias)
+    if sql is None:
+        quote, meta = connection.ops.quote_name, Trade._meta
+        column = lambda name: quote(meta.get_field(name).column)  # noqa: E731
+        sql = _HOUR_TOTALS_SQL[alias] = (
+            f"SELECT COUNT(*), SUM({column('pnl')}) FROM {quote(meta.db_table)}"
+            f" WHERE {column('bot')} = %s AND {column('executed_at')} >= %s AND {column('executed_at')} < %s"
+        )
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [bot.pk, adapt(start), adapt(end)])
+        fills, pnl = cursor.fetchone()
+    return int(fills), _money(pnl)
+
+
+_HOUR_TOTALS_SQL: dict[str, str] = {}
+_PLACES = Decimal(1).scaleb(-DECIMAL_PLACES)
+
+
+def _money(value: object) -> Decimal:
+    """A sum as the database returns it (SQLite: a float) as a Decimal of the P&L's places."""
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, float):
+        return Decimal(repr(value)).quantize(_PLACES)
+    return Decimal(value)  # type: ignore[arg-type]
 
 
 def stored_hour(bot: Bot, start: dt.datetime) -> HourFigures | None:

@@ -33,7 +33,9 @@ goes on alerts once per cooldown and a new clock hour does not end it.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import functools
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,17 +65,17 @@ class Baseline:
     values: list[Decimal]
     by: str  # "week" or "day": which samples it was made of
 
-    @property
+    @functools.cached_property
     def median(self) -> Decimal:
         return Decimal(statistics.median(self.values))
 
-    @property
+    @functools.cached_property
     def scale(self) -> Decimal:
         """The spread as a standard deviation: 1.4826 x the median absolute deviation."""
         median = self.median
         return MAD_TO_SD * Decimal(statistics.median(abs(value - median) for value in self.values))
 
-    @property
+    @functools.cached_property
     def usual(self) -> tuple[Decimal, Decimal]:
         if len(self.values) < 2:
             return self.values[0], self.values[0]
@@ -101,9 +103,17 @@ class History:
     zone: dt.tzinfo
 
     def of_fills(self) -> Baseline:
-        return Baseline([Decimal(s.fills) for s in self.samples], self.by)
+        return self.fills
 
     def of_pnl(self) -> Baseline:
+        return self.pnl
+
+    @functools.cached_property
+    def fills(self) -> Baseline:
+        return Baseline([Decimal(s.fills) for s in self.samples], self.by)
+
+    @functools.cached_property
+    def pnl(self) -> Baseline:
         return Baseline([s.realized_pnl for s in self.samples], self.by)
 
 
@@ -118,17 +128,45 @@ def history(bot: Bot, hour_start: dt.datetime, now: dt.datetime, memo: Memo) -> 
 
 
 def _history(bot: Bot, hour_start: dt.datetime, now: dt.datetime) -> History | None:
-    calendar = market.calendar_for(bot)
-    if not hours.hour_is_open(calendar, hour_start):
-        return None
-    same = hours.same_hour(bot, hour_start, calendar)
-    if same.since is None or now - same.since < dt.timedelta(days=setting("ANOMALY_MIN_HISTORY_DAYS")):
+    found = _samples(bot, hour_start)
+    if found is None:
+        return None  # a closed hour
+    since, past = found
+    if since is None or now - since < dt.timedelta(days=setting("ANOMALY_MIN_HISTORY_DAYS")):
         return None  # too young: its history at this hour reaches back less than the minimum
-    if len(same.week) >= MIN_SAMPLES:
-        return History(same.week, "week", calendar.zone)
-    if len(same.day) >= MIN_SAMPLES:
-        return History(same.day[:DAY_SAMPLES], "day", calendar.zone)
-    return None
+    return past
+
+
+# The samples of a bot's hour, kept by each process for the hours it judges: they are the stored
+# hours one to 56 days before it, which do not change while it is judged (each was stored minutes
+# after it ended). A bot is its id and its creation time (a new bot never reads a removed one's).
+_SAMPLES: collections.OrderedDict[tuple[object, ...], tuple[dt.datetime | None, History | None] | None] = (
+    collections.OrderedDict()
+)
+_SAMPLES_KEPT = 1024
+
+
+def _samples(bot: Bot, hour_start: dt.datetime) -> tuple[dt.datetime | None, History | None] | None:
+    """None for a closed hour; else how far the bot's history at the hour reaches, and its samples
+    (None: too few open ones). One read per bot and hour in a process."""
+    key = (bot.pk, bot.created_at, bot.calendar, bot.timezone, hour_start)
+    if key in _SAMPLES:
+        _SAMPLES.move_to_end(key)
+        return _SAMPLES[key]
+    calendar = market.calendar_for(bot)
+    found: tuple[dt.datetime | None, History | None] | None = None
+    if hours.hour_is_open(calendar, hour_start):
+        same = hours.same_hour(bot, hour_start, calendar)
+        past = None
+        if len(same.week) >= MIN_SAMPLES:
+            past = History(same.week, "week", calendar.zone)
+        elif len(same.day) >= MIN_SAMPLES:
+            past = History(same.day[:DAY_SAMPLES], "day", calendar.zone)
+        found = (same.since, past)
+    _SAMPLES[key] = found
+    if len(_SAMPLES) > _SAMPLES_KEPT:
+        _SAMPLES.popitem(last=False)
+    return found
 
 
 def so_far(bot: Bot, hour_start: dt.datetime, memo: Memo) -> tuple[int, Decimal]:
