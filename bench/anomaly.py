@@ -260,7 +260,7 @@ def main() -> int:
         ended = [a for a in between if a.level == "info"]  # type: ignore[attr-defined]
         false = [a for a in between if a.level != "info"]  # type: ignore[attr-defined]
         print(
-            f"   in the ordinary hours between the bursts (but the hour after each): {len(ended)} notices that"
+            f"   ordinary hours between the bursts (not the hour after each): {len(ended)} notices that"
             f" a burst was over, {len(false)} alerts (target 0)  {verdict(not false)}"
         )
         for alert in false[:5]:
