@@ -8,10 +8,14 @@ arrives (``evaluate_trades``) or by the periodic pass (``evaluate_schedule``).""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from decimal import Decimal
 from itertools import count
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +31,7 @@ pytestmark = pytest.mark.django_db
 UTC = dt.UTC
 NY = ZoneInfo("America/New_York")
 _ids = count(1)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def only(*names: str, threshold: Decimal | None = None) -> None:
@@ -234,6 +239,29 @@ def test_a_loss_alerts_at_the_threshold_not_a_cent_before() -> None:
         "steady lost 889.56 this hour (since 10:00 UTC); at this hour its realized P&L is usually"
         " between -100.00 and 100.00."
     )
+
+
+@pytest.mark.parametrize(("loss", "alerted"), [(1000, False), (5000, True)])
+def test_a_loss_spread_is_the_wider_of_the_weeks_and_the_days(loss: int, alerted: bool) -> None:
+    """Its eight Thursdays at 10:00 agree within a unit by chance; its other days at 10:00 swing by
+    500 either way (MAD 500: a spread of 741.30, x 6 = 4,447.80). The loss is judged by the wider."""
+    only("pnl-anomaly")
+    bot = new_bot()
+    history(bot, HOUR, [4] * 8, pnl=[0, 1, -1, 0, 1, -1, 0, 0])
+    HourFigures.objects.bulk_create(
+        HourFigures(
+            bot=bot,
+            hour_start=HOUR - dt.timedelta(days=d),
+            market_open=True,
+            fills=4,
+            realized_pnl=Decimal(500 if d % 2 else -500),
+        )
+        for d in range(1, 21)
+        if d % 7
+    )
+    now = HOUR + dt.timedelta(minutes=10)
+    evaluate_trades(bot.pk, fill(bot, now, pnl=Decimal(-loss)), now=now)
+    assert len(alerts("pnl_anomaly")) == (1 if alerted else 0)
 
 
 def test_a_loss_far_outside_a_steady_history_alerts_and_a_usual_one_does_not() -> None:
@@ -480,3 +508,27 @@ def test_fills_in_a_closed_market_hour_are_not_judged_against_the_open_days() ->
     (alert,) = alerts("trade_rate_anomaly")
     assert alert.message.startswith("nyse filled 30 times since 10:00 EST;")
     assert alert.created_at == friday
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("ANOMALY_MIN_HISTORY_DAYS", "56", "56"),  # the baseline's 8 weeks
+        ("ANOMALY_MIN_HISTORY_DAYS", "57", "ANOMALY_MIN_HISTORY_DAYS must be at most 56, got 57"),
+        ("ANOMALY_MIN_FILLS", "1", "1"),
+        ("ANOMALY_MIN_FILLS", "0", "ANOMALY_MIN_FILLS must be at least 1, got 0"),
+        ("ANOMALY_MIN_LOSS", "ten", "ANOMALY_MIN_LOSS must be a whole number, got 'ten'"),
+    ],
+)
+def test_the_floors_are_checked_where_they_are_set(tmp_path: Path, name: str, value: str, said: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "ANOMALY_"))}
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "monitorsite.settings",
+        "DJANGO_SECRET_KEY": "x" * 50,
+        "ENV_FILE": str(tmp_path / "no.env"),
+        "DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+        name: value,
+    }
+    code = f"import django; django.setup(); from django.conf import settings; print(settings.{name})"
+    run = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert said in (run.stdout.strip() if run.returncode == 0 else run.stderr.strip().splitlines()[-1])

@@ -101,6 +101,9 @@ class History:
     samples: list[hours.Sample]
     by: str
     zone: dt.tzinfo
+    # The newest open hours at the same hour of the day (up to DAY_SAMPLES): the P&L's spread is
+    # the wider of theirs and the samples' own, as 8 weekly samples may agree closely by chance.
+    day: list[hours.Sample]
 
     def of_fills(self) -> Baseline:
         return self.fills
@@ -115,6 +118,10 @@ class History:
     @functools.cached_property
     def pnl(self) -> Baseline:
         return Baseline([s.realized_pnl for s in self.samples], self.by)
+
+    @functools.cached_property
+    def pnl_spread(self) -> Decimal:
+        return max(self.pnl.scale, Baseline([s.realized_pnl for s in self.day], "day").scale)
 
 
 def history(bot: Bot, hour_start: dt.datetime, now: dt.datetime, memo: Memo) -> History | None:
@@ -159,9 +166,9 @@ def _samples(bot: Bot, hour_start: dt.datetime) -> tuple[dt.datetime | None, His
         same = hours.same_hour(bot, hour_start, calendar)
         past = None
         if len(same.week) >= MIN_SAMPLES:
-            past = History(same.week, "week", calendar.zone)
+            past = History(same.week, "week", calendar.zone, same.day[:DAY_SAMPLES])
         elif len(same.day) >= MIN_SAMPLES:
-            past = History(same.day[:DAY_SAMPLES], "day", calendar.zone)
+            past = History(same.day[:DAY_SAMPLES], "day", calendar.zone, same.day[:DAY_SAMPLES])
         found = (same.since, past)
     _SAMPLES[key] = found
     if len(_SAMPLES) > _SAMPLES_KEPT:
@@ -393,7 +400,7 @@ class PnlAnomaly(HourAnomaly):
         # How far below its median; the scale's floor is the minimum loss / threshold: with no
         # spread in its history, a loss is far outside it once it is the minimum loss below the usual.
         excess = base.median - pnl
-        if pnl > -floor or excess < max(threshold * base.scale, floor):
+        if pnl > -floor or excess < max(threshold * past.pnl_spread, floor):
             return None
         low, high = (format_money(value) for value in base.usual)
         when = (
@@ -414,7 +421,7 @@ class PnlAnomaly(HourAnomaly):
                 ("Median", format_money(base.median)),
                 (
                     "Score",
-                    f"{score(excess, max(base.scale, floor / threshold))}"
+                    f"{score(excess, max(past.pnl_spread, floor / threshold))}"
                     f" (threshold {format_quantity(threshold)})",
                 ),
                 ("Compared with", base.described),
