@@ -253,7 +253,7 @@ def test_a_loss_spread_is_the_wider_of_the_weeks_and_the_days(loss: int, alerted
             bot=bot,
             hour_start=HOUR - dt.timedelta(days=d),
             market_open=True,
-            fills=4,
+            fills=400,  # a busy 10:00: one fill's spread is small (500 / sqrt 400 = 25)
             realized_pnl=Decimal(500 if d % 2 else -500),
         )
         for d in range(1, 21)
@@ -261,6 +261,21 @@ def test_a_loss_spread_is_the_wider_of_the_weeks_and_the_days(loss: int, alerted
     )
     now = HOUR + dt.timedelta(minutes=10)
     evaluate_trades(bot.pk, fill(bot, now, pnl=Decimal(-loss)), now=now)
+    assert len(alerts("pnl_anomaly")) == (1 if alerted else 0)
+
+
+@pytest.mark.parametrize(("each", "alerted"), [(-75, False), (-300, True)])
+def test_an_hour_whose_few_closes_often_net_to_nothing_is_judged_by_one_fills_spread(
+    each: int, alerted: bool
+) -> None:
+    """Two fills at 10:00, most weeks closing nothing: the hours' P&L has no spread (MAD 0), but one
+    close is worth 50 either way (50 / sqrt 2 per fill: a spread of 52.42 a fill, 74.13 for two;
+    x 6 = 444.80). A loss of 150 in two fills is the bot's usual luck; 600 is not."""
+    only("pnl-anomaly")
+    bot = new_bot()
+    history(bot, HOUR, [2] * 8, pnl=[0, 0, 0, 50, 0, -50, 0, 0])
+    now = HOUR + dt.timedelta(minutes=10)
+    evaluate_trades(bot.pk, fill(bot, now, 2, pnl=Decimal(each)), now=now)
     assert len(alerts("pnl_anomaly")) == (1 if alerted else 0)
 
 

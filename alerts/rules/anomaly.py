@@ -13,6 +13,8 @@ history moves neither. The scale has a floor, else a bot that filled exactly 4 t
 every week (MAD 0) would score infinite on a fifth fill: for fills, the square root of the median
 (a count's own noise; at least 1); for P&L, the minimum loss divided by the threshold (with no
 spread in its history, a loss is far outside it when it is the minimum loss beyond the usual).
+The P&L's spread is also at least the same hour of the day's (20 samples rather than 8) and one
+fill's spread times the square root of the hour's fills (``History.pnl_scale``).
 It alerts when the score reaches the rule's threshold (``>=``; default 6) and the absolute floor
 is reached too: at least ``ANOMALY_MIN_FILLS`` fills, a loss of at least ``ANOMALY_MIN_LOSS``. No
 rule judges a bot whose stored history at the hour reaches back less than
@@ -122,6 +124,23 @@ class History:
     @functools.cached_property
     def pnl_spread(self) -> Decimal:
         return max(self.pnl.scale, Baseline([s.realized_pnl for s in self.day], "day").scale)
+
+    @functools.cached_property
+    def pnl_per_fill(self) -> Decimal:
+        """The spread of one fill's P&L: a robust spread of each sample hour's P&L over the square
+        root of its fills (hours that closed something), so an hour of n fills varies by about
+        this x the square root of n. It keeps a quiet hour whose few closes often net to 0 from
+        having a spread of nearly nothing."""
+        values = [
+            s.realized_pnl / Decimal(s.fills).sqrt()
+            for s in self.samples + self.day
+            if s.realized_pnl and s.fills
+        ]
+        return Baseline(values, "day").scale if values else Decimal(0)
+
+    def pnl_scale(self, fills: int) -> Decimal:
+        """The P&L's spread for an hour of ``fills`` fills."""
+        return max(self.pnl_spread, self.pnl_per_fill * Decimal(max(fills, 1)).sqrt())
 
 
 def history(bot: Bot, hour_start: dt.datetime, now: dt.datetime, memo: Memo) -> History | None:
@@ -400,7 +419,8 @@ class PnlAnomaly(HourAnomaly):
         # How far below its median; the scale's floor is the minimum loss / threshold: with no
         # spread in its history, a loss is far outside it once it is the minimum loss below the usual.
         excess = base.median - pnl
-        if pnl > -floor or excess < max(threshold * past.pnl_spread, floor):
+        spread = past.pnl_scale(fills)
+        if pnl > -floor or excess < max(threshold * spread, floor):
             return None
         low, high = (format_money(value) for value in base.usual)
         when = (
@@ -421,7 +441,7 @@ class PnlAnomaly(HourAnomaly):
                 ("Median", format_money(base.median)),
                 (
                     "Score",
-                    f"{score(excess, max(past.pnl_spread, floor / threshold))}"
+                    f"{score(excess, max(spread, floor / threshold))}"
                     f" (threshold {format_quantity(threshold)})",
                 ),
                 ("Compared with", base.described),
