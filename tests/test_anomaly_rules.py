@@ -14,12 +14,14 @@ import sys
 import threading
 from collections.abc import Sequence
 from decimal import Decimal
+from io import StringIO
 from itertools import count
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from alerts.evaluation import evaluate_schedule, evaluate_trades
@@ -547,3 +549,43 @@ def test_the_floors_are_checked_where_they_are_set(tmp_path: Path, name: str, va
     code = f"import django; django.setup(); from django.conf import settings; print(settings.{name})"
     run = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
     assert said in (run.stdout.strip() if run.returncode == 0 else run.stderr.strip().splitlines()[-1])
+
+
+# --- scope: the bot as a whole -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "scope", "refused"),
+    [
+        ("trade_rate_anomaly", {"strategy": "momentum"}, "strategy"),
+        ("pnl_anomaly", {"symbol": "AAPL"}, "symbol"),
+        ("pnl_anomaly", {}, None),
+        ("trade_frequency", {"strategy": "momentum", "symbol": "AAPL"}, None),  # a day rule takes a scope
+    ],
+)
+def test_a_rule_judging_the_bot_as_a_whole_refuses_a_scope_in_the_admin_and_alerts_yaml(
+    admin_client: Any, tmp_path: Path, kind: str, scope: dict[str, str], refused: str | None
+) -> None:
+    data = {"name": "new-rule", "kind": kind, "event_kind": "", "threshold": "6", "level": "warning"}
+    data |= {"enabled": "on", "cooldown_minutes": "60", "bot": "", "strategy": "", "symbol": ""} | scope
+    response = admin_client.post("/admin/alerts/alertrule/add/", data)
+    text = "rules:\n  from-yaml:\n" + "".join(
+        f"    {key}: {value}\n"
+        for key, value in {"kind": kind, "threshold": 6, "level": "warning", **scope}.items()
+    )
+    (tmp_path / "alerts.yaml").write_text(text)
+    if refused is None:
+        assert response.status_code == 302
+        call_command("import_alerts", str(tmp_path / "alerts.yaml"), stdout=StringIO())
+        assert AlertRule.objects.get(name="from-yaml").problems == {}
+        return
+    said = f"A {kind.replace('_', ' ')} rule judges the bot as a whole; leave the {refused} empty."
+    assert response.status_code == 200
+    assert dict(response.context["adminform"].form.errors) == {refused: [said]}
+    with pytest.raises(CommandError) as error:
+        call_command("import_alerts", str(tmp_path / "alerts.yaml"), stdout=StringIO())
+    assert f"rules.from-yaml.{refused}: {said}" in str(error.value)
+    # Stored around both (an older version, the database directly): flagged, never judged.
+    AlertRule.objects.filter(name="pnl-anomaly").update(**{refused: "X"})
+    assert AlertRule.objects.get(name="pnl-anomaly").problems.keys() == {refused}
+    assert not AlertRule.objects.filter(name="pnl-anomaly").judged()

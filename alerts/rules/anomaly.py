@@ -228,6 +228,7 @@ class HourAnomaly(Judge):
 
     threshold_means = "a robust score: how unusual, e.g. 6 (lower alerts more often)"
     judged_on: ClassVar[frozenset[Moment]] = frozenset({"trades", "schedule"})
+    takes_scope: ClassVar[bool] = False  # the history is the bot's, not a strategy's or a symbol's
     figure_name: ClassVar[str] = ""
 
     def threshold_problem(self, threshold: Decimal) -> str:
