@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "ANOMALY_MIN_FILLS": 5,
     # a smaller loss in an hour (in the account's money) never alerts;
     "ANOMALY_MIN_LOSS": 100,
-    # a bot whose first kept hour is younger than this is not judged.
+    # a bot whose stored history at the hour reaches back less than this is not judged.
     "ANOMALY_MIN_HISTORY_DAYS": 14,
 }
 
