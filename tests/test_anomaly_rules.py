@@ -24,10 +24,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from alerts.evaluation import evaluate_schedule, evaluate_trades
+from alerts.evaluation import evaluate_schedule, evaluate_state, evaluate_trades
 from alerts.models import Alert, AlertRule, Condition
 from trades import hours, market
-from trades.models import Bot, HourFigures, Trade
+from trades.models import Bot, BotSnapshot, HourFigures, Trade
 
 pytestmark = pytest.mark.django_db
 UTC = dt.UTC
@@ -49,10 +49,17 @@ def new_bot(name: str = "steady", calendar: str = "24/7", zone: str = "UTC") -> 
 
 
 def history(
-    bot: Bot, hour: dt.datetime, values: Sequence[int], *, days: int = 7, pnl: Sequence[Any] = ()
+    bot: Bot,
+    hour: dt.datetime,
+    values: Sequence[int],
+    *,
+    days: int = 7,
+    pnl: Sequence[Any] = (),
+    opened: Sequence[Any] = (),
 ) -> None:
     """Stored hours at ``hour`` minus 1, 2 ... x ``days`` days (wall clock in the bot's market):
-    ``values[0]`` fills the newest; ``pnl`` their realized P&L (default 0); open hours."""
+    ``values[0]`` fills the newest; ``pnl`` their realized P&L (default 0), ``opened`` their open
+    positions' change (default: not reported); open hours."""
     zone = market.calendar_for(bot).zone
     local = hour.astimezone(zone)
     HourFigures.objects.bulk_create(
@@ -62,6 +69,7 @@ def history(
             market_open=True,
             fills=fills,
             realized_pnl=Decimal(pnl[n]) if pnl else Decimal(0),
+            open_change=Decimal(opened[n]) if opened else None,
         )
         for n, fills in enumerate(values)
     )
@@ -589,3 +597,81 @@ def test_a_rule_judging_the_bot_as_a_whole_refuses_a_scope_in_the_admin_and_aler
     AlertRule.objects.filter(name="pnl-anomaly").update(**{refused: "X"})
     assert AlertRule.objects.get(name="pnl-anomaly").problems.keys() == {refused}
     assert not AlertRule.objects.filter(name="pnl-anomaly").judged()
+
+
+# --- with open positions, where reported ----------------------------------------------------------
+
+
+def snapshot(bot: Bot, at: dt.datetime, unrealized: Any, positions: bool = True) -> None:
+    BotSnapshot.objects.create(
+        bot=bot,
+        taken_at=at,
+        positions=[{"symbol": "AAPL", "quantity": "10"}] if positions else None,
+        unrealized_pnl=Decimal(unrealized) if positions else None,
+    )
+
+
+def test_the_hourly_task_stores_the_open_positions_change_when_reported_at_both_ends() -> None:
+    bot = new_bot()
+    fill(bot, HOUR - dt.timedelta(hours=2), 1)
+    snapshot(bot, HOUR - dt.timedelta(minutes=10), 100)
+    snapshot(bot, HOUR + dt.timedelta(minutes=20), 50)
+    snapshot(bot, HOUR + dt.timedelta(minutes=55), -300)
+    snapshot(bot, HOUR + dt.timedelta(minutes=58), 0, positions=False)  # a heartbeat without positions
+    hours.record_hours(HOUR + dt.timedelta(hours=2, minutes=3))
+    rows = dict(HourFigures.objects.filter(bot=bot).values_list("hour_start", "open_change"))
+    assert rows[HOUR] == Decimal(-400)  # from 100 as of 10:00 to -300 as of 11:00
+    assert rows[HOUR + dt.timedelta(hours=1)] is None  # nothing within the hour before 12:00
+    assert rows[HOUR - dt.timedelta(hours=1)] is None  # nothing within the hour before 09:00
+
+
+@pytest.mark.parametrize(("unrealized", "alerted"), [("-889.55", False), ("-889.56", True)])
+def test_an_open_loss_alerts_on_the_heartbeat_at_the_threshold_not_a_cent_before(
+    unrealized: str, alerted: bool
+) -> None:
+    only("pnl-anomaly")  # with open positions: median 0, MAD 100, x 1.4826 x 6 = 889.56
+    bot = new_bot()
+    history(bot, HOUR, [4] * 8, opened=PNL)
+    snapshot(bot, HOUR - dt.timedelta(minutes=10), 0)
+    snapshot(bot, HOUR + dt.timedelta(minutes=20), unrealized)
+    evaluate_state(bot.pk, HOUR + dt.timedelta(minutes=20), now=HOUR + dt.timedelta(minutes=20))
+    found = alerts("pnl_anomaly")
+    assert len(found) == (1 if alerted else 0)
+    if alerted:
+        assert found[0].message == (
+            "steady lost 889.56 this hour (since 10:00 UTC) with its open positions marked to market"
+            " (realized 0.00, open positions -889.56); at this hour its P&L with open positions is usually"
+            " between -100.00 and 100.00."
+        )
+
+
+def test_an_open_loss_is_not_judged_without_positions_reported_in_the_hour_before() -> None:
+    only("pnl-anomaly")
+    bot = new_bot()
+    history(bot, HOUR, [4] * 8, opened=PNL)
+    snapshot(bot, HOUR - dt.timedelta(minutes=61), 0)  # too old to say what the hour began with
+    snapshot(bot, HOUR + dt.timedelta(minutes=20), -5000)
+    evaluate_state(bot.pk, HOUR + dt.timedelta(minutes=20), now=HOUR + dt.timedelta(minutes=20))
+    assert alerts("pnl_anomaly") == []
+
+
+def test_an_open_loss_that_lasts_is_not_over_with_the_clock_hour() -> None:
+    only("pnl-anomaly")
+    bot = new_bot()
+    for hour in range(3):
+        history(bot, HOUR + dt.timedelta(hours=hour), [4] * 8, opened=PNL)
+    fill(bot, HOUR - dt.timedelta(hours=1), 1)
+    snapshot(bot, HOUR - dt.timedelta(minutes=10), 0)
+    snapshot(bot, HOUR + dt.timedelta(minutes=20), -2000)
+    evaluate_state(bot.pk, HOUR + dt.timedelta(minutes=20), now=HOUR + dt.timedelta(minutes=20))
+    assert len(alerts("pnl_anomaly")) == 1
+    eleven = HOUR + dt.timedelta(hours=1, minutes=3)  # the 10:00 hour lost 2,000 with open positions
+    hours.record_hours(eleven)
+    evaluate_schedule(now=eleven)
+    assert Condition.objects.get(subject=f"bot-{bot.pk}:pnl").active
+    snapshot(bot, HOUR + dt.timedelta(hours=1, minutes=30), -2000)  # 11:00: no change
+    twelve = HOUR + dt.timedelta(hours=2, minutes=3)
+    hours.record_hours(twelve)
+    evaluate_schedule(now=twelve)
+    assert not Condition.objects.get(subject=f"bot-{bot.pk}:pnl").active
+    assert Alert.objects.filter(title="steady: hourly P&L back to usual").count() == 1

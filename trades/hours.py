@@ -13,6 +13,7 @@ hour" is on the market's clock (10:00 in New York is 15:00 UTC in winter and 14:
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,7 +25,7 @@ from django.utils import timezone
 
 from monitor_client.wire import DECIMAL_PLACES
 from trades import market
-from trades.models import Bot, HourFigures, Trade
+from trades.models import Bot, BotSnapshot, HourFigures, Trade
 
 UTC = dt.UTC
 HOUR = dt.timedelta(hours=1)
@@ -76,6 +77,41 @@ def record_bot_hours(bot: Bot, now: dt.datetime) -> int:
     return stored
 
 
+class _Marks:
+    """The bot's reported unrealized P&L over a span (one read of its snapshots with positions)."""
+
+    def __init__(self, bot: Bot, start: dt.datetime, end: dt.datetime) -> None:
+        found = (
+            BotSnapshot.objects.filter(bot=bot, taken_at__gte=start - HOUR, taken_at__lt=end)
+            .with_positions()
+            .order_by("taken_at", "id")
+            .values_list("taken_at", "unrealized_pnl")
+        )
+        self.times = [taken for taken, _ in found]
+        self.values = [value or Decimal(0) for _, value in found]
+
+    def at(self, moment: dt.datetime) -> Decimal | None:
+        """The unrealized P&L as of ``moment``: the last snapshot before it, if taken within the hour
+        before (an older one says nothing of the hour)."""
+        index = bisect.bisect_left(self.times, moment) - 1
+        if index < 0 or self.times[index] < moment - HOUR:
+            return None
+        return self.values[index]
+
+
+def open_change(bot: Bot, start: dt.datetime, now: dt.datetime) -> Decimal | None:
+    """The change of the bot's reported unrealized P&L from ``start`` to ``now`` (its newest
+    snapshot with positions): None when it did not report positions in the hour before ``start``
+    or since ``start``. Two reads on the (bot, taken_at) index."""
+    before = BotSnapshot.objects.latest_with_positions(bot, before=start)
+    if before is None or before.taken_at < start - HOUR:
+        return None
+    latest = BotSnapshot.objects.latest_with_positions(bot, before=now + dt.timedelta(microseconds=1))
+    if latest is None or latest.taken_at < start:
+        return None
+    return (latest.unrealized_pnl or Decimal(0)) - (before.unrealized_pnl or Decimal(0))
+
+
 def store_hours(bot: Bot, start: dt.datetime, end: dt.datetime) -> int:
     """Store the bot's hours from ``start`` to ``end`` (on the hour); an hour stored already (by
     another worker) is left as it is. How many hours were given."""
@@ -88,10 +124,12 @@ def store_hours(bot: Bot, start: dt.datetime, end: dt.datetime) -> int:
         .annotate(fills=Count("id"), pnl=Sum("pnl"))
     }
     calendar = market.calendar_for(bot)
+    marks = _Marks(bot, start, end)
     rows = []
     hour = start
     while hour < end:
         fills, pnl = per_hour.get(hour, (0, Decimal(0)))
+        opened, closed = marks.at(hour), marks.at(hour + HOUR)
         rows.append(
             HourFigures(
                 bot=bot,
@@ -99,6 +137,7 @@ def store_hours(bot: Bot, start: dt.datetime, end: dt.datetime) -> int:
                 market_open=hour_is_open(calendar, hour),
                 fills=fills,
                 realized_pnl=pnl,
+                open_change=None if opened is None or closed is None else closed - opened,
             )
         )
         hour += HOUR
@@ -111,6 +150,7 @@ class Sample:
     hour_start: dt.datetime
     fills: int
     realized_pnl: Decimal
+    open_change: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -133,11 +173,11 @@ def same_hour(bot: Bot, hour_start: dt.datetime, calendar: market.Calendar | Non
     # Wall-clock arithmetic in the market's zone: the same market hour across a DST change.
     wanted = {(local - dt.timedelta(days=d)).astimezone(UTC): d for d in days}
     found = HourFigures.objects.filter(bot=bot, hour_start__in=list(wanted)).values_list(
-        "hour_start", "market_open", "fills", "realized_pnl"
+        "hour_start", "market_open", "fills", "realized_pnl", "open_change"
     )
-    rows = sorted((h.astimezone(UTC), is_open, f, p) for h, is_open, f, p in found)
+    rows = sorted((h.astimezone(UTC), is_open, f, p, o) for h, is_open, f, p, o in found)
     since = rows[0][0] if rows else None
-    samples = [Sample(h, f, p) for h, is_open, f, p in reversed(rows) if is_open]  # newest first
+    samples = [Sample(h, f, p, o) for h, is_open, f, p, o in reversed(rows) if is_open]  # newest first
     week = [s for s in samples if wanted[s.hour_start] % 7 == 0]
     return SameHour(week=week, day=samples, since=since)
 

@@ -718,6 +718,13 @@ class HourFigures(models.Model):
     market_open = models.BooleanField()
     fills = models.PositiveIntegerField()
     realized_pnl = models.DecimalField(max_digits=MAX_DIGITS + 6, decimal_places=DECIMAL_PLACES)
+    open_change = models.DecimalField(
+        max_digits=MAX_DIGITS + 6,
+        decimal_places=DECIMAL_PLACES,
+        null=True,
+        help_text="The change of the bot's reported unrealized P&L over the hour; empty when it did"
+        " not report its positions within the hour before its start and before its end.",
+    )
 
     class Meta:
         constraints = [

@@ -1,7 +1,9 @@
 """Anomaly rules: a bot's hour judged against its own history at the same hour.
 
 ``trade_rate_anomaly`` (fills per hour: too many, or too few while the market is open) and
-``pnl_anomaly`` (realized P&L per hour: a loss far outside its history). The history is the bot's
+``pnl_anomaly`` (P&L per hour: a loss far outside its history; realized, and, for a bot that
+reports its positions, with the change of its unrealized P&L since the hour began, judged after
+each heartbeat with its state too). The history is the bot's
 stored hours (``trades.hours``): the same hour of its market's week over the last eight weeks, or,
 when fewer than ``MIN_SAMPLES`` of those are open hours (a young bot, holidays), the same hour of
 its market's day over the same weeks (the newest ``DAY_SAMPLES``). Closed hours (nights,
@@ -46,7 +48,18 @@ from typing import ClassVar
 
 from alerts.conf import setting
 from alerts.models import Level
-from alerts.rules.base import Breach, Finding, Judge, Memo, Moment, NewTrades, Notice, Recovery, Rule
+from alerts.rules.base import (
+    Breach,
+    Finding,
+    Judge,
+    Memo,
+    Moment,
+    NewState,
+    NewTrades,
+    Notice,
+    Recovery,
+    Rule,
+)
 from trades import hours, market
 from trades.formats import format_money, format_quantity
 from trades.models import Bot
@@ -137,6 +150,19 @@ class History:
             if s.realized_pnl and s.fills
         ]
         return Baseline(values, "day").scale if values else Decimal(0)
+
+    @functools.cached_property
+    def with_open(self) -> Baseline | None:
+        """The P&L with open positions (realized + the open positions' change) of the samples that
+        have it; None when fewer than ``MIN_SAMPLES`` have."""
+        values = [s.realized_pnl + s.open_change for s in self.samples if s.open_change is not None]
+        return Baseline(values, self.by) if len(values) >= MIN_SAMPLES else None
+
+    @functools.cached_property
+    def with_open_spread(self) -> Decimal:
+        day = [s.realized_pnl + s.open_change for s in self.day if s.open_change is not None]
+        own = self.with_open.scale if self.with_open is not None else Decimal(0)
+        return max(own, Baseline(day, "day").scale if day else Decimal(0))
 
     def pnl_scale(self, fills: int) -> Decimal:
         """The P&L's spread for an hour of ``fills`` fills."""
@@ -250,7 +276,7 @@ class HourAnomaly(Judge):
         if past is None:
             return
         fills, pnl = so_far(bot, start, memo)
-        notice = self.unusual(bot, start, fills, pnl, past, rule.threshold, ended=False)
+        notice = self.judge_hour(bot, start, fills, pnl, None, past, rule.threshold, ended=False)
         if notice is not None:
             yield Breach(self.subject(bot, self.figure_name), notice)
 
@@ -273,7 +299,9 @@ class HourAnomaly(Judge):
         if past is None:
             return
         yield from self.ended_hour(bot, ended, row.fills, row.realized_pnl, past, threshold)
-        notice = self.unusual(bot, ended, row.fills, row.realized_pnl, past, threshold, ended=True)
+        notice = self.judge_hour(
+            bot, ended, row.fills, row.realized_pnl, row.open_change, past, threshold, ended=True
+        )
         subject = self.subject(bot, self.figure_name)
         if notice is not None:
             yield Breach(subject, notice)
@@ -281,11 +309,32 @@ class HourAnomaly(Judge):
         now_past = history(bot, current, now, memo)
         if now_past is not None:
             fills, pnl = so_far(bot, current, memo)
-            if self.unusual(bot, current, fills, pnl, now_past, threshold, ended=False) is not None:
+            change = self.current_open(bot, current, now, memo)
+            if self.judge_hour(bot, current, fills, pnl, change, now_past, threshold, ended=False):
                 return  # the current hour is unusual already: the breach goes on
         yield Recovery(subject)
 
     # --- what a member says ---
+
+    def judge_hour(
+        self,
+        bot: Bot,
+        hour_start: dt.datetime,
+        fills: int,
+        pnl: Decimal,
+        open_change: Decimal | None,
+        past: History,
+        threshold: Decimal,
+        *,
+        ended: bool,
+    ) -> Notice | None:
+        """The notice when the hour is unusual (``open_change``: its open positions' part, when
+        reported and judged)."""
+        return self.unusual(bot, hour_start, fills, pnl, past, threshold, ended=ended)
+
+    def current_open(self, bot: Bot, hour_start: dt.datetime, now: dt.datetime, memo: Memo) -> Decimal | None:
+        """The current hour's open positions' part, for a member that judges it (None: not judged)."""
+        return None
 
     def unusual(
         self,
@@ -401,8 +450,76 @@ class TradeRateAnomaly(HourAnomaly):
 
 
 class PnlAnomaly(HourAnomaly):
-    summary = "realized P&L in an hour far below its usual at that hour"
+    summary = "P&L in an hour (realized, and with open positions when reported) far below its usual then"
     figure_name = "pnl"
+    judged_on: ClassVar[frozenset[Moment]] = frozenset({"trades", "schedule", "state"})
+
+    def on_state(self, rule: Rule, state: NewState, now: dt.datetime, memo: Memo) -> Iterator[Finding]:
+        """The current hour with the open positions' change since its start (newest snapshot)."""
+        if rule.threshold is None:
+            return
+        bot, start = state.bot, hours.hour_floor(now)
+        past = history(bot, start, now, memo)
+        if past is None:
+            return
+        change = self.current_open(bot, start, now, memo)
+        if change is None:
+            return  # positions not reported since the hour began, or not in the hour before it
+        fills, pnl = so_far(bot, start, memo)
+        notice = self.judge_hour(bot, start, fills, pnl, change, past, rule.threshold, ended=False)
+        if notice is not None:
+            yield Breach(self.subject(bot, self.figure_name), notice)
+
+    def current_open(self, bot: Bot, hour_start: dt.datetime, now: dt.datetime, memo: Memo) -> Decimal | None:
+        key = ("anomaly_open_change", bot.pk, hour_start)
+        if key not in memo:
+            memo[key] = hours.open_change(bot, hour_start, now)
+        return memo[key]
+
+    def judge_hour(
+        self,
+        bot: Bot,
+        hour_start: dt.datetime,
+        fills: int,
+        pnl: Decimal,
+        open_change: Decimal | None,
+        past: History,
+        threshold: Decimal,
+        *,
+        ended: bool,
+    ) -> Notice | None:
+        """Realized P&L first; then, when the open positions' part is known and enough samples have
+        it, the P&L with open positions against the same figure of the samples."""
+        notice = self.unusual(bot, hour_start, fills, pnl, past, threshold, ended=ended)
+        if notice is not None or open_change is None or past.with_open is None:
+            return notice
+        base, floor, total = past.with_open, min_loss(), pnl + open_change
+        excess = base.median - total
+        spread = max(past.with_open_spread, past.pnl_per_fill * Decimal(max(fills, 1)).sqrt())
+        if total > -floor or excess < max(threshold * spread, floor):
+            return None
+        low, high = (format_money(value) for value in base.usual)
+        at = _at(hour_start, past.zone)
+        when = f"in the hour from {at}" if ended else f"this hour (since {at})"
+        return Notice(
+            title=f"{bot.name}: lost {format_money(-total)} {'in an hour' if ended else 'this hour'}"
+            f" with open positions, usually {low} to {high}",
+            message=f"{bot.name} lost {format_money(-total)} {when} with its open positions marked to market"
+            f" (realized {format_money(pnl)}, open positions {format_money(open_change)}); at this hour its"
+            f" P&L with open positions is usually between {low} and {high}.",
+            fields=[
+                ("Bot", bot.name),
+                ("Hour from", f"{hour_start.astimezone(past.zone):%Y-%m-%d %H:%M %Z}"),
+                ("Realized", format_money(pnl)),
+                ("Open positions", format_money(open_change)),
+                ("P&L with open positions", format_money(total)),
+                ("Usual (middle half)", f"{low} to {high}"),
+                ("Median", format_money(base.median)),
+                ("Score", f"{score(excess, max(spread, floor / threshold))}"),
+                ("Threshold", format_quantity(threshold)),
+                ("Compared with", base.described),
+            ],
+        )
 
     def unusual(
         self,
@@ -453,7 +570,7 @@ class PnlAnomaly(HourAnomaly):
         return Notice(
             level=Level.INFO,
             title=f"{bot.name}: hourly P&L back to usual",
-            message=f"{bot.name}'s realized P&L per hour is within its usual range again (unusual since"
+            message=f"{bot.name}'s P&L per hour is within its usual range again (unusual since"
             f" {since.astimezone(market.calendar_for(bot).zone):%Y-%m-%d %H:%M %Z}).",
             fields=[("Bot", bot.name)],
         )
