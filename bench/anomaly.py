@@ -17,6 +17,7 @@ In-process, over a throwaway SQLite database migrated as a new site's, with the 
 3. Cost: one single-trade batch's evaluation (``evaluate_trades``) on that bot, every seeded rule
    that is on by default, with the anomaly rules on against off (alternating, median of
    ``--batches`` each). Target: on / off cost <= 1.10.
+4. The same for one evaluation of the bot's state (a heartbeat with positions), for the record.
 """
 
 from __future__ import annotations
@@ -290,6 +291,30 @@ def main() -> int:
         ratio = on / off
         print(
             f"   on / off cost = {ratio:.2f} (target <= {COST_TARGET:.2f})  {verdict(ratio <= COST_TARGET)}"
+        )
+
+        # 4. cost of one evaluation of the bot's state (a heartbeat with positions)
+        from alerts.evaluation import evaluate_state
+        from trades.models import BotSnapshot
+
+        position = [{"symbol": "AAPL", "quantity": "10", "unrealized_pnl": "5"}]
+        BotSnapshot.objects.create(
+            bot=sim.bot, taken_at=moment - dt.timedelta(minutes=15), positions=position, unrealized_pnl=5
+        )
+        times = {"off": [], "on": []}
+        for n in range(args.batches):
+            for mode in ("off", "on") if n % 2 == 0 else ("on", "off"):
+                AlertRule.objects.filter(kind__in=ANOMALY).update(enabled=mode == "on")
+                taken = moment + dt.timedelta(seconds=n)
+                BotSnapshot.objects.create(bot=sim.bot, taken_at=taken, positions=position, unrealized_pnl=5)
+                began = time.perf_counter()
+                evaluate_state(sim.bot.pk, taken, now=taken + dt.timedelta(seconds=1))
+                times[mode].append(time.perf_counter() - began)
+        off, on = statistics.median(times["off"]), statistics.median(times["on"])
+        print(
+            f"\n4. One evaluation of the bot's state (a heartbeat with positions), the seeded rules on,"
+            f" {args.batches} per mode:\n   pnl_anomaly off {off * 1000:.2f} ms, on {on * 1000:.2f} ms"
+            f" (medians), on / off = {on / off:.2f} (no target: one state evaluation per queue wait)"
         )
         return 0
 
