@@ -120,12 +120,6 @@ class History:
     # the wider of theirs and the samples' own, as 8 weekly samples may agree closely by chance.
     day: list[hours.Sample]
 
-    def of_fills(self) -> Baseline:
-        return self.fills
-
-    def of_pnl(self) -> Baseline:
-        return self.pnl
-
     @functools.cached_property
     def fills(self) -> Baseline:
         return Baseline([Decimal(s.fills) for s in self.samples], self.by)
@@ -146,7 +140,7 @@ class History:
         having a spread of nearly nothing."""
         values = [
             s.realized_pnl / Decimal(s.fills).sqrt()
-            for s in self.samples + self.day
+            for s in {s.hour_start: s for s in self.samples + self.day}.values()
             if s.realized_pnl and s.fills
         ]
         return Baseline(values, "day").scale if values else Decimal(0)
@@ -371,7 +365,7 @@ class TradeRateAnomaly(HourAnomaly):
         *,
         ended: bool,
     ) -> Notice | None:
-        base = past.of_fills()
+        base = past.fills
         # The scale's floor: a count's own noise, the square root of its median (at least 1).
         scale = max(base.scale, max(base.median, Decimal(1)).sqrt())
         excess = fills - base.median
@@ -397,7 +391,7 @@ class TradeRateAnomaly(HourAnomaly):
     ) -> Iterator[Finding]:
         """Unusually quiet: a bot that always filled at least the minimum at this hour, this time
         filled at most 1/threshold of its median. Ends when an ended open hour is not quiet."""
-        base = past.of_fills()
+        base = past.fills
         subject = self.subject(bot, "quiet")
         if min(base.values) < min_fills() or fills * threshold > base.median:
             yield Recovery(subject)
@@ -532,7 +526,7 @@ class PnlAnomaly(HourAnomaly):
         *,
         ended: bool,
     ) -> Notice | None:
-        base = past.of_pnl()
+        base = past.pnl
         floor = min_loss()
         # How far below its median; the scale's floor is the minimum loss / threshold: with no
         # spread in its history, a loss is far outside it once it is the minimum loss below the usual.
