@@ -27,6 +27,14 @@ DEFAULTS: dict[str, Any] = {
     # The e-mail channel sends through Django's SMTP backend whatever EMAIL_BACKEND says
     # (the test runner swaps that one for an in-memory box).
     "ALERT_EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+    # The anomaly rules (alerts.rules.anomaly), set from the environment (monitorsite/settings.py):
+    # an hour with fewer fills than this never alerts as too many, and a bot is "quiet" only at an
+    # hour when it always filled at least this many times;
+    "ANOMALY_MIN_FILLS": 5,
+    # a smaller loss in an hour (in the account's money) never alerts;
+    "ANOMALY_MIN_LOSS": 100,
+    # a bot whose stored history at the hour reaches back less than this is not judged.
+    "ANOMALY_MIN_HISTORY_DAYS": 14,
 }
 
 

@@ -85,7 +85,8 @@ class AlertRule(models.Model):
         blank=True,
         help_text="Daily loss: the day's P&L at or below it. Trade frequency: trades above it. "
         "Position size: notional above it. Bot stopped: minutes without a heartbeat. "
-        "Host disk, host memory: percent free below it (above 0, below 100).",
+        "Host disk, host memory: percent free below it (above 0, below 100). "
+        "Trade rate anomaly, P&L anomaly: the robust score at which an hour is unusual (e.g. 6).",
     )
     level = models.CharField(max_length=16, choices=Level.choices, default=Level.WARNING)
     enabled = models.BooleanField(default=True)

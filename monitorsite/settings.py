@@ -281,6 +281,10 @@ globals().update(environment_settings(env_checked))
 TELEGRAM_COMMAND_USERS: tuple[int, ...] = env_checked("TELEGRAM_COMMAND_USERS", command_users) or ()
 if TELEGRAM_COMMAND_USERS and not (globals().get("TELEGRAM_BOT_TOKEN") and globals().get("TELEGRAM_CHAT_ID")):
     raise ImproperlyConfigured("TELEGRAM_COMMAND_USERS needs TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID set too")
+# The anomaly rules' floors and minimum history (alerts/conf.py, docs/ALERTS.md).
+ANOMALY_MIN_FILLS = env_int("ANOMALY_MIN_FILLS", 5, minimum=1)
+ANOMALY_MIN_LOSS = env_int("ANOMALY_MIN_LOSS", 100, minimum=1)
+ANOMALY_MIN_HISTORY_DAYS = env_int("ANOMALY_MIN_HISTORY_DAYS", 14, minimum=1, maximum=56)
 # E-mail alerts go through Django's SMTP backend with Django's own settings.
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)

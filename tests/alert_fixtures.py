@@ -83,4 +83,12 @@ RULE_CASES: list[tuple[str, str, str, bool, str | None]] = [
     ("bot_restart", "5", "", False, "threshold"),
     ("bot_restart", "", "crash", False, "event_kind"),
     ("bot_restart", "", "", False, None),
+    ("trade_rate_anomaly", "", "", False, "threshold"),
+    ("trade_rate_anomaly", "0", "", False, "threshold"),  # a score: above 0 ...
+    ("trade_rate_anomaly", "50.01", "", False, "threshold"),  # ... and at most 50
+    ("trade_rate_anomaly", "6", "", True, "per_trade"),
+    ("trade_rate_anomaly", "50", "", False, None),
+    ("pnl_anomaly", "-6", "", False, "threshold"),
+    ("pnl_anomaly", "6", "crash", False, "event_kind"),
+    ("pnl_anomaly", "0.01", "", False, None),
 ]

@@ -107,14 +107,14 @@ def test_importing_changes_only_what_differs_and_keeps_rules_not_in_the_file(tmp
     assert "updated: rule daily-loss-warning" in out
     assert "kept (not in the file): " in out and "rule bot-stopped" in out and "channel" not in out
     assert AlertRule.objects.get(name="daily-loss-warning").threshold == -750
-    assert AlertRule.objects.count() == 18
+    assert AlertRule.objects.count() == 20  # the seeded rules
 
 
 def test_replace_needs_yes_and_then_removes_what_the_file_lacks(tmp_path: Path) -> None:
     text = "rules:\n  only-one:\n    kind: trade_frequency\n    threshold: 10\n    level: info\n"
     with pytest.raises(CommandError, match="add --yes"):
         import_file(tmp_path, text, "--replace")
-    assert AlertRule.objects.count() == 18
+    assert AlertRule.objects.count() == 20
     import_file(tmp_path, text, "--replace", "--yes")
     assert list(AlertRule.objects.values_list("name", flat=True)) == ["only-one"]
     assert Channel.objects.count() == 1  # the file has no channels section: channels untouched

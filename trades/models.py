@@ -744,3 +744,33 @@ def snapshot_fields(
     for name, value in (host or {}).items():
         fields[BotSnapshot.HOST_COLUMNS[name]] = value
     return fields
+
+
+class HourFigures(models.Model):
+    """One bot's fills and realized P&L in one clock hour (UTC), stored once the hour has ended
+    (``trades.hours``): the history the anomaly rules judge a bot's current hour against.
+
+    ``market_open``: the bot's market was open at some time in the hour (its calendar: a 24/7
+    bot's always is); closed hours are kept, so the task knows where it stopped, but left out of
+    every baseline."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="hours", db_index=False)
+    hour_start = models.DateTimeField(help_text="The hour's start, on the hour in UTC.")
+    market_open = models.BooleanField()
+    fills = models.PositiveIntegerField()
+    realized_pnl = models.DecimalField(max_digits=MAX_DIGITS + 6, decimal_places=DECIMAL_PLACES)
+    open_change = models.DecimalField(
+        max_digits=MAX_DIGITS + 6,
+        decimal_places=DECIMAL_PLACES,
+        null=True,
+        help_text="The change of the bot's reported unrealized P&L over the hour; empty when it did"
+        " not report its positions within the hour before its start and before its end.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("bot", "hour_start"), name="hour_figures_unique_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} {self.hour_start:%Y-%m-%d %H:%M}Z: {self.fills} fills"

@@ -20,3 +20,10 @@ def thin_snapshots() -> str:
     from trades.thinning import thin_snapshots as thin
 
     return str(thin())
+
+
+def record_hours() -> str:
+    """The scheduled keeping of each bot's hourly figures (``trades.hours``)."""
+    from trades.hours import record_hours as record
+
+    return str(record())

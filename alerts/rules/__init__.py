@@ -41,10 +41,12 @@ RULE_KINDS: dict[str, str] = {
     "host_disk": "alerts.rules.host.HostDisk",
     "host_memory": "alerts.rules.host.HostMemory",
     "bot_restart": "alerts.rules.bot_restart.BotRestart",
+    "trade_rate_anomaly": "alerts.rules.anomaly.TradeRateAnomaly",
+    "pnl_anomaly": "alerts.rules.anomaly.PnlAnomaly",
 }
 
 # The fields of a rule its judge decides on (the admin's forms, alerts.yaml, stored rules).
-JUDGED_FIELDS = ("kind", "threshold", "event_kind", "per_trade")
+JUDGED_FIELDS = ("kind", "threshold", "event_kind", "per_trade", "strategy", "symbol")
 
 
 @functools.cache
@@ -78,6 +80,8 @@ def problems(values: dict[str, Any]) -> Problems:
         threshold=values.get("threshold"),
         event_kind=values.get("event_kind") or "",
         per_trade=bool(values.get("per_trade")),
+        strategy=values.get("strategy") or "",
+        symbol=values.get("symbol") or "",
     )
 
 

@@ -137,6 +137,9 @@ class Judge:
     threshold_means: ClassVar[str | None] = None
     takes_event_kind: ClassVar[bool] = False
     takes_per_trade: ClassVar[bool] = False
+    # False: the kind judges a bot as a whole, and a rule of it limited to a strategy or a symbol
+    # is refused (it would look limited and not be).
+    takes_scope: ClassVar[bool] = True
     # A new rule's cooldown in alerts.yaml when the file gives none (None: the model's default).
     default_cooldown_minutes: ClassVar[int | None] = None
     judged_on: ClassVar[frozenset[Moment]] = frozenset()
@@ -161,7 +164,13 @@ class Judge:
     # --- what a valid rule is ---
 
     def problems(
-        self, *, threshold: Decimal | None, event_kind: str = "", per_trade: bool = False
+        self,
+        *,
+        threshold: Decimal | None,
+        event_kind: str = "",
+        per_trade: bool = False,
+        strategy: str = "",
+        symbol: str = "",
     ) -> Problems:
         """Field name -> what is wrong with it; empty when the rule is valid."""
         found: Problems = {}
@@ -178,6 +187,9 @@ class Judge:
             found["event_kind"] = "Only bot event rules take an event kind; leave it empty."
         if per_trade and not self.takes_per_trade:
             found["per_trade"] = "Only position size rules alert per trade."
+        for name, value in (("strategy", strategy), ("symbol", symbol)):
+            if value and not self.takes_scope:
+                found[name] = f"A {self.label} rule judges the bot as a whole; leave the {name} empty."
         return found
 
     def threshold_problem(self, threshold: Decimal) -> str:
