@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trades', '0008_bot_calendar_and_timezone'),
+        ('trades', '0009_period_indexes_cover_the_strategy'),
     ]
 
     operations = [
