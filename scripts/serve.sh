@@ -33,7 +33,10 @@ done
 demo_settings() {
     .venv/bin/python - <<'PY'
 import os
+import signal
 from pathlib import Path
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # a Ctrl-C here ends it quietly, without a traceback
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitorsite.settings")
 import django
@@ -78,23 +81,6 @@ prepare_demo() {
     export MONITOR_URL MONITOR_KEY
 }
 
-# In a process group of its own, so that stopping it reaches its web processes even
-# when its main process was killed and they were left behind (the cluster leads a
-# group of its own below it, and stops when that main process dies).
-setsid .venv/bin/python -m monitorsite.serve --with-cluster &
-web=$!
-demo=
-if [ "$demo_wanted" = 1 ]; then
-    if prepare_demo; then
-        # shellcheck disable=SC2086 # DEMO_ARGS is a list of options
-        setsid .venv/bin/python -m monitor_client.demo ${DEMO_ARGS:-} &
-        demo=$!
-        echo "demo bot trading on $MONITOR_URL (paper money)" >&2
-    else
-        echo "the demo bot is not started; the site runs without it" >&2
-    fi
-fi
-
 stop_demo() {
     # Before the site, so that the demo's final flush still reaches it.
     [ -n "$demo" ] || return 0
@@ -109,6 +95,7 @@ stop_demo() {
 
 stop_all() {
     stop_demo
+    [ -n "$web" ] || return 0
     # The main process first, so it stops the web processes and the cluster gracefully
     # (the cluster's workers finish the task in hand, up to 25 s); a group whose main
     # process is already gone gets the signal directly.
@@ -132,7 +119,28 @@ on_signal() {
     echo "site and task cluster stopped" >&2
     exit 0
 }
+# Set before anything starts: a Ctrl-C while the demo is being prepared (its Python runs in the
+# foreground for a few seconds) stops what has started instead of leaving bash killed by it.
+web=
+demo=
 trap on_signal INT TERM
+
+
+# In a process group of its own, so that stopping it reaches its web processes even
+# when its main process was killed and they were left behind (the cluster leads a
+# group of its own below it, and stops when that main process dies).
+setsid .venv/bin/python -m monitorsite.serve --with-cluster &
+web=$!
+if [ "$demo_wanted" = 1 ]; then
+    if prepare_demo; then
+        # shellcheck disable=SC2086 # DEMO_ARGS is a list of options
+        setsid .venv/bin/python -m monitor_client.demo ${DEMO_ARGS:-} &
+        demo=$!
+        echo "demo bot trading on $MONITOR_URL (paper money)" >&2
+    else
+        echo "the demo bot is not started; the site runs without it" >&2
+    fi
+fi
 
 echo "site starting (admin at /admin/, API docs at /api/docs/); Ctrl-C stops it" >&2
 wait "$web"

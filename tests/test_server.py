@@ -234,6 +234,59 @@ def test_serve_script_runs_site_and_cluster_and_ctrl_c_stops_both(site: Site) ->
     assert "killing" not in output, output + site_log_tail(site)
 
 
+def group_members(group: int) -> list[tuple[int, list[str]]]:
+    """The processes of a process group, with their command lines."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != group:
+                continue
+            argv = (entry / "cmdline").read_bytes().split(b"\0")[:-1]
+        except (ProcessLookupError, FileNotFoundError, PermissionError):
+            continue
+        found.append((int(entry.name), [arg.decode(errors="replace") for arg in argv]))
+    return found
+
+
+def test_ctrl_c_while_the_demo_is_being_prepared_stops_the_site(site: Site) -> None:
+    """serve.sh --demo prepares the demo bot (a Python run in the foreground, seconds under load)
+    after the site has started: a Ctrl-C then once killed bash outright (exit -2), the site left to
+    be stopped by whoever noticed. Its trap is set before anything starts."""
+    port = free_port()
+    env = dict(site.env, BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="1")
+    env.pop("MONITOR_URL", None)
+    env.pop("MONITOR_KEY", None)
+    log = open(site.tmp / "serve-demo.log", "wb")
+    serve = subprocess.Popen(
+        ["bash", "scripts/serve.sh", "--demo"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=with_default_sigint,
+    )
+    try:
+        # The preparation's Python reads its program from standard input ("python -").
+        wait_until(
+            lambda: [pid for pid, argv in group_members(serve.pid) if argv[1:] == ["-"]],
+            what="the demo's preparation",
+        )
+        web = [pid for pid in child_pids(serve.pid) if os.getpgid(pid) == pid]
+        assert len(web) == 1, web
+        os.killpg(serve.pid, signal.SIGINT)
+        assert serve.wait(45) == 0
+        assert_gone(web)
+    finally:
+        stop(serve, timeout=45)
+        log.close()
+    output = (site.tmp / "serve-demo.log").read_text()
+    assert "site and task cluster stopped" in output, output
+    assert "Traceback" not in output and "demo bot trading" not in output, output
+
+
 # A cluster asked to stop at the given moment of its start, by a SIGTERM its main process sends
 # itself there (the moment a supervisor's TERM once arrived by chance): "before" the sentinel
 # exists, "during" the fork that makes it (django-q2 dropped both).
