@@ -33,10 +33,7 @@ done
 demo_settings() {
     .venv/bin/python - <<'PY'
 import os
-import signal
 from pathlib import Path
-
-signal.signal(signal.SIGINT, signal.SIG_DFL)  # a Ctrl-C here ends it quietly, without a traceback
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitorsite.settings")
 import django
@@ -58,7 +55,9 @@ PY
 
 prepare_demo() {
     local settings key_file name key
-    settings=$(demo_settings) || return 1
+    # Its Python runs with Ctrl-C ignored (inherited through exec): a Ctrl-C meanwhile waits the
+    # second it takes, then stops the site (the trap), instead of a KeyboardInterrupt traceback.
+    settings=$(trap '' INT; demo_settings) || return 1
     MONITOR_URL=$(sed -n 1p <<<"$settings")
     key_file=$(sed -n 2p <<<"$settings")
     TZ=$(sed -n 3p <<<"$settings")
@@ -66,7 +65,7 @@ prepare_demo() {
     if [ ! -s "$key_file" ]; then
         # A bot named demo-bot whose key file was lost gets a fresh name: keys are shown once.
         for name in demo-bot "demo-bot-$(date +%Y%m%d%H%M%S)"; do
-            if key=$(.venv/bin/python manage.py create_bot "$name" 2>/dev/null | tail -n 1) && [ -n "$key" ]; then
+            if key=$(trap '' INT; .venv/bin/python manage.py create_bot "$name" 2>/dev/null | tail -n 1) && [ -n "$key" ]; then
                 (umask 077 && printf '%s\n' "$key" >"$key_file")
                 echo "created the bot $name for the demo; its key is in $key_file" >&2
                 break
