@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.harness import ROOT
+from tests.harness import ROOT, site_env
 
 # Eight threads allocate at once (malloc, not Python's small-object allocator: 64 KiB blocks), then
 # glibc's malloc_info() describes each arena as a <heap nr=...> element.
@@ -110,3 +111,22 @@ def test_a_large_block_gets_pages_of_its_own_whatever_was_freed_before(how: str,
     env = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
     mode = "tuned" if how == "tuned" else "default"
     assert printed(MMAPPED_AFTER_A_LARGE_FREE, env, mode).strip() == own_pages
+
+
+JUDGES_AFTER_PRELOAD = """
+import sys
+import django
+django.setup()
+from alerts.rules import RULE_KINDS
+from monitorsite.management.commands.qcluster import load_tasks
+load_tasks()
+modules = {path.rpartition(".")[0] for path in RULE_KINDS.values()}
+print(sorted(modules - set(sys.modules)))
+"""
+
+
+def test_the_cluster_loads_every_rule_judge_before_it_forks(tmp_path: Path) -> None:
+    """Each worker imported the judges on its first evaluation, a copy each (4 to 5 MiB over the
+    cluster with the anomaly rules); loaded with the tasks, before the fork, they are shared."""
+    env = {**os.environ, **site_env(tmp_path, sqlite=True), "DJANGO_SETTINGS_MODULE": "monitorsite.settings"}
+    assert printed(JUDGES_AFTER_PRELOAD, env) == "[]\n"
