@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
@@ -47,6 +47,20 @@ def with_default_sigint() -> None:
     so ``scripts/serve.sh`` would never see the test's Ctrl-C.
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_serve_script(env: dict[str, str], log: IO[bytes], *args: str) -> subprocess.Popen[bytes]:
+    """``scripts/serve.sh`` as a terminal runs it: in a session of its own (a test's Ctrl-C is a
+    SIGINT to its process group), SIGINT at its default, its output in ``log``."""
+    return subprocess.Popen(
+        ["bash", "scripts/serve.sh", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=with_default_sigint,
+    )
 
 
 # The exchange sessions every site and test process of the suite reads (trades/sessions.py): kept

@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,14 @@ import requests
 
 from monitorsite import health
 from monitorsite.logfilters import QuietTasks
-from tests.harness import MARKET_ZONE, ROOT, Site, free_port, manage, stop, with_default_sigint
+from tests.harness import (
+    MARKET_ZONE,
+    Site,
+    free_port,
+    manage,
+    start_serve_script,
+    stop,
+)
 
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", re.M)
 
@@ -36,15 +42,7 @@ def test_console_is_one_time_zone_without_per_task_lines_and_health_never_503(si
     log_path = site.tmp / "serve.log"
     statuses: list[tuple[int, str]] = []
     with open(log_path, "wb") as log:
-        serve = subprocess.Popen(
-            ["bash", "scripts/serve.sh", "--demo"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=with_default_sigint,
-        )
+        serve = start_serve_script(env, log, "--demo")
         try:
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:

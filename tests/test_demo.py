@@ -25,7 +25,15 @@ from alerts.models import Alert, AlertRule, TradingHalt
 from monitor_client.checks import bot_state
 from monitor_client.demo import SESSION, STARTING_CASH, DayBook, PaperBot, Position, parse_args
 from tests.conftest import stored_trade
-from tests.harness import MARKET_ZONE, ROOT, Site, free_port, stop, wait_for, with_default_sigint
+from tests.harness import (
+    MARKET_ZONE,
+    ROOT,
+    Site,
+    free_port,
+    start_serve_script,
+    stop,
+    wait_for,
+)
 from trades.models import Bot, BotEvent, Trade
 
 pytestmark = pytest.mark.server
@@ -55,15 +63,7 @@ def test_serve_with_demo_trades_reports_and_stops_cleanly(site: Site) -> None:
     env.pop("MONITOR_URL", None)
     env.pop("MONITOR_KEY", None)
     log = open(site.tmp / "serve.log", "wb")
-    serve = subprocess.Popen(
-        ["bash", "scripts/serve.sh", "--demo"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=with_default_sigint,
-    )
+    serve = start_serve_script(env, log, "--demo")
     try:
         wait_for(f"http://127.0.0.1:{port}/api/v1/health/", timeout=90)
         deadline = time.monotonic() + 90

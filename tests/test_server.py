@@ -30,10 +30,10 @@ from tests.harness import (
     on_postgres,
     site_database_name,
     site_env,
+    start_serve_script,
     start_web,
     stop,
     wait_for,
-    with_default_sigint,
 )
 
 pytestmark = pytest.mark.server
@@ -206,15 +206,7 @@ def test_serve_script_runs_site_and_cluster_and_ctrl_c_stops_both(site: Site) ->
     port = free_port()
     env = dict(site.env, BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2")
     log = open(site.tmp / "serve.log", "wb")
-    serve = subprocess.Popen(
-        ["bash", "scripts/serve.sh"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=with_default_sigint,
-    )
+    serve = start_serve_script(env, log)
     try:
         # The cluster's scheduler first looks for due tasks about 30 s after it starts.
         health = wait_for(f"http://127.0.0.1:{port}/api/v1/health/", timeout=180, accept=(200,))
@@ -259,15 +251,7 @@ def test_ctrl_c_while_the_demo_is_being_prepared_stops_the_site(site: Site) -> N
     env.pop("MONITOR_URL", None)
     env.pop("MONITOR_KEY", None)
     log = open(site.tmp / "serve-demo.log", "wb")
-    serve = subprocess.Popen(
-        ["bash", "scripts/serve.sh", "--demo"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=with_default_sigint,
-    )
+    serve = start_serve_script(env, log, "--demo")
     try:
         # The preparation's Python reads its program from standard input ("python -").
         wait_until(
